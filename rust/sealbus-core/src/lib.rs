@@ -1,0 +1,21 @@
+//! sealbus-core: the pure-Rust heart of sealbus. No Python here; the `sealbus-py`
+//! crate binds it. Each module has one job:
+//!
+//! - [`envelope`]: immutable CloudEvents 1.0 events.
+//! - [`pattern`]: Amazon EventBridge event patterns, compiled into one matcher.
+//! - [`schema`]: versioned JSON Schema registry, compatibility checks, validation.
+//! - [`policy`]: default-deny publish/subscribe permissions per principal.
+//! - [`route`]: subscriptions, bounded queues, delivery, backpressure.
+//! - [`seal`]: AES-256-GCM batch sealing, key ring, sealed frames.
+//! - [`log`]: the durable segment log.
+
+pub mod envelope;
+pub mod error;
+pub mod log;
+pub mod pattern;
+pub mod policy;
+pub mod route;
+pub mod schema;
+pub mod seal;
+
+pub use error::{Error, Result};

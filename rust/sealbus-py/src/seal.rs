@@ -1,0 +1,7 @@
+//! Binding for `sealbus_core::seal`.
+
+use pyo3::prelude::*;
+
+pub fn register(_m: &Bound<'_, PyModule>) -> PyResult<()> {
+    Ok(())
+}

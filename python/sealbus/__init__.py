@@ -1,9 +1,29 @@
-"""sealbus: a secure, high-throughput event router for Python services, Rust inside."""
+"""sealbus: a secure, high-throughput event router for Python services, Rust inside.
+
+>>> import sealbus
+>>> router = sealbus.Router()
+"""
 
 from __future__ import annotations
 
-from sealbus._sealbus import __version__
+from sealbus._sealbus import Event, ManualClock, Message, Receipt, __version__
 from sealbus.errors import *  # noqa: F403
 from sealbus.errors import __all__ as _errors_all
+from sealbus.principal import Principal
+from sealbus.router import Policy, Producer, Router, Schemas
+from sealbus.subscription import Subscription
 
-__all__ = ["__version__", *_errors_all]
+__all__ = [
+    "Event",
+    "ManualClock",
+    "Message",
+    "Policy",
+    "Principal",
+    "Producer",
+    "Receipt",
+    "Router",
+    "Schemas",
+    "Subscription",
+    "__version__",
+    *_errors_all,
+]

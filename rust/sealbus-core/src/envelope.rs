@@ -7,6 +7,7 @@
 //! `traceparent` (the W3C distributed-tracing extension) `00-<32 hex>-<16 hex>-<2 hex>`.
 
 use base64::Engine as _;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
@@ -251,15 +252,21 @@ impl Event {
     /// Parse the CloudEvents JSON format. Unknown extension attributes are refused
     /// rather than dropped, so a round trip never loses information silently.
     pub fn from_json_bytes(bytes: &[u8]) -> Result<Event> {
-        let v: Value = serde_json::from_slice(bytes)
-            .map_err(|e| invalid("event", format!("not JSON: {e}")))?;
+        let not_json = |e: serde_json::Error| invalid("event", format!("not JSON: {e}"));
+        let v: Value = serde_json::from_slice(bytes).map_err(not_json)?;
         let Value::Object(map) = v else {
             return Err(invalid("event", "a CloudEvent must be a JSON object"));
         };
-        Self::from_json_map(map)
+        // A second, raw parse keeps `data` byte for byte as it was written.
+        let mut raw: std::collections::HashMap<String, Box<RawValue>> =
+            serde_json::from_slice(bytes).map_err(not_json)?;
+        Self::from_json_map(map, raw.remove("data"))
     }
 
-    fn from_json_map(mut map: Map<String, Value>) -> Result<Event> {
+    fn from_json_map(
+        mut map: Map<String, Value>,
+        raw_data: Option<Box<RawValue>>,
+    ) -> Result<Event> {
         let mut take_str = |k: &str, required: bool| -> Result<Option<String>> {
             match map.remove(k) {
                 None | Some(Value::Null) if !required => Ok(None),
@@ -307,7 +314,10 @@ impl Event {
             }
             (Some(v), None) => (
                 DataKind::Json,
-                serde_json::to_vec(&v).map_err(|e| invalid("data", e.to_string()))?,
+                match &raw_data {
+                    Some(r) => r.get().as_bytes().to_vec(),
+                    None => serde_json::to_vec(&v).map_err(|e| invalid("data", e.to_string()))?,
+                },
             ),
             (None, Some(Value::String(b))) => (
                 DataKind::Binary,

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import random
 import sys
-from collections.abc import Callable
 from typing import Any, TextIO
 
 import sealbus
@@ -69,7 +68,10 @@ def make_order(rng: random.Random, n: int) -> dict[str, Any]:
 
 def run(out: TextIO = sys.stdout, orders: int = 12, seed: int = 7) -> dict[str, list[str]]:
     """Run the demo; returns which order ids each consumer received (for tests)."""
-    say: Callable[[str], object] = lambda s="": print(s, file=out)  # noqa: E731
+
+    def say(text: str = "") -> None:
+        print(text, file=out)
+
     rng = random.Random(seed)
     router = sealbus.Router()
 
@@ -121,9 +123,8 @@ def run(out: TextIO = sys.stdout, orders: int = 12, seed: int = 7) -> dict[str, 
     say(f"checkout    published {len(receipts)} orders in one batch")
     for order, r in zip(batch, receipts, strict=True):
         c = order["customer"]
-        say(
-            f"            {order['orderId']}  {order['total']:>7.2f} EUR  {c['country']}  {c['tier']:<6}  -> {r.routed} consumer(s)"
-        )
+        line = f"{order['orderId']}  {order['total']:>7.2f} EUR  {c['country']}  {c['tier']:<6}"
+        say(f"            {line}  -> {r.routed} consumer(s)")
     say()
 
     say("compromised-plugin tries its luck:")

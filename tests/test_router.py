@@ -371,3 +371,22 @@ def test_slow_consumer_does_not_stall_others(router: Router) -> None:
     assert got == 2500
     st = s_slow.stats()
     assert st["ready"] == 100 and st["dropped"] == 2400, "the slow queue stays bounded"
+
+
+def test_poll_batch_one_buffer(router: Router) -> None:
+    producer, sub = shop(router)
+    producer.publish_many("orders.placed", [{"n": i} for i in range(10)])
+    batch = sub.poll_batch(4)
+    assert len(batch) == 4
+    offs = batch.offsets
+    assert [json.loads(batch.buffer[a:b]) for a, b in zip(offs, offs[1:], strict=False)] == [
+        {"n": i} for i in range(4)
+    ]
+    assert batch[-1].data == {"n": 3}
+    with pytest.raises(IndexError):
+        batch[4]
+    assert batch.ack() == 4
+    assert batch.ack() == 0
+    rest = sub.poll_batch(100)
+    assert len(rest) == 6 and rest.nack() == 6
+    assert len(sub.poll_batch(100, timeout=0)) == 6

@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from sealbus._sealbus import Event, ManualClock, Message, Receipt, __version__
+from sealbus._sealbus import DeliveryBatch, Event, ManualClock, Message, Receipt, __version__
 from sealbus.errors import *  # noqa: F403
 from sealbus.errors import __all__ as _errors_all
 from sealbus.principal import Principal
@@ -14,6 +14,7 @@ from sealbus.router import Policy, Producer, Router, Schemas
 from sealbus.subscription import Subscription
 
 __all__ = [
+    "DeliveryBatch",
     "Event",
     "ManualClock",
     "Message",

@@ -302,6 +302,73 @@ fn wrap_deliveries(
         .collect()
 }
 
+/// A batch of deliveries as one buffer: the fast path for consumers that handle
+/// many events per call. `buffer[offsets[i]:offsets[i+1]]` is event i's data.
+#[pyclass(frozen, module = "sealbus._sealbus", name = "DeliveryBatch")]
+pub struct PyDeliveryBatch {
+    sub: Arc<Subscription>,
+    tags: Vec<u64>,
+    attempts: Vec<u32>,
+    items: Vec<Item>,
+    buffer: Py<PyBytes>,
+    offsets: Vec<usize>,
+}
+
+#[pymethods]
+impl PyDeliveryBatch {
+    fn __len__(&self) -> usize {
+        self.items.len()
+    }
+    /// All the events' data, concatenated.
+    #[getter]
+    fn buffer(&self, py: Python<'_>) -> Py<PyBytes> {
+        self.buffer.clone_ref(py)
+    }
+    /// `len + 1` boundaries into `buffer`.
+    #[getter]
+    fn offsets(&self) -> Vec<usize> {
+        self.offsets.clone()
+    }
+    #[getter]
+    fn ids(&self) -> Vec<String> {
+        self.items.iter().map(|e| e.id.clone()).collect()
+    }
+    #[getter]
+    fn tags(&self) -> Vec<u64> {
+        self.tags.clone()
+    }
+    /// Event `i` as a Message (ack/nack it alone if you like).
+    fn __getitem__(&self, py: Python<'_>, i: isize) -> PyResult<PyMessage> {
+        let n = isize::try_from(self.items.len()).unwrap_or(isize::MAX);
+        let j = if i < 0 { i + n } else { i };
+        let j = usize::try_from(j)
+            .ok()
+            .filter(|&j| j < self.items.len())
+            .ok_or_else(|| pyo3::exceptions::PyIndexError::new_err("batch index out of range"))?;
+        Ok(PyMessage {
+            sub: self.sub.clone(),
+            tag: self.tags[j],
+            attempt: self.attempts[j],
+            event: Py::new(py, PyEvent::wrap(self.items[j].clone()))?,
+        })
+    }
+    /// Acknowledge every event of the batch in one call.
+    fn ack(&self, py: Python<'_>) -> PyResult<usize> {
+        attached(py, self.sub.ack(&self.tags))
+    }
+    /// Refuse every event of the batch in one call.
+    fn nack(&self, py: Python<'_>) -> PyResult<usize> {
+        attached(py, self.sub.nack(&self.tags))
+    }
+    fn __repr__(&self) -> String {
+        format!(
+            "DeliveryBatch({} events, subscription={:?})",
+            self.items.len(),
+            self.sub.name
+        )
+    }
+}
+
 /// The Rust side of a subscription.
 #[pyclass(frozen, module = "sealbus._sealbus", name = "SubscriptionCore")]
 pub struct PySubscription {
@@ -344,6 +411,46 @@ impl PySubscription {
         let sub = self.sub.clone();
         let ds = detached(py, move || sub.poll(max_messages, timeout))?;
         wrap_deliveries(py, &self.sub, ds)
+    }
+    /// Like `poll`, but one `DeliveryBatch` (one buffer + offsets) instead of a
+    /// Python object per event.
+    #[pyo3(signature = (max_messages, timeout))]
+    fn poll_batch(
+        &self,
+        py: Python<'_>,
+        max_messages: usize,
+        timeout: Option<f64>,
+    ) -> PyResult<PyDeliveryBatch> {
+        let timeout = timeout.map(|t| seconds("timeout", t)).transpose()?;
+        let sub = self.sub.clone();
+        let (ds, buffer, offsets) = detached(py, move || {
+            let ds = sub.poll(max_messages, timeout)?;
+            let total = ds.iter().map(|d| d.item.data.len()).sum();
+            let mut buffer = Vec::with_capacity(total);
+            let mut offsets = Vec::with_capacity(ds.len() + 1);
+            offsets.push(0);
+            for d in &ds {
+                buffer.extend_from_slice(&d.item.data);
+                offsets.push(buffer.len());
+            }
+            Ok((ds, buffer, offsets))
+        })?;
+        let mut tags = Vec::with_capacity(ds.len());
+        let mut attempts = Vec::with_capacity(ds.len());
+        let mut items = Vec::with_capacity(ds.len());
+        for d in ds {
+            tags.push(d.tag);
+            attempts.push(d.attempt);
+            items.push(d.item);
+        }
+        Ok(PyDeliveryBatch {
+            sub: self.sub.clone(),
+            tags,
+            attempts,
+            items,
+            buffer: PyBytes::new(py, &buffer).unbind(),
+            offsets,
+        })
     }
     fn ack(&self, py: Python<'_>, tags: Vec<u64>) -> PyResult<usize> {
         attached(py, self.sub.ack(&tags))
@@ -620,6 +727,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyReceipt>()?;
     m.add_class::<PyMessage>()?;
     m.add_class::<PySubscription>()?;
+    m.add_class::<PyDeliveryBatch>()?;
     m.add_class::<PyRouter>()?;
     Ok(())
 }

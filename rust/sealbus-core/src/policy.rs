@@ -72,6 +72,10 @@ struct Grants {
 pub struct Policy {
     grants: RwLock<HashMap<String, Grants>>,
     tokens: RwLock<HashMap<String, [u8; 32]>>,
+    /// X25519 public keys of principals that receive end-to-end sealed events.
+    public_keys: RwLock<HashMap<String, [u8; 32]>>,
+    /// Type globs whose events must be sealed end to end by their producer.
+    end_to_end: RwLock<Vec<String>>,
 }
 
 impl std::fmt::Debug for Policy {
@@ -188,6 +192,57 @@ impl Policy {
         }
     }
 
+    /// Set (or replace) the X25519 public key a principal receives wrapped data keys for.
+    pub fn set_public_key(&self, principal: &str, key: &[u8]) -> Result<()> {
+        let key: [u8; 32] = key.try_into().map_err(|_| Error::InvalidArgument {
+            name: "public_key".into(),
+            reason: format!("an X25519 public key is 32 bytes, not {}", key.len()),
+        })?;
+        self.public_keys
+            .write()
+            .map_err(|_| poisoned())?
+            .insert(principal.to_owned(), key);
+        Ok(())
+    }
+
+    /// Require events of types matching `glob` to be sealed end to end.
+    pub fn require_end_to_end(&self, glob: &str) -> Result<()> {
+        check_glob(glob)?;
+        let mut e = self.end_to_end.write().map_err(|_| poisoned())?;
+        if !e.iter().any(|g| g == glob) {
+            e.push(glob.to_owned());
+        }
+        Ok(())
+    }
+
+    /// Must events of this concrete type be sealed end to end?
+    pub fn requires_end_to_end(&self, event_type: &str) -> bool {
+        self.end_to_end
+            .read()
+            .is_ok_and(|e| e.iter().any(|g| glob_match(g, event_type)))
+    }
+
+    /// Might some type matched by `glob` be end-to-end? (Conservative: either glob
+    /// matching the other read literally counts as an overlap.)
+    pub fn may_be_end_to_end(&self, glob: &str) -> bool {
+        self.end_to_end
+            .read()
+            .is_ok_and(|e| e.iter().any(|g| glob_match(g, glob) || glob_match(glob, g)))
+    }
+
+    /// The recipients of an end-to-end event of this type: every principal allowed
+    /// to read it that has a public key, sorted by name.
+    pub fn recipients(&self, event_type: &str) -> Vec<(String, [u8; 32])> {
+        let Ok(keys) = self.public_keys.read() else { return Vec::new() };
+        let mut out: Vec<(String, [u8; 32])> = keys
+            .iter()
+            .filter(|(name, _)| self.allows(name, Action::Subscribe, event_type))
+            .map(|(n, k)| (n.clone(), *k))
+            .collect();
+        out.sort();
+        out
+    }
+
     /// The grants of one principal: (publish globs, subscribe globs).
     pub fn grants(&self, principal: &str) -> (Vec<String>, Vec<String>) {
         self.grants
@@ -247,6 +302,25 @@ mod tests {
             .check("checkout", Action::Publish, "orders.placed")
             .is_err());
         assert!(p.allow("x", Action::Publish, "bad glob").is_err());
+    }
+
+    #[test]
+    fn end_to_end_recipients() {
+        let p = Policy::new();
+        p.require_end_to_end("payments.*").unwrap();
+        assert!(p.requires_end_to_end("payments.captured"));
+        assert!(!p.requires_end_to_end("orders.placed"));
+        assert!(p.may_be_end_to_end("*"));
+        assert!(p.may_be_end_to_end("payments.captured"));
+        assert!(!p.may_be_end_to_end("orders.*"));
+        p.allow("billing", Action::Subscribe, "payments.*").unwrap();
+        p.allow("analytics", Action::Subscribe, "orders.*").unwrap();
+        p.set_public_key("billing", &[1; 32]).unwrap();
+        p.set_public_key("analytics", &[2; 32]).unwrap();
+        assert!(p.set_public_key("x", &[0; 31]).is_err());
+        let r = p.recipients("payments.captured");
+        assert_eq!(r.len(), 1);
+        assert_eq!(r[0].0, "billing");
     }
 
     #[test]

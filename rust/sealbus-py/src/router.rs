@@ -541,6 +541,28 @@ impl PyRouter {
             .allows(principal, self::action(action)?, type_or_glob))
     }
 
+    fn set_public_key(&self, py: Python<'_>, principal: &str, key: &[u8]) -> PyResult<()> {
+        attached(py, self.router.policy.set_public_key(principal, key))
+    }
+
+    fn require_end_to_end(&self, py: Python<'_>, glob: &str) -> PyResult<()> {
+        attached(py, self.router.require_end_to_end(glob))
+    }
+
+    fn requires_end_to_end(&self, event_type: &str) -> bool {
+        self.router.policy.requires_end_to_end(event_type)
+    }
+
+    /// (name, X25519 public key) of every principal allowed to read `event_type`.
+    fn recipients<'py>(&self, py: Python<'py>, event_type: &str) -> Vec<(String, Bound<'py, PyBytes>)> {
+        self.router
+            .policy
+            .recipients(event_type)
+            .into_iter()
+            .map(|(n, k)| (n, PyBytes::new(py, &k)))
+            .collect()
+    }
+
     fn grants(&self, principal: &str) -> (Vec<String>, Vec<String>) {
         self.router.policy.grants(principal)
     }

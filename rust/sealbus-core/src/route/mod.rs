@@ -98,6 +98,11 @@ pub struct Router {
     enqueue: Mutex<()>,
 }
 
+/// Pattern keys that would look inside sealed data.
+fn is_sealed_key(k: &str) -> bool {
+    matches!(k, "data" | "data_base64")
+}
+
 fn poisoned(what: &str) -> Error {
     Error::Closed {
         what: format!("{what} (a thread panicked holding its lock)"),
@@ -135,6 +140,12 @@ impl Router {
         Ok(())
     }
 
+    pub fn require_end_to_end(&self, glob: &str) -> Result<()> {
+        self.policy.require_end_to_end(glob)?;
+        self.invalidate_routes();
+        Ok(())
+    }
+
     pub fn revoke(&self, principal: &str, action: Action, glob: &str) -> Result<bool> {
         let r = self.policy.revoke(principal, action, glob)?;
         self.invalidate_routes();
@@ -164,6 +175,19 @@ impl Router {
         for t in &types {
             policy::check_glob(t)?;
             self.policy.check(principal, Action::Subscribe, t)?;
+        }
+        if let Some(p) = &pattern {
+            if let Some(t) = types.iter().find(|t| self.policy.may_be_end_to_end(t)) {
+                if let Some(k) = p.top_level_keys().into_iter().find(|k| is_sealed_key(k)) {
+                    return Err(Error::Pattern {
+                        path: k,
+                        reason: format!(
+                            "events of {t} are sealed end to end: the router cannot see their data, \
+                             so only attributes (type, source, subject, ...) are matchable"
+                        ),
+                    });
+                }
+            }
         }
         if cfg.max_pending == 0 {
             return Err(Error::InvalidArgument {
@@ -251,7 +275,10 @@ impl Router {
             {
                 continue;
             }
+            let e2e = self.policy.requires_end_to_end(event_type);
             match &s.pattern {
+                // Defence in depth: a data pattern never sees an end-to-end type.
+                Some(p) if e2e && p.top_level_keys().iter().any(|k| is_sealed_key(k)) => {}
                 None => route.all.push(s.clone()),
                 Some(p) => {
                     route.patterned.insert(s.id, p.clone());

@@ -1,1 +1,0 @@
-//! pattern: (under construction)

@@ -1,12 +1,11 @@
 //! Event -> the leaf values at the paths some pattern uses, nothing else. A trie of
-//! those paths steers a streaming JSON reader (jiter): keys no pattern names are
-//! skipped without building anything, so the cost is one pass over the bytes.
+//! those paths steers a small validating JSON scanner: keys no pattern names are
+//! skipped (validated, not stored), so the cost is one pass over the bytes.
 //!
 //! Each leaf remembers which array elements it sits in (array id, index), so a
 //! branch can refuse to combine fields from different elements of one array, as
 //! EventBridge's array-consistent matching does.
 
-use jiter::{Jiter, Peek};
 use rustc_hash::FxHashMap;
 use serde_json::Value;
 
@@ -128,6 +127,11 @@ impl Flat {
     fn push(&mut self, path: u32, kind: Kind, text: &[u8]) {
         let a = self.arena.len();
         self.arena.extend_from_slice(text);
+        self.push_at(path, kind, a);
+    }
+
+    /// Record a leaf whose text was already appended to the arena from `a` on.
+    fn push_at(&mut self, path: u32, kind: Kind, a: usize) {
         let m = self.mem.len();
         self.mem.extend_from_slice(&self.stack);
         self.leaves.push(Leaf {
@@ -147,107 +151,400 @@ fn bad(reason: impl Into<String>) -> Error {
     Error::InvalidEvent { field: "<event>".to_owned(), reason: reason.into() }
 }
 
-fn jerr(e: &jiter::JiterError) -> Error {
-    bad(format!("not valid JSON: {e}"))
-}
-
-/// Flatten JSON text. The top level must be an object; the whole text must be valid.
+/// Flatten JSON text. The top level must be an object and the whole text valid JSON
+/// (RFC 8259): skipped parts are validated too, only not stored.
 pub(crate) fn flatten_json(trie: &PathTrie, json: &[u8], flat: &mut Flat) -> Result<()> {
     flat.clear();
-    let mut j = Jiter::new(json);
-    let peek = j.peek().map_err(|e| jerr(&e))?;
-    if peek != Peek::Object {
+    // One fast pass proves UTF-8, so the scanner can treat bytes >= 0x80 as opaque.
+    if std::str::from_utf8(json).is_err() {
+        return Err(bad("not valid UTF-8"));
+    }
+    let mut sc = Scanner { b: json, i: 0 };
+    sc.ws();
+    if sc.peek() != Some(b'{') {
         return Err(bad("an event must be a JSON object"));
     }
-    walk_object(trie, &mut j, 0, 0, flat)?;
-    j.finish().map_err(|e| jerr(&e))
-}
-
-fn walk_object(trie: &PathTrie, j: &mut Jiter<'_>, node: u32, depth: usize, flat: &mut Flat) -> Result<()> {
-    let mut child = match j.known_object().map_err(|e| jerr(&e))? {
-        None => return Ok(()),
-        Some(k) => Some(trie.child(node, k)),
-    };
-    while let Some(c) = child {
-        match c {
-            None => j.next_skip().map_err(|e| jerr(&e))?,
-            Some(c) => {
-                let peek = j.peek().map_err(|e| jerr(&e))?;
-                walk_value(trie, j, peek, c, depth + 1, flat)?;
-            }
-        }
-        child = j.next_key().map_err(|e| jerr(&e))?.map(|k| trie.child(node, k));
+    sc.object(trie, 0, 0, flat)?;
+    sc.ws();
+    if sc.i != json.len() {
+        return Err(sc.err("trailing characters after the event"));
     }
     Ok(())
 }
 
-fn walk_value(trie: &PathTrie, j: &mut Jiter<'_>, peek: Peek, node: u32, depth: usize, flat: &mut Flat) -> Result<()> {
-    if depth > MAX_EVENT_DEPTH {
-        return Err(bad(format!("nested deeper than {MAX_EVENT_DEPTH} levels")));
+/// A validating JSON scanner that stores only what the trie asks for.
+struct Scanner<'a> {
+    b: &'a [u8],
+    i: usize,
+}
+
+const LO: u64 = 0x0101_0101_0101_0101;
+const HI: u64 = 0x8080_8080_8080_8080;
+
+/// Bytes of `w` that are zero get their high bit set (exact for the lowest one).
+#[inline]
+fn zero_bytes(w: u64) -> u64 {
+    w.wrapping_sub(LO) & !w & HI
+}
+
+impl Scanner<'_> {
+    fn err(&self, what: &str) -> Error {
+        bad(format!("not valid JSON at byte {}: {what}", self.i))
     }
-    let path = trie.path_of(node);
-    match peek {
-        Peek::Object => {
-            if trie.has_children(node) {
-                walk_object(trie, j, node, depth, flat)
+
+    #[inline]
+    fn peek(&self) -> Option<u8> {
+        self.b.get(self.i).copied()
+    }
+
+    #[inline]
+    fn ws(&mut self) {
+        while let Some(c) = self.b.get(self.i) {
+            if !matches!(c, b' ' | b'\t' | b'\n' | b'\r') {
+                break;
+            }
+            self.i += 1;
+        }
+    }
+
+    #[inline]
+    fn expect(&mut self, c: u8, what: &str) -> Result<()> {
+        self.ws();
+        if self.peek() == Some(c) {
+            self.i += 1;
+            Ok(())
+        } else {
+            Err(self.err(what))
+        }
+    }
+
+    /// After an opening quote: the raw string up to the closing quote, and whether it
+    /// holds escapes. Eight bytes at a time look for '"', '\\' or a control byte.
+    #[inline]
+    fn string_raw(&mut self) -> Result<(usize, usize, bool)> {
+        let start = self.i;
+        let mut escaped = false;
+        loop {
+            while let Some(chunk) = self.b.get(self.i..self.i + 8) {
+                let mut a = [0u8; 8];
+                a.copy_from_slice(chunk);
+                let w = u64::from_le_bytes(a);
+                let hit = zero_bytes(w ^ (LO * u64::from(b'"')))
+                    | zero_bytes(w ^ (LO * u64::from(b'\\')))
+                    | (w.wrapping_sub(LO * 0x20) & !w & HI);
+                if hit != 0 {
+                    // The lowest flagged byte is exact (borrows only run upwards).
+                    self.i += (hit.trailing_zeros() / 8) as usize;
+                    break;
+                }
+                self.i += 8;
+            }
+            let Some(&c) = self.b.get(self.i) else {
+                return Err(self.err("unterminated string"));
+            };
+            match c {
+                b'"' => {
+                    let end = self.i;
+                    self.i += 1;
+                    return Ok((start, end, escaped));
+                }
+                b'\\' => {
+                    escaped = true;
+                    match self.b.get(self.i + 1) {
+                        Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => self.i += 2,
+                        Some(b'u') => {
+                            let hex = self.b.get(self.i + 2..self.i + 6);
+                            if !hex.is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) {
+                                return Err(self.err("bad \\u escape"));
+                            }
+                            self.i += 6;
+                        }
+                        _ => return Err(self.err("bad escape")),
+                    }
+                }
+                0..=0x1f => return Err(self.err("control character in string")),
+                _ => self.i += 1,
+            }
+        }
+    }
+
+    /// Unescape `b[start..end]` (known well-formed) onto `out`.
+    fn unescape(&self, start: usize, end: usize, out: &mut Vec<u8>) -> Result<()> {
+        let s = &self.b[start..end];
+        let mut k = 0;
+        while k < s.len() {
+            if s[k] != b'\\' {
+                out.push(s[k]);
+                k += 1;
+                continue;
+            }
+            let c = s[k + 1];
+            k += 2;
+            let simple = match c {
+                b'b' => Some(0x08),
+                b'f' => Some(0x0c),
+                b'n' => Some(b'\n'),
+                b'r' => Some(b'\r'),
+                b't' => Some(b'\t'),
+                b'u' => None,
+                other => Some(other),
+            };
+            if let Some(b) = simple {
+                out.push(b);
+                continue;
+            }
+            let hex = |at: usize| -> Option<u32> { u32::from_str_radix(std::str::from_utf8(s.get(at..at + 4)?).ok()?, 16).ok() };
+            let hi = hex(k).ok_or_else(|| self.err("bad \\u escape"))?;
+            k += 4;
+            let code = if (0xD800..0xDC00).contains(&hi) {
+                let lo = if s.get(k..k + 2) == Some(b"\\u") { hex(k + 2) } else { None };
+                match lo {
+                    Some(lo) if (0xDC00..0xE000).contains(&lo) => {
+                        k += 6;
+                        0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00)
+                    }
+                    _ => return Err(self.err("lone surrogate in \\u escape")),
+                }
+            } else if (0xDC00..0xE000).contains(&hi) {
+                return Err(self.err("lone surrogate in \\u escape"));
             } else {
-                j.known_skip(peek).map_err(|e| jerr(&e))
+                hi
+            };
+            let ch = char::from_u32(code).ok_or_else(|| self.err("bad \\u escape"))?;
+            let mut buf = [0u8; 4];
+            out.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
+        }
+        Ok(())
+    }
+
+    /// A number per the JSON grammar; returns its text range.
+    fn number(&mut self) -> Result<(usize, usize)> {
+        let start = self.i;
+        let digits = |sc: &mut Self| {
+            let s = sc.i;
+            while sc.peek().is_some_and(|c| c.is_ascii_digit()) {
+                sc.i += 1;
+            }
+            sc.i - s
+        };
+        if self.peek() == Some(b'-') {
+            self.i += 1;
+        }
+        let first = self.peek();
+        let n = digits(self);
+        if n == 0 || (n > 1 && first == Some(b'0')) {
+            return Err(self.err("bad number"));
+        }
+        if self.peek() == Some(b'.') {
+            self.i += 1;
+            if digits(self) == 0 {
+                return Err(self.err("bad number"));
             }
         }
-        Peek::Array => {
-            let id = flat.next_array;
-            flat.next_array += 1;
-            let mut idx = 0u32;
-            let mut next = j.known_array().map_err(|e| jerr(&e))?;
-            while let Some(p) = next {
-                flat.stack.push((id, idx));
-                let r = walk_value(trie, j, p, node, depth + 1, flat);
-                flat.stack.pop();
-                r?;
-                idx += 1;
-                next = j.array_step().map_err(|e| jerr(&e))?;
+        if matches!(self.peek(), Some(b'e' | b'E')) {
+            self.i += 1;
+            if matches!(self.peek(), Some(b'+' | b'-')) {
+                self.i += 1;
             }
-            Ok(())
+            if digits(self) == 0 {
+                return Err(self.err("bad number"));
+            }
         }
-        _ if path == NO_PATH => j.known_skip(peek).map_err(|e| jerr(&e)),
-        Peek::String => {
-            let s = j.known_str().map_err(|e| jerr(&e))?;
-            // The reader reuses its buffer for the next string, so copy now.
-            let a = flat.arena.len();
-            flat.arena.extend_from_slice(s.as_bytes());
-            let m = flat.mem.len();
-            flat.mem.extend_from_slice(&flat.stack);
-            flat.leaves.push(Leaf {
-                path,
-                kind: Kind::Str,
-                text: (to_u32(a), to_u32(flat.arena.len())),
-                mem: (to_u32(m), to_u32(flat.mem.len())),
-            });
+        Ok((start, self.i))
+    }
+
+    fn literal(&mut self, word: &[u8]) -> Result<()> {
+        if self.b.get(self.i..self.i + word.len()) == Some(word) {
+            self.i += word.len();
             Ok(())
+        } else {
+            Err(self.err("unexpected character"))
         }
-        Peek::True | Peek::False => {
-            let b = j.known_bool(peek).map_err(|e| jerr(&e))?;
-            flat.push(path, if b { Kind::True } else { Kind::False }, b"");
-            Ok(())
+    }
+
+    /// At '{': walk the members, following the trie where it has children.
+    fn object(&mut self, trie: &PathTrie, node: u32, depth: usize, flat: &mut Flat) -> Result<()> {
+        if depth > MAX_EVENT_DEPTH {
+            return Err(bad(format!("nested deeper than {MAX_EVENT_DEPTH} levels")));
         }
-        Peek::Null => {
-            j.known_null().map_err(|e| jerr(&e))?;
-            flat.push(path, Kind::Null, b"");
-            Ok(())
+        self.i += 1;
+        self.ws();
+        if self.peek() == Some(b'}') {
+            self.i += 1;
+            return Ok(());
         }
-        _ => {
-            let n = j.known_number_bytes(peek).map_err(|e| jerr(&e))?;
-            let a = flat.arena.len();
-            flat.arena.extend_from_slice(n);
-            let m = flat.mem.len();
-            flat.mem.extend_from_slice(&flat.stack);
-            flat.leaves.push(Leaf {
-                path,
-                kind: Kind::Num,
-                text: (to_u32(a), to_u32(flat.arena.len())),
-                mem: (to_u32(m), to_u32(flat.mem.len())),
-            });
-            Ok(())
+        loop {
+            self.expect(b'"', "expected a key")?;
+            let (a, e, esc) = self.string_raw()?;
+            let child = if esc {
+                let mut key = Vec::new();
+                self.unescape(a, e, &mut key)?;
+                std::str::from_utf8(&key).ok().and_then(|k| trie.child(node, k))
+            } else {
+                // Valid UTF-8 was checked up front; the slice ends at an ASCII quote.
+                std::str::from_utf8(&self.b[a..e]).ok().and_then(|k| trie.child(node, k))
+            };
+            self.expect(b':', "expected ':'")?;
+            self.ws();
+            match child {
+                Some(c) => self.value(trie, c, depth + 1, flat)?,
+                None => self.skip(depth + 1)?,
+            }
+            self.ws();
+            match self.peek() {
+                Some(b',') => self.i += 1,
+                Some(b'}') => {
+                    self.i += 1;
+                    return Ok(());
+                }
+                _ => return Err(self.err("expected ',' or '}'")),
+            }
+            self.ws();
+        }
+    }
+
+    /// A value at trie node `node`: stored if the node is a pattern path.
+    fn value(&mut self, trie: &PathTrie, node: u32, depth: usize, flat: &mut Flat) -> Result<()> {
+        if depth > MAX_EVENT_DEPTH {
+            return Err(bad(format!("nested deeper than {MAX_EVENT_DEPTH} levels")));
+        }
+        let path = trie.path_of(node);
+        match self.peek() {
+            Some(b'{') => {
+                if trie.has_children(node) {
+                    self.object(trie, node, depth, flat)
+                } else {
+                    self.skip(depth)
+                }
+            }
+            Some(b'[') => {
+                self.i += 1;
+                let id = flat.next_array;
+                flat.next_array += 1;
+                self.ws();
+                if self.peek() == Some(b']') {
+                    self.i += 1;
+                    return Ok(());
+                }
+                let mut idx = 0u32;
+                loop {
+                    self.ws();
+                    flat.stack.push((id, idx));
+                    let r = self.value(trie, node, depth + 1, flat);
+                    flat.stack.pop();
+                    r?;
+                    idx += 1;
+                    self.ws();
+                    match self.peek() {
+                        Some(b',') => self.i += 1,
+                        Some(b']') => {
+                            self.i += 1;
+                            return Ok(());
+                        }
+                        _ => return Err(self.err("expected ',' or ']'")),
+                    }
+                }
+            }
+            _ if path == NO_PATH => self.skip(depth),
+            Some(b'"') => {
+                self.i += 1;
+                let (a, e, esc) = self.string_raw()?;
+                let at = flat.arena.len();
+                if esc {
+                    self.unescape(a, e, &mut flat.arena)?;
+                } else {
+                    flat.arena.extend_from_slice(&self.b[a..e]);
+                }
+                flat.push_at(path, Kind::Str, at);
+                Ok(())
+            }
+            Some(b't') => {
+                self.literal(b"true")?;
+                flat.push(path, Kind::True, b"");
+                Ok(())
+            }
+            Some(b'f') => {
+                self.literal(b"false")?;
+                flat.push(path, Kind::False, b"");
+                Ok(())
+            }
+            Some(b'n') => {
+                self.literal(b"null")?;
+                flat.push(path, Kind::Null, b"");
+                Ok(())
+            }
+            Some(b'-' | b'0'..=b'9') => {
+                let (a, e) = self.number()?;
+                flat.push(path, Kind::Num, &self.b[a..e]);
+                Ok(())
+            }
+            _ => Err(self.err("expected a value")),
+        }
+    }
+
+    /// Skip (and validate) one value.
+    fn skip(&mut self, depth: usize) -> Result<()> {
+        if depth > MAX_EVENT_DEPTH {
+            return Err(bad(format!("nested deeper than {MAX_EVENT_DEPTH} levels")));
+        }
+        match self.peek() {
+            Some(b'"') => {
+                self.i += 1;
+                self.string_raw().map(|_| ())
+            }
+            Some(b'{') => {
+                self.i += 1;
+                self.ws();
+                if self.peek() == Some(b'}') {
+                    self.i += 1;
+                    return Ok(());
+                }
+                loop {
+                    self.expect(b'"', "expected a key")?;
+                    self.string_raw()?;
+                    self.expect(b':', "expected ':'")?;
+                    self.ws();
+                    self.skip(depth + 1)?;
+                    self.ws();
+                    match self.peek() {
+                        Some(b',') => {
+                            self.i += 1;
+                            self.ws();
+                        }
+                        Some(b'}') => {
+                            self.i += 1;
+                            return Ok(());
+                        }
+                        _ => return Err(self.err("expected ',' or '}'")),
+                    }
+                }
+            }
+            Some(b'[') => {
+                self.i += 1;
+                self.ws();
+                if self.peek() == Some(b']') {
+                    self.i += 1;
+                    return Ok(());
+                }
+                loop {
+                    self.ws();
+                    self.skip(depth + 1)?;
+                    self.ws();
+                    match self.peek() {
+                        Some(b',') => self.i += 1,
+                        Some(b']') => {
+                            self.i += 1;
+                            return Ok(());
+                        }
+                        _ => return Err(self.err("expected ',' or ']'")),
+                    }
+                }
+            }
+            Some(b't') => self.literal(b"true"),
+            Some(b'f') => self.literal(b"false"),
+            Some(b'n') => self.literal(b"null"),
+            Some(b'-' | b'0'..=b'9') => self.number().map(|_| ()),
+            _ => Err(self.err("expected a value")),
         }
     }
 }

@@ -27,8 +27,14 @@ enum Role {
 
 fn role_error(role: Role, reason: String) -> Error {
     match role {
-        Role::Pattern => Error::Pattern { path: "<root>".to_owned(), reason },
-        Role::Event => Error::InvalidEvent { field: "<event>".to_owned(), reason },
+        Role::Pattern => Error::Pattern {
+            path: "<root>".to_owned(),
+            reason,
+        },
+        Role::Event => Error::InvalidEvent {
+            field: "<event>".to_owned(),
+            reason,
+        },
     }
 }
 
@@ -61,8 +67,10 @@ fn json_bytes(py: Python<'_>, obj: &Bound<'_, PyAny>, role: Role) -> PyResult<Ve
 
 fn parse_pattern(py: Python<'_>, obj: &Bound<'_, PyAny>) -> PyResult<Pattern> {
     let bytes = json_bytes(py, obj, Role::Pattern)?;
-    let text = std::str::from_utf8(&bytes)
-        .map_err(|_| Error::Pattern { path: "<root>".to_owned(), reason: "pattern text is not UTF-8".to_owned() });
+    let text = std::str::from_utf8(&bytes).map_err(|_| Error::Pattern {
+        path: "<root>".to_owned(),
+        reason: "pattern text is not UTF-8".to_owned(),
+    });
     attached(py, text.and_then(Pattern::parse_json))
 }
 
@@ -120,7 +128,11 @@ impl PatternSet {
     }
 
     /// One buffer + offsets from either (buffer, offsets) or a list of events.
-    fn batch_input(py: Python<'_>, events: &Bound<'_, PyAny>, offsets: Option<&Bound<'_, PyAny>>) -> PyResult<(Vec<u8>, Vec<usize>)> {
+    fn batch_input(
+        py: Python<'_>,
+        events: &Bound<'_, PyAny>,
+        offsets: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<(Vec<u8>, Vec<usize>)> {
         if let Some(off) = offsets {
             let buf = PyBuffer::<u8>::get(events).map_err(|_| {
                 crate::error::to_pyerr(
@@ -142,7 +154,12 @@ impl PatternSet {
         Ok((buf, offs))
     }
 
-    fn run_batch(&self, py: Python<'_>, buf: &[u8], offs: &[usize]) -> PyResult<(Vec<String>, Vec<u32>, Vec<u32>)> {
+    fn run_batch(
+        &self,
+        py: Python<'_>,
+        buf: &[u8],
+        offs: &[usize],
+    ) -> PyResult<(Vec<String>, Vec<u32>, Vec<u32>)> {
         let inner = &self.inner;
         detached(py, || {
             let set = inner.read().unwrap_or_else(PoisonError::into_inner);
@@ -153,7 +170,9 @@ impl PatternSet {
 }
 
 fn u32_array<'py>(py: Python<'py>, v: &[u32]) -> PyResult<Bound<'py, PyAny>> {
-    let array = ARRAY.get_or_try_init(py, || -> PyResult<Py<PyAny>> { Ok(py.import("array")?.getattr("array")?.unbind()) })?;
+    let array = ARRAY.get_or_try_init(py, || -> PyResult<Py<PyAny>> {
+        Ok(py.import("array")?.getattr("array")?.unbind())
+    })?;
     let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_ne_bytes()).collect();
     array.bind(py).call1(("I", PyBytes::new(py, &bytes)))
 }
@@ -162,10 +181,12 @@ fn u32_array<'py>(py: Python<'py>, v: &[u32]) -> PyResult<Bound<'py, PyAny>> {
 impl PatternSet {
     #[new]
     fn new() -> Self {
-        PatternSet { inner: RwLock::new(pattern::PatternSet::new()) }
+        PatternSet {
+            inner: RwLock::new(pattern::PatternSet::new()),
+        }
     }
 
-    /// Add (or replace) the pattern named `name`. Raises PatternError with the key.
+    /// Add (or replace) the pattern named `name`. Raises `PatternError` with the key.
     fn add(&self, py: Python<'_>, name: String, pattern: &Bound<'_, PyAny>) -> PyResult<()> {
         let p = parse_pattern(py, pattern)?;
         self.write().insert(name, p);
@@ -173,16 +194,16 @@ impl PatternSet {
     }
 
     /// Remove `name`; False if it was not there.
-    fn remove(&self, name: String) -> bool {
-        self.write().remove(&name)
+    fn remove(&self, name: &str) -> bool {
+        self.write().remove(&name.to_owned())
     }
 
     fn __len__(&self) -> usize {
         self.read().len()
     }
 
-    fn __contains__(&self, name: String) -> bool {
-        self.read().contains(&name)
+    fn __contains__(&self, name: &str) -> bool {
+        self.read().contains(&name.to_owned())
     }
 
     /// Names in index order (the order `matches_batch_indices` refers to).
@@ -194,7 +215,10 @@ impl PatternSet {
     fn prepare(&self, py: Python<'_>) -> PyResult<()> {
         let inner = &self.inner;
         detached(py, || {
-            inner.read().unwrap_or_else(PoisonError::into_inner).prepare();
+            inner
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .prepare();
             Ok(())
         })
     }
@@ -211,7 +235,12 @@ impl PatternSet {
     /// integers, event i is events[offsets[i]:offsets[i+1]]), or a sequence of events
     /// (dicts, str or bytes). Returns one list of names per event.
     #[pyo3(signature = (events, offsets=None))]
-    fn matches_batch<'py>(&self, py: Python<'py>, events: &Bound<'py, PyAny>, offsets: Option<&Bound<'py, PyAny>>) -> PyResult<Bound<'py, PyList>> {
+    fn matches_batch<'py>(
+        &self,
+        py: Python<'py>,
+        events: &Bound<'py, PyAny>,
+        offsets: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyList>> {
         let (buf, offs) = Self::batch_input(py, events, offsets)?;
         let (names, ev, keys) = self.run_batch(py, &buf, &offs)?;
         let names: Vec<Bound<'py, PyString>> = names.iter().map(|n| PyString::new(py, n)).collect();
@@ -229,14 +258,26 @@ impl PatternSet {
         Ok(out)
     }
 
-    /// The compact form of `matches_batch`: (names, event_index, name_index), where the
+    /// The compact form of `matches_batch`: (names, `event_index`, `name_index`), where the
     /// two indexes are parallel `array.array('I')` (one entry per match, in event
-    /// order) and name_index points into `names`. Wrap with numpy.frombuffer if wanted.
+    /// order) and `name_index` points into `names`. Wrap with numpy.frombuffer if wanted.
     #[pyo3(signature = (events, offsets=None))]
-    fn matches_batch_indices<'py>(&self, py: Python<'py>, events: &Bound<'py, PyAny>, offsets: Option<&Bound<'py, PyAny>>) -> PyResult<Bound<'py, PyTuple>> {
+    fn matches_batch_indices<'py>(
+        &self,
+        py: Python<'py>,
+        events: &Bound<'py, PyAny>,
+        offsets: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyTuple>> {
         let (buf, offs) = Self::batch_input(py, events, offsets)?;
         let (names, ev, keys) = self.run_batch(py, &buf, &offs)?;
-        PyTuple::new(py, [PyList::new(py, names)?.into_any(), u32_array(py, &ev)?, u32_array(py, &keys)?])
+        PyTuple::new(
+            py,
+            [
+                PyList::new(py, names)?.into_any(),
+                u32_array(py, &ev)?,
+                u32_array(py, &keys)?,
+            ],
+        )
     }
 
     fn __repr__(&self) -> String {
@@ -247,7 +288,11 @@ impl PatternSet {
 /// Does `pattern` match `event`? Both may be dicts or JSON text; the event may be any
 /// JSON object. Like EventBridge's TestEventPattern.
 #[pyfunction]
-fn test_event_pattern(py: Python<'_>, pattern: &Bound<'_, PyAny>, event: &Bound<'_, PyAny>) -> PyResult<bool> {
+fn test_event_pattern(
+    py: Python<'_>,
+    pattern: &Bound<'_, PyAny>,
+    event: &Bound<'_, PyAny>,
+) -> PyResult<bool> {
     let p = parse_pattern(py, pattern)?;
     let bytes = json_bytes(py, event, Role::Event)?;
     attached(py, pattern::test_event_pattern(&p, &bytes))

@@ -32,10 +32,6 @@ impl LenBuckets {
         self.map.entry(key.into()).or_default().push(id);
     }
 
-    pub(crate) fn is_empty(&self) -> bool {
-        self.lens.is_empty()
-    }
-
     #[inline]
     pub(crate) fn prefixes_of(&self, s: &[u8], mut f: impl FnMut(u32)) {
         for &l in &self.lens {
@@ -43,7 +39,9 @@ impl LenBuckets {
                 break;
             }
             if let Some(ids) = self.map.get(&s[..l]) {
-                ids.iter().for_each(|&i| f(i));
+                for &i in ids {
+                    f(i);
+                }
             }
         }
     }
@@ -55,7 +53,9 @@ impl LenBuckets {
                 break;
             }
             if let Some(ids) = self.map.get(&s[s.len() - l..]) {
-                ids.iter().for_each(|&i| f(i));
+                for &i in ids {
+                    f(i);
+                }
             }
         }
     }
@@ -78,7 +78,10 @@ impl Intervals {
         if items.is_empty() {
             return Intervals::default();
         }
-        let mut coords: Vec<i64> = items.iter().flat_map(|&(lo, hi, _)| [lo, hi.saturating_add(1)]).collect();
+        let mut coords: Vec<i64> = items
+            .iter()
+            .flat_map(|&(lo, hi, _)| [lo, hi.saturating_add(1)])
+            .collect();
         coords.sort_unstable();
         coords.dedup();
         let segs = coords.len().saturating_sub(1).max(1);
@@ -107,7 +110,12 @@ impl Intervals {
             ids.extend(n);
             off.push(u32::try_from(ids.len()).unwrap_or(u32::MAX));
         }
-        Intervals { coords, size, off, ids }
+        Intervals {
+            coords,
+            size,
+            off,
+            ids,
+        }
     }
 
     pub(crate) fn is_empty(&self) -> bool {
@@ -115,19 +123,21 @@ impl Intervals {
     }
 
     #[inline]
-    pub(crate) fn containing(&self, x: i64, mut f: impl FnMut(u32)) {
+    pub(crate) fn containing(&self, key: i64, mut found: impl FnMut(u32)) {
         if self.size == 0 {
             return;
         }
-        let j = self.coords.partition_point(|&c| c <= x);
-        if j == 0 || j >= self.coords.len() {
+        let seg = self.coords.partition_point(|&c| c <= key);
+        if seg == 0 || seg >= self.coords.len() {
             return;
         }
-        let mut p = j - 1 + self.size;
-        while p >= 1 {
-            let (a, b) = (self.off[p] as usize, self.off[p + 1] as usize);
-            self.ids[a..b].iter().for_each(|&i| f(i));
-            p >>= 1;
+        let mut node = seg - 1 + self.size;
+        while node >= 1 {
+            let (from, to) = (self.off[node] as usize, self.off[node + 1] as usize);
+            for &id in &self.ids[from..to] {
+                found(id);
+            }
+            node >>= 1;
         }
     }
 }
@@ -150,7 +160,7 @@ pub(crate) struct FieldIndex {
     pub wild_head: LenBuckets,
     pub wild_any: Vec<u32>,
     pub ranges: Intervals,
-    /// Distinct (is_v6, mask length) pairs, and (is_v6, length, network) -> predicate.
+    /// Distinct (`is_v6`, mask length) pairs, and (`is_v6`, length, network) -> predicate.
     pub cidr_lens: Vec<(bool, u8)>,
     pub cidr: FxHashMap<(bool, u8, u128), u32>,
     pub anything_but: Vec<(u32, AnythingButIndex)>,
@@ -216,13 +226,19 @@ static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new
 fn weak(slot: &Slot) -> bool {
     slot.absent_ok
         || slot.preds.iter().any(|p| {
-            matches!(p, Pred::Exists | Pred::AnythingBut(_) | Pred::Range { .. } | Pred::Wildcard(_))
-                || matches!(p, Pred::Prefix(b) | Pred::Suffix(b) if b.len() < 2)
+            matches!(
+                p,
+                Pred::Exists | Pred::AnythingBut(_) | Pred::Range { .. } | Pred::Wildcard(_)
+            ) || matches!(p, Pred::Prefix(b) | Pred::Suffix(b) if b.len() < 2)
         })
 }
 
 /// Build the index from (owner, branches) where each branch is its (path, slot) list.
-pub(crate) fn compile<'a>(owners: impl Iterator<Item = (u32, &'a [super::parse::Branch])>, n_owners: usize) -> Compiled {
+#[allow(clippy::too_many_lines)] // one linear pass; splitting it would only scatter the interning tables
+pub(crate) fn compile<'a>(
+    owners: impl Iterator<Item = (u32, &'a [super::parse::Branch])>,
+    n_owners: usize,
+) -> Compiled {
     let mut paths: FxHashMap<Path, u32> = FxHashMap::default();
     let mut path_list: Vec<Path> = Vec::new();
     let mut preds: FxHashMap<(u32, Pred), u32> = FxHashMap::default();
@@ -276,8 +292,12 @@ pub(crate) fn compile<'a>(owners: impl Iterator<Item = (u32, &'a [super::parse::
             absent_slots[*pid as usize].push(*sid);
         }
     }
-    let absent_paths: Vec<u32> =
-        absent_slots.iter().enumerate().filter(|(_, v)| !v.is_empty()).map(|(i, _)| id32(i)).collect();
+    let absent_paths: Vec<u32> = absent_slots
+        .iter()
+        .enumerate()
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(i, _)| id32(i))
+        .collect();
 
     // Anchor each branch on its most selective slot.
     let mut fanout = vec![0u32; slot_info.len()];
@@ -301,7 +321,9 @@ pub(crate) fn compile<'a>(owners: impl Iterator<Item = (u32, &'a [super::parse::
     for (i, p) in path_list.iter().enumerate() {
         trie.insert(p, id32(i));
     }
-    let mut fields: Vec<FieldIndex> = (0..path_list.len()).map(|_| FieldIndex::default()).collect();
+    let mut fields: Vec<FieldIndex> = (0..path_list.len())
+        .map(|_| FieldIndex::default())
+        .collect();
     let mut globs = FxHashMap::default();
     let mut ranges: Vec<Vec<(i64, i64, u32)>> = vec![Vec::new(); path_list.len()];
     for (id, (pid, pred)) in pred_list.iter().enumerate() {

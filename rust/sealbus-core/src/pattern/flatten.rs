@@ -25,40 +25,50 @@ pub(crate) struct PathTrie {
 #[derive(Debug, Default)]
 struct TrieNode {
     /// Few children are scanned, many are hashed.
-    small: Vec<(Box<str>, u32)>,
-    map: FxHashMap<Box<str>, u32>,
+    small: Vec<(Box<[u8]>, u32)>,
+    map: FxHashMap<Box<[u8]>, u32>,
     /// The path id if some pattern constrains this exact path.
     path: u32,
 }
 
 impl PathTrie {
     pub(crate) fn new() -> Self {
-        PathTrie { nodes: vec![TrieNode { path: NO_PATH, ..TrieNode::default() }] }
+        PathTrie {
+            nodes: vec![TrieNode {
+                path: NO_PATH,
+                ..TrieNode::default()
+            }],
+        }
     }
 
     pub(crate) fn insert(&mut self, path: &[Box<str>], id: u32) {
-        let mut node = 0usize;
+        let mut node = 0u32;
         for key in path {
-            node = match self.child(node as u32, key) {
-                Some(c) => c as usize,
-                None => {
-                    let c = u32::try_from(self.nodes.len()).unwrap_or(u32::MAX);
-                    self.nodes.push(TrieNode { path: NO_PATH, ..TrieNode::default() });
-                    let n = &mut self.nodes[node];
-                    n.small.push((key.clone(), c));
-                    n.map.insert(key.clone(), c);
-                    c as usize
-                }
+            node = if let Some(c) = self.child(node, key.as_bytes()) {
+                c
+            } else {
+                let c = to_u32(self.nodes.len());
+                self.nodes.push(TrieNode {
+                    path: NO_PATH,
+                    ..TrieNode::default()
+                });
+                let n = &mut self.nodes[node as usize];
+                n.small.push((key.as_bytes().into(), c));
+                n.map.insert(key.as_bytes().into(), c);
+                c
             };
         }
-        self.nodes[node].path = id;
+        self.nodes[node as usize].path = id;
     }
 
     #[inline]
-    fn child(&self, node: u32, key: &str) -> Option<u32> {
+    fn child(&self, node: u32, key: &[u8]) -> Option<u32> {
         let n = &self.nodes[node as usize];
         if n.small.len() <= 8 {
-            n.small.iter().find(|(k, _)| k.as_ref() == key).map(|&(_, c)| c)
+            n.small
+                .iter()
+                .find(|(k, _)| k.len() == key.len() && k.as_ref() == key)
+                .map(|&(_, c)| c)
         } else {
             n.map.get(key).copied()
         }
@@ -148,17 +158,16 @@ fn to_u32(n: usize) -> u32 {
 }
 
 fn bad(reason: impl Into<String>) -> Error {
-    Error::InvalidEvent { field: "<event>".to_owned(), reason: reason.into() }
+    Error::InvalidEvent {
+        field: "<event>".to_owned(),
+        reason: reason.into(),
+    }
 }
 
 /// Flatten JSON text. The top level must be an object and the whole text valid JSON
 /// (RFC 8259): skipped parts are validated too, only not stored.
 pub(crate) fn flatten_json(trie: &PathTrie, json: &[u8], flat: &mut Flat) -> Result<()> {
     flat.clear();
-    // One fast pass proves UTF-8, so the scanner can treat bytes >= 0x80 as opaque.
-    if std::str::from_utf8(json).is_err() {
-        return Err(bad("not valid UTF-8"));
-    }
     let mut sc = Scanner { b: json, i: 0 };
     sc.ws();
     if sc.peek() != Some(b'{') {
@@ -224,11 +233,15 @@ impl Scanner<'_> {
     fn string_raw(&mut self) -> Result<(usize, usize, bool)> {
         let start = self.i;
         let mut escaped = false;
+        // Bytes >= 0x80 may only appear inside strings; such strings are checked as
+        // UTF-8 once their end is known (a chunk may flag bytes past the end: harmless).
+        let mut high = 0u64;
         loop {
             while let Some(chunk) = self.b.get(self.i..self.i + 8) {
                 let mut a = [0u8; 8];
                 a.copy_from_slice(chunk);
                 let w = u64::from_le_bytes(a);
+                high |= w & HI;
                 let hit = zero_bytes(w ^ (LO * u64::from(b'"')))
                     | zero_bytes(w ^ (LO * u64::from(b'\\')))
                     | (w.wrapping_sub(LO * 0x20) & !w & HI);
@@ -245,6 +258,9 @@ impl Scanner<'_> {
             match c {
                 b'"' => {
                     let end = self.i;
+                    if high != 0 && std::str::from_utf8(&self.b[start..end]).is_err() {
+                        return Err(self.err("string is not valid UTF-8"));
+                    }
                     self.i += 1;
                     return Ok((start, end, escaped));
                 }
@@ -263,7 +279,10 @@ impl Scanner<'_> {
                     }
                 }
                 0..=0x1f => return Err(self.err("control character in string")),
-                _ => self.i += 1,
+                c => {
+                    high |= u64::from(c & 0x80);
+                    self.i += 1;
+                }
             }
         }
     }
@@ -293,11 +312,17 @@ impl Scanner<'_> {
                 out.push(b);
                 continue;
             }
-            let hex = |at: usize| -> Option<u32> { u32::from_str_radix(std::str::from_utf8(s.get(at..at + 4)?).ok()?, 16).ok() };
+            let hex = |at: usize| -> Option<u32> {
+                u32::from_str_radix(std::str::from_utf8(s.get(at..at + 4)?).ok()?, 16).ok()
+            };
             let hi = hex(k).ok_or_else(|| self.err("bad \\u escape"))?;
             k += 4;
             let code = if (0xD800..0xDC00).contains(&hi) {
-                let lo = if s.get(k..k + 2) == Some(b"\\u") { hex(k + 2) } else { None };
+                let lo = if s.get(k..k + 2) == Some(b"\\u") {
+                    hex(k + 2)
+                } else {
+                    None
+                };
                 match lo {
                     Some(lo) if (0xDC00..0xE000).contains(&lo) => {
                         k += 6;
@@ -379,10 +404,9 @@ impl Scanner<'_> {
             let child = if esc {
                 let mut key = Vec::new();
                 self.unescape(a, e, &mut key)?;
-                std::str::from_utf8(&key).ok().and_then(|k| trie.child(node, k))
+                trie.child(node, &key)
             } else {
-                // Valid UTF-8 was checked up front; the slice ends at an ASCII quote.
-                std::str::from_utf8(&self.b[a..e]).ok().and_then(|k| trie.child(node, k))
+                trie.child(node, &self.b[a..e])
             };
             self.expect(b':', "expected ':'")?;
             self.ws();
@@ -550,14 +574,24 @@ impl Scanner<'_> {
 }
 
 /// Flatten an already parsed event (same result as `flatten_json` on its text).
-pub(crate) fn flatten_value(trie: &PathTrie, event: &serde_json::Map<String, Value>, flat: &mut Flat) {
+pub(crate) fn flatten_value(
+    trie: &PathTrie,
+    event: &serde_json::Map<String, Value>,
+    flat: &mut Flat,
+) {
     flat.clear();
     walk_map(trie, event, 0, 0, flat);
 }
 
-fn walk_map(trie: &PathTrie, m: &serde_json::Map<String, Value>, node: u32, depth: usize, flat: &mut Flat) {
+fn walk_map(
+    trie: &PathTrie,
+    m: &serde_json::Map<String, Value>,
+    node: u32,
+    depth: usize,
+    flat: &mut Flat,
+) {
     for (k, v) in m {
-        if let Some(c) = trie.child(node, k) {
+        if let Some(c) = trie.child(node, k.as_bytes()) {
             walk_serde(trie, v, c, depth + 1, flat);
         }
     }
@@ -580,7 +614,11 @@ fn walk_serde(trie: &PathTrie, v: &Value, node: u32, depth: usize, flat: &mut Fl
         }
         _ if path == NO_PATH => {}
         Value::String(s) => flat.push(path, Kind::Str, s.as_bytes()),
-        Value::Number(n) => flat.push(path, Kind::Num, super::value::serde_number_text(n).as_bytes()),
+        Value::Number(n) => flat.push(
+            path,
+            Kind::Num,
+            super::value::serde_number_text(n).as_bytes(),
+        ),
         Value::Bool(b) => flat.push(path, if *b { Kind::True } else { Kind::False }, b""),
         Value::Null => flat.push(path, Kind::Null, b""),
     }

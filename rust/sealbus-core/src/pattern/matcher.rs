@@ -38,13 +38,12 @@ thread_local! {
 
 /// Run `f` with this thread's scratch prepared for `c`.
 pub(crate) fn with_scratch<R>(c: &Compiled, f: impl FnOnce(&mut Scratch) -> R) -> R {
-    SCRATCH.with(|cell| match cell.try_borrow_mut() {
-        Ok(mut s) => {
+    SCRATCH.with(|cell| {
+        if let Ok(mut s) = cell.try_borrow_mut() {
             s.prepare(c);
             f(&mut s)
-        }
-        // Re-entered on this thread (cannot happen from the public API): use a fresh one.
-        Err(_) => {
+        } else {
+            // Re-entered on this thread (not possible from the public API): use a fresh one.
             let mut s = Scratch::default();
             s.prepare(c);
             f(&mut s)
@@ -77,7 +76,15 @@ impl Scratch {
 }
 
 /// Find the predicates of `f` that `leaf` satisfies, into `hits`.
-fn eval_leaf(c: &Compiled, f: &FieldIndex, kind: Kind, text: &[u8], folded: &mut String, canon: &mut String, hits: &mut Vec<u32>) {
+fn eval_leaf(
+    c: &Compiled,
+    f: &FieldIndex,
+    kind: Kind,
+    text: &[u8],
+    folded: &mut String,
+    canon: &mut String,
+    hits: &mut Vec<u32>,
+) {
     if let Some(p) = f.exists {
         hits.push(p);
     }
@@ -146,7 +153,9 @@ fn eval_leaf(c: &Compiled, f: &FieldIndex, kind: Kind, text: &[u8], folded: &mut
     let _ = decimal;
     for (p, ab) in &f.anything_but {
         let excluded = match (ab, kind) {
-            (AnythingButIndex::Strs(set), Kind::Str) => set.contains(std::str::from_utf8(text).unwrap_or("")),
+            (AnythingButIndex::Strs(set), Kind::Str) => {
+                set.contains(std::str::from_utf8(text).unwrap_or(""))
+            }
             (AnythingButIndex::Nums(set), Kind::Num) => set.contains(canon.as_str()),
             (AnythingButIndex::Prefixes(v), Kind::Str) => v.iter().any(|x| text.starts_with(x)),
             (AnythingButIndex::Suffixes(v), Kind::Str) => v.iter().any(|x| text.ends_with(x)),
@@ -166,16 +175,38 @@ pub(crate) fn run(c: &Compiled, s: &mut Scratch, out: &mut Vec<u32>) {
     let epoch = s.epoch;
     s.sat.clear();
     s.anchors.clear();
-    let Scratch { flat, slot_stamp, slot_in_array, path_seen, sat, anchors, hits, folded, canon, .. } = s;
+    let Scratch {
+        flat,
+        slot_stamp,
+        slot_in_array,
+        path_seen,
+        sat,
+        anchors,
+        hits,
+        folded,
+        canon,
+        ..
+    } = s;
 
     for (li, leaf) in flat.leaves.iter().enumerate() {
         let path = leaf.path as usize;
         path_seen[path] = epoch;
         hits.clear();
-        eval_leaf(c, &c.fields[path], leaf.kind, flat.text(leaf), folded, canon, hits);
+        eval_leaf(
+            c,
+            &c.fields[path],
+            leaf.kind,
+            flat.text(leaf),
+            folded,
+            canon,
+            hits,
+        );
         let in_array = leaf.mem.1 > leaf.mem.0;
         for &p in hits.iter() {
-            let (a, b) = (c.pred_slot_off[p as usize] as usize, c.pred_slot_off[p as usize + 1] as usize);
+            let (a, b) = (
+                c.pred_slot_off[p as usize] as usize,
+                c.pred_slot_off[p as usize + 1] as usize,
+            );
             for &slot in &c.pred_slots[a..b] {
                 let si = slot as usize;
                 if slot_stamp[si] != epoch {
@@ -213,11 +244,15 @@ pub(crate) fn run(c: &Compiled, s: &mut Scratch, out: &mut Vec<u32>) {
             if s.owner_stamp[owner] == epoch {
                 continue;
             }
-            let slots = &c.branch_slots[c.branch_off[b as usize] as usize..c.branch_off[b as usize + 1] as usize];
+            let slots = &c.branch_slots
+                [c.branch_off[b as usize] as usize..c.branch_off[b as usize + 1] as usize];
             if !slots.iter().all(|&x| slot_stamp[x as usize] == epoch) {
                 continue;
             }
-            let in_arrays = slots.iter().filter(|&&x| slot_in_array[x as usize] == epoch).count();
+            let in_arrays = slots
+                .iter()
+                .filter(|&&x| slot_in_array[x as usize] == epoch)
+                .count();
             if in_arrays >= 2 && !consistent(flat, sat, slots, slot_in_array, epoch) {
                 continue;
             }
@@ -231,11 +266,22 @@ pub(crate) fn run(c: &Compiled, s: &mut Scratch, out: &mut Vec<u32>) {
 /// Can each slot of the branch that was satisfied from inside arrays pick one leaf so
 /// that no two picks sit in different elements of the same array? Slots satisfied
 /// outside arrays never conflict. Backtracking; runs only for array-spanning branches.
-fn consistent(flat: &Flat, sat: &[(u32, u32)], slots: &[u32], slot_in_array: &[u32], epoch: u32) -> bool {
+fn consistent(
+    flat: &Flat,
+    sat: &[(u32, u32)],
+    slots: &[u32],
+    slot_in_array: &[u32],
+    epoch: u32,
+) -> bool {
     let lists: Vec<Vec<&Leaf>> = slots
         .iter()
         .filter(|&&x| slot_in_array[x as usize] == epoch)
-        .map(|&x| sat.iter().filter(|(s, _)| *s == x).map(|&(_, l)| &flat.leaves[l as usize]).collect())
+        .map(|&x| {
+            sat.iter()
+                .filter(|(s, _)| *s == x)
+                .map(|&(_, l)| &flat.leaves[l as usize])
+                .collect()
+        })
         .collect();
     let mut chosen: Vec<&Leaf> = Vec::with_capacity(lists.len());
     search(flat, &lists, &mut chosen)
@@ -246,7 +292,10 @@ fn search<'a>(flat: &Flat, lists: &[Vec<&'a Leaf>], chosen: &mut Vec<&'a Leaf>) 
         return true;
     };
     for &leaf in first {
-        if chosen.iter().all(|c| compatible(flat.membership(c), flat.membership(leaf))) {
+        if chosen
+            .iter()
+            .all(|c| compatible(flat.membership(c), flat.membership(leaf)))
+        {
             chosen.push(leaf);
             if search(flat, rest, chosen) {
                 return true;
@@ -258,5 +307,6 @@ fn search<'a>(flat: &Flat, lists: &[Vec<&'a Leaf>], chosen: &mut Vec<&'a Leaf>) 
 }
 
 fn compatible(a: &[(u32, u32)], b: &[(u32, u32)]) -> bool {
-    a.iter().all(|&(arr, i)| b.iter().all(|&(arr2, j)| arr != arr2 || i == j))
+    a.iter()
+        .all(|&(arr, i)| b.iter().all(|&(arr2, j)| arr != arr2 || i == j))
 }

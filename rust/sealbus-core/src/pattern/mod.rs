@@ -33,19 +33,30 @@ pub struct Pattern {
 impl Pattern {
     /// Parse pattern JSON text. Invalid JSON or an invalid pattern is `Error::Pattern`.
     pub fn parse_json(text: &str) -> Result<Pattern> {
-        let v: Value = serde_json::from_str(text)
-            .map_err(|e| Error::Pattern { path: "<root>".to_owned(), reason: format!("not valid JSON: {e}") })?;
+        let v: Value = serde_json::from_str(text).map_err(|e| Error::Pattern {
+            path: "<root>".to_owned(),
+            reason: format!("not valid JSON: {e}"),
+        })?;
         Self::from_value(&v)
     }
 
     /// Build from an already parsed JSON value.
     pub fn from_value(v: &Value) -> Result<Pattern> {
         let branches = parse::parse_pattern(v)?;
-        let mut top_level: Vec<String> =
-            branches.iter().flat_map(|b| b.fields.iter().filter_map(|(p, _)| p.first().map(|k| k.to_string()))).collect();
+        let mut top_level: Vec<String> = branches
+            .iter()
+            .flat_map(|b| {
+                b.fields
+                    .iter()
+                    .filter_map(|(p, _)| p.first().map(std::string::ToString::to_string))
+            })
+            .collect();
         top_level.sort();
         top_level.dedup();
-        Ok(Pattern { branches, top_level })
+        Ok(Pattern {
+            branches,
+            top_level,
+        })
     }
 
     /// Top-level event keys the pattern constrains (through `$or` too), sorted.
@@ -72,7 +83,12 @@ impl<K: Clone + Eq + Hash> Default for PatternSet<K> {
 
 impl<K: Clone + Eq + Hash> PatternSet<K> {
     pub fn new() -> Self {
-        PatternSet { keys: Vec::new(), patterns: Vec::new(), index: HashMap::new(), compiled: OnceLock::new() }
+        PatternSet {
+            keys: Vec::new(),
+            patterns: Vec::new(),
+            index: HashMap::new(),
+            compiled: OnceLock::new(),
+        }
     }
 
     /// Add `pattern` under `key`, replacing the key's previous pattern.
@@ -120,7 +136,11 @@ impl<K: Clone + Eq + Hash> PatternSet<K> {
 
     fn compiled(&self) -> &compile::Compiled {
         self.compiled.get_or_init(|| {
-            let owners = self.patterns.iter().enumerate().map(|(i, p)| (u32::try_from(i).unwrap_or(u32::MAX), p.branches.as_slice()));
+            let owners = self
+                .patterns
+                .iter()
+                .enumerate()
+                .map(|(i, p)| (u32::try_from(i).unwrap_or(u32::MAX), p.branches.as_slice()));
             compile::compile(owners, self.keys.len())
         })
     }
@@ -177,11 +197,17 @@ impl<K: Clone + Eq + Hash> PatternSet<K> {
                 let Some(bytes) = buf.get(a..b) else {
                     return Err(Error::InvalidArgument {
                         name: "offsets".to_owned(),
-                        reason: format!("event {i} spans {a}..{b}, outside the {}-byte buffer", buf.len()),
+                        reason: format!(
+                            "event {i} spans {a}..{b}, outside the {}-byte buffer",
+                            buf.len()
+                        ),
                     });
                 };
                 flatten::flatten_json(&c.trie, bytes, &mut s.flat).map_err(|e| match e {
-                    Error::InvalidEvent { reason, .. } => Error::InvalidEvent { field: format!("events[{i}]"), reason },
+                    Error::InvalidEvent { reason, .. } => Error::InvalidEvent {
+                        field: format!("events[{i}]"),
+                        reason,
+                    },
                     other => other,
                 })?;
                 let before = keys.len();

@@ -60,9 +60,16 @@ pub(crate) enum Pred {
     SuffixIc(Box<str>),
     Wildcard(Glob),
     /// Closed interval on the numeric key line (see `Decimal::numeric_key`).
-    Range { lo: i64, hi: i64 },
+    Range {
+        lo: i64,
+        hi: i64,
+    },
     /// Network `net` (already masked) of `len` bits; a plain IP string is a full-length one.
-    Cidr { v6: bool, len: u8, net: u128 },
+    Cidr {
+        v6: bool,
+        len: u8,
+        net: u128,
+    },
     Exists,
     AnythingBut(AnythingBut),
 }
@@ -96,7 +103,14 @@ pub(crate) struct Branch {
 }
 
 fn err(path: &str, reason: impl Into<String>) -> Error {
-    Error::Pattern { path: if path.is_empty() { "<root>".to_owned() } else { path.to_owned() }, reason: reason.into() }
+    Error::Pattern {
+        path: if path.is_empty() {
+            "<root>".to_owned()
+        } else {
+            path.to_owned()
+        },
+        reason: reason.into(),
+    }
 }
 
 fn join(display: &str, key: &str) -> String {
@@ -132,7 +146,10 @@ fn parse_object(
     depth: usize,
 ) -> Result<Vec<RawBranch>> {
     if depth > MAX_DEPTH {
-        return Err(err(display, format!("patterns may nest at most {MAX_DEPTH} levels")));
+        return Err(err(
+            display,
+            format!("patterns may nest at most {MAX_DEPTH} levels"),
+        ));
     }
     if obj.is_empty() {
         return Err(err(display, "empty objects are not allowed"));
@@ -142,22 +159,25 @@ fn parse_object(
         let here = join(display, key);
         if key == "$or" {
             let alternatives = parse_or(value, path, &here, depth)?;
-            branches = product(branches, &alternatives, &here)?;
+            branches = product(&branches, &alternatives, &here)?;
             continue;
         }
         if in_or && RESERVED_IN_OR.contains(&key.as_str()) {
-            return Err(err(&here, format!("\"{key}\" is a reserved word and cannot be a field name inside $or")));
+            return Err(err(
+                &here,
+                format!("\"{key}\" is a reserved word and cannot be a field name inside $or"),
+            ));
         }
         path.push(key.as_str().into());
         let result = match value {
             Value::Array(items) => {
                 let slot = parse_slot(items, &here)?;
                 let one = vec![vec![(path.clone(), slot)]];
-                product(branches, &one, &here)
+                product(&branches, &one, &here)
             }
             Value::Object(inner) => {
                 let sub = parse_object(inner, path, &here, in_or, depth + 1)?;
-                product(branches, &sub, &here)
+                product(&branches, &sub, &here)
             }
             _ => Err(err(&here, "a pattern value must be an object or an array")),
         };
@@ -178,11 +198,17 @@ fn parse_or(value: &Value, path: &mut Path, here: &str, depth: usize) -> Result<
     for (i, item) in items.iter().enumerate() {
         let item_display = format!("{here}[{i}]");
         let Value::Object(obj) = item else {
-            return Err(err(&item_display, "only JSON objects are allowed in a $or array"));
+            return Err(err(
+                &item_display,
+                "only JSON objects are allowed in a $or array",
+            ));
         };
         all.extend(parse_object(obj, path, &item_display, true, depth + 1)?);
         if all.len() > MAX_BRANCHES {
-            return Err(err(here, format!("the pattern expands to more than {MAX_BRANCHES} alternatives")));
+            return Err(err(
+                here,
+                format!("the pattern expands to more than {MAX_BRANCHES} alternatives"),
+            ));
         }
     }
     Ok(all)
@@ -191,18 +217,24 @@ fn parse_or(value: &Value, path: &mut Path, here: &str, depth: usize) -> Result<
 /// Every branch of `left` combined with every branch of `right`. A path given twice
 /// in one combination is refused (EventBridge's strict compiler does the same rather
 /// than let one silently override the other).
-fn product(left: Vec<RawBranch>, right: &[RawBranch], here: &str) -> Result<Vec<RawBranch>> {
+fn product(left: &[RawBranch], right: &[RawBranch], here: &str) -> Result<Vec<RawBranch>> {
     if left.len().saturating_mul(right.len()) > MAX_BRANCHES {
-        return Err(err(here, format!("the pattern expands to more than {MAX_BRANCHES} alternatives")));
+        return Err(err(
+            here,
+            format!("the pattern expands to more than {MAX_BRANCHES} alternatives"),
+        ));
     }
     let mut out = Vec::with_capacity(left.len() * right.len());
-    for l in &left {
+    for l in left {
         for r in right {
             let mut b = l.clone();
             for (p, s) in r {
                 if b.iter().any(|(q, _)| q == p) {
                     let shown: Vec<&str> = p.iter().map(AsRef::as_ref).collect();
-                    return Err(err(here, format!("path {} is given more than once", shown.join("."))));
+                    return Err(err(
+                        here,
+                        format!("path {} is given more than once", shown.join(".")),
+                    ));
                 }
                 b.push((p.clone(), s.clone()));
             }
@@ -229,7 +261,10 @@ fn parse_slot(items: &[Value], here: &str) -> Result<Slot> {
                 None => absent_ok = true,
             },
             Value::Array(_) => {
-                return Err(err(here, "match values must be strings, numbers, true, false, null or match expressions"))
+                return Err(err(
+                    here,
+                    "match values must be strings, numbers, true, false, null or match expressions",
+                ))
             }
         }
     }
@@ -241,17 +276,23 @@ fn parse_slot(items: &[Value], here: &str) -> Result<Slot> {
 /// A plain string; one that is an IP address matches the same address spelt any way.
 fn string_pred(s: &str) -> Pred {
     match parse_ip(s) {
-        Some((v6, bits)) => Pred::Cidr { v6, len: if v6 { 128 } else { 32 }, net: bits },
+        Some((v6, bits)) => Pred::Cidr {
+            v6,
+            len: if v6 { 128 } else { 32 },
+            net: bits,
+        },
         None => Pred::Str(s.into()),
     }
 }
 
 fn number(n: &serde_json::Number, here: &str) -> Result<Decimal> {
-    Decimal::parse(super::value::serde_number_text(n).as_bytes()).ok_or_else(|| err(here, "unreadable number"))
+    Decimal::parse(super::value::serde_number_text(n).as_bytes())
+        .ok_or_else(|| err(here, "unreadable number"))
 }
 
 fn one_string<'a>(v: &'a Value, here: &str, what: &str) -> Result<&'a str> {
-    v.as_str().ok_or_else(|| err(here, format!("{what} match pattern must be a string")))
+    v.as_str()
+        .ok_or_else(|| err(here, format!("{what} match pattern must be a string")))
 }
 
 /// Parse a `{operator: operand}` match expression. `Ok(None)` is `{"exists": false}`.
@@ -278,7 +319,12 @@ fn parse_expr(expr: &Map<String, Value>, here: &str) -> Result<Option<Pred>> {
         "exists" => match arg {
             Value::Bool(true) => Pred::Exists,
             Value::Bool(false) => return Ok(None),
-            _ => return Err(err(here, "exists match pattern must be either true or false")),
+            _ => {
+                return Err(err(
+                    here,
+                    "exists match pattern must be either true or false",
+                ))
+            }
         },
         "cidr" => parse_cidr(one_string(arg, here, "cidr")?, here)?,
         other => return Err(err(here, format!("unrecognized match type {other}"))),
@@ -293,7 +339,10 @@ fn ignore_case_operand(m: &Map<String, Value>, here: &str, what: &str) -> Result
             Ok(super::value::fold_case(one_string(v, here, "equals-ignore-case")?).into())
         }
         (Some((k, _)), None) => Err(err(here, format!("unsupported {what} pattern: {k}"))),
-        _ => Err(err(here, format!("a {what} object must have exactly one key, equals-ignore-case"))),
+        _ => Err(err(
+            here,
+            format!("a {what} object must have exactly one key, equals-ignore-case"),
+        )),
     }
 }
 
@@ -307,10 +356,19 @@ fn strings_of<'a>(v: &'a Value, here: &str, what: &str) -> Result<Vec<&'a str>> 
         Value::String(s) => Ok(vec![s.as_str()]),
         Value::Array(items) if !items.is_empty() => items
             .iter()
-            .map(|i| i.as_str().ok_or_else(|| err(here, format!("anything-but {what} values must be strings"))))
+            .map(|i| {
+                i.as_str()
+                    .ok_or_else(|| err(here, format!("anything-but {what} values must be strings")))
+            })
             .collect(),
-        Value::Array(_) => Err(err(here, format!("anything-but {what} list must not be empty"))),
-        _ => Err(err(here, format!("anything-but {what} value must be a string or a list of strings"))),
+        Value::Array(_) => Err(err(
+            here,
+            format!("anything-but {what} list must not be empty"),
+        )),
+        _ => Err(err(
+            here,
+            format!("anything-but {what} value must be a string or a list of strings"),
+        )),
     }
 }
 
@@ -389,7 +447,10 @@ fn parse_numeric(arg: &Value, here: &str) -> Result<Pred> {
     };
     let op_at = |i: usize| items.get(i).and_then(Value::as_str);
     let Some(op) = op_at(0) else {
-        return Err(err(here, "numeric must start with an operator: =, <, <=, > or >="));
+        return Err(err(
+            here,
+            "numeric must start with an operator: =, <, <=, > or >=",
+        ));
     };
     let v = numeric_operand(items.get(1), op, here)?;
     let (lo, hi, used) = match op {
@@ -403,14 +464,27 @@ fn parse_numeric(arg: &Value, here: &str) -> Result<Pred> {
                 Some(top @ ("<" | "<=")) => {
                     let t = numeric_operand(items.get(3), top, here)?;
                     if t <= v {
-                        return Err(err(here, "the lower bound of a numeric range must be below its upper bound"));
+                        return Err(err(
+                            here,
+                            "the lower bound of a numeric range must be below its upper bound",
+                        ));
                     }
                     (lo, if top == "<" { t - 1 } else { t }, 4)
                 }
-                _ => return Err(err(here, "a numeric range's second operator must be < or <=")),
+                _ => {
+                    return Err(err(
+                        here,
+                        "a numeric range's second operator must be < or <=",
+                    ))
+                }
             }
         }
-        other => return Err(err(here, format!("unrecognized numeric range operator: {other}"))),
+        other => {
+            return Err(err(
+                here,
+                format!("unrecognized numeric range operator: {other}"),
+            ))
+        }
     };
     if items.len() != used {
         return Err(err(here, "too many elements in numeric expression"));
@@ -425,9 +499,18 @@ fn parse_cidr(s: &str, here: &str) -> Result<Pred> {
     let Some((v6, addr)) = parse_ip(ip) else {
         return Err(err(here, format!("invalid IP address in CIDR: {ip}")));
     };
-    let len: u8 = bits.parse().map_err(|_| err(here, "malformed CIDR, mask bits must be a non-negative integer"))?;
+    let len: u8 = bits.parse().map_err(|_| {
+        err(
+            here,
+            "malformed CIDR, mask bits must be a non-negative integer",
+        )
+    })?;
     if len > if v6 { 128 } else { 32 } {
         return Err(err(here, "CIDR mask bits exceed the address length"));
     }
-    Ok(Pred::Cidr { v6, len, net: addr & super::value::net_mask(v6, len) })
+    Ok(Pred::Cidr {
+        v6,
+        len,
+        net: addr & super::value::net_mask(v6, len),
+    })
 }

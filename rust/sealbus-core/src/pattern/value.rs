@@ -63,7 +63,9 @@ impl Decimal {
             let mut e: i64 = 0;
             while i < text.len() && text[i].is_ascii_digit() {
                 // Saturate: an exponent this large is far outside any range we compare.
-                e = e.saturating_mul(10).saturating_add(i64::from(text[i] - b'0'));
+                e = e
+                    .saturating_mul(10)
+                    .saturating_add(i64::from(text[i] - b'0'));
                 i += 1;
             }
             if i == e_start {
@@ -87,7 +89,11 @@ impl Decimal {
         }
         if digits.is_empty() {
             // -0 and 0 are one value.
-            return Decimal { neg: false, digits, exp: 0 };
+            return Decimal {
+                neg: false,
+                digits,
+                exp: 0,
+            };
         }
         Decimal { neg, digits, exp }
     }
@@ -148,7 +154,11 @@ impl Decimal {
             // Trailing zeros were stripped, so dropped digits always include a non-zero.
             (v, false)
         };
-        let limit = if exact { NUMERIC_LIMIT_MICROS } else { NUMERIC_LIMIT_MICROS - 1 };
+        let limit = if exact {
+            NUMERIC_LIMIT_MICROS
+        } else {
+            NUMERIC_LIMIT_MICROS - 1
+        };
         if mag > limit {
             return None;
         }
@@ -175,7 +185,9 @@ impl Decimal {
     pub(crate) fn operand_key(&self) -> Result<i64, &'static str> {
         match self.micros() {
             None => Err("numeric values must be between -5.0e9 and 5.0e9 inclusive"),
-            Some((_, false)) => Err("numeric values may have at most 6 digits after the decimal point"),
+            Some((_, false)) => {
+                Err("numeric values may have at most 6 digits after the decimal point")
+            }
             Some((m, true)) => i64::try_from(2 * m).map_err(|_| "numeric value out of range"),
         }
     }
@@ -193,25 +205,26 @@ pub(crate) fn serde_number_text(n: &serde_json::Number) -> String {
     }
 }
 
-/// Canonical decimal text of JSON number text, `None` if it is not a JSON number.
-pub(crate) fn canonical_number(text: &[u8]) -> Option<String> {
-    Decimal::parse(text).map(|d| d.canonical())
-}
-
-/// An IP address as (is_v6, bits). Only strings shaped like EventBridge's IP regexes
+/// An IP address as (`is_v6`, bits). Only strings shaped like EventBridge's IP regexes
 /// are tried, so host names are never mistaken for addresses.
 pub(crate) fn parse_ip(s: &str) -> Option<(bool, u128)> {
     let b = s.as_bytes();
     let v4_shape = !b.is_empty()
         && b.iter().all(|c| c.is_ascii_digit() || *c == b'.')
-        && b.iter().filter(|&&c| c == b'.').count() == 3
+        && s.matches('.').count() == 3
         && !s.split('.').any(str::is_empty);
     if v4_shape {
-        return s.parse::<std::net::Ipv4Addr>().ok().map(|a| (false, u128::from(u32::from(a))));
+        return s
+            .parse::<std::net::Ipv4Addr>()
+            .ok()
+            .map(|a| (false, u128::from(u32::from(a))));
     }
     let v6_shape = b.contains(&b':') && b.iter().all(|c| c.is_ascii_hexdigit() || *c == b':');
     if v6_shape {
-        return s.parse::<std::net::Ipv6Addr>().ok().map(|a| (true, u128::from(a)));
+        return s
+            .parse::<std::net::Ipv6Addr>()
+            .ok()
+            .map(|a| (true, u128::from(a)));
     }
     None
 }
@@ -328,6 +341,10 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 mod tests {
     use super::*;
 
+    fn canonical_number(text: &[u8]) -> Option<String> {
+        Decimal::parse(text).map(|d| d.canonical())
+    }
+
     fn canon(s: &str) -> String {
         canonical_number(s.as_bytes()).unwrap_or_default()
     }
@@ -380,7 +397,14 @@ mod tests {
         assert!(g("a\\*b").is_match(b"a*b"));
         assert!(!g("a\\*b").is_match(b"axb"));
         assert!(g("*").is_match(b""));
-        assert!(g("ab*ab").is_match(b"ab"[..].iter().chain(b"ab").copied().collect::<Vec<_>>().as_slice()));
+        assert!(g("ab*ab").is_match(
+            b"ab"[..]
+                .iter()
+                .chain(b"ab")
+                .copied()
+                .collect::<Vec<_>>()
+                .as_slice()
+        ));
         assert!(!g("aba*aba").is_match(b"aba"));
         assert!(Glob::parse("a**b").is_err());
         assert!(Glob::parse("a\\b").is_err());

@@ -6,7 +6,16 @@
 
 from __future__ import annotations
 
-from sealbus._sealbus import DeliveryBatch, Event, ManualClock, Message, Receipt, __version__
+from sealbus._sealbus import (
+    DeliveryBatch,
+    Event,
+    ManualClock,
+    Message,
+    PatternSet,
+    Receipt,
+    __version__,
+    test_event_pattern,
+)
 from sealbus.errors import *  # noqa: F403
 from sealbus.errors import __all__ as _errors_all
 from sealbus.principal import Principal
@@ -18,6 +27,7 @@ __all__ = [
     "Event",
     "ManualClock",
     "Message",
+    "PatternSet",
     "Policy",
     "Principal",
     "Producer",
@@ -26,5 +36,6 @@ __all__ = [
     "Schemas",
     "Subscription",
     "__version__",
+    "test_event_pattern",
     *_errors_all,
 ]

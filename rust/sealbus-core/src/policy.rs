@@ -233,7 +233,9 @@ impl Policy {
     /// The recipients of an end-to-end event of this type: every principal allowed
     /// to read it that has a public key, sorted by name.
     pub fn recipients(&self, event_type: &str) -> Vec<(String, [u8; 32])> {
-        let Ok(keys) = self.public_keys.read() else { return Vec::new() };
+        let Ok(keys) = self.public_keys.read() else {
+            return Vec::new();
+        };
         let mut out: Vec<(String, [u8; 32])> = keys
             .iter()
             .filter(|(name, _)| self.allows(name, Action::Subscribe, event_type))

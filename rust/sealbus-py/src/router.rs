@@ -554,7 +554,11 @@ impl PyRouter {
     }
 
     /// (name, X25519 public key) of every principal allowed to read `event_type`.
-    fn recipients<'py>(&self, py: Python<'py>, event_type: &str) -> Vec<(String, Bound<'py, PyBytes>)> {
+    fn recipients<'py>(
+        &self,
+        py: Python<'py>,
+        event_type: &str,
+    ) -> Vec<(String, Bound<'py, PyBytes>)> {
         self.router
             .policy
             .recipients(event_type)

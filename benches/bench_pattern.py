@@ -1,0 +1,189 @@
+"""Pattern matching throughput: 1 to 10,000 subscriptions on OrderPlaced events.
+
+Each Rust measurement sits beside a baseline from the same run: a plain Python matcher
+that flattens the event once and walks every pattern (what one would write without an
+index). Subscriptions are varied and realistic: one selective condition each (a SKU
+prefix, a narrow total range, an order-id prefix, a customer-id prefix, an e-mail
+wildcard) plus one or two broad ones (country lists, tier, anything-but on source,
+exists on couponCode, an $or of shipping method and gift wrap, currency).
+
+    pytest benches/bench_pattern.py                      # pytest-benchmark timings
+    python benches/bench_pattern.py [--events N]         # medians, events/s and ratios
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+
+import orders  # noqa: E402
+import pattern_reference as ref  # noqa: E402
+
+import sealbus  # noqa: E402
+
+SIZES = [1, 10, 100, 1000, 10_000]
+
+
+def subscription(rng: random.Random) -> dict[str, Any]:
+    """One realistic subscription: a selective condition and one or two broad ones."""
+    kind = rng.randrange(5)
+    if kind == 0:
+        p: dict[str, Any] = {"items": {"sku": [{"prefix": f"{rng.choice(['ABC', 'KLM', 'XYZ'])}-{rng.randrange(100):02d}"}]}}
+    elif kind == 1:
+        lo = rng.randrange(0, 250_000, 500)
+        p = {"total": [{"numeric": [">=", lo, "<", lo + 2_500]}]}
+    elif kind == 2:
+        p = {"orderId": [{"prefix": f"ord-{rng.randrange(256):02x}"}]}
+    elif kind == 3:
+        p = {"customer": {"id": [{"prefix": f"cus-{rng.randrange(1000):03d}"}]}}
+    else:
+        p = {"customer": {"email": [{"wildcard": f"user{rng.randrange(10, 100)}*@example.com"}]}}
+    for _ in range(rng.randint(1, 2)):
+        broad = rng.randrange(7)
+        if broad == 0:
+            p.setdefault("customer", {})["country"] = rng.sample(["US", "DE", "FR", "GB", "JP", "BR"], rng.randint(1, 3))
+        elif broad == 1:
+            p.setdefault("customer", {})["tier"] = [{"equals-ignore-case": rng.choice(["GOLD", "Silver", "platinum"])}]
+        elif broad == 2:
+            p["source"] = [{"anything-but": rng.sample(["web", "mobile", "store", "partner"], rng.randint(1, 2))}]
+        elif broad == 3:
+            p["couponCode"] = [{"exists": rng.random() < 0.5}]
+        elif broad == 4:
+            p["$or"] = [{"shippingMethod": ["express"]}, {"giftWrap": [True]}]
+        elif broad == 5:
+            p["currency"] = rng.sample(["USD", "EUR", "GBP", "JPY"], 2)
+        else:
+            p["eventType"] = ["OrderPlaced"]
+    return p
+
+
+def subscriptions(n: int, seed: int = 7) -> list[dict[str, Any]]:
+    rng = random.Random(seed)
+    return [subscription(rng) for _ in range(n)]
+
+
+def event_batch(n: int) -> tuple[list[dict[str, Any]], bytes, np.ndarray]:
+    events, _ = orders.make_events(n)
+    texts = [json.dumps(e, separators=(",", ":")).encode() for e in events]
+    offsets = np.zeros(len(texts) + 1, dtype=np.int64)
+    offsets[1:] = np.cumsum([len(t) for t in texts])
+    return events, b"".join(texts), offsets
+
+
+def build_set(pats: list[dict[str, Any]]) -> sealbus.PatternSet:
+    ps = sealbus.PatternSet()
+    for i, p in enumerate(pats):
+        ps.add(f"sub-{i}", p)
+    ps.prepare()
+    return ps
+
+
+class Baseline:
+    """Plain Python: flatten each event once, then walk every pattern's alternatives."""
+
+    def __init__(self, pats: list[dict[str, Any]]) -> None:
+        self.pats = [(f"sub-{i}", ref.branches(p)) for i, p in enumerate(pats)]
+
+    def matches(self, event: dict[str, Any]) -> list[str]:
+        by_path: dict[tuple[str, ...], list[Any]] = {}
+        for path, value, _ in ref.leaves(event):
+            by_path.setdefault(path, []).append(value)
+        out = []
+        for name, branches in self.pats:
+            for branch in branches:
+                if all(self._field(by_path.get(path, []), conds) for path, conds in branch.items()):
+                    out.append(name)
+                    break
+        return out
+
+    @staticmethod
+    def _field(values: list[Any], conds: list[Any]) -> bool:
+        if not values:
+            return any(isinstance(c, dict) and c.get("exists") is False for c in conds)
+        return any(ref.value_matches(c, v) for c in conds for v in values)
+
+
+# ---- pytest-benchmark ----------------------------------------------------------------
+
+N_EVENTS = 20_000
+_EVENTS, _BUF, _OFFSETS = event_batch(N_EVENTS)
+
+
+@pytest.fixture(scope="module", params=SIZES, ids=lambda n: f"{n}subs")
+def sized(request: pytest.FixtureRequest) -> tuple[int, list[dict[str, Any]], sealbus.PatternSet]:
+    pats = subscriptions(request.param)
+    return request.param, pats, build_set(pats)
+
+
+def test_rust_batch(benchmark: Any, sized: tuple[int, list[dict[str, Any]], sealbus.PatternSet]) -> None:
+    n, _, ps = sized
+    benchmark.group = f"pattern-{n}subs"
+    benchmark.extra_info["events"] = N_EVENTS
+    names, ev, _ = benchmark(ps.matches_batch_indices, _BUF, _OFFSETS)
+    assert len(names) == n
+    assert len(ev) >= 0
+
+
+def test_python_baseline(benchmark: Any, sized: tuple[int, list[dict[str, Any]], sealbus.PatternSet]) -> None:
+    n, pats, ps = sized
+    benchmark.group = f"pattern-{n}subs"
+    sample = _EVENTS[: max(5, 2000 // n)]
+    benchmark.extra_info["events"] = len(sample)
+    base = Baseline(pats)
+    got = benchmark(lambda: [base.matches(e) for e in sample])
+    # The baseline is only a fair yardstick if it computes the same answer.
+    assert [sorted(g) for g in got] == [sorted(ps.matches(e)) for e in sample]
+
+
+# ---- script mode: medians, events/s, ratios ------------------------------------------
+
+
+def median_seconds(fn: Any, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--events", type=int, default=100_000)
+    ap.add_argument("--repeats", type=int, default=7)
+    args = ap.parse_args()
+    events, buf, offsets = event_batch(args.events)
+    print(f"{args.events} OrderPlaced events, {len(buf) / args.events:.0f} B each; median of {args.repeats} runs")
+    print(f"{'subs':>6} {'rust batch ev/s':>16} {'ns/event':>9} {'matches/ev':>10} {'python ev/s':>12} {'speed-up':>9}")
+    per_event: dict[int, float] = {}
+    for n in SIZES:
+        pats = subscriptions(n)
+        ps = build_set(pats)
+        t = median_seconds(lambda ps=ps: ps.matches_batch_indices(buf, offsets), args.repeats)
+        _, ev, _ = ps.matches_batch_indices(buf, offsets)
+        sample = events[: max(20, 20_000 // n)]
+        base = Baseline(pats)
+        tb = median_seconds(lambda base=base, sample=sample: [base.matches(e) for e in sample], 3) / len(sample)
+        per_event[n] = t / args.events
+        print(
+            f"{n:>6} {args.events / t:>16,.0f} {per_event[n] * 1e9:>9.0f} {len(ev) / args.events:>10.2f}"
+            f" {1 / tb:>12,.0f} {tb / per_event[n]:>8.0f}x"
+        )
+    print(f"cost ratio 10,000 vs 10 subscriptions: {per_event[10_000] / per_event[10]:.2f}x (target <= 3x)")
+    print(f"cost ratio 1,000 vs 1 subscription:    {per_event[1000] / per_event[1]:.2f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,37 @@
+//! Quick timing of the pattern matcher on JSON lines: `cargo run --release --example
+//! pattern_speed -- EVENTS.jsonl '{"pattern":...}' ...` (used while tuning; the real
+//! benchmark is `benches/bench_pattern.py`).
+#![allow(clippy::print_stdout, clippy::unwrap_used, clippy::cast_precision_loss)]
+use sealbus_core::pattern::{Pattern, PatternSet};
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let data = std::fs::read(&args[1]).unwrap();
+    let mut offsets = vec![0usize];
+    for (i, b) in data.iter().enumerate() {
+        if *b == b'\n' {
+            offsets.push(i + 1);
+        }
+    }
+    let mut set: PatternSet<usize> = PatternSet::new();
+    for (i, p) in args[2..].iter().enumerate() {
+        set.insert(i, Pattern::parse_json(p).unwrap());
+    }
+    set.prepare();
+    let n = offsets.len() - 1;
+    let reps: usize = std::env::var("REPS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(3);
+    for _ in 0..reps {
+        let t = std::time::Instant::now();
+        let (ev, _) = set.matches_batch(&data, &offsets).unwrap();
+        let dt = t.elapsed().as_secs_f64();
+        println!(
+            "{} events, {} matches, {:.0} ns/event",
+            n,
+            ev.len(),
+            dt * 1e9 / n as f64
+        );
+    }
+}

@@ -1,0 +1,418 @@
+//! All subscriptions' patterns -> one index. Predicates, slots (field conditions) and
+//! paths are interned, so a condition that 5,000 subscriptions share is evaluated once
+//! per event. Each path gets a `FieldIndex` that finds the predicates a value matches
+//! by lookups (hash maps, length buckets, a segment tree for numeric ranges, mask
+//! buckets for CIDR), not by trying predicates one by one.
+//!
+//! Each branch is "anchored" on one of its slots (the one fewest branches share,
+//! i.e. the most selective): only when an anchor slot is satisfied are its branches
+//! checked, by looking up their other slots' state. So the work per event follows the
+//! number of candidate matches, not the number of subscriptions.
+
+use rustc_hash::FxHashMap;
+
+use super::flatten::PathTrie;
+use super::parse::{AnythingBut, Path, Pred, Slot};
+use super::value::Glob;
+
+/// A lookup keyed by the prefix (or suffix) of a value: one hash probe per distinct
+/// key length, rather than one test per pattern.
+#[derive(Debug, Default)]
+pub(crate) struct LenBuckets {
+    pub lens: Vec<usize>,
+    pub map: FxHashMap<Box<[u8]>, Vec<u32>>,
+}
+
+impl LenBuckets {
+    fn insert(&mut self, key: &[u8], id: u32) {
+        if !self.lens.contains(&key.len()) {
+            self.lens.push(key.len());
+            self.lens.sort_unstable();
+        }
+        self.map.entry(key.into()).or_default().push(id);
+    }
+
+    #[inline]
+    pub(crate) fn prefixes_of(&self, s: &[u8], mut f: impl FnMut(u32)) {
+        for &l in &self.lens {
+            if l > s.len() {
+                break;
+            }
+            if let Some(ids) = self.map.get(&s[..l]) {
+                for &i in ids {
+                    f(i);
+                }
+            }
+        }
+    }
+
+    #[inline]
+    pub(crate) fn suffixes_of(&self, s: &[u8], mut f: impl FnMut(u32)) {
+        for &l in &self.lens {
+            if l > s.len() {
+                break;
+            }
+            if let Some(ids) = self.map.get(&s[s.len() - l..]) {
+                for &i in ids {
+                    f(i);
+                }
+            }
+        }
+    }
+}
+
+/// Closed integer intervals on the numeric key line, stored in a segment tree over
+/// the elementary segments between endpoints: a point query walks one leaf-to-root
+/// path, so it costs O(log n + matches).
+#[derive(Debug, Default)]
+pub(crate) struct Intervals {
+    coords: Vec<i64>,
+    size: usize,
+    /// CSR: node n holds ids[off[n]..off[n+1]].
+    off: Vec<u32>,
+    ids: Vec<u32>,
+}
+
+impl Intervals {
+    fn build(items: &[(i64, i64, u32)]) -> Intervals {
+        if items.is_empty() {
+            return Intervals::default();
+        }
+        let mut coords: Vec<i64> = items
+            .iter()
+            .flat_map(|&(lo, hi, _)| [lo, hi.saturating_add(1)])
+            .collect();
+        coords.sort_unstable();
+        coords.dedup();
+        let segs = coords.len().saturating_sub(1).max(1);
+        let size = segs.next_power_of_two();
+        let mut nodes: Vec<Vec<u32>> = vec![Vec::new(); 2 * size];
+        for &(lo, hi, id) in items {
+            let mut l = coords.partition_point(|&c| c < lo) + size;
+            let mut r = coords.partition_point(|&c| c < hi.saturating_add(1)) + size;
+            while l < r {
+                if l & 1 == 1 {
+                    nodes[l].push(id);
+                    l += 1;
+                }
+                if r & 1 == 1 {
+                    r -= 1;
+                    nodes[r].push(id);
+                }
+                l >>= 1;
+                r >>= 1;
+            }
+        }
+        let mut off = Vec::with_capacity(nodes.len() + 1);
+        let mut ids = Vec::new();
+        off.push(0);
+        for n in nodes {
+            ids.extend(n);
+            off.push(u32::try_from(ids.len()).unwrap_or(u32::MAX));
+        }
+        Intervals {
+            coords,
+            size,
+            off,
+            ids,
+        }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.size == 0
+    }
+
+    #[inline]
+    pub(crate) fn containing(&self, key: i64, mut found: impl FnMut(u32)) {
+        if self.size == 0 {
+            return;
+        }
+        let seg = self.coords.partition_point(|&c| c <= key);
+        if seg == 0 || seg >= self.coords.len() {
+            return;
+        }
+        let mut node = seg - 1 + self.size;
+        while node >= 1 {
+            let (from, to) = (self.off[node] as usize, self.off[node + 1] as usize);
+            for &id in &self.ids[from..to] {
+                found(id);
+            }
+            node >>= 1;
+        }
+    }
+}
+
+/// Everything a value at one path is tested against.
+#[derive(Debug, Default)]
+pub(crate) struct FieldIndex {
+    pub exact_str: FxHashMap<Box<str>, u32>,
+    pub exact_num: FxHashMap<Box<str>, u32>,
+    pub lit_true: Option<u32>,
+    pub lit_false: Option<u32>,
+    pub lit_null: Option<u32>,
+    pub exists: Option<u32>,
+    pub prefix: LenBuckets,
+    pub suffix: LenBuckets,
+    pub eq_ic: FxHashMap<Box<str>, u32>,
+    pub prefix_ic: LenBuckets,
+    pub suffix_ic: LenBuckets,
+    /// Wildcards bucketed by their literal head; `wild_any` have an empty head.
+    pub wild_head: LenBuckets,
+    pub wild_any: Vec<u32>,
+    pub ranges: Intervals,
+    /// Distinct (`is_v6`, mask length) pairs, and (`is_v6`, length, network) -> predicate.
+    pub cidr_lens: Vec<(bool, u8)>,
+    pub cidr: FxHashMap<(bool, u8, u128), u32>,
+    pub anything_but: Vec<(u32, AnythingButIndex)>,
+    pub needs_fold: bool,
+    pub needs_canon: bool,
+}
+
+/// anything-but operands in lookup form.
+#[derive(Debug)]
+pub(crate) enum AnythingButIndex {
+    Strs(rustc_hash::FxHashSet<Box<str>>),
+    Nums(rustc_hash::FxHashSet<Box<str>>),
+    Prefixes(Vec<Box<[u8]>>),
+    Suffixes(Vec<Box<[u8]>>),
+    IgnoreCase(rustc_hash::FxHashSet<Box<str>>),
+    Wildcards(Vec<Glob>),
+}
+
+/// The compiled set. Owners are dense indexes into the set's key list.
+#[derive(Debug)]
+pub(crate) struct Compiled {
+    pub id: u64,
+    pub trie: PathTrie,
+    pub fields: Vec<FieldIndex>,
+    /// Wildcard predicates' globs, by predicate id (empty for others).
+    pub globs: FxHashMap<u32, Glob>,
+    /// CSR pred -> slots.
+    pub pred_slot_off: Vec<u32>,
+    pub pred_slots: Vec<u32>,
+    /// CSR slot -> branches anchored on it.
+    pub anchor_off: Vec<u32>,
+    pub anchored: Vec<u32>,
+    /// For each path: slots that the field's absence satisfies.
+    pub absent_slots: Vec<Vec<u32>>,
+    pub absent_paths: Vec<u32>,
+    /// CSR branch -> slots; and its owner.
+    pub branch_off: Vec<u32>,
+    pub branch_slots: Vec<u32>,
+    pub branch_owner: Vec<u32>,
+    pub n_slots: usize,
+    pub n_paths: usize,
+    pub n_owners: usize,
+}
+
+fn csr(lists: Vec<Vec<u32>>) -> (Vec<u32>, Vec<u32>) {
+    let mut off = Vec::with_capacity(lists.len() + 1);
+    let mut flat = Vec::new();
+    off.push(0);
+    for l in lists {
+        flat.extend(l);
+        off.push(u32::try_from(flat.len()).unwrap_or(u32::MAX));
+    }
+    (off, flat)
+}
+
+fn id32(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+/// A slot is "weak" when it is likely satisfied by most events, so a poor anchor.
+fn weak(slot: &Slot) -> bool {
+    slot.absent_ok
+        || slot.preds.iter().any(|p| {
+            matches!(
+                p,
+                Pred::Exists | Pred::AnythingBut(_) | Pred::Range { .. } | Pred::Wildcard(_)
+            ) || matches!(p, Pred::Prefix(b) | Pred::Suffix(b) if b.len() < 2)
+        })
+}
+
+/// Build the index from (owner, branches) where each branch is its (path, slot) list.
+#[allow(clippy::too_many_lines)] // one linear pass; splitting it would only scatter the interning tables
+pub(crate) fn compile<'a>(
+    owners: impl Iterator<Item = (u32, &'a [super::parse::Branch])>,
+    n_owners: usize,
+) -> Compiled {
+    let mut paths: FxHashMap<Path, u32> = FxHashMap::default();
+    let mut path_list: Vec<Path> = Vec::new();
+    let mut preds: FxHashMap<(u32, Pred), u32> = FxHashMap::default();
+    let mut pred_list: Vec<(u32, Pred)> = Vec::new();
+    let mut slots: FxHashMap<(u32, Vec<u32>, bool), u32> = FxHashMap::default();
+    let mut slot_info: Vec<(u32, bool, bool)> = Vec::new(); // (path, absent_ok, weak)
+    let mut branches: Vec<(u32, Vec<u32>)> = Vec::new();
+
+    for (owner, owner_branches) in owners {
+        let mut seen: Vec<Vec<u32>> = Vec::new();
+        for b in owner_branches {
+            let mut slot_ids = Vec::with_capacity(b.fields.len());
+            for (path, slot) in &b.fields {
+                let pid = *paths.entry(path.clone()).or_insert_with(|| {
+                    path_list.push(path.clone());
+                    id32(path_list.len() - 1)
+                });
+                let mut pids: Vec<u32> = slot
+                    .preds
+                    .iter()
+                    .map(|p| {
+                        *preds.entry((pid, p.clone())).or_insert_with(|| {
+                            pred_list.push((pid, p.clone()));
+                            id32(pred_list.len() - 1)
+                        })
+                    })
+                    .collect();
+                pids.sort_unstable();
+                let sid = *slots.entry((pid, pids, slot.absent_ok)).or_insert_with(|| {
+                    slot_info.push((pid, slot.absent_ok, weak(slot)));
+                    id32(slot_info.len() - 1)
+                });
+                slot_ids.push(sid);
+            }
+            slot_ids.sort_unstable();
+            if !seen.contains(&slot_ids) {
+                seen.push(slot_ids.clone());
+                branches.push((owner, slot_ids));
+            }
+        }
+    }
+
+    // pred -> slots, from the slot keys.
+    let mut pred_slots: Vec<Vec<u32>> = vec![Vec::new(); pred_list.len()];
+    let mut absent_slots: Vec<Vec<u32>> = vec![Vec::new(); path_list.len()];
+    for ((pid, pids, absent_ok), sid) in &slots {
+        for &p in pids {
+            pred_slots[p as usize].push(*sid);
+        }
+        if *absent_ok {
+            absent_slots[*pid as usize].push(*sid);
+        }
+    }
+    let absent_paths: Vec<u32> = absent_slots
+        .iter()
+        .enumerate()
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(i, _)| id32(i))
+        .collect();
+
+    // Anchor each branch on its most selective slot.
+    let mut fanout = vec![0u32; slot_info.len()];
+    for (_, s) in &branches {
+        for &sid in s {
+            fanout[sid as usize] += 1;
+        }
+    }
+    let mut anchored: Vec<Vec<u32>> = vec![Vec::new(); slot_info.len()];
+    for (bi, (_, s)) in branches.iter().enumerate() {
+        let score = |sid: u32| {
+            let (_, _, w) = slot_info[sid as usize];
+            u64::from(fanout[sid as usize]) * if w { 16 } else { 1 }
+        };
+        if let Some(&best) = s.iter().min_by_key(|&&sid| score(sid)) {
+            anchored[best as usize].push(id32(bi));
+        }
+    }
+
+    let mut trie = PathTrie::new();
+    for (i, p) in path_list.iter().enumerate() {
+        trie.insert(p, id32(i));
+    }
+    let mut fields: Vec<FieldIndex> = (0..path_list.len())
+        .map(|_| FieldIndex::default())
+        .collect();
+    let mut globs = FxHashMap::default();
+    let mut ranges: Vec<Vec<(i64, i64, u32)>> = vec![Vec::new(); path_list.len()];
+    for (id, (pid, pred)) in pred_list.iter().enumerate() {
+        let id = id32(id);
+        let f = &mut fields[*pid as usize];
+        match pred {
+            Pred::Str(s) => {
+                f.exact_str.insert(s.clone(), id);
+            }
+            Pred::Num(n) => {
+                f.exact_num.insert(n.clone(), id);
+                f.needs_canon = true;
+            }
+            Pred::Bool(true) => f.lit_true = Some(id),
+            Pred::Bool(false) => f.lit_false = Some(id),
+            Pred::Null => f.lit_null = Some(id),
+            Pred::Exists => f.exists = Some(id),
+            Pred::Prefix(p) => f.prefix.insert(p, id),
+            Pred::Suffix(s) => f.suffix.insert(s, id),
+            Pred::EqIc(s) => {
+                f.eq_ic.insert(s.clone(), id);
+                f.needs_fold = true;
+            }
+            Pred::PrefixIc(s) => {
+                f.prefix_ic.insert(s.as_bytes(), id);
+                f.needs_fold = true;
+            }
+            Pred::SuffixIc(s) => {
+                f.suffix_ic.insert(s.as_bytes(), id);
+                f.needs_fold = true;
+            }
+            Pred::Wildcard(g) => {
+                if g.head().is_empty() {
+                    f.wild_any.push(id);
+                } else {
+                    f.wild_head.insert(g.head(), id);
+                }
+                globs.insert(id, g.clone());
+            }
+            Pred::Range { lo, hi } => ranges[*pid as usize].push((*lo, *hi, id)),
+            Pred::Cidr { v6, len, net } => {
+                if !f.cidr_lens.contains(&(*v6, *len)) {
+                    f.cidr_lens.push((*v6, *len));
+                }
+                f.cidr.insert((*v6, *len, *net), id);
+            }
+            Pred::AnythingBut(ab) => {
+                let idx = match ab {
+                    AnythingBut::Strs(v) => AnythingButIndex::Strs(v.iter().cloned().collect()),
+                    AnythingBut::Nums(v) => {
+                        f.needs_canon = true;
+                        AnythingButIndex::Nums(v.iter().cloned().collect())
+                    }
+                    AnythingBut::Prefixes(v) => AnythingButIndex::Prefixes(v.clone()),
+                    AnythingBut::Suffixes(v) => AnythingButIndex::Suffixes(v.clone()),
+                    AnythingBut::IgnoreCase(v) => {
+                        f.needs_fold = true;
+                        AnythingButIndex::IgnoreCase(v.iter().cloned().collect())
+                    }
+                    AnythingBut::Wildcards(v) => AnythingButIndex::Wildcards(v.clone()),
+                };
+                f.anything_but.push((id, idx));
+            }
+        }
+    }
+    for (f, r) in fields.iter_mut().zip(ranges) {
+        f.ranges = Intervals::build(&r);
+    }
+
+    let (pred_slot_off, pred_slots) = csr(pred_slots);
+    let (anchor_off, anchored) = csr(anchored);
+    let branch_owner = branches.iter().map(|(o, _)| *o).collect();
+    let (branch_off, branch_slots) = csr(branches.into_iter().map(|(_, s)| s).collect());
+    Compiled {
+        id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+        trie,
+        fields,
+        globs,
+        pred_slot_off,
+        pred_slots,
+        anchor_off,
+        anchored,
+        absent_slots,
+        absent_paths,
+        branch_off,
+        branch_slots,
+        branch_owner,
+        n_slots: slot_info.len(),
+        n_paths: path_list.len(),
+        n_owners,
+    }
+}

@@ -1,0 +1,312 @@
+//! Matching one flattened event against the compiled index.
+//!
+//! 1. For each leaf, the path's `FieldIndex` yields the predicates it matches; each
+//!    marks its slots satisfied (an epoch stamp, so nothing is cleared per event).
+//! 2. Paths with no leaf satisfy their `{"exists": false}` slots.
+//! 3. For each satisfied anchor slot, its branches are checked by looking up their
+//!    other slots' stamps; array consistency is checked only when two or more of a
+//!    branch's slots were satisfied from inside arrays.
+
+use std::cell::RefCell;
+
+use super::compile::{AnythingButIndex, Compiled, FieldIndex};
+use super::flatten::{Flat, Kind, Leaf};
+use super::value::{fold_case, net_mask, parse_ip, Decimal};
+
+/// Per-thread scratch state, reused from event to event.
+#[derive(Debug, Default)]
+pub(crate) struct Scratch {
+    compiled_id: u64,
+    epoch: u32,
+    pub flat: Flat,
+    slot_stamp: Vec<u32>,
+    /// Stamped when some satisfying leaf of the slot lies inside an array.
+    slot_in_array: Vec<u32>,
+    path_seen: Vec<u32>,
+    owner_stamp: Vec<u32>,
+    /// (slot, leaf) pairs, kept for the rare array-consistency check.
+    sat: Vec<(u32, u32)>,
+    anchors: Vec<u32>,
+    hits: Vec<u32>,
+    folded: String,
+    canon: String,
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+}
+
+/// Run `f` with this thread's scratch prepared for `c`.
+pub(crate) fn with_scratch<R>(c: &Compiled, f: impl FnOnce(&mut Scratch) -> R) -> R {
+    SCRATCH.with(|cell| {
+        if let Ok(mut s) = cell.try_borrow_mut() {
+            s.prepare(c);
+            f(&mut s)
+        } else {
+            // Re-entered on this thread (not possible from the public API): use a fresh one.
+            let mut s = Scratch::default();
+            s.prepare(c);
+            f(&mut s)
+        }
+    })
+}
+
+impl Scratch {
+    fn prepare(&mut self, c: &Compiled) {
+        if self.compiled_id != c.id {
+            self.compiled_id = c.id;
+            self.epoch = 0;
+            self.slot_stamp = vec![0; c.n_slots];
+            self.slot_in_array = vec![0; c.n_slots];
+            self.path_seen = vec![0; c.n_paths];
+            self.owner_stamp = vec![0; c.n_owners];
+        }
+    }
+
+    fn next_epoch(&mut self) {
+        self.epoch = self.epoch.wrapping_add(1);
+        if self.epoch == 0 {
+            self.slot_stamp.fill(0);
+            self.slot_in_array.fill(0);
+            self.path_seen.fill(0);
+            self.owner_stamp.fill(0);
+            self.epoch = 1;
+        }
+    }
+}
+
+/// Find the predicates of `f` that `leaf` satisfies, into `hits`.
+fn eval_leaf(
+    c: &Compiled,
+    f: &FieldIndex,
+    kind: Kind,
+    text: &[u8],
+    folded: &mut String,
+    canon: &mut String,
+    hits: &mut Vec<u32>,
+) {
+    if let Some(p) = f.exists {
+        hits.push(p);
+    }
+    let mut decimal: Option<Option<Decimal>> = None;
+    match kind {
+        Kind::Str => {
+            let s = std::str::from_utf8(text).unwrap_or("");
+            if let Some(&p) = f.exact_str.get(s) {
+                hits.push(p);
+            }
+            f.prefix.prefixes_of(text, |p| hits.push(p));
+            f.suffix.suffixes_of(text, |p| hits.push(p));
+            if !f.cidr_lens.is_empty() {
+                if let Some((v6, bits)) = parse_ip(s) {
+                    for &(lv6, len) in &f.cidr_lens {
+                        if lv6 == v6 {
+                            if let Some(&p) = f.cidr.get(&(v6, len, bits & net_mask(v6, len))) {
+                                hits.push(p);
+                            }
+                        }
+                    }
+                }
+            }
+            if f.needs_fold {
+                folded.clear();
+                folded.push_str(&fold_case(s));
+                if let Some(&p) = f.eq_ic.get(folded.as_str()) {
+                    hits.push(p);
+                }
+                f.prefix_ic.prefixes_of(folded.as_bytes(), |p| hits.push(p));
+                f.suffix_ic.suffixes_of(folded.as_bytes(), |p| hits.push(p));
+            }
+            let glob_ok = |p: u32| c.globs.get(&p).is_some_and(|g| g.is_match(text));
+            f.wild_head.prefixes_of(text, |p| {
+                if glob_ok(p) {
+                    hits.push(p);
+                }
+            });
+            for &p in &f.wild_any {
+                if glob_ok(p) {
+                    hits.push(p);
+                }
+            }
+        }
+        Kind::Num => {
+            if f.needs_canon || !f.ranges.is_empty() {
+                let d = Decimal::parse(text);
+                if let Some(d) = &d {
+                    if f.needs_canon {
+                        d.canonical_into(canon);
+                        if let Some(&p) = f.exact_num.get(canon.as_str()) {
+                            hits.push(p);
+                        }
+                    }
+                    if let Some(k) = d.numeric_key() {
+                        f.ranges.containing(k, |p| hits.push(p));
+                    }
+                }
+                decimal = Some(d);
+            }
+        }
+        Kind::True => hits.extend(f.lit_true),
+        Kind::False => hits.extend(f.lit_false),
+        Kind::Null => hits.extend(f.lit_null),
+    }
+    let _ = decimal;
+    for (p, ab) in &f.anything_but {
+        let excluded = match (ab, kind) {
+            (AnythingButIndex::Strs(set), Kind::Str) => {
+                set.contains(std::str::from_utf8(text).unwrap_or(""))
+            }
+            (AnythingButIndex::Nums(set), Kind::Num) => set.contains(canon.as_str()),
+            (AnythingButIndex::Prefixes(v), Kind::Str) => v.iter().any(|x| text.starts_with(x)),
+            (AnythingButIndex::Suffixes(v), Kind::Str) => v.iter().any(|x| text.ends_with(x)),
+            (AnythingButIndex::IgnoreCase(set), Kind::Str) => set.contains(folded.as_str()),
+            (AnythingButIndex::Wildcards(v), Kind::Str) => v.iter().any(|g| g.is_match(text)),
+            _ => false,
+        };
+        if !excluded {
+            hits.push(*p);
+        }
+    }
+}
+
+/// Match the flattened event in `s.flat`; append matching owners to `out`.
+pub(crate) fn run(c: &Compiled, s: &mut Scratch, out: &mut Vec<u32>) {
+    s.next_epoch();
+    let epoch = s.epoch;
+    s.sat.clear();
+    s.anchors.clear();
+    let Scratch {
+        flat,
+        slot_stamp,
+        slot_in_array,
+        path_seen,
+        sat,
+        anchors,
+        hits,
+        folded,
+        canon,
+        ..
+    } = s;
+
+    for (li, leaf) in flat.leaves.iter().enumerate() {
+        let path = leaf.path as usize;
+        path_seen[path] = epoch;
+        hits.clear();
+        eval_leaf(
+            c,
+            &c.fields[path],
+            leaf.kind,
+            flat.text(leaf),
+            folded,
+            canon,
+            hits,
+        );
+        let in_array = leaf.mem.1 > leaf.mem.0;
+        for &p in hits.iter() {
+            let (a, b) = (
+                c.pred_slot_off[p as usize] as usize,
+                c.pred_slot_off[p as usize + 1] as usize,
+            );
+            for &slot in &c.pred_slots[a..b] {
+                let si = slot as usize;
+                if slot_stamp[si] != epoch {
+                    slot_stamp[si] = epoch;
+                    if c.anchor_off[si] != c.anchor_off[si + 1] {
+                        anchors.push(slot);
+                    }
+                }
+                if in_array {
+                    slot_in_array[si] = epoch;
+                }
+                sat.push((slot, u32::try_from(li).unwrap_or(u32::MAX)));
+            }
+        }
+    }
+    for &path in &c.absent_paths {
+        if path_seen[path as usize] != epoch {
+            for &slot in &c.absent_slots[path as usize] {
+                let si = slot as usize;
+                if slot_stamp[si] != epoch {
+                    slot_stamp[si] = epoch;
+                    if c.anchor_off[si] != c.anchor_off[si + 1] {
+                        anchors.push(slot);
+                    }
+                }
+            }
+        }
+    }
+
+    let start = out.len();
+    for &anchor in anchors.iter() {
+        let ai = anchor as usize;
+        for &b in &c.anchored[c.anchor_off[ai] as usize..c.anchor_off[ai + 1] as usize] {
+            let owner = c.branch_owner[b as usize] as usize;
+            if s.owner_stamp[owner] == epoch {
+                continue;
+            }
+            let slots = &c.branch_slots
+                [c.branch_off[b as usize] as usize..c.branch_off[b as usize + 1] as usize];
+            if !slots.iter().all(|&x| slot_stamp[x as usize] == epoch) {
+                continue;
+            }
+            let in_arrays = slots
+                .iter()
+                .filter(|&&x| slot_in_array[x as usize] == epoch)
+                .count();
+            if in_arrays >= 2 && !consistent(flat, sat, slots, slot_in_array, epoch) {
+                continue;
+            }
+            s.owner_stamp[owner] = epoch;
+            out.push(u32::try_from(owner).unwrap_or(u32::MAX));
+        }
+    }
+    out[start..].sort_unstable();
+}
+
+/// Can each slot of the branch that was satisfied from inside arrays pick one leaf so
+/// that no two picks sit in different elements of the same array? Slots satisfied
+/// outside arrays never conflict. Backtracking; runs only for array-spanning branches.
+fn consistent(
+    flat: &Flat,
+    sat: &[(u32, u32)],
+    slots: &[u32],
+    slot_in_array: &[u32],
+    epoch: u32,
+) -> bool {
+    let lists: Vec<Vec<&Leaf>> = slots
+        .iter()
+        .filter(|&&x| slot_in_array[x as usize] == epoch)
+        .map(|&x| {
+            sat.iter()
+                .filter(|(s, _)| *s == x)
+                .map(|&(_, l)| &flat.leaves[l as usize])
+                .collect()
+        })
+        .collect();
+    let mut chosen: Vec<&Leaf> = Vec::with_capacity(lists.len());
+    search(flat, &lists, &mut chosen)
+}
+
+fn search<'a>(flat: &Flat, lists: &[Vec<&'a Leaf>], chosen: &mut Vec<&'a Leaf>) -> bool {
+    let Some((first, rest)) = lists.split_first() else {
+        return true;
+    };
+    for &leaf in first {
+        if chosen
+            .iter()
+            .all(|c| compatible(flat.membership(c), flat.membership(leaf)))
+        {
+            chosen.push(leaf);
+            if search(flat, rest, chosen) {
+                return true;
+            }
+            chosen.pop();
+        }
+    }
+    false
+}
+
+fn compatible(a: &[(u32, u32)], b: &[(u32, u32)]) -> bool {
+    a.iter()
+        .all(|&(arr, i)| b.iter().all(|&(arr2, j)| arr != arr2 || i == j))
+}

@@ -1,0 +1,235 @@
+//! Amazon EventBridge event patterns: parsed and validated once ([`Pattern`]), then
+//! compiled together into one index ([`PatternSet`]) that matches an event in time
+//! that follows the event's size and its number of matches, not the number of
+//! patterns. See `docs/PATTERNS.md` for the behaviours followed.
+//!
+//! - `parse`: pattern JSON -> validated branches (disjunctive normal form).
+//! - `value`: number, IP, ignore-case and wildcard semantics.
+//! - `flatten`: event JSON -> values at the paths patterns use.
+//! - `compile`: all patterns -> one interned, indexed structure.
+//! - `matcher`: one event through that structure.
+
+mod compile;
+mod flatten;
+mod matcher;
+mod parse;
+mod value;
+
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::sync::OnceLock;
+
+use serde_json::Value;
+
+use crate::{Error, Result};
+
+/// A parsed, validated event pattern.
+#[derive(Debug, Clone)]
+pub struct Pattern {
+    branches: Vec<parse::Branch>,
+    top_level: Vec<String>,
+}
+
+impl Pattern {
+    /// Parse pattern JSON text. Invalid JSON or an invalid pattern is `Error::Pattern`.
+    pub fn parse_json(text: &str) -> Result<Pattern> {
+        let v: Value = serde_json::from_str(text).map_err(|e| Error::Pattern {
+            path: "<root>".to_owned(),
+            reason: format!("not valid JSON: {e}"),
+        })?;
+        Self::from_value(&v)
+    }
+
+    /// Build from an already parsed JSON value.
+    pub fn from_value(v: &Value) -> Result<Pattern> {
+        let branches = parse::parse_pattern(v)?;
+        let mut top_level: Vec<String> = branches
+            .iter()
+            .flat_map(|b| {
+                b.fields
+                    .iter()
+                    .filter_map(|(p, _)| p.first().map(std::string::ToString::to_string))
+            })
+            .collect();
+        top_level.sort();
+        top_level.dedup();
+        Ok(Pattern {
+            branches,
+            top_level,
+        })
+    }
+
+    /// Top-level event keys the pattern constrains (through `$or` too), sorted.
+    pub fn top_level_keys(&self) -> Vec<String> {
+        self.top_level.clone()
+    }
+}
+
+/// Many patterns under keys, matched together. Mutations invalidate the compiled
+/// index; the next match rebuilds it once (subscribe-time cost, not match-time).
+#[derive(Debug)]
+pub struct PatternSet<K> {
+    keys: Vec<K>,
+    patterns: Vec<Pattern>,
+    index: HashMap<K, usize>,
+    compiled: OnceLock<compile::Compiled>,
+}
+
+impl<K: Clone + Eq + Hash> Default for PatternSet<K> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<K: Clone + Eq + Hash> PatternSet<K> {
+    pub fn new() -> Self {
+        PatternSet {
+            keys: Vec::new(),
+            patterns: Vec::new(),
+            index: HashMap::new(),
+            compiled: OnceLock::new(),
+        }
+    }
+
+    /// Add `pattern` under `key`, replacing the key's previous pattern.
+    pub fn insert(&mut self, key: K, pattern: Pattern) {
+        self.compiled = OnceLock::new();
+        if let Some(&i) = self.index.get(&key) {
+            self.patterns[i] = pattern;
+        } else {
+            self.index.insert(key.clone(), self.keys.len());
+            self.keys.push(key);
+            self.patterns.push(pattern);
+        }
+    }
+
+    /// Remove `key`; `false` if it was not there.
+    pub fn remove(&mut self, key: &K) -> bool {
+        let Some(i) = self.index.remove(key) else {
+            return false;
+        };
+        self.compiled = OnceLock::new();
+        self.keys.swap_remove(i);
+        self.patterns.swap_remove(i);
+        if let Some(moved) = self.keys.get(i) {
+            self.index.insert(moved.clone(), i);
+        }
+        true
+    }
+
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    pub fn contains(&self, key: &K) -> bool {
+        self.index.contains_key(key)
+    }
+
+    /// Keys in their dense index order (the order `matches_indices` refers to).
+    pub fn keys(&self) -> &[K] {
+        &self.keys
+    }
+
+    fn compiled(&self) -> &compile::Compiled {
+        self.compiled.get_or_init(|| {
+            let owners = self
+                .patterns
+                .iter()
+                .enumerate()
+                .map(|(i, p)| (u32::try_from(i).unwrap_or(u32::MAX), p.branches.as_slice()));
+            compile::compile(owners, self.keys.len())
+        })
+    }
+
+    /// Build the index now rather than on the first match.
+    pub fn prepare(&self) {
+        let _ = self.compiled();
+    }
+
+    /// Keys whose pattern matches the JSON event (an object). Bad JSON or a non-object
+    /// is `Error::InvalidEvent`.
+    pub fn matches_json(&self, event_json: &[u8], out: &mut Vec<K>) -> Result<()> {
+        let mut idx = Vec::new();
+        self.matches_indices(event_json, &mut idx)?;
+        out.extend(idx.into_iter().map(|i| self.keys[i as usize].clone()));
+        Ok(())
+    }
+
+    /// Like `matches_json`, giving dense key indexes (see `keys`), sorted.
+    pub fn matches_indices(&self, event_json: &[u8], out: &mut Vec<u32>) -> Result<()> {
+        let c = self.compiled();
+        matcher::with_scratch(c, |s| {
+            flatten::flatten_json(&c.trie, event_json, &mut s.flat)?;
+            matcher::run(c, s, out);
+            Ok(())
+        })
+    }
+
+    /// Keys whose pattern matches a parsed event. A non-object matches nothing.
+    pub fn matches_value(&self, event: &Value, out: &mut Vec<K>) {
+        let Value::Object(m) = event else {
+            return;
+        };
+        let c = self.compiled();
+        let mut idx = Vec::new();
+        matcher::with_scratch(c, |s| {
+            flatten::flatten_value(&c.trie, m, &mut s.flat);
+            matcher::run(c, s, &mut idx);
+        });
+        out.extend(idx.into_iter().map(|i| self.keys[i as usize].clone()));
+    }
+
+    /// Match many events held in one buffer: event `i` is `buf[offsets[i]..offsets[i+1]]`
+    /// (so `offsets` has one more entry than there are events). Returns the matches as
+    /// parallel (event index, key index) lists, in event order. A bad event stops the
+    /// batch with `Error::InvalidEvent` naming its index.
+    pub fn matches_batch(&self, buf: &[u8], offsets: &[usize]) -> Result<(Vec<u32>, Vec<u32>)> {
+        let c = self.compiled();
+        let mut events = Vec::new();
+        let mut keys = Vec::new();
+        matcher::with_scratch(c, |s| {
+            for (i, w) in offsets.windows(2).enumerate() {
+                let (a, b) = (w[0], w[1]);
+                let Some(bytes) = buf.get(a..b) else {
+                    return Err(Error::InvalidArgument {
+                        name: "offsets".to_owned(),
+                        reason: format!(
+                            "event {i} spans {a}..{b}, outside the {}-byte buffer",
+                            buf.len()
+                        ),
+                    });
+                };
+                flatten::flatten_json(&c.trie, bytes, &mut s.flat).map_err(|e| match e {
+                    Error::InvalidEvent { reason, .. } => Error::InvalidEvent {
+                        field: format!("events[{i}]"),
+                        reason,
+                    },
+                    other => other,
+                })?;
+                let before = keys.len();
+                matcher::run(c, s, &mut keys);
+                let ev = u32::try_from(i).unwrap_or(u32::MAX);
+                events.extend(std::iter::repeat_n(ev, keys.len() - before));
+            }
+            Ok(())
+        })?;
+        Ok((events, keys))
+    }
+}
+
+/// Does `pattern` match the JSON event? Like EventBridge's TestEventPattern, for any
+/// JSON object, not only an envelope.
+pub fn test_event_pattern(pattern: &Pattern, event_json: &[u8]) -> Result<bool> {
+    let mut set = PatternSet::new();
+    set.insert(0u8, pattern.clone());
+    let mut out = Vec::new();
+    set.matches_json(event_json, &mut out)?;
+    Ok(!out.is_empty())
+}
+
+#[cfg(test)]
+mod tests;

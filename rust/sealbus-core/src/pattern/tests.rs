@@ -1,0 +1,377 @@
+//! Cases from the EventBridge documentation (content filtering, arrays, null values,
+//! exists, $or) and its rule compiler's refusals.
+
+use super::*;
+
+fn m(pattern: &str, event: &str) -> bool {
+    let p = Pattern::parse_json(pattern).unwrap_or_else(|e| panic!("pattern {pattern}: {e}"));
+    test_event_pattern(&p, event.as_bytes()).unwrap_or_else(|e| panic!("event {event}: {e}"))
+}
+
+fn refused(pattern: &str) -> (String, String) {
+    match Pattern::parse_json(pattern) {
+        Err(Error::Pattern { path, reason }) => (path, reason),
+        other => panic!("{pattern} should be refused, got {other:?}"),
+    }
+}
+
+#[test]
+fn exact_values_and_nesting() {
+    let p = r#"{"source":["aws.ec2"],"detail":{"state":["terminated","stopped"]}}"#;
+    assert!(m(
+        p,
+        r#"{"source":"aws.ec2","detail":{"state":"stopped","x":1}}"#
+    ));
+    assert!(!m(
+        p,
+        r#"{"source":"aws.ec2","detail":{"state":"running"}}"#
+    ));
+    assert!(!m(p, r#"{"source":"aws.ec2"}"#));
+    assert!(!m(p, r#"{"source":"aws.ec2","detail":"stopped"}"#));
+    assert!(!m(r#"{"a":["1"]}"#, r#"{"a":1}"#));
+    assert!(m(r#"{"a":[true]}"#, r#"{"a":true}"#));
+    assert!(!m(r#"{"a":[true]}"#, r#"{"a":"true"}"#));
+}
+
+#[test]
+fn null_and_empty_string() {
+    assert!(m(r#"{"a":[null]}"#, r#"{"a":null}"#));
+    assert!(!m(r#"{"a":[null]}"#, r"{}"));
+    assert!(!m(r#"{"a":[null]}"#, r#"{"a":""}"#));
+    assert!(m(r#"{"a":[""]}"#, r#"{"a":""}"#));
+    assert!(!m(r#"{"a":[""]}"#, r#"{"a":null}"#));
+}
+
+#[test]
+fn numbers_by_value() {
+    for ev in ["300", "300.0", "3e2", "3.00E+2", "300.000"] {
+        assert!(m(r#"{"a":[300]}"#, &format!(r#"{{"a":{ev}}}"#)), "{ev}");
+        assert!(
+            m(
+                r#"{"a":[{"numeric":["=",3e2]}]}"#,
+                &format!(r#"{{"a":{ev}}}"#)
+            ),
+            "{ev}"
+        );
+    }
+    assert!(!m(r#"{"a":[300]}"#, r#"{"a":"300"}"#));
+    // Beyond the numeric range an exact number still compares by value.
+    assert!(m(
+        r#"{"acct":[123456789012]}"#,
+        r#"{"acct":1.23456789012e11}"#
+    ));
+}
+
+#[test]
+fn numeric_ranges() {
+    let p = r#"{"n":[{"numeric":[">",0,"<=",5]}]}"#;
+    assert!(m(p, r#"{"n":5}"#));
+    assert!(m(p, r#"{"n":0.0000001}"#));
+    assert!(!m(p, r#"{"n":0}"#));
+    assert!(!m(p, r#"{"n":5.0000001}"#));
+    assert!(!m(p, r#"{"n":"3"}"#));
+    assert!(m(r#"{"n":[{"numeric":["<",10]}]}"#, r#"{"n":-1e9}"#));
+    assert!(m(r#"{"n":[{"numeric":[">=",10]}]}"#, r#"{"n":10}"#));
+    assert!(!m(r#"{"n":[{"numeric":[">",10]}]}"#, r#"{"n":10}"#));
+    assert!(m(r#"{"n":[{"numeric":[">",10]}]}"#, r#"{"n":[1, 11]}"#));
+    // Values outside +-5e9 are not compared numerically.
+    assert!(!m(r#"{"n":[{"numeric":[">",10]}]}"#, r#"{"n":6e9}"#));
+    assert!(m(r#"{"n":[{"numeric":["<=",5e9]}]}"#, r#"{"n":5e9}"#));
+}
+
+#[test]
+fn prefix_suffix_ignore_case_wildcard() {
+    assert!(m(
+        r#"{"t":[{"prefix":"2017-10-02"}]}"#,
+        r#"{"t":"2017-10-02T18:43:48Z"}"#
+    ));
+    assert!(!m(r#"{"t":[{"prefix":"1"}]}"#, r#"{"t":123}"#));
+    assert!(m(r#"{"f":[{"suffix":".png"}]}"#, r#"{"f":"a.png"}"#));
+    assert!(m(
+        r#"{"s":[{"prefix":{"equals-ignore-case":"EventB"}}]}"#,
+        r#"{"s":"eventbridge"}"#
+    ));
+    assert!(m(
+        r#"{"s":[{"suffix":{"equals-ignore-case":"tBridge"}}]}"#,
+        r#"{"s":"EVENTBRIDGE"}"#
+    ));
+    assert!(m(
+        r#"{"n":[{"equals-ignore-case":"alice"}]}"#,
+        r#"{"n":"ALICE"}"#
+    ));
+    assert!(!m(
+        r#"{"n":[{"equals-ignore-case":"alice"}]}"#,
+        r#"{"n":"alicia"}"#
+    ));
+    let w = r#"{"k":[{"wildcard":"dir/*.png"}]}"#;
+    assert!(m(w, r#"{"k":"dir/a.png"}"#));
+    assert!(m(w, r#"{"k":"dir/sub/a.png"}"#));
+    assert!(!m(w, r#"{"k":"other/a.png"}"#));
+    assert!(m(r#"{"k":[{"wildcard":"a\\*b"}]}"#, r#"{"k":"a*b"}"#));
+    assert!(!m(r#"{"k":[{"wildcard":"a\\*b"}]}"#, r#"{"k":"axb"}"#));
+}
+
+#[test]
+fn anything_but_forms() {
+    let p = r#"{"s":[{"anything-but":"initializing"}]}"#;
+    assert!(m(p, r#"{"s":"running"}"#));
+    assert!(!m(p, r#"{"s":"initializing"}"#));
+    assert!(!m(p, r"{}"));
+    assert!(m(p, r#"{"s":5}"#));
+    assert!(m(
+        r#"{"s":[{"anything-but":["stopped","overloaded"]}]}"#,
+        r#"{"s":"running"}"#
+    ));
+    assert!(!m(
+        r#"{"x":[{"anything-but":[100,200]}]}"#,
+        r#"{"x":100.0}"#
+    ));
+    assert!(m(
+        r#"{"x":[{"anything-but":[100,200]}]}"#,
+        r#"{"x":[100,50]}"#
+    ));
+    assert!(!m(
+        r#"{"x":[{"anything-but":[100,200]}]}"#,
+        r#"{"x":[100,200]}"#
+    ));
+    assert!(!m(
+        r#"{"s":[{"anything-but":{"prefix":"init"}}]}"#,
+        r#"{"s":"initial"}"#
+    ));
+    assert!(m(
+        r#"{"s":[{"anything-but":{"prefix":"init"}}]}"#,
+        r#"{"s":"run"}"#
+    ));
+    assert!(!m(
+        r#"{"f":[{"anything-but":{"suffix":".png"}}]}"#,
+        r#"{"f":"a.png"}"#
+    ));
+    assert!(!m(
+        r#"{"s":[{"anything-but":{"equals-ignore-case":["a","b"]}}]}"#,
+        r#"{"s":"B"}"#
+    ));
+    assert!(m(
+        r#"{"s":[{"anything-but":{"equals-ignore-case":["a","b"]}}]}"#,
+        r#"{"s":"c"}"#
+    ));
+    assert!(!m(
+        r#"{"p":[{"anything-but":{"wildcard":"*/lib/*"}}]}"#,
+        r#"{"p":"/usr/lib/x"}"#
+    ));
+    assert!(m(
+        r#"{"p":[{"anything-but":{"wildcard":["*/lib/*","*.so"]}}]}"#,
+        r#"{"p":"/usr/bin/x"}"#
+    ));
+}
+
+#[test]
+fn exists_on_leaves_only() {
+    assert!(m(r#"{"d":{"c":[{"exists":true}]}}"#, r#"{"d":{"c":1}}"#));
+    assert!(m(r#"{"d":{"c":[{"exists":true}]}}"#, r#"{"d":{"c":null}}"#));
+    assert!(!m(
+        r#"{"d":{"c":[{"exists":true}]}}"#,
+        r#"{"d":{"c":{"c1":1}}}"#
+    ));
+    assert!(m(
+        r#"{"d":{"c":[{"exists":false}]}}"#,
+        r#"{"d":{"c":{"c1":100}}}"#
+    ));
+    assert!(m(r#"{"d":{"c":[{"exists":false}]}}"#, r#"{"d":{}}"#));
+    assert!(m(r#"{"d":{"c":[{"exists":false}]}}"#, r"{}"));
+    assert!(m(r#"{"d":{"c":[{"exists":false}]}}"#, r#"{"d":{"c":[]}}"#));
+    assert!(!m(
+        r#"{"d":{"c":[{"exists":false}]}}"#,
+        r#"{"d":{"c":[1]}}"#
+    ));
+    assert!(m(r#"{"c":[{"exists":false}, "x"]}"#, r#"{"c":"x"}"#));
+    assert!(!m(r#"{"c":[{"exists":false}, "x"]}"#, r#"{"c":"y"}"#));
+}
+
+#[test]
+fn cidr_and_ip_strings() {
+    let p = r#"{"ip":[{"cidr":"10.0.0.0/24"}]}"#;
+    assert!(m(p, r#"{"ip":"10.0.0.255"}"#));
+    assert!(!m(p, r#"{"ip":"10.0.1.0"}"#));
+    assert!(!m(p, r#"{"ip":"not an ip"}"#));
+    assert!(m(
+        r#"{"ip":[{"cidr":"2001:db8::/32"}]}"#,
+        r#"{"ip":"2001:db8:0:0:0:0:0:1"}"#
+    ));
+    assert!(m(r#"{"ip":["::1"]}"#, r#"{"ip":"0:0:0:0:0:0:0:1"}"#));
+}
+
+#[test]
+fn arrays_any_element_and_consistency() {
+    let p = r#"{"resources":["arn:1","arn:2"]}"#;
+    assert!(m(p, r#"{"resources":["arn:0","arn:2"]}"#));
+    assert!(!m(p, r#"{"resources":[]}"#));
+    let e = r#"{"employees":[{"firstName":"John","lastName":"Doe"},{"firstName":"Anna","lastName":"Smith"},{"firstName":"Peter","lastName":"Jones"}]}"#;
+    assert!(m(r#"{"employees":{"firstName":["Anna"]}}"#, e));
+    assert!(m(
+        r#"{"employees":{"firstName":["Anna"],"lastName":["Smith"]}}"#,
+        e
+    ));
+    assert!(!m(
+        r#"{"employees":{"firstName":["Anna"],"lastName":["Jones"]}}"#,
+        e
+    ));
+    let nested =
+        r#"{"e":[[{"f":"John","l":"Doe"},{"f":"Anna","l":"Smith"}],[{"f":"Peter","l":"Jones"}]]}"#;
+    assert!(m(r#"{"e":{"f":["Peter"]}}"#, nested));
+    assert!(!m(r#"{"e":{"f":["Anna"],"l":["Doe"]}}"#, nested));
+}
+
+#[test]
+fn or_rules() {
+    let p = r#"{"source":["aws.cloudwatch"],"$or":[{"metricName":["CPUUtilization"]},{"namespace":["AWS/EC2"]}]}"#;
+    assert!(m(p, r#"{"source":"aws.cloudwatch","namespace":"AWS/EC2"}"#));
+    assert!(m(
+        p,
+        r#"{"source":"aws.cloudwatch","metricName":"CPUUtilization"}"#
+    ));
+    assert!(!m(p, r#"{"source":"aws.cloudwatch","namespace":"AWS/ES"}"#));
+    let nested = r#"{"detail":{"$or":[{"a":[1]},{"b":[2],"$or":[{"c":[3]},{"d":[4]}]}]}}"#;
+    assert!(m(nested, r#"{"detail":{"b":2,"d":4}}"#));
+    assert!(!m(nested, r#"{"detail":{"b":2}}"#));
+}
+
+#[test]
+fn refusals_name_the_key() {
+    let cases: &[(&str, &str)] = &[
+        (r#"{"a":"x"}"#, "a"),
+        (r#"{"a":[]}"#, "a"),
+        (r#"{"a":{}}"#, "a"),
+        (r"{}", "<root>"),
+        (r"[]", "<root>"),
+        (r#"{"a":[[1]]}"#, "a"),
+        (r#"{"a":[{"prefix":1}]}"#, "a"),
+        (r#"{"a":[{"prefix":"x","suffix":"y"}]}"#, "a"),
+        (r#"{"a":[{"unknown":"x"}]}"#, "a"),
+        (r#"{"a":{"b":[{"numeric":[">",1,">",2]}]}}"#, "a.b"),
+        (r#"{"a":[{"numeric":[">",5,"<",1]}]}"#, "a"),
+        (r#"{"a":[{"numeric":["<",1,">",0]}]}"#, "a"),
+        (r#"{"a":[{"numeric":["=",5000000001]}]}"#, "a"),
+        (r#"{"a":[{"numeric":["=",0.1234567]}]}"#, "a"),
+        (r#"{"a":[{"numeric":["=","5"]}]}"#, "a"),
+        (r#"{"a":[{"numeric":5}]}"#, "a"),
+        (r#"{"a":[{"exists":"yes"}]}"#, "a"),
+        (r#"{"a":[{"anything-but":[]}]}"#, "a"),
+        (r#"{"a":[{"anything-but":["x",1]}]}"#, "a"),
+        (r#"{"a":[{"anything-but":[null]}]}"#, "a"),
+        (r#"{"a":[{"anything-but":{"prefix":""}}]}"#, "a"),
+        (r#"{"a":[{"anything-but":{"regex":"x"}}]}"#, "a"),
+        (r#"{"a":[{"wildcard":"a**b"}]}"#, "a"),
+        (r#"{"a":[{"wildcard":"a\\b"}]}"#, "a"),
+        (r#"{"a":[{"cidr":"10.0.0.0"}]}"#, "a"),
+        (r#"{"a":[{"cidr":"10.0.0.0/33"}]}"#, "a"),
+        (r#"{"a":[{"prefix":{"wildcard":"x"}}]}"#, "a"),
+        (r#"{"$or":[{"a":[1]}]}"#, "$or"),
+        (r#"{"$or":{"a":[1]}}"#, "$or"),
+        (r#"{"$or":[{"a":[1]},"b"]}"#, "$or[1]"),
+        (r#"{"$or":[{"a":[1]},{"prefix":["b"]}]}"#, "$or[1].prefix"),
+        (r#"{"a":[1],"$or":[{"a":[2]},{"b":[3]}]}"#, "a"),
+    ];
+    for (p, path) in cases {
+        let (got, reason) = refused(p);
+        assert_eq!(&got, path, "{p}: {reason}");
+        assert!(!reason.is_empty());
+    }
+}
+
+#[test]
+fn bad_events_are_refused() {
+    let p = Pattern::parse_json(r#"{"a":[1]}"#).unwrap_or_else(|e| panic!("{e}"));
+    for ev in ["[]", "1", "{", r#"{"a":1}x"#, ""] {
+        assert!(
+            matches!(
+                test_event_pattern(&p, ev.as_bytes()),
+                Err(Error::InvalidEvent { .. })
+            ),
+            "{ev}"
+        );
+    }
+    // Invalid JSON inside a skipped part is still refused.
+    assert!(test_event_pattern(&p, br#"{"z":[1,],"a":1}"#).is_err());
+}
+
+#[test]
+fn set_matches_many_and_replaces() {
+    let mut set: PatternSet<String> = PatternSet::new();
+    for i in 0..100 {
+        let p = Pattern::parse_json(&format!(
+            r#"{{"n":[{{"numeric":[">=",{i}]}}],"k":["v{}"]}}"#,
+            i % 3
+        ))
+        .unwrap_or_else(|e| panic!("{e}"));
+        set.insert(format!("s{i}"), p);
+    }
+    let mut out = Vec::new();
+    set.matches_json(br#"{"n":10,"k":"v1"}"#, &mut out)
+        .unwrap_or_else(|e| panic!("{e}"));
+    out.sort();
+    let mut want: Vec<String> = (0..=10)
+        .filter(|i| i % 3 == 1)
+        .map(|i| format!("s{i}"))
+        .collect();
+    want.sort();
+    assert_eq!(out, want);
+    assert!(set.remove(&"s1".to_owned()));
+    assert!(!set.remove(&"s1".to_owned()));
+    set.insert(
+        "s4".to_owned(),
+        Pattern::parse_json(r#"{"k":["zzz"]}"#).unwrap_or_else(|e| panic!("{e}")),
+    );
+    out.clear();
+    set.matches_json(br#"{"n":10,"k":"v1"}"#, &mut out)
+        .unwrap_or_else(|e| panic!("{e}"));
+    out.sort();
+    assert_eq!(out, vec!["s10".to_owned(), "s7".to_owned()]);
+    let v: Value = serde_json::from_str(r#"{"n":10,"k":"v1"}"#).unwrap_or_default();
+    let mut out2 = Vec::new();
+    set.matches_value(&v, &mut out2);
+    out2.sort();
+    assert_eq!(out, out2);
+}
+
+#[test]
+fn batch_reports_pairs_and_bad_offsets() {
+    let mut set: PatternSet<u64> = PatternSet::new();
+    set.insert(
+        7,
+        Pattern::parse_json(r#"{"a":[1]}"#).unwrap_or_else(|e| panic!("{e}")),
+    );
+    set.insert(
+        8,
+        Pattern::parse_json(r#"{"a":[{"numeric":[">",0]}]}"#).unwrap_or_else(|e| panic!("{e}")),
+    );
+    let buf = br#"{"a":1}{"a":2}{"a":0}"#;
+    let (ev, keys) = set
+        .matches_batch(buf, &[0, 7, 14, 21])
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(ev, vec![0, 0, 1]);
+    assert_eq!(keys, vec![0, 1, 1]);
+    assert!(matches!(
+        set.matches_batch(buf, &[0, 7, 99]),
+        Err(Error::InvalidArgument { .. })
+    ));
+    assert!(
+        matches!(set.matches_batch(buf, &[0, 5]), Err(Error::InvalidEvent { field, .. }) if field == "events[0]")
+    );
+}
+
+#[test]
+fn top_level_keys_include_or_branches() {
+    let p = Pattern::parse_json(r#"{"type":["x"],"$or":[{"data":{"a":[1]}},{"subject":["s"]}]}"#)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        p.top_level_keys(),
+        vec!["data".to_owned(), "subject".to_owned(), "type".to_owned()]
+    );
+}
+
+#[test]
+fn set_is_send_and_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<PatternSet<u64>>();
+    check::<PatternSet<String>>();
+}

@@ -66,6 +66,11 @@ impl AeadKey {
         Ok(LessSafeKey::new(unbound))
     }
 
+    /// Key size in bits (128 or 256): the one fact about a key that may be shown.
+    pub fn bits(&self) -> usize {
+        self.bytes.len() * 8
+    }
+
     pub(crate) fn bytes(&self) -> &[u8] {
         &self.bytes
     }

@@ -16,7 +16,6 @@ from typing import Any
 import pytest
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
 from sealbus import IntegrityError, InvalidArgument
 from sealbus.aead import AesGcm
 

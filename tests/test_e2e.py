@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from sealbus import IntegrityError, InvalidArgument, KeyNotFound
 from sealbus._sealbus import decode_frame
 from sealbus.aead import pack, unpack
@@ -29,7 +28,9 @@ def _seal(payloads: list[bytes], ids: list[str]) -> tuple[bytes, memoryview]:
     return seal_e2e(buf, offs, recipients=ALLOWED, event_ids=ids, **EV)  # type: ignore[arg-type]
 
 
-def _open(frames: bytes, offs: object, who: ConsumerKeyPair, rid: str, ids: list[str]) -> list[bytes]:
+def _open(
+    frames: bytes, offs: object, who: ConsumerKeyPair, rid: str, ids: list[str]
+) -> list[bytes]:
     out, o = open_e2e(frames, offs, keypair=who, recipient_id=rid, event_ids=ids, **EV)  # type: ignore[arg-type]
     return unpack(out, o)
 
@@ -44,7 +45,7 @@ def test_every_allowed_consumer_opens(payloads: list[bytes]) -> None:
 
 
 def test_router_sees_only_cleartext_attributes() -> None:
-    frames, offs = _seal([b'{"secret": 42}'], ["e1"])
+    frames, _offs = _seal([b'{"secret": 42}'], ["e1"])
     info = decode_frame(frames)
     assert info["mode"] == "end-to-end" and info["key_id"].startswith("dk-")
     assert sorted(r[0] for r in info["recipients"]) == ["analytics", "shipping"]
@@ -65,8 +66,16 @@ def test_moved_frame_and_changed_attributes_are_refused() -> None:
     with pytest.raises(IntegrityError):
         _open(frames, offs, SHIPPING, "shipping", ["e2", "e1"])
     with pytest.raises(IntegrityError):
-        open_e2e(frames, offs, keypair=SHIPPING, recipient_id="shipping", event_ids=["e1", "e2"],
-                 event_type="orders.placed", source="evil", schema_version=2)
+        open_e2e(
+            frames,
+            offs,
+            keypair=SHIPPING,
+            recipient_id="shipping",
+            event_ids=["e1", "e2"],
+            event_type="orders.placed",
+            source="evil",
+            schema_version=2,
+        )
 
 
 def test_wrap_is_bound_to_recipient_and_context() -> None:

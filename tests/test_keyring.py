@@ -10,9 +10,8 @@ import stat
 from pathlib import Path
 
 import pytest
-
 import sealbus
-from sealbus import InvalidArgument, IntegrityError, KeyDestroyed, KeyNotFound, KeyRing, SealError
+from sealbus import IntegrityError, InvalidArgument, KeyDestroyed, KeyNotFound, KeyRing, SealError
 from sealbus._sealbus import decode_frame
 from sealbus.aead import pack, unpack
 
@@ -40,7 +39,7 @@ def test_rotation_keeps_old_events_readable() -> None:
     f2 = seal(ring, b"two")
     assert decode_frame(f2)["key_id"] == k2
     assert open_(ring, f1) == b"one" and open_(ring, f2) == b"two"
-    states = {k["id"]: k["state"] for k in ring.keys()}
+    states = {k["id"]: k["state"] for k in ring.keys()}  # noqa: SIM118 (KeyRing.keys() is not a dict view)
     assert states == {k1: "retired", k2: "active"}
 
 
@@ -136,7 +135,7 @@ def test_auto_rotation_well_before_the_budget() -> None:
     for _ in range(10):
         ring.seal_batch(buf, offs, event_ids=ids, **EV)  # type: ignore[arg-type]
     assert ring.active_key_id != first
-    assert all(k["seals"] <= 100 for k in ring.keys())
+    assert all(k["seals"] <= 100 for k in ring.keys())  # noqa: SIM118
     with pytest.raises(SealError, match="per-key budget"):
         big, boffs = pack([b"x"] * 101)
         ring.seal_batch(big, boffs, event_ids=[str(i) for i in range(101)], **EV)  # type: ignore[arg-type]
@@ -160,7 +159,10 @@ def test_nonces_never_repeat_over_batches_and_restarts(tmp_path: Path) -> None:
             n = 1 + (restart * 131 + b * 57) % 400
             buf, offs = pack([bytes([b]) * (b % 5)] * n)
             frames, foffs = ring.seal_batch(
-                buf, offs, event_ids=[f"{restart}-{b}-{i}" for i in range(n)], **EV  # type: ignore[arg-type]
+                buf,
+                offs,
+                event_ids=[f"{restart}-{b}-{i}" for i in range(n)],
+                **EV,  # type: ignore[arg-type]
             )
             for frame in unpack(frames, foffs):
                 info = decode_frame(frame)

@@ -8,11 +8,10 @@ import os
 import time
 from pathlib import Path
 
+import seal_format as fmt
+import sealbus
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
-import sealbus
-import seal_format as fmt
 from sealbus.aead import AesGcm, pack, unpack
 from sealbus.e2e import ConsumerKeyPair, open_e2e, seal_e2e
 
@@ -83,8 +82,13 @@ def test_e2e_frames_open_with_cryptography() -> None:
     for eid, p, frame in zip(ids, payloads, unpack(frames, foffs), strict=True):
         f = fmt.parse(frame)
         assert f.mode == fmt.END_TO_END and f.recipients[0][0] == "shipping"
-        dk = fmt.unwrap(priv, "shipping", f.recipients[0][1], f.recipients[0][2],
-                        fmt.wrap_context(f.key_id, EV["event_type"]))  # type: ignore[arg-type]
+        dk = fmt.unwrap(
+            priv,
+            "shipping",
+            f.recipients[0][1],
+            f.recipients[0][2],
+            fmt.wrap_context(f.key_id, EV["event_type"]),
+        )  # type: ignore[arg-type]
         aad = fmt.aad(fmt.END_TO_END, f.key_id, eid, **EV)  # type: ignore[arg-type]
         assert AESGCM(dk).decrypt(f.nonce, f.sealed, aad) == p
 

@@ -7,10 +7,9 @@ from __future__ import annotations
 import struct
 
 import pytest
+import sealbus
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-import sealbus
 from sealbus import FrameError, IntegrityError, KeyNotFound
 from sealbus.aead import AesGcm
 from sealbus.e2e import ConsumerKeyPair, open_e2e, seal_e2e
@@ -39,7 +38,9 @@ def test_round_trip(payload: bytes, ev: dict[str, object]) -> None:
 
 @settings(max_examples=300, deadline=None)
 @given(payload=st.binary(max_size=200), ev=attrs, pos=st.integers(0), bit=st.integers(0, 7))
-def test_any_flipped_bit_is_refused(payload: bytes, ev: dict[str, object], pos: int, bit: int) -> None:
+def test_any_flipped_bit_is_refused(
+    payload: bytes, ev: dict[str, object], pos: int, bit: int
+) -> None:
     frame = bytearray(RING.seal(payload, **ev))  # type: ignore[arg-type]
     frame[pos % len(frame)] ^= 1 << bit
     with pytest.raises(REFUSED):
@@ -47,8 +48,12 @@ def test_any_flipped_bit_is_refused(payload: bytes, ev: dict[str, object], pos: 
 
 
 @settings(max_examples=200, deadline=None)
-@given(payload=st.binary(max_size=200), ev=attrs, other=attrs, field=st.sampled_from(
-    ["event_id", "event_type", "source", "schema_version"]))
+@given(
+    payload=st.binary(max_size=200),
+    ev=attrs,
+    other=attrs,
+    field=st.sampled_from(["event_id", "event_type", "source", "schema_version"]),
+)
 def test_changed_attribute_is_refused(
     payload: bytes, ev: dict[str, object], other: dict[str, object], field: str
 ) -> None:
@@ -62,7 +67,9 @@ def test_changed_attribute_is_refused(
 
 @settings(max_examples=100, deadline=None)
 @given(payload=st.binary(max_size=200), ev=attrs, cut=st.integers(0))
-def test_truncated_or_extended_frame_is_refused(payload: bytes, ev: dict[str, object], cut: int) -> None:
+def test_truncated_or_extended_frame_is_refused(
+    payload: bytes, ev: dict[str, object], cut: int
+) -> None:
     frame = RING.seal(payload, **ev)  # type: ignore[arg-type]
     with pytest.raises(FrameError):
         RING.open(frame[: cut % len(frame)], **ev)  # type: ignore[arg-type]
@@ -98,13 +105,15 @@ def test_relabelled_key_id_and_mode_are_refused() -> None:
 @given(payload=st.binary(max_size=200), pos=st.integers(0), bit=st.integers(0, 7))
 def test_e2e_flipped_bit_is_refused(payload: bytes, pos: int, bit: int) -> None:
     ev = {"event_type": "orders.placed", "source": "checkout", "schema_version": 1}
-    frames, offs = seal_e2e(payload, [0, len(payload)], recipients={"r": READER.public_key},
-                            event_ids=["e"], **ev)  # type: ignore[arg-type]
+    frames, _offs = seal_e2e(
+        payload, [0, len(payload)], recipients={"r": READER.public_key}, event_ids=["e"], **ev
+    )  # type: ignore[arg-type]
     frame = bytearray(frames)
     frame[pos % len(frame)] ^= 1 << bit
     with pytest.raises(REFUSED):
-        open_e2e(bytes(frame), [0, len(frame)], keypair=READER, recipient_id="r",
-                 event_ids=["e"], **ev)  # type: ignore[arg-type]
+        open_e2e(
+            bytes(frame), [0, len(frame)], keypair=READER, recipient_id="r", event_ids=["e"], **ev
+        )  # type: ignore[arg-type]
 
 
 @settings(max_examples=200, deadline=None)

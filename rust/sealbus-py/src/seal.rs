@@ -17,7 +17,13 @@ use crate::error::to_pyerr;
 use crate::gil::{attached, detached};
 
 fn invalid(py: Python<'_>, name: &str, reason: impl Into<String>) -> PyErr {
-    to_pyerr(py, Error::InvalidArgument { name: name.into(), reason: reason.into() })
+    to_pyerr(
+        py,
+        Error::InvalidArgument {
+            name: name.into(),
+            reason: reason.into(),
+        },
+    )
 }
 
 /// Copy a bytes-like object (bytes, bytearray, memoryview, numpy uint8) out of Python.
@@ -27,13 +33,19 @@ fn bytes_of(obj: &Bound<'_, PyAny>, name: &str) -> PyResult<Vec<u8>> {
         return Ok(b.as_bytes().to_vec());
     }
     let buf = PyBuffer::<u8>::get(obj).map_err(|_| {
-        invalid(py, name, format!("expected a bytes-like object, got {}", type_name(obj)))
+        invalid(
+            py,
+            name,
+            format!("expected a bytes-like object, got {}", type_name(obj)),
+        )
     })?;
     buf.to_vec(py)
 }
 
 fn type_name(obj: &Bound<'_, PyAny>) -> String {
-    obj.get_type().name().map_or_else(|_| "?".into(), |n| n.to_string())
+    obj.get_type()
+        .name()
+        .map_or_else(|_| "?".into(), |n| n.to_string())
 }
 
 /// Offsets from a u64/i64/u32/i32 buffer (numpy, `array`, `memoryview.cast`) or a
@@ -42,24 +54,51 @@ fn offsets_of(obj: &Bound<'_, PyAny>, name: &str) -> PyResult<Vec<usize>> {
     let py = obj.py();
     let neg = || invalid(py, name, "offsets must be non-negative");
     if let Ok(b) = PyBuffer::<u64>::get(obj) {
-        return b.to_vec(py)?.into_iter().map(|v| usize::try_from(v).map_err(|_| neg())).collect();
+        return b
+            .to_vec(py)?
+            .into_iter()
+            .map(|v| usize::try_from(v).map_err(|_| neg()))
+            .collect();
     }
     if let Ok(b) = PyBuffer::<i64>::get(obj) {
-        return b.to_vec(py)?.into_iter().map(|v| usize::try_from(v).map_err(|_| neg())).collect();
+        return b
+            .to_vec(py)?
+            .into_iter()
+            .map(|v| usize::try_from(v).map_err(|_| neg()))
+            .collect();
     }
     if let Ok(b) = PyBuffer::<u32>::get(obj) {
-        return b.to_vec(py)?.into_iter().map(|v| usize::try_from(v).map_err(|_| neg())).collect();
+        return b
+            .to_vec(py)?
+            .into_iter()
+            .map(|v| usize::try_from(v).map_err(|_| neg()))
+            .collect();
     }
     if let Ok(b) = PyBuffer::<i32>::get(obj) {
-        return b.to_vec(py)?.into_iter().map(|v| usize::try_from(v).map_err(|_| neg())).collect();
+        return b
+            .to_vec(py)?
+            .into_iter()
+            .map(|v| usize::try_from(v).map_err(|_| neg()))
+            .collect();
     }
     obj.extract::<Vec<usize>>().map_err(|_| {
-        invalid(py, name, format!("expected a sequence or buffer of non-negative ints, got {}", type_name(obj)))
+        invalid(
+            py,
+            name,
+            format!(
+                "expected a sequence or buffer of non-negative ints, got {}",
+                type_name(obj)
+            ),
+        )
     })
 }
 
 /// `(bytes, memoryview of u64 offsets)`.
-fn batch_out<'py>(py: Python<'py>, data: &[u8], offsets: &[usize]) -> PyResult<Bound<'py, PyTuple>> {
+fn batch_out<'py>(
+    py: Python<'py>,
+    data: &[u8],
+    offsets: &[usize],
+) -> PyResult<Bound<'py, PyTuple>> {
     let mut raw = Vec::with_capacity(offsets.len() * 8);
     for &o in offsets {
         raw.extend_from_slice(&(o as u64).to_ne_bytes());
@@ -112,9 +151,13 @@ fn version_column(obj: &Bound<'_, PyAny>) -> PyResult<Column<u32>> {
     if let Ok(v) = obj.extract::<u32>() {
         return Ok(Column::One(v));
     }
-    obj.extract::<Vec<u32>>()
-        .map(Column::Many)
-        .map_err(|_| invalid(obj.py(), "schema_version", "expected an int in 0..2^32 or a sequence of them"))
+    obj.extract::<Vec<u32>>().map(Column::Many).map_err(|_| {
+        invalid(
+            obj.py(),
+            "schema_version",
+            "expected an int in 0..2^32 or a sequence of them",
+        )
+    })
 }
 
 impl AadColumns {
@@ -163,12 +206,18 @@ enum OwnedAad {
 }
 
 impl OwnedAad {
-    fn from_py(aads: Option<&Bound<'_, PyAny>>, aad_offsets: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
+    fn from_py(
+        aads: Option<&Bound<'_, PyAny>>,
+        aad_offsets: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Self> {
         let Some(a) = aads.filter(|a| !a.is_none()) else {
             return Ok(OwnedAad::None);
         };
         if let Some(o) = aad_offsets.filter(|o| !o.is_none()) {
-            return Ok(OwnedAad::PerItem(bytes_of(a, "aads")?, offsets_of(o, "aad_offsets")?));
+            return Ok(OwnedAad::PerItem(
+                bytes_of(a, "aads")?,
+                offsets_of(o, "aad_offsets")?,
+            ));
         }
         if a.is_instance_of::<PyList>() || a.is_instance_of::<PyTuple>() {
             let mut buf = Vec::new();
@@ -186,7 +235,10 @@ impl OwnedAad {
         match self {
             OwnedAad::None => BatchAad::None,
             OwnedAad::Shared(a) => BatchAad::Shared(a),
-            OwnedAad::PerItem(b, o) => BatchAad::PerItem { buffer: b, offsets: o },
+            OwnedAad::PerItem(b, o) => BatchAad::PerItem {
+                buffer: b,
+                offsets: o,
+            },
         }
     }
 }
@@ -204,13 +256,15 @@ impl PyAesGcm {
     #[new]
     fn new(py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<Self> {
         let bytes = zeroize::Zeroizing::new(bytes_of(key, "key")?);
-        Ok(Self { key: Arc::new(attached(py, AeadKey::new(&bytes))?) })
+        Ok(Self {
+            key: Arc::new(attached(py, AeadKey::new(&bytes))?),
+        })
     }
 
     /// A random 256-bit (or 128-bit) key from the OS generator.
     #[staticmethod]
     #[pyo3(signature = (bit_length = 256))]
-    fn generate_key<'py>(py: Python<'py>, bit_length: usize) -> PyResult<Bound<'py, PyBytes>> {
+    fn generate_key(py: Python<'_>, bit_length: usize) -> PyResult<Bound<'_, PyBytes>> {
         if bit_length != 128 && bit_length != 256 {
             return Err(invalid(py, "bit_length", "must be 128 or 256"));
         }
@@ -228,9 +282,14 @@ impl PyAesGcm {
         associated_data: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyBytes>> {
         let (n, d) = (bytes_of(nonce, "nonce")?, bytes_of(data, "data")?);
-        let a = associated_data.filter(|a| !a.is_none()).map(|a| bytes_of(a, "associated_data")).transpose()?;
+        let a = associated_data
+            .filter(|a| !a.is_none())
+            .map(|a| bytes_of(a, "associated_data"))
+            .transpose()?;
         let key = self.key.clone();
-        let out = detached(py, move || aead::encrypt(&key, &n, &d, a.as_deref().unwrap_or_default()))?;
+        let out = detached(py, move || {
+            aead::encrypt(&key, &n, &d, a.as_deref().unwrap_or_default())
+        })?;
         Ok(PyBytes::new(py, &out))
     }
 
@@ -243,9 +302,14 @@ impl PyAesGcm {
         associated_data: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyBytes>> {
         let (n, d) = (bytes_of(nonce, "nonce")?, bytes_of(data, "data")?);
-        let a = associated_data.filter(|a| !a.is_none()).map(|a| bytes_of(a, "associated_data")).transpose()?;
+        let a = associated_data
+            .filter(|a| !a.is_none())
+            .map(|a| bytes_of(a, "associated_data"))
+            .transpose()?;
         let key = self.key.clone();
-        let out = detached(py, move || aead::decrypt(&key, &n, &d, a.as_deref().unwrap_or_default()))?;
+        let out = detached(py, move || {
+            aead::decrypt(&key, &n, &d, a.as_deref().unwrap_or_default())
+        })?;
         Ok(PyBytes::new(py, &out))
     }
 
@@ -262,10 +326,16 @@ impl PyAesGcm {
         aads: Option<&Bound<'py, PyAny>>,
         aad_offsets: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyTuple>> {
-        let (n, b, o) = (bytes_of(nonces, "nonces")?, bytes_of(buffer, "buffer")?, offsets_of(offsets, "offsets")?);
+        let (n, b, o) = (
+            bytes_of(nonces, "nonces")?,
+            bytes_of(buffer, "buffer")?,
+            offsets_of(offsets, "offsets")?,
+        );
         let a = OwnedAad::from_py(aads, aad_offsets)?;
         let key = self.key.clone();
-        let (out, offs) = detached(py, move || aead::encrypt_batch(&key, &n, &b, &o, a.as_batch()))?;
+        let (out, offs) = detached(py, move || {
+            aead::encrypt_batch(&key, &n, &b, &o, a.as_batch())
+        })?;
         batch_out(py, &out, &offs)
     }
 
@@ -281,10 +351,16 @@ impl PyAesGcm {
         aads: Option<&Bound<'py, PyAny>>,
         aad_offsets: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyTuple>> {
-        let (n, b, o) = (bytes_of(nonces, "nonces")?, bytes_of(buffer, "buffer")?, offsets_of(offsets, "offsets")?);
+        let (n, b, o) = (
+            bytes_of(nonces, "nonces")?,
+            bytes_of(buffer, "buffer")?,
+            offsets_of(offsets, "offsets")?,
+        );
         let a = OwnedAad::from_py(aads, aad_offsets)?;
         let key = self.key.clone();
-        let (out, offs) = detached(py, move || aead::decrypt_batch(&key, &n, &b, &o, a.as_batch()))?;
+        let (out, offs) = detached(py, move || {
+            aead::decrypt_batch(&key, &n, &b, &o, a.as_batch())
+        })?;
         batch_out(py, &out, &offs)
     }
 
@@ -320,43 +396,75 @@ impl PyKeyRing {
     /// A new in-memory ring with one random key.
     #[staticmethod]
     #[pyo3(signature = (*, max_seals_per_key = None, reserve_chunk = None))]
-    fn generate(py: Python<'_>, max_seals_per_key: Option<u64>, reserve_chunk: Option<u64>) -> PyResult<Self> {
-        let ring = attached(py, KeyRing::generate_with(options(max_seals_per_key, reserve_chunk)))?;
-        Ok(Self { ring: Arc::new(ring) })
+    fn generate(
+        py: Python<'_>,
+        max_seals_per_key: Option<u64>,
+        reserve_chunk: Option<u64>,
+    ) -> PyResult<Self> {
+        let ring = attached(
+            py,
+            KeyRing::generate_with(options(max_seals_per_key, reserve_chunk)),
+        )?;
+        Ok(Self {
+            ring: Arc::new(ring),
+        })
     }
 
     /// Create a new key file (0600) with one random key; refuses to overwrite.
     #[staticmethod]
     #[pyo3(signature = (path, *, max_seals_per_key = None, reserve_chunk = None))]
-    fn create(py: Python<'_>, path: std::path::PathBuf, max_seals_per_key: Option<u64>, reserve_chunk: Option<u64>) -> PyResult<Self> {
+    fn create(
+        py: Python<'_>,
+        path: std::path::PathBuf,
+        max_seals_per_key: Option<u64>,
+        reserve_chunk: Option<u64>,
+    ) -> PyResult<Self> {
         let opts = options(max_seals_per_key, reserve_chunk);
-        Ok(Self { ring: Arc::new(detached(py, move || KeyRing::create(path, opts))?) })
+        Ok(Self {
+            ring: Arc::new(detached(py, move || KeyRing::create(path, opts))?),
+        })
     }
 
     /// Load a key file. Options, when given, override those stored in the file.
     #[staticmethod]
     #[pyo3(signature = (path, *, max_seals_per_key = None, reserve_chunk = None))]
-    fn load(py: Python<'_>, path: std::path::PathBuf, max_seals_per_key: Option<u64>, reserve_chunk: Option<u64>) -> PyResult<Self> {
+    fn load(
+        py: Python<'_>,
+        path: std::path::PathBuf,
+        max_seals_per_key: Option<u64>,
+        reserve_chunk: Option<u64>,
+    ) -> PyResult<Self> {
         let ring = if max_seals_per_key.is_none() && reserve_chunk.is_none() {
             detached(py, move || KeyRing::load(path))?
         } else {
             let opts = options(max_seals_per_key, reserve_chunk);
             detached(py, move || KeyRing::load_with(path, opts))?
         };
-        Ok(Self { ring: Arc::new(ring) })
+        Ok(Self {
+            ring: Arc::new(ring),
+        })
     }
 
     #[staticmethod]
     #[pyo3(signature = (path, *, max_seals_per_key = None, reserve_chunk = None))]
-    fn load_or_create(py: Python<'_>, path: std::path::PathBuf, max_seals_per_key: Option<u64>, reserve_chunk: Option<u64>) -> PyResult<Self> {
+    fn load_or_create(
+        py: Python<'_>,
+        path: std::path::PathBuf,
+        max_seals_per_key: Option<u64>,
+        reserve_chunk: Option<u64>,
+    ) -> PyResult<Self> {
         let opts = options(max_seals_per_key, reserve_chunk);
-        Ok(Self { ring: Arc::new(detached(py, move || KeyRing::load_or_create(path, opts))?) })
+        Ok(Self {
+            ring: Arc::new(detached(py, move || KeyRing::load_or_create(path, opts))?),
+        })
     }
 
     /// Keys from an environment variable: 64 hex digits, or a key-ring JSON document.
     #[staticmethod]
     fn from_env(py: Python<'_>, var: &str) -> PyResult<Self> {
-        Ok(Self { ring: Arc::new(attached(py, KeyRing::from_env(var))?) })
+        Ok(Self {
+            ring: Arc::new(attached(py, KeyRing::from_env(var))?),
+        })
     }
 
     /// Write the ring to `path` (0600) and keep it bound there.
@@ -429,7 +537,15 @@ impl PyKeyRing {
         let d = bytes_of(data, "data")?;
         let ring = self.ring.clone();
         let out = detached(py, move || {
-            ring.seal(&d, &AadFields { event_id: &event_id, event_type: &event_type, source: &source, schema_version })
+            ring.seal(
+                &d,
+                &AadFields {
+                    event_id: &event_id,
+                    event_type: &event_type,
+                    source: &source,
+                    schema_version,
+                },
+            )
         })?;
         Ok(PyBytes::new(py, &out))
     }
@@ -448,7 +564,15 @@ impl PyKeyRing {
         let f = bytes_of(frame, "frame")?;
         let ring = self.ring.clone();
         let out = detached(py, move || {
-            ring.open(&f, &AadFields { event_id: &event_id, event_type: &event_type, source: &source, schema_version })
+            ring.open(
+                &f,
+                &AadFields {
+                    event_id: &event_id,
+                    event_type: &event_type,
+                    source: &source,
+                    schema_version,
+                },
+            )
         })?;
         Ok(PyBytes::new(py, &out))
     }
@@ -456,6 +580,7 @@ impl PyKeyRing {
     /// Seal `len(offsets) - 1` payloads of `buffer`; the attributes are per event
     /// (sequences) or shared (a scalar). Returns `(frames, offsets)`.
     #[pyo3(signature = (buffer, offsets, *, event_ids, event_type, source, schema_version))]
+    #[allow(clippy::too_many_arguments)] // keyword arguments of the Python API
     fn seal_batch<'py>(
         &self,
         py: Python<'py>,
@@ -475,6 +600,7 @@ impl PyKeyRing {
 
     /// Open frames laid out as `seal_batch` returns them. Returns `(payloads, offsets)`.
     #[pyo3(signature = (frames, offsets, *, event_ids, event_type, source, schema_version))]
+    #[allow(clippy::too_many_arguments)] // keyword arguments of the Python API
     fn open_batch<'py>(
         &self,
         py: Python<'py>,
@@ -493,9 +619,21 @@ impl PyKeyRing {
     }
 
     fn __repr__(&self) -> String {
-        let keys: Vec<String> = self.ring.keys().into_iter().map(|k| format!("{}:{}", k.id, state_name(k.state))).collect();
-        let path = self.ring.path().map_or_else(|| "None".to_string(), |p| format!("{:?}", p.display().to_string()));
-        format!("KeyRing(active={:?}, keys=[{}], path={path})", self.ring.active_key_id(), keys.join(", "))
+        let keys: Vec<String> = self
+            .ring
+            .keys()
+            .into_iter()
+            .map(|k| format!("{}:{}", k.id, state_name(k.state)))
+            .collect();
+        let path = self.ring.path().map_or_else(
+            || "None".to_string(),
+            |p| format!("{:?}", p.display().to_string()),
+        );
+        format!(
+            "KeyRing(active={:?}, keys=[{}], path={path})",
+            self.ring.active_key_id(),
+            keys.join(", ")
+        )
     }
 }
 
@@ -515,12 +653,23 @@ fn decode_frame<'py>(py: Python<'py>, frame: &Bound<'py, PyAny>) -> PyResult<Bou
     let f = attached(py, frame::decode(&bytes))?;
     let d = PyDict::new(py);
     d.set_item("version", f.version)?;
-    d.set_item("mode", if f.mode == Mode::AtRest { "at-rest" } else { "end-to-end" })?;
+    d.set_item(
+        "mode",
+        if f.mode == Mode::AtRest {
+            "at-rest"
+        } else {
+            "end-to-end"
+        },
+    )?;
     d.set_item("key_id", f.key_id)?;
     d.set_item("nonce", PyBytes::new(py, f.nonce))?;
     let recips = PyList::empty(py);
     for r in &f.recipients {
-        recips.append((r.id, PyBytes::new(py, r.ephemeral_public), PyBytes::new(py, r.wrapped_key)))?;
+        recips.append((
+            r.id,
+            PyBytes::new(py, r.ephemeral_public),
+            PyBytes::new(py, r.wrapped_key),
+        ))?;
     }
     d.set_item("recipients", recips)?;
     d.set_item("sealed", PyBytes::new(py, f.sealed))?;
@@ -550,7 +699,11 @@ fn e2e_seal_batch<'py>(
     let (out, offs) = detached(py, move || {
         let r: Vec<Recipient<'_>> = recipients
             .iter()
-            .map(|(id, e, w)| Recipient { id, ephemeral_public: e, wrapped_key: w })
+            .map(|(id, e, w)| Recipient {
+                id,
+                ephemeral_public: e,
+                wrapped_key: w,
+            })
             .collect();
         e2e::seal_batch(&key, &data_key_id, &r, &cols.fields()?, &b, &o)
     })?;
@@ -575,7 +728,9 @@ fn e2e_open_batch<'py>(
     let key = zeroize::Zeroizing::new(bytes_of(data_key, "data_key")?);
     let (b, o) = (bytes_of(frames, "frames")?, offsets_of(offsets, "offsets")?);
     let cols = AadColumns::new(event_ids, event_type, source, schema_version)?;
-    let (out, offs) = detached(py, move || e2e::open_batch(&key, &data_key_id, &cols.fields()?, &b, &o))?;
+    let (out, offs) = detached(py, move || {
+        e2e::open_batch(&key, &data_key_id, &cols.fields()?, &b, &o)
+    })?;
     batch_out(py, &out, &offs)
 }
 

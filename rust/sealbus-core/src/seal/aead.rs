@@ -205,6 +205,21 @@ impl<'a> BatchAad<'a> {
     }
 }
 
+/// Threads a large batch may use: `SEALBUS_SEAL_THREADS` if set (1 turns parallel
+/// sealing off, e.g. on a machine shared with other busy processes), else the cores.
+fn max_threads() -> usize {
+    static N: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *N.get_or_init(|| {
+        std::env::var("SEALBUS_SEAL_THREADS")
+            .ok()
+            .and_then(|v| v.parse::<usize>().ok())
+            .unwrap_or_else(|| {
+                std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+            })
+            .clamp(1, 16)
+    })
+}
+
 /// Split `out` at item boundaries into about-equal byte chunks and run `f` on each,
 /// in parallel when the batch is large. `f(first_item, items_out_offsets, slice)`.
 pub(crate) fn par_chunks<F>(out: &mut [u8], out_offsets: &[usize], f: F) -> Result<()>
@@ -213,10 +228,7 @@ where
 {
     let n = out_offsets.len().saturating_sub(1);
     let threads = if out.len() >= PARALLEL_MIN_BYTES {
-        std::thread::available_parallelism()
-            .map_or(1, std::num::NonZeroUsize::get)
-            .clamp(1, 8)
-            .min(n.max(1))
+        max_threads().min(n.max(1))
     } else {
         1
     };

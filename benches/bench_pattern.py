@@ -28,10 +28,9 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-import orders  # noqa: E402
-import pattern_reference as ref  # noqa: E402
-
-import sealbus  # noqa: E402
+import orders
+import pattern_reference as ref
+import sealbus
 
 SIZES = [1, 10, 100, 1000, 10_000]
 

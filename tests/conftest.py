@@ -4,7 +4,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 import sealbus
 
 # The shared OrderPlaced workload, copied into tests/ (see its first line).

@@ -11,10 +11,9 @@ from decimal import Decimal
 from typing import Any
 
 import pattern_reference as ref
+import sealbus
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-import sealbus
 
 KEYS = ["a", "b"]
 OR_KEYS = ["c", "d"]

@@ -7,10 +7,9 @@ from collections import deque
 from dataclasses import dataclass, field
 
 import hypothesis.strategies as st
+import sealbus
 from hypothesis import settings
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
-
-import sealbus
 
 ACK_TIMEOUT = 10.0
 NS = 1_000_000_000

@@ -16,13 +16,17 @@ from sealbus._sealbus import (
     __version__,
     test_event_pattern,
 )
+from sealbus.aead import AesGcm
 from sealbus.errors import *  # noqa: F403
 from sealbus.errors import __all__ as _errors_all
+from sealbus.keys import KeyRing
 from sealbus.principal import Principal
 from sealbus.router import Policy, Producer, Router, Schemas
 from sealbus.subscription import Subscription
 
 __all__ = [
+    "AesGcm",
+    "KeyRing",
     "DeliveryBatch",
     "Event",
     "ManualClock",

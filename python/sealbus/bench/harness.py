@@ -560,7 +560,8 @@ def _guard(system: str, scenario: str, fn: Callable[[], Figures]) -> Figures:
         return Figures(system, scenario, status=f"error: {type(exc).__name__}: {exc}")
 
 
-def run(config: Config, out: TextIO = sys.stdout) -> Report:
+def run(config: Config, out: TextIO | None = None) -> Report:
+    out = out if out is not None else sys.stdout
     report = Report(config, environment=_environment(config))
     bar = ProgressBar(config.progress)
     pool = encode_pool(8192, BATCH)  # not timed: encoded once per run
@@ -772,10 +773,14 @@ def _ratio(s: float, n: float, higher_better: bool | None) -> str:
 def print_table(report: Report, out: TextIO) -> None:
     c = report.config
     print(file=out)
-    print(
-        f"sealbus bench: medians of {c.repeat} run(s); sealbus {c.events:,} events, "
+    nats = (
         f"NATS {min(c.nats_events, c.events):,} events (JetStream {c.nats_storage} storage"
-        f"{', sync always' if c.nats_sync_always else ', default sync'}); "
+        f"{', sync always' if c.nats_sync_always else ', default sync'})"
+        if c.nats
+        else "NATS skipped (--no-nats)"
+    )
+    print(
+        f"sealbus bench: medians of {c.repeat} run(s); sealbus {c.events:,} events, {nats}; "
         f"{CONSUMERS} consumers ack everything; batches of {BATCH:,}",
         file=out,
     )
@@ -1028,15 +1033,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def config_from_args(args: argparse.Namespace) -> Config:
     quick, full = bool(args.quick), bool(getattr(args, "full", False))
-    events = args.events or (20_000 if quick else 1_000_000 if full else 200_000)
-    backlog = args.backlog or (100_000 if quick else 1_000_000)
+
+    def pick(value: Any, quick_value: Any, default: Any, full_value: Any = None) -> Any:
+        if value is not None:  # an explicit 0 must reach the check below, not the default
+            return value
+        return quick_value if quick else full_value if full and full_value is not None else default
+
+    events = pick(args.events, 20_000, 200_000, 1_000_000)
+    backlog = pick(args.backlog, 100_000, 1_000_000)
     cfg = Config(
         scenarios=list(dict.fromkeys(args.scenario or SCENARIOS)),
         events=events,
-        nats_events=args.nats_events or (3_000 if quick else 100_000 if full else 50_000),
-        repeat=args.repeat or (1 if quick else 3),
+        nats_events=pick(args.nats_events, 3_000, 50_000, 100_000),
+        repeat=pick(args.repeat, 1, 3),
         rate=args.rate,
-        latency_seconds=args.latency_seconds or (1.0 if quick else 3.0),
+        latency_seconds=pick(args.latency_seconds, 1.0, 3.0),
         backlog=backlog,
         backlog_sample=max(1, backlog // 10),
         nats=not args.no_nats,

@@ -49,6 +49,7 @@ from sealbus.bench import nats_baseline
 from sealbus.bench.procstat import (
     RssSampler,
     cpu_count,
+    cpu_seconds,
     percentile,
     release_memory,
     rss_bytes,
@@ -140,6 +141,8 @@ class Figures:
     fsyncs_per_s: float = float("nan")
     events_per_fsync: float = float("nan")
     rss_bytes: float = float("nan")
+    #: CPU seconds (all threads; for NATS server + client) per million events.
+    cpu_s_per_mevent: float = float("nan")
     rss_growth_bytes: float = float("nan")
     offered_rate: float = float("nan")
     #: Events/s the producer achieved (paced runs; below ``offered_rate`` if it fell behind).
@@ -293,6 +296,7 @@ def sealbus_throughput(
         deadline = time.monotonic() + limit
         consumers = [_BatchConsumer(s, events, t0s, deadline) for s in setup.subs]
         publish, now_ns = setup.producer.publish_raw, time.perf_counter_ns
+        cpu0 = cpu_seconds()
         with RssSampler("self") as rss:
             for c in consumers:
                 c.start()
@@ -311,6 +315,7 @@ def sealbus_throughput(
             for c in consumers:
                 c.join()
             fig.seconds = time.perf_counter() - t_start
+        fig.cpu_s_per_mevent = _per_mevent(cpu0, cpu_seconds(), events)
         fsync1 = _fsync_count(setup.router)
         for c in consumers:
             if c.error is not None:
@@ -342,6 +347,12 @@ def sealbus_throughput(
     finally:
         _close(setup)
     return fig
+
+
+def _per_mevent(cpu0: float | None, cpu1: float | None, events: int) -> float:
+    if cpu0 is None or cpu1 is None or events <= 0:
+        return float("nan")
+    return (cpu1 - cpu0) / events * 1e6
 
 
 def _head(batch: Batch, n: int) -> tuple[bytes, list[int]]:
@@ -384,6 +395,7 @@ def sealbus_latency(
         time.sleep,
         time.perf_counter,
     )
+    cpu0 = cpu_seconds()
     try:
         with RssSampler("self") as rss:
             for t in threads:
@@ -406,6 +418,7 @@ def sealbus_latency(
             for t in threads:
                 t.join()
             fig.seconds = clock() - t_start
+        fig.cpu_s_per_mevent = _per_mevent(cpu0, cpu_seconds(), events)
         stats = [s.stats() for s in setup.subs]
     finally:
         _close(setup)
@@ -494,6 +507,9 @@ def _from_nats(scenario: str, r: nats_baseline.NatsResult) -> Figures:
         rss_samples=r.rss_samples,
         latency_quantiles_us=r.latency_quantiles_us,
     )
+    if r.server_cpu_s == r.server_cpu_s and r.events:
+        fig.cpu_s_per_mevent = (r.server_cpu_s + r.client_cpu_s) / r.events * 1e6
+        fig.notes.append(f"CPU s: nats-server {r.server_cpu_s:.2f}, client {r.client_cpu_s:.2f}")
     fig.notes.append(f"client process RSS peak {r.client_rss_peak / MiB:.0f} MiB")
     if r.offered_rate:
         fig.offered_rate = r.offered_rate
@@ -725,7 +741,7 @@ def _fmt(value: float, unit: str) -> str:
         return f"{value:,.1f}" if value < 1000 else f"{value:,.0f}"
     if unit == "MiB":
         return f"{value / MiB:,.1f}"
-    if unit == "/s":
+    if unit in ("/s", "s"):
         return f"{value:,.1f}"
     if unit == "ev":
         return "inf" if value == float("inf") else f"{value:,.0f}"
@@ -738,6 +754,7 @@ _ROWS: dict[str, list[tuple[str, str, str, bool | None]]] = {
         ("events/s (all 3 acked)", "events_per_s", "ev/s", True),
         ("p50 publish→deliver", "p50_us", "µs", False),
         ("p99 publish→deliver", "p99_us", "µs", False),
+        ("CPU per 1M events", "cpu_s_per_mevent", "s", False),
         ("RSS peak", "rss_bytes", "MiB", False),
     ],
     "latency": [
@@ -753,6 +770,7 @@ _ROWS: dict[str, list[tuple[str, str, str, bool | None]]] = {
         ("p99 publish→deliver", "p99_us", "µs", False),
         ("fsyncs/s", "fsyncs_per_s", "/s", False),
         ("events per fsync", "events_per_fsync", "ev", True),
+        ("CPU per 1M events", "cpu_s_per_mevent", "s", False),
         ("RSS peak", "rss_bytes", "MiB", False),
     ],
     "backlog": [
@@ -832,6 +850,10 @@ def print_table(report: Report, out: TextIO) -> None:
     print(file=out)
     print("sealbus advantage: >1 means sealbus is better (higher rate, lower latency or memory).", file=out)
     print("RSS: sealbus = whole benchmark process (router inside); NATS = nats-server process.", file=out)
+    print(
+        "CPU: sealbus = whole process, all threads; NATS = nats-server + the nats-py client process.",
+        file=out,
+    )
     if "durable" in c.scenarios:
         print(
             "NATS durable row = the JetStream file-storage run (its only durable mode); "

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sealbus.bench.procstat import RssSampler, percentile, rss_bytes
+from sealbus.bench.procstat import RssSampler, cpu_seconds, percentile, rss_bytes
 from sealbus.bench.workload import Batch
 
 STREAM = "SEALBUS_BENCH"
@@ -231,6 +231,9 @@ class NatsResult:
     offered_rate: float | None = None
     #: Seconds from the first publish to the last one's ack (the achieved send rate).
     send_seconds: float = float("nan")
+    #: CPU seconds used during the run by nats-server and by this (client) process.
+    server_cpu_s: float = float("nan")
+    client_cpu_s: float = float("nan")
     #: (events published so far, server RSS) for the backlog scenario.
     rss_samples: list[tuple[int, int]] = field(default_factory=list)
     latency_quantiles_us: list[float] = field(default_factory=list)
@@ -368,6 +371,7 @@ async def _run(
     cons = [_Consumer(psub, events, fetch) for _, psub in subs]
     pack = PREFIX.pack
     now_ns = time.perf_counter_ns
+    srv_cpu0, cli_cpu0 = cpu_seconds(server_pid), cpu_seconds()
     with RssSampler(server_pid) as srv_rss, RssSampler("self") as cli_rss:
         t_start = time.perf_counter()
         deadline = time.monotonic() + timeout
@@ -401,6 +405,7 @@ async def _run(
         for cnc, _ in subs:
             await cnc.flush()  # the acks have reached the server
         seconds = time.perf_counter() - t_start
+    srv_cpu1, cli_cpu1 = cpu_seconds(server_pid), cpu_seconds()
     result = NatsResult(
         events=events,
         consumers=consumers,
@@ -411,6 +416,9 @@ async def _run(
         offered_rate=rate,
         send_seconds=send_seconds,
     )
+    if None not in (srv_cpu0, srv_cpu1, cli_cpu0, cli_cpu1):
+        result.server_cpu_s = float(srv_cpu1 or 0) - float(srv_cpu0 or 0)
+        result.client_cpu_s = float(cli_cpu1 or 0) - float(cli_cpu0 or 0)
     for c in cons:
         result.delivered.append(c.got)
         result.duplicates.append(c.dups)

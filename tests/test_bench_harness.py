@@ -111,6 +111,13 @@ def test_percentiles_are_nearest_rank() -> None:
         procstat.percentile(values, 101)
 
 
+def test_rss_growth_leaves_out_the_warm_up() -> None:
+    mib = 1 << 20
+    assert harness.rss_growth([(0, 16 * mib), (100, 40 * mib), (200, 41 * mib)]) == mib
+    assert harness.rss_growth([(0, 16 * mib), (100, 40 * mib)]) == 24 * mib
+    assert harness.rss_growth([(0, mib)]) != harness.rss_growth([(0, mib)])  # NaN: nothing to compare
+
+
 def test_rss_is_read_from_proc() -> None:
     rss = procstat.rss_bytes()
     assert rss is not None and rss > 1024 * 1024

@@ -90,8 +90,10 @@ def test_backlog_samples_server_rss_while_nobody_consumes(pool: list[workload.Ba
 @pytest.mark.nats
 @requires_server
 @pytest.mark.timeout(120)
-def test_server_starts_on_a_free_port_and_cleans_up() -> None:
-    with nats_baseline.NatsServer() as server:
+@pytest.mark.parametrize("sync_always", [False, True])
+def test_server_starts_on_a_free_port_and_cleans_up(sync_always: bool) -> None:
+    with nats_baseline.NatsServer(sync_always=sync_always) as server:
+        assert (server.dir / "nats.conf").exists() == sync_always
         pid, folder = server.pid, server.dir
         assert server.url.startswith("nats://127.0.0.1:")
         assert (server.rss_bytes() or 0) > 0

@@ -12,6 +12,9 @@ def main(argv: list[str] | None = None) -> int:
     demo = sub.add_parser("demo", help="run a small shop end to end")
     demo.add_argument("--orders", type=int, default=12)
     sub.add_parser("version", help="print the version")
+    from sealbus.bench import harness
+
+    harness.add_arguments(sub.add_parser("bench", help="end-to-end benchmarks beside NATS JetStream"))
     args = parser.parse_args(argv)
 
     if args.command == "demo":
@@ -19,6 +22,8 @@ def main(argv: list[str] | None = None) -> int:
 
         demo_mod.run(orders=args.orders)
         return 0
+    if args.command == "bench":
+        return harness.main(args)
     if args.command == "version":
         import sealbus
 

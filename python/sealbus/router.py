@@ -7,16 +7,50 @@ an API that reads like its documentation.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+import os
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any, Literal
 
-from sealbus._sealbus import ManualClock, Receipt, RouterCore
+from sealbus._sealbus import Event, KeyRing, ManualClock, Receipt, RouterCore
 from sealbus.codec import encode_batch, encode_one
 from sealbus.errors import Backpressure, InvalidArgument, PolicyDenied
 from sealbus.principal import Principal, principal_name
 from sealbus.subscription import Subscription
 
 OnFull = Literal["block", "reject", "drop_oldest"]
+Fsync = Literal["always", "batch", "never"]
+Seal = Literal["auto", "at-rest", "none"]
+KEYS_ENV = "SEALBUS_KEYS"
+
+
+def _key_ring(
+    path: str | os.PathLike[str] | None, seal: Seal, keys: KeyRing | str | os.PathLike[str] | None
+) -> tuple[KeyRing | None, str]:
+    """The at-rest key ring and a description of where it came from (never key bytes)."""
+    if seal not in ("auto", "at-rest", "none"):
+        raise InvalidArgument(
+            f"invalid argument: seal: {seal!r} is not 'auto', 'at-rest' or 'none'", name="seal", reason="unknown"
+        )
+    if seal == "none":
+        if keys is not None:
+            raise InvalidArgument(
+                "invalid argument: keys: given with seal='none'", name="keys", reason="contradiction"
+            )
+        return None, "none (not sealed)"
+    if isinstance(keys, KeyRing):
+        return keys, "the KeyRing passed in"
+    if keys is not None:
+        return KeyRing.load_or_create(keys), f"key file {os.fspath(keys)}"
+    if seal == "auto" and path is None:
+        return None, "none (in-memory router; pass seal='at-rest' to seal)"
+    if os.environ.get(KEYS_ENV):
+        return KeyRing.from_env(KEYS_ENV), f"environment variable {KEYS_ENV}"
+    if path is None:
+        return KeyRing.generate(), "generated for this process (in memory only)"
+    key_file = Path(os.fspath(path)).resolve()
+    key_file = key_file.with_name(key_file.name + ".keys")
+    return KeyRing.load_or_create(key_file), f"key file {key_file}"
 Compatibility = Literal["none", "backward", "forward", "full"]
 
 _ATTRS = ("subject", "datacontenttype", "dataschema", "traceparent")
@@ -189,6 +223,17 @@ class Producer:
 class Router:
     """An embedded event router.
 
+    ``Router()`` keeps everything in memory. ``Router(path)`` keeps every accepted
+    event in a durable segment log under ``path`` (a publish returns once its events
+    are on disk, per ``fsync``: ``"always"``, ``"batch"`` (group commit, the default)
+    or ``"never"``), and durable consumers resume where they stopped.
+
+    Sealing: a durable router seals every payload at rest (AES-256-GCM) unless told
+    ``seal="none"``. Keys come from ``keys`` (a :class:`KeyRing` or a key-file path),
+    else the ``SEALBUS_KEYS`` environment variable, else a key file created with mode
+    0600 *beside* (never inside) the log folder: ``<path>.keys``. ``key_source`` says
+    which.
+
     >>> router = Router()
     >>> checkout = router.principal("checkout")
     >>> router.policy.allow_publish(checkout, "orders.*")
@@ -196,17 +241,91 @@ class Router:
 
     def __init__(
         self,
+        path: str | os.PathLike[str] | None = None,
         *,
+        fsync: Fsync = "batch",
+        seal: Seal = "auto",
+        keys: KeyRing | str | os.PathLike[str] | None = None,
         allow_schemaless: bool = False,
         clock: ManualClock | None = None,
+        segment_bytes: int | None = None,
+        retention_max_age: float | None = None,
+        retention_max_bytes: int | None = None,
+        retention_respect_consumers: bool = True,
     ) -> None:
-        self._core = RouterCore(allow_schemaless=allow_schemaless, clock=clock)
+        ring, self.key_source = _key_ring(path, seal, keys)
+        self._core = RouterCore(
+            allow_schemaless=allow_schemaless,
+            clock=clock,
+            path=None if path is None else os.fspath(path),
+            fsync=fsync,
+            keys=ring,
+            segment_bytes=segment_bytes,
+            retention_max_age=retention_max_age,
+            retention_max_bytes=retention_max_bytes,
+            retention_respect_consumers=retention_respect_consumers,
+        )
+        self.keys = ring
+        self.path = None if path is None else Path(path)
         self.policy = Policy(self._core)
         self.schemas = Schemas(self._core)
         self._principals: dict[str, Principal] = {}
 
     def __repr__(self) -> str:
-        return f"Router(principals={len(self._principals)}, subscriptions={len(self._core.subscriptions())})"
+        where = "memory" if self.path is None else str(self.path)
+        return (
+            f"Router({where}, sealed={self._core.sealed}, principals={len(self._principals)}, "
+            f"subscriptions={len(self._core.subscriptions())})"
+        )
+
+    @property
+    def durable(self) -> bool:
+        return self._core.durable
+
+    def close(self) -> None:
+        """Save consumer cursors and close the log. Reopen with ``Router(path)``."""
+        self._core.close()
+
+    def __enter__(self) -> Router:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def flush(self) -> None:
+        """Save changed consumer cursors now (they are also saved in the background)."""
+        self._core.flush()
+
+    def apply_retention(self) -> dict[str, int] | None:
+        """Apply the retention policy now (it also runs in the background)."""
+        return self._core.apply_retention()
+
+    def replay(
+        self,
+        who: Principal,
+        types: str | Sequence[str],
+        *,
+        since: int | str | None = None,
+        pattern: Mapping[str, Any] | str | None = None,
+        batch: int = 1024,
+    ) -> Iterator[Event]:
+        """Stream stored events in log order: from an offset (``int``), an RFC 3339
+        time (``str``) or the beginning, filtered by ``types`` and ``pattern``. The
+        reader's permission is checked again for every event, and only what it may
+        read is opened."""
+        who = self._check(who)
+        type_list = [types] if isinstance(types, str) else list(types)
+        text = None if pattern is None else pattern if isinstance(pattern, str) else json.dumps(pattern)
+        core = self._core.replay(
+            who.name,
+            who._token,
+            type_list,
+            since_offset=since if isinstance(since, int) else None,
+            since_time=since if isinstance(since, str) else None,
+            pattern_json=text,
+        )
+        while chunk := core.next_batch(batch):
+            yield from chunk
 
     def principal(self, name: str) -> Principal:
         """Create the principal ``name`` (once). Hand the returned object to the code
@@ -243,6 +362,9 @@ class Router:
         ack_timeout: float = 30.0,
         max_deliveries: int = 5,
         dlq_capacity: int = 10_000,
+        durable: bool = False,
+        start: Literal["latest", "earliest"] = "latest",
+        max_backlog: int | None = None,
     ) -> Subscription:
         """Subscribe ``who`` to event ``types`` (names or ``*`` globs), optionally
         filtered by an EventBridge ``pattern`` over the CloudEvents JSON form of the
@@ -250,7 +372,14 @@ class Router:
 
         The queue holds at most ``max_pending`` unacknowledged events; when full,
         ``on_full`` says what happens to producers: ``block`` (wait), ``reject``
-        (:class:`~sealbus.Backpressure`, events handed back) or ``drop_oldest``."""
+        (:class:`~sealbus.Backpressure`, events handed back) or ``drop_oldest``.
+
+        ``durable=True`` (a durable router only, ``name`` required) stores the
+        consumer's cursor: closed or offline, it is owed every event, and gets them
+        when it subscribes again under the same name. Its queue is then a window of
+        ``max_pending`` events onto the log; ``max_backlog`` bounds how far producers
+        may get ahead of it before ``on_full`` applies (None: disk and retention
+        decide). ``start`` says where a new durable consumer begins."""
         who = self._check(who)
         type_list = [types] if isinstance(types, str) else list(types)
         text = None if pattern is None else pattern if isinstance(pattern, str) else json.dumps(pattern)
@@ -265,6 +394,9 @@ class Router:
             ack_timeout=ack_timeout,
             max_deliveries=max_deliveries,
             dlq_capacity=dlq_capacity,
+            durable=durable,
+            start=start,
+            max_backlog=max_backlog,
         )
         return Subscription(core)
 

@@ -125,10 +125,16 @@ class Subscription:
         self._handlers.append(t)
         return t
 
-    def close(self) -> None:
-        """Unsubscribe: stop handlers; undelivered messages of this queue are dropped."""
+    @property
+    def durable(self) -> bool:
+        return self._core.durable
+
+    def close(self, *, forget: bool = False) -> None:
+        """Unsubscribe and stop handlers. A durable subscription keeps its cursor (the
+        consumer is offline and still owed every event) unless ``forget``; undelivered
+        messages of an ephemeral one are dropped."""
         self._stop.set()
-        self._core.close()
+        self._core.close(forget)
         for t in self._handlers:
             if t is not threading.current_thread():
                 t.join(timeout=5)

@@ -198,7 +198,7 @@ def _make_router(path: Path | None, max_pending: int, timeout: float | None = No
         router = sealbus.Router()
     else:
         try:
-            router = sealbus.Router(path=str(path), fsync="batch")  # type: ignore[call-arg]
+            router = sealbus.Router(path=str(path), fsync="batch")
         except TypeError as exc:
             raise NotAvailable(
                 f"not available: Router(path=..., fsync='batch') is not supported yet ({exc})"

@@ -45,6 +45,10 @@ pub struct Event {
     pub data: Vec<u8>,
     /// The schema version the data was validated against (a sealbus extension).
     pub schema_version: Option<u32>,
+    /// `data` holds a sealed frame (docs/FORMAT.md), not the plaintext.
+    pub sealed: bool,
+    /// Position in the durable log, once stored there.
+    pub offset: Option<u64>,
 }
 
 /// Optional attributes a producer may set on a publish.
@@ -187,6 +191,8 @@ impl Event {
             data_kind,
             data,
             schema_version: None,
+            sealed: false,
+            offset: None,
         }
     }
 

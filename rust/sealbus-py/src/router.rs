@@ -10,14 +10,17 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList};
 use sealbus_core::envelope::{Attributes, DataKind, Event};
 use sealbus_core::error::{Action, Error};
+use sealbus_core::log::{CursorStore, FsyncPolicy, Log, LogOptions, Retention};
 use sealbus_core::pattern::Pattern;
 use sealbus_core::route::{
-    Clock, Delivery, Item, OnFull, QueueConfig, Receipt, Router, RouterConfig, Subscription,
+    Clock, Item, OnFull, Opened, QueueConfig, Receipt, Replay, Router, RouterConfig, Start,
+    Subscription,
 };
 use sealbus_core::schema::Compatibility;
 
 use crate::error::to_pyerr;
 use crate::gil::{attached, detached};
+use crate::seal::PyKeyRing;
 
 fn action(s: &str) -> PyResult<Action> {
     match s {
@@ -94,6 +97,8 @@ impl ManualClock {
 pub struct PyEvent {
     pub inner: Item,
     data: OnceLock<Py<PyAny>>,
+    /// Why the data could not be opened (kept as text: errors are not Clone).
+    unopened: Option<(bool, String)>,
 }
 
 impl PyEvent {
@@ -101,7 +106,24 @@ impl PyEvent {
         PyEvent {
             inner,
             data: OnceLock::new(),
+            unopened: None,
         }
+    }
+
+    fn opened(o: Opened) -> (Self, u64, u32) {
+        let unopened = o.error.map(|e| match e {
+            Error::KeyDestroyed { key_id } => (true, key_id),
+            other => (false, other.to_string()),
+        });
+        (
+            PyEvent {
+                inner: o.event,
+                data: OnceLock::new(),
+                unopened,
+            },
+            o.tag,
+            o.attempt,
+        )
     }
 }
 
@@ -147,9 +169,26 @@ impl PyEvent {
     fn schema_version(&self) -> Option<u32> {
         self.inner.schema_version
     }
+    /// Position in the durable log, if stored there.
+    #[getter]
+    fn offset(&self) -> Option<u64> {
+        self.inner.offset
+    }
     /// The data: a JSON value (decoded once, on first access), bytes, or None.
     #[getter]
     fn data(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        if let Some((destroyed, what)) = &self.unopened {
+            let e = if *destroyed {
+                Error::KeyDestroyed {
+                    key_id: what.clone(),
+                }
+            } else {
+                Error::Integrity {
+                    reason: format!("event {}: {what}", self.inner.id),
+                }
+            };
+            return Err(to_pyerr(py, e));
+        }
         if let Some(d) = self.data.get() {
             return Ok(d.clone_ref(py));
         }
@@ -217,6 +256,8 @@ pub struct PyReceipt {
     schema_version: Option<u32>,
     #[pyo3(get)]
     routed: usize,
+    #[pyo3(get)]
+    offset: Option<u64>,
 }
 
 impl From<Receipt> for PyReceipt {
@@ -226,6 +267,7 @@ impl From<Receipt> for PyReceipt {
             time: r.time,
             schema_version: r.schema_version,
             routed: r.routed,
+            offset: r.offset,
         }
     }
 }
@@ -237,10 +279,34 @@ impl PyReceipt {
     }
 }
 
+/// A subscription together with the router that serves it.
+#[derive(Clone)]
+struct Handle {
+    router: Arc<Router>,
+    sub: Arc<Subscription>,
+}
+
+impl Handle {
+    fn ack(&self, py: Python<'_>, tags: &[u64]) -> PyResult<usize> {
+        attached(py, self.router.ack(&self.sub, tags))
+    }
+    fn nack(&self, py: Python<'_>, tags: &[u64]) -> PyResult<usize> {
+        attached(py, self.router.nack(&self.sub, tags))
+    }
+    /// Poll and open, with the GIL released.
+    fn poll(&self, py: Python<'_>, max: usize, timeout: Option<Duration>) -> PyResult<Vec<Opened>> {
+        let h = self.clone();
+        detached(py, move || {
+            let ds = h.router.poll(&h.sub, max, timeout)?;
+            Ok(h.router.open(ds))
+        })
+    }
+}
+
 /// One delivery of an event to a subscription; ack it or nack it.
 #[pyclass(frozen, module = "sealbus._sealbus", name = "Message")]
 pub struct PyMessage {
-    sub: Arc<Subscription>,
+    handle: Handle,
     #[pyo3(get)]
     tag: u64,
     #[pyo3(get)]
@@ -251,6 +317,8 @@ pub struct PyMessage {
 
 #[pymethods]
 impl PyMessage {
+    /// The data, opened for this consumer. Raises `KeyDestroyed` if its key was
+    /// destroyed (crypto-shredded), `IntegrityError` if it was tampered with.
     #[getter]
     fn data(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         self.event.get().data(py)
@@ -266,35 +334,37 @@ impl PyMessage {
     /// Acknowledge: the event is done. Returns False if it was already acked or its
     /// ack deadline passed (it has been or will be redelivered).
     fn ack(&self, py: Python<'_>) -> PyResult<bool> {
-        attached(py, self.sub.ack(&[self.tag])).map(|n| n == 1)
+        self.handle.ack(py, &[self.tag]).map(|n| n == 1)
     }
     /// Refuse: redeliver (or dead-letter after max_deliveries).
     fn nack(&self, py: Python<'_>) -> PyResult<bool> {
-        attached(py, self.sub.nack(&[self.tag])).map(|n| n == 1)
+        self.handle.nack(py, &[self.tag]).map(|n| n == 1)
     }
     fn __repr__(&self) -> String {
         let e = &self.event.get().inner;
         format!(
             "Message(id={:?}, type={:?}, attempt={}, subscription={:?})",
-            e.id, e.event_type, self.attempt, self.sub.name
+            e.id, e.event_type, self.attempt, self.handle.sub.name
         )
     }
 }
 
-fn wrap_deliveries(
+fn wrap_opened(
     py: Python<'_>,
-    sub: &Arc<Subscription>,
-    ds: Vec<Delivery<Item>>,
+    handle: &Handle,
+    opened: Vec<Opened>,
 ) -> PyResult<Vec<Py<PyMessage>>> {
-    ds.into_iter()
-        .map(|d| {
-            let event = Py::new(py, PyEvent::wrap(d.item))?;
+    opened
+        .into_iter()
+        .map(|o| {
+            let (ev, tag, attempt) = PyEvent::opened(o);
+            let event = Py::new(py, ev)?;
             Py::new(
                 py,
                 PyMessage {
-                    sub: sub.clone(),
-                    tag: d.tag,
-                    attempt: d.attempt,
+                    handle: handle.clone(),
+                    tag,
+                    attempt,
                     event,
                 },
             )
@@ -306,10 +376,9 @@ fn wrap_deliveries(
 /// many events per call. `buffer[offsets[i]:offsets[i+1]]` is event i's data.
 #[pyclass(frozen, module = "sealbus._sealbus", name = "DeliveryBatch")]
 pub struct PyDeliveryBatch {
-    sub: Arc<Subscription>,
+    handle: Handle,
     tags: Vec<u64>,
-    attempts: Vec<u32>,
-    items: Vec<Item>,
+    opened: Vec<(Item, u32, Option<(bool, String)>)>,
     buffer: Py<PyBytes>,
     offsets: Vec<usize>,
 }
@@ -317,9 +386,10 @@ pub struct PyDeliveryBatch {
 #[pymethods]
 impl PyDeliveryBatch {
     fn __len__(&self) -> usize {
-        self.items.len()
+        self.tags.len()
     }
-    /// All the events' data, concatenated.
+    /// All the events' data, concatenated (an event that could not be opened has
+    /// empty data here; index it to see why).
     #[getter]
     fn buffer(&self, py: Python<'_>) -> Py<PyBytes> {
         self.buffer.clone_ref(py)
@@ -331,7 +401,7 @@ impl PyDeliveryBatch {
     }
     #[getter]
     fn ids(&self) -> Vec<String> {
-        self.items.iter().map(|e| e.id.clone()).collect()
+        self.opened.iter().map(|(e, _, _)| e.id.clone()).collect()
     }
     #[getter]
     fn tags(&self) -> Vec<u64> {
@@ -339,32 +409,38 @@ impl PyDeliveryBatch {
     }
     /// Event `i` as a Message (ack/nack it alone if you like).
     fn __getitem__(&self, py: Python<'_>, i: isize) -> PyResult<PyMessage> {
-        let n = isize::try_from(self.items.len()).unwrap_or(isize::MAX);
+        let n = isize::try_from(self.tags.len()).unwrap_or(isize::MAX);
         let j = if i < 0 { i + n } else { i };
         let j = usize::try_from(j)
             .ok()
-            .filter(|&j| j < self.items.len())
+            .filter(|&j| j < self.tags.len())
             .ok_or_else(|| pyo3::exceptions::PyIndexError::new_err("batch index out of range"))?;
+        let (item, attempt, unopened) = &self.opened[j];
+        let ev = PyEvent {
+            inner: item.clone(),
+            data: OnceLock::new(),
+            unopened: unopened.clone(),
+        };
         Ok(PyMessage {
-            sub: self.sub.clone(),
+            handle: self.handle.clone(),
             tag: self.tags[j],
-            attempt: self.attempts[j],
-            event: Py::new(py, PyEvent::wrap(self.items[j].clone()))?,
+            attempt: *attempt,
+            event: Py::new(py, ev)?,
         })
     }
     /// Acknowledge every event of the batch in one call.
     fn ack(&self, py: Python<'_>) -> PyResult<usize> {
-        attached(py, self.sub.ack(&self.tags))
+        self.handle.ack(py, &self.tags)
     }
     /// Refuse every event of the batch in one call.
     fn nack(&self, py: Python<'_>) -> PyResult<usize> {
-        attached(py, self.sub.nack(&self.tags))
+        self.handle.nack(py, &self.tags)
     }
     fn __repr__(&self) -> String {
         format!(
             "DeliveryBatch({} events, subscription={:?})",
-            self.items.len(),
-            self.sub.name
+            self.tags.len(),
+            self.handle.sub.name
         )
     }
 }
@@ -372,31 +448,34 @@ impl PyDeliveryBatch {
 /// The Rust side of a subscription.
 #[pyclass(frozen, module = "sealbus._sealbus", name = "SubscriptionCore")]
 pub struct PySubscription {
-    sub: Arc<Subscription>,
-    router: Arc<Router>,
+    handle: Handle,
 }
 
 #[pymethods]
 impl PySubscription {
     #[getter]
     fn id(&self) -> u64 {
-        self.sub.id
+        self.handle.sub.id
     }
     #[getter]
     fn name(&self) -> &str {
-        &self.sub.name
+        &self.handle.sub.name
     }
     #[getter]
     fn principal(&self) -> &str {
-        &self.sub.principal
+        &self.handle.sub.principal
     }
     #[getter]
     fn types(&self) -> Vec<String> {
-        self.sub.types.clone()
+        self.handle.sub.types.clone()
     }
     #[getter]
     fn closed(&self) -> bool {
-        self.sub.is_closed()
+        self.handle.sub.is_closed()
+    }
+    #[getter]
+    fn durable(&self) -> bool {
+        self.handle.sub.is_durable()
     }
     /// Up to `max_messages`, waiting up to `timeout` seconds (None: until one arrives)
     /// for the first, with the GIL released.
@@ -408,9 +487,8 @@ impl PySubscription {
         timeout: Option<f64>,
     ) -> PyResult<Vec<Py<PyMessage>>> {
         let timeout = timeout.map(|t| seconds("timeout", t)).transpose()?;
-        let sub = self.sub.clone();
-        let ds = detached(py, move || sub.poll(max_messages, timeout))?;
-        wrap_deliveries(py, &self.sub, ds)
+        let opened = self.handle.poll(py, max_messages, timeout)?;
+        wrap_opened(py, &self.handle, opened)
     }
     /// Like `poll`, but one `DeliveryBatch` (one buffer + offsets) instead of a
     /// Python object per event.
@@ -422,44 +500,43 @@ impl PySubscription {
         timeout: Option<f64>,
     ) -> PyResult<PyDeliveryBatch> {
         let timeout = timeout.map(|t| seconds("timeout", t)).transpose()?;
-        let sub = self.sub.clone();
-        let (ds, buffer, offsets) = detached(py, move || {
-            let ds = sub.poll(max_messages, timeout)?;
-            let total = ds.iter().map(|d| d.item.data.len()).sum();
+        let h = self.handle.clone();
+        let (opened, buffer, offsets) = detached(py, move || {
+            let opened = h.router.open(h.router.poll(&h.sub, max_messages, timeout)?);
+            let total = opened.iter().map(|o| o.event.data.len()).sum();
             let mut buffer = Vec::with_capacity(total);
-            let mut offsets = Vec::with_capacity(ds.len() + 1);
+            let mut offsets = Vec::with_capacity(opened.len() + 1);
             offsets.push(0);
-            for d in &ds {
-                buffer.extend_from_slice(&d.item.data);
+            for o in &opened {
+                buffer.extend_from_slice(&o.event.data);
                 offsets.push(buffer.len());
             }
-            Ok((ds, buffer, offsets))
+            Ok((opened, buffer, offsets))
         })?;
-        let mut tags = Vec::with_capacity(ds.len());
-        let mut attempts = Vec::with_capacity(ds.len());
-        let mut items = Vec::with_capacity(ds.len());
-        for d in ds {
-            tags.push(d.tag);
-            attempts.push(d.attempt);
-            items.push(d.item);
+        let mut tags = Vec::with_capacity(opened.len());
+        let mut items = Vec::with_capacity(opened.len());
+        for o in opened {
+            tags.push(o.tag);
+            let attempt = o.attempt;
+            let (ev, _, _) = PyEvent::opened(o);
+            items.push((ev.inner, attempt, ev.unopened));
         }
         Ok(PyDeliveryBatch {
-            sub: self.sub.clone(),
+            handle: self.handle.clone(),
             tags,
-            attempts,
-            items,
+            opened: items,
             buffer: PyBytes::new(py, &buffer).unbind(),
             offsets,
         })
     }
     fn ack(&self, py: Python<'_>, tags: Vec<u64>) -> PyResult<usize> {
-        attached(py, self.sub.ack(&tags))
+        self.handle.ack(py, &tags)
     }
     fn nack(&self, py: Python<'_>, tags: Vec<u64>) -> PyResult<usize> {
-        attached(py, self.sub.nack(&tags))
+        self.handle.nack(py, &tags)
     }
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let (s, ready, inflight, dead) = attached(py, self.sub.stats())?;
+        let (s, ready, inflight, dead, durable) = attached(py, self.handle.sub.stats())?;
         let d = PyDict::new(py);
         d.set_item("ready", ready)?;
         d.set_item("in_flight", inflight)?;
@@ -473,6 +550,12 @@ impl PySubscription {
         d.set_item("dropped", s.dropped)?;
         d.set_item("dead_lettered", s.dead_lettered)?;
         d.set_item("dead_dropped", s.dead_dropped)?;
+        if let Some((committed, read, owed, lost)) = durable {
+            d.set_item("committed_offset", committed)?;
+            d.set_item("read_offset", read)?;
+            d.set_item("backlog", owed)?;
+            d.set_item("lost_to_retention", lost)?;
+        }
         Ok(d)
     }
     /// Dead letters as (event, attempts, reason); `remove` takes them out.
@@ -483,13 +566,59 @@ impl PySubscription {
         max: usize,
         remove: bool,
     ) -> PyResult<Vec<(Py<PyEvent>, u32, &'static str)>> {
-        let dl = attached(py, self.sub.dead_letters(max, remove))?;
+        let dl = attached(
+            py,
+            self.handle
+                .router
+                .dead_letters(&self.handle.sub, max, remove),
+        )?;
+        let items: Vec<_> = dl.iter().map(|d| d.item.clone()).collect();
+        // Dead letters are opened for their consumer like any delivery.
+        let opened = self.handle.router.open(
+            items
+                .into_iter()
+                .map(|item| sealbus_core::route::Delivery {
+                    tag: 0,
+                    attempt: 0,
+                    item,
+                })
+                .collect(),
+        );
         dl.into_iter()
-            .map(|d| Ok((Py::new(py, PyEvent::wrap(d.item))?, d.attempts, d.reason)))
+            .zip(opened)
+            .map(|(d, o)| Ok((Py::new(py, PyEvent::opened(o).0)?, d.attempts, d.reason)))
             .collect()
     }
-    fn close(&self, py: Python<'_>) -> PyResult<bool> {
-        attached(py, self.router.unsubscribe(self.sub.id))
+    /// Close; a durable subscription keeps its cursor unless `forget`.
+    #[pyo3(signature = (forget=false))]
+    fn close(&self, py: Python<'_>, forget: bool) -> PyResult<bool> {
+        attached(
+            py,
+            self.handle.router.unsubscribe(self.handle.sub.id, forget),
+        )
+    }
+}
+
+/// A replay in progress: `next_batch(n)` until it returns an empty list.
+#[pyclass(module = "sealbus._sealbus", name = "ReplayCore")]
+pub struct PyReplay {
+    router: Arc<Router>,
+    state: Option<Replay>,
+}
+
+#[pymethods]
+impl PyReplay {
+    fn next_batch(&mut self, py: Python<'_>, max: usize) -> PyResult<Vec<PyEvent>> {
+        let Some(mut state) = self.state.take() else {
+            return Ok(Vec::new());
+        };
+        let router = self.router.clone();
+        let (state, events) = detached(py, move || {
+            let ev = router.replay_next(&mut state, max)?;
+            Ok((state, ev))
+        })?;
+        self.state = Some(state);
+        Ok(events.into_iter().map(PyEvent::wrap).collect())
     }
 }
 
@@ -502,12 +631,126 @@ pub struct PyRouter {
 #[pymethods]
 impl PyRouter {
     #[new]
-    #[pyo3(signature = (allow_schemaless=false, clock=None))]
-    fn new(allow_schemaless: bool, clock: Option<&Bound<'_, ManualClock>>) -> Self {
+    #[pyo3(signature = (allow_schemaless=false, clock=None, path=None, fsync="batch", keys=None, segment_bytes=None, retention_max_age=None, retention_max_bytes=None, retention_respect_consumers=true))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        py: Python<'_>,
+        allow_schemaless: bool,
+        clock: Option<&Bound<'_, ManualClock>>,
+        path: Option<std::path::PathBuf>,
+        fsync: &str,
+        keys: Option<&Bound<'_, PyKeyRing>>,
+        segment_bytes: Option<u64>,
+        retention_max_age: Option<f64>,
+        retention_max_bytes: Option<u64>,
+        retention_respect_consumers: bool,
+    ) -> PyResult<Self> {
         let clock = clock.map_or_else(Clock::default, |c| Clock::Manual(c.get().ns.clone()));
-        PyRouter {
-            router: Arc::new(Router::new(RouterConfig { allow_schemaless }, clock)),
-        }
+        let log = match path {
+            None => None,
+            Some(dir) => {
+                let mut opts = LogOptions {
+                    fsync: attached(py, FsyncPolicy::parse(fsync))?,
+                    ..LogOptions::default()
+                };
+                if let Some(b) = segment_bytes {
+                    opts.segment_bytes = b;
+                }
+                opts.retention = Retention {
+                    max_age: retention_max_age
+                        .map(|a| seconds("retention_max_age", a))
+                        .transpose()?,
+                    max_bytes: retention_max_bytes,
+                    respect_consumers: retention_respect_consumers,
+                };
+                let (log, cursors) = detached(py, move || {
+                    let log = Log::open(&dir, opts)?;
+                    let cursors = CursorStore::open(&dir.join("cursors"))?;
+                    Ok((log, cursors))
+                })?;
+                Some((Arc::new(log), cursors))
+            }
+        };
+        let config = RouterConfig {
+            allow_schemaless,
+            keys: keys.map(|k| k.get().ring()),
+            log,
+        };
+        let router = Arc::new(Router::new(config, clock));
+        router.start_housekeeping(Duration::from_millis(200), Duration::from_secs(5));
+        Ok(PyRouter { router })
+    }
+
+    #[getter]
+    fn durable(&self) -> bool {
+        self.router.log().is_some()
+    }
+
+    #[getter]
+    fn sealed(&self) -> bool {
+        self.router.keys().is_some()
+    }
+
+    /// Save changed consumer cursors now.
+    fn flush(&self, py: Python<'_>) -> PyResult<()> {
+        let r = self.router.clone();
+        detached(py, move || r.flush())
+    }
+
+    /// Apply the retention policy now; returns what was deleted, or None in memory.
+    fn apply_retention<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyDict>>> {
+        let r = self.router.clone();
+        let Some(rep) = detached(py, move || r.apply_retention())? else {
+            return Ok(None);
+        };
+        let d = PyDict::new(py);
+        d.set_item("segments_deleted", rep.segments_deleted)?;
+        d.set_item("bytes_deleted", rep.bytes_deleted)?;
+        d.set_item("records_deleted", rep.records_deleted)?;
+        d.set_item("needed_records_deleted", rep.needed_records_deleted)?;
+        d.set_item(
+            "segments_kept_for_consumers",
+            rep.segments_kept_for_consumers,
+        )?;
+        d.set_item("first_offset", rep.first_offset)?;
+        Ok(Some(d))
+    }
+
+    /// Flush cursors and close the log; the router refuses further work.
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
+        let r = self.router.clone();
+        detached(py, move || r.close())
+    }
+
+    #[pyo3(signature = (principal, token, types, since_offset=None, since_time=None, pattern_json=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn replay(
+        &self,
+        py: Python<'_>,
+        principal: &str,
+        token: &[u8],
+        types: Vec<String>,
+        since_offset: Option<u64>,
+        since_time: Option<&str>,
+        pattern_json: Option<&str>,
+    ) -> PyResult<PyReplay> {
+        let pattern = pattern_json
+            .map(Pattern::parse_json)
+            .transpose()
+            .map_err(|e| to_pyerr(py, e))?;
+        let since_ns = since_time
+            .map(sealbus_core::envelope::parse_time)
+            .transpose()
+            .map_err(|e| to_pyerr(py, e))?;
+        let state = attached(
+            py,
+            self.router
+                .replay(principal, token, types, since_offset, since_ns, pattern),
+        )?;
+        Ok(PyReplay {
+            router: self.router.clone(),
+            state: Some(state),
+        })
     }
 
     /// Register a principal; returns its secret token (keep it in a Principal object).
@@ -678,7 +921,7 @@ impl PyRouter {
         }
     }
 
-    #[pyo3(signature = (principal, token, types, name=None, pattern_json=None, max_pending=10_000, on_full="block", ack_timeout=30.0, max_deliveries=5, dlq_capacity=10_000))]
+    #[pyo3(signature = (principal, token, types, name=None, pattern_json=None, max_pending=10_000, on_full="block", ack_timeout=30.0, max_deliveries=5, dlq_capacity=10_000, durable=false, start="latest", max_backlog=None))]
     #[allow(clippy::too_many_arguments)]
     fn subscribe(
         &self,
@@ -693,7 +936,23 @@ impl PyRouter {
         ack_timeout: f64,
         max_deliveries: u32,
         dlq_capacity: usize,
+        durable: bool,
+        start: &str,
+        max_backlog: Option<u64>,
     ) -> PyResult<PySubscription> {
+        let start = match start {
+            "latest" => Start::Latest,
+            "earliest" => Start::Earliest,
+            other => {
+                return Err(to_pyerr(
+                    py,
+                    Error::InvalidArgument {
+                        name: "start".into(),
+                        reason: format!("{other:?} is not 'latest' or 'earliest'"),
+                    },
+                ))
+            }
+        };
         let pattern = pattern_json
             .map(Pattern::parse_json)
             .transpose()
@@ -706,14 +965,17 @@ impl PyRouter {
             max_deliveries,
             dlq_capacity,
         };
+        let durable = durable.then_some((start, max_backlog));
         let sub = attached(
             py,
             self.router
-                .subscribe(principal, token, name, types, pattern, cfg),
+                .subscribe(principal, token, name, types, pattern, cfg, durable),
         )?;
         Ok(PySubscription {
-            sub,
-            router: self.router.clone(),
+            handle: Handle {
+                sub,
+                router: self.router.clone(),
+            },
         })
     }
 
@@ -730,6 +992,14 @@ impl PyRouter {
         ] {
             d.set_item(k, v.load(Ordering::Relaxed))?;
         }
+        if let Some(log) = self.router.log() {
+            let st = log.stats();
+            d.set_item("fsyncs", st.fsyncs)?;
+            d.set_item("log_records", st.records)?;
+            d.set_item("log_bytes", st.bytes)?;
+            d.set_item("log_segments", st.segments)?;
+            d.set_item("events_per_fsync", st.events_per_fsync)?;
+        }
         Ok(d)
     }
 
@@ -739,8 +1009,10 @@ impl PyRouter {
             .subscriptions()
             .into_iter()
             .map(|sub| PySubscription {
-                sub,
-                router: self.router.clone(),
+                handle: Handle {
+                    sub,
+                    router: self.router.clone(),
+                },
             })
             .collect();
         PyList::new(py, subs)
@@ -754,6 +1026,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyMessage>()?;
     m.add_class::<PySubscription>()?;
     m.add_class::<PyDeliveryBatch>()?;
+    m.add_class::<PyReplay>()?;
     m.add_class::<PyRouter>()?;
     Ok(())
 }

@@ -9,30 +9,61 @@
 //! a timeout hands back the events not yet queued.
 
 mod clock;
+mod deliver;
+mod durable;
+mod publish;
 mod queue;
+mod replay;
+pub mod stored;
 mod subscription;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, Instant};
 
 pub use clock::Clock;
+pub use deliver::Opened;
 pub use queue::{DeadLetter, Delivery, OnFull, Queue, QueueConfig, QueueStats};
-pub use subscription::{Item, Subscription};
+pub use replay::Replay;
+pub use subscription::{Durable, Item, SubState, Subscription};
 
 use crate::envelope::{self, Attributes, DataKind, Event};
 use crate::error::{Action, Error, Result};
+use crate::log::{CursorStore, Log};
 use crate::pattern::{Pattern, PatternSet};
 use crate::policy::{self, Policy};
 use crate::schema::SchemaRegistry;
+use crate::seal::KeyRing;
 
 /// Router-wide settings.
-#[derive(Debug, Clone, Default)]
+#[derive(Default)]
 pub struct RouterConfig {
     /// Accept event types that have no registered schema (data is then only checked
     /// to be well-formed JSON).
     pub allow_schemaless: bool,
+    /// Seal every event's data at rest with this key ring before it is queued or stored.
+    pub keys: Option<Arc<KeyRing>>,
+    /// The durable log and its consumer cursors.
+    pub log: Option<(Arc<Log>, CursorStore)>,
+}
+
+impl std::fmt::Debug for RouterConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RouterConfig")
+            .field("allow_schemaless", &self.allow_schemaless)
+            .field("sealed", &self.keys.is_some())
+            .field("durable", &self.log.is_some())
+            .finish()
+    }
+}
+
+/// How a new durable subscription without a stored cursor starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    /// Only events published from now on.
+    Latest,
+    /// Everything still in the log.
+    Earliest,
 }
 
 /// One event as a producer hands it over.
@@ -50,6 +81,8 @@ pub struct Receipt {
     pub schema_version: Option<u32>,
     /// How many subscriptions it was queued for.
     pub routed: usize,
+    /// Its offset in the durable log, if the router has one.
+    pub offset: Option<u64>,
 }
 
 /// A publish refused by backpressure: receipts of what was queued, and the index of
@@ -86,7 +119,10 @@ pub struct Router {
     pub policy: Policy,
     pub schemas: SchemaRegistry,
     pub counters: Counters,
-    config: RouterConfig,
+    allow_schemaless: bool,
+    keys: Option<Arc<KeyRing>>,
+    log: Option<Arc<Log>>,
+    cursors: Option<CursorStore>,
     clock: Clock,
     subs: RwLock<HashMap<u64, Arc<Subscription>>>,
     routes: RwLock<HashMap<String, Arc<TypeRoute>>>,
@@ -111,11 +147,18 @@ fn poisoned(what: &str) -> Error {
 
 impl Router {
     pub fn new(config: RouterConfig, clock: Clock) -> Self {
+        let (log, cursors) = match config.log {
+            Some((l, c)) => (Some(l), Some(c)),
+            None => (None, None),
+        };
         Router {
             policy: Policy::new(),
             schemas: SchemaRegistry::new(),
             counters: Counters::default(),
-            config,
+            allow_schemaless: config.allow_schemaless,
+            keys: config.keys,
+            log,
+            cursors,
             clock,
             subs: RwLock::new(HashMap::new()),
             routes: RwLock::new(HashMap::new()),
@@ -127,6 +170,14 @@ impl Router {
 
     pub fn clock(&self) -> &Clock {
         &self.clock
+    }
+
+    pub fn keys(&self) -> Option<&Arc<KeyRing>> {
+        self.keys.as_ref()
+    }
+
+    pub fn log(&self) -> Option<&Arc<Log>> {
+        self.log.as_ref()
     }
 
     /// Call after any policy change: cached routes are rebuilt on next use.
@@ -164,6 +215,7 @@ impl Router {
         types: Vec<String>,
         pattern: Option<Pattern>,
         cfg: QueueConfig,
+        durable: Option<(Start, Option<u64>)>,
     ) -> Result<Arc<Subscription>> {
         self.policy.authenticate(principal, token)?;
         if types.is_empty() {
@@ -202,7 +254,31 @@ impl Router {
             });
         }
         let id = self.next_sub.fetch_add(1, Ordering::AcqRel);
-        let name = name.unwrap_or_else(|| format!("{principal}-{id}"));
+        let name = match (name, durable.is_some()) {
+            (Some(n), _) => n,
+            (None, false) => format!("{principal}-{id}"),
+            (None, true) => {
+                return Err(Error::InvalidArgument {
+                    name: "name".into(),
+                    reason: "a durable subscription needs a name: its cursor is stored under it"
+                        .into(),
+                })
+            }
+        };
+        let mut subs = self.subs.write().map_err(|_| poisoned("subscriptions"))?;
+        if durable.is_some() && subs.values().any(|s| s.name == name && s.is_durable()) {
+            return Err(Error::InvalidArgument {
+                name: "name".into(),
+                reason: format!("durable subscription {name:?} is already open"),
+            });
+        }
+        let durable = match durable {
+            Some((start, max_backlog)) => {
+                Self::check_durable_policy(cfg.on_full, max_backlog)?;
+                Some(self.open_durable(&name, start, max_backlog, pattern.as_ref())?)
+            }
+            None => None,
+        };
         let sub = Arc::new(Subscription::new(
             id,
             name,
@@ -210,17 +286,20 @@ impl Router {
             types,
             pattern,
             cfg,
-            self.clock.clone(),
+            durable,
         ));
-        self.subs
-            .write()
-            .map_err(|_| poisoned("subscriptions"))?
-            .insert(id, sub.clone());
+        if sub.is_durable() {
+            self.restore_dead_letters(&sub)?;
+        }
+        subs.insert(id, sub.clone());
+        drop(subs);
         self.invalidate_routes();
         Ok(sub)
     }
 
-    pub fn unsubscribe(&self, id: u64) -> Result<bool> {
+    /// Close a subscription. A durable one keeps its cursor (the consumer is offline
+    /// and will be owed every event when it returns) unless `forget` is set.
+    pub fn unsubscribe(&self, id: u64, forget: bool) -> Result<bool> {
         let removed = self
             .subs
             .write()
@@ -229,6 +308,12 @@ impl Router {
         if let Some(s) = &removed {
             s.close();
             self.invalidate_routes();
+            self.flush_cursor(s)?;
+            if forget && s.is_durable() {
+                if let Some(c) = &self.cursors {
+                    c.remove(&s.name)?;
+                }
+            }
         }
         Ok(removed.is_some())
     }
@@ -319,11 +404,7 @@ impl Router {
         attrs.validate()?;
         let validator = match self.schemas.validator(event_type, version) {
             Ok(v) => Some(v),
-            Err(Error::SchemaNotFound { .. })
-                if self.config.allow_schemaless && version.is_none() =>
-            {
-                None
-            }
+            Err(Error::SchemaNotFound { .. }) if self.allow_schemaless && version.is_none() => None,
             Err(e) => {
                 self.counters
                     .refused_schema
@@ -372,239 +453,5 @@ impl Router {
             out.push(e);
         }
         Ok(out)
-    }
-
-    /// Which subscriptions each event goes to (indices into the returned list).
-    fn targets(&self, events: &[Event]) -> Result<(Vec<Arc<Subscription>>, Vec<Vec<usize>>)> {
-        let mut subs: Vec<Arc<Subscription>> = Vec::new();
-        let mut index: HashMap<u64, usize> = HashMap::new();
-        let mut per_event = Vec::with_capacity(events.len());
-        let mut matched = Vec::new();
-        let mut route: Option<(String, Arc<TypeRoute>)> = None;
-        for e in events {
-            let r = match &route {
-                Some((t, r)) if *t == e.event_type => r.clone(),
-                _ => {
-                    let r = self.route_for(&e.event_type)?;
-                    route = Some((e.event_type.clone(), r.clone()));
-                    r
-                }
-            };
-            let mut mine = Vec::with_capacity(r.all.len());
-            let mut add = |s: &Arc<Subscription>| {
-                let i = *index.entry(s.id).or_insert_with(|| {
-                    subs.push(s.clone());
-                    subs.len() - 1
-                });
-                mine.push(i);
-            };
-            r.all.iter().for_each(&mut add);
-            if !r.patterned.is_empty() {
-                matched.clear();
-                let json = e.to_json_bytes(e.data_kind == DataKind::Json);
-                r.patterned.matches_json(&json, &mut matched)?;
-                matched.sort_unstable();
-                for id in &matched {
-                    if let Some(s) = r.by_id.get(id) {
-                        add(s);
-                    }
-                }
-            }
-            per_event.push(mine);
-        }
-        Ok((subs, per_event))
-    }
-
-    /// Route a prepared batch into the queues under each queue's backpressure policy.
-    /// `block_timeout` bounds how long a `block` queue may make the caller wait (None:
-    /// forever). Call with the GIL released.
-    pub fn enqueue(
-        &self,
-        events: Vec<Event>,
-        block_timeout: Option<Duration>,
-    ) -> std::result::Result<Vec<Receipt>, Refused> {
-        let refused = |error: Error, receipts: Vec<Receipt>| Refused { error, receipts };
-        let (subs, per_event) = match self.targets(&events) {
-            Ok(t) => t,
-            Err(e) => return Err(refused(e, Vec::new())),
-        };
-        let items: Vec<Item> = events.into_iter().map(Arc::new).collect();
-        let deadline = block_timeout.map(|t| Instant::now() + t);
-        // A batch larger than some blocking queue can never fit at once: go one by one.
-        let mut need = vec![0usize; subs.len()];
-        for t in &per_event {
-            for &i in t {
-                need[i] += 1;
-            }
-        }
-        let too_big = subs.iter().zip(&need).any(|(s, &n)| {
-            s.config()
-                .map(|c| c.on_full == OnFull::Block && n > c.max_pending)
-                .unwrap_or(false)
-        });
-        let chunks: Vec<std::ops::Range<usize>> = if too_big {
-            (0..items.len()).map(|i| i..i + 1).collect()
-        } else {
-            vec![0..items.len()]
-        };
-        let mut receipts = Vec::with_capacity(items.len());
-        for range in chunks {
-            if let Err(e) = self.enqueue_chunk(
-                &subs,
-                &per_event[range.clone()],
-                &items[range.clone()],
-                deadline,
-            ) {
-                self.counters
-                    .refused_backpressure
-                    .fetch_add((items.len() - receipts.len()) as u64, Ordering::Relaxed);
-                let e = match e {
-                    Error::Backpressure {
-                        subscription,
-                        pending,
-                        ..
-                    } => Error::Backpressure {
-                        subscription,
-                        pending,
-                        accepted: receipts.len(),
-                    },
-                    other => other,
-                };
-                return Err(refused(e, receipts));
-            }
-            for (item, t) in items[range.clone()].iter().zip(&per_event[range]) {
-                receipts.push(Receipt {
-                    id: item.id.clone(),
-                    time: item.time.clone(),
-                    schema_version: item.schema_version,
-                    routed: t.len(),
-                });
-            }
-        }
-        let routed: u64 = receipts.iter().map(|r| r.routed as u64).sum();
-        self.counters
-            .published
-            .fetch_add(receipts.len() as u64, Ordering::Relaxed);
-        self.counters.routed.fetch_add(routed, Ordering::Relaxed);
-        let unrouted = receipts.iter().filter(|r| r.routed == 0).count();
-        self.counters
-            .unrouted
-            .fetch_add(unrouted as u64, Ordering::Relaxed);
-        Ok(receipts)
-    }
-
-    fn enqueue_chunk(
-        &self,
-        subs: &[Arc<Subscription>],
-        per_event: &[Vec<usize>],
-        items: &[Item],
-        deadline: Option<Instant>,
-    ) -> Result<()> {
-        let mut need = vec![0usize; subs.len()];
-        for t in per_event {
-            for &i in t {
-                need[i] += 1;
-            }
-        }
-        loop {
-            // Wait (without the enqueue lock) until every blocking queue has room.
-            for (s, &n) in subs.iter().zip(&need) {
-                if n == 0 || s.is_closed() {
-                    continue;
-                }
-                let mut q = s.lock()?;
-                if q.config().on_full != OnFull::Block {
-                    continue;
-                }
-                loop {
-                    let before = q.len();
-                    q.expire(self.clock.now());
-                    if q.len() < before {
-                        s.has_room.notify_all();
-                    }
-                    if q.has_room(n) || s.is_closed() {
-                        break;
-                    }
-                    let wait = match deadline {
-                        Some(d) => match d.checked_duration_since(Instant::now()) {
-                            Some(w) if !w.is_zero() && !self.clock.is_manual() => w,
-                            _ => {
-                                return Err(Error::Backpressure {
-                                    subscription: s.name.clone(),
-                                    pending: q.len(),
-                                    accepted: 0,
-                                })
-                            }
-                        },
-                        None if self.clock.is_manual() => {
-                            return Err(Error::Backpressure {
-                                subscription: s.name.clone(),
-                                pending: q.len(),
-                                accepted: 0,
-                            })
-                        }
-                        None => Duration::from_secs(3600),
-                    };
-                    // Also wake at the next ack deadline: expiry may dead-letter and free room.
-                    let wait = match q.next_deadline() {
-                        Some(d) => wait.min(Duration::from_nanos(
-                            d.saturating_sub(self.clock.now()).max(1_000),
-                        )),
-                        None => wait,
-                    };
-                    q = s
-                        .has_room
-                        .wait_timeout(q, wait)
-                        .map_err(|_| poisoned("queue"))?
-                        .0;
-                }
-            }
-            // Check and push atomically with respect to other producers.
-            let _guard = self.enqueue.lock().map_err(|_| poisoned("router"))?;
-            let mut guards = Vec::with_capacity(subs.len());
-            let mut retry = false;
-            for (s, &n) in subs.iter().zip(&need) {
-                if n == 0 || s.is_closed() {
-                    guards.push(None);
-                    continue;
-                }
-                let mut q = s.lock()?;
-                q.expire(self.clock.now());
-                if !q.has_room(n) {
-                    match q.config().on_full {
-                        OnFull::Reject => {
-                            return Err(Error::Backpressure {
-                                subscription: s.name.clone(),
-                                pending: q.len(),
-                                accepted: 0,
-                            })
-                        }
-                        OnFull::Block => {
-                            retry = true;
-                            break;
-                        }
-                        OnFull::DropOldest => {}
-                    }
-                }
-                guards.push(Some(q));
-            }
-            if retry {
-                continue;
-            }
-            for (item, targets) in items.iter().zip(per_event) {
-                for &i in targets {
-                    if let Some(q) = guards[i].as_mut() {
-                        q.push(item.clone());
-                    }
-                }
-            }
-            drop(guards);
-            for (s, &n) in subs.iter().zip(&need) {
-                if n > 0 {
-                    s.has_events.notify_all();
-                }
-            }
-            return Ok(());
-        }
     }
 }

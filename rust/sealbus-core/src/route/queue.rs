@@ -156,6 +156,12 @@ impl<T: Clone> Queue<T> {
     /// Append, applying `drop_oldest` if full. Returns false if the item could not be
     /// placed (full and nothing droppable); callers check room first for block/reject.
     pub fn push(&mut self, item: T) -> bool {
+        self.push_attempted(item, 0)
+    }
+
+    /// Append an item that was already delivered `attempts` times (a durable
+    /// consumer's history, restored after a restart).
+    pub fn push_attempted(&mut self, item: T, attempts: u32) -> bool {
         if !self.has_room(1) {
             if self.cfg.on_full == OnFull::DropOldest && self.ready.pop_front().is_some() {
                 self.stats.dropped += 1;
@@ -167,7 +173,7 @@ impl<T: Clone> Queue<T> {
                 return false;
             }
         }
-        self.ready.push_back(Entry { item, attempts: 0 });
+        self.ready.push_back(Entry { item, attempts });
         self.stats.enqueued += 1;
         true
     }
@@ -239,13 +245,10 @@ impl<T: Clone> Queue<T> {
 
     /// Acknowledge a delivery. False if the tag is unknown (already acked, or it
     /// expired and was handed out again under a new tag).
-    pub fn ack(&mut self, tag: u64) -> bool {
-        if self.inflight.remove(&tag).is_some() {
-            self.stats.acked += 1;
-            true
-        } else {
-            false
-        }
+    pub fn ack(&mut self, tag: u64) -> Option<T> {
+        let f = self.inflight.remove(&tag)?;
+        self.stats.acked += 1;
+        Some(f.entry.item)
     }
 
     /// Refuse a delivery: it goes back to the front for redelivery, or to the DLQ.
@@ -268,6 +271,17 @@ impl<T: Clone> Queue<T> {
     pub fn drain_dead(&mut self, max: usize) -> Vec<DeadLetter<T>> {
         let n = max.min(self.dead.len());
         self.dead.drain(..n).collect()
+    }
+
+    /// Put an item straight into the dead-letter queue (restored after a restart).
+    pub fn push_dead(&mut self, item: T, attempts: u32, reason: &'static str) {
+        self.bury(Entry { item, attempts }, reason);
+        self.stats.dead_lettered -= 1;
+    }
+
+    /// The most recent `n` dead letters (to mirror newly buried items elsewhere).
+    pub fn newest_dead(&self, n: usize) -> impl Iterator<Item = &DeadLetter<T>> {
+        self.dead.iter().skip(self.dead.len().saturating_sub(n))
     }
 
     pub fn dead_len(&self) -> usize {
@@ -302,8 +316,8 @@ mod tests {
         let d = q.take(10, 0);
         assert_eq!(d.len(), 2);
         assert!(!q.has_room(1), "in-flight counts toward capacity");
-        assert!(q.ack(d[0].tag));
-        assert!(!q.ack(d[0].tag), "double ack");
+        assert!(q.ack(d[0].tag).is_some());
+        assert!(q.ack(d[0].tag).is_none(), "double ack");
         assert!(q.has_room(1));
     }
 

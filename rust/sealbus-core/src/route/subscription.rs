@@ -1,17 +1,56 @@
 //! A subscription: who it belongs to, what it asked for, and its queue with the
 //! condition variables that producers (room) and consumers (events) wait on.
+//!
+//! A durable subscription also carries its cursor in the durable log: what it has
+//! settled (acked or dead-lettered), how often each offset was delivered, and how far
+//! it has read. Its in-memory queue is only a window onto the log.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::Instant;
 
-use super::clock::Clock;
-use super::queue::{DeadLetter, Delivery, Queue, QueueConfig, QueueStats};
+use super::queue::{Queue, QueueConfig, QueueStats};
 use crate::envelope::Event;
 use crate::error::{Error, Result};
-use crate::pattern::Pattern;
+use crate::log::Cursor;
+use crate::pattern::{Pattern, PatternSet};
 
 pub type Item = Arc<Event>;
+
+/// A durable consumer's position in the log.
+#[derive(Debug)]
+pub struct Durable {
+    pub name: String,
+    pub cursor: Cursor,
+    /// Next log offset to look at for this subscription.
+    pub read_offset: u64,
+    /// Most events the producers may get ahead of this consumer (matched, unsettled)
+    /// before `on_full` applies; `None`: the disk is the limit.
+    pub max_backlog: Option<u64>,
+    /// Matched at publish and not yet settled (a lower bound after a restart).
+    pub owed: u64,
+    /// Offsets retention deleted before this consumer read them.
+    pub lost: u64,
+    pub dirty: bool,
+    pub last_save: Instant,
+    /// This subscription's pattern alone, for filtering what it reads back.
+    pub filter: Option<PatternSet<u8>>,
+}
+
+#[derive(Debug)]
+pub struct SubState {
+    pub queue: Queue<Item>,
+    /// Room promised to producers whose events are being sealed and stored.
+    pub reserved: usize,
+    pub durable: Option<Durable>,
+}
+
+impl SubState {
+    /// Ready + in flight + promised.
+    pub fn occupied(&self) -> usize {
+        self.queue.len() + self.reserved
+    }
+}
 
 #[derive(Debug)]
 pub struct Subscription {
@@ -20,11 +59,10 @@ pub struct Subscription {
     pub principal: String,
     pub types: Vec<String>,
     pub pattern: Option<Pattern>,
-    pub(crate) queue: Mutex<Queue<Item>>,
+    pub(crate) state: Mutex<SubState>,
     pub(crate) has_events: Condvar,
     pub(crate) has_room: Condvar,
     closed: AtomicBool,
-    clock: Clock,
 }
 
 impl Subscription {
@@ -35,7 +73,7 @@ impl Subscription {
         types: Vec<String>,
         pattern: Option<Pattern>,
         cfg: QueueConfig,
-        clock: Clock,
+        durable: Option<Durable>,
     ) -> Self {
         Subscription {
             id,
@@ -43,16 +81,19 @@ impl Subscription {
             principal,
             types,
             pattern,
-            queue: Mutex::new(Queue::new(cfg)),
+            state: Mutex::new(SubState {
+                queue: Queue::new(cfg),
+                reserved: 0,
+                durable,
+            }),
             has_events: Condvar::new(),
             has_room: Condvar::new(),
             closed: AtomicBool::new(false),
-            clock,
         }
     }
 
-    pub(crate) fn lock(&self) -> Result<MutexGuard<'_, Queue<Item>>> {
-        self.queue.lock().map_err(|_| Error::Closed {
+    pub(crate) fn lock(&self) -> Result<MutexGuard<'_, SubState>> {
+        self.state.lock().map_err(|_| Error::Closed {
             what: format!(
                 "subscription {} (a thread panicked holding its lock)",
                 self.name
@@ -64,6 +105,10 @@ impl Subscription {
         self.closed.load(Ordering::Acquire)
     }
 
+    pub fn is_durable(&self) -> bool {
+        self.lock().is_ok_and(|s| s.durable.is_some())
+    }
+
     pub(crate) fn close(&self) {
         self.closed.store(true, Ordering::Release);
         self.has_events.notify_all();
@@ -71,91 +116,31 @@ impl Subscription {
     }
 
     pub fn config(&self) -> Result<QueueConfig> {
-        Ok(*self.lock()?.config())
+        Ok(*self.lock()?.queue.config())
     }
 
-    /// Up to `max` events, waiting up to `timeout` for the first. Blocks the calling
-    /// thread: call with the GIL released. A manual clock never waits (tests drive it).
-    pub fn poll(&self, max: usize, timeout: Option<Duration>) -> Result<Vec<Delivery<Item>>> {
-        let started = std::time::Instant::now();
-        let mut q = self.lock()?;
-        loop {
-            if self.is_closed() {
-                return Err(Error::Closed {
-                    what: format!("subscription {}", self.name),
-                });
-            }
-            let now = self.clock.now();
-            let before = q.len();
-            let out = q.take(max, now);
-            if q.len() < before {
-                // Expiry dead-lettered something: room for producers.
-                self.has_room.notify_all();
-            }
-            if !out.is_empty() || max == 0 {
-                return Ok(out);
-            }
-            let remaining = match timeout {
-                Some(t) => match t.checked_sub(started.elapsed()) {
-                    Some(r) if !r.is_zero() && !self.clock.is_manual() => r,
-                    _ => return Ok(out),
-                },
-                None if self.clock.is_manual() => return Ok(out),
-                None => Duration::from_secs(3600),
-            };
-            // Wake for the next ack deadline too, so expired events are redelivered.
-            let wait = match q.next_deadline() {
-                Some(d) => remaining.min(Duration::from_nanos(d.saturating_sub(now).max(1_000))),
-                None => remaining,
-            };
-            q = self
-                .has_events
-                .wait_timeout(q, wait)
-                .map_err(|_| Error::Closed {
-                    what: format!("subscription {}", self.name),
-                })?
-                .0;
-        }
-    }
-
-    /// Acknowledge deliveries by tag; returns how many were still outstanding.
-    pub fn ack(&self, tags: &[u64]) -> Result<usize> {
-        let mut q = self.lock()?;
-        let n = tags.iter().filter(|&&t| q.ack(t)).count();
-        drop(q);
-        if n > 0 {
-            self.has_room.notify_all();
-        }
-        Ok(n)
-    }
-
-    /// Refuse deliveries: redelivered, or dead-lettered after `max_deliveries`.
-    pub fn nack(&self, tags: &[u64]) -> Result<usize> {
-        let mut q = self.lock()?;
-        let before = q.len();
-        let n = tags.iter().filter(|&&t| q.nack(t)).count();
-        let freed = q.len() < before;
-        drop(q);
-        if n > 0 {
-            self.has_events.notify_all();
-        }
-        if freed {
-            self.has_room.notify_all();
-        }
-        Ok(n)
-    }
-
-    pub fn stats(&self) -> Result<(QueueStats, usize, usize, usize)> {
-        let q = self.lock()?;
-        Ok((q.stats(), q.ready_len(), q.inflight_len(), q.dead_len()))
-    }
-
-    pub fn dead_letters(&self, max: usize, remove: bool) -> Result<Vec<DeadLetter<Item>>> {
-        let mut q = self.lock()?;
-        Ok(if remove {
-            q.drain_dead(max)
-        } else {
-            q.dead_letters().take(max).cloned().collect()
-        })
+    /// Counters, then ready, in flight, dead letters, and for durable subscriptions
+    /// (committed offset, read offset, owed, lost).
+    pub fn stats(
+        &self,
+    ) -> Result<(
+        QueueStats,
+        usize,
+        usize,
+        usize,
+        Option<(u64, u64, u64, u64)>,
+    )> {
+        let s = self.lock()?;
+        let d = s
+            .durable
+            .as_ref()
+            .map(|d| (d.cursor.committed, d.read_offset, d.owed, d.lost));
+        Ok((
+            s.queue.stats(),
+            s.queue.ready_len(),
+            s.queue.inflight_len(),
+            s.queue.dead_len(),
+            d,
+        ))
     }
 }

@@ -1,0 +1,232 @@
+//! The consumer side: poll (refilling a durable window from the log first), ack,
+//! nack, dead letters, and opening at-rest seals for the consumer that receives them.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::publish::aad_of;
+use super::queue::{DeadLetter, Delivery};
+use super::subscription::{Item, SubState, Subscription};
+use super::{poisoned, Router};
+use crate::envelope::Event;
+use crate::error::{Error, Result};
+
+/// A delivered event with its data opened (or the reason it cannot be).
+#[derive(Debug)]
+pub struct Opened {
+    pub tag: u64,
+    pub attempt: u32,
+    pub event: Arc<Event>,
+    /// Why the data could not be opened (a destroyed key, tampering); the event's
+    /// attributes are still delivered so the consumer can ack and move on.
+    pub error: Option<Error>,
+}
+
+impl Router {
+    /// Up to `max` events, waiting up to `timeout` for the first. Blocks the calling
+    /// thread: call with the GIL released. A manual clock never waits.
+    pub fn poll(
+        &self,
+        sub: &Subscription,
+        max: usize,
+        timeout: Option<Duration>,
+    ) -> Result<Vec<Delivery<Item>>> {
+        let started = std::time::Instant::now();
+        let mut st = sub.lock()?;
+        loop {
+            if sub.is_closed() {
+                return Err(Error::Closed {
+                    what: format!("subscription {}", sub.name),
+                });
+            }
+            self.refill(sub, &mut st)?;
+            let now = self.clock.now();
+            let dead_before = st.queue.stats().dead_lettered;
+            let before = st.queue.len();
+            let out = st.queue.take(max, now);
+            self.settle_buried(&mut st, dead_before);
+            if st.durable.is_some() {
+                if let Some(d) = &mut st.durable {
+                    for o in out.iter().filter_map(|x| x.item.offset) {
+                        d.cursor.record_delivery(o);
+                    }
+                    d.dirty |= !out.is_empty();
+                }
+            }
+            if st.queue.len() < before {
+                sub.has_room.notify_all();
+            }
+            if !out.is_empty() || max == 0 {
+                return Ok(out);
+            }
+            let remaining = match timeout {
+                Some(t) => match t.checked_sub(started.elapsed()) {
+                    Some(r) if !r.is_zero() && !self.clock.is_manual() => r,
+                    _ => return Ok(out),
+                },
+                None if self.clock.is_manual() => return Ok(out),
+                None => Duration::from_secs(3600),
+            };
+            // Wake for the next ack deadline too, so expired events are redelivered.
+            let wait = match st.queue.next_deadline() {
+                Some(d) => remaining.min(Duration::from_nanos(d.saturating_sub(now).max(1_000))),
+                None => remaining,
+            };
+            st = sub
+                .has_events
+                .wait_timeout(st, wait)
+                .map_err(|_| poisoned("queue"))?
+                .0;
+        }
+    }
+
+    /// Mirror newly dead-lettered items into a durable cursor.
+    fn settle_buried(&self, st: &mut SubState, dead_before: u64) {
+        let fresh =
+            usize::try_from(st.queue.stats().dead_lettered - dead_before).unwrap_or(usize::MAX);
+        if fresh == 0 {
+            return;
+        }
+        let buried: Vec<(u64, &'static str)> = st
+            .queue
+            .newest_dead(fresh)
+            .filter_map(|d| d.item.offset.map(|o| (o, d.reason)))
+            .collect();
+        if let Some(d) = &mut st.durable {
+            let now = crate::log::now_ns();
+            for (o, reason) in buried {
+                d.cursor.dead_letter(o, reason, now);
+                d.owed = d.owed.saturating_sub(1);
+            }
+            d.dirty = true;
+        }
+    }
+
+    /// Acknowledge deliveries by tag; returns how many were still outstanding.
+    pub fn ack(&self, sub: &Subscription, tags: &[u64]) -> Result<usize> {
+        let mut st = sub.lock()?;
+        let mut n = 0;
+        for &t in tags {
+            if let Some(item) = st.queue.ack(t) {
+                n += 1;
+                if let (Some(d), Some(o)) = (&mut st.durable, item.offset) {
+                    d.cursor.ack(o);
+                    d.cursor.deliveries.remove(&o);
+                    d.owed = d.owed.saturating_sub(1);
+                    d.dirty = true;
+                }
+            }
+        }
+        let save = st
+            .durable
+            .as_ref()
+            .is_some_and(|d| d.dirty && d.last_save.elapsed() > Duration::from_millis(200));
+        if save {
+            self.save_locked(&sub.name, &mut st)?;
+        }
+        drop(st);
+        if n > 0 {
+            sub.has_room.notify_all();
+            // A durable window has room again: a waiting poller may refill it.
+            sub.has_events.notify_all();
+        }
+        Ok(n)
+    }
+
+    /// Refuse deliveries: redelivered, or dead-lettered after `max_deliveries`.
+    pub fn nack(&self, sub: &Subscription, tags: &[u64]) -> Result<usize> {
+        let mut st = sub.lock()?;
+        let before = st.queue.len();
+        let dead_before = st.queue.stats().dead_lettered;
+        let n = tags.iter().filter(|&&t| st.queue.nack(t)).count();
+        self.settle_buried(&mut st, dead_before);
+        let freed = st.queue.len() < before;
+        drop(st);
+        if n > 0 {
+            sub.has_events.notify_all();
+        }
+        if freed {
+            sub.has_room.notify_all();
+        }
+        Ok(n)
+    }
+
+    /// Dead letters; `remove` takes them out (for good, also from a durable cursor).
+    pub fn dead_letters(
+        &self,
+        sub: &Subscription,
+        max: usize,
+        remove: bool,
+    ) -> Result<Vec<DeadLetter<Item>>> {
+        let mut st = sub.lock()?;
+        if !remove {
+            return Ok(st.queue.dead_letters().take(max).cloned().collect());
+        }
+        let out = st.queue.drain_dead(max);
+        if let Some(d) = &mut st.durable {
+            for o in out.iter().filter_map(|x| x.item.offset) {
+                d.cursor.remove_dead_letter(o);
+            }
+            d.dirty = true;
+        }
+        Ok(out)
+    }
+
+    /// Open the at-rest seals of delivered events, for the consumer that polled them.
+    /// One batch call; if it fails, item by item, so one shredded event does not
+    /// hide the others.
+    pub fn open(&self, deliveries: Vec<Delivery<Item>>) -> Vec<Opened> {
+        let plain = |d: Delivery<Item>, event: Arc<Event>, error: Option<Error>| Opened {
+            tag: d.tag,
+            attempt: d.attempt,
+            event,
+            error,
+        };
+        let Some(keys) = &self.keys else {
+            return deliveries
+                .into_iter()
+                .map(|d| {
+                    let e = d.item.clone();
+                    plain(d, e, None)
+                })
+                .collect();
+        };
+        let sealed: Vec<&Delivery<Item>> = deliveries.iter().filter(|d| d.item.sealed).collect();
+        let mut frames = Vec::new();
+        let mut offsets = vec![0];
+        for d in &sealed {
+            frames.extend_from_slice(&d.item.data);
+            offsets.push(frames.len());
+        }
+        let aads: Vec<_> = sealed.iter().map(|d| aad_of(&d.item)).collect();
+        let batch = keys.open_batch(&aads, &frames, &offsets).ok();
+        drop(aads);
+        let mut k = 0;
+        deliveries
+            .into_iter()
+            .map(|d| {
+                if !d.item.sealed {
+                    let e = d.item.clone();
+                    return plain(d, e, None);
+                }
+                let opened = match &batch {
+                    Some((buf, offs)) => Ok(buf[offs[k]..offs[k + 1]].to_vec()),
+                    None => keys.open(&d.item.data, &aad_of(&d.item)),
+                };
+                k += 1;
+                let mut e = (*d.item).clone();
+                e.sealed = false;
+                match opened {
+                    Ok(data) => {
+                        e.data = data;
+                        plain(d, Arc::new(e), None)
+                    }
+                    Err(err) => {
+                        e.data = Vec::new();
+                        plain(d, Arc::new(e), Some(err))
+                    }
+                }
+            })
+            .collect()
+    }
+}

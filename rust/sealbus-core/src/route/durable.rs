@@ -1,0 +1,298 @@
+//! Durable consumers: cursors in the log, refilling the in-memory window from disk,
+//! saving cursors, and retention that respects what consumers still need.
+
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use super::deliver::Opened;
+use super::publish::aad_of;
+use super::queue::OnFull;
+use super::stored;
+use super::subscription::{Durable, SubState, Subscription};
+use super::{is_sealed_key, Router, Start};
+use crate::envelope::{DataKind, Event};
+use crate::error::{Action, Error, Result};
+use crate::log::Cursor;
+use crate::pattern::{Pattern, PatternSet};
+use crate::policy;
+
+/// How much a refill reads from disk at most per call.
+const REFILL_BYTES: usize = 4 << 20;
+
+impl Router {
+    fn durable_parts(&self) -> Result<(&Arc<crate::log::Log>, &crate::log::CursorStore)> {
+        match (&self.log, &self.cursors) {
+            (Some(l), Some(c)) => Ok((l, c)),
+            _ => Err(Error::InvalidArgument {
+                name: "durable".into(),
+                reason: "durable subscriptions need a durable router: Router(path=...)".into(),
+            }),
+        }
+    }
+
+    pub(super) fn open_durable(
+        &self,
+        name: &str,
+        start: Start,
+        max_backlog: Option<u64>,
+        pattern: Option<&Pattern>,
+    ) -> Result<Durable> {
+        let (log, cursors) = self.durable_parts()?;
+        let cursor = match cursors.load(name)? {
+            Some(c) => c,
+            None => {
+                let c = Cursor::starting_at(match start {
+                    Start::Latest => log.next_offset(),
+                    Start::Earliest => log.first_offset(),
+                });
+                // Stored at once: from now on the consumer is owed every event, online or not.
+                cursors.save(name, &c)?;
+                c
+            }
+        };
+        let filter = pattern.map(|p| {
+            let mut set = PatternSet::new();
+            set.insert(0u8, p.clone());
+            set
+        });
+        Ok(Durable {
+            name: name.to_owned(),
+            read_offset: cursor.committed,
+            cursor,
+            max_backlog,
+            owed: 0,
+            lost: 0,
+            dirty: false,
+            last_save: Instant::now(),
+            filter,
+        })
+    }
+
+    /// Check the durable options against the queue policy.
+    pub(super) fn check_durable_policy(on_full: OnFull, max_backlog: Option<u64>) -> Result<()> {
+        if on_full == OnFull::DropOldest && max_backlog.is_some() {
+            return Err(Error::InvalidArgument {
+                name: "on_full".into(),
+                reason: "a durable consumer's backlog is on disk: bound it with block or reject, \
+                         or leave max_backlog unset and let retention decide"
+                    .into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Reload a durable consumer's dead letters from the log after a restart.
+    pub(super) fn restore_dead_letters(&self, sub: &Subscription) -> Result<()> {
+        let (log, _) = self.durable_parts()?;
+        let mut st = sub.lock()?;
+        let letters = match &st.durable {
+            Some(d) => d.cursor.dead_letters.clone(),
+            None => return Ok(()),
+        };
+        for dl in letters {
+            if let Some(r) = log.read(dl.offset, 1, REFILL_BYTES)?.into_iter().next() {
+                if r.offset == dl.offset {
+                    let e = stored::decode(&r.payload, r.offset, "")?;
+                    let reason = if dl.reason == "nacked" {
+                        "nacked"
+                    } else {
+                        "ack timeout"
+                    };
+                    st.queue.push_dead(Arc::new(e), dl.deliveries, reason);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Does this subscription want this stored event (type, permission, pattern)?
+    fn wants(
+        &self,
+        sub: &Subscription,
+        filter: Option<&PatternSet<u8>>,
+        e: &Event,
+    ) -> Result<bool> {
+        if !sub
+            .types
+            .iter()
+            .any(|g| policy::glob_match(g, &e.event_type))
+            || !self
+                .policy
+                .allows(&sub.principal, Action::Subscribe, &e.event_type)
+        {
+            return Ok(false);
+        }
+        let Some(filter) = filter else {
+            return Ok(true);
+        };
+        let looks_inside = sub
+            .pattern
+            .as_ref()
+            .is_some_and(|p| p.top_level_keys().iter().any(|k| is_sealed_key(k)));
+        if looks_inside && self.policy.requires_end_to_end(&e.event_type) {
+            return Ok(false);
+        }
+        matches_event(self, filter, e)
+    }
+
+    /// Top up a durable subscription's in-memory window from the log.
+    pub(super) fn refill(&self, sub: &Subscription, st: &mut SubState) -> Result<()> {
+        let Some(log) = &self.log else { return Ok(()) };
+        let window = st.queue.config().max_pending;
+        loop {
+            let Some(d) = st.durable.as_ref() else {
+                return Ok(());
+            };
+            let room = window.saturating_sub(st.queue.len());
+            if room == 0 || d.read_offset >= log.next_offset() {
+                return Ok(());
+            }
+            let records = log.read(d.read_offset, room.min(4096), REFILL_BYTES)?;
+            if records.is_empty() {
+                return Ok(());
+            }
+            for r in records {
+                let Some(d) = st.durable.as_mut() else {
+                    return Ok(());
+                };
+                if r.offset > d.read_offset {
+                    // Retention deleted these before this consumer read them.
+                    d.lost += r.offset - d.read_offset;
+                    for o in d.read_offset..r.offset {
+                        d.cursor.ack(o);
+                    }
+                }
+                d.read_offset = r.offset + 1;
+                d.dirty = true;
+                if d.cursor.is_settled(r.offset) {
+                    continue;
+                }
+                let e = stored::decode(&r.payload, r.offset, "")?;
+                let filter = d.filter.take();
+                let wanted = self.wants(sub, filter.as_ref(), &e);
+                let Some(d) = st.durable.as_mut() else {
+                    return Ok(());
+                };
+                d.filter = filter;
+                if wanted? {
+                    let attempts = d.cursor.deliveries.get(&r.offset).copied().unwrap_or(0);
+                    st.queue.push_attempted(Arc::new(e), attempts);
+                } else {
+                    d.cursor.ack(r.offset);
+                }
+            }
+        }
+    }
+
+    pub(super) fn save_locked(&self, name: &str, st: &mut SubState) -> Result<()> {
+        let Some(cursors) = &self.cursors else {
+            return Ok(());
+        };
+        if let Some(d) = &mut st.durable {
+            if d.dirty {
+                cursors.save(name, &d.cursor)?;
+                d.dirty = false;
+                d.last_save = Instant::now();
+            }
+        }
+        Ok(())
+    }
+
+    /// Save a durable subscription's cursor if it changed.
+    pub fn flush_cursor(&self, sub: &Subscription) -> Result<()> {
+        let mut st = sub.lock()?;
+        self.save_locked(&sub.name, &mut st)
+    }
+
+    /// Save every changed cursor.
+    pub fn flush(&self) -> Result<()> {
+        for s in self.subscriptions() {
+            self.flush_cursor(&s)?;
+        }
+        Ok(())
+    }
+
+    /// Delete whole segments per the retention policy, never past what a durable
+    /// consumer (online or offline) still needs unless the policy says so.
+    pub fn apply_retention(&self) -> Result<Option<crate::log::RetentionReport>> {
+        let (Some(log), Some(cursors)) = (&self.log, &self.cursors) else {
+            return Ok(None);
+        };
+        self.flush()?;
+        let mut min = cursors.min_committed()?;
+        for s in self.subscriptions() {
+            if let Some(d) = &s.lock()?.durable {
+                min = Some(min.map_or(d.cursor.committed, |m| m.min(d.cursor.committed)));
+            }
+        }
+        log.apply_retention(min).map(Some)
+    }
+
+    /// Flush cursors and stop the log writer.
+    pub fn close(&self) -> Result<()> {
+        self.flush()?;
+        for s in self.subscriptions() {
+            s.close();
+        }
+        if let Some(log) = &self.log {
+            log.close()?;
+        }
+        Ok(())
+    }
+
+    /// A background thread that saves changed cursors every `every` and applies
+    /// retention every `retention_every`. It ends when the router is dropped.
+    pub fn start_housekeeping(self: &Arc<Self>, every: Duration, retention_every: Duration) {
+        if self.log.is_none() {
+            return;
+        }
+        let weak: Weak<Router> = Arc::downgrade(self);
+        let spawned = std::thread::Builder::new()
+            .name("sealbus-housekeeping".into())
+            .spawn(move || {
+                let mut last_retention = Instant::now();
+                loop {
+                    std::thread::sleep(every);
+                    let Some(router) = weak.upgrade() else { return };
+                    if router.log.as_ref().is_some_and(|l| l.stats().failed) {
+                        return;
+                    }
+                    // Errors surface to the next caller that touches the same cursor or log.
+                    let _ = router.flush();
+                    if last_retention.elapsed() >= retention_every {
+                        let _ = router.apply_retention();
+                        last_retention = Instant::now();
+                    }
+                }
+            });
+        // Without the thread, cursors are still saved on ack and on close.
+        drop(spawned);
+    }
+}
+
+/// Match a stored event against a pattern, opening at-rest data when needed.
+pub(super) fn matches_event(router: &Router, filter: &PatternSet<u8>, e: &Event) -> Result<bool> {
+    let mut out = Vec::new();
+    if e.sealed && e.data_kind == DataKind::Json {
+        if let Some(keys) = &router.keys {
+            let data = keys.open(&e.data, &aad_of(e))?;
+            let mut plain = e.clone();
+            plain.data = data;
+            plain.sealed = false;
+            filter.matches_json(&plain.to_json_bytes(true), &mut out)?;
+            return Ok(!out.is_empty());
+        }
+    }
+    filter.matches_json(
+        &e.to_json_bytes(e.data_kind == DataKind::Json && !e.sealed),
+        &mut out,
+    )?;
+    Ok(!out.is_empty())
+}
+
+impl Opened {
+    /// Whether the data of this delivery could be opened.
+    pub fn is_open(&self) -> bool {
+        self.error.is_none()
+    }
+}

@@ -1,0 +1,433 @@
+//! The queue step of a publish: reserve room under each queue's backpressure policy,
+//! seal, append to the durable log (one group-committed write), then hand the events
+//! to the queues. Nothing is stored before every `reject` queue has said yes, and an
+//! acknowledged publish is on disk (per the fsync policy) before anyone sees it.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::queue::OnFull;
+use super::stored;
+use super::subscription::{Item, SubState, Subscription};
+use super::{poisoned, Receipt, Refused, Router, TypeRoute};
+use crate::envelope::{DataKind, Event};
+use crate::error::{Error, Result};
+use crate::seal::AadFields;
+
+fn backpressure(s: &Subscription, pending: usize) -> Error {
+    Error::Backpressure {
+        subscription: s.name.clone(),
+        pending,
+        accepted: 0,
+    }
+}
+
+/// Is there room for `n` more in this queue under its policy? Durable queues count
+/// the consumer's backlog on disk instead of the in-memory window.
+fn room(st: &SubState, n: usize) -> bool {
+    match &st.durable {
+        Some(d) => d
+            .max_backlog
+            .is_none_or(|max| d.owed.saturating_add(n as u64) <= max),
+        None => st.occupied().saturating_add(n) <= st.queue.config().max_pending,
+    }
+}
+
+fn pending(st: &SubState) -> usize {
+    match &st.durable {
+        Some(d) => usize::try_from(d.owed).unwrap_or(usize::MAX),
+        None => st.occupied(),
+    }
+}
+
+impl Router {
+    /// Which subscriptions each event goes to (indices into the returned list).
+    pub(super) fn targets(
+        &self,
+        events: &[Event],
+    ) -> Result<(Vec<Arc<Subscription>>, Vec<Vec<usize>>)> {
+        let mut subs: Vec<Arc<Subscription>> = Vec::new();
+        let mut index: HashMap<u64, usize> = HashMap::new();
+        let mut per_event = Vec::with_capacity(events.len());
+        let mut matched = Vec::new();
+        let mut route: Option<(String, Arc<TypeRoute>)> = None;
+        for e in events {
+            let r = match &route {
+                Some((t, r)) if *t == e.event_type => r.clone(),
+                _ => {
+                    let r = self.route_for(&e.event_type)?;
+                    route = Some((e.event_type.clone(), r.clone()));
+                    r
+                }
+            };
+            let mut mine = Vec::with_capacity(r.all.len());
+            let mut add = |s: &Arc<Subscription>| {
+                let i = *index.entry(s.id).or_insert_with(|| {
+                    subs.push(s.clone());
+                    subs.len() - 1
+                });
+                mine.push(i);
+            };
+            r.all.iter().for_each(&mut add);
+            if !r.patterned.is_empty() {
+                matched.clear();
+                let json = e.to_json_bytes(e.data_kind == DataKind::Json && !e.sealed);
+                r.patterned.matches_json(&json, &mut matched)?;
+                matched.sort_unstable();
+                for id in &matched {
+                    if let Some(s) = r.by_id.get(id) {
+                        add(s);
+                    }
+                }
+            }
+            per_event.push(mine);
+        }
+        Ok((subs, per_event))
+    }
+
+    /// Route a prepared batch into the queues under each queue's backpressure policy.
+    /// `block_timeout` bounds how long a `block` queue may make the caller wait (None:
+    /// forever). Call with the GIL released.
+    pub fn enqueue(
+        &self,
+        events: Vec<Event>,
+        block_timeout: Option<Duration>,
+    ) -> std::result::Result<Vec<Receipt>, Refused> {
+        let refused = |error: Error, receipts: Vec<Receipt>| Refused { error, receipts };
+        let (subs, per_event) = match self.targets(&events) {
+            Ok(t) => t,
+            Err(e) => return Err(refused(e, Vec::new())),
+        };
+        let deadline = block_timeout.map(|t| Instant::now() + t);
+        // A batch larger than a blocking queue can ever hold goes one event at a time.
+        let mut need = vec![0usize; subs.len()];
+        for t in &per_event {
+            for &i in t {
+                need[i] += 1;
+            }
+        }
+        let too_big = subs.iter().zip(&need).any(|(s, &n)| {
+            s.lock().is_ok_and(|st| {
+                st.durable.is_none()
+                    && st.queue.config().on_full == OnFull::Block
+                    && n > st.queue.config().max_pending
+            })
+        });
+        let n = events.len();
+        let chunks: Vec<std::ops::Range<usize>> = if too_big {
+            (0..n).map(|i| i..i + 1).collect()
+        } else {
+            vec![0..n]
+        };
+        let mut events = events;
+        let mut receipts = Vec::with_capacity(n);
+        for range in chunks {
+            let chunk_targets = &per_event[range.clone()];
+            let chunk: Vec<Event> = events.drain(..range.len()).collect();
+            match self.enqueue_chunk(&subs, chunk_targets, chunk, deadline) {
+                Ok(items) => {
+                    for (item, t) in items.iter().zip(chunk_targets) {
+                        receipts.push(Receipt {
+                            id: item.id.clone(),
+                            time: item.time.clone(),
+                            schema_version: item.schema_version,
+                            routed: t.len(),
+                            offset: item.offset,
+                        });
+                    }
+                }
+                Err(e) => {
+                    self.counters
+                        .refused_backpressure
+                        .fetch_add((n - receipts.len()) as u64, Ordering::Relaxed);
+                    let e = match e {
+                        Error::Backpressure {
+                            subscription,
+                            pending,
+                            ..
+                        } => Error::Backpressure {
+                            subscription,
+                            pending,
+                            accepted: receipts.len(),
+                        },
+                        other => other,
+                    };
+                    return Err(refused(e, receipts));
+                }
+            }
+        }
+        let routed: u64 = receipts.iter().map(|r| r.routed as u64).sum();
+        self.counters
+            .published
+            .fetch_add(receipts.len() as u64, Ordering::Relaxed);
+        self.counters.routed.fetch_add(routed, Ordering::Relaxed);
+        let unrouted = receipts.iter().filter(|r| r.routed == 0).count();
+        self.counters
+            .unrouted
+            .fetch_add(unrouted as u64, Ordering::Relaxed);
+        Ok(receipts)
+    }
+
+    /// Wait until every blocking queue has room for its share (without the enqueue lock).
+    fn wait_for_room(
+        &self,
+        subs: &[Arc<Subscription>],
+        need: &[usize],
+        deadline: Option<Instant>,
+    ) -> Result<()> {
+        for (s, &n) in subs.iter().zip(need) {
+            if n == 0 || s.is_closed() {
+                continue;
+            }
+            let mut st = s.lock()?;
+            if st.queue.config().on_full != OnFull::Block {
+                continue;
+            }
+            loop {
+                let now = self.clock.now();
+                if st.durable.is_none() {
+                    let before = st.queue.len();
+                    st.queue.expire(now);
+                    if st.queue.len() < before {
+                        s.has_room.notify_all();
+                    }
+                }
+                if room(&st, n) || s.is_closed() {
+                    break;
+                }
+                let wait = match deadline {
+                    Some(d) => match d.checked_duration_since(Instant::now()) {
+                        Some(w) if !w.is_zero() && !self.clock.is_manual() => w,
+                        _ => return Err(backpressure(s, pending(&st))),
+                    },
+                    None if self.clock.is_manual() => return Err(backpressure(s, pending(&st))),
+                    None => Duration::from_secs(3600),
+                };
+                // Also wake at the next ack deadline: expiry may dead-letter and free room.
+                let wait = match st.queue.next_deadline() {
+                    Some(d) => wait.min(Duration::from_nanos(d.saturating_sub(now).max(1_000))),
+                    None => wait,
+                };
+                st = s
+                    .has_room
+                    .wait_timeout(st, wait)
+                    .map_err(|_| poisoned("queue"))?
+                    .0;
+            }
+        }
+        Ok(())
+    }
+
+    /// Reserve room in every target queue, atomically with respect to other producers.
+    /// Returns false when a blocking queue filled up meanwhile (wait and try again).
+    fn reserve(&self, subs: &[Arc<Subscription>], need: &[usize]) -> Result<bool> {
+        let _guard = self.enqueue.lock().map_err(|_| poisoned("router"))?;
+        let mut guards = Vec::with_capacity(subs.len());
+        for (s, &n) in subs.iter().zip(need) {
+            if n == 0 || s.is_closed() {
+                guards.push(None);
+                continue;
+            }
+            let mut st = s.lock()?;
+            if st.durable.is_none() {
+                st.queue.expire(self.clock.now());
+            }
+            if !room(&st, n) {
+                match st.queue.config().on_full {
+                    OnFull::Reject => return Err(backpressure(s, pending(&st))),
+                    OnFull::Block => return Ok(false),
+                    OnFull::DropOldest => {}
+                }
+            }
+            guards.push(Some(st));
+        }
+        for (g, &n) in guards.iter_mut().zip(need) {
+            if let Some(st) = g {
+                let drop_oldest = st.queue.config().on_full == OnFull::DropOldest;
+                match &mut st.durable {
+                    Some(d) => d.owed += n as u64,
+                    None if !drop_oldest => st.reserved += n,
+                    None => {}
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    fn unreserve(&self, subs: &[Arc<Subscription>], need: &[usize]) {
+        for (s, &n) in subs.iter().zip(need) {
+            if let Ok(mut st) = s.lock() {
+                match &mut st.durable {
+                    Some(d) => d.owed = d.owed.saturating_sub(n as u64),
+                    None => st.reserved = st.reserved.saturating_sub(n),
+                }
+            }
+            s.has_room.notify_all();
+        }
+    }
+
+    /// Seal the batch's data with the router's key ring (at rest).
+    fn seal(&self, events: &mut [Event]) -> Result<()> {
+        let Some(keys) = &self.keys else {
+            return Ok(());
+        };
+        let mut input = Vec::with_capacity(events.iter().map(|e| e.data.len()).sum());
+        let mut offsets = Vec::with_capacity(events.len() + 1);
+        offsets.push(0);
+        for e in events.iter() {
+            input.extend_from_slice(&e.data);
+            offsets.push(input.len());
+        }
+        let aads: Vec<AadFields<'_>> = events.iter().map(aad_of).collect();
+        let (frames, foffs) = keys.seal_batch(&aads, &input, &offsets)?;
+        drop(aads);
+        for (i, e) in events.iter_mut().enumerate() {
+            e.data = frames[foffs[i]..foffs[i + 1]].to_vec();
+            e.sealed = true;
+        }
+        Ok(())
+    }
+
+    fn enqueue_chunk(
+        &self,
+        subs: &[Arc<Subscription>],
+        per_event: &[Vec<usize>],
+        mut events: Vec<Event>,
+        deadline: Option<Instant>,
+    ) -> Result<Vec<Item>> {
+        let mut need = vec![0usize; subs.len()];
+        for t in per_event {
+            for &i in t {
+                need[i] += 1;
+            }
+        }
+        loop {
+            self.wait_for_room(subs, &need, deadline)?;
+            if self.reserve(subs, &need)? {
+                break;
+            }
+        }
+        let stored = self
+            .seal(&mut events)
+            .and_then(|()| self.append(&mut events));
+        if let Err(e) = stored {
+            self.unreserve(subs, &need);
+            return Err(e);
+        }
+        let items: Vec<Item> = events.into_iter().map(Arc::new).collect();
+        self.push(subs, per_event, &need, &items)?;
+        Ok(items)
+    }
+
+    /// Append to the durable log; returns once durable per the fsync policy.
+    fn append(&self, events: &mut [Event]) -> Result<()> {
+        let Some(log) = &self.log else { return Ok(()) };
+        let mut bufs = Vec::with_capacity(events.len());
+        for e in events.iter() {
+            let mut b = Vec::with_capacity(e.data.len() + 256);
+            stored::encode(e, &mut b);
+            bufs.push(b);
+        }
+        let refs: Vec<&[u8]> = bufs.iter().map(Vec::as_slice).collect();
+        let ts = events.first().map_or(0, |e| e.time_ns);
+        let offsets = log.append_batch(&refs, ts)?;
+        for (e, o) in events.iter_mut().zip(offsets) {
+            e.offset = Some(o);
+        }
+        Ok(())
+    }
+
+    fn push(
+        &self,
+        subs: &[Arc<Subscription>],
+        per_event: &[Vec<usize>],
+        need: &[usize],
+        items: &[Item],
+    ) -> Result<()> {
+        let mut per_sub: Vec<Vec<&Item>> = vec![Vec::new(); subs.len()];
+        for (item, targets) in items.iter().zip(per_event) {
+            for &i in targets {
+                per_sub[i].push(item);
+            }
+        }
+        for ((s, mine), &n) in subs.iter().zip(per_sub).zip(need) {
+            if n == 0 {
+                continue;
+            }
+            let mut st = s.lock()?;
+            if st.durable.is_some() {
+                self.push_durable(&mut st, &mine, items);
+            } else {
+                if st.queue.config().on_full != OnFull::DropOldest {
+                    st.reserved = st.reserved.saturating_sub(n);
+                }
+                for item in mine {
+                    st.queue.push(item.clone());
+                }
+            }
+            drop(st);
+            s.has_events.notify_all();
+        }
+        // Durable consumers that wanted none of these still move past them.
+        if let Some(first) = items.first().and_then(|i| i.offset) {
+            let end = first + items.len() as u64;
+            for s in self.subscriptions() {
+                if subs.iter().any(|t| t.id == s.id) {
+                    continue;
+                }
+                if let Ok(mut st) = s.lock() {
+                    if let Some(d) = &mut st.durable {
+                        if d.read_offset == first {
+                            for o in first..end {
+                                d.cursor.ack(o);
+                            }
+                            d.read_offset = end;
+                            d.dirty = true;
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Fast path for a durable consumer that is caught up: hand it the new events
+    /// directly instead of reading them back from disk. Otherwise it reads them later.
+    fn push_durable(&self, st: &mut SubState, mine: &[&Item], all: &[Item]) {
+        let (Some(first), Some(d)) = (all.first().and_then(|i| i.offset), st.durable.as_ref())
+        else {
+            return;
+        };
+        let window = st.queue.config().max_pending;
+        if d.read_offset != first || st.queue.len() + mine.len() > window {
+            return;
+        }
+        for item in mine {
+            st.queue.push(Arc::clone(item));
+        }
+        if let Some(d) = &mut st.durable {
+            let mut wanted = mine.iter().filter_map(|i| i.offset).peekable();
+            for o in first..first + all.len() as u64 {
+                if wanted.peek() == Some(&o) {
+                    wanted.next();
+                } else {
+                    d.cursor.ack(o);
+                }
+            }
+            d.read_offset = first + all.len() as u64;
+            d.dirty = true;
+        }
+    }
+}
+
+/// The associated data that binds a seal to its event.
+pub(super) fn aad_of(e: &Event) -> AadFields<'_> {
+    AadFields {
+        event_id: &e.id,
+        event_type: &e.event_type,
+        source: &e.source,
+        schema_version: e.schema_version.unwrap_or(0),
+    }
+}

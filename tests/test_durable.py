@@ -1,0 +1,203 @@
+"""The durable router: acknowledged means stored, offline consumers catch up, sealed
+at rest, cursors and dead letters survive restarts, replay re-checks permissions."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+import sealbus
+from sealbus import Router
+
+
+def open_router(path: Path, **kw: object) -> tuple[Router, sealbus.Principal, sealbus.Principal]:
+    router = Router(path / "log", allow_schemaless=True, **kw)  # type: ignore[arg-type]
+    checkout = router.principal("checkout")
+    shipping = router.principal("shipping")
+    router.policy.allow_publish(checkout, "orders.*")
+    router.policy.allow_subscribe(shipping, "orders.*")
+    return router, checkout, shipping
+
+
+def all_bytes(folder: Path) -> bytes:
+    return b"".join(p.read_bytes() for p in folder.rglob("*") if p.is_file())
+
+
+def test_offline_consumer_gets_everything_it_missed(tmp_path: Path) -> None:
+    router, checkout, shipping = open_router(tmp_path)
+    sub = router.subscribe(shipping, "orders.*", name="shipping", durable=True)
+    p = router.producer(checkout)
+    p.publish_many("orders.placed", [{"n": i} for i in range(5)])
+    got = sub.poll(2, 0.1)
+    assert sub.ack(got) == 2
+    sub.close()  # offline: still owed everything after n=1
+    p.publish_many("orders.shipped", [{"n": i} for i in range(5, 8)])
+    router.close()
+
+    router, checkout, shipping = open_router(tmp_path)
+    router.producer(checkout).publish("orders.placed", {"n": 8})
+    sub = router.subscribe(shipping, "orders.*", name="shipping", durable=True)
+    msgs = sub.poll(100, 0.2)
+    assert [m.data["n"] for m in msgs] == [2, 3, 4, 5, 6, 7, 8]
+    assert [m.type for m in msgs][-4:] == ["orders.shipped"] * 3 + ["orders.placed"]
+    sub.ack(msgs)
+    assert sub.stats()["committed_offset"] == 9
+    router.close()
+
+
+def test_unacked_deliveries_come_back_after_restart_with_their_count(tmp_path: Path) -> None:
+    router, checkout, shipping = open_router(tmp_path)
+    sub = router.subscribe(shipping, "orders.*", name="s", durable=True, max_deliveries=2)
+    router.producer(checkout).publish_many("orders.placed", [{"n": 0}, {"n": 1}])
+    first = sub.poll(10, 0.1)
+    assert [m.attempt for m in first] == [1, 1]
+    first[1].ack()
+    router.close()  # n=0 was delivered once, never acked
+
+    router, checkout, shipping = open_router(tmp_path)
+    sub = router.subscribe(shipping, "orders.*", name="s", durable=True, max_deliveries=2)
+    (again,) = sub.poll(10, 0.1)
+    assert (again.data, again.attempt) == ({"n": 0}, 2)
+    again.nack()  # second attempt spent: dead letter
+    assert [(e.data, n) for e, n, _ in sub.dead_letters()] == [({"n": 0}, 2)]
+    router.close()
+
+    router, checkout, shipping = open_router(tmp_path)
+    sub = router.subscribe(shipping, "orders.*", name="s", durable=True)
+    assert sub.poll(10, 0.1) == []
+    assert [e.data for e, _, _ in sub.dead_letters()] == [{"n": 0}], "the DLQ survives restarts"
+    router.close()
+
+
+def test_sealed_at_rest_no_plaintext_on_disk(tmp_path: Path) -> None:
+    router, checkout, shipping = open_router(tmp_path)
+    assert router.key_source.startswith("key file")
+    key_file = Path(router.key_source.removeprefix("key file "))
+    assert key_file.parent == (tmp_path / "log").resolve().parent, "keys live outside the log folder"
+    assert key_file.stat().st_mode & 0o077 == 0
+    sub = router.subscribe(shipping, "orders.*", name="s", durable=True, start="earliest")
+    marker = "card-4111-1111-1111-1111"
+    router.producer(checkout).publish_many("orders.placed", [{"card": marker, "i": i} for i in range(50)])
+    router.flush()
+    stored = all_bytes(tmp_path / "log")
+    assert stored, "the log has data"
+    assert marker.encode() not in stored
+    assert [m.data["card"] for m in sub.poll(100, 0.1)] == [marker] * 50
+    router.close()
+
+
+def test_unsealed_when_told(tmp_path: Path) -> None:
+    router, checkout, _ = open_router(tmp_path, seal="none")
+    router.producer(checkout).publish("orders.placed", {"plain": "visible-text"})
+    router.close()
+    assert b"visible-text" in all_bytes(tmp_path / "log")
+
+
+def test_destroyed_key_shreds_old_events(tmp_path: Path) -> None:
+    router, checkout, shipping = open_router(tmp_path)
+    assert router.keys is not None
+    old = router.keys.active_key_id
+    sub = router.subscribe(shipping, "orders.*", name="s", durable=True)
+    p = router.producer(checkout)
+    p.publish("orders.placed", {"n": "old"})
+    router.keys.rotate()
+    p.publish("orders.placed", {"n": "new"})
+    router.keys.destroy(old)
+    old_msg, new_msg = sub.poll(10, 0.1)
+    with pytest.raises(sealbus.KeyDestroyed) as e:
+        _ = old_msg.data
+    assert e.value.key_id == old
+    assert new_msg.data == {"n": "new"}
+    assert old_msg.ack()
+    router.close()
+
+
+def test_replay_filters_and_rechecks_permission(tmp_path: Path) -> None:
+    router, checkout, shipping = open_router(tmp_path)
+    p = router.producer(checkout)
+    receipts = p.publish_many("orders.placed", [{"total": t} for t in (10, 200, 30, 400)])
+    p.publish("orders.shipped", {"total": 999})
+    totals = [e.data["total"] for e in router.replay(shipping, "orders.placed")]
+    assert totals == [10, 200, 30, 400]
+    big = router.replay(shipping, "orders.*", pattern={"data": {"total": [{"numeric": [">", 100]}]}})
+    assert [e.data["total"] for e in big] == [200, 400, 999]
+    assert [e.data["total"] for e in router.replay(shipping, "orders.*", since=receipts[2].offset)] == [
+        30,
+        400,
+        999,
+    ]
+    since_time = [e.id for e in router.replay(shipping, "orders.*", since=receipts[0].time)]
+    assert since_time[0] == receipts[0].id
+    router.policy.revoke_subscribe(shipping, "orders.*")
+    with pytest.raises(sealbus.PolicyDenied):
+        list(router.replay(shipping, "orders.*"))
+    router.policy.allow_subscribe(shipping, "orders.shipped")
+    assert [e.type for e in router.replay(shipping, "orders.shipped")] == ["orders.shipped"]
+    router.close()
+
+
+def test_stalled_consumer_does_not_stall_others(tmp_path: Path) -> None:
+    router, checkout, shipping = open_router(tmp_path)
+    analytics = router.principal("analytics")
+    router.policy.allow_subscribe(analytics, "orders.*")
+    stalled = router.subscribe(
+        analytics, "orders.*", name="analytics", durable=True, max_pending=64, max_backlog=1500, on_full="reject"
+    )
+    live = router.subscribe(shipping, "orders.*", name="shipping", durable=True, max_pending=64)
+    p = router.producer(checkout)
+    got = 0
+    for i in range(15):
+        p.publish_many("orders.placed", [{"i": i, "j": j} for j in range(100)])
+        while batch := live.poll_batch(1000, 0):
+            got += batch.ack()
+        st = stalled.stats()
+        assert st["ready"] + st["in_flight"] <= 64, "the stalled window stays bounded"
+        stalled.poll(10, 0)  # takes some, never acks
+    assert got == 1500
+    with pytest.raises(sealbus.Backpressure) as e:
+        p.publish_many("orders.placed", [{"i": -1}])
+    assert e.value.subscription == "analytics"
+    assert stalled.stats()["backlog"] == 1500
+    router.close()
+
+
+def test_retention_keeps_what_durable_consumers_need(tmp_path: Path) -> None:
+    router, checkout, shipping = open_router(tmp_path, segment_bytes=4096, retention_max_bytes=4096)
+    sub = router.subscribe(shipping, "orders.*", name="s", durable=True)
+    p = router.producer(checkout)
+    for i in range(20):
+        p.publish_many("orders.placed", [{"i": i, "pad": "x" * 200} for _ in range(5)])
+    report = router.apply_retention()
+    assert report is not None and report["records_deleted"] == 0
+    assert report["segments_kept_for_consumers"] > 0
+    while batch := sub.poll_batch(1000, 0):
+        batch.ack()
+    report = router.apply_retention()
+    assert report is not None and report["records_deleted"] > 0
+    assert report["needed_records_deleted"] == 0
+    router.close()
+
+
+def test_durable_needs_name_and_path(tmp_path: Path) -> None:
+    router = Router(allow_schemaless=True)
+    who = router.principal("c")
+    router.policy.allow_subscribe(who, "*")
+    with pytest.raises(sealbus.InvalidArgument):
+        router.subscribe(who, "orders.*", name="x", durable=True)
+    router2, _, shipping = open_router(tmp_path)
+    with pytest.raises(sealbus.InvalidArgument):
+        router2.subscribe(shipping, "orders.*", durable=True)
+    router2.subscribe(shipping, "orders.*", name="one", durable=True)
+    with pytest.raises(sealbus.InvalidArgument):
+        router2.subscribe(shipping, "orders.*", name="one", durable=True)
+    router2.close()
+
+
+def test_env_key_source(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SEALBUS_KEYS", os.urandom(32).hex())
+    router, _, _ = open_router(tmp_path)
+    assert router.key_source == "environment variable SEALBUS_KEYS"
+    assert os.environ["SEALBUS_KEYS"] not in repr(router) + repr(router.keys)
+    router.close()

@@ -12,6 +12,8 @@ __version__: str
 
 # ---- router (rust/sealbus-py/src/router.rs) -------------------------------------------
 
+def new_event_ids(n: int) -> list[str]: ...
+
 class ManualClock:
     def __init__(self) -> None: ...
     def advance(self, seconds: float) -> None: ...
@@ -169,6 +171,7 @@ class RouterCore:
         version: int | None = None,
         attrs: dict[str, str | None] | None = None,
         block_timeout: float | None = None,
+        ids: list[str] | None = None,
     ) -> list[Receipt]: ...
     def subscribe(
         self,

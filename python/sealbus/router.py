@@ -12,9 +12,10 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from sealbus._sealbus import Event, KeyRing, ManualClock, Receipt, RouterCore
+from sealbus._sealbus import Event, KeyRing, ManualClock, Receipt, RouterCore, new_event_ids
 from sealbus.codec import encode_batch, encode_one
-from sealbus.errors import Backpressure, InvalidArgument, PolicyDenied
+from sealbus.e2e import ConsumerKeyPair, seal_e2e
+from sealbus.errors import Backpressure, InvalidArgument, InvalidEvent, PolicyDenied, SealError
 from sealbus.principal import Principal, principal_name
 from sealbus.subscription import Subscription
 
@@ -77,6 +78,16 @@ class Policy:
     def revoke_subscribe(self, who: Principal | str, glob: str) -> bool:
         """Revoke a grant; delivery of matching types stops at once."""
         return self._core.revoke(principal_name(who), "subscribe", glob)
+
+    def require_end_to_end(self, types: str) -> None:
+        """Events of these types must be sealed end to end by their producer: the
+        router, its log and its queues only ever hold ciphertext, and only consumers
+        allowed to read the type (and holding a key pair) can open them. Content
+        patterns on their data are refused; attributes stay matchable."""
+        self._core.require_end_to_end(types)
+
+    def requires_end_to_end(self, event_type: str) -> bool:
+        return self._core.requires_end_to_end(event_type)
 
     def can_publish(self, who: Principal | str, event_type: str) -> bool:
         return self._core.allows(principal_name(who), "publish", event_type)
@@ -189,6 +200,10 @@ class Producer:
                     name=k,
                     reason="unknown attribute",
                 )
+        ids: list[str] | None = None
+        core = self._router._core
+        if core.requires_end_to_end(event_type):
+            kind, buffer, offsets, ids = self._seal_end_to_end(event_type, kind, buffer, offsets)
         try:
             return self._router._core.publish(
                 self._who.name,
@@ -200,6 +215,7 @@ class Producer:
                 version,
                 dict(attrs) if attrs else None,
                 timeout if timeout is not None else self._timeout,
+                ids,
             )
         except Backpressure as exc:
             # tokio's try_send: the caller gets back what was not queued.
@@ -209,6 +225,36 @@ class Producer:
             else:
                 exc.events = [buffer[offsets[i] : offsets[i + 1]] for i in range(accepted, len(offsets) - 1)]
             raise
+
+    def _seal_end_to_end(
+        self, event_type: str, kind: str, buffer: bytes, offsets: list[int]
+    ) -> tuple[str, bytes, list[int], list[str]]:
+        """Seal a batch for every consumer allowed to read the type, under a fresh
+        data key wrapped for each (X25519 + HKDF-SHA256 + AES-GCM): the router gets
+        ciphertext and the cleartext attributes it routes on."""
+        if kind != "json":
+            raise InvalidEvent(
+                f"invalid event: data: {event_type} is sealed end to end, and its data must be JSON",
+                field="data",
+                reason="end-to-end data is JSON",
+            )
+        recipients = dict(self._router._core.recipients(event_type))
+        if not recipients:
+            raise SealError(
+                f"seal error: no consumer allowed to read {event_type} has registered a public key",
+                reason="no recipients",
+            )
+        ids = new_event_ids(len(offsets) - 1)
+        frames, frame_offsets = seal_e2e(
+            buffer,
+            offsets,
+            recipients=recipients,
+            event_ids=ids,
+            event_type=event_type,
+            source=self._who.name,
+            schema_version=0,
+        )
+        return "e2e", bytes(frames), [int(o) for o in frame_offsets], ids
 
     def close(self) -> None:
         """Producers hold no resources of their own; present for ``with`` blocks."""
@@ -327,10 +373,13 @@ class Router:
         while chunk := core.next_batch(batch):
             yield from chunk
 
-    def principal(self, name: str) -> Principal:
+    def principal(self, name: str, *, public_key: bytes | None = None) -> Principal:
         """Create the principal ``name`` (once). Hand the returned object to the code
-        that acts as it; the name alone grants nothing."""
+        that acts as it; the name alone grants nothing. A consumer of end-to-end types
+        registers its X25519 ``public_key`` (:class:`sealbus.e2e.ConsumerKeyPair`)."""
         token = self._core.register_principal(name)
+        if public_key is not None:
+            self._core.set_public_key(name, public_key)
         p = Principal(name, token, id(self))
         self._principals[name] = p
         return p
@@ -365,6 +414,7 @@ class Router:
         durable: bool = False,
         start: Literal["latest", "earliest"] = "latest",
         max_backlog: int | None = None,
+        keypair: ConsumerKeyPair | None = None,
     ) -> Subscription:
         """Subscribe ``who`` to event ``types`` (names or ``*`` globs), optionally
         filtered by an EventBridge ``pattern`` over the CloudEvents JSON form of the
@@ -379,7 +429,9 @@ class Router:
         when it subscribes again under the same name. Its queue is then a window of
         ``max_pending`` events onto the log; ``max_backlog`` bounds how far producers
         may get ahead of it before ``on_full`` applies (None: disk and retention
-        decide). ``start`` says where a new durable consumer begins."""
+        decide). ``start`` says where a new durable consumer begins.
+
+        ``keypair`` opens events sealed end to end for this consumer."""
         who = self._check(who)
         type_list = [types] if isinstance(types, str) else list(types)
         text = None if pattern is None else pattern if isinstance(pattern, str) else json.dumps(pattern)
@@ -398,7 +450,7 @@ class Router:
             start=start,
             max_backlog=max_backlog,
         )
-        return Subscription(core)
+        return Subscription(core, keypair=keypair)
 
     def counters(self) -> dict[str, int]:
         """Published, routed and refused counts (policy, schema, backpressure)."""

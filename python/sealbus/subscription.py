@@ -9,6 +9,8 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 from sealbus._sealbus import DeliveryBatch, Event, Message, SubscriptionCore
+from sealbus.e2e import ConsumerKeyPair
+from sealbus.endtoend import E2E_CONTENT_TYPE, open_end_to_end
 from sealbus.errors import Closed
 
 log = logging.getLogger("sealbus")
@@ -22,8 +24,9 @@ class Subscription:
     up to ``max_deliveries`` times, then moved to the dead-letter queue.
     """
 
-    def __init__(self, core: SubscriptionCore) -> None:
+    def __init__(self, core: SubscriptionCore, keypair: ConsumerKeyPair | None = None) -> None:
         self._core = core
+        self._keypair = keypair
         self._handlers: list[threading.Thread] = []
         self._stop = threading.Event()
 
@@ -48,8 +51,15 @@ class Subscription:
 
     def poll(self, max_messages: int = 512, timeout: float | None = 0.0) -> list[Message]:
         """Up to ``max_messages`` messages, waiting up to ``timeout`` seconds for the
-        first (``None`` waits until one arrives). The GIL is released while waiting."""
-        return self._core.poll(max_messages, timeout)
+        first (``None`` waits until one arrives). The GIL is released while waiting.
+
+        Events sealed end to end are opened with this consumer's key pair; one it
+        cannot open raises :class:`~sealbus.IntegrityError` (or
+        :class:`~sealbus.KeyNotFound` when it is not a recipient) from ``msg.data``."""
+        msgs = self._core.poll(max_messages, timeout)
+        if any(m.event.datacontenttype == E2E_CONTENT_TYPE for m in msgs):
+            return open_end_to_end(msgs, self._keypair, self.principal)
+        return msgs
 
     def poll_batch(self, max_messages: int = 4096, timeout: float | None = 0.0) -> DeliveryBatch:
         """Like :meth:`poll`, but one :class:`DeliveryBatch`: the events' data in one

@@ -16,6 +16,10 @@ use crate::error::{Error, Result};
 
 pub const SPECVERSION: &str = "1.0";
 
+/// `datacontenttype` of events sealed end to end by their producer: the data is a
+/// sealed frame (docs/FORMAT.md) whose plaintext is JSON.
+pub const E2E_CONTENT_TYPE: &str = "application/vnd.sealbus.e2e+json";
+
 /// What `Event::data` holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DataKind {

@@ -849,7 +849,7 @@ impl PyRouter {
 
     /// Publish a batch given as one buffer plus n + 1 offsets. `kind` is "json" or
     /// "binary". Validation, policy and routing all happen with the GIL released.
-    #[pyo3(signature = (principal, token, event_type, buffer, offsets, kind="json", version=None, attrs=None, block_timeout=None))]
+    #[pyo3(signature = (principal, token, event_type, buffer, offsets, kind="json", version=None, attrs=None, block_timeout=None, ids=None))]
     #[allow(clippy::too_many_arguments)]
     fn publish(
         &self,
@@ -863,11 +863,17 @@ impl PyRouter {
         version: Option<u32>,
         attrs: Option<&Bound<'_, PyDict>>,
         block_timeout: Option<f64>,
+        ids: Option<Vec<String>>,
     ) -> PyResult<Vec<PyReceipt>> {
-        let kind = match kind {
-            "json" => DataKind::Json,
-            "binary" => DataKind::Binary,
-            _ => return Err(PyValueError::new_err("kind must be 'json' or 'binary'")),
+        let (kind, end_to_end) = match kind {
+            "json" => (DataKind::Json, false),
+            "binary" => (DataKind::Binary, false),
+            "e2e" => (DataKind::Binary, true),
+            _ => {
+                return Err(PyValueError::new_err(
+                    "kind must be 'json', 'binary' or 'e2e'",
+                ))
+            }
         };
         let mut a = Attributes::default();
         if let Some(d) = attrs {
@@ -901,9 +907,25 @@ impl PyRouter {
         );
         let router = self.router.clone();
         let result = py.detach(move || {
-            let items = split_buffer(&buffer, &offsets)?
+            let parts = split_buffer(&buffer, &offsets)?;
+            if ids.as_ref().is_some_and(|i| i.len() != parts.len()) {
+                return Err(Error::InvalidArgument {
+                    name: "ids".into(),
+                    reason: "one id per event".into(),
+                });
+            }
+            let mut ids = ids.map(Vec::into_iter);
+            let items = parts
                 .into_iter()
-                .map(|data| sealbus_core::route::Outgoing { kind, data })
+                .map(|data| {
+                    let id = ids.as_mut().and_then(Iterator::next);
+                    sealbus_core::route::Outgoing {
+                        kind,
+                        data,
+                        id,
+                        end_to_end,
+                    }
+                })
                 .collect();
             let events = router.prepare(&principal, &token, &event_type, version, &a, items)?;
             Ok(router.enqueue(events, block_timeout))
@@ -1019,7 +1041,15 @@ impl PyRouter {
     }
 }
 
+/// `n` fresh time-ordered event ids (UUIDv7), for producers that seal end to end
+/// and so must know an event's id before the router sees it.
+#[pyfunction]
+fn new_event_ids(n: usize) -> Vec<String> {
+    (0..n).map(|_| sealbus_core::envelope::new_id()).collect()
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(new_event_ids, m)?)?;
     m.add_class::<ManualClock>()?;
     m.add_class::<PyEvent>()?;
     m.add_class::<PyReceipt>()?;

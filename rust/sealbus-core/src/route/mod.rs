@@ -71,6 +71,11 @@ pub enum Start {
 pub struct Outgoing {
     pub kind: DataKind,
     pub data: Vec<u8>,
+    /// A producer-chosen event id: end-to-end seals bind the id, so the producer
+    /// picks it before sealing. The router stamps one otherwise.
+    pub id: Option<String>,
+    /// `data` is an end-to-end sealed frame (docs/FORMAT.md, mode 2).
+    pub end_to_end: bool,
 }
 
 /// What a publish returns per accepted event.
@@ -413,8 +418,26 @@ impl Router {
             }
         };
         let stamp = envelope::now();
+        let e2e = self.policy.requires_end_to_end(event_type);
         let mut out = Vec::with_capacity(items.len());
         for (index, item) in items.into_iter().enumerate() {
+            if e2e != item.end_to_end {
+                self.counters.refused_policy.fetch_add(1, Ordering::Relaxed);
+                return Err(Error::InvalidEvent {
+                    field: format!("data[{index}]"),
+                    reason: if e2e {
+                        format!("{event_type} must be sealed end to end by its producer")
+                    } else {
+                        format!(
+                            "{event_type} is not an end-to-end type; publish its data in the clear"
+                        )
+                    },
+                });
+            }
+            if e2e {
+                out.push(self.prepare_sealed(principal, event_type, attrs, item, index, &stamp)?);
+                continue;
+            }
             let fail = |reason: String| Error::Validation {
                 event_type: event_type.to_owned(),
                 version: validator.as_ref().map_or(0, |v| v.version()),
@@ -450,8 +473,53 @@ impl Router {
                 stamp.clone(),
             );
             e.schema_version = validator.as_ref().map(|v| v.version());
+            if let Some(id) = item.id {
+                e.id = id;
+            }
             out.push(e);
         }
         Ok(out)
+    }
+
+    /// An end-to-end event: the router cannot see its data, so it checks the frame's
+    /// shape and routes on the cleartext attributes; consumers validate after opening.
+    fn prepare_sealed(
+        &self,
+        principal: &str,
+        event_type: &str,
+        attrs: &Attributes,
+        item: Outgoing,
+        index: usize,
+        stamp: &(u64, String),
+    ) -> Result<Event> {
+        let bad = |reason: String| Error::InvalidEvent {
+            field: format!("data[{index}]"),
+            reason,
+        };
+        let frame = crate::seal::frame::decode(&item.data)
+            .map_err(|e| bad(format!("not a sealed frame: {e}")))?;
+        if frame.mode != crate::seal::Mode::EndToEnd {
+            return Err(bad("not an end-to-end frame".into()));
+        }
+        if frame.recipients.is_empty() {
+            return Err(bad("the frame is sealed for no recipient".into()));
+        }
+        let id = item
+            .id
+            .ok_or_else(|| bad("an end-to-end event carries the id its seal is bound to".into()))?;
+        let attrs = Attributes {
+            datacontenttype: Some(envelope::E2E_CONTENT_TYPE.to_owned()),
+            ..attrs.clone()
+        };
+        let mut e = Event::stamp(
+            principal,
+            event_type,
+            &attrs,
+            DataKind::Binary,
+            item.data,
+            stamp.clone(),
+        );
+        e.id = id;
+        Ok(e)
     }
 }

@@ -1,0 +1,101 @@
+"""Consumer side of end-to-end sealing: open what the router delivered, with the
+consumer's own X25519 key pair. The router never held the plaintext."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sealbus._sealbus import Event, Message
+from sealbus.e2e import ConsumerKeyPair, open_e2e
+from sealbus.errors import IntegrityError, KeyNotFound, SealbusError
+
+#: ``datacontenttype`` of events whose data is an end-to-end sealed frame.
+E2E_CONTENT_TYPE = "application/vnd.sealbus.e2e+json"
+
+
+class OpenedMessage:
+    """A delivered end-to-end event, opened for this consumer. Acks and nacks go to
+    the underlying delivery; ``data`` is the plaintext (or raises why it is not)."""
+
+    __slots__ = ("_data", "_error", "_msg")
+
+    def __init__(self, msg: Message, data: Any = None, error: SealbusError | None = None) -> None:
+        self._msg = msg
+        self._data = data
+        self._error = error
+
+    @property
+    def data(self) -> Any:
+        if self._error is not None:
+            raise self._error
+        return self._data
+
+    @property
+    def event(self) -> Event:
+        return self._msg.event
+
+    @property
+    def id(self) -> str:
+        return self._msg.id
+
+    @property
+    def type(self) -> str:
+        return self._msg.type
+
+    @property
+    def tag(self) -> int:
+        return self._msg.tag
+
+    @property
+    def attempt(self) -> int:
+        return self._msg.attempt
+
+    def ack(self) -> bool:
+        return self._msg.ack()
+
+    def nack(self) -> bool:
+        return self._msg.nack()
+
+    def __repr__(self) -> str:
+        return f"OpenedMessage(id={self.id!r}, type={self.type!r}, attempt={self.attempt})"
+
+
+def _open_one(msg: Message, keypair: ConsumerKeyPair | None, me: str) -> OpenedMessage:
+    if keypair is None:
+        return OpenedMessage(
+            msg,
+            error=KeyNotFound(
+                f"event {msg.id} is sealed end to end and this subscription has no key pair",
+                key_id="(none)",
+            ),
+        )
+    e = msg.event
+    frame = e.data_bytes
+    try:
+        plain, offs = open_e2e(
+            frame,
+            [0, len(frame)],
+            keypair=keypair,
+            recipient_id=me,
+            event_ids=[e.id],
+            event_type=e.type,
+            source=e.source,
+            schema_version=0,
+        )
+        return OpenedMessage(msg, data=json.loads(plain[offs[0] : offs[1]]))
+    except (IntegrityError, KeyNotFound) as exc:
+        return OpenedMessage(msg, error=exc)
+    except ValueError as exc:
+        return OpenedMessage(msg, error=IntegrityError(f"event {e.id}: plaintext is not JSON", reason=str(exc)))
+
+
+def open_end_to_end(
+    msgs: list[Message], keypair: ConsumerKeyPair | None, me: str
+) -> list[Message]:
+    """Replace end-to-end messages by opened ones (same order). Typed as Message:
+    an OpenedMessage offers the same attributes."""
+    out: list[Any] = [
+        _open_one(m, keypair, me) if m.event.datacontenttype == E2E_CONTENT_TYPE else m for m in msgs
+    ]
+    return out

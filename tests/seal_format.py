@@ -22,9 +22,7 @@ def lp(b: bytes) -> bytes:
     return struct.pack(">I", len(b)) + b
 
 
-def aad(
-    mode: int, key_id: str, event_id: str, event_type: str, source: str, schema_version: int
-) -> bytes:
+def aad(mode: int, key_id: str, event_id: str, event_type: str, source: str, schema_version: int) -> bytes:
     return (
         b"sealbus/aad/v1"
         + bytes([1, mode])

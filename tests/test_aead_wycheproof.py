@@ -19,9 +19,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sealbus import IntegrityError, InvalidArgument
 from sealbus.aead import AesGcm
 
-DATA = json.loads(
-    (Path(__file__).parent / "vectors" / "wycheproof" / "aes_gcm_test.json").read_text()
-)
+DATA = json.loads((Path(__file__).parent / "vectors" / "wycheproof" / "aes_gcm_test.json").read_text())
 CASES = [(g, t) for g in DATA["testGroups"] for t in g["tests"]]
 
 
@@ -35,9 +33,7 @@ def _supported(g: dict[str, Any]) -> bool:
 
 @pytest.mark.parametrize(("group", "case"), CASES, ids=[f"tc{t['tcId']}" for _, t in CASES])
 def test_vector(group: dict[str, Any], case: dict[str, Any]) -> None:
-    key, iv, aad, msg, ct, tag = (
-        bytes.fromhex(case[k]) for k in ("key", "iv", "aad", "msg", "ct", "tag")
-    )
+    key, iv, aad, msg, ct, tag = (bytes.fromhex(case[k]) for k in ("key", "iv", "aad", "msg", "ct", "tag"))
     if not _supported(group):
         with pytest.raises(InvalidArgument):
             AesGcm(key).encrypt(iv, msg, aad)

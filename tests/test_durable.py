@@ -143,7 +143,13 @@ def test_stalled_consumer_does_not_stall_others(tmp_path: Path) -> None:
     analytics = router.principal("analytics")
     router.policy.allow_subscribe(analytics, "orders.*")
     stalled = router.subscribe(
-        analytics, "orders.*", name="analytics", durable=True, max_pending=64, max_backlog=1500, on_full="reject"
+        analytics,
+        "orders.*",
+        name="analytics",
+        durable=True,
+        max_pending=64,
+        max_backlog=1500,
+        on_full="reject",
     )
     live = router.subscribe(shipping, "orders.*", name="shipping", durable=True, max_pending=64)
     p = router.producer(checkout)

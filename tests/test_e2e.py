@@ -28,9 +28,7 @@ def _seal(payloads: list[bytes], ids: list[str]) -> tuple[bytes, memoryview]:
     return seal_e2e(buf, offs, recipients=ALLOWED, event_ids=ids, **EV)  # type: ignore[arg-type]
 
 
-def _open(
-    frames: bytes, offs: object, who: ConsumerKeyPair, rid: str, ids: list[str]
-) -> list[bytes]:
+def _open(frames: bytes, offs: object, who: ConsumerKeyPair, rid: str, ids: list[str]) -> list[bytes]:
     out, o = open_e2e(frames, offs, keypair=who, recipient_id=rid, event_ids=ids, **EV)  # type: ignore[arg-type]
     return unpack(out, o)
 

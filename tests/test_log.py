@@ -133,13 +133,9 @@ def test_flipped_bit_is_reported_with_segment_and_offset(tmp_path: Path) -> None
     seg.write_bytes(bytes(data))
 
 
-@settings(
-    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
-    batches=st.lists(
-        st.lists(st.binary(max_size=300), min_size=1, max_size=4), min_size=1, max_size=10
-    ),
+    batches=st.lists(st.lists(st.binary(max_size=300), min_size=1, max_size=4), min_size=1, max_size=10),
     cut=st.floats(min_value=0.0, max_value=1.0),
 )
 def test_recovery_keeps_whole_appends(
@@ -180,9 +176,7 @@ def test_retention_keeps_what_consumers_need(tmp_path: Path) -> None:
         assert r["segments_deleted"] > 0
         assert log.first_offset == r["first_offset"] > 0
         assert log.read(0, 1)[0][0] == log.first_offset
-    with SegmentLog(
-        tmp_path, segment_bytes=2048, retention_max_age=1.0, respect_consumers=False
-    ) as log:
+    with SegmentLog(tmp_path, segment_bytes=2048, retention_max_age=1.0, respect_consumers=False) as log:
         r = log.apply_retention(min_needed_offset=log.first_offset, now_ns=10**19)
         assert r["needed_records_deleted"] > 0
         assert log.stats()["retention_needed_records_deleted"] == r["needed_records_deleted"]
@@ -191,9 +185,7 @@ def test_retention_keeps_what_consumers_need(tmp_path: Path) -> None:
 def test_cursor_store(tmp_path: Path) -> None:
     store = CursorStore(tmp_path / "cursors")
     assert store.load("shipping") is None
-    store.save(
-        "shipping", 10, acked=[(12, 14)], deliveries={10: 2}, dead_letters=[(9, 5, 1, "boom")]
-    )
+    store.save("shipping", 10, acked=[(12, 14)], deliveries={10: 2}, dead_letters=[(9, 5, 1, "boom")])
     store.save("analytics", 3)
     again = CursorStore(tmp_path / "cursors")
     c = again.load("shipping")

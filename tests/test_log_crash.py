@@ -67,9 +67,7 @@ def _child(path: str, journal: str, run: int, policy: str, threads: int, seed: i
             os.write(jfd, f"R {run} {t} {seq} {k} {offs[0]}\n".encode())
             seq += k
 
-    ts = [
-        threading.Thread(target=worker, args=(t, rng.random()), daemon=True) for t in range(threads)
-    ]
+    ts = [threading.Thread(target=worker, args=(t, rng.random()), daemon=True) for t in range(threads)]
     for t in ts:
         t.start()
     for t in ts:
@@ -167,9 +165,7 @@ def _run(tmp_path: Path, iterations: int, seed: int) -> dict[str, int]:
                 os._exit(3)
         # Kill at a random moment: sometimes during open/recovery, mostly mid-stream.
         r = rng.random()
-        time.sleep(
-            0.0 if r < 0.1 else rng.uniform(0.0, 0.003) if r < 0.25 else rng.uniform(0.0, 0.04)
-        )
+        time.sleep(0.0 if r < 0.1 else rng.uniform(0.0, 0.003) if r < 0.25 else rng.uniform(0.0, 0.04))
         os.kill(pid, signal.SIGKILL)
         _, status = os.waitpid(pid, 0)
         assert os.WIFSIGNALED(status), f"child exited by itself: {status}"

@@ -37,7 +37,9 @@ def events(depth: int = 2) -> st.SearchStrategy[Any]:
     return st.one_of(
         leaf,
         leaf,
-        st.lists(st.one_of(leaf, st.dictionaries(st.sampled_from(KEYS + OR_KEYS), inner, max_size=3)), max_size=3),
+        st.lists(
+            st.one_of(leaf, st.dictionaries(st.sampled_from(KEYS + OR_KEYS), inner, max_size=3)), max_size=3
+        ),
         st.dictionaries(st.sampled_from(KEYS + OR_KEYS), inner, max_size=3),
     )
 
@@ -89,7 +91,9 @@ condition = st.one_of(
     st.builds(lambda s: {"anything-but": {"wildcard": s}}, one_or_list(glob_text())),
     numeric(),
     st.builds(lambda b: {"exists": b}, st.booleans()),
-    st.sampled_from([{"cidr": "10.0.0.0/24"}, {"cidr": "10.0.0.0/8"}, {"cidr": "::/0"}, {"cidr": "2001:db8::/32"}]),
+    st.sampled_from(
+        [{"cidr": "10.0.0.0/24"}, {"cidr": "10.0.0.0/8"}, {"cidr": "::/0"}, {"cidr": "2001:db8::/32"}]
+    ),
 )
 slot = st.lists(condition, min_size=1, max_size=3)
 
@@ -101,7 +105,9 @@ def sub_pattern(keys: list[str], depth: int) -> st.SearchStrategy[dict[str, Any]
 
 @st.composite
 def patterns(draw: st.DrawFn) -> dict[str, Any]:
-    p: dict[str, Any] = draw(st.dictionaries(st.sampled_from(KEYS), st.one_of(slot, sub_pattern(KEYS, 1)), max_size=2))
+    p: dict[str, Any] = draw(
+        st.dictionaries(st.sampled_from(KEYS), st.one_of(slot, sub_pattern(KEYS, 1)), max_size=2)
+    )
     if draw(st.booleans()) or not p:
         p["$or"] = draw(st.lists(sub_pattern(OR_KEYS, 1), min_size=2, max_size=3))
     return p
@@ -127,14 +133,20 @@ SETTINGS = settings(max_examples=3000, deadline=None, suppress_health_check=[Hea
 
 @SETTINGS
 @given(pattern=patterns(), event=event_objects, data=st.data())
-def test_single_pattern_agrees_with_reference(pattern: dict[str, Any], event: dict[str, Any], data: st.DataObject) -> None:
+def test_single_pattern_agrees_with_reference(
+    pattern: dict[str, Any], event: dict[str, Any], data: st.DataObject
+) -> None:
     text = data.draw(spelled(event))
     want = ref.matches(pattern, event)
     assert sealbus.test_event_pattern(pattern, text) is want, (pattern, text)
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(pats=st.lists(patterns(), min_size=1, max_size=12), evs=st.lists(event_objects, min_size=1, max_size=6), data=st.data())
+@given(
+    pats=st.lists(patterns(), min_size=1, max_size=12),
+    evs=st.lists(event_objects, min_size=1, max_size=6),
+    data=st.data(),
+)
 def test_pattern_set_agrees_with_reference(
     pats: list[dict[str, Any]], evs: list[dict[str, Any]], data: st.DataObject
 ) -> None:

@@ -76,9 +76,7 @@ def test_e2e_frames_open_with_cryptography() -> None:
     payloads = [b"alpha", b"", os.urandom(1000)]
     ids = ["a", "b", "c"]
     buf, offs = pack(payloads)
-    frames, foffs = seal_e2e(
-        buf, offs, recipients={"shipping": consumer.public_key}, event_ids=ids, **EV
-    )  # type: ignore[arg-type]
+    frames, foffs = seal_e2e(buf, offs, recipients={"shipping": consumer.public_key}, event_ids=ids, **EV)  # type: ignore[arg-type]
     for eid, p, frame in zip(ids, payloads, unpack(frames, foffs), strict=True):
         f = fmt.parse(frame)
         assert f.mode == fmt.END_TO_END and f.recipients[0][0] == "shipping"

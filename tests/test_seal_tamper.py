@@ -38,9 +38,7 @@ def test_round_trip(payload: bytes, ev: dict[str, object]) -> None:
 
 @settings(max_examples=300, deadline=None)
 @given(payload=st.binary(max_size=200), ev=attrs, pos=st.integers(0), bit=st.integers(0, 7))
-def test_any_flipped_bit_is_refused(
-    payload: bytes, ev: dict[str, object], pos: int, bit: int
-) -> None:
+def test_any_flipped_bit_is_refused(payload: bytes, ev: dict[str, object], pos: int, bit: int) -> None:
     frame = bytearray(RING.seal(payload, **ev))  # type: ignore[arg-type]
     frame[pos % len(frame)] ^= 1 << bit
     with pytest.raises(REFUSED):
@@ -67,9 +65,7 @@ def test_changed_attribute_is_refused(
 
 @settings(max_examples=100, deadline=None)
 @given(payload=st.binary(max_size=200), ev=attrs, cut=st.integers(0))
-def test_truncated_or_extended_frame_is_refused(
-    payload: bytes, ev: dict[str, object], cut: int
-) -> None:
+def test_truncated_or_extended_frame_is_refused(payload: bytes, ev: dict[str, object], cut: int) -> None:
     frame = RING.seal(payload, **ev)  # type: ignore[arg-type]
     with pytest.raises(FrameError):
         RING.open(frame[: cut % len(frame)], **ev)  # type: ignore[arg-type]
@@ -111,9 +107,7 @@ def test_e2e_flipped_bit_is_refused(payload: bytes, pos: int, bit: int) -> None:
     frame = bytearray(frames)
     frame[pos % len(frame)] ^= 1 << bit
     with pytest.raises(REFUSED):
-        open_e2e(
-            bytes(frame), [0, len(frame)], keypair=READER, recipient_id="r", event_ids=["e"], **ev
-        )  # type: ignore[arg-type]
+        open_e2e(bytes(frame), [0, len(frame)], keypair=READER, recipient_id="r", event_ids=["e"], **ev)  # type: ignore[arg-type]
 
 
 @settings(max_examples=200, deadline=None)

@@ -215,6 +215,7 @@ class PatternSet:
     ) -> tuple[list[str], array[int], array[int]]: ...
 
 def test_event_pattern(pattern: _Json, event: _Json) -> bool: ...
+
 # ---- seal ------------------------------------------------------------------------
 
 _Buffer = bytes | bytearray | memoryview
@@ -224,12 +225,8 @@ class AesGcm:
     def __init__(self, key: _Buffer) -> None: ...
     @staticmethod
     def generate_key(bit_length: int = 256) -> bytes: ...
-    def encrypt(
-        self, nonce: _Buffer, data: _Buffer, associated_data: _Buffer | None = None
-    ) -> bytes: ...
-    def decrypt(
-        self, nonce: _Buffer, data: _Buffer, associated_data: _Buffer | None = None
-    ) -> bytes: ...
+    def encrypt(self, nonce: _Buffer, data: _Buffer, associated_data: _Buffer | None = None) -> bytes: ...
+    def decrypt(self, nonce: _Buffer, data: _Buffer, associated_data: _Buffer | None = None) -> bytes: ...
     def encrypt_batch(
         self,
         nonces: _Buffer,
@@ -255,9 +252,7 @@ class KeyInfo(TypedDict):
 
 class KeyRing:
     @staticmethod
-    def generate(
-        *, max_seals_per_key: int | None = None, reserve_chunk: int | None = None
-    ) -> KeyRing: ...
+    def generate(*, max_seals_per_key: int | None = None, reserve_chunk: int | None = None) -> KeyRing: ...
     @staticmethod
     def create(
         path: str | PathLike[str],

@@ -138,9 +138,7 @@ def wrap_context(data_key_id: str, event_type: str) -> bytes:
 def _derive(shared: bytes, eph_pub: bytes, rcpt_pub: bytes, info: bytes) -> tuple[bytes, bytes]:
     if shared == bytes(32):
         raise IntegrityError("X25519 produced the all-zero secret", reason="low-order point")
-    okm = HKDF(algorithm=hashes.SHA256(), length=44, salt=eph_pub + rcpt_pub, info=info).derive(
-        shared
-    )
+    okm = HKDF(algorithm=hashes.SHA256(), length=44, salt=eph_pub + rcpt_pub, info=info).derive(shared)
     return okm[:32], okm[32:]
 
 
@@ -268,9 +266,7 @@ def open_e2e(
             continue
         mine = [r for r in info["recipients"] if r[0] == recipient_id]
         if not mine:
-            raise KeyNotFound(
-                f"item {i}: no data key wrapped for recipient {recipient_id!r}", key_id=dk_id
-            )
+            raise KeyNotFound(f"item {i}: no data key wrapped for recipient {recipient_id!r}", key_id=dk_id)
         _, eph, wk = mine[0]
         keys[dk_id] = unwrap_data_key(
             WrappedKey(recipient_id, eph, wk), keypair, wrap_context(dk_id, event_type)

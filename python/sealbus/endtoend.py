@@ -87,12 +87,12 @@ def _open_one(msg: Message, keypair: ConsumerKeyPair | None, me: str) -> OpenedM
     except (IntegrityError, KeyNotFound) as exc:
         return OpenedMessage(msg, error=exc)
     except ValueError as exc:
-        return OpenedMessage(msg, error=IntegrityError(f"event {e.id}: plaintext is not JSON", reason=str(exc)))
+        return OpenedMessage(
+            msg, error=IntegrityError(f"event {e.id}: plaintext is not JSON", reason=str(exc))
+        )
 
 
-def open_end_to_end(
-    msgs: list[Message], keypair: ConsumerKeyPair | None, me: str
-) -> list[Message]:
+def open_end_to_end(msgs: list[Message], keypair: ConsumerKeyPair | None, me: str) -> list[Message]:
     """Replace end-to-end messages by opened ones (same order). Typed as Message:
     an OpenedMessage offers the same attributes."""
     out: list[Any] = [

@@ -31,7 +31,9 @@ def _key_ring(
     """The at-rest key ring and a description of where it came from (never key bytes)."""
     if seal not in ("auto", "at-rest", "none"):
         raise InvalidArgument(
-            f"invalid argument: seal: {seal!r} is not 'auto', 'at-rest' or 'none'", name="seal", reason="unknown"
+            f"invalid argument: seal: {seal!r} is not 'auto', 'at-rest' or 'none'",
+            name="seal",
+            reason="unknown",
         )
     if seal == "none":
         if keys is not None:
@@ -52,6 +54,8 @@ def _key_ring(
     key_file = Path(os.fspath(path)).resolve()
     key_file = key_file.with_name(key_file.name + ".keys")
     return KeyRing.load_or_create(key_file), f"key file {key_file}"
+
+
 Compatibility = Literal["none", "backward", "forward", "full"]
 
 _ATTRS = ("subject", "datacontenttype", "dataschema", "traceparent")

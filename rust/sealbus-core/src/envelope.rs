@@ -1,6 +1,6 @@
 //! Immutable events with the CloudEvents 1.0 attributes, and their JSON format.
 //!
-//! The router stamps `id` (a UUIDv7, so ids sort by time) and `time` (RFC 3339, UTC).
+//! The router stamps `id` (a `UUIDv7`, so ids sort by time) and `time` (RFC 3339, UTC).
 //! `data` is kept as bytes: compact JSON text for JSON events, raw bytes otherwise, or
 //! a sealed frame once the router has sealed it. Attribute rules follow the CloudEvents
 //! spec: required `id`, `source`, `type`, `specversion` = "1.0"; `time` RFC 3339;
@@ -270,13 +270,10 @@ impl Event {
         // A second, raw parse keeps `data` byte for byte as it was written.
         let mut raw: std::collections::HashMap<String, Box<RawValue>> =
             serde_json::from_slice(bytes).map_err(not_json)?;
-        Self::from_json_map(map, raw.remove("data"))
+        Self::from_json_map(map, raw.remove("data").as_deref())
     }
 
-    fn from_json_map(
-        mut map: Map<String, Value>,
-        raw_data: Option<Box<RawValue>>,
-    ) -> Result<Event> {
+    fn from_json_map(mut map: Map<String, Value>, raw_data: Option<&RawValue>) -> Result<Event> {
         let mut take_str = |k: &str, required: bool| -> Result<Option<String>> {
             match map.remove(k) {
                 None | Some(Value::Null) if !required => Ok(None),
@@ -324,7 +321,7 @@ impl Event {
             }
             (Some(v), None) => (
                 DataKind::Json,
-                match &raw_data {
+                match raw_data {
                     Some(r) => r.get().as_bytes().to_vec(),
                     None => serde_json::to_vec(&v).map_err(|e| invalid("data", e.to_string()))?,
                 },
@@ -424,7 +421,7 @@ mod tests {
                 r#"{"specversion":"1.0","id":"1","source":"s","type":"a b"}"#,
                 "type",
             ),
-            (r#"[1]"#, "event"),
+            (r"[1]", "event"),
         ];
         for (text, field) in bad {
             match Event::from_json_bytes(text.as_bytes()) {

@@ -536,7 +536,13 @@ impl PySubscription {
         self.handle.nack(py, &tags)
     }
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let (s, ready, inflight, dead, durable) = attached(py, self.handle.sub.stats())?;
+        let sealbus_core::route::SubStats {
+            counters: s,
+            ready,
+            in_flight: inflight,
+            dead_letters: dead,
+            durable,
+        } = attached(py, self.handle.sub.stats())?;
         let d = PyDict::new(py);
         d.set_item("ready", ready)?;
         d.set_item("in_flight", inflight)?;

@@ -44,7 +44,7 @@ impl Router {
             let dead_before = st.queue.stats().dead_lettered;
             let before = st.queue.len();
             let out = st.queue.take(max, now);
-            self.settle_buried(&mut st, dead_before);
+            Self::settle_buried(&mut st, dead_before);
             if st.durable.is_some() {
                 if let Some(d) = &mut st.durable {
                     for o in out.iter().filter_map(|x| x.item.offset) {
@@ -65,7 +65,7 @@ impl Router {
                     _ => return Ok(out),
                 },
                 None if self.clock.is_manual() => return Ok(out),
-                None => Duration::from_secs(3600),
+                None => Duration::from_hours(1),
             };
             // Wake for the next ack deadline too, so expired events are redelivered.
             let wait = match st.queue.next_deadline() {
@@ -81,7 +81,7 @@ impl Router {
     }
 
     /// Mirror newly dead-lettered items into a durable cursor.
-    fn settle_buried(&self, st: &mut SubState, dead_before: u64) {
+    fn settle_buried(st: &mut SubState, dead_before: u64) {
         let fresh =
             usize::try_from(st.queue.stats().dead_lettered - dead_before).unwrap_or(usize::MAX);
         if fresh == 0 {
@@ -139,7 +139,7 @@ impl Router {
         let before = st.queue.len();
         let dead_before = st.queue.stats().dead_lettered;
         let n = tags.iter().filter(|&&t| st.queue.nack(t)).count();
-        self.settle_buried(&mut st, dead_before);
+        Self::settle_buried(&mut st, dead_before);
         let freed = st.queue.len() < before;
         drop(st);
         if n > 0 {

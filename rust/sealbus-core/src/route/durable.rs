@@ -21,13 +21,13 @@ const REFILL_BYTES: usize = 4 << 20;
 
 impl Router {
     fn durable_parts(&self) -> Result<(&Arc<crate::log::Log>, &crate::log::CursorStore)> {
-        match (&self.log, &self.cursors) {
-            (Some(l), Some(c)) => Ok((l, c)),
-            _ => Err(Error::InvalidArgument {
-                name: "durable".into(),
-                reason: "durable subscriptions need a durable router: Router(path=...)".into(),
-            }),
+        if let (Some(l), Some(c)) = (&self.log, &self.cursors) {
+            return Ok((l, c));
         }
+        Err(Error::InvalidArgument {
+            name: "durable".into(),
+            reason: "durable subscriptions need a durable router: Router(path=...)".into(),
+        })
     }
 
     pub(super) fn open_durable(
@@ -38,17 +38,16 @@ impl Router {
         pattern: Option<&Pattern>,
     ) -> Result<Durable> {
         let (log, cursors) = self.durable_parts()?;
-        let cursor = match cursors.load(name)? {
-            Some(c) => c,
-            None => {
-                let c = Cursor::starting_at(match start {
-                    Start::Latest => log.next_offset(),
-                    Start::Earliest => log.first_offset(),
-                });
-                // Stored at once: from now on the consumer is owed every event, online or not.
-                cursors.save(name, &c)?;
-                c
-            }
+        let cursor = if let Some(c) = cursors.load(name)? {
+            c
+        } else {
+            let c = Cursor::starting_at(match start {
+                Start::Latest => log.next_offset(),
+                Start::Earliest => log.first_offset(),
+            });
+            // Stored at once: from now on the consumer is owed every event, online or not.
+            cursors.save(name, &c)?;
+            c
         };
         let filter = pattern.map(|p| {
             let mut set = PatternSet::new();

@@ -25,7 +25,7 @@ pub use clock::Clock;
 pub use deliver::Opened;
 pub use queue::{DeadLetter, Delivery, OnFull, Queue, QueueConfig, QueueStats};
 pub use replay::Replay;
-pub use subscription::{Durable, Item, SubState, Subscription};
+pub use subscription::{Durable, Item, SubState, SubStats, Subscription};
 
 use crate::envelope::{self, Attributes, DataKind, Event};
 use crate::error::{Action, Error, Result};
@@ -210,6 +210,8 @@ impl Router {
 
     // ---- subscriptions -----------------------------------------------------------
 
+    // The arguments are the subscription's definition, read one by one at the binding.
+    #[allow(clippy::too_many_arguments)]
     /// Subscribe `principal` (authenticated by `token`) to `types` (names or globs),
     /// optionally filtered by an EventBridge `pattern` over the CloudEvents JSON form.
     pub fn subscribe(
@@ -435,7 +437,9 @@ impl Router {
                 });
             }
             if e2e {
-                out.push(self.prepare_sealed(principal, event_type, attrs, item, index, &stamp)?);
+                out.push(Self::prepare_sealed(
+                    principal, event_type, attrs, item, index, &stamp,
+                )?);
                 continue;
             }
             let fail = |reason: String| Error::Validation {
@@ -484,7 +488,6 @@ impl Router {
     /// An end-to-end event: the router cannot see its data, so it checks the frame's
     /// shape and routes on the cleartext attributes; consumers validate after opening.
     fn prepare_sealed(
-        &self,
         principal: &str,
         event_type: &str,
         attrs: &Attributes,

@@ -16,6 +16,9 @@ use crate::envelope::{DataKind, Event};
 use crate::error::{Error, Result};
 use crate::seal::AadFields;
 
+/// The subscriptions a batch goes to, and for each event the indices of its own.
+pub(super) type Targets = (Vec<Arc<Subscription>>, Vec<Vec<usize>>);
+
 fn backpressure(s: &Subscription, pending: usize) -> Error {
     Error::Backpressure {
         subscription: s.name.clone(),
@@ -44,10 +47,7 @@ fn pending(st: &SubState) -> usize {
 
 impl Router {
     /// Which subscriptions each event goes to (indices into the returned list).
-    pub(super) fn targets(
-        &self,
-        events: &[Event],
-    ) -> Result<(Vec<Arc<Subscription>>, Vec<Vec<usize>>)> {
+    pub(super) fn targets(&self, events: &[Event]) -> Result<Targets> {
         let mut subs: Vec<Arc<Subscription>> = Vec::new();
         let mut index: HashMap<u64, usize> = HashMap::new();
         let mut per_event = Vec::with_capacity(events.len());
@@ -94,8 +94,8 @@ impl Router {
         &self,
         events: Vec<Event>,
         block_timeout: Option<Duration>,
-    ) -> std::result::Result<Vec<Receipt>, Refused> {
-        let refused = |error: Error, receipts: Vec<Receipt>| Refused { error, receipts };
+    ) -> std::result::Result<Vec<Receipt>, Box<Refused>> {
+        let refused = |error: Error, receipts: Vec<Receipt>| Box::new(Refused { error, receipts });
         let (subs, per_event) = match self.targets(&events) {
             Ok(t) => t,
             Err(e) => return Err(refused(e, Vec::new())),
@@ -116,16 +116,17 @@ impl Router {
             })
         });
         let n = events.len();
-        let chunks: Vec<std::ops::Range<usize>> = if too_big {
-            (0..n).map(|i| i..i + 1).collect()
+        // (start, len) of each chunk.
+        let chunks: Vec<(usize, usize)> = if too_big {
+            (0..n).map(|i| (i, 1)).collect()
         } else {
-            vec![0..n]
+            vec![(0, n)]
         };
         let mut events = events;
         let mut receipts = Vec::with_capacity(n);
-        for range in chunks {
-            let chunk_targets = &per_event[range.clone()];
-            let chunk: Vec<Event> = events.drain(..range.len()).collect();
+        for (start, len) in chunks {
+            let chunk_targets = &per_event[start..start + len];
+            let chunk: Vec<Event> = events.drain(..len).collect();
             match self.enqueue_chunk(&subs, chunk_targets, chunk, deadline) {
                 Ok(items) => {
                     for (item, t) in items.iter().zip(chunk_targets) {
@@ -203,7 +204,7 @@ impl Router {
                         _ => return Err(backpressure(s, pending(&st))),
                     },
                     None if self.clock.is_manual() => return Err(backpressure(s, pending(&st))),
-                    None => Duration::from_secs(3600),
+                    None => Duration::from_hours(1),
                 };
                 // Also wake at the next ack deadline: expiry may dead-letter and free room.
                 let wait = match st.queue.next_deadline() {
@@ -256,7 +257,7 @@ impl Router {
         Ok(true)
     }
 
-    fn unreserve(&self, subs: &[Arc<Subscription>], need: &[usize]) {
+    fn unreserve(subs: &[Arc<Subscription>], need: &[usize]) {
         for (s, &n) in subs.iter().zip(need) {
             if let Ok(mut st) = s.lock() {
                 match &mut st.durable {
@@ -313,7 +314,7 @@ impl Router {
             .seal(&mut events)
             .and_then(|()| self.append(&mut events));
         if let Err(e) = stored {
-            self.unreserve(subs, &need);
+            Self::unreserve(subs, &need);
             return Err(e);
         }
         let items: Vec<Item> = events.into_iter().map(Arc::new).collect();
@@ -358,7 +359,7 @@ impl Router {
             }
             let mut st = s.lock()?;
             if st.durable.is_some() {
-                self.push_durable(&mut st, &mine, items);
+                Self::push_durable(&mut st, &mine, items);
             } else {
                 if st.queue.config().on_full != OnFull::DropOldest {
                     st.reserved = st.reserved.saturating_sub(n);
@@ -395,7 +396,7 @@ impl Router {
 
     /// Fast path for a durable consumer that is caught up: hand it the new events
     /// directly instead of reading them back from disk. Otherwise it reads them later.
-    fn push_durable(&self, st: &mut SubState, mine: &[&Item], all: &[Item]) {
+    fn push_durable(st: &mut SubState, mine: &[&Item], all: &[Item]) {
         let (Some(first), Some(d)) = (all.first().and_then(|i| i.offset), st.durable.as_ref())
         else {
             return;

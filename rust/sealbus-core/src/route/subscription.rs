@@ -52,6 +52,17 @@ impl SubState {
     }
 }
 
+/// A snapshot of a subscription's queue; `durable` is (committed offset, read
+/// offset, backlog owed, offsets lost to retention).
+#[derive(Debug, Clone, Copy)]
+pub struct SubStats {
+    pub counters: QueueStats,
+    pub ready: usize,
+    pub in_flight: usize,
+    pub dead_letters: usize,
+    pub durable: Option<(u64, u64, u64, u64)>,
+}
+
 #[derive(Debug)]
 pub struct Subscription {
     pub id: u64,
@@ -121,26 +132,18 @@ impl Subscription {
 
     /// Counters, then ready, in flight, dead letters, and for durable subscriptions
     /// (committed offset, read offset, owed, lost).
-    pub fn stats(
-        &self,
-    ) -> Result<(
-        QueueStats,
-        usize,
-        usize,
-        usize,
-        Option<(u64, u64, u64, u64)>,
-    )> {
+    pub fn stats(&self) -> Result<SubStats> {
         let s = self.lock()?;
         let d = s
             .durable
             .as_ref()
             .map(|d| (d.cursor.committed, d.read_offset, d.owed, d.lost));
-        Ok((
-            s.queue.stats(),
-            s.queue.ready_len(),
-            s.queue.inflight_len(),
-            s.queue.dead_len(),
-            d,
-        ))
+        Ok(SubStats {
+            counters: s.queue.stats(),
+            ready: s.queue.ready_len(),
+            in_flight: s.queue.inflight_len(),
+            dead_letters: s.queue.dead_len(),
+            durable: d,
+        })
     }
 }

@@ -47,20 +47,50 @@ pub fn check(old: &Value, new: &Value, mode: Compatibility) -> Vec<String> {
 
 /// Keywords that only annotate; they never change what validates.
 const ANNOTATIONS: &[&str] = &[
-    "$schema", "$id", "$anchor", "$dynamicAnchor", "$comment", "$defs", "definitions", "$vocabulary",
-    "title", "description", "default", "examples", "deprecated", "readOnly", "writeOnly",
+    "$schema",
+    "$id",
+    "$anchor",
+    "$dynamicAnchor",
+    "$comment",
+    "$defs",
+    "definitions",
+    "$vocabulary",
+    "title",
+    "description",
+    "default",
+    "examples",
+    "deprecated",
+    "readOnly",
+    "writeOnly",
 ];
 
 /// Asserting keywords this checker does not model: allowed in the wider schema only
 /// when the narrower has exactly the same one at the same place.
 const OPAQUE: &[&str] = &[
-    "not", "if", "then", "else", "contains", "minContains", "maxContains", "propertyNames",
-    "dependentRequired", "dependentSchemas", "dependencies", "unevaluatedProperties",
-    "unevaluatedItems", "contentEncoding", "contentMediaType", "contentSchema", "$dynamicRef",
-    "$recursiveRef", "$recursiveAnchor",
+    "not",
+    "if",
+    "then",
+    "else",
+    "contains",
+    "minContains",
+    "maxContains",
+    "propertyNames",
+    "dependentRequired",
+    "dependentSchemas",
+    "dependencies",
+    "unevaluatedProperties",
+    "unevaluatedItems",
+    "contentEncoding",
+    "contentMediaType",
+    "contentSchema",
+    "$dynamicRef",
+    "$recursiveRef",
+    "$recursiveAnchor",
 ];
 
-const TYPES: [&str; 7] = ["null", "boolean", "object", "array", "number", "string", "integer"];
+const TYPES: [&str; 7] = [
+    "null", "boolean", "object", "array", "number", "string", "integer",
+];
 
 /// Deeper than this, the checker gives up (and refuses) rather than recurse further.
 const MAX_DEPTH: usize = 64;
@@ -80,7 +110,12 @@ impl<'a> Side<'a> {
             .with_pattern_options(PatternOptions::regex())
             .build_map(root)
             .ok();
-        Side { root, is_2020: matches!(draft, "2020-12" | "2019-09"), map, name }
+        Side {
+            root,
+            is_2020: matches!(draft, "2020-12" | "2019-09"),
+            map,
+            name,
+        }
     }
 
     /// Whether the subschema at `pointer` accepts `value`; `None` when that location
@@ -116,7 +151,9 @@ fn child(pointer: &str, parts: &[&str]) -> String {
 
 fn contains_ref(v: &Value) -> bool {
     match v {
-        Value::Object(m) => m.iter().any(|(k, v)| k == "$ref" || k == "$dynamicRef" || contains_ref(v)),
+        Value::Object(m) => m
+            .iter()
+            .any(|(k, v)| k == "$ref" || k == "$dynamicRef" || contains_ref(v)),
         Value::Array(a) => a.iter().any(contains_ref),
         _ => false,
     }
@@ -124,7 +161,9 @@ fn contains_ref(v: &Value) -> bool {
 
 /// `type` as a set; `None` when absent (any type).
 fn type_set(schema: &Map<String, Value>) -> Result<Option<BTreeSet<&'static str>>, String> {
-    let Some(t) = schema.get("type") else { return Ok(None) };
+    let Some(t) = schema.get("type") else {
+        return Ok(None);
+    };
     let names: Vec<&Value> = match t {
         Value::Array(a) => a.iter().collect(),
         other => vec![other],
@@ -147,7 +186,11 @@ fn value_type(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "boolean",
-        Value::Number(n) if n.is_i64() || n.is_u64() || n.as_f64().is_some_and(|f| f.fract() == 0.0) => "integer",
+        Value::Number(n)
+            if n.is_i64() || n.is_u64() || n.as_f64().is_some_and(|f| f.fract() == 0.0) =>
+        {
+            "integer"
+        }
         Value::Number(_) => "number",
         Value::String(_) => "string",
         Value::Array(_) => "array",
@@ -166,17 +209,35 @@ fn num(v: Option<&Value>) -> Option<f64> {
     v.and_then(Value::as_f64)
 }
 
-fn bound(schema: &Map<String, Value>, inclusive_kw: &str, exclusive_kw: &str, lower: bool) -> Option<Bound> {
-    let inclusive = num(schema.get(inclusive_kw)).map(|value| Bound { value, exclusive: false });
+fn bound(
+    schema: &Map<String, Value>,
+    inclusive_kw: &str,
+    exclusive_kw: &str,
+    lower: bool,
+) -> Option<Bound> {
+    let inclusive = num(schema.get(inclusive_kw)).map(|value| Bound {
+        value,
+        exclusive: false,
+    });
     let exclusive = match schema.get(exclusive_kw) {
         // Draft 4: a boolean that makes the inclusive keyword exclusive.
-        Some(Value::Bool(true)) => inclusive.map(|b| Bound { value: b.value, exclusive: true }),
-        other => num(other).map(|value| Bound { value, exclusive: true }),
+        Some(Value::Bool(true)) => inclusive.map(|b| Bound {
+            value: b.value,
+            exclusive: true,
+        }),
+        other => num(other).map(|value| Bound {
+            value,
+            exclusive: true,
+        }),
     };
     match (inclusive, exclusive) {
         (Some(a), Some(b)) => {
             // The tighter of the two.
-            let a_tighter = if lower { a.value > b.value } else { a.value < b.value };
+            let a_tighter = if lower {
+                a.value > b.value
+            } else {
+                a.value < b.value
+            };
             Some(if a_tighter { a } else { b })
         }
         (a, b) => a.or(b),
@@ -203,29 +264,65 @@ fn within(w: Option<Bound>, n: Option<Bound>, lower: bool) -> bool {
 fn show(b: Option<Bound>, lower: bool) -> String {
     match b {
         None => "none".into(),
-        Some(b) => format!("{}{}", if lower { if b.exclusive { ">" } else { ">=" } } else if b.exclusive { "<" } else { "<=" }, b.value),
+        Some(b) => format!(
+            "{}{}",
+            if lower {
+                if b.exclusive {
+                    ">"
+                } else {
+                    ">="
+                }
+            } else if b.exclusive {
+                "<"
+            } else {
+                "<="
+            },
+            b.value
+        ),
     }
 }
 
 fn uint(schema: &Map<String, Value>, kw: &str) -> Option<u64> {
-    schema.get(kw).and_then(|v| v.as_u64().or_else(|| v.as_f64().filter(|f| f.fract() == 0.0 && *f >= 0.0).map(|f| f as u64)))
+    schema.get(kw).and_then(|v| {
+        v.as_u64().or_else(|| {
+            v.as_f64()
+                .filter(|f| f.fract() == 0.0 && *f >= 0.0)
+                .map(|f| f as u64)
+        })
+    })
 }
 
 /// Items as a prefix of positional schemas and the schema for the rest.
-fn items_shape(schema: &Map<String, Value>, is_2020: bool, ptr: &str) -> (Vec<(Value, String)>, (Value, String)) {
+fn items_shape(
+    schema: &Map<String, Value>,
+    is_2020: bool,
+    ptr: &str,
+) -> (Vec<(Value, String)>, (Value, String)) {
     let yes = (Value::Bool(true), ptr.to_owned());
     if is_2020 {
         let prefix = match schema.get("prefixItems") {
-            Some(Value::Array(a)) => a.iter().enumerate().map(|(i, s)| (s.clone(), child(ptr, &["prefixItems", &i.to_string()]))).collect(),
+            Some(Value::Array(a)) => a
+                .iter()
+                .enumerate()
+                .map(|(i, s)| (s.clone(), child(ptr, &["prefixItems", &i.to_string()])))
+                .collect(),
             _ => Vec::new(),
         };
-        let rest = schema.get("items").map_or(yes, |s| (s.clone(), child(ptr, &["items"])));
+        let rest = schema
+            .get("items")
+            .map_or(yes, |s| (s.clone(), child(ptr, &["items"])));
         (prefix, rest)
     } else {
         match schema.get("items") {
             Some(Value::Array(a)) => {
-                let prefix = a.iter().enumerate().map(|(i, s)| (s.clone(), child(ptr, &["items", &i.to_string()]))).collect();
-                let rest = schema.get("additionalItems").map_or(yes, |s| (s.clone(), child(ptr, &["additionalItems"])));
+                let prefix = a
+                    .iter()
+                    .enumerate()
+                    .map(|(i, s)| (s.clone(), child(ptr, &["items", &i.to_string()])))
+                    .collect();
+                let rest = schema
+                    .get("additionalItems")
+                    .map_or(yes, |s| (s.clone(), child(ptr, &["additionalItems"])));
                 (prefix, rest)
             }
             Some(s) => (Vec::new(), (s.clone(), child(ptr, &["items"]))),
@@ -236,7 +333,11 @@ fn items_shape(schema: &Map<String, Value>, is_2020: bool, ptr: &str) -> (Vec<(V
 
 impl<'a> Checker<'a> {
     fn new(wide: &'a Value, narrow: &'a Value, new_is_wide: bool) -> Self {
-        let (wn, nn) = if new_is_wide { ("the new schema", "the old schema") } else { ("the old schema", "the new schema") };
+        let (wn, nn) = if new_is_wide {
+            ("the new schema", "the old schema")
+        } else {
+            ("the old schema", "the new schema")
+        };
         Checker {
             wide: Side::new(wide, wn),
             narrow: Side::new(narrow, nn),
@@ -269,16 +370,33 @@ impl<'a> Checker<'a> {
 
     /// Follow `$ref` to a local target. 2020-12 keeps sibling keywords (an implicit
     /// `allOf`); older drafts ignore them.
-    fn resolve(&mut self, side_is_wide: bool, schema: &Value, ptr: &str) -> Result<(Value, String), String> {
-        let side = if side_is_wide { &self.wide } else { &self.narrow };
+    fn resolve(
+        &mut self,
+        side_is_wide: bool,
+        schema: &Value,
+        ptr: &str,
+    ) -> Result<(Value, String), String> {
+        let side = if side_is_wide {
+            &self.wide
+        } else {
+            &self.narrow
+        };
         let mut current = schema.clone();
         let mut at = ptr.to_owned();
         for _ in 0..32 {
-            let Some(obj) = current.as_object() else { return Ok((current, at)) };
-            let Some(reference) = obj.get("$ref") else { return Ok((current, at)) };
-            let Some(r) = reference.as_str() else { return Err("$ref is not a string".into()) };
+            let Some(obj) = current.as_object() else {
+                return Ok((current, at));
+            };
+            let Some(reference) = obj.get("$ref") else {
+                return Ok((current, at));
+            };
+            let Some(r) = reference.as_str() else {
+                return Err("$ref is not a string".into());
+            };
             let Some(fragment) = r.strip_prefix('#') else {
-                return Err(format!("$ref {r:?} is not local to the schema; not analysed"));
+                return Err(format!(
+                    "$ref {r:?} is not local to the schema; not analysed"
+                ));
             };
             if fragment.contains('%') || (!fragment.is_empty() && !fragment.starts_with('/')) {
                 return Err(format!("$ref {r:?} (anchors, escapes) is not analysed"));
@@ -343,7 +461,11 @@ impl<'a> Checker<'a> {
             Value::Bool(true) => return,
             Value::Bool(false) => {
                 if n != &Value::Bool(false) {
-                    self.refuse(wp, np, format!("{wn} accepts nothing here (false), {nn} accepts values"));
+                    self.refuse(
+                        wp,
+                        np,
+                        format!("{wn} accepts nothing here (false), {nn} accepts values"),
+                    );
                 }
                 return;
             }
@@ -364,7 +486,9 @@ impl<'a> Checker<'a> {
             }
         }
         for kw in ["anyOf", "oneOf"] {
-            let Some(Value::Array(branches)) = wo.get(kw) else { continue };
+            let Some(Value::Array(branches)) = wo.get(kw) else {
+                continue;
+            };
             if no.get(kw) == wo.get(kw) && !contains_ref(&wo[kw]) {
                 continue; // the narrow side has the very same constraint
             }
@@ -377,12 +501,18 @@ impl<'a> Checker<'a> {
                 self.trial(|c| c.sub(wi, &wip, n, np))
             }) || self.narrow_branches_covered(branches, wp, no, np);
             if !covered {
-                self.refuse(wp, np, format!("{nn} accepts values that match none of the anyOf branches of {wn}"));
+                self.refuse(
+                    wp,
+                    np,
+                    format!("{nn} accepts values that match none of the anyOf branches of {wn}"),
+                );
             }
         }
         // The narrow side's own combinators: they only narrow it further, which can
         // be used to prove inclusion, never needed for it.
-        let narrow_split = ["anyOf", "oneOf"].into_iter().find(|kw| matches!(no.get(*kw), Some(Value::Array(_))) && no.get(*kw) != wo.get(*kw));
+        let narrow_split = ["anyOf", "oneOf"]
+            .into_iter()
+            .find(|kw| matches!(no.get(*kw), Some(Value::Array(_))) && no.get(*kw) != wo.get(*kw));
         if let Some(kw) = narrow_split {
             // n = rest ∧ (b1 ∨ b2 ∨ ...): it is enough that each rest ∧ bi fits.
             let mut rest = no.clone();
@@ -408,28 +538,50 @@ impl<'a> Checker<'a> {
             if no.get("allOf") != wo.get("allOf") {
                 let mut rest = no.clone();
                 rest.remove("allOf");
-                let merged = all.iter().try_fold(rest, |acc, b| merge(&acc, b).and_then(|v| v.as_object().cloned()));
+                let merged = all.iter().try_fold(rest, |acc, b| {
+                    merge(&acc, b).and_then(|v| v.as_object().cloned())
+                });
                 let w_owned = Value::Object(wo.clone());
                 match merged {
                     Some(m) => return self.sub_plain(&w_owned, wp, &Value::Object(m), np),
                     None => {
-                        return self.refuse(wp, np, format!("{nn}'s allOf cannot be combined for analysis"));
+                        return self.refuse(
+                            wp,
+                            np,
+                            format!("{nn}'s allOf cannot be combined for analysis"),
+                        );
                     }
                 }
             }
         }
-        self.sub_plain(&Value::Object(wo.clone()), wp, &Value::Object(no.clone()), np);
+        self.sub_plain(
+            &Value::Object(wo.clone()),
+            wp,
+            &Value::Object(no.clone()),
+            np,
+        );
     }
 
     /// Each anyOf/oneOf branch of the narrow side fits some anyOf branch of the wide side.
-    fn narrow_branches_covered(&mut self, w_branches: &[Value], wp: &str, no: &Map<String, Value>, np: &str) -> bool {
-        let Some((kw, Value::Array(n_branches))) = ["anyOf", "oneOf"].iter().find_map(|k| no.get(*k).map(|v| (*k, v))) else {
+    fn narrow_branches_covered(
+        &mut self,
+        w_branches: &[Value],
+        wp: &str,
+        no: &Map<String, Value>,
+        np: &str,
+    ) -> bool {
+        let Some((kw, Value::Array(n_branches))) = ["anyOf", "oneOf"]
+            .iter()
+            .find_map(|k| no.get(*k).map(|v| (*k, v)))
+        else {
             return false;
         };
         let mut rest = no.clone();
         rest.remove(kw);
         n_branches.iter().enumerate().all(|(j, nb)| {
-            let Some(m) = merge(&rest, nb) else { return false };
+            let Some(m) = merge(&rest, nb) else {
+                return false;
+            };
             let nbp = child(np, &[kw, &j.to_string()]);
             w_branches.iter().enumerate().any(|(i, wb)| {
                 let wbp = child(wp, &["anyOf", &i.to_string()]);
@@ -456,10 +608,15 @@ impl<'a> Checker<'a> {
         }
         if wo.contains_key("patternProperties") || no.contains_key("patternProperties") {
             let group = |o: &Map<String, Value>| {
-                ["properties", "patternProperties", "additionalProperties"].map(|k| o.get(k).cloned())
+                ["properties", "patternProperties", "additionalProperties"]
+                    .map(|k| o.get(k).cloned())
             };
             if group(wo) != group(no) || contains_ref(w) || contains_ref(n) {
-                self.refuse(wp, np, "patternProperties with changed properties are not analysed".into());
+                self.refuse(
+                    wp,
+                    np,
+                    "patternProperties with changed properties are not analysed".into(),
+                );
                 return;
             }
         }
@@ -477,8 +634,14 @@ impl<'a> Checker<'a> {
                 }
                 match self.wide.accepts(wp, v) {
                     Some(true) => {}
-                    Some(false) => self.refuse(wp, np, format!("{nn} accepts the value {v}, {wn} does not")),
-                    None => self.refuse(wp, np, format!("cannot evaluate {wn} here to check the value {v}")),
+                    Some(false) => {
+                        self.refuse(wp, np, format!("{nn} accepts the value {v}, {wn} does not"))
+                    }
+                    None => self.refuse(
+                        wp,
+                        np,
+                        format!("cannot evaluate {wn} here to check the value {v}"),
+                    ),
                 }
             }
             return;
@@ -494,12 +657,24 @@ impl<'a> Checker<'a> {
         if wo.contains_key("const") || wo.contains_key("enum") {
             // The narrow side is not finite; only null/boolean domains can be listed.
             let candidates = [Value::Null, Value::Bool(false), Value::Bool(true)];
-            let finite = n_types.as_ref().is_some_and(|t| t.iter().all(|t| matches!(*t, "null" | "boolean")));
+            let finite = n_types
+                .as_ref()
+                .is_some_and(|t| t.iter().all(|t| matches!(*t, "null" | "boolean")));
             if !finite {
-                self.refuse(wp, np, format!("{wn} only accepts listed values (enum/const), {nn} accepts any {}", describe_types(n_types.as_ref())));
+                self.refuse(
+                    wp,
+                    np,
+                    format!(
+                        "{wn} only accepts listed values (enum/const), {nn} accepts any {}",
+                        describe_types(n_types.as_ref())
+                    ),
+                );
                 return;
             }
-            for v in candidates.iter().filter(|v| n_types.as_ref().is_some_and(|t| t.contains(value_type(v)))) {
+            for v in candidates
+                .iter()
+                .filter(|v| n_types.as_ref().is_some_and(|t| t.contains(value_type(v))))
+            {
                 if self.wide.accepts(wp, v) != Some(true) {
                     self.refuse(wp, np, format!("{nn} accepts {v}, {wn} does not"));
                 }
@@ -508,7 +683,10 @@ impl<'a> Checker<'a> {
         }
 
         // ---- types ---------------------------------------------------------------
-        let all: BTreeSet<&'static str> = ["null", "boolean", "object", "array", "number", "string"].into_iter().collect();
+        let all: BTreeSet<&'static str> =
+            ["null", "boolean", "object", "array", "number", "string"]
+                .into_iter()
+                .collect();
         let n_effective = n_types.clone().unwrap_or(all);
         for t in &n_effective {
             let covered = match &w_types {
@@ -516,7 +694,14 @@ impl<'a> Checker<'a> {
                 Some(ws) => ws.contains(t) || (*t == "integer" && ws.contains("number")),
             };
             if !covered {
-                self.refuse(wp, np, format!("{nn} accepts type {t}, {wn} does not (type {})", describe_types(w_types.as_ref())));
+                self.refuse(
+                    wp,
+                    np,
+                    format!(
+                        "{nn} accepts type {t}, {wn} does not (type {})",
+                        describe_types(w_types.as_ref())
+                    ),
+                );
             }
         }
         let has = |t: &str| n_effective.contains(t);
@@ -524,16 +709,34 @@ impl<'a> Checker<'a> {
         // ---- numbers ---------------------------------------------------------------
         if has("number") || has("integer") {
             for lower in [true, false] {
-                let (inc, exc) = if lower { ("minimum", "exclusiveMinimum") } else { ("maximum", "exclusiveMaximum") };
+                let (inc, exc) = if lower {
+                    ("minimum", "exclusiveMinimum")
+                } else {
+                    ("maximum", "exclusiveMaximum")
+                };
                 let (wb, nb) = (bound(wo, inc, exc, lower), bound(no, inc, exc, lower));
                 if !within(wb, nb, lower) {
-                    self.refuse(wp, np, format!("{wn} has the bound {} ({inc}/{exc}), {nn} has {}", show(wb, lower), show(nb, lower)));
+                    self.refuse(
+                        wp,
+                        np,
+                        format!(
+                            "{wn} has the bound {} ({inc}/{exc}), {nn} has {}",
+                            show(wb, lower),
+                            show(nb, lower)
+                        ),
+                    );
                 }
             }
             if let Some(wm) = num(wo.get("multipleOf")) {
-                let ok = num(no.get("multipleOf")).is_some_and(|nm| nm == wm || ((nm / wm).fract() == 0.0 && nm.fract() == 0.0 && wm.fract() == 0.0));
+                let ok = num(no.get("multipleOf")).is_some_and(|nm| {
+                    nm == wm || ((nm / wm).fract() == 0.0 && nm.fract() == 0.0 && wm.fract() == 0.0)
+                });
                 if !ok {
-                    self.refuse(wp, np, format!("{wn} requires multipleOf {wm}, which {nn} does not guarantee"));
+                    self.refuse(
+                        wp,
+                        np,
+                        format!("{wn} requires multipleOf {wm}, which {nn} does not guarantee"),
+                    );
                 }
             }
         }
@@ -544,7 +747,9 @@ impl<'a> Checker<'a> {
             for kw in ["pattern", "format"] {
                 if let Some(wv) = wo.get(kw) {
                     if no.get(kw) != Some(wv) {
-                        let nv = no.get(kw).map_or_else(|| "none".to_owned(), ToString::to_string);
+                        let nv = no
+                            .get(kw)
+                            .map_or_else(|| "none".to_owned(), ToString::to_string);
                         self.refuse(wp, np, format!("{kw} is {wv} in {wn} and {nv} in {nn}; a changed {kw} is treated as incompatible"));
                     }
                 }
@@ -583,12 +788,24 @@ impl<'a> Checker<'a> {
         }
     }
 
-    fn length(&mut self, wo: &Map<String, Value>, no: &Map<String, Value>, min: &str, max: &str, wp: &str, np: &str) {
+    fn length(
+        &mut self,
+        wo: &Map<String, Value>,
+        no: &Map<String, Value>,
+        min: &str,
+        max: &str,
+        wp: &str,
+        np: &str,
+    ) {
         let (wn, nn) = (self.wide.name, self.narrow.name);
         if let Some(wmin) = uint(wo, min) {
             let nmin = uint(no, min).unwrap_or(0);
             if nmin < wmin {
-                self.refuse(wp, np, format!("{min} is {wmin} in {wn} but {nmin} in {nn}"));
+                self.refuse(
+                    wp,
+                    np,
+                    format!("{min} is {wmin} in {wn} but {nmin} in {nn}"),
+                );
             }
         }
         if let Some(wmax) = uint(wo, max) {
@@ -596,7 +813,11 @@ impl<'a> Checker<'a> {
                 Some(nmax) if nmax <= wmax => {}
                 other => {
                     let nmax = other.map_or_else(|| "unbounded".to_owned(), |v| v.to_string());
-                    self.refuse(wp, np, format!("{max} is {wmax} in {wn} but {nmax} in {nn}"));
+                    self.refuse(
+                        wp,
+                        np,
+                        format!("{max} is {wmax} in {wn} but {nmax} in {nn}"),
+                    );
                 }
             }
         }
@@ -606,7 +827,10 @@ impl<'a> Checker<'a> {
         let (wn, nn) = (self.wide.name, self.narrow.name);
         let empty = Map::new();
         let props = |o: &'_ Map<String, Value>| -> Map<String, Value> {
-            o.get("properties").and_then(Value::as_object).cloned().unwrap_or_default()
+            o.get("properties")
+                .and_then(Value::as_object)
+                .cloned()
+                .unwrap_or_default()
         };
         let (w_props, n_props) = (props(wo), props(no));
         let _ = &empty;
@@ -616,12 +840,20 @@ impl<'a> Checker<'a> {
         let required = |o: &Map<String, Value>| -> BTreeSet<String> {
             o.get("required")
                 .and_then(Value::as_array)
-                .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|v| v.as_str().map(str::to_owned))
+                        .collect()
+                })
                 .unwrap_or_default()
         };
         let (w_req, n_req) = (required(wo), required(no));
         for r in w_req.difference(&n_req) {
-            self.refuse(wp, np, format!("{wn} requires property '{r}', which {nn} does not require"));
+            self.refuse(
+                wp,
+                np,
+                format!("{wn} requires property '{r}', which {nn} does not require"),
+            );
         }
         let keys: BTreeSet<&String> = w_props.keys().chain(n_props.keys()).collect();
         for k in keys {
@@ -637,7 +869,13 @@ impl<'a> Checker<'a> {
                 None => (w_add.clone(), child(wp, &["additionalProperties"])),
             };
             if ws == Value::Bool(false) {
-                self.refuse(wp, np, format!("{nn} allows property '{k}', {wn} does not (additionalProperties: false)"));
+                self.refuse(
+                    wp,
+                    np,
+                    format!(
+                        "{nn} allows property '{k}', {wn} does not (additionalProperties: false)"
+                    ),
+                );
                 continue;
             }
             if !w_props.contains_key(k) && !n_props.contains_key(k) {
@@ -659,23 +897,43 @@ impl<'a> Checker<'a> {
             if w_add == Value::Bool(false) {
                 self.refuse(wp, np, format!("{nn} allows additional properties, {wn} does not (additionalProperties: false)"));
             } else {
-                self.sub(&w_add, &child(wp, &["additionalProperties"]), &n_add, &child(np, &["additionalProperties"]));
+                self.sub(
+                    &w_add,
+                    &child(wp, &["additionalProperties"]),
+                    &n_add,
+                    &child(np, &["additionalProperties"]),
+                );
             }
         }
         if let Some(wmin) = uint(wo, "minProperties") {
-            let nmin = uint(no, "minProperties").unwrap_or(0).max(n_req.len() as u64);
+            let nmin = uint(no, "minProperties")
+                .unwrap_or(0)
+                .max(n_req.len() as u64);
             if nmin < wmin {
-                self.refuse(wp, np, format!("minProperties is {wmin} in {wn}, {nn} allows objects with {nmin}"));
+                self.refuse(
+                    wp,
+                    np,
+                    format!("minProperties is {wmin} in {wn}, {nn} allows objects with {nmin}"),
+                );
             }
         }
         if let Some(wmax) = uint(wo, "maxProperties") {
-            let closed_max = (n_add == Value::Bool(false)).then(|| n_props.values().filter(|s| **s != Value::Bool(false)).count() as u64);
+            let closed_max = (n_add == Value::Bool(false)).then(|| {
+                n_props
+                    .values()
+                    .filter(|s| **s != Value::Bool(false))
+                    .count() as u64
+            });
             let nmax = match (uint(no, "maxProperties"), closed_max) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
             };
             if nmax.is_none_or(|m| m > wmax) {
-                self.refuse(wp, np, format!("maxProperties is {wmax} in {wn}, {nn} allows more properties"));
+                self.refuse(
+                    wp,
+                    np,
+                    format!("maxProperties is {wmax} in {wn}, {nn} allows more properties"),
+                );
             }
         }
     }

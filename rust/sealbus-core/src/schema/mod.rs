@@ -14,6 +14,9 @@ pub mod registry;
 pub mod tape;
 pub mod validate;
 
+#[cfg(test)]
+mod tests;
+
 use std::fmt;
 use std::str::FromStr;
 

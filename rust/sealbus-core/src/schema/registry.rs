@@ -22,7 +22,9 @@ pub struct SchemaRegistry {
 
 impl std::fmt::Debug for SchemaRegistry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SchemaRegistry").field("types", &self.types()).finish_non_exhaustive()
+        f.debug_struct("SchemaRegistry")
+            .field("types", &self.types())
+            .finish_non_exhaustive()
     }
 }
 
@@ -41,7 +43,9 @@ impl SchemaRegistry {
         self.allow_schemaless.load(Ordering::Relaxed)
     }
 
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, BTreeMap<u32, Arc<CompiledSchema>>>> {
+    fn read(
+        &self,
+    ) -> std::sync::RwLockReadGuard<'_, HashMap<String, BTreeMap<u32, Arc<CompiledSchema>>>> {
         // A panic while holding the lock cannot leave the map half-updated (every
         // write is one `insert`), so a poisoned lock is still consistent.
         self.types.read().unwrap_or_else(PoisonError::into_inner)
@@ -55,12 +59,24 @@ impl SchemaRegistry {
     ///   latest version (safe retries), as Confluent does.
     /// - The schema must compile ([`Error::SchemaInvalid`]) and be `compat`-compatible with
     ///   the latest version ([`Error::SchemaIncompatible`], reasons naming schema locations).
-    pub fn register(&self, event_type: &str, schema: &Value, version: Option<u32>, compat: Compatibility) -> Result<u32> {
+    pub fn register(
+        &self,
+        event_type: &str,
+        schema: &Value,
+        version: Option<u32>,
+        compat: Compatibility,
+    ) -> Result<u32> {
         if event_type.is_empty() {
-            return Err(Error::InvalidArgument { name: "event_type".into(), reason: "must not be empty".into() });
+            return Err(Error::InvalidArgument {
+                name: "event_type".into(),
+                reason: "must not be empty".into(),
+            });
         }
         if version == Some(0) {
-            return Err(Error::InvalidArgument { name: "version".into(), reason: "versions start at 1".into() });
+            return Err(Error::InvalidArgument {
+                name: "version".into(),
+                reason: "versions start at 1".into(),
+            });
         }
         // Compile outside the lock: it is the slow part, and a failure needs no state.
         let provisional = version.unwrap_or(1);
@@ -68,7 +84,9 @@ impl SchemaRegistry {
 
         let mut types = self.types.write().unwrap_or_else(PoisonError::into_inner);
         let versions = types.get(event_type);
-        let latest = versions.and_then(|v| v.last_key_value()).map(|(k, v)| (*k, Arc::clone(v)));
+        let latest = versions
+            .and_then(|v| v.last_key_value())
+            .map(|(k, v)| (*k, Arc::clone(v)));
         if let Some((latest_version, latest_schema)) = &latest {
             if latest_schema.schema() == schema && version.is_none_or(|v| v == *latest_version) {
                 return Ok(*latest_version);
@@ -78,7 +96,9 @@ impl SchemaRegistry {
             (Some(v), Some((l, _))) if v <= *l => {
                 return Err(Error::InvalidArgument {
                     name: "version".into(),
-                    reason: format!("{event_type} already has version {l}; a new version must be above it"),
+                    reason: format!(
+                        "{event_type} already has version {l}; a new version must be above it"
+                    ),
                 });
             }
             (Some(v), _) => v,
@@ -99,21 +119,37 @@ impl SchemaRegistry {
                 });
             }
         }
-        let compiled = if number == provisional { compiled } else { compiled.renumbered(number) };
-        types.entry(event_type.to_owned()).or_default().insert(number, Arc::new(compiled));
+        let compiled = if number == provisional {
+            compiled
+        } else {
+            compiled.renumbered(number)
+        };
+        types
+            .entry(event_type.to_owned())
+            .or_default()
+            .insert(number, Arc::new(compiled));
         Ok(number)
     }
 
     pub fn latest_version(&self, event_type: &str) -> Option<u32> {
-        self.read().get(event_type).and_then(|v| v.last_key_value()).map(|(k, _)| *k)
+        self.read()
+            .get(event_type)
+            .and_then(|v| v.last_key_value())
+            .map(|(k, _)| *k)
     }
 
     pub fn versions(&self, event_type: &str) -> Vec<u32> {
-        self.read().get(event_type).map(|v| v.keys().copied().collect()).unwrap_or_default()
+        self.read()
+            .get(event_type)
+            .map(|v| v.keys().copied().collect())
+            .unwrap_or_default()
     }
 
     pub fn get(&self, event_type: &str, version: u32) -> Option<Value> {
-        self.read().get(event_type).and_then(|v| v.get(&version)).map(|c| c.schema().clone())
+        self.read()
+            .get(event_type)
+            .and_then(|v| v.get(&version))
+            .map(|c| c.schema().clone())
     }
 
     /// Registered event types, sorted.
@@ -132,7 +168,10 @@ impl SchemaRegistry {
             Some(v) => versions.and_then(|m| m.get(&v)),
             None => versions.and_then(|m| m.last_key_value()).map(|(_, c)| c),
         };
-        found.cloned().ok_or_else(|| Error::SchemaNotFound { event_type: event_type.to_owned(), version })
+        found.cloned().ok_or_else(|| Error::SchemaNotFound {
+            event_type: event_type.to_owned(),
+            version,
+        })
     }
 
     /// Validate `data` against `version` (or the latest) and return the version used.

@@ -97,14 +97,21 @@ impl<'s> Document<'s> {
         self.side.clear();
         self.entries.clear();
         if u32::try_from(bytes.len()).is_err() {
-            return Err(ParseError { offset: 0, reason: "document larger than 4 GiB".into() });
+            return Err(ParseError {
+                offset: 0,
+                reason: "document larger than 4 GiB".into(),
+            });
         }
         let src = std::str::from_utf8(bytes).map_err(|e| ParseError {
             offset: e.valid_up_to(),
             reason: "invalid UTF-8".into(),
         })?;
         self.src = src;
-        let mut parser = Parser { bytes, pos: 0, doc: self };
+        let mut parser = Parser {
+            bytes,
+            pos: 0,
+            doc: self,
+        };
         let result = parser.document();
         if result.is_err() {
             self.entries.clear();
@@ -124,12 +131,21 @@ impl<'s> Document<'s> {
 
     fn str_at(&self, e: Entry) -> &str {
         let (start, end) = (e.a as usize, e.a as usize + e.b as usize);
-        let text = if e.kind == Kind::Str { self.src } else { self.side.as_str() };
+        let text = if e.kind == Kind::Str {
+            self.src
+        } else {
+            self.side.as_str()
+        };
         text.get(start..end).unwrap_or_default()
     }
 
     fn entry(&self, idx: u32) -> Entry {
-        self.entries.get(idx as usize).copied().unwrap_or(Entry { kind: Kind::Null, a: 0, b: 0, bits: 0 })
+        self.entries.get(idx as usize).copied().unwrap_or(Entry {
+            kind: Kind::Null,
+            a: 0,
+            b: 0,
+            bits: 0,
+        })
     }
 
     /// Index one past the subtree rooted at `idx`.
@@ -151,7 +167,10 @@ struct Parser<'p, 's> {
 #[allow(clippy::cast_possible_truncation)] // offsets fit u32: the length was checked
 impl Parser<'_, '_> {
     fn err<T>(&self, reason: &'static str) -> Result<T, ParseError> {
-        Err(ParseError { offset: self.pos, reason: reason.into() })
+        Err(ParseError {
+            offset: self.pos,
+            reason: reason.into(),
+        })
     }
 
     fn peek(&self) -> Option<u8> {
@@ -282,7 +301,10 @@ impl Parser<'_, '_> {
             found
         } else {
             let mut seen = std::collections::HashSet::with_capacity(keys.len());
-            keys.iter().map(|&ki| name(ki)).find(|n| !seen.insert(*n)).map(str::to_owned)
+            keys.iter()
+                .map(|&ki| name(ki))
+                .find(|n| !seen.insert(*n))
+                .map(str::to_owned)
         };
         self.doc.keys = keys;
         match duplicate {
@@ -331,9 +353,15 @@ impl Parser<'_, '_> {
     /// bytes), kept in its `bits`: equal keys always have equal fingerprints, and the
     /// duplicate check compares text only when fingerprints match.
     fn hash_last_key(&mut self) {
-        let Some(&e) = self.doc.entries.last() else { return };
+        let Some(&e) = self.doc.entries.last() else {
+            return;
+        };
         let (start, end) = (e.a as usize, e.a as usize + e.b as usize);
-        let text = if e.kind == Kind::Str { self.bytes } else { self.doc.side.as_bytes() };
+        let text = if e.kind == Kind::Str {
+            self.bytes
+        } else {
+            self.doc.side.as_bytes()
+        };
         let bytes = text.get(start..end).unwrap_or_default();
         let word = |chunk: &[u8]| {
             let mut w = [0_u8; 8];
@@ -342,9 +370,15 @@ impl Parser<'_, '_> {
             u64::from_le_bytes(w)
         };
         let head = word(bytes);
-        let tail = word(bytes.get(bytes.len().saturating_sub(8)..).unwrap_or_default());
-        let h = (head ^ tail.rotate_left(29) ^ (bytes.len() as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15))
-            .wrapping_mul(0xFF51_AFD7_ED55_8CCD);
+        let tail = word(
+            bytes
+                .get(bytes.len().saturating_sub(8)..)
+                .unwrap_or_default(),
+        );
+        let h = (head
+            ^ tail.rotate_left(29)
+            ^ (bytes.len() as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15))
+        .wrapping_mul(0xFF51_AFD7_ED55_8CCD);
         if let Some(last) = self.doc.entries.last_mut() {
             last.bits = h;
         }
@@ -529,7 +563,10 @@ impl Parser<'_, '_> {
         let text = self.doc.src.get(start..self.pos).unwrap_or_default();
         let (a, b) = (start as u32, (self.pos - start) as u32);
         if !is_float {
-            let digits = self.bytes.get(start + usize::from(negative)..int_end).unwrap_or_default();
+            let digits = self
+                .bytes
+                .get(start + usize::from(negative)..int_end)
+                .unwrap_or_default();
             let mut magnitude: Option<u64> = Some(0);
             for &d in digits {
                 magnitude = magnitude
@@ -556,7 +593,10 @@ impl Parser<'_, '_> {
                 self.push(Kind::Float, a, b, f.to_bits());
                 Ok(())
             }
-            _ => Err(ParseError { offset: start, reason: "number out of range".into() }),
+            _ => Err(ParseError {
+                offset: start,
+                reason: "number out of range".into(),
+            }),
         }
     }
 }
@@ -592,8 +632,16 @@ impl Json for TapeJson {
         buffer.entries.clear();
         #[allow(clippy::cast_possible_truncation)] // property names come from a tape
         let len = string.len() as u32;
-        buffer.entries.push(Entry { kind: Kind::StrOwned, a: 0, b: len, bits: 0 });
-        f(TapeNode { doc: buffer, idx: 0 })
+        buffer.entries.push(Entry {
+            kind: Kind::StrOwned,
+            a: 0,
+            b: len,
+            bits: 0,
+        });
+        f(TapeNode {
+            doc: buffer,
+            idx: 0,
+        })
     }
 }
 
@@ -616,7 +664,11 @@ impl<'a> TapeNode<'a> {
     fn number(&self) -> Option<TapeNumber<'a>> {
         let e = self.entry();
         match e.kind {
-            Kind::UInt | Kind::Int | Kind::Float => Some(TapeNumber { kind: e.kind, bits: e.bits, raw: self.text() }),
+            Kind::UInt | Kind::Int | Kind::Float => Some(TapeNumber {
+                kind: e.kind,
+                bits: e.bits,
+                raw: self.text(),
+            }),
             _ => None,
         }
     }
@@ -627,9 +679,9 @@ impl<'a> TapeNode<'a> {
             Kind::Null => Value::Null,
             Kind::False => Value::Bool(false),
             Kind::True => Value::Bool(true),
-            Kind::UInt | Kind::Int | Kind::Float => {
-                self.number().map_or(Value::Null, |n| Value::Number(n.to_number().into_owned()))
-            }
+            Kind::UInt | Kind::Int | Kind::Float => self
+                .number()
+                .map_or(Value::Null, |n| Value::Number(n.to_number().into_owned())),
             Kind::Str | Kind::StrOwned => Value::String(self.text().to_owned()),
             Kind::Array => Value::Array(self.elements().map(|n| n.materialize()).collect()),
             Kind::Object => {
@@ -644,12 +696,20 @@ impl<'a> TapeNode<'a> {
 
     fn members(&self) -> TapeMembers<'a> {
         let e = self.entry();
-        TapeMembers { doc: self.doc, next: self.idx + 1, end: if e.kind == Kind::Object { e.b } else { 0 } }
+        TapeMembers {
+            doc: self.doc,
+            next: self.idx + 1,
+            end: if e.kind == Kind::Object { e.b } else { 0 },
+        }
     }
 
     fn elements(&self) -> TapeElements<'a> {
         let e = self.entry();
-        TapeElements { doc: self.doc, next: self.idx + 1, end: if e.kind == Kind::Array { e.b } else { 0 } }
+        TapeElements {
+            doc: self.doc,
+            next: self.idx + 1,
+            end: if e.kind == Kind::Array { e.b } else { 0 },
+        }
     }
 }
 
@@ -722,12 +782,18 @@ impl<'a> Node<'a, TapeJson> for TapeNode<'a> {
 
     fn as_object(&self) -> Option<TapeObject<'a>> {
         let e = self.entry();
-        (e.kind == Kind::Object).then_some(TapeObject { node: *self, len: e.a })
+        (e.kind == Kind::Object).then_some(TapeObject {
+            node: *self,
+            len: e.a,
+        })
     }
 
     fn as_array(&self) -> Option<TapeArray<'a>> {
         let e = self.entry();
-        (e.kind == Kind::Array).then_some(TapeArray { node: *self, len: e.a })
+        (e.kind == Kind::Array).then_some(TapeArray {
+            node: *self,
+            len: e.a,
+        })
     }
 
     fn as_string(&self) -> Option<Cow<'a, str>> {
@@ -796,14 +862,19 @@ impl<'a> Node<'a, TapeJson> for TapeNode<'a> {
         match expected {
             Value::Null => self.is_null(),
             Value::Bool(b) => self.as_boolean() == Some(*b),
-            Value::Number(n) => self.number().is_some_and(|got| jsonschema::json::cmp::equal_numbers(&got, n)),
+            Value::Number(n) => self
+                .number()
+                .is_some_and(|got| jsonschema::json::cmp::equal_numbers(&got, n)),
             Value::String(s) => self.is_string() && self.text() == s.as_str(),
             Value::Array(items) => self.as_array().is_some_and(|arr| {
-                arr.len() == items.len() && self.elements().zip(items).all(|(n, v)| n.equals_value(v))
+                arr.len() == items.len()
+                    && self.elements().zip(items).all(|(n, v)| n.equals_value(v))
             }),
             Value::Object(map) => self.as_object().is_some_and(|obj| {
                 obj.len() == map.len()
-                    && self.members().all(|(k, n)| map.get(k).is_some_and(|v| n.equals_value(v)))
+                    && self
+                        .members()
+                        .all(|(k, n)| map.get(k).is_some_and(|v| n.equals_value(v)))
             }),
         }
     }
@@ -813,7 +884,10 @@ impl<'a> Node<'a, TapeJson> for TapeNode<'a> {
     }
 
     fn identity(&self) -> Option<NodeIdentity> {
-        Some(NodeIdentity::tagged(std::ptr::from_ref(self.doc) as usize, self.idx))
+        Some(NodeIdentity::tagged(
+            std::ptr::from_ref(self.doc) as usize,
+            self.idx,
+        ))
     }
 }
 
@@ -832,7 +906,10 @@ impl<'a> Iterator for TapeMembers<'a> {
             return None;
         }
         let key = self.doc.str_at(self.doc.entry(self.next));
-        let value = TapeNode { doc: self.doc, idx: self.next + 1 };
+        let value = TapeNode {
+            doc: self.doc,
+            idx: self.next + 1,
+        };
         self.next = self.doc.end_of(self.next + 1);
         Some((key, value))
     }
@@ -852,7 +929,10 @@ impl<'a> Iterator for TapeElements<'a> {
         if self.next >= self.end {
             return None;
         }
-        let node = TapeNode { doc: self.doc, idx: self.next };
+        let node = TapeNode {
+            doc: self.doc,
+            idx: self.next,
+        };
         self.next = self.doc.end_of(self.next);
         Some(node)
     }
@@ -875,7 +955,10 @@ impl<'a> Object<'a, TapeJson> for TapeObject<'a> {
     }
 
     fn get(&self, key: &Box<str>) -> Option<TapeNode<'a>> {
-        self.node.members().find(|(k, _)| *k == &**key).map(|(_, v)| v)
+        self.node
+            .members()
+            .find(|(k, _)| *k == &**key)
+            .map(|(_, v)| v)
     }
 
     fn members(&self) -> TapeMembers<'a> {

@@ -47,7 +47,8 @@ impl std::fmt::Debug for CompiledSchema {
     }
 }
 
-fn options<F: jsonschema::json::Json>() -> jsonschema::ValidationOptions<'static, Arc<dyn jsonschema::Retrieve>, F> {
+fn options<F: jsonschema::json::Json>(
+) -> jsonschema::ValidationOptions<'static, Arc<dyn jsonschema::Retrieve>, F> {
     jsonschema::options_for::<F>()
         .should_validate_formats(true)
         .should_ignore_unknown_formats(false)
@@ -62,14 +63,19 @@ pub(crate) fn declared_draft(schema: &Value) -> std::result::Result<&'static str
     let Some(uri) = uri.as_str() else {
         return Err("$schema must be a string".into());
     };
-    let trimmed = uri.trim_end_matches('#').trim_start_matches("https://").trim_start_matches("http://");
+    let trimmed = uri
+        .trim_end_matches('#')
+        .trim_start_matches("https://")
+        .trim_start_matches("http://");
     match trimmed {
         "json-schema.org/draft/2020-12/schema" => Ok("2020-12"),
         "json-schema.org/draft/2019-09/schema" => Ok("2019-09"),
         "json-schema.org/draft-07/schema" => Ok("draft-07"),
         "json-schema.org/draft-06/schema" => Ok("draft-06"),
         "json-schema.org/draft-04/schema" => Ok("draft-04"),
-        _ => Err(format!("unsupported $schema {uri:?} (use draft-07 or 2020-12)")),
+        _ => Err(format!(
+            "unsupported $schema {uri:?} (use draft-07 or 2020-12)"
+        )),
     }
 }
 
@@ -86,15 +92,23 @@ impl CompiledSchema {
     /// Compile `schema` for `event_type` version `version`. Refuses (as
     /// [`Error::SchemaInvalid`]) anything that is not a valid schema of its draft.
     pub fn compile(event_type: &str, version: u32, schema: &Value) -> Result<Self> {
-        let invalid = |reason: String| Error::SchemaInvalid { event_type: event_type.to_owned(), version, reason };
+        let invalid = |reason: String| Error::SchemaInvalid {
+            event_type: event_type.to_owned(),
+            version,
+            reason,
+        };
         if !(schema.is_object() || schema.is_boolean()) {
-            return Err(invalid("a schema must be a JSON object or a boolean".into()));
+            return Err(invalid(
+                "a schema must be a JSON object or a boolean".into(),
+            ));
         }
         declared_draft(schema).map_err(invalid)?;
         let value_validator = options::<jsonschema::json::SerdeJson>()
             .build(schema)
             .map_err(|e| invalid(build_error(&e)))?;
-        let tape_validator = options::<TapeJson>().build(schema).map_err(|e| invalid(build_error(&e)))?;
+        let tape_validator = options::<TapeJson>()
+            .build(schema)
+            .map_err(|e| invalid(build_error(&e)))?;
         Ok(Self {
             event_type: event_type.to_owned(),
             version,
@@ -192,50 +206,86 @@ impl CompiledSchema {
     /// Validity of each event in `buffer`, event `i` being `buffer[offsets[i]..offsets[i+1]]`
     /// (so `offsets` has one more entry than there are events). `parallel` spreads
     /// large batches over the rayon pool.
-    pub fn check_buffer(&self, buffer: &[u8], offsets: &[u64], parallel: bool) -> Result<Vec<bool>> {
+    pub fn check_buffer(
+        &self,
+        buffer: &[u8],
+        offsets: &[u64],
+        parallel: bool,
+    ) -> Result<Vec<bool>> {
         let spans = spans(buffer, offsets)?;
         if parallel && spans.len() >= PARALLEL_MIN_EVENTS {
             Ok(spans
                 .par_iter()
-                .map_init(Document::default, |doc, &(a, b)| self.check_in(doc, &buffer[a..b]))
+                .map_init(Document::default, |doc, &(a, b)| {
+                    self.check_in(doc, &buffer[a..b])
+                })
                 .collect())
         } else {
             let mut doc = Document::default();
-            Ok(spans.iter().map(|&(a, b)| self.check_in(&mut doc, &buffer[a..b])).collect())
+            Ok(spans
+                .iter()
+                .map(|&(a, b)| self.check_in(&mut doc, &buffer[a..b]))
+                .collect())
         }
     }
 
     /// Like [`Self::check_buffer`], with the first error of each invalid event
     /// (`None` for a valid one). Errors carry the event's index.
-    pub fn validate_buffer<'s>(&self, buffer: &'s [u8], offsets: &[u64], parallel: bool) -> Result<Vec<Option<Error>>> {
+    pub fn validate_buffer<'s>(
+        &self,
+        buffer: &'s [u8],
+        offsets: &[u64],
+        parallel: bool,
+    ) -> Result<Vec<Option<Error>>> {
         let spans = spans(buffer, offsets)?;
         let one = |doc: &mut Document<'s>, i: usize, &(a, b): &(usize, usize)| -> Option<Error> {
             self.validate_in(doc, &buffer[a..b], i).err()
         };
         if parallel && spans.len() >= PARALLEL_MIN_EVENTS {
-            Ok(spans.par_iter().enumerate().map_init(Document::default, |doc, (i, span)| one(doc, i, span)).collect())
+            Ok(spans
+                .par_iter()
+                .enumerate()
+                .map_init(Document::default, |doc, (i, span)| one(doc, i, span))
+                .collect())
         } else {
             let mut doc = Document::default();
-            Ok(spans.iter().enumerate().map(|(i, span)| one(&mut doc, i, span)).collect())
+            Ok(spans
+                .iter()
+                .enumerate()
+                .map(|(i, span)| one(&mut doc, i, span))
+                .collect())
         }
     }
 }
 
 /// Check `offsets` against `buffer` and turn them into byte ranges.
 fn spans(buffer: &[u8], offsets: &[u64]) -> Result<Vec<(usize, usize)>> {
-    let bad = |reason: String| Error::InvalidArgument { name: "offsets".into(), reason };
+    let bad = |reason: String| Error::InvalidArgument {
+        name: "offsets".into(),
+        reason,
+    };
     if offsets.is_empty() {
-        return Err(bad("needs at least one entry (n events take n + 1 offsets)".into()));
+        return Err(bad(
+            "needs at least one entry (n events take n + 1 offsets)".into(),
+        ));
     }
     let mut out = Vec::with_capacity(offsets.len() - 1);
     for (i, w) in offsets.windows(2).enumerate() {
         let (a, b) = (w[0], w[1]);
         if a > b {
-            return Err(bad(format!("offsets[{}] = {a} is past offsets[{}] = {b}", i, i + 1)));
+            return Err(bad(format!(
+                "offsets[{}] = {a} is past offsets[{}] = {b}",
+                i,
+                i + 1
+            )));
         }
         let end = usize::try_from(b).ok().filter(|&e| e <= buffer.len());
         let Some(end) = end else {
-            return Err(bad(format!("offsets[{}] = {b} is past the end of the buffer ({} bytes)", i + 1, buffer.len())));
+            return Err(bad(format!(
+                "offsets[{}] = {b} is past the end of the buffer ({} bytes)",
+                i + 1,
+                buffer.len()
+            )));
         };
         // a <= b <= len, so `a` fits usize too.
         out.push((usize::try_from(a).unwrap_or(end), end));

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from sealbus._sealbus import __version__
+from sealbus._sealbus import SchemaRegistry, __version__
 from sealbus.errors import *  # noqa: F403
 from sealbus.errors import __all__ as _errors_all
 
-__all__ = ["__version__", *_errors_all]
+__all__ = ["SchemaRegistry", "__version__", *_errors_all]

@@ -13,6 +13,7 @@ from sealbus._sealbus import (
     Message,
     PatternSet,
     Receipt,
+    SchemaRegistry,
     __version__,
     test_event_pattern,
 )
@@ -37,6 +38,7 @@ __all__ = [
     "Producer",
     "Receipt",
     "Router",
+    "SchemaRegistry",
     "Schemas",
     "Subscription",
     "__version__",

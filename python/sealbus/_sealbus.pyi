@@ -8,6 +8,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal, TypedDict, final
 
+from typing_extensions import Buffer
+
+from sealbus.errors import ValidationError
+
 __version__: str
 
 # ---- router (rust/sealbus-py/src/router.rs) -------------------------------------------
@@ -419,3 +423,42 @@ class CursorStore:
     def min_committed(self) -> int | None: ...
     @property
     def path(self) -> str: ...
+# ---- schema ---------------------------------------------------------------------------
+
+_Compat = Literal["none", "backward", "forward", "full"]
+
+class SchemaRegistry:
+    """Versioned JSON Schemas (draft 7, 2020-12) per event type; compatibility is
+    checked against the latest version on registration; formats are asserted."""
+
+    def __init__(self, *, allow_schemaless: bool = False) -> None: ...
+    @property
+    def allow_schemaless(self) -> bool: ...
+    def register(
+        self,
+        event_type: str,
+        schema: dict[str, Any] | bool | str,
+        version: int | None = None,
+        compatibility: _Compat = "backward",
+    ) -> int: ...
+    def versions(self, event_type: str) -> list[int]: ...
+    def latest_version(self, event_type: str) -> int | None: ...
+    def types(self) -> list[str]: ...
+    def get(self, event_type: str, version: int | None = None) -> dict[str, Any] | bool: ...
+    def validate(self, event_type: str, data: object, version: int | None = None) -> int: ...
+    def check_batch(
+        self,
+        event_type: str,
+        buffer: bytes | str | Buffer,
+        offsets: Sequence[int] | Buffer,
+        version: int | None = None,
+        parallel: bool = False,
+    ) -> list[bool]: ...
+    def validate_batch(
+        self,
+        event_type: str,
+        buffer: bytes | str | Buffer,
+        offsets: Sequence[int] | Buffer,
+        version: int | None = None,
+        parallel: bool = False,
+    ) -> list[ValidationError | None]: ...

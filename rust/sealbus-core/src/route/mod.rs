@@ -451,15 +451,16 @@ impl Router {
                 index,
             };
             match item.kind {
-                DataKind::Json => {
-                    let value: serde_json::Value = serde_json::from_slice(&item.data)
-                        .map_err(|e| fail(format!("data is not JSON: {e}")))?;
-                    if let Some(v) = &validator {
-                        v.validate(&value, index).inspect_err(|_| {
-                            self.counters.refused_schema.fetch_add(1, Ordering::Relaxed);
-                        })?;
+                DataKind::Json => match &validator {
+                    // Validated straight from the bytes: no serde_json::Value per event.
+                    Some(v) => v.validate_json(&item.data, index).inspect_err(|_| {
+                        self.counters.refused_schema.fetch_add(1, Ordering::Relaxed);
+                    })?,
+                    None => {
+                        serde_json::from_slice::<serde::de::IgnoredAny>(&item.data)
+                            .map_err(|e| fail(format!("data is not JSON: {e}")))?;
                     }
-                }
+                },
                 DataKind::Binary | DataKind::None if validator.is_some() => {
                     self.counters.refused_schema.fetch_add(1, Ordering::Relaxed);
                     return Err(fail(

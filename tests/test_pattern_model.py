@@ -11,10 +11,9 @@ from decimal import Decimal
 from typing import Any
 
 import pattern_reference as ref
+import sealbus
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-import sealbus
 
 KEYS = ["a", "b"]
 OR_KEYS = ["c", "d"]
@@ -22,7 +21,21 @@ WORDS = ["", "a", "A", "ab", "aB", "abc", "b", "ba", "x*y", "é", "É", "a\\b", 
 IPS = ["10.0.0.1", "10.0.0.200", "10.0.1.7", "192.168.1.1", "::1", "0:0:0:0:0:0:0:1", "2001:db8::5"]
 NUMS = [
     Decimal(x)
-    for x in ["0", "-0", "1", "-1", "1.5", "2.25", "10", "300", "0.0000001", "5E+9", "6E+9", "-5E+9", "1E+20"]
+    for x in [
+        "0",
+        "-0",
+        "1",
+        "-1",
+        "1.5",
+        "2.25",
+        "10",
+        "300",
+        "0.0000001",
+        "5E+9",
+        "6E+9",
+        "-5E+9",
+        "1E+20",
+    ]
 ]
 OPERANDS = [-1, 0, 0.5, 1, 2.25, 10, 300, 5_000_000_000, -5_000_000_000]
 
@@ -38,7 +51,10 @@ def events(depth: int = 2) -> st.SearchStrategy[Any]:
     return st.one_of(
         leaf,
         leaf,
-        st.lists(st.one_of(leaf, st.dictionaries(st.sampled_from(KEYS + OR_KEYS), inner, max_size=3)), max_size=3),
+        st.lists(
+            st.one_of(leaf, st.dictionaries(st.sampled_from(KEYS + OR_KEYS), inner, max_size=3)),
+            max_size=3,
+        ),
         st.dictionaries(st.sampled_from(KEYS + OR_KEYS), inner, max_size=3),
     )
 
@@ -54,7 +70,9 @@ def glob_text() -> st.SearchStrategy[str]:
 
 
 plain = st.one_of(st.sampled_from(WORDS), st.sampled_from(IPS))
-nonempty = st.sampled_from([w for w in WORDS if w]) | st.text(alphabet="aAbé", min_size=1, max_size=3)
+nonempty = st.sampled_from([w for w in WORDS if w]) | st.text(
+    alphabet="aAbé", min_size=1, max_size=3
+)
 
 
 @st.composite
@@ -63,7 +81,9 @@ def numeric(draw: st.DrawFn) -> dict[str, Any]:
     form = draw(st.integers(0, 2))
     if form == 0:
         return {"numeric": [draw(st.sampled_from(["=", "<", "<=", ">", ">="])), a]}
-    return {"numeric": [draw(st.sampled_from([">", ">="])), a, draw(st.sampled_from(["<", "<="])), b]}
+    return {
+        "numeric": [draw(st.sampled_from([">", ">="])), a, draw(st.sampled_from(["<", "<="])), b]
+    }
 
 
 def one_or_list(s: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
@@ -72,7 +92,7 @@ def one_or_list(s: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
 
 condition = st.one_of(
     plain,
-    st.sampled_from(OPERANDS + [1.5, 1e20]),
+    st.sampled_from([*OPERANDS, 1.5, 1e20]),
     st.booleans(),
     st.none(),
     st.builds(lambda s: {"prefix": s}, text),
@@ -90,7 +110,14 @@ condition = st.one_of(
     st.builds(lambda s: {"anything-but": {"wildcard": s}}, one_or_list(glob_text())),
     numeric(),
     st.builds(lambda b: {"exists": b}, st.booleans()),
-    st.sampled_from([{"cidr": "10.0.0.0/24"}, {"cidr": "10.0.0.0/8"}, {"cidr": "::/0"}, {"cidr": "2001:db8::/32"}]),
+    st.sampled_from(
+        [
+            {"cidr": "10.0.0.0/24"},
+            {"cidr": "10.0.0.0/8"},
+            {"cidr": "::/0"},
+            {"cidr": "2001:db8::/32"},
+        ]
+    ),
 )
 slot = st.lists(condition, min_size=1, max_size=3)
 
@@ -102,7 +129,9 @@ def sub_pattern(keys: list[str], depth: int) -> st.SearchStrategy[dict[str, Any]
 
 @st.composite
 def patterns(draw: st.DrawFn) -> dict[str, Any]:
-    p: dict[str, Any] = draw(st.dictionaries(st.sampled_from(KEYS), st.one_of(slot, sub_pattern(KEYS, 1)), max_size=2))
+    p: dict[str, Any] = draw(
+        st.dictionaries(st.sampled_from(KEYS), st.one_of(slot, sub_pattern(KEYS, 1)), max_size=2)
+    )
     if draw(st.booleans()) or not p:
         p["$or"] = draw(st.lists(sub_pattern(OR_KEYS, 1), min_size=2, max_size=3))
     return p
@@ -128,14 +157,20 @@ SETTINGS = settings(max_examples=3000, deadline=None, suppress_health_check=[Hea
 
 @SETTINGS
 @given(pattern=patterns(), event=event_objects, data=st.data())
-def test_single_pattern_agrees_with_reference(pattern: dict[str, Any], event: dict[str, Any], data: st.DataObject) -> None:
+def test_single_pattern_agrees_with_reference(
+    pattern: dict[str, Any], event: dict[str, Any], data: st.DataObject
+) -> None:
     text = data.draw(spelled(event))
     want = ref.matches(pattern, event)
     assert sealbus.test_event_pattern(pattern, text) is want, (pattern, text)
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(pats=st.lists(patterns(), min_size=1, max_size=12), evs=st.lists(event_objects, min_size=1, max_size=6), data=st.data())
+@given(
+    pats=st.lists(patterns(), min_size=1, max_size=12),
+    evs=st.lists(event_objects, min_size=1, max_size=6),
+    data=st.data(),
+)
 def test_pattern_set_agrees_with_reference(
     pats: list[dict[str, Any]], evs: list[dict[str, Any]], data: st.DataObject
 ) -> None:

@@ -14,7 +14,20 @@ fn main() {
         }
     }
     let mut set: PatternSet<usize> = PatternSet::new();
-    for (i, p) in args[2..].iter().enumerate() {
+    // `@FILE` reads one pattern per line.
+    let mut pats: Vec<String> = Vec::new();
+    for a in &args[2..] {
+        match a.strip_prefix('@') {
+            Some(f) => pats.extend(
+                std::fs::read_to_string(f)
+                    .unwrap()
+                    .lines()
+                    .map(str::to_owned),
+            ),
+            None => pats.push(a.clone()),
+        }
+    }
+    for (i, p) in pats.iter().enumerate() {
         set.insert(i, Pattern::parse_json(p).unwrap());
     }
     set.prepare();

@@ -18,7 +18,12 @@ fn errors_module(py: Python<'_>) -> PyResult<&Bound<'_, PyModule>> {
 }
 
 /// Build the Python exception `class_name(message, **details)`.
-fn build(py: Python<'_>, class_name: &str, message: String, details: &[(&str, Py<PyAny>)]) -> PyErr {
+fn build(
+    py: Python<'_>,
+    class_name: &str,
+    message: String,
+    details: &[(&str, Py<PyAny>)],
+) -> PyErr {
     let attempt = || -> PyResult<PyErr> {
         let cls = errors_module(py)?.getattr(class_name)?;
         let kwargs = PyDict::new(py);
@@ -35,22 +40,49 @@ fn build(py: Python<'_>, class_name: &str, message: String, details: &[(&str, Py
 /// must be given a Python class here.
 pub fn to_pyerr(py: Python<'_>, err: Error) -> PyErr {
     let msg = err.to_string();
-    let s = |v: &str| -> Py<PyAny> { v.into_pyobject(py).map(|o| o.into_any().unbind()).unwrap_or_else(|_| py.None()) };
-    let n = |v: u64| -> Py<PyAny> { v.into_pyobject(py).map(|o| o.into_any().unbind()).unwrap_or_else(|_| py.None()) };
+    let s = |v: &str| -> Py<PyAny> {
+        v.into_pyobject(py)
+            .map(|o| o.into_any().unbind())
+            .unwrap_or_else(|_| py.None())
+    };
+    let n = |v: u64| -> Py<PyAny> {
+        v.into_pyobject(py)
+            .map(|o| o.into_any().unbind())
+            .unwrap_or_else(|_| py.None())
+    };
     match err {
-        Error::InvalidEvent { field, reason } => {
-            build(py, "InvalidEvent", msg, &[("field", s(&field)), ("reason", s(&reason))])
-        }
-        Error::Pattern { path, reason } => {
-            build(py, "PatternError", msg, &[("path", s(&path)), ("reason", s(&reason))])
-        }
-        Error::SchemaInvalid { event_type, version, reason } => build(
+        Error::InvalidEvent { field, reason } => build(
+            py,
+            "InvalidEvent",
+            msg,
+            &[("field", s(&field)), ("reason", s(&reason))],
+        ),
+        Error::Pattern { path, reason } => build(
+            py,
+            "PatternError",
+            msg,
+            &[("path", s(&path)), ("reason", s(&reason))],
+        ),
+        Error::SchemaInvalid {
+            event_type,
+            version,
+            reason,
+        } => build(
             py,
             "SchemaInvalid",
             msg,
-            &[("event_type", s(&event_type)), ("version", n(u64::from(version))), ("reason", s(&reason))],
+            &[
+                ("event_type", s(&event_type)),
+                ("version", n(u64::from(version))),
+                ("reason", s(&reason)),
+            ],
         ),
-        Error::SchemaIncompatible { event_type, version, mode, reasons } => build(
+        Error::SchemaIncompatible {
+            event_type,
+            version,
+            mode,
+            reasons,
+        } => build(
             py,
             "SchemaIncompatible",
             msg,
@@ -61,16 +93,29 @@ pub fn to_pyerr(py: Python<'_>, err: Error) -> PyErr {
                 ("reason", s(&reasons)),
             ],
         ),
-        Error::SchemaNotFound { event_type, version } => build(
+        Error::SchemaNotFound {
+            event_type,
+            version,
+        } => build(
             py,
             "SchemaNotFound",
             msg,
             &[
                 ("event_type", s(&event_type)),
-                ("version", version.map_or_else(|| py.None(), |v| n(u64::from(v)))),
+                (
+                    "version",
+                    version.map_or_else(|| py.None(), |v| n(u64::from(v))),
+                ),
             ],
         ),
-        Error::Validation { event_type, version, instance_path, schema_path, reason, index } => build(
+        Error::Validation {
+            event_type,
+            version,
+            instance_path,
+            schema_path,
+            reason,
+            index,
+        } => build(
             py,
             "ValidationError",
             msg,
@@ -83,41 +128,75 @@ pub fn to_pyerr(py: Python<'_>, err: Error) -> PyErr {
                 ("index", n(index as u64)),
             ],
         ),
-        Error::PolicyDenied { principal, action, event_type } => build(
+        Error::PolicyDenied {
+            principal,
+            action,
+            event_type,
+        } => build(
             py,
             "PolicyDenied",
             msg,
-            &[("principal", s(&principal)), ("action", s(&action.to_string())), ("event_type", s(&event_type))],
+            &[
+                ("principal", s(&principal)),
+                ("action", s(&action.to_string())),
+                ("event_type", s(&event_type)),
+            ],
         ),
-        Error::Backpressure { subscription, pending, accepted } => build(
+        Error::Backpressure {
+            subscription,
+            pending,
+            accepted,
+        } => build(
             py,
             "Backpressure",
             msg,
-            &[("subscription", s(&subscription)), ("pending", n(pending as u64)), ("accepted", n(accepted as u64))],
+            &[
+                ("subscription", s(&subscription)),
+                ("pending", n(pending as u64)),
+                ("accepted", n(accepted as u64)),
+            ],
         ),
         Error::NotFound { what } => build(py, "NotFound", msg, &[("what", s(&what))]),
         Error::Closed { what } => build(py, "Closed", msg, &[("what", s(&what))]),
-        Error::InvalidArgument { name, reason } => {
-            build(py, "InvalidArgument", msg, &[("name", s(&name)), ("reason", s(&reason))])
-        }
+        Error::InvalidArgument { name, reason } => build(
+            py,
+            "InvalidArgument",
+            msg,
+            &[("name", s(&name)), ("reason", s(&reason))],
+        ),
         Error::Seal { reason } => build(py, "SealError", msg, &[("reason", s(&reason))]),
         Error::Integrity { reason } => build(py, "IntegrityError", msg, &[("reason", s(&reason))]),
         Error::KeyDestroyed { key_id } => build(py, "KeyDestroyed", msg, &[("key_id", s(&key_id))]),
         Error::KeyNotFound { key_id } => build(py, "KeyNotFound", msg, &[("key_id", s(&key_id))]),
-        Error::Frame { offset, reason } => {
-            build(py, "FrameError", msg, &[("offset", n(offset as u64)), ("reason", s(&reason))])
-        }
-        Error::LogCorrupted { segment, offset, reason } => build(
+        Error::Frame { offset, reason } => build(
+            py,
+            "FrameError",
+            msg,
+            &[("offset", n(offset as u64)), ("reason", s(&reason))],
+        ),
+        Error::LogCorrupted {
+            segment,
+            offset,
+            reason,
+        } => build(
             py,
             "LogCorrupted",
             msg,
-            &[("segment", s(&segment)), ("offset", n(offset)), ("reason", s(&reason))],
+            &[
+                ("segment", s(&segment)),
+                ("offset", n(offset)),
+                ("reason", s(&reason)),
+            ],
         ),
         Error::LogIo { op, path, source } => build(
             py,
             "LogIOError",
             msg,
-            &[("op", s(op)), ("path", s(&path)), ("reason", s(&source.to_string()))],
+            &[
+                ("op", s(op)),
+                ("path", s(&path)),
+                ("reason", s(&source.to_string())),
+            ],
         ),
         Error::LogFailed { reason } => build(py, "LogFailed", msg, &[("reason", s(&reason))]),
         _ => build(py, "SealbusError", msg, &[]),

@@ -190,16 +190,14 @@ pub(crate) struct Compiled {
     /// CSR pred -> slots.
     pub pred_slot_off: Vec<u32>,
     pub pred_slots: Vec<u32>,
-    /// CSR slot -> branches anchored on it.
+    /// Per slot, the branches anchored on it, laid out inline for one sequential read:
+    /// `[owner, k, other slot 1, ..., other slot k]` repeated, in
+    /// `anchored[anchor_off[slot]..anchor_off[slot + 1]]`.
     pub anchor_off: Vec<u32>,
     pub anchored: Vec<u32>,
     /// For each path: slots that the field's absence satisfies.
     pub absent_slots: Vec<Vec<u32>>,
     pub absent_paths: Vec<u32>,
-    /// CSR branch -> slots; and its owner.
-    pub branch_off: Vec<u32>,
-    pub branch_slots: Vec<u32>,
-    pub branch_owner: Vec<u32>,
     pub n_slots: usize,
     pub n_paths: usize,
     pub n_owners: usize,
@@ -222,15 +220,25 @@ fn id32(n: usize) -> u32 {
 
 static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
-/// A slot is "weak" when it is likely satisfied by most events, so a poor anchor.
-fn weak(slot: &Slot) -> bool {
-    slot.absent_ok
-        || slot.preds.iter().any(|p| {
-            matches!(
-                p,
-                Pred::Exists | Pred::AnythingBut(_) | Pred::Range { .. } | Pred::Wildcard(_)
-            ) || matches!(p, Pred::Prefix(b) | Pred::Suffix(b) if b.len() < 2)
+/// How poor an anchor a slot is likely to be: 1 for selective conditions (exact
+/// values, long prefixes, CIDR), more for ones most events satisfy. A slot is as weak
+/// as its weakest alternative.
+fn weakness(slot: &Slot) -> u64 {
+    if slot.absent_ok {
+        return 64;
+    }
+    slot.preds
+        .iter()
+        .map(|p| match p {
+            Pred::Exists | Pred::AnythingBut(_) => 64,
+            Pred::Prefix(b) | Pred::Suffix(b) if b.len() < 3 => 16,
+            Pred::PrefixIc(b) | Pred::SuffixIc(b) if b.len() < 3 => 16,
+            Pred::Wildcard(g) if g.head().len() < 3 => 16,
+            Pred::Range { .. } | Pred::Wildcard(_) => 2,
+            _ => 1,
         })
+        .max()
+        .unwrap_or(1)
 }
 
 /// Build the index from (owner, branches) where each branch is its (path, slot) list.
@@ -244,7 +252,7 @@ pub(crate) fn compile<'a>(
     let mut preds: FxHashMap<(u32, Pred), u32> = FxHashMap::default();
     let mut pred_list: Vec<(u32, Pred)> = Vec::new();
     let mut slots: FxHashMap<(u32, Vec<u32>, bool), u32> = FxHashMap::default();
-    let mut slot_info: Vec<(u32, bool, bool)> = Vec::new(); // (path, absent_ok, weak)
+    let mut slot_info: Vec<(u32, bool, u64)> = Vec::new(); // (path, absent_ok, weakness)
     let mut branches: Vec<(u32, Vec<u32>)> = Vec::new();
 
     for (owner, owner_branches) in owners {
@@ -268,7 +276,7 @@ pub(crate) fn compile<'a>(
                     .collect();
                 pids.sort_unstable();
                 let sid = *slots.entry((pid, pids, slot.absent_ok)).or_insert_with(|| {
-                    slot_info.push((pid, slot.absent_ok, weak(slot)));
+                    slot_info.push((pid, slot.absent_ok, weakness(slot)));
                     id32(slot_info.len() - 1)
                 });
                 slot_ids.push(sid);
@@ -310,10 +318,14 @@ pub(crate) fn compile<'a>(
     for (bi, (_, s)) in branches.iter().enumerate() {
         let score = |sid: u32| {
             let (_, _, w) = slot_info[sid as usize];
-            u64::from(fanout[sid as usize]) * if w { 16 } else { 1 }
+            u64::from(fanout[sid as usize]) * w
         };
         if let Some(&best) = s.iter().min_by_key(|&&sid| score(sid)) {
-            anchored[best as usize].push(id32(bi));
+            let (owner, _) = &branches[bi];
+            let list = &mut anchored[best as usize];
+            list.push(*owner);
+            list.push(id32(s.len() - 1));
+            list.extend(s.iter().copied().filter(|&x| x != best));
         }
     }
 
@@ -395,8 +407,6 @@ pub(crate) fn compile<'a>(
 
     let (pred_slot_off, pred_slots) = csr(pred_slots);
     let (anchor_off, anchored) = csr(anchored);
-    let branch_owner = branches.iter().map(|(o, _)| *o).collect();
-    let (branch_off, branch_slots) = csr(branches.into_iter().map(|(_, s)| s).collect());
     Compiled {
         id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         trie,
@@ -408,9 +418,6 @@ pub(crate) fn compile<'a>(
         anchored,
         absent_slots,
         absent_paths,
-        branch_off,
-        branch_slots,
-        branch_owner,
         n_slots: slot_info.len(),
         n_paths: path_list.len(),
         n_owners,

@@ -239,22 +239,27 @@ pub(crate) fn run(c: &Compiled, s: &mut Scratch, out: &mut Vec<u32>) {
     let start = out.len();
     for &anchor in anchors.iter() {
         let ai = anchor as usize;
-        for &b in &c.anchored[c.anchor_off[ai] as usize..c.anchor_off[ai + 1] as usize] {
-            let owner = c.branch_owner[b as usize] as usize;
-            if s.owner_stamp[owner] == epoch {
+        let mut rest = &c.anchored[c.anchor_off[ai] as usize..c.anchor_off[ai + 1] as usize];
+        while let [owner, k, tail @ ..] = rest {
+            let (others, next) = tail.split_at((*k as usize).min(tail.len()));
+            rest = next;
+            let owner = *owner as usize;
+            if s.owner_stamp[owner] == epoch
+                || !others.iter().all(|&x| slot_stamp[x as usize] == epoch)
+            {
                 continue;
             }
-            let slots = &c.branch_slots
-                [c.branch_off[b as usize] as usize..c.branch_off[b as usize + 1] as usize];
-            if !slots.iter().all(|&x| slot_stamp[x as usize] == epoch) {
-                continue;
-            }
-            let in_arrays = slots
-                .iter()
-                .filter(|&&x| slot_in_array[x as usize] == epoch)
-                .count();
-            if in_arrays >= 2 && !consistent(flat, sat, slots, slot_in_array, epoch) {
-                continue;
+            let in_arrays = usize::from(slot_in_array[ai] == epoch)
+                + others
+                    .iter()
+                    .filter(|&&x| slot_in_array[x as usize] == epoch)
+                    .count();
+            if in_arrays >= 2 {
+                let mut slots = others.to_vec();
+                slots.push(anchor);
+                if !consistent(flat, sat, &slots, slot_in_array, epoch) {
+                    continue;
+                }
             }
             s.owner_stamp[owner] = epoch;
             out.push(u32::try_from(owner).unwrap_or(u32::MAX));

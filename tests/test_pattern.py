@@ -241,3 +241,15 @@ def test_orders_workload_subscriptions() -> None:
         abc = any(i.get("sku", "").startswith("ABC-") for i in e["items"])
         assert ("express-eu" in names) == express_eu
         assert ("abc-sku" in names) == abc
+
+
+def test_escapes_in_event_text() -> None:
+    assert sealbus.test_event_pattern({"key": ["café"]}, r'{"k\u0065y": "caf\u00e9"}')
+    assert sealbus.test_event_pattern({"s": ['😀 "q" \\ /']}, r'{"s": "\ud83d\ude00 \"q\" \\ \/"}')
+    assert sealbus.test_event_pattern({"s": [{"prefix": "é"}]}, '{"s": "été", "z": "ü"}')
+    with pytest.raises(sealbus.InvalidEvent):
+        sealbus.test_event_pattern({"s": ["x"]}, r'{"s": "\ud83d"}')
+    with pytest.raises(sealbus.InvalidEvent):
+        sealbus.test_event_pattern({"s": ["x"]}, r'{"s": "\q"}')
+    with pytest.raises(sealbus.InvalidEvent):
+        sealbus.test_event_pattern({"s": ["x"]}, b'{"z": "\xc3\x28", "s": "x"}')

@@ -1,9 +1,45 @@
-"""sealbus: a secure, high-throughput event router for Python services, Rust inside."""
+"""sealbus: a secure, high-throughput event router for Python services, Rust inside.
+
+>>> import sealbus
+>>> router = sealbus.Router()
+"""
 
 from __future__ import annotations
 
-from sealbus._sealbus import PatternSet, __version__, test_event_pattern
+from sealbus._sealbus import (
+    DeliveryBatch,
+    Event,
+    ManualClock,
+    Message,
+    PatternSet,
+    Receipt,
+    __version__,
+    test_event_pattern,
+)
+from sealbus.aead import AesGcm
 from sealbus.errors import *  # noqa: F403
 from sealbus.errors import __all__ as _errors_all
+from sealbus.keys import KeyRing
+from sealbus.principal import Principal
+from sealbus.router import Policy, Producer, Router, Schemas
+from sealbus.subscription import Subscription
 
-__all__ = ["PatternSet", "__version__", "test_event_pattern", *_errors_all]
+__all__ = [
+    "AesGcm",
+    "KeyRing",
+    "DeliveryBatch",
+    "Event",
+    "ManualClock",
+    "Message",
+    "PatternSet",
+    "Policy",
+    "Principal",
+    "Producer",
+    "Receipt",
+    "Router",
+    "Schemas",
+    "Subscription",
+    "__version__",
+    "test_event_pattern",
+    *_errors_all,
+]

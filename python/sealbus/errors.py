@@ -71,6 +71,10 @@ class Backpressure(SealbusError):
     (none of them were queued anywhere); ``accepted`` counts those that were."""
 
     events: list[Any]
+    accepted: int
+    receipts: list[Any]
+    subscription: str
+    pending: int
 
 
 class NotFound(SealbusError, LookupError):

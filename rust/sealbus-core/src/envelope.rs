@@ -1,1 +1,434 @@
-//! envelope: (under construction)
+//! Immutable events with the CloudEvents 1.0 attributes, and their JSON format.
+//!
+//! The router stamps `id` (a UUIDv7, so ids sort by time) and `time` (RFC 3339, UTC).
+//! `data` is kept as bytes: compact JSON text for JSON events, raw bytes otherwise, or
+//! a sealed frame once the router has sealed it. Attribute rules follow the CloudEvents
+//! spec: required `id`, `source`, `type`, `specversion` = "1.0"; `time` RFC 3339;
+//! `traceparent` (the W3C distributed-tracing extension) `00-<32 hex>-<16 hex>-<2 hex>`.
+
+use base64::Engine as _;
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+use crate::error::{Error, Result};
+
+pub const SPECVERSION: &str = "1.0";
+
+/// What `Event::data` holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DataKind {
+    /// No data.
+    None,
+    /// Compact JSON text.
+    Json,
+    /// Opaque bytes (`data_base64` in the JSON format).
+    Binary,
+}
+
+/// One CloudEvents 1.0 event. Immutable once built: the binding hands out shared
+/// references, never a mutable one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    pub id: String,
+    pub source: String,
+    pub event_type: String,
+    pub time: String,
+    /// Nanoseconds since the Unix epoch, the same instant as `time`.
+    pub time_ns: u64,
+    pub datacontenttype: Option<String>,
+    pub dataschema: Option<String>,
+    pub subject: Option<String>,
+    pub traceparent: Option<String>,
+    pub data_kind: DataKind,
+    pub data: Vec<u8>,
+    /// The schema version the data was validated against (a sealbus extension).
+    pub schema_version: Option<u32>,
+}
+
+/// Optional attributes a producer may set on a publish.
+#[derive(Debug, Clone, Default)]
+pub struct Attributes {
+    pub subject: Option<String>,
+    pub datacontenttype: Option<String>,
+    pub dataschema: Option<String>,
+    pub traceparent: Option<String>,
+}
+
+fn invalid(field: &str, reason: impl Into<String>) -> Error {
+    Error::InvalidEvent {
+        field: field.to_owned(),
+        reason: reason.into(),
+    }
+}
+
+/// Now, in nanoseconds since the epoch, and as RFC 3339 text.
+pub fn now() -> (u64, String) {
+    let t = OffsetDateTime::now_utc();
+    let ns = u64::try_from(t.unix_timestamp_nanos()).unwrap_or(0);
+    (ns, format_time(t))
+}
+
+fn format_time(t: OffsetDateTime) -> String {
+    t.format(&Rfc3339).unwrap_or_default()
+}
+
+/// Parse an RFC 3339 timestamp into nanoseconds since the epoch.
+pub fn parse_time(text: &str) -> Result<u64> {
+    let t = OffsetDateTime::parse(text, &Rfc3339)
+        .map_err(|e| invalid("time", format!("not an RFC 3339 timestamp ({e})")))?;
+    u64::try_from(t.unix_timestamp_nanos()).map_err(|_| invalid("time", "before 1970"))
+}
+
+/// A fresh time-ordered event id.
+pub fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+/// Check a non-empty attribute of printable text.
+fn check_text(field: &str, v: &str, max: usize) -> Result<()> {
+    if v.is_empty() {
+        return Err(invalid(field, "must not be empty"));
+    }
+    if v.len() > max {
+        return Err(invalid(field, format!("longer than {max} bytes")));
+    }
+    if v.chars().any(char::is_control) {
+        return Err(invalid(field, "contains a control character"));
+    }
+    Ok(())
+}
+
+/// Event types are dotted names: letters, digits, `.`, `-`, `_`; no wildcards.
+pub fn check_event_type(t: &str) -> Result<()> {
+    check_text("type", t, 255)?;
+    if let Some(c) = t
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_')))
+    {
+        return Err(invalid(
+            "type",
+            format!(
+                "character {c:?} is not allowed in an event type (letters, digits, '.', '-', '_')"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// W3C trace-context `traceparent`, version 00.
+pub fn check_traceparent(v: &str) -> Result<()> {
+    let parts: Vec<&str> = v.split('-').collect();
+    let hex = |s: &str, n: usize| {
+        s.len() == n && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    };
+    let ok = parts.len() == 4
+        && hex(parts[0], 2)
+        && parts[0] != "ff"
+        && hex(parts[1], 32)
+        && parts[1].bytes().any(|b| b != b'0')
+        && hex(parts[2], 16)
+        && parts[2].bytes().any(|b| b != b'0')
+        && hex(parts[3], 2);
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid(
+            "traceparent",
+            "expected W3C trace context '00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>'",
+        ))
+    }
+}
+
+impl Attributes {
+    pub fn validate(&self) -> Result<()> {
+        if let Some(s) = &self.subject {
+            check_text("subject", s, 1024)?;
+        }
+        if let Some(s) = &self.datacontenttype {
+            check_text("datacontenttype", s, 255)?;
+        }
+        if let Some(s) = &self.dataschema {
+            check_text("dataschema", s, 2048)?;
+        }
+        if let Some(s) = &self.traceparent {
+            check_traceparent(s)?;
+        }
+        Ok(())
+    }
+}
+
+impl Event {
+    /// A new event stamped with a fresh id and the current time.
+    pub fn stamp(
+        source: &str,
+        event_type: &str,
+        attrs: &Attributes,
+        data_kind: DataKind,
+        data: Vec<u8>,
+        (time_ns, time): (u64, String),
+    ) -> Event {
+        let datacontenttype = attrs.datacontenttype.clone().or_else(|| match data_kind {
+            DataKind::Json => Some("application/json".to_owned()),
+            DataKind::Binary => Some("application/octet-stream".to_owned()),
+            DataKind::None => None,
+        });
+        Event {
+            id: new_id(),
+            source: source.to_owned(),
+            event_type: event_type.to_owned(),
+            time,
+            time_ns,
+            datacontenttype,
+            dataschema: attrs.dataschema.clone(),
+            subject: attrs.subject.clone(),
+            traceparent: attrs.traceparent.clone(),
+            data_kind,
+            data,
+            schema_version: None,
+        }
+    }
+
+    /// The attributes as a JSON object without `data` (what patterns see besides data).
+    fn attributes_json(&self, out: &mut Vec<u8>) {
+        let mut first = true;
+        let mut put = |out: &mut Vec<u8>, k: &str, v: &str| {
+            out.push(if first { b'{' } else { b',' });
+            first = false;
+            // Strings via serde_json so escaping is exact.
+            let _ = serde_json::to_writer(&mut *out, k);
+            out.push(b':');
+            let _ = serde_json::to_writer(&mut *out, v);
+        };
+        put(out, "specversion", SPECVERSION);
+        put(out, "id", &self.id);
+        put(out, "source", &self.source);
+        put(out, "type", &self.event_type);
+        put(out, "time", &self.time);
+        for (k, v) in [
+            ("datacontenttype", &self.datacontenttype),
+            ("dataschema", &self.dataschema),
+            ("subject", &self.subject),
+            ("traceparent", &self.traceparent),
+        ] {
+            if let Some(v) = v {
+                put(out, k, v);
+            }
+        }
+        if let Some(v) = self.schema_version {
+            out.extend_from_slice(b",\"schemaversion\":");
+            out.extend_from_slice(v.to_string().as_bytes());
+        }
+    }
+
+    /// The CloudEvents JSON format (structured mode) of this event, as compact bytes.
+    /// Sealed data is not JSON: pass `include_data = false` to leave it out.
+    pub fn to_json_bytes(&self, include_data: bool) -> Vec<u8> {
+        let mut out = Vec::with_capacity(200 + self.data.len());
+        self.attributes_json(&mut out);
+        if include_data {
+            match self.data_kind {
+                DataKind::Json => {
+                    out.extend_from_slice(b",\"data\":");
+                    out.extend_from_slice(&self.data);
+                }
+                DataKind::Binary => {
+                    out.extend_from_slice(b",\"data_base64\":\"");
+                    out.extend_from_slice(
+                        base64::engine::general_purpose::STANDARD
+                            .encode(&self.data)
+                            .as_bytes(),
+                    );
+                    out.push(b'"');
+                }
+                DataKind::None => {}
+            }
+        }
+        out.push(b'}');
+        out
+    }
+
+    /// Parse the CloudEvents JSON format. Unknown extension attributes are refused
+    /// rather than dropped, so a round trip never loses information silently.
+    pub fn from_json_bytes(bytes: &[u8]) -> Result<Event> {
+        let not_json = |e: serde_json::Error| invalid("event", format!("not JSON: {e}"));
+        let v: Value = serde_json::from_slice(bytes).map_err(not_json)?;
+        let Value::Object(map) = v else {
+            return Err(invalid("event", "a CloudEvent must be a JSON object"));
+        };
+        // A second, raw parse keeps `data` byte for byte as it was written.
+        let mut raw: std::collections::HashMap<String, Box<RawValue>> =
+            serde_json::from_slice(bytes).map_err(not_json)?;
+        Self::from_json_map(map, raw.remove("data"))
+    }
+
+    fn from_json_map(
+        mut map: Map<String, Value>,
+        raw_data: Option<Box<RawValue>>,
+    ) -> Result<Event> {
+        let mut take_str = |k: &str, required: bool| -> Result<Option<String>> {
+            match map.remove(k) {
+                None | Some(Value::Null) if !required => Ok(None),
+                None | Some(Value::Null) => Err(invalid(k, "is required")),
+                Some(Value::String(s)) => Ok(Some(s)),
+                Some(_) => Err(invalid(k, "must be a string")),
+            }
+        };
+        let specversion = take_str("specversion", true)?.unwrap_or_default();
+        if specversion != SPECVERSION {
+            return Err(invalid(
+                "specversion",
+                format!("unsupported {specversion:?}, expected \"1.0\""),
+            ));
+        }
+        let id = take_str("id", true)?.unwrap_or_default();
+        let source = take_str("source", true)?.unwrap_or_default();
+        let event_type = take_str("type", true)?.unwrap_or_default();
+        let time = take_str("time", false)?;
+        let attrs = Attributes {
+            subject: take_str("subject", false)?,
+            datacontenttype: take_str("datacontenttype", false)?,
+            dataschema: take_str("dataschema", false)?,
+            traceparent: take_str("traceparent", false)?,
+        };
+        check_text("id", &id, 255)?;
+        check_text("source", &source, 2048)?;
+        check_event_type(&event_type)?;
+        attrs.validate()?;
+        let (time_ns, time) = match time {
+            Some(t) => (parse_time(&t)?, t),
+            None => now(),
+        };
+        let schema_version = match map.remove("schemaversion") {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(
+                v.as_u64()
+                    .and_then(|n| u32::try_from(n).ok())
+                    .ok_or_else(|| invalid("schemaversion", "must be a positive integer"))?,
+            ),
+        };
+        let (data_kind, data) = match (map.remove("data"), map.remove("data_base64")) {
+            (Some(_), Some(_)) => {
+                return Err(invalid("data", "both data and data_base64 are present"))
+            }
+            (Some(v), None) => (
+                DataKind::Json,
+                match &raw_data {
+                    Some(r) => r.get().as_bytes().to_vec(),
+                    None => serde_json::to_vec(&v).map_err(|e| invalid("data", e.to_string()))?,
+                },
+            ),
+            (None, Some(Value::String(b))) => (
+                DataKind::Binary,
+                base64::engine::general_purpose::STANDARD
+                    .decode(b)
+                    .map_err(|e| invalid("data_base64", format!("not base64: {e}")))?,
+            ),
+            (None, Some(_)) => return Err(invalid("data_base64", "must be a base64 string")),
+            (None, None) => (DataKind::None, Vec::new()),
+        };
+        if let Some(k) = map.keys().next() {
+            return Err(invalid(k, "unknown attribute"));
+        }
+        let mut e = Event::stamp(
+            &source,
+            &event_type,
+            &attrs,
+            data_kind,
+            data,
+            (time_ns, time),
+        );
+        e.id = id;
+        if attrs.datacontenttype.is_none() && data_kind == DataKind::None {
+            e.datacontenttype = None;
+        }
+        e.schema_version = schema_version;
+        Ok(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Event {
+        Event::stamp(
+            "checkout",
+            "orders.placed",
+            &Attributes {
+                subject: Some("o-1".into()),
+                traceparent: Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".into()),
+                ..Attributes::default()
+            },
+            DataKind::Json,
+            br#"{"total":42.5,"note":"caf\u00e9 \"x\""}"#.to_vec(),
+            now(),
+        )
+    }
+
+    #[test]
+    fn json_round_trip() {
+        let e = sample();
+        let bytes = e.to_json_bytes(true);
+        let back = Event::from_json_bytes(&bytes).unwrap();
+        assert_eq!(back.id, e.id);
+        assert_eq!(back.time_ns, e.time_ns);
+        assert_eq!(back.subject, e.subject);
+        let a: Value = serde_json::from_slice(&back.data).unwrap();
+        let b: Value = serde_json::from_slice(&e.data).unwrap();
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn binary_round_trip() {
+        let mut e = sample();
+        e.data_kind = DataKind::Binary;
+        e.data = vec![0, 1, 2, 255];
+        let back = Event::from_json_bytes(&e.to_json_bytes(true)).unwrap();
+        assert_eq!(back.data, vec![0, 1, 2, 255]);
+        assert_eq!(back.data_kind, DataKind::Binary);
+    }
+
+    #[test]
+    fn refusals_name_the_field() {
+        let bad = [
+            (
+                r#"{"specversion":"0.3","id":"1","source":"s","type":"t"}"#,
+                "specversion",
+            ),
+            (r#"{"specversion":"1.0","source":"s","type":"t"}"#, "id"),
+            (
+                r#"{"specversion":"1.0","id":"1","source":"s","type":"t","time":"yesterday"}"#,
+                "time",
+            ),
+            (
+                r#"{"specversion":"1.0","id":"1","source":"s","type":"t","traceparent":"00-1"}"#,
+                "traceparent",
+            ),
+            (
+                r#"{"specversion":"1.0","id":"1","source":"s","type":"t","color":"red"}"#,
+                "color",
+            ),
+            (
+                r#"{"specversion":"1.0","id":"1","source":"s","type":"a b"}"#,
+                "type",
+            ),
+            (r#"[1]"#, "event"),
+        ];
+        for (text, field) in bad {
+            match Event::from_json_bytes(text.as_bytes()) {
+                Err(Error::InvalidEvent { field: f, .. }) => assert_eq!(f, field, "{text}"),
+                other => panic!("{text}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn ids_are_unique_and_time_ordered() {
+        let a = new_id();
+        let b = new_id();
+        assert_ne!(a, b);
+        assert!(a < b || a[..13] == b[..13]);
+    }
+}

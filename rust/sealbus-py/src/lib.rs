@@ -7,6 +7,7 @@ mod error;
 mod gil;
 mod log;
 mod pattern;
+mod router;
 mod schema;
 mod seal;
 
@@ -17,5 +18,6 @@ fn _sealbus(m: &Bound<'_, PyModule>) -> PyResult<()> {
     schema::register(m)?;
     seal::register(m)?;
     log::register(m)?;
+    router::register(m)?;
     Ok(())
 }

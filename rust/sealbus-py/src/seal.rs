@@ -1,7 +1,744 @@
-//! Binding for `sealbus_core::seal`.
+//! Binding for `sealbus_core::seal`: `AesGcm` (the raw primitive, `cryptography`-shaped),
+//! `KeyRing` (at-rest sealing) and the end-to-end frame helpers used by
+//! `sealbus.e2e`. Inputs are copied out of Python buffers, then the GIL is released
+//! for the crypto; batches come back as one `bytes` plus a `memoryview` of `n + 1`
+//! u64 offsets (zero-copy into numpy with `numpy.asarray`).
 
+use std::sync::Arc;
+
+use pyo3::buffer::PyBuffer;
 use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyList, PyMemoryView, PyString, PyTuple};
+use sealbus_core::seal::aead::{self, AeadKey, BatchAad};
+use sealbus_core::seal::{e2e, frame, AadFields, KeyRing, KeyState, Mode, Recipient, RingOptions};
+use sealbus_core::Error;
 
-pub fn register(_m: &Bound<'_, PyModule>) -> PyResult<()> {
+use crate::error::to_pyerr;
+use crate::gil::{attached, detached};
+
+fn invalid(py: Python<'_>, name: &str, reason: impl Into<String>) -> PyErr {
+    to_pyerr(
+        py,
+        Error::InvalidArgument {
+            name: name.into(),
+            reason: reason.into(),
+        },
+    )
+}
+
+/// Copy a bytes-like object (bytes, bytearray, memoryview, numpy uint8) out of Python.
+fn bytes_of(obj: &Bound<'_, PyAny>, name: &str) -> PyResult<Vec<u8>> {
+    let py = obj.py();
+    if let Ok(b) = obj.cast::<PyBytes>() {
+        return Ok(b.as_bytes().to_vec());
+    }
+    let buf = PyBuffer::<u8>::get(obj).map_err(|_| {
+        invalid(
+            py,
+            name,
+            format!("expected a bytes-like object, got {}", type_name(obj)),
+        )
+    })?;
+    buf.to_vec(py)
+}
+
+fn type_name(obj: &Bound<'_, PyAny>) -> String {
+    obj.get_type()
+        .name()
+        .map_or_else(|_| "?".into(), |n| n.to_string())
+}
+
+/// Offsets from a u64/i64/u32/i32 buffer (numpy, `array`, `memoryview.cast`) or a
+/// sequence of ints.
+fn offsets_of(obj: &Bound<'_, PyAny>, name: &str) -> PyResult<Vec<usize>> {
+    let py = obj.py();
+    let neg = || invalid(py, name, "offsets must be non-negative");
+    if let Ok(b) = PyBuffer::<u64>::get(obj) {
+        return b
+            .to_vec(py)?
+            .into_iter()
+            .map(|v| usize::try_from(v).map_err(|_| neg()))
+            .collect();
+    }
+    if let Ok(b) = PyBuffer::<i64>::get(obj) {
+        return b
+            .to_vec(py)?
+            .into_iter()
+            .map(|v| usize::try_from(v).map_err(|_| neg()))
+            .collect();
+    }
+    if let Ok(b) = PyBuffer::<u32>::get(obj) {
+        return b
+            .to_vec(py)?
+            .into_iter()
+            .map(|v| usize::try_from(v).map_err(|_| neg()))
+            .collect();
+    }
+    if let Ok(b) = PyBuffer::<i32>::get(obj) {
+        return b
+            .to_vec(py)?
+            .into_iter()
+            .map(|v| usize::try_from(v).map_err(|_| neg()))
+            .collect();
+    }
+    obj.extract::<Vec<usize>>().map_err(|_| {
+        invalid(
+            py,
+            name,
+            format!(
+                "expected a sequence or buffer of non-negative ints, got {}",
+                type_name(obj)
+            ),
+        )
+    })
+}
+
+/// `(bytes, memoryview of u64 offsets)`.
+fn batch_out<'py>(
+    py: Python<'py>,
+    data: &[u8],
+    offsets: &[usize],
+) -> PyResult<Bound<'py, PyTuple>> {
+    let mut raw = Vec::with_capacity(offsets.len() * 8);
+    for &o in offsets {
+        raw.extend_from_slice(&(o as u64).to_ne_bytes());
+    }
+    let offs = PyMemoryView::from(PyBytes::new(py, &raw).as_any())?.call_method1("cast", ("Q",))?;
+    PyTuple::new(py, [PyBytes::new(py, data).into_any(), offs])
+}
+
+/// Owned AAD columns; scalars broadcast over the batch.
+struct AadColumns {
+    ids: Vec<String>,
+    types: Column<String>,
+    sources: Column<String>,
+    versions: Column<u32>,
+}
+
+enum Column<T> {
+    One(T),
+    Many(Vec<T>),
+}
+
+impl<T> Column<T> {
+    fn get(&self, i: usize) -> &T {
+        match self {
+            Column::One(v) => v,
+            Column::Many(v) => &v[i],
+        }
+    }
+    fn check(&self, n: usize, name: &str) -> Result<(), Error> {
+        match self {
+            Column::Many(v) if v.len() != n => Err(Error::InvalidArgument {
+                name: name.into(),
+                reason: format!("{} values for {n} events", v.len()),
+            }),
+            _ => Ok(()),
+        }
+    }
+}
+
+fn str_column(obj: &Bound<'_, PyAny>, name: &str) -> PyResult<Column<String>> {
+    if let Ok(s) = obj.cast::<PyString>() {
+        return Ok(Column::One(s.to_str()?.to_owned()));
+    }
+    obj.extract::<Vec<String>>()
+        .map(Column::Many)
+        .map_err(|_| invalid(obj.py(), name, "expected a str or a sequence of str"))
+}
+
+fn version_column(obj: &Bound<'_, PyAny>) -> PyResult<Column<u32>> {
+    if let Ok(v) = obj.extract::<u32>() {
+        return Ok(Column::One(v));
+    }
+    obj.extract::<Vec<u32>>().map(Column::Many).map_err(|_| {
+        invalid(
+            obj.py(),
+            "schema_version",
+            "expected an int in 0..2^32 or a sequence of them",
+        )
+    })
+}
+
+impl AadColumns {
+    fn new(
+        event_ids: &Bound<'_, PyAny>,
+        event_type: &Bound<'_, PyAny>,
+        source: &Bound<'_, PyAny>,
+        schema_version: &Bound<'_, PyAny>,
+    ) -> PyResult<Self> {
+        let ids = if let Ok(s) = event_ids.cast::<PyString>() {
+            vec![s.to_str()?.to_owned()]
+        } else {
+            event_ids
+                .extract::<Vec<String>>()
+                .map_err(|_| invalid(event_ids.py(), "event_ids", "expected a sequence of str"))?
+        };
+        Ok(Self {
+            ids,
+            types: str_column(event_type, "event_type")?,
+            sources: str_column(source, "source")?,
+            versions: version_column(schema_version)?,
+        })
+    }
+
+    fn fields(&self) -> Result<Vec<AadFields<'_>>, Error> {
+        let n = self.ids.len();
+        self.types.check(n, "event_type")?;
+        self.sources.check(n, "source")?;
+        self.versions.check(n, "schema_version")?;
+        Ok((0..n)
+            .map(|i| AadFields {
+                event_id: &self.ids[i],
+                event_type: self.types.get(i),
+                source: self.sources.get(i),
+                schema_version: *self.versions.get(i),
+            })
+            .collect())
+    }
+}
+
+/// Owned form of the batch-AAD argument of `AesGcm.*_batch`.
+enum OwnedAad {
+    None,
+    Shared(Vec<u8>),
+    PerItem(Vec<u8>, Vec<usize>),
+}
+
+impl OwnedAad {
+    fn from_py(
+        aads: Option<&Bound<'_, PyAny>>,
+        aad_offsets: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Self> {
+        let Some(a) = aads.filter(|a| !a.is_none()) else {
+            return Ok(OwnedAad::None);
+        };
+        if let Some(o) = aad_offsets.filter(|o| !o.is_none()) {
+            return Ok(OwnedAad::PerItem(
+                bytes_of(a, "aads")?,
+                offsets_of(o, "aad_offsets")?,
+            ));
+        }
+        if a.is_instance_of::<PyList>() || a.is_instance_of::<PyTuple>() {
+            let mut buf = Vec::new();
+            let mut offs = vec![0];
+            for item in a.try_iter()? {
+                buf.extend_from_slice(&bytes_of(&item?, "aads")?);
+                offs.push(buf.len());
+            }
+            return Ok(OwnedAad::PerItem(buf, offs));
+        }
+        Ok(OwnedAad::Shared(bytes_of(a, "aads")?))
+    }
+
+    fn as_batch(&self) -> BatchAad<'_> {
+        match self {
+            OwnedAad::None => BatchAad::None,
+            OwnedAad::Shared(a) => BatchAad::Shared(a),
+            OwnedAad::PerItem(b, o) => BatchAad::PerItem {
+                buffer: b,
+                offsets: o,
+            },
+        }
+    }
+}
+
+/// AES-GCM with a 128- or 256-bit key, shaped like `cryptography`'s `AESGCM`:
+/// `encrypt` returns ciphertext with the 16-byte tag appended; a failed check raises
+/// `IntegrityError`. Nonces are 12 bytes. The key is never shown.
+#[pyclass(frozen, module = "sealbus._sealbus", name = "AesGcm")]
+pub struct PyAesGcm {
+    key: Arc<AeadKey>,
+}
+
+#[pymethods]
+impl PyAesGcm {
+    #[new]
+    fn new(py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<Self> {
+        let bytes = zeroize::Zeroizing::new(bytes_of(key, "key")?);
+        Ok(Self {
+            key: Arc::new(attached(py, AeadKey::new(&bytes))?),
+        })
+    }
+
+    /// A random 256-bit (or 128-bit) key from the OS generator.
+    #[staticmethod]
+    #[pyo3(signature = (bit_length = 256))]
+    fn generate_key(py: Python<'_>, bit_length: usize) -> PyResult<Bound<'_, PyBytes>> {
+        if bit_length != 128 && bit_length != 256 {
+            return Err(invalid(py, "bit_length", "must be 128 or 256"));
+        }
+        let mut k = zeroize::Zeroizing::new(vec![0u8; bit_length / 8]);
+        attached(py, sealbus_core::seal::nonce::random_fill(&mut k))?;
+        Ok(PyBytes::new(py, &k))
+    }
+
+    #[pyo3(signature = (nonce, data, associated_data = None))]
+    fn encrypt<'py>(
+        &self,
+        py: Python<'py>,
+        nonce: &Bound<'py, PyAny>,
+        data: &Bound<'py, PyAny>,
+        associated_data: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let (n, d) = (bytes_of(nonce, "nonce")?, bytes_of(data, "data")?);
+        let a = associated_data
+            .filter(|a| !a.is_none())
+            .map(|a| bytes_of(a, "associated_data"))
+            .transpose()?;
+        let key = self.key.clone();
+        let out = detached(py, move || {
+            aead::encrypt(&key, &n, &d, a.as_deref().unwrap_or_default())
+        })?;
+        Ok(PyBytes::new(py, &out))
+    }
+
+    #[pyo3(signature = (nonce, data, associated_data = None))]
+    fn decrypt<'py>(
+        &self,
+        py: Python<'py>,
+        nonce: &Bound<'py, PyAny>,
+        data: &Bound<'py, PyAny>,
+        associated_data: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let (n, d) = (bytes_of(nonce, "nonce")?, bytes_of(data, "data")?);
+        let a = associated_data
+            .filter(|a| !a.is_none())
+            .map(|a| bytes_of(a, "associated_data"))
+            .transpose()?;
+        let key = self.key.clone();
+        let out = detached(py, move || {
+            aead::decrypt(&key, &n, &d, a.as_deref().unwrap_or_default())
+        })?;
+        Ok(PyBytes::new(py, &out))
+    }
+
+    /// Encrypt `len(offsets) - 1` items of `buffer` with one 12-byte nonce each
+    /// (`nonces` holds them back to back). `aads`: None, one bytes-like shared by all,
+    /// a list of bytes-likes, or a buffer with `aad_offsets`.
+    #[pyo3(signature = (nonces, buffer, offsets, aads = None, aad_offsets = None))]
+    fn encrypt_batch<'py>(
+        &self,
+        py: Python<'py>,
+        nonces: &Bound<'py, PyAny>,
+        buffer: &Bound<'py, PyAny>,
+        offsets: &Bound<'py, PyAny>,
+        aads: Option<&Bound<'py, PyAny>>,
+        aad_offsets: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyTuple>> {
+        let (n, b, o) = (
+            bytes_of(nonces, "nonces")?,
+            bytes_of(buffer, "buffer")?,
+            offsets_of(offsets, "offsets")?,
+        );
+        let a = OwnedAad::from_py(aads, aad_offsets)?;
+        let key = self.key.clone();
+        let (out, offs) = detached(py, move || {
+            aead::encrypt_batch(&key, &n, &b, &o, a.as_batch())
+        })?;
+        batch_out(py, &out, &offs)
+    }
+
+    /// Decrypt a batch laid out as `encrypt_batch` returns it. One bad item fails the
+    /// whole call with `IntegrityError` naming the item.
+    #[pyo3(signature = (nonces, buffer, offsets, aads = None, aad_offsets = None))]
+    fn decrypt_batch<'py>(
+        &self,
+        py: Python<'py>,
+        nonces: &Bound<'py, PyAny>,
+        buffer: &Bound<'py, PyAny>,
+        offsets: &Bound<'py, PyAny>,
+        aads: Option<&Bound<'py, PyAny>>,
+        aad_offsets: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyTuple>> {
+        let (n, b, o) = (
+            bytes_of(nonces, "nonces")?,
+            bytes_of(buffer, "buffer")?,
+            offsets_of(offsets, "offsets")?,
+        );
+        let a = OwnedAad::from_py(aads, aad_offsets)?;
+        let key = self.key.clone();
+        let (out, offs) = detached(py, move || {
+            aead::decrypt_batch(&key, &n, &b, &o, a.as_batch())
+        })?;
+        batch_out(py, &out, &offs)
+    }
+
+    fn __repr__(&self) -> String {
+        format!("AesGcm(aes-{}-gcm, key=<redacted>)", self.key.bits())
+    }
+}
+
+/// The router's key ring (see `sealbus_core::seal::KeyRing`). Shows key ids only.
+#[pyclass(frozen, module = "sealbus._sealbus", name = "KeyRing")]
+pub struct PyKeyRing {
+    ring: Arc<KeyRing>,
+}
+
+impl PyKeyRing {
+    /// The shared core ring, for other binding modules (the router).
+    #[allow(dead_code)]
+    pub fn ring(&self) -> Arc<KeyRing> {
+        self.ring.clone()
+    }
+}
+
+fn options(max_seals_per_key: Option<u64>, reserve_chunk: Option<u64>) -> RingOptions {
+    let d = RingOptions::default();
+    RingOptions {
+        max_seals_per_key: max_seals_per_key.unwrap_or(d.max_seals_per_key),
+        reserve_chunk: reserve_chunk.unwrap_or(d.reserve_chunk),
+    }
+}
+
+#[pymethods]
+impl PyKeyRing {
+    /// A new in-memory ring with one random key.
+    #[staticmethod]
+    #[pyo3(signature = (*, max_seals_per_key = None, reserve_chunk = None))]
+    fn generate(
+        py: Python<'_>,
+        max_seals_per_key: Option<u64>,
+        reserve_chunk: Option<u64>,
+    ) -> PyResult<Self> {
+        let ring = attached(
+            py,
+            KeyRing::generate_with(options(max_seals_per_key, reserve_chunk)),
+        )?;
+        Ok(Self {
+            ring: Arc::new(ring),
+        })
+    }
+
+    /// Create a new key file (0600) with one random key; refuses to overwrite.
+    #[staticmethod]
+    #[pyo3(signature = (path, *, max_seals_per_key = None, reserve_chunk = None))]
+    fn create(
+        py: Python<'_>,
+        path: std::path::PathBuf,
+        max_seals_per_key: Option<u64>,
+        reserve_chunk: Option<u64>,
+    ) -> PyResult<Self> {
+        let opts = options(max_seals_per_key, reserve_chunk);
+        Ok(Self {
+            ring: Arc::new(detached(py, move || KeyRing::create(path, opts))?),
+        })
+    }
+
+    /// Load a key file. Options, when given, override those stored in the file.
+    #[staticmethod]
+    #[pyo3(signature = (path, *, max_seals_per_key = None, reserve_chunk = None))]
+    fn load(
+        py: Python<'_>,
+        path: std::path::PathBuf,
+        max_seals_per_key: Option<u64>,
+        reserve_chunk: Option<u64>,
+    ) -> PyResult<Self> {
+        let ring = if max_seals_per_key.is_none() && reserve_chunk.is_none() {
+            detached(py, move || KeyRing::load(path))?
+        } else {
+            let opts = options(max_seals_per_key, reserve_chunk);
+            detached(py, move || KeyRing::load_with(path, opts))?
+        };
+        Ok(Self {
+            ring: Arc::new(ring),
+        })
+    }
+
+    #[staticmethod]
+    #[pyo3(signature = (path, *, max_seals_per_key = None, reserve_chunk = None))]
+    fn load_or_create(
+        py: Python<'_>,
+        path: std::path::PathBuf,
+        max_seals_per_key: Option<u64>,
+        reserve_chunk: Option<u64>,
+    ) -> PyResult<Self> {
+        let opts = options(max_seals_per_key, reserve_chunk);
+        Ok(Self {
+            ring: Arc::new(detached(py, move || KeyRing::load_or_create(path, opts))?),
+        })
+    }
+
+    /// Keys from an environment variable: 64 hex digits, or a key-ring JSON document.
+    #[staticmethod]
+    fn from_env(py: Python<'_>, var: &str) -> PyResult<Self> {
+        Ok(Self {
+            ring: Arc::new(attached(py, KeyRing::from_env(var))?),
+        })
+    }
+
+    /// Write the ring to `path` (0600) and keep it bound there.
+    fn persist(&self, py: Python<'_>, path: std::path::PathBuf) -> PyResult<()> {
+        let ring = self.ring.clone();
+        detached(py, move || ring.persist(path))
+    }
+
+    #[getter]
+    fn path(&self) -> Option<std::path::PathBuf> {
+        self.ring.path()
+    }
+
+    #[getter]
+    fn active_key_id(&self) -> String {
+        self.ring.active_key_id()
+    }
+
+    #[getter]
+    fn max_seals_per_key(&self) -> u64 {
+        self.ring.options().max_seals_per_key
+    }
+
+    fn key_ids(&self) -> Vec<String> {
+        self.ring.key_ids()
+    }
+
+    /// `[{"id", "state", "created", "seals"}]`, never key bytes.
+    fn keys<'py>(&self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyDict>>> {
+        self.ring
+            .keys()
+            .into_iter()
+            .map(|k| {
+                let d = PyDict::new(py);
+                d.set_item("id", k.id)?;
+                d.set_item("state", state_name(k.state))?;
+                d.set_item("created", k.created)?;
+                d.set_item("seals", k.seals)?;
+                Ok(d)
+            })
+            .collect()
+    }
+
+    fn rotate(&self, py: Python<'_>) -> PyResult<String> {
+        let ring = self.ring.clone();
+        detached(py, move || ring.rotate())
+    }
+
+    fn retire(&self, py: Python<'_>, key_id: String) -> PyResult<()> {
+        let ring = self.ring.clone();
+        detached(py, move || ring.retire(&key_id))
+    }
+
+    fn destroy(&self, py: Python<'_>, key_id: String) -> PyResult<()> {
+        let ring = self.ring.clone();
+        detached(py, move || ring.destroy(&key_id))
+    }
+
+    /// Seal one payload bound to its event; returns the frame.
+    #[pyo3(signature = (data, *, event_id, event_type, source, schema_version))]
+    fn seal<'py>(
+        &self,
+        py: Python<'py>,
+        data: &Bound<'py, PyAny>,
+        event_id: String,
+        event_type: String,
+        source: String,
+        schema_version: u32,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let d = bytes_of(data, "data")?;
+        let ring = self.ring.clone();
+        let out = detached(py, move || {
+            ring.seal(
+                &d,
+                &AadFields {
+                    event_id: &event_id,
+                    event_type: &event_type,
+                    source: &source,
+                    schema_version,
+                },
+            )
+        })?;
+        Ok(PyBytes::new(py, &out))
+    }
+
+    /// Open one frame; the attributes must be those it was sealed with.
+    #[pyo3(signature = (frame, *, event_id, event_type, source, schema_version))]
+    fn open<'py>(
+        &self,
+        py: Python<'py>,
+        frame: &Bound<'py, PyAny>,
+        event_id: String,
+        event_type: String,
+        source: String,
+        schema_version: u32,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let f = bytes_of(frame, "frame")?;
+        let ring = self.ring.clone();
+        let out = detached(py, move || {
+            ring.open(
+                &f,
+                &AadFields {
+                    event_id: &event_id,
+                    event_type: &event_type,
+                    source: &source,
+                    schema_version,
+                },
+            )
+        })?;
+        Ok(PyBytes::new(py, &out))
+    }
+
+    /// Seal `len(offsets) - 1` payloads of `buffer`; the attributes are per event
+    /// (sequences) or shared (a scalar). Returns `(frames, offsets)`.
+    #[pyo3(signature = (buffer, offsets, *, event_ids, event_type, source, schema_version))]
+    #[allow(clippy::too_many_arguments)] // keyword arguments of the Python API
+    fn seal_batch<'py>(
+        &self,
+        py: Python<'py>,
+        buffer: &Bound<'py, PyAny>,
+        offsets: &Bound<'py, PyAny>,
+        event_ids: &Bound<'py, PyAny>,
+        event_type: &Bound<'py, PyAny>,
+        source: &Bound<'py, PyAny>,
+        schema_version: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyTuple>> {
+        let (b, o) = (bytes_of(buffer, "buffer")?, offsets_of(offsets, "offsets")?);
+        let cols = AadColumns::new(event_ids, event_type, source, schema_version)?;
+        let ring = self.ring.clone();
+        let (out, offs) = detached(py, move || ring.seal_batch(&cols.fields()?, &b, &o))?;
+        batch_out(py, &out, &offs)
+    }
+
+    /// Open frames laid out as `seal_batch` returns them. Returns `(payloads, offsets)`.
+    #[pyo3(signature = (frames, offsets, *, event_ids, event_type, source, schema_version))]
+    #[allow(clippy::too_many_arguments)] // keyword arguments of the Python API
+    fn open_batch<'py>(
+        &self,
+        py: Python<'py>,
+        frames: &Bound<'py, PyAny>,
+        offsets: &Bound<'py, PyAny>,
+        event_ids: &Bound<'py, PyAny>,
+        event_type: &Bound<'py, PyAny>,
+        source: &Bound<'py, PyAny>,
+        schema_version: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyTuple>> {
+        let (b, o) = (bytes_of(frames, "frames")?, offsets_of(offsets, "offsets")?);
+        let cols = AadColumns::new(event_ids, event_type, source, schema_version)?;
+        let ring = self.ring.clone();
+        let (out, offs) = detached(py, move || ring.open_batch(&cols.fields()?, &b, &o))?;
+        batch_out(py, &out, &offs)
+    }
+
+    fn __repr__(&self) -> String {
+        let keys: Vec<String> = self
+            .ring
+            .keys()
+            .into_iter()
+            .map(|k| format!("{}:{}", k.id, state_name(k.state)))
+            .collect();
+        let path = self.ring.path().map_or_else(
+            || "None".to_string(),
+            |p| format!("{:?}", p.display().to_string()),
+        );
+        format!(
+            "KeyRing(active={:?}, keys=[{}], path={path})",
+            self.ring.active_key_id(),
+            keys.join(", ")
+        )
+    }
+}
+
+fn state_name(s: KeyState) -> &'static str {
+    match s {
+        KeyState::Active => "active",
+        KeyState::Retired => "retired",
+        KeyState::Destroyed => "destroyed",
+    }
+}
+
+/// Decode a sealed frame's structure (no key needed, nothing verified):
+/// `{"version", "mode", "key_id", "nonce", "recipients": [(id, ephemeral, wrapped)], "sealed"}`.
+#[pyfunction]
+fn decode_frame<'py>(py: Python<'py>, frame: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyDict>> {
+    let bytes = bytes_of(frame, "frame")?;
+    let f = attached(py, frame::decode(&bytes))?;
+    let d = PyDict::new(py);
+    d.set_item("version", f.version)?;
+    d.set_item(
+        "mode",
+        if f.mode == Mode::AtRest {
+            "at-rest"
+        } else {
+            "end-to-end"
+        },
+    )?;
+    d.set_item("key_id", f.key_id)?;
+    d.set_item("nonce", PyBytes::new(py, f.nonce))?;
+    let recips = PyList::empty(py);
+    for r in &f.recipients {
+        recips.append((
+            r.id,
+            PyBytes::new(py, r.ephemeral_public),
+            PyBytes::new(py, r.wrapped_key),
+        ))?;
+    }
+    d.set_item("recipients", recips)?;
+    d.set_item("sealed", PyBytes::new(py, f.sealed))?;
+    Ok(d)
+}
+
+/// Seal payloads under a producer's fresh data key into end-to-end frames carrying
+/// `recipients` = `[(recipient_id, ephemeral_public(32), wrapped_key(48))]`.
+#[pyfunction]
+#[pyo3(signature = (data_key, data_key_id, recipients, buffer, offsets, *, event_ids, event_type, source, schema_version))]
+#[allow(clippy::too_many_arguments)]
+fn e2e_seal_batch<'py>(
+    py: Python<'py>,
+    data_key: &Bound<'py, PyAny>,
+    data_key_id: String,
+    recipients: Vec<(String, Vec<u8>, Vec<u8>)>,
+    buffer: &Bound<'py, PyAny>,
+    offsets: &Bound<'py, PyAny>,
+    event_ids: &Bound<'py, PyAny>,
+    event_type: &Bound<'py, PyAny>,
+    source: &Bound<'py, PyAny>,
+    schema_version: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyTuple>> {
+    let key = zeroize::Zeroizing::new(bytes_of(data_key, "data_key")?);
+    let (b, o) = (bytes_of(buffer, "buffer")?, offsets_of(offsets, "offsets")?);
+    let cols = AadColumns::new(event_ids, event_type, source, schema_version)?;
+    let (out, offs) = detached(py, move || {
+        let r: Vec<Recipient<'_>> = recipients
+            .iter()
+            .map(|(id, e, w)| Recipient {
+                id,
+                ephemeral_public: e,
+                wrapped_key: w,
+            })
+            .collect();
+        e2e::seal_batch(&key, &data_key_id, &r, &cols.fields()?, &b, &o)
+    })?;
+    batch_out(py, &out, &offs)
+}
+
+/// Open end-to-end frames all sealed under `data_key_id` (already unwrapped).
+#[pyfunction]
+#[pyo3(signature = (data_key, data_key_id, frames, offsets, *, event_ids, event_type, source, schema_version))]
+#[allow(clippy::too_many_arguments)]
+fn e2e_open_batch<'py>(
+    py: Python<'py>,
+    data_key: &Bound<'py, PyAny>,
+    data_key_id: String,
+    frames: &Bound<'py, PyAny>,
+    offsets: &Bound<'py, PyAny>,
+    event_ids: &Bound<'py, PyAny>,
+    event_type: &Bound<'py, PyAny>,
+    source: &Bound<'py, PyAny>,
+    schema_version: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyTuple>> {
+    let key = zeroize::Zeroizing::new(bytes_of(data_key, "data_key")?);
+    let (b, o) = (bytes_of(frames, "frames")?, offsets_of(offsets, "offsets")?);
+    let cols = AadColumns::new(event_ids, event_type, source, schema_version)?;
+    let (out, offs) = detached(py, move || {
+        e2e::open_batch(&key, &data_key_id, &cols.fields()?, &b, &o)
+    })?;
+    batch_out(py, &out, &offs)
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<PyAesGcm>()?;
+    m.add_class::<PyKeyRing>()?;
+    m.add_function(wrap_pyfunction!(decode_frame, m)?)?;
+    m.add_function(wrap_pyfunction!(e2e_seal_batch, m)?)?;
+    m.add_function(wrap_pyfunction!(e2e_open_batch, m)?)?;
     Ok(())
 }

@@ -1,0 +1,39 @@
+# A new engineer needs no oral tradition: these are the everyday commands.
+.PHONY: dev test test-rust test-py lint fmt bench bench-full crash-long fuzz stubtest
+
+dev:            ## build the extension into the active virtualenv
+	maturin develop --release
+
+test: test-rust test-py
+
+test-rust:
+	cargo test -p sealbus-core --release
+
+test-py:
+	python -m pytest
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy -p sealbus-core -p sealbus-py --all-targets -- -D warnings
+	ruff check python tests benches
+	ruff format --check python tests benches
+	mypy
+
+stubtest:
+	python -m mypy.stubtest sealbus._sealbus --allowlist .stubtest-allowlist
+
+fmt:
+	cargo fmt --all
+	ruff format python tests benches
+
+bench:          ## pytest-benchmark suites, timed (medians against same-run baselines)
+	python -m pytest benches --benchmark-only --benchmark-columns=median,ops,rounds
+
+bench-full:     ## the end-to-end harness, with NATS JetStream as the same-run baseline
+	sealbus bench --full
+
+crash-long:     ## thousands of SIGKILL iterations against the durable log
+	SEALBUS_CRASH_ITERS=3000 python -m pytest -m slow tests/test_log_crash.py
+
+fuzz:           ## needs cargo-fuzz and a nightly toolchain
+	cd rust/sealbus-core/fuzz && cargo fuzz run frame_decode -- -max_total_time=300

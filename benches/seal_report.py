@@ -1,0 +1,90 @@
+"""Medians and ratios for the sealing benchmarks, as a table (see docs/SEALING.md).
+
+    python benches/seal_report.py [--repeats 7] [--full]
+
+For each payload size and batch size: KeyRing.seal_batch, KeyRing.open_batch and
+AesGcm.encrypt_batch against a loop over `cryptography`'s AESGCM.encrypt measured in
+the same run; then openssl's single-core ceiling at 256 B.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import sealbus
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from sealbus.aead import AesGcm
+
+sys.path.insert(0, str(Path(__file__).parent))
+from openssl_ceiling import openssl_rate
+
+EV = {"event_type": "orders.placed", "source": "checkout", "schema_version": 1}
+AAD = b"sealbus/aad/v1 + ~50 bytes of attrs.."
+
+
+def median_seconds(fn: Callable[[], object], repeats: int) -> float:
+    fn()  # warm up
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def measure(ring: sealbus.KeyRing, aes: AesGcm, ref: AESGCM, size: int, n: int, reps: int) -> str:
+    buf = os.urandom(size) * n
+    offs = list(range(0, size * n + 1, size))
+    ids = [f"evt-{i:08d}" for i in range(n)]
+    nonces = os.urandom(12 * n)
+    nlist = [nonces[i * 12 : i * 12 + 12] for i in range(n)]
+    payload = buf[:size]
+    frames, foffs = ring.seal_batch(buf, offs, event_ids=ids, **EV)
+
+    def loop() -> None:
+        enc = ref.encrypt
+        for nonce in nlist:
+            enc(nonce, payload, AAD)
+
+    t_seal = median_seconds(lambda: ring.seal_batch(buf, offs, event_ids=ids, **EV), reps)
+    t_open = median_seconds(lambda: ring.open_batch(frames, foffs, event_ids=ids, **EV), reps)
+    t_aes = median_seconds(lambda: aes.encrypt_batch(nonces, buf, offs, aads=AAD), reps)
+    t_loop = median_seconds(loop, reps)
+    mb = size * n / 1e6
+    return (
+        f"{size:>6} {n:>6} | {mb / t_seal:>10.0f} {mb / t_open:>10.0f} {mb / t_aes:>11.0f} "
+        f"{mb / t_loop:>11.0f} | {t_loop / t_seal:>8.2f}x {t_loop / t_open:>8.2f}x"
+    )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--full", action="store_true", help="include 65,536 x 16 KiB")
+    a = ap.parse_args()
+    ring = sealbus.KeyRing.generate()
+    aes = AesGcm(AesGcm.generate_key())
+    ref = AESGCM(AESGCM.generate_key(bit_length=256))
+    print(
+        f"{'size':>6} {'batch':>6} | {'seal MB/s':>10} {'open MB/s':>10} {'AesGcm MB/s':>11} "
+        f"{'crypto loop':>11} | {'seal/loop':>9} {'open/loop':>9}"
+    )
+    for size in (64, 256, 1024, 16384):
+        for n in (1, 64, 1024, 65536):
+            if size * n > 64 * 2**20 and not a.full:
+                continue
+            reps = a.repeats if size * n < 2**24 else max(3, a.repeats // 2)
+            print(measure(ring, aes, ref, size, n, reps), flush=True)
+    rate = openssl_rate(256, 3)
+    if rate is not None:
+        print(f"openssl speed -evp aes-256-gcm, 256 B, single core: {rate / 1e6:.0f} MB/s")
+
+
+if __name__ == "__main__":
+    main()

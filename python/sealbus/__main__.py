@@ -1,0 +1,5 @@
+import sys
+
+from sealbus.cli import main
+
+sys.exit(main())

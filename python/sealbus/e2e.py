@@ -1,0 +1,297 @@
+"""End-to-end sealing: only the consumers allowed to read a type can open it.
+
+The producer seals a batch under a fresh 256-bit *data key* and wraps that key for
+each allowed consumer's X25519 public key (HPKE-style, from ``cryptography``):
+
+- a fresh ephemeral X25519 key pair per wrap; ``shared = X25519(eph, recipient)``;
+- ``HKDF-SHA256(ikm=shared, salt=eph_pub || recipient_pub,
+  info="sealbus/e2e/wrap/v1" || lp(recipient_id) || lp(context), L=44)`` gives a
+  32-byte wrap key and a 12-byte wrap nonce;
+- ``wrapped = AES-256-GCM(wrap_key, wrap_nonce, data_key, aad=info)`` (48 bytes).
+
+``context`` binds the wrap to the frame: ``"sealbus/e2e/ctx/v1" || lp(data_key_id) ||
+lp(event_type)``. The payloads are sealed in Rust into end-to-end frames
+(docs/FORMAT.md) whose cleartext header (key id, recipients) and AAD-bound attributes
+are all a router needs to route; it never holds the data key. A consumer that is not
+among the recipients finds no wrapped key for itself and cannot open the frame even
+with the ciphertext in hand::
+
+    shipping = ConsumerKeyPair.generate()
+    frames, offs = seal_e2e(buf, offsets, recipients={"shipping": shipping.public_key},
+                            event_ids=ids, event_type="orders.placed",
+                            source="checkout", schema_version=1)
+    payloads, poffs = open_e2e(frames, offs, keypair=shipping, recipient_id="shipping",
+                               event_ids=ids, event_type="orders.placed",
+                               source="checkout", schema_version=1)
+"""
+
+from __future__ import annotations
+
+import secrets
+import struct
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from sealbus._sealbus import decode_frame, e2e_open_batch, e2e_seal_batch
+from sealbus.aead import pack, unpack
+from sealbus.errors import IntegrityError, InvalidArgument, KeyNotFound
+
+__all__ = [
+    "ConsumerKeyPair",
+    "WrappedKey",
+    "open_e2e",
+    "seal_e2e",
+    "unwrap_data_key",
+    "wrap_context",
+    "wrap_data_key",
+]
+
+WRAP_INFO_DOMAIN = b"sealbus/e2e/wrap/v1"
+CONTEXT_DOMAIN = b"sealbus/e2e/ctx/v1"
+DATA_KEY_LEN = 32
+_RAW = serialization.Encoding.Raw
+_RAW_PUB = serialization.PublicFormat.Raw
+
+Buffer = bytes | bytearray | memoryview
+Offsets = Sequence[int] | memoryview
+
+
+def _lp(data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + data
+
+
+def _public_bytes(key: X25519PublicKey | bytes) -> bytes:
+    if isinstance(key, X25519PublicKey):
+        return key.public_bytes(_RAW, _RAW_PUB)
+    if isinstance(key, bytes | bytearray) and len(key) == 32:
+        return bytes(key)
+    raise InvalidArgument(
+        "recipient public keys must be X25519PublicKey or 32 raw bytes",
+        name="recipients",
+        reason="bad public key",
+    )
+
+
+class ConsumerKeyPair:
+    """A consumer's X25519 key pair. The private half never appears in a repr."""
+
+    __slots__ = ("_private", "public_key")
+
+    def __init__(self, private_key: X25519PrivateKey) -> None:
+        self._private = private_key
+        self.public_key: X25519PublicKey = private_key.public_key()
+
+    @classmethod
+    def generate(cls) -> ConsumerKeyPair:
+        return cls(X25519PrivateKey.generate())
+
+    @classmethod
+    def from_private_bytes(cls, raw: bytes) -> ConsumerKeyPair:
+        """Load a key saved with :meth:`private_bytes` (32 raw bytes)."""
+        try:
+            return cls(X25519PrivateKey.from_private_bytes(raw))
+        except ValueError:
+            raise InvalidArgument(
+                "an X25519 private key is 32 raw bytes", name="raw", reason="bad length"
+            ) from None
+
+    @property
+    def public_bytes(self) -> bytes:
+        return self.public_key.public_bytes(_RAW, _RAW_PUB)
+
+    def private_bytes(self) -> bytes:
+        """Export the private key (32 raw bytes) for storage: handle with care."""
+        return self._private.private_bytes(
+            _RAW, serialization.PrivateFormat.Raw, serialization.NoEncryption()
+        )
+
+    def exchange(self, peer: X25519PublicKey) -> bytes:
+        return self._private.exchange(peer)
+
+    def __repr__(self) -> str:
+        return f"ConsumerKeyPair(public={self.public_bytes.hex()})"
+
+    def __reduce__(self) -> tuple[object, ...]:
+        raise TypeError("ConsumerKeyPair is not picklable (it holds a private key)")
+
+
+@dataclass(frozen=True)
+class WrappedKey:
+    """One recipient's copy of a data key, as carried in an end-to-end frame."""
+
+    recipient: str
+    ephemeral_public: bytes = field(repr=False)
+    wrapped_key: bytes = field(repr=False)
+
+
+def wrap_context(data_key_id: str, event_type: str) -> bytes:
+    """The event context a wrapped key is bound to."""
+    return CONTEXT_DOMAIN + _lp(data_key_id.encode()) + _lp(event_type.encode())
+
+
+def _derive(shared: bytes, eph_pub: bytes, rcpt_pub: bytes, info: bytes) -> tuple[bytes, bytes]:
+    if shared == bytes(32):
+        raise IntegrityError("X25519 produced the all-zero secret", reason="low-order point")
+    okm = HKDF(algorithm=hashes.SHA256(), length=44, salt=eph_pub + rcpt_pub, info=info).derive(
+        shared
+    )
+    return okm[:32], okm[32:]
+
+
+def _info(recipient_id: str, context: bytes) -> bytes:
+    rid = recipient_id.encode()
+    if not 1 <= len(rid) <= 255:
+        raise InvalidArgument(
+            f"recipient id {recipient_id!r} must be 1..255 bytes of UTF-8",
+            name="recipients",
+            reason="bad recipient id",
+        )
+    return WRAP_INFO_DOMAIN + _lp(rid) + _lp(context)
+
+
+def wrap_data_key(
+    data_key: bytes, recipients: Mapping[str, X25519PublicKey | bytes], context: bytes
+) -> list[WrappedKey]:
+    """Wrap ``data_key`` for each recipient (fresh ephemeral key per wrap)."""
+    if len(data_key) != DATA_KEY_LEN:
+        raise InvalidArgument("data keys are 32 bytes", name="data_key", reason="bad length")
+    if not recipients:
+        raise InvalidArgument(
+            "an end-to-end seal needs at least one recipient", name="recipients", reason="empty"
+        )
+    out = []
+    for rid, pub in recipients.items():
+        rcpt_pub = _public_bytes(pub)
+        info = _info(rid, context)
+        eph = X25519PrivateKey.generate()
+        eph_pub = eph.public_key().public_bytes(_RAW, _RAW_PUB)
+        try:
+            shared = eph.exchange(X25519PublicKey.from_public_bytes(rcpt_pub))
+        except ValueError:
+            raise IntegrityError(
+                f"recipient {rid!r} has an invalid X25519 public key", reason="low-order point"
+            ) from None
+        key, nonce = _derive(shared, eph_pub, rcpt_pub, info)
+        out.append(WrappedKey(rid, eph_pub, AESGCM(key).encrypt(nonce, data_key, info)))
+    return out
+
+
+def unwrap_data_key(
+    wrapped: WrappedKey, keypair: ConsumerKeyPair, context: bytes, recipient_id: str | None = None
+) -> bytes:
+    """Recover the data key; :class:`IntegrityError` if it was not wrapped for this
+    key pair, recipient id and context."""
+    rid = wrapped.recipient if recipient_id is None else recipient_id
+    info = _info(rid, context)
+    try:
+        shared = keypair.exchange(X25519PublicKey.from_public_bytes(wrapped.ephemeral_public))
+    except ValueError:
+        raise IntegrityError(
+            "wrapped key has an invalid ephemeral public key", reason="bad ephemeral key"
+        ) from None
+    key, nonce = _derive(shared, wrapped.ephemeral_public, keypair.public_bytes, info)
+    try:
+        return AESGCM(key).decrypt(nonce, wrapped.wrapped_key, info)
+    except InvalidTag:
+        raise IntegrityError(
+            f"wrapped data key for {rid!r} does not open with this key pair and context",
+            reason="key unwrap failed",
+        ) from None
+
+
+def seal_e2e(
+    buffer: Buffer,
+    offsets: Offsets,
+    *,
+    recipients: Mapping[str, X25519PublicKey | bytes],
+    event_ids: Sequence[str],
+    event_type: str,
+    source: str | Sequence[str],
+    schema_version: int | Sequence[int],
+) -> tuple[bytes, memoryview]:
+    """Seal a batch of one event type for ``recipients`` under a fresh data key.
+
+    Returns ``(frames, offsets)`` in the batch layout of :mod:`sealbus.aead`.
+    """
+    data_key = AESGCM.generate_key(bit_length=256)
+    data_key_id = "dk-" + secrets.token_hex(12)
+    wraps = wrap_data_key(data_key, recipients, wrap_context(data_key_id, event_type))
+    return e2e_seal_batch(
+        data_key,
+        data_key_id,
+        [(w.recipient, w.ephemeral_public, w.wrapped_key) for w in wraps],
+        buffer,
+        offsets,
+        event_ids=event_ids,
+        event_type=event_type,
+        source=source,
+        schema_version=schema_version,
+    )
+
+
+def open_e2e(
+    frames: Buffer,
+    offsets: Offsets,
+    *,
+    keypair: ConsumerKeyPair,
+    recipient_id: str,
+    event_ids: Sequence[str],
+    event_type: str,
+    source: str | Sequence[str],
+    schema_version: int | Sequence[int],
+) -> tuple[bytes, list[int]]:
+    """Open end-to-end frames addressed to ``recipient_id``.
+
+    Raises :class:`KeyNotFound` when a frame carries no wrapped key for this
+    recipient, :class:`IntegrityError` when a wrap or a payload fails to verify.
+    """
+    items = unpack(frames, list(offsets))
+    if len(items) != len(event_ids):
+        raise InvalidArgument(
+            f"{len(event_ids)} event ids for {len(items)} frames", name="event_ids", reason="count"
+        )
+    keys: dict[str, bytes] = {}
+    groups: dict[str, list[int]] = {}
+    for i, frame in enumerate(items):
+        info = decode_frame(frame)
+        if info["mode"] != "end-to-end":
+            raise IntegrityError(f"item {i}: not an end-to-end frame", reason="wrong mode")
+        dk_id = info["key_id"]
+        groups.setdefault(dk_id, []).append(i)
+        if dk_id in keys:
+            continue
+        mine = [r for r in info["recipients"] if r[0] == recipient_id]
+        if not mine:
+            raise KeyNotFound(
+                f"item {i}: no data key wrapped for recipient {recipient_id!r}", key_id=dk_id
+            )
+        _, eph, wk = mine[0]
+        keys[dk_id] = unwrap_data_key(
+            WrappedKey(recipient_id, eph, wk), keypair, wrap_context(dk_id, event_type)
+        )
+    out: list[bytes] = [b""] * len(items)
+
+    def col(v: str | Sequence[str] | int | Sequence[int], idx: list[int]) -> object:
+        return v if isinstance(v, str | int) else [v[j] for j in idx]
+
+    for dk_id, idx in groups.items():
+        buf, offs = pack(items[j] for j in idx)
+        pts, poffs = e2e_open_batch(
+            keys[dk_id],
+            dk_id,
+            buf,
+            offs,
+            event_ids=[event_ids[j] for j in idx],
+            event_type=event_type,
+            source=col(source, idx),  # type: ignore[arg-type]
+            schema_version=col(schema_version, idx),  # type: ignore[arg-type]
+        )
+        for k, j in enumerate(idx):
+            out[j] = bytes(pts[poffs[k] : poffs[k + 1]])
+    return pack(out)

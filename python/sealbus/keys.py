@@ -1,0 +1,30 @@
+"""The key ring that seals event payloads at rest.
+
+A :class:`KeyRing` holds named AES-256 keys: one active key seals, retired keys still
+open, destroyed keys are remembered only as ids so their events fail with
+:class:`sealbus.KeyDestroyed` (crypto-shredding). Keys come from a key file (JSON,
+mode 0600, refused if group/others can read it), an environment variable, or are
+generated::
+
+    ring = KeyRing.load_or_create("/etc/myapp/sealbus.keys")
+    frame = ring.seal(b"...", event_id="e-1", event_type="orders.placed",
+                      source="checkout", schema_version=1)
+    ring.open(frame, event_id="e-1", event_type="orders.placed",
+              source="checkout", schema_version=1)
+    frames, offs = ring.seal_batch(buf, offsets, event_ids=ids,
+                                   event_type="orders.placed", source="checkout",
+                                   schema_version=1)
+    ring.rotate(); ring.retire(old_id); ring.destroy(old_id)
+
+Each seal is bound to its event (id, type, source, schema version, key id): a frame
+opened with other attributes raises :class:`sealbus.IntegrityError`. Nonces never
+repeat (random per-process prefix + a counter whose high-water mark is reserved in the
+key file before use), and a key is retired automatically after ``max_seals_per_key``
+seals (default 2**31). ``repr`` shows key ids and states, never key bytes.
+"""
+
+from __future__ import annotations
+
+from sealbus._sealbus import KeyRing
+
+__all__ = ["KeyRing"]

@@ -1,0 +1,140 @@
+"""Consumers: poll, iterate (sync or async), or hand messages to a handler."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+from sealbus._sealbus import DeliveryBatch, Event, Message, SubscriptionCore
+from sealbus.errors import Closed
+
+log = logging.getLogger("sealbus")
+
+
+class Subscription:
+    """A consumer's subscription: a bounded queue in the Rust core.
+
+    Delivery is at-least-once: a message stays owed until :meth:`Message.ack`; a
+    message not acked within ``ack_timeout`` seconds, or nacked, is delivered again,
+    up to ``max_deliveries`` times, then moved to the dead-letter queue.
+    """
+
+    def __init__(self, core: SubscriptionCore) -> None:
+        self._core = core
+        self._handlers: list[threading.Thread] = []
+        self._stop = threading.Event()
+
+    @property
+    def name(self) -> str:
+        return self._core.name
+
+    @property
+    def principal(self) -> str:
+        return self._core.principal
+
+    @property
+    def types(self) -> list[str]:
+        return self._core.types
+
+    @property
+    def closed(self) -> bool:
+        return self._core.closed
+
+    def __repr__(self) -> str:
+        return f"Subscription({self.name!r}, principal={self.principal!r}, types={self.types!r})"
+
+    def poll(self, max_messages: int = 512, timeout: float | None = 0.0) -> list[Message]:
+        """Up to ``max_messages`` messages, waiting up to ``timeout`` seconds for the
+        first (``None`` waits until one arrives). The GIL is released while waiting."""
+        return self._core.poll(max_messages, timeout)
+
+    def poll_batch(self, max_messages: int = 4096, timeout: float | None = 0.0) -> DeliveryBatch:
+        """Like :meth:`poll`, but one :class:`DeliveryBatch`: the events' data in one
+        buffer plus offsets, acked or nacked together with ``batch.ack()``. The fast
+        path when a consumer handles many events per call."""
+        return self._core.poll_batch(max_messages, timeout)
+
+    def ack(self, messages: list[Message]) -> int:
+        """Acknowledge many messages in one call; returns how many were outstanding."""
+        return self._core.ack([m.tag for m in messages])
+
+    def nack(self, messages: list[Message]) -> int:
+        """Refuse many messages in one call (redelivery or dead letter)."""
+        return self._core.nack([m.tag for m in messages])
+
+    def stats(self) -> dict[str, int]:
+        """Queue depth and counters (delivered, acked, dropped, dead_lettered, ...)."""
+        return self._core.stats()
+
+    def dead_letters(self, max: int = 1000, remove: bool = False) -> list[tuple[Event, int, str]]:
+        """Events that exhausted ``max_deliveries``: ``(event, attempts, reason)``."""
+        return self._core.dead_letters(max, remove)
+
+    def __iter__(self) -> Iterator[Message]:
+        """Messages as they arrive, until the subscription is closed."""
+        while True:
+            try:
+                batch = self._core.poll(256, 0.5)
+            except Closed:
+                return
+            yield from batch
+
+    async def __aiter__(self) -> AsyncIterator[Message]:
+        """``async for msg in sub``: waits in a worker thread, so the loop never blocks."""
+        while True:
+            try:
+                batch = await asyncio.to_thread(self._core.poll, 256, 0.25)
+            except Closed:
+                return
+            for msg in batch:
+                yield msg
+
+    def handle(
+        self,
+        handler: Callable[[Message], Any],
+        *,
+        batch: int = 256,
+        auto_ack: bool = True,
+    ) -> threading.Thread:
+        """Run ``handler(msg)`` for each message on a background thread. With
+        ``auto_ack`` a message is acked when the handler returns and nacked when it
+        raises (the exception is logged). Stops when the subscription closes."""
+
+        def run() -> None:
+            while not self._stop.is_set():
+                try:
+                    msgs = self._core.poll(batch, 0.2)
+                except Closed:
+                    return
+                for msg in msgs:
+                    try:
+                        handler(msg)
+                    except Exception:
+                        log.exception("handler for subscription %s failed; message nacked", self.name)
+                        if auto_ack:
+                            msg.nack()
+                    else:
+                        if auto_ack:
+                            msg.ack()
+
+        t = threading.Thread(target=run, name=f"sealbus-handler-{self.name}", daemon=True)
+        t.start()
+        self._handlers.append(t)
+        return t
+
+    def close(self) -> None:
+        """Unsubscribe: stop handlers; undelivered messages of this queue are dropped."""
+        self._stop.set()
+        self._core.close()
+        for t in self._handlers:
+            if t is not threading.current_thread():
+                t.join(timeout=5)
+
+    def __enter__(self) -> Subscription:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

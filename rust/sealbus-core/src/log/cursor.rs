@@ -1,0 +1,455 @@
+//! Durable per-consumer cursors: the committed offset (everything below it is settled),
+//! the settled offsets beyond it as compact ranges, delivery counts of offsets in
+//! flight, and the consumer's dead-letter entries. Each save replaces the whole file
+//! atomically: write `NAME.tmp`, fsync it, rename over `NAME`, fsync the directory.
+//! A crash leaves either the old or the new cursor, never a mix.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use super::io::{FileStorage, Storage};
+use super::recovery::io_err;
+use crate::error::{Error, Result};
+
+const MAGIC: &[u8; 8] = b"SBUSCUR1";
+const MAX_NAME: usize = 100;
+/// Dead-letter reasons are cut to this many bytes (at a character boundary).
+const MAX_REASON: usize = 1024;
+
+/// A message that exhausted its deliveries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetter {
+    pub offset: u64,
+    pub deliveries: u32,
+    pub timestamp_ns: u64,
+    pub reason: String,
+}
+
+/// Where one consumer stands.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Cursor {
+    /// Every offset below this is settled (acked or dead-lettered).
+    pub committed: u64,
+    /// Settled offsets at or beyond `committed`: sorted, disjoint, non-adjacent
+    /// half-open ranges `[start, end)`, each starting above `committed`.
+    pub acked: Vec<(u64, u64)>,
+    /// Delivery attempts of offsets not yet settled.
+    pub deliveries: BTreeMap<u64, u32>,
+    /// Dead-lettered messages, not yet drained.
+    pub dead_letters: Vec<DeadLetter>,
+}
+
+impl Cursor {
+    /// A cursor for a consumer that starts reading at `offset`.
+    pub fn starting_at(offset: u64) -> Cursor {
+        Cursor {
+            committed: offset,
+            ..Cursor::default()
+        }
+    }
+
+    pub fn is_settled(&self, offset: u64) -> bool {
+        offset < self.committed || self.acked.iter().any(|&(s, e)| s <= offset && offset < e)
+    }
+
+    /// Mark `offset` settled. Returns false if it already was.
+    pub fn ack(&mut self, offset: u64) -> bool {
+        if self.is_settled(offset) {
+            return false;
+        }
+        let i = self.acked.partition_point(|&(s, _)| s <= offset);
+        self.acked.insert(i, (offset, offset + 1));
+        // Merge with the neighbours.
+        if i + 1 < self.acked.len() && self.acked[i].1 == self.acked[i + 1].0 {
+            self.acked[i].1 = self.acked[i + 1].1;
+            self.acked.remove(i + 1);
+        }
+        if i > 0 && self.acked[i - 1].1 == self.acked[i].0 {
+            self.acked[i - 1].1 = self.acked[i].1;
+            self.acked.remove(i);
+        }
+        self.deliveries.remove(&offset);
+        self.compact();
+        true
+    }
+
+    /// Count one more delivery of `offset`; returns the new count.
+    pub fn record_delivery(&mut self, offset: u64) -> u32 {
+        let c = self.deliveries.entry(offset).or_insert(0);
+        *c = c.saturating_add(1);
+        *c
+    }
+
+    /// Settle `offset` into the dead-letter list.
+    pub fn dead_letter(&mut self, offset: u64, reason: &str, timestamp_ns: u64) {
+        let deliveries = self.deliveries.get(&offset).copied().unwrap_or(0);
+        if self.ack(offset) {
+            let mut cut = reason.len().min(MAX_REASON);
+            while !reason.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            let reason = reason[..cut].to_owned();
+            self.dead_letters.push(DeadLetter {
+                offset,
+                deliveries,
+                timestamp_ns,
+                reason,
+            });
+        }
+    }
+
+    /// Drain one dead-letter entry.
+    pub fn remove_dead_letter(&mut self, offset: u64) -> Option<DeadLetter> {
+        let i = self.dead_letters.iter().position(|d| d.offset == offset)?;
+        Some(self.dead_letters.remove(i))
+    }
+
+    fn compact(&mut self) {
+        while let Some(&(s, e)) = self.acked.first() {
+            if s > self.committed {
+                break;
+            }
+            self.committed = self.committed.max(e);
+            self.acked.remove(0);
+        }
+        let committed = self.committed;
+        self.deliveries.retain(|&o, _| o >= committed);
+    }
+
+    /// Encode (see docs/FORMAT-LOG.md, "Cursor files").
+    pub fn encode(&self) -> Vec<u8> {
+        let mut b = Vec::with_capacity(64 + self.acked.len() * 16 + self.deliveries.len() * 12);
+        b.extend_from_slice(MAGIC);
+        b.extend_from_slice(&self.committed.to_le_bytes());
+        let n = |x: usize| u32::try_from(x).unwrap_or(u32::MAX).to_le_bytes();
+        b.extend_from_slice(&n(self.acked.len()));
+        for &(s, e) in &self.acked {
+            b.extend_from_slice(&s.to_le_bytes());
+            b.extend_from_slice(&e.to_le_bytes());
+        }
+        b.extend_from_slice(&n(self.deliveries.len()));
+        for (&o, &c) in &self.deliveries {
+            b.extend_from_slice(&o.to_le_bytes());
+            b.extend_from_slice(&c.to_le_bytes());
+        }
+        b.extend_from_slice(&n(self.dead_letters.len()));
+        for d in &self.dead_letters {
+            b.extend_from_slice(&d.offset.to_le_bytes());
+            b.extend_from_slice(&d.deliveries.to_le_bytes());
+            b.extend_from_slice(&d.timestamp_ns.to_le_bytes());
+            b.extend_from_slice(&n(d.reason.len()));
+            b.extend_from_slice(d.reason.as_bytes());
+        }
+        let crc = crc32c::crc32c(&b);
+        b.extend_from_slice(&crc.to_le_bytes());
+        b
+    }
+
+    /// Decode, verifying the checksum and every invariant. `Err((byte, reason))`.
+    pub fn decode(bytes: &[u8]) -> std::result::Result<Cursor, (usize, String)> {
+        if bytes.len() < MAGIC.len() + 8 + 12 + 4 {
+            return Err((
+                0,
+                format!("cursor file is {} bytes, too short", bytes.len()),
+            ));
+        }
+        let (body, tail) = bytes.split_at(bytes.len() - 4);
+        let stored = u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]);
+        if stored != crc32c::crc32c(body) {
+            return Err((body.len(), "cursor checksum mismatch".into()));
+        }
+        if &body[..8] != MAGIC {
+            return Err((0, "not a sealbus cursor file (bad magic)".into()));
+        }
+        let mut r = Reader { b: body, at: 8 };
+        let mut c = Cursor {
+            committed: r.u64()?,
+            ..Cursor::default()
+        };
+        for _ in 0..r.u32()? {
+            let at = r.at;
+            let (s, e) = (r.u64()?, r.u64()?);
+            let prev_end = c.acked.last().map_or(c.committed, |x| x.1);
+            if s >= e || s <= prev_end {
+                return Err((at, format!("acked range [{s}, {e}) is out of order")));
+            }
+            c.acked.push((s, e));
+        }
+        for _ in 0..r.u32()? {
+            let (o, n) = (r.u64()?, r.u32()?);
+            c.deliveries.insert(o, n);
+        }
+        for _ in 0..r.u32()? {
+            let offset = r.u64()?;
+            let deliveries = r.u32()?;
+            let timestamp_ns = r.u64()?;
+            let len = r.u32()? as usize;
+            let at = r.at;
+            let reason = String::from_utf8(r.take(len)?.to_vec())
+                .map_err(|_| (at, "reason is not UTF-8".to_owned()))?;
+            c.dead_letters.push(DeadLetter {
+                offset,
+                deliveries,
+                timestamp_ns,
+                reason,
+            });
+        }
+        if r.at != body.len() {
+            return Err((r.at, "trailing bytes after the cursor".into()));
+        }
+        Ok(c)
+    }
+}
+
+struct Reader<'a> {
+    b: &'a [u8],
+    at: usize,
+}
+
+impl Reader<'_> {
+    fn take(&mut self, n: usize) -> std::result::Result<&[u8], (usize, String)> {
+        let end = self.at.checked_add(n).filter(|&e| e <= self.b.len());
+        let Some(end) = end else {
+            return Err((self.at, format!("truncated: {n} bytes needed")));
+        };
+        let s = &self.b[self.at..end];
+        self.at = end;
+        Ok(s)
+    }
+    fn u32(&mut self) -> std::result::Result<u32, (usize, String)> {
+        let s = self.take(4)?;
+        Ok(u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
+    }
+    fn u64(&mut self) -> std::result::Result<u64, (usize, String)> {
+        let s = self.take(8)?;
+        let mut a = [0u8; 8];
+        a.copy_from_slice(s);
+        Ok(u64::from_le_bytes(a))
+    }
+}
+
+/// The cursor files of a directory.
+#[derive(Debug)]
+pub struct CursorStore {
+    storage: Arc<dyn Storage>,
+    /// Serialises saves: they share a temp file name per consumer.
+    save_lock: Mutex<()>,
+}
+
+fn file_name(consumer: &str) -> Result<String> {
+    if consumer.is_empty() || consumer.len() > MAX_NAME {
+        return Err(Error::InvalidArgument {
+            name: "consumer".into(),
+            reason: format!("must be 1 to {MAX_NAME} bytes, got {}", consumer.len()),
+        });
+    }
+    // Hex keeps any consumer name a safe file name.
+    let mut s = String::with_capacity(consumer.len() * 2 + 7);
+    for b in consumer.bytes() {
+        let _ = write!(s, "{b:02x}");
+    }
+    s.push_str(".cursor");
+    Ok(s)
+}
+
+fn consumer_of(file: &str) -> Option<String> {
+    let hex = file.strip_suffix(".cursor")?;
+    if hex.len() % 2 != 0 {
+        return None;
+    }
+    let bytes: Option<Vec<u8>> = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
+        .collect();
+    String::from_utf8(bytes?).ok()
+}
+
+impl CursorStore {
+    /// Cursor files in `dir` (created if needed).
+    pub fn open(dir: &Path) -> Result<CursorStore> {
+        let storage = FileStorage::new(dir).map_err(|source| Error::LogIo {
+            op: "create directory",
+            path: dir.display().to_string(),
+            source,
+        })?;
+        Ok(CursorStore::with_storage(Arc::new(storage)))
+    }
+
+    pub fn with_storage(storage: Arc<dyn Storage>) -> CursorStore {
+        CursorStore {
+            storage,
+            save_lock: Mutex::new(()),
+        }
+    }
+
+    /// The consumer's saved cursor, or `None` if it never saved one.
+    pub fn load(&self, consumer: &str) -> Result<Option<Cursor>> {
+        let name = file_name(consumer)?;
+        let s = self.storage.as_ref();
+        let file = match s.open(&name, false) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_err(s, "open", &name)(e)),
+        };
+        let len = file.len().map_err(io_err(s, "stat", &name))?;
+        let mut bytes = vec![0u8; usize::try_from(len).unwrap_or(0)];
+        file.read_at(0, &mut bytes)
+            .map_err(io_err(s, "read", &name))?;
+        Cursor::decode(&bytes)
+            .map(Some)
+            .map_err(|(at, reason)| Error::LogCorrupted {
+                segment: name,
+                offset: at as u64,
+                reason: format!("{reason} (byte {at})"),
+            })
+    }
+
+    /// Durably replace the consumer's cursor.
+    pub fn save(&self, consumer: &str, cursor: &Cursor) -> Result<()> {
+        let name = file_name(consumer)?;
+        let tmp = format!("{name}.tmp");
+        let s = self.storage.as_ref();
+        let bytes = cursor.encode();
+        let _guard = self
+            .save_lock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let f = s.open(&tmp, true).map_err(io_err(s, "create", &tmp))?;
+        f.truncate(0).map_err(io_err(s, "truncate", &tmp))?;
+        f.write_at(0, &bytes).map_err(io_err(s, "write", &tmp))?;
+        f.fsync().map_err(io_err(s, "fsync", &tmp))?;
+        s.rename(&tmp, &name).map_err(io_err(s, "rename", &name))?;
+        s.fsync_dir().map_err(io_err(s, "fsync directory", &name))
+    }
+
+    /// Forget a consumer.
+    pub fn remove(&self, consumer: &str) -> Result<bool> {
+        let name = file_name(consumer)?;
+        let s = self.storage.as_ref();
+        match s.remove(&name) {
+            Ok(()) => {
+                s.fsync_dir().map_err(io_err(s, "fsync directory", &name))?;
+                Ok(true)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(io_err(s, "remove", &name)(e)),
+        }
+    }
+
+    /// Consumers with a saved cursor, sorted.
+    pub fn consumers(&self) -> Result<Vec<String>> {
+        let s = self.storage.as_ref();
+        let mut v: Vec<String> = s
+            .list()
+            .map_err(io_err(s, "list", ""))?
+            .iter()
+            .filter_map(|n| consumer_of(n))
+            .collect();
+        v.sort();
+        Ok(v)
+    }
+
+    /// The smallest committed offset over all consumers: what retention must keep.
+    pub fn min_committed(&self) -> Result<Option<u64>> {
+        let mut min: Option<u64> = None;
+        for c in self.consumers()? {
+            if let Some(cur) = self.load(&c)? {
+                min = Some(min.map_or(cur.committed, |m| m.min(cur.committed)));
+            }
+        }
+        Ok(min)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ack_merges_and_advances() {
+        let mut c = Cursor::starting_at(10);
+        assert!(c.ack(12));
+        assert!(c.ack(14));
+        assert!(c.ack(13));
+        assert_eq!(c.acked, vec![(12, 15)]);
+        assert_eq!(c.committed, 10);
+        assert!(c.ack(10));
+        assert!(!c.ack(10));
+        assert_eq!(c.committed, 11);
+        assert!(c.ack(11));
+        assert_eq!((c.committed, c.acked.clone()), (15, vec![]));
+        assert!(c.is_settled(3) && !c.is_settled(15));
+    }
+
+    #[test]
+    fn deliveries_and_dead_letters() {
+        let mut c = Cursor::starting_at(0);
+        assert_eq!(c.record_delivery(1), 1);
+        assert_eq!(c.record_delivery(1), 2);
+        c.dead_letter(1, "handler failed", 99);
+        assert_eq!(
+            c.dead_letters[0],
+            DeadLetter {
+                offset: 1,
+                deliveries: 2,
+                timestamp_ns: 99,
+                reason: "handler failed".into()
+            }
+        );
+        assert!(c.is_settled(1));
+        assert!(c.deliveries.is_empty());
+        c.ack(0);
+        assert_eq!(c.committed, 2);
+        assert_eq!(c.remove_dead_letter(1).map(|d| d.offset), Some(1));
+    }
+
+    #[test]
+    fn codec_round_trip_and_corruption() {
+        let mut c = Cursor::starting_at(5);
+        c.ack(7);
+        c.ack(9);
+        c.record_delivery(6);
+        c.dead_letter(11, "nope", 3);
+        let b = c.encode();
+        assert_eq!(Cursor::decode(&b).unwrap(), c);
+        for bit in 0..b.len() * 8 {
+            let mut x = b.clone();
+            x[bit / 8] ^= 1 << (bit % 8);
+            assert!(Cursor::decode(&x).is_err(), "bit {bit}");
+        }
+        for cut in 0..b.len() {
+            assert!(Cursor::decode(&b[..cut]).is_err());
+        }
+    }
+
+    #[test]
+    fn store_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = CursorStore::open(dir.path()).unwrap();
+        assert_eq!(store.load("shipping").unwrap(), None);
+        let mut c = Cursor::starting_at(3);
+        c.ack(5);
+        store.save("shipping", &c).unwrap();
+        store.save("analytics/ü", &Cursor::starting_at(1)).unwrap();
+        let store = CursorStore::open(dir.path()).unwrap();
+        assert_eq!(store.load("shipping").unwrap(), Some(c));
+        assert_eq!(
+            store.consumers().unwrap(),
+            vec!["analytics/ü".to_owned(), "shipping".to_owned()]
+        );
+        assert_eq!(store.min_committed().unwrap(), Some(1));
+        assert!(store.remove("shipping").unwrap());
+        assert!(!store.remove("shipping").unwrap());
+        assert!(matches!(store.load(""), Err(Error::InvalidArgument { .. })));
+        // A damaged file is refused with its name, never read as a fresh cursor.
+        std::fs::write(
+            dir.path().join(file_name("x").unwrap()),
+            b"garbage garbage garbage garbage",
+        )
+        .unwrap();
+        assert!(matches!(store.load("x"), Err(Error::LogCorrupted { .. })));
+    }
+}

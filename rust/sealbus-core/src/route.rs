@@ -1,1 +1,0 @@
-//! route: (under construction)

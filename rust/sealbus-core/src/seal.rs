@@ -1,1 +1,0 @@
-//! seal: (under construction)

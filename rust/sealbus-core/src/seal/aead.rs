@@ -1,0 +1,512 @@
+//! AES-GCM from `ring` (chosen by measurement, see docs/SEALING.md), one message at a
+//! time or in batches laid out as one contiguous buffer plus offsets.
+//!
+//! Batches: item `i` of a buffer is `buf[offsets[i]..offsets[i + 1]]`, so `n` items
+//! take `n + 1` offsets (Arrow's layout). Outputs use the same layout and start at 0.
+//! Large batches are split across the machine's cores with scoped threads; each
+//! thread writes a disjoint slice of the output, so the result does not depend on
+//! how the work was split.
+
+use std::fmt;
+use std::ops::Range;
+
+use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_128_GCM, AES_256_GCM};
+use zeroize::Zeroizing;
+
+use crate::error::{Error, Result};
+
+/// AES-256 key length in bytes.
+pub const KEY_LEN: usize = 32;
+/// GCM nonce length: 96 bits, the only size sealbus uses (NIST SP 800-38D's default).
+pub const NONCE_LEN: usize = 12;
+/// GCM tag length: the full 128 bits, never truncated.
+pub const TAG_LEN: usize = 16;
+
+/// Below this many bytes a batch runs on the calling thread: spawning costs more.
+const PARALLEL_MIN_BYTES: usize = 512 * 1024;
+
+/// An AES-GCM key (128 or 256 bits). Its bytes are wiped on drop and never printed.
+///
+/// `ring`'s expanded key schedule is built per call and dropped with it, so the
+/// long-lived copy of the secret is only this zeroised buffer.
+pub struct AeadKey {
+    bytes: Zeroizing<Vec<u8>>,
+}
+
+impl fmt::Debug for AeadKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "AeadKey(aes-{}-gcm, <redacted>)", self.bytes.len() * 8)
+    }
+}
+
+impl AeadKey {
+    /// Accepts a 16- or 32-byte key. (AES-192 is refused: `ring` has no AES-192.)
+    pub fn new(key: &[u8]) -> Result<Self> {
+        match key.len() {
+            16 | 32 => Ok(Self {
+                bytes: Zeroizing::new(key.to_vec()),
+            }),
+            n => Err(Error::InvalidArgument {
+                name: "key".into(),
+                reason: format!("AES-GCM key must be 16 or 32 bytes, got {n}"),
+            }),
+        }
+    }
+
+    /// Expanded cipher for the duration of one call.
+    pub(crate) fn cipher(&self) -> Result<LessSafeKey> {
+        let alg = if self.bytes.len() == 16 {
+            &AES_128_GCM
+        } else {
+            &AES_256_GCM
+        };
+        let unbound = UnboundKey::new(alg, &self.bytes).map_err(|_| Error::Seal {
+            reason: "cipher rejected the key".into(),
+        })?;
+        Ok(LessSafeKey::new(unbound))
+    }
+
+    /// Key size in bits (128 or 256): the one fact about a key that may be shown.
+    pub fn bits(&self) -> usize {
+        self.bytes.len() * 8
+    }
+
+    pub(crate) fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+fn nonce_of(nonce: &[u8]) -> Result<Nonce> {
+    Nonce::try_assume_unique_for_key(nonce).map_err(|_| Error::InvalidArgument {
+        name: "nonce".into(),
+        reason: format!("nonce must be {NONCE_LEN} bytes, got {}", nonce.len()),
+    })
+}
+
+/// Encrypt `plaintext` already copied to `buf[..len - TAG_LEN]`, writing the tag into
+/// the last `TAG_LEN` bytes of `buf`.
+pub(crate) fn seal_in_place(
+    cipher: &LessSafeKey,
+    nonce: &[u8],
+    aad: &[u8],
+    buf: &mut [u8],
+) -> Result<()> {
+    let split = buf.len().checked_sub(TAG_LEN).ok_or_else(|| Error::Seal {
+        reason: "output slot shorter than a tag".into(),
+    })?;
+    let (data, tag_out) = buf.split_at_mut(split);
+    let tag = cipher
+        .seal_in_place_separate_tag(nonce_of(nonce)?, Aad::from(aad), data)
+        .map_err(|_| Error::Seal {
+            reason: "message too long for AES-GCM".into(),
+        })?;
+    tag_out.copy_from_slice(tag.as_ref());
+    Ok(())
+}
+
+/// Decrypt `ciphertext || tag` in place; on success the plaintext is `buf[..len - 16]`.
+/// `ring` checks the tag in constant time and wipes nothing we must hide on failure
+/// (we discard the buffer).
+pub(crate) fn open_in_place(
+    cipher: &LessSafeKey,
+    nonce: &[u8],
+    aad: &[u8],
+    buf: &mut [u8],
+) -> Result<usize> {
+    if buf.len() < TAG_LEN {
+        return Err(Error::Integrity {
+            reason: format!("ciphertext shorter than the {TAG_LEN}-byte tag"),
+        });
+    }
+    let n = nonce_of(nonce)?;
+    cipher
+        .open_in_place(n, Aad::from(aad), buf)
+        .map(|pt| pt.len())
+        .map_err(|_| Error::Integrity {
+            reason: "authentication tag mismatch".into(),
+        })
+}
+
+/// `cryptography`'s `AESGCM.encrypt`: returns `ciphertext || tag`.
+pub fn encrypt(key: &AeadKey, nonce: &[u8], plaintext: &[u8], aad: &[u8]) -> Result<Vec<u8>> {
+    let cipher = key.cipher()?;
+    let mut out = vec![0u8; plaintext.len() + TAG_LEN];
+    out[..plaintext.len()].copy_from_slice(plaintext);
+    seal_in_place(&cipher, nonce, aad, &mut out)?;
+    Ok(out)
+}
+
+/// `cryptography`'s `AESGCM.decrypt`: takes `ciphertext || tag`, returns the plaintext
+/// or `Error::Integrity`.
+pub fn decrypt(key: &AeadKey, nonce: &[u8], data: &[u8], aad: &[u8]) -> Result<Vec<u8>> {
+    let cipher = key.cipher()?;
+    let mut buf = data.to_vec();
+    let n = open_in_place(&cipher, nonce, aad, &mut buf)?;
+    buf.truncate(n);
+    Ok(buf)
+}
+
+/// Validate `n + 1` offsets into a buffer of `len` bytes and return the item ranges.
+pub fn spans(name: &str, offsets: &[usize], len: usize) -> Result<Vec<Range<usize>>> {
+    let bad = |reason: String| Error::InvalidArgument {
+        name: name.into(),
+        reason,
+    };
+    let Some(&last) = offsets.last() else {
+        return Err(bad("needs n + 1 offsets (at least one)".into()));
+    };
+    if last > len {
+        return Err(bad(format!(
+            "last offset {last} is past the end of the {len}-byte buffer"
+        )));
+    }
+    let mut out = Vec::with_capacity(offsets.len() - 1);
+    for (i, w) in offsets.windows(2).enumerate() {
+        if w[1] < w[0] {
+            return Err(bad(format!(
+                "offset {} ({}) is before offset {i} ({})",
+                i + 1,
+                w[1],
+                w[0]
+            )));
+        }
+        out.push(w[0]..w[1]);
+    }
+    Ok(out)
+}
+
+/// Associated data for a batch: none, one shared value, or one per item.
+#[derive(Debug, Clone, Copy)]
+pub enum BatchAad<'a> {
+    None,
+    Shared(&'a [u8]),
+    PerItem {
+        buffer: &'a [u8],
+        offsets: &'a [usize],
+    },
+}
+
+impl<'a> BatchAad<'a> {
+    fn resolve(self, n: usize) -> Result<Vec<&'a [u8]>> {
+        match self {
+            BatchAad::None => Ok(vec![&[][..]; n]),
+            BatchAad::Shared(a) => Ok(vec![a; n]),
+            BatchAad::PerItem { buffer, offsets } => {
+                let sp = spans("aad_offsets", offsets, buffer.len())?;
+                if sp.len() != n {
+                    return Err(Error::InvalidArgument {
+                        name: "aads".into(),
+                        reason: format!("{} associated-data items for {n} payloads", sp.len()),
+                    });
+                }
+                Ok(sp.into_iter().map(|r| &buffer[r]).collect())
+            }
+        }
+    }
+}
+
+/// Threads a large batch may use: `SEALBUS_SEAL_THREADS` if set (1 turns parallel
+/// sealing off, e.g. on a machine shared with other busy processes), else the cores.
+fn max_threads() -> usize {
+    static N: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *N.get_or_init(|| {
+        std::env::var("SEALBUS_SEAL_THREADS")
+            .ok()
+            .and_then(|v| v.parse::<usize>().ok())
+            .unwrap_or_else(|| {
+                std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+            })
+            .clamp(1, 16)
+    })
+}
+
+/// Split `out` at item boundaries into about-equal byte chunks and run `f` on each,
+/// in parallel when the batch is large. `f(first_item, items_out_offsets, slice)`.
+pub(crate) fn par_chunks<F>(out: &mut [u8], out_offsets: &[usize], f: F) -> Result<()>
+where
+    F: Fn(usize, &[usize], &mut [u8]) -> Result<()> + Sync,
+{
+    let n = out_offsets.len().saturating_sub(1);
+    let threads = if out.len() >= PARALLEL_MIN_BYTES {
+        max_threads().min(n.max(1))
+    } else {
+        1
+    };
+    if threads <= 1 {
+        return f(0, out_offsets, out);
+    }
+    // Item boundaries at ~total/threads bytes each.
+    let total = out.len();
+    let mut cuts = vec![0usize];
+    for t in 1..threads {
+        let target = total / threads * t;
+        let idx = out_offsets.partition_point(|&o| o < target).min(n);
+        if idx > *cuts.last().unwrap_or(&0) {
+            cuts.push(idx);
+        }
+    }
+    cuts.push(n);
+    cuts.dedup();
+    std::thread::scope(|s| {
+        let mut rest = out;
+        let mut handles = Vec::new();
+        for w in cuts.windows(2) {
+            let (a, b) = (w[0], w[1]);
+            let bytes = out_offsets[b] - out_offsets[a];
+            let (mine, tail) = rest.split_at_mut(bytes);
+            rest = tail;
+            let f = &f;
+            let offs = &out_offsets[a..=b];
+            handles.push(s.spawn(move || f(a, offs, mine)));
+        }
+        let mut first_err = None;
+        for h in handles {
+            let r = h.join().unwrap_or_else(|_| {
+                Err(Error::Seal {
+                    reason: "a sealing thread panicked".into(),
+                })
+            });
+            if let (Err(e), None) = (r, &first_err) {
+                first_err = Some(e);
+            }
+        }
+        first_err.map_or(Ok(()), Err)
+    })
+}
+
+/// Encrypt `n` items with caller-chosen nonces (`12 * n` bytes, one per item).
+/// Returns `ciphertext || tag` per item in one buffer plus `n + 1` offsets.
+/// As with `cryptography`'s `AESGCM`, nonce uniqueness is the caller's duty here; the
+/// key ring does it for you.
+pub fn encrypt_batch(
+    key: &AeadKey,
+    nonces: &[u8],
+    input: &[u8],
+    offsets: &[usize],
+    aads: BatchAad<'_>,
+) -> Result<(Vec<u8>, Vec<usize>)> {
+    let sp = spans("offsets", offsets, input.len())?;
+    let n = sp.len();
+    check_nonces(nonces, n)?;
+    let aads = aads.resolve(n)?;
+    let mut out_offsets = Vec::with_capacity(n + 1);
+    let mut pos = 0usize;
+    out_offsets.push(0);
+    for r in &sp {
+        pos += r.len() + TAG_LEN;
+        out_offsets.push(pos);
+    }
+    let mut out = vec![0u8; pos];
+    let cipher = key.cipher()?;
+    par_chunks(&mut out, &out_offsets, |first, offs, slice| {
+        let base = offs[0];
+        for (j, w) in offs.windows(2).enumerate() {
+            let i = first + j;
+            let slot = &mut slice[w[0] - base..w[1] - base];
+            let pt = &input[sp[i].clone()];
+            slot[..pt.len()].copy_from_slice(pt);
+            seal_in_place(
+                &cipher,
+                &nonces[i * NONCE_LEN..(i + 1) * NONCE_LEN],
+                aads[i],
+                slot,
+            )?;
+        }
+        Ok(())
+    })?;
+    Ok((out, out_offsets))
+}
+
+/// Decrypt `n` items of `ciphertext || tag`. Fails as a whole with `Error::Integrity`
+/// naming the first failing item.
+pub fn decrypt_batch(
+    key: &AeadKey,
+    nonces: &[u8],
+    input: &[u8],
+    offsets: &[usize],
+    aads: BatchAad<'_>,
+) -> Result<(Vec<u8>, Vec<usize>)> {
+    let sp = spans("offsets", offsets, input.len())?;
+    let n = sp.len();
+    check_nonces(nonces, n)?;
+    let aads = aads.resolve(n)?;
+    for (i, r) in sp.iter().enumerate() {
+        if r.len() < TAG_LEN {
+            return Err(Error::Integrity {
+                reason: format!("item {i}: {} bytes is shorter than the tag", r.len()),
+            });
+        }
+    }
+    // Work buffer holds ct||tag per item; plaintexts are compacted afterwards.
+    let mut work_offsets = Vec::with_capacity(n + 1);
+    work_offsets.push(0);
+    let mut pos = 0;
+    for r in &sp {
+        pos += r.len();
+        work_offsets.push(pos);
+    }
+    let mut work = vec![0u8; pos];
+    let cipher = key.cipher()?;
+    par_chunks(&mut work, &work_offsets, |first, offs, slice| {
+        let base = offs[0];
+        for (j, w) in offs.windows(2).enumerate() {
+            let i = first + j;
+            let slot = &mut slice[w[0] - base..w[1] - base];
+            slot.copy_from_slice(&input[sp[i].clone()]);
+            open_in_place(
+                &cipher,
+                &nonces[i * NONCE_LEN..(i + 1) * NONCE_LEN],
+                aads[i],
+                slot,
+            )
+            .map_err(|e| with_index(e, i))?;
+        }
+        Ok(())
+    })?;
+    Ok(compact(work, &work_offsets))
+}
+
+/// Drop the trailing tag of each item, moving plaintexts together.
+pub(crate) fn compact(mut work: Vec<u8>, work_offsets: &[usize]) -> (Vec<u8>, Vec<usize>) {
+    let mut out_offsets = Vec::with_capacity(work_offsets.len());
+    out_offsets.push(0);
+    let mut w = 0;
+    for pair in work_offsets.windows(2) {
+        let len = pair[1] - pair[0] - TAG_LEN;
+        work.copy_within(pair[0]..pair[0] + len, w);
+        w += len;
+        out_offsets.push(w);
+    }
+    work.truncate(w);
+    (work, out_offsets)
+}
+
+pub(crate) fn with_index(e: Error, i: usize) -> Error {
+    match e {
+        Error::Integrity { reason } => Error::Integrity {
+            reason: format!("item {i}: {reason}"),
+        },
+        Error::Frame { offset, reason } => Error::Frame {
+            offset,
+            reason: format!("item {i}: {reason}"),
+        },
+        other => other,
+    }
+}
+
+fn check_nonces(nonces: &[u8], n: usize) -> Result<()> {
+    if nonces.len() == n * NONCE_LEN {
+        Ok(())
+    } else {
+        Err(Error::InvalidArgument {
+            name: "nonces".into(),
+            reason: format!(
+                "{n} items need {} nonce bytes ({NONCE_LEN} each), got {}",
+                n * NONCE_LEN,
+                nonces.len()
+            ),
+        })
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::cast_possible_truncation)]
+mod tests {
+    use super::*;
+
+    fn hex(s: &str) -> Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn nist_gcm_test_case_16() {
+        // McGrew & Viega GCM spec, test case 16 (AES-256, 96-bit IV, with AAD).
+        let key = AeadKey::new(&hex(
+            "feffe9928665731c6d6a8f9467308308feffe9928665731c6d6a8f9467308308",
+        ))
+        .unwrap();
+        let iv = hex("cafebabefacedbaddecaf888");
+        let pt = hex("d9313225f88406e5a55909c5aff5269a86a7a9531534f7da2e4c303d8a318a721c3c0c95956809532fcf0e2449a6b525b16aedf5aa0de657ba637b39");
+        let aad = hex("feedfacedeadbeeffeedfacedeadbeefabaddad2");
+        let ct = encrypt(&key, &iv, &pt, &aad).unwrap();
+        assert_eq!(
+            ct,
+            hex("522dc1f099567d07f47f37a32a84427d643a8cdcbfe5c0c97598a2bd2555d1aa8cb08e48590dbb3da7b08b1056828838c5f61e6393ba7a0abcc9f662\
+                 76fc6ece0f4e1768cddf8853bb2d551b")
+        );
+        assert_eq!(decrypt(&key, &iv, &ct, &aad).unwrap(), pt);
+        let mut bad = ct.clone();
+        bad[0] ^= 1;
+        assert!(matches!(
+            decrypt(&key, &iv, &bad, &aad),
+            Err(Error::Integrity { .. })
+        ));
+    }
+
+    #[test]
+    fn batch_matches_single_and_parallel_split() {
+        let key = AeadKey::new(&[9u8; 32]).unwrap();
+        // Large enough to take the threaded path.
+        let n = 300;
+        let sizes: Vec<usize> = (0..n).map(|i| (i * 37) % 5000).collect();
+        let mut input = Vec::new();
+        let mut offsets = vec![0];
+        for (i, s) in sizes.iter().enumerate() {
+            input.extend((0..*s).map(|j| (i + j) as u8));
+            offsets.push(input.len());
+        }
+        let nonces: Vec<u8> = (0..n * 12).map(|i| (i % 251) as u8).collect();
+        let (ct, co) =
+            encrypt_batch(&key, &nonces, &input, &offsets, BatchAad::Shared(b"ctx")).unwrap();
+        for i in 0..n {
+            let single = encrypt(
+                &key,
+                &nonces[i * 12..i * 12 + 12],
+                &input[offsets[i]..offsets[i + 1]],
+                b"ctx",
+            )
+            .unwrap();
+            assert_eq!(&ct[co[i]..co[i + 1]], &single[..]);
+        }
+        let (pt, po) = decrypt_batch(&key, &nonces, &ct, &co, BatchAad::Shared(b"ctx")).unwrap();
+        assert_eq!(pt, input);
+        assert_eq!(po, offsets);
+        let mut bad = ct.clone();
+        bad[co[200] + 3] ^= 0x80;
+        let err = decrypt_batch(&key, &nonces, &bad, &co, BatchAad::Shared(b"ctx")).unwrap_err();
+        assert!(err.to_string().contains("item 200"), "{err}");
+    }
+
+    #[test]
+    fn bad_arguments_are_typed() {
+        let key = AeadKey::new(&[1u8; 32]).unwrap();
+        assert!(matches!(
+            AeadKey::new(&[0u8; 24]),
+            Err(Error::InvalidArgument { .. })
+        ));
+        assert!(matches!(
+            encrypt(&key, &[0u8; 16], b"x", b""),
+            Err(Error::InvalidArgument { .. })
+        ));
+        assert!(matches!(
+            encrypt_batch(&key, &[0; 12], b"abc", &[0, 2, 1], BatchAad::None),
+            Err(Error::InvalidArgument { .. })
+        ));
+        assert!(matches!(
+            encrypt_batch(&key, &[0; 12], b"abc", &[0, 9], BatchAad::None),
+            Err(Error::InvalidArgument { .. })
+        ));
+        assert!(matches!(
+            encrypt_batch(&key, &[0; 11], b"abc", &[0, 3], BatchAad::None),
+            Err(Error::InvalidArgument { .. })
+        ));
+        assert!(matches!(
+            decrypt(&key, &[0; 12], &[0; 5], b""),
+            Err(Error::Integrity { .. })
+        ));
+        assert!(!format!("{key:?}").contains("01"));
+    }
+}

@@ -1,0 +1,759 @@
+//! Binding for `sealbus_core::route`: the router, subscriptions, events, messages.
+//! Conversions only; every blocking call goes through `gil::detached`.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyList};
+use sealbus_core::envelope::{Attributes, DataKind, Event};
+use sealbus_core::error::{Action, Error};
+use sealbus_core::pattern::Pattern;
+use sealbus_core::route::{
+    Clock, Delivery, Item, OnFull, QueueConfig, Receipt, Router, RouterConfig, Subscription,
+};
+use sealbus_core::schema::Compatibility;
+
+use crate::error::to_pyerr;
+use crate::gil::{attached, detached};
+
+fn action(s: &str) -> PyResult<Action> {
+    match s {
+        "publish" => Ok(Action::Publish),
+        "subscribe" => Ok(Action::Subscribe),
+        _ => Err(PyValueError::new_err(format!(
+            "action must be 'publish' or 'subscribe', not {s:?}"
+        ))),
+    }
+}
+
+fn seconds(name: &str, s: f64) -> PyResult<Duration> {
+    Duration::try_from_secs_f64(s).map_err(|_| {
+        PyValueError::new_err(format!("{name} must be a non-negative number of seconds"))
+    })
+}
+
+/// Split one buffer at `offsets` (n + 1 boundaries) into owned payloads.
+pub fn split_buffer(buffer: &[u8], offsets: &[usize]) -> sealbus_core::Result<Vec<Vec<u8>>> {
+    let bad = |reason: String| Error::InvalidArgument {
+        name: "offsets".into(),
+        reason,
+    };
+    if offsets.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut out = Vec::with_capacity(offsets.len() - 1);
+    for w in offsets.windows(2) {
+        let (a, b) = (w[0], w[1]);
+        if a > b || b > buffer.len() {
+            return Err(bad(format!(
+                "[{a}, {b}) is not a range inside a buffer of {} bytes",
+                buffer.len()
+            )));
+        }
+        out.push(buffer[a..b].to_vec());
+    }
+    Ok(out)
+}
+
+/// A clock that only moves when told to: for deterministic tests of ack timeouts.
+#[pyclass(frozen, module = "sealbus._sealbus")]
+pub struct ManualClock {
+    ns: Arc<AtomicU64>,
+}
+
+#[pymethods]
+impl ManualClock {
+    #[new]
+    fn new() -> Self {
+        ManualClock {
+            ns: Arc::new(AtomicU64::new(0)),
+        }
+    }
+    /// Move the clock forward by `seconds`.
+    fn advance(&self, seconds: f64) -> PyResult<()> {
+        let d = self::seconds("seconds", seconds)?;
+        self.ns.fetch_add(
+            u64::try_from(d.as_nanos()).unwrap_or(u64::MAX),
+            Ordering::AcqRel,
+        );
+        Ok(())
+    }
+    #[getter]
+    fn now(&self) -> f64 {
+        #[allow(clippy::cast_precision_loss)]
+        let s = self.ns.load(Ordering::Acquire) as f64 / 1e9;
+        s
+    }
+}
+
+/// One immutable CloudEvents 1.0 event.
+#[pyclass(frozen, module = "sealbus._sealbus", name = "Event")]
+pub struct PyEvent {
+    pub inner: Item,
+    data: OnceLock<Py<PyAny>>,
+}
+
+impl PyEvent {
+    pub fn wrap(inner: Item) -> Self {
+        PyEvent {
+            inner,
+            data: OnceLock::new(),
+        }
+    }
+}
+
+#[pymethods]
+impl PyEvent {
+    #[getter]
+    fn id(&self) -> &str {
+        &self.inner.id
+    }
+    #[getter]
+    fn source(&self) -> &str {
+        &self.inner.source
+    }
+    #[getter(r#type)]
+    fn event_type(&self) -> &str {
+        &self.inner.event_type
+    }
+    #[getter]
+    fn specversion(&self) -> &'static str {
+        sealbus_core::envelope::SPECVERSION
+    }
+    #[getter]
+    fn time(&self) -> &str {
+        &self.inner.time
+    }
+    #[getter]
+    fn datacontenttype(&self) -> Option<&str> {
+        self.inner.datacontenttype.as_deref()
+    }
+    #[getter]
+    fn dataschema(&self) -> Option<&str> {
+        self.inner.dataschema.as_deref()
+    }
+    #[getter]
+    fn subject(&self) -> Option<&str> {
+        self.inner.subject.as_deref()
+    }
+    #[getter]
+    fn traceparent(&self) -> Option<&str> {
+        self.inner.traceparent.as_deref()
+    }
+    #[getter]
+    fn schema_version(&self) -> Option<u32> {
+        self.inner.schema_version
+    }
+    /// The data: a JSON value (decoded once, on first access), bytes, or None.
+    #[getter]
+    fn data(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        if let Some(d) = self.data.get() {
+            return Ok(d.clone_ref(py));
+        }
+        let value = match self.inner.data_kind {
+            DataKind::Json => {
+                let json = PyModule::import(py, "json")?;
+                json.call_method1("loads", (PyBytes::new(py, &self.inner.data),))?
+                    .unbind()
+            }
+            DataKind::Binary => PyBytes::new(py, &self.inner.data).into_any().unbind(),
+            DataKind::None => py.None(),
+        };
+        let _ = self.data.set(value.clone_ref(py));
+        Ok(value)
+    }
+    /// The data as raw bytes (JSON text for JSON events).
+    #[getter]
+    fn data_bytes<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, &self.inner.data)
+    }
+    /// The CloudEvents JSON format (structured mode), as text.
+    fn to_json(&self) -> String {
+        String::from_utf8_lossy(&self.inner.to_json_bytes(true)).into_owned()
+    }
+    /// Parse the CloudEvents JSON format.
+    #[staticmethod]
+    fn from_json(py: Python<'_>, text: &Bound<'_, PyAny>) -> PyResult<Self> {
+        let bytes: Vec<u8> = if let Ok(s) = text.extract::<String>() {
+            s.into_bytes()
+        } else {
+            text.extract()?
+        };
+        let e = attached(py, Event::from_json_bytes(&bytes))?;
+        Ok(PyEvent::wrap(Arc::new(e)))
+    }
+    fn __eq__(&self, other: &Bound<'_, PyAny>) -> bool {
+        other
+            .cast::<PyEvent>()
+            .is_ok_and(|o| *o.get().inner == *self.inner)
+    }
+    fn __hash__(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        self.inner.id.hash(&mut h);
+        self.inner.source.hash(&mut h);
+        h.finish()
+    }
+    // Data is left out on purpose: a repr ends up in logs, plaintext must not.
+    fn __repr__(&self) -> String {
+        format!(
+            "Event(id={:?}, type={:?}, source={:?}, time={:?})",
+            self.inner.id, self.inner.event_type, self.inner.source, self.inner.time
+        )
+    }
+}
+
+/// What a publish returns for each accepted event.
+#[pyclass(frozen, module = "sealbus._sealbus", name = "Receipt")]
+pub struct PyReceipt {
+    #[pyo3(get)]
+    id: String,
+    #[pyo3(get)]
+    time: String,
+    #[pyo3(get)]
+    schema_version: Option<u32>,
+    #[pyo3(get)]
+    routed: usize,
+}
+
+impl From<Receipt> for PyReceipt {
+    fn from(r: Receipt) -> Self {
+        PyReceipt {
+            id: r.id,
+            time: r.time,
+            schema_version: r.schema_version,
+            routed: r.routed,
+        }
+    }
+}
+
+#[pymethods]
+impl PyReceipt {
+    fn __repr__(&self) -> String {
+        format!("Receipt(id={:?}, routed={})", self.id, self.routed)
+    }
+}
+
+/// One delivery of an event to a subscription; ack it or nack it.
+#[pyclass(frozen, module = "sealbus._sealbus", name = "Message")]
+pub struct PyMessage {
+    sub: Arc<Subscription>,
+    #[pyo3(get)]
+    tag: u64,
+    #[pyo3(get)]
+    attempt: u32,
+    #[pyo3(get)]
+    event: Py<PyEvent>,
+}
+
+#[pymethods]
+impl PyMessage {
+    #[getter]
+    fn data(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        self.event.get().data(py)
+    }
+    #[getter]
+    fn id(&self) -> String {
+        self.event.get().inner.id.clone()
+    }
+    #[getter(r#type)]
+    fn event_type(&self) -> String {
+        self.event.get().inner.event_type.clone()
+    }
+    /// Acknowledge: the event is done. Returns False if it was already acked or its
+    /// ack deadline passed (it has been or will be redelivered).
+    fn ack(&self, py: Python<'_>) -> PyResult<bool> {
+        attached(py, self.sub.ack(&[self.tag])).map(|n| n == 1)
+    }
+    /// Refuse: redeliver (or dead-letter after max_deliveries).
+    fn nack(&self, py: Python<'_>) -> PyResult<bool> {
+        attached(py, self.sub.nack(&[self.tag])).map(|n| n == 1)
+    }
+    fn __repr__(&self) -> String {
+        let e = &self.event.get().inner;
+        format!(
+            "Message(id={:?}, type={:?}, attempt={}, subscription={:?})",
+            e.id, e.event_type, self.attempt, self.sub.name
+        )
+    }
+}
+
+fn wrap_deliveries(
+    py: Python<'_>,
+    sub: &Arc<Subscription>,
+    ds: Vec<Delivery<Item>>,
+) -> PyResult<Vec<Py<PyMessage>>> {
+    ds.into_iter()
+        .map(|d| {
+            let event = Py::new(py, PyEvent::wrap(d.item))?;
+            Py::new(
+                py,
+                PyMessage {
+                    sub: sub.clone(),
+                    tag: d.tag,
+                    attempt: d.attempt,
+                    event,
+                },
+            )
+        })
+        .collect()
+}
+
+/// A batch of deliveries as one buffer: the fast path for consumers that handle
+/// many events per call. `buffer[offsets[i]:offsets[i+1]]` is event i's data.
+#[pyclass(frozen, module = "sealbus._sealbus", name = "DeliveryBatch")]
+pub struct PyDeliveryBatch {
+    sub: Arc<Subscription>,
+    tags: Vec<u64>,
+    attempts: Vec<u32>,
+    items: Vec<Item>,
+    buffer: Py<PyBytes>,
+    offsets: Vec<usize>,
+}
+
+#[pymethods]
+impl PyDeliveryBatch {
+    fn __len__(&self) -> usize {
+        self.items.len()
+    }
+    /// All the events' data, concatenated.
+    #[getter]
+    fn buffer(&self, py: Python<'_>) -> Py<PyBytes> {
+        self.buffer.clone_ref(py)
+    }
+    /// `len + 1` boundaries into `buffer`.
+    #[getter]
+    fn offsets(&self) -> Vec<usize> {
+        self.offsets.clone()
+    }
+    #[getter]
+    fn ids(&self) -> Vec<String> {
+        self.items.iter().map(|e| e.id.clone()).collect()
+    }
+    #[getter]
+    fn tags(&self) -> Vec<u64> {
+        self.tags.clone()
+    }
+    /// Event `i` as a Message (ack/nack it alone if you like).
+    fn __getitem__(&self, py: Python<'_>, i: isize) -> PyResult<PyMessage> {
+        let n = isize::try_from(self.items.len()).unwrap_or(isize::MAX);
+        let j = if i < 0 { i + n } else { i };
+        let j = usize::try_from(j)
+            .ok()
+            .filter(|&j| j < self.items.len())
+            .ok_or_else(|| pyo3::exceptions::PyIndexError::new_err("batch index out of range"))?;
+        Ok(PyMessage {
+            sub: self.sub.clone(),
+            tag: self.tags[j],
+            attempt: self.attempts[j],
+            event: Py::new(py, PyEvent::wrap(self.items[j].clone()))?,
+        })
+    }
+    /// Acknowledge every event of the batch in one call.
+    fn ack(&self, py: Python<'_>) -> PyResult<usize> {
+        attached(py, self.sub.ack(&self.tags))
+    }
+    /// Refuse every event of the batch in one call.
+    fn nack(&self, py: Python<'_>) -> PyResult<usize> {
+        attached(py, self.sub.nack(&self.tags))
+    }
+    fn __repr__(&self) -> String {
+        format!(
+            "DeliveryBatch({} events, subscription={:?})",
+            self.items.len(),
+            self.sub.name
+        )
+    }
+}
+
+/// The Rust side of a subscription.
+#[pyclass(frozen, module = "sealbus._sealbus", name = "SubscriptionCore")]
+pub struct PySubscription {
+    sub: Arc<Subscription>,
+    router: Arc<Router>,
+}
+
+#[pymethods]
+impl PySubscription {
+    #[getter]
+    fn id(&self) -> u64 {
+        self.sub.id
+    }
+    #[getter]
+    fn name(&self) -> &str {
+        &self.sub.name
+    }
+    #[getter]
+    fn principal(&self) -> &str {
+        &self.sub.principal
+    }
+    #[getter]
+    fn types(&self) -> Vec<String> {
+        self.sub.types.clone()
+    }
+    #[getter]
+    fn closed(&self) -> bool {
+        self.sub.is_closed()
+    }
+    /// Up to `max_messages`, waiting up to `timeout` seconds (None: until one arrives)
+    /// for the first, with the GIL released.
+    #[pyo3(signature = (max_messages, timeout))]
+    fn poll(
+        &self,
+        py: Python<'_>,
+        max_messages: usize,
+        timeout: Option<f64>,
+    ) -> PyResult<Vec<Py<PyMessage>>> {
+        let timeout = timeout.map(|t| seconds("timeout", t)).transpose()?;
+        let sub = self.sub.clone();
+        let ds = detached(py, move || sub.poll(max_messages, timeout))?;
+        wrap_deliveries(py, &self.sub, ds)
+    }
+    /// Like `poll`, but one `DeliveryBatch` (one buffer + offsets) instead of a
+    /// Python object per event.
+    #[pyo3(signature = (max_messages, timeout))]
+    fn poll_batch(
+        &self,
+        py: Python<'_>,
+        max_messages: usize,
+        timeout: Option<f64>,
+    ) -> PyResult<PyDeliveryBatch> {
+        let timeout = timeout.map(|t| seconds("timeout", t)).transpose()?;
+        let sub = self.sub.clone();
+        let (ds, buffer, offsets) = detached(py, move || {
+            let ds = sub.poll(max_messages, timeout)?;
+            let total = ds.iter().map(|d| d.item.data.len()).sum();
+            let mut buffer = Vec::with_capacity(total);
+            let mut offsets = Vec::with_capacity(ds.len() + 1);
+            offsets.push(0);
+            for d in &ds {
+                buffer.extend_from_slice(&d.item.data);
+                offsets.push(buffer.len());
+            }
+            Ok((ds, buffer, offsets))
+        })?;
+        let mut tags = Vec::with_capacity(ds.len());
+        let mut attempts = Vec::with_capacity(ds.len());
+        let mut items = Vec::with_capacity(ds.len());
+        for d in ds {
+            tags.push(d.tag);
+            attempts.push(d.attempt);
+            items.push(d.item);
+        }
+        Ok(PyDeliveryBatch {
+            sub: self.sub.clone(),
+            tags,
+            attempts,
+            items,
+            buffer: PyBytes::new(py, &buffer).unbind(),
+            offsets,
+        })
+    }
+    fn ack(&self, py: Python<'_>, tags: Vec<u64>) -> PyResult<usize> {
+        attached(py, self.sub.ack(&tags))
+    }
+    fn nack(&self, py: Python<'_>, tags: Vec<u64>) -> PyResult<usize> {
+        attached(py, self.sub.nack(&tags))
+    }
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let (s, ready, inflight, dead) = attached(py, self.sub.stats())?;
+        let d = PyDict::new(py);
+        d.set_item("ready", ready)?;
+        d.set_item("in_flight", inflight)?;
+        d.set_item("dead_letters", dead)?;
+        d.set_item("enqueued", s.enqueued)?;
+        d.set_item("delivered", s.delivered)?;
+        d.set_item("redelivered", s.redelivered)?;
+        d.set_item("acked", s.acked)?;
+        d.set_item("nacked", s.nacked)?;
+        d.set_item("expired", s.expired)?;
+        d.set_item("dropped", s.dropped)?;
+        d.set_item("dead_lettered", s.dead_lettered)?;
+        d.set_item("dead_dropped", s.dead_dropped)?;
+        Ok(d)
+    }
+    /// Dead letters as (event, attempts, reason); `remove` takes them out.
+    #[pyo3(signature = (max=1000, remove=false))]
+    fn dead_letters(
+        &self,
+        py: Python<'_>,
+        max: usize,
+        remove: bool,
+    ) -> PyResult<Vec<(Py<PyEvent>, u32, &'static str)>> {
+        let dl = attached(py, self.sub.dead_letters(max, remove))?;
+        dl.into_iter()
+            .map(|d| Ok((Py::new(py, PyEvent::wrap(d.item))?, d.attempts, d.reason)))
+            .collect()
+    }
+    fn close(&self, py: Python<'_>) -> PyResult<bool> {
+        attached(py, self.router.unsubscribe(self.sub.id))
+    }
+}
+
+/// The Rust side of a router. The public `sealbus.Router` wraps it.
+#[pyclass(frozen, module = "sealbus._sealbus", name = "RouterCore")]
+pub struct PyRouter {
+    router: Arc<Router>,
+}
+
+#[pymethods]
+impl PyRouter {
+    #[new]
+    #[pyo3(signature = (allow_schemaless=false, clock=None))]
+    fn new(allow_schemaless: bool, clock: Option<&Bound<'_, ManualClock>>) -> Self {
+        let clock = clock.map_or_else(Clock::default, |c| Clock::Manual(c.get().ns.clone()));
+        PyRouter {
+            router: Arc::new(Router::new(RouterConfig { allow_schemaless }, clock)),
+        }
+    }
+
+    /// Register a principal; returns its secret token (keep it in a Principal object).
+    fn register_principal<'py>(
+        &self,
+        py: Python<'py>,
+        name: &str,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let token = attached(py, self.router.policy.register(name))?;
+        Ok(PyBytes::new(py, &token))
+    }
+
+    fn allow(&self, py: Python<'_>, principal: &str, action: &str, glob: &str) -> PyResult<()> {
+        attached(
+            py,
+            self.router.allow(principal, self::action(action)?, glob),
+        )
+    }
+
+    fn revoke(&self, py: Python<'_>, principal: &str, action: &str, glob: &str) -> PyResult<bool> {
+        attached(
+            py,
+            self.router.revoke(principal, self::action(action)?, glob),
+        )
+    }
+
+    fn allows(&self, principal: &str, action: &str, type_or_glob: &str) -> PyResult<bool> {
+        Ok(self
+            .router
+            .policy
+            .allows(principal, self::action(action)?, type_or_glob))
+    }
+
+    fn set_public_key(&self, py: Python<'_>, principal: &str, key: &[u8]) -> PyResult<()> {
+        attached(py, self.router.policy.set_public_key(principal, key))
+    }
+
+    fn require_end_to_end(&self, py: Python<'_>, glob: &str) -> PyResult<()> {
+        attached(py, self.router.require_end_to_end(glob))
+    }
+
+    fn requires_end_to_end(&self, event_type: &str) -> bool {
+        self.router.policy.requires_end_to_end(event_type)
+    }
+
+    /// (name, X25519 public key) of every principal allowed to read `event_type`.
+    fn recipients<'py>(
+        &self,
+        py: Python<'py>,
+        event_type: &str,
+    ) -> Vec<(String, Bound<'py, PyBytes>)> {
+        self.router
+            .policy
+            .recipients(event_type)
+            .into_iter()
+            .map(|(n, k)| (n, PyBytes::new(py, &k)))
+            .collect()
+    }
+
+    fn grants(&self, principal: &str) -> (Vec<String>, Vec<String>) {
+        self.router.policy.grants(principal)
+    }
+
+    #[pyo3(signature = (event_type, schema_json, version=None, compatibility="backward"))]
+    fn register_schema(
+        &self,
+        py: Python<'_>,
+        event_type: &str,
+        schema_json: &str,
+        version: Option<u32>,
+        compatibility: &str,
+    ) -> PyResult<u32> {
+        let compat: Compatibility = attached(py, compatibility.parse())?;
+        let schema: serde_json::Value = serde_json::from_str(schema_json).map_err(|e| {
+            to_pyerr(
+                py,
+                Error::SchemaInvalid {
+                    event_type: event_type.to_owned(),
+                    version: version.unwrap_or(0),
+                    reason: format!("not JSON: {e}"),
+                },
+            )
+        })?;
+        attached(py, sealbus_core::envelope::check_event_type(event_type))?;
+        attached(
+            py,
+            self.router
+                .schemas
+                .register(event_type, &schema, version, compat),
+        )
+    }
+
+    fn schema_latest_version(&self, event_type: &str) -> Option<u32> {
+        self.router.schemas.latest_version(event_type)
+    }
+
+    /// Publish a batch given as one buffer plus n + 1 offsets. `kind` is "json" or
+    /// "binary". Validation, policy and routing all happen with the GIL released.
+    #[pyo3(signature = (principal, token, event_type, buffer, offsets, kind="json", version=None, attrs=None, block_timeout=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn publish(
+        &self,
+        py: Python<'_>,
+        principal: &str,
+        token: &[u8],
+        event_type: &str,
+        buffer: &[u8],
+        offsets: Vec<usize>,
+        kind: &str,
+        version: Option<u32>,
+        attrs: Option<&Bound<'_, PyDict>>,
+        block_timeout: Option<f64>,
+    ) -> PyResult<Vec<PyReceipt>> {
+        let kind = match kind {
+            "json" => DataKind::Json,
+            "binary" => DataKind::Binary,
+            _ => return Err(PyValueError::new_err("kind must be 'json' or 'binary'")),
+        };
+        let mut a = Attributes::default();
+        if let Some(d) = attrs {
+            for (k, v) in d.iter() {
+                let k: String = k.extract()?;
+                let v: Option<String> = v.extract()?;
+                match k.as_str() {
+                    "subject" => a.subject = v,
+                    "datacontenttype" => a.datacontenttype = v,
+                    "dataschema" => a.dataschema = v,
+                    "traceparent" => a.traceparent = v,
+                    other => {
+                        return Err(to_pyerr(
+                            py,
+                            Error::InvalidEvent {
+                                field: other.to_owned(),
+                                reason: "unknown attribute".into(),
+                            },
+                        ))
+                    }
+                }
+            }
+        }
+        let block_timeout = block_timeout.map(|t| seconds("timeout", t)).transpose()?;
+        // Copy out of Python objects before the GIL is released.
+        let (principal, token, event_type, buffer) = (
+            principal.to_owned(),
+            token.to_vec(),
+            event_type.to_owned(),
+            buffer.to_vec(),
+        );
+        let router = self.router.clone();
+        let result = py.detach(move || {
+            let items = split_buffer(&buffer, &offsets)?
+                .into_iter()
+                .map(|data| sealbus_core::route::Outgoing { kind, data })
+                .collect();
+            let events = router.prepare(&principal, &token, &event_type, version, &a, items)?;
+            Ok(router.enqueue(events, block_timeout))
+        });
+        match result {
+            Err(e) => Err(to_pyerr(py, e)),
+            Ok(Ok(receipts)) => Ok(receipts.into_iter().map(PyReceipt::from).collect()),
+            Ok(Err(refused)) => {
+                let err = to_pyerr(py, refused.error);
+                let receipts: Vec<PyReceipt> =
+                    refused.receipts.into_iter().map(PyReceipt::from).collect();
+                err.value(py).setattr("receipts", receipts)?;
+                Err(err)
+            }
+        }
+    }
+
+    #[pyo3(signature = (principal, token, types, name=None, pattern_json=None, max_pending=10_000, on_full="block", ack_timeout=30.0, max_deliveries=5, dlq_capacity=10_000))]
+    #[allow(clippy::too_many_arguments)]
+    fn subscribe(
+        &self,
+        py: Python<'_>,
+        principal: &str,
+        token: &[u8],
+        types: Vec<String>,
+        name: Option<String>,
+        pattern_json: Option<&str>,
+        max_pending: usize,
+        on_full: &str,
+        ack_timeout: f64,
+        max_deliveries: u32,
+        dlq_capacity: usize,
+    ) -> PyResult<PySubscription> {
+        let pattern = pattern_json
+            .map(Pattern::parse_json)
+            .transpose()
+            .map_err(|e| to_pyerr(py, e))?;
+        let cfg = QueueConfig {
+            max_pending,
+            on_full: attached(py, on_full.parse::<OnFull>())?,
+            ack_timeout_ns: u64::try_from(seconds("ack_timeout", ack_timeout)?.as_nanos())
+                .unwrap_or(u64::MAX),
+            max_deliveries,
+            dlq_capacity,
+        };
+        let sub = attached(
+            py,
+            self.router
+                .subscribe(principal, token, name, types, pattern, cfg),
+        )?;
+        Ok(PySubscription {
+            sub,
+            router: self.router.clone(),
+        })
+    }
+
+    fn counters<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let c = &self.router.counters;
+        let d = PyDict::new(py);
+        for (k, v) in [
+            ("published", &c.published),
+            ("refused_policy", &c.refused_policy),
+            ("refused_schema", &c.refused_schema),
+            ("refused_backpressure", &c.refused_backpressure),
+            ("routed", &c.routed),
+            ("unrouted", &c.unrouted),
+        ] {
+            d.set_item(k, v.load(Ordering::Relaxed))?;
+        }
+        Ok(d)
+    }
+
+    fn subscriptions<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let subs: Vec<PySubscription> = self
+            .router
+            .subscriptions()
+            .into_iter()
+            .map(|sub| PySubscription {
+                sub,
+                router: self.router.clone(),
+            })
+            .collect();
+        PyList::new(py, subs)
+    }
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<ManualClock>()?;
+    m.add_class::<PyEvent>()?;
+    m.add_class::<PyReceipt>()?;
+    m.add_class::<PyMessage>()?;
+    m.add_class::<PySubscription>()?;
+    m.add_class::<PyDeliveryBatch>()?;
+    m.add_class::<PyRouter>()?;
+    Ok(())
+}

@@ -1,0 +1,391 @@
+"""Router behaviour: policy, principals, envelopes, delivery, backpressure."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+
+import pytest
+import sealbus
+from sealbus import Router
+
+
+def shop(router: Router, **sub_kw: object) -> tuple[sealbus.Producer, sealbus.Subscription]:
+    checkout = router.principal("checkout")
+    shipping = router.principal("shipping")
+    router.policy.allow_publish(checkout, "orders.*")
+    router.policy.allow_subscribe(shipping, "orders.*")
+    sub = router.subscribe(shipping, "orders.*", **sub_kw)  # type: ignore[arg-type]
+    return router.producer(checkout), sub
+
+
+# ---- policy -------------------------------------------------------------------------
+
+
+def test_default_deny_publish(router: Router) -> None:
+    p = router.principal("checkout")
+    with pytest.raises(sealbus.PolicyDenied) as e:
+        router.producer(p).publish("orders.placed", {})
+    assert e.value.principal == "checkout"
+    assert e.value.event_type == "orders.placed"
+    assert e.value.action == "publish"
+    assert "checkout may not publish orders.placed" in str(e.value)
+
+
+def test_publish_outside_grant_refused(router: Router) -> None:
+    producer, sub = shop(router)
+    with pytest.raises(sealbus.PolicyDenied):
+        producer.publish("payments.captured", {"x": 1})
+    assert sub.poll(10) == []
+    assert router.counters()["refused_policy"] == 1
+
+
+def test_default_deny_subscribe_and_no_widening(router: Router) -> None:
+    analytics = router.principal("analytics")
+    with pytest.raises(sealbus.PolicyDenied):
+        router.subscribe(analytics, "orders.placed")
+    router.policy.allow_subscribe(analytics, "orders.placed")
+    router.subscribe(analytics, "orders.placed")
+    for wider in ("orders.*", "*", "orders.place*"):
+        with pytest.raises(sealbus.PolicyDenied) as e:
+            router.subscribe(analytics, wider)
+        assert e.value.event_type == wider
+    router.policy.allow_subscribe(analytics, "orders.*")
+    router.subscribe(analytics, "orders.eu.*")
+
+
+def test_principal_cannot_be_forged_by_name(router: Router) -> None:
+    router.principal("checkout")
+    router.policy.allow_publish("checkout", "orders.*")
+    with pytest.raises(sealbus.PolicyDenied):
+        router.producer("checkout").publish("orders.placed", {})  # type: ignore[arg-type]
+    forged = sealbus.Principal("checkout", b"\0" * 32, 0)
+    with pytest.raises(sealbus.PolicyDenied):
+        router.producer(forged).publish("orders.placed", {})
+    with pytest.raises(sealbus.InvalidArgument):
+        router.principal("checkout")  # a name is registered once
+    assert "token" not in repr(router.principal("other"))
+
+
+def test_principal_from_another_router_is_refused() -> None:
+    a, b = Router(allow_schemaless=True), Router(allow_schemaless=True)
+    pa = a.principal("checkout")
+    b.principal("checkout")
+    b.policy.allow_publish("checkout", "*")
+    with pytest.raises(sealbus.PolicyDenied):
+        b.producer(pa).publish("orders.placed", {})
+
+
+def test_revoking_subscribe_stops_delivery(router: Router) -> None:
+    producer, sub = shop(router)
+    producer.publish("orders.placed", {"n": 1})
+    router.policy.revoke_subscribe("shipping", "orders.*")
+    producer.publish("orders.placed", {"n": 2})
+    assert [m.data["n"] for m in sub.poll(10)] == [1]
+
+
+def test_types_and_globs_route(router: Router) -> None:
+    checkout = router.principal("checkout")
+    a, b = router.principal("a"), router.principal("b")
+    router.policy.allow_publish(checkout, "*")
+    router.policy.allow_subscribe(a, "orders.*")
+    router.policy.allow_subscribe(b, ["orders.placed", "payments.*"])
+    sa = router.subscribe(a, "orders.*")
+    sb = router.subscribe(b, ["orders.placed", "payments.*"])
+    p = router.producer(checkout)
+    for t in ("orders.placed", "orders.shipped", "payments.captured", "users.created"):
+        p.publish(t, {"t": t})
+    assert [m.type for m in sa.poll(10)] == ["orders.placed", "orders.shipped"]
+    assert [m.type for m in sb.poll(10)] == ["orders.placed", "payments.captured"]
+    assert router.counters()["unrouted"] == 1
+
+
+# ---- envelope -----------------------------------------------------------------------
+
+
+def test_envelope_attributes_and_json_round_trip(router: Router) -> None:
+    producer, sub = shop(router)
+    tp = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    r = producer.publish("orders.placed", {"total": 42.5, "note": "café"}, subject="o-1", traceparent=tp)
+    (m,) = sub.poll(1)
+    e = m.event
+    assert (e.id, e.type, e.source, e.specversion) == (r.id, "orders.placed", "checkout", "1.0")
+    assert e.subject == "o-1" and e.traceparent == tp and e.datacontenttype == "application/json"
+    assert e.time == r.time and e.time.endswith("Z")
+    doc = json.loads(e.to_json())
+    assert doc["data"] == {"total": 42.5, "note": "café"}
+    back = sealbus.Event.from_json(e.to_json())
+    assert back == e and hash(back) == hash(e)
+    assert "café" not in repr(e) and "42.5" not in repr(m), "reprs never show data"
+
+
+def test_binary_data(router: Router) -> None:
+    producer, sub = shop(router)
+    producer.publish("orders.placed", b"\x00\xffraw")
+    (m,) = sub.poll(1)
+    assert m.data == b"\x00\xffraw"
+    assert m.event.datacontenttype == "application/octet-stream"
+    assert json.loads(m.event.to_json())["data_base64"] == "AP9yYXc="
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"traceparent": "00-abc"}, "traceparent"),
+        ({"subject": ""}, "subject"),
+        ({"subject": "a\nb"}, "subject"),
+    ],
+)
+def test_bad_attributes_refused(router: Router, kwargs: dict[str, str], field: str) -> None:
+    producer, sub = shop(router)
+    with pytest.raises(sealbus.InvalidEvent) as e:
+        producer.publish("orders.placed", {}, **kwargs)
+    assert e.value.field == field
+    assert sub.poll(10) == []
+
+
+def test_unknown_attribute_and_bad_type_refused(router: Router) -> None:
+    producer, _ = shop(router)
+    with pytest.raises(sealbus.InvalidArgument):
+        producer.publish("orders.placed", {}, colour="red")
+    with pytest.raises(sealbus.InvalidEvent) as e:
+        producer.publish("orders placed", {})
+    assert e.value.field == "type"
+
+
+def test_unserialisable_data_refused(router: Router) -> None:
+    producer, sub = shop(router)
+    with pytest.raises(sealbus.InvalidEvent):
+        producer.publish("orders.placed", {"x": float("nan")})
+    with pytest.raises(sealbus.InvalidEvent):
+        producer.publish_many("orders.placed", [{"a": 1}, {"b": object()}])
+    assert sub.poll(10) == []
+
+
+def test_cloudevents_parse_refusals() -> None:
+    with pytest.raises(sealbus.InvalidEvent) as e:
+        sealbus.Event.from_json('{"specversion":"1.0","id":"1","source":"s"}')
+    assert e.value.field == "type"
+    with pytest.raises(sealbus.InvalidEvent):
+        sealbus.Event.from_json("not json")
+
+
+# ---- schemas ------------------------------------------------------------------------
+
+
+def test_schemaless_type_refused_by_default() -> None:
+    router = Router()
+    producer, sub = shop(router)
+    with pytest.raises(sealbus.SchemaNotFound) as e:
+        producer.publish("orders.placed", {"total": 1})
+    assert e.value.event_type == "orders.placed"
+    assert sub.poll(10) == []
+
+
+def test_invalid_event_in_batch_refuses_whole_batch() -> None:
+    router = Router()
+    router.schemas.register(
+        "orders.placed",
+        {"type": "object", "required": ["total"], "properties": {"total": {"type": "number"}}},
+    )
+    producer, sub = shop(router)
+    batch = [{"total": 1}, {"total": "lots"}, {"total": 3}]
+    with pytest.raises(sealbus.ValidationError) as e:
+        producer.publish_many("orders.placed", batch)
+    assert e.value.index == 1
+    assert "/total" in e.value.path
+    assert sub.poll(10) == [], "a refused batch leaves no trace in any queue"
+    producer.publish_many("orders.placed", [batch[0], batch[2]])
+    assert [m.event.schema_version for m in sub.poll(10)] == [1, 1]
+
+
+def test_binary_data_refused_for_schema_type() -> None:
+    router = Router()
+    router.schemas.register("orders.placed", {"type": "object"})
+    producer, _ = shop(router)
+    with pytest.raises(sealbus.ValidationError):
+        producer.publish("orders.placed", b"raw")
+
+
+# ---- delivery -----------------------------------------------------------------------
+
+
+def test_ack_timeout_redelivers_then_dead_letters() -> None:
+    clock = sealbus.ManualClock()
+    router = Router(allow_schemaless=True, clock=clock)
+    producer, sub = shop(router, ack_timeout=5.0, max_deliveries=2)
+    producer.publish("orders.placed", {"n": 1})
+    (m1,) = sub.poll(10)
+    assert m1.attempt == 1
+    clock.advance(4.9)
+    assert sub.poll(10) == []
+    clock.advance(0.2)
+    (m2,) = sub.poll(10)
+    assert (m2.attempt, m2.id) == (2, m1.id)
+    assert not m1.ack(), "a stale delivery cannot be acked"
+    clock.advance(5.0)
+    assert sub.poll(10) == []
+    dead = sub.dead_letters()
+    assert [(e.id, attempts, reason) for e, attempts, reason in dead] == [(m1.id, 2, "ack timeout")]
+    assert sub.stats()["dead_lettered"] == 1
+
+
+def test_nack_redelivers_in_order(router: Router) -> None:
+    producer, sub = shop(router, max_deliveries=3)
+    producer.publish_many("orders.placed", [{"n": i} for i in range(3)])
+    first = sub.poll(1)
+    assert first[0].nack()
+    assert [m.data["n"] for m in sub.poll(10)] == [0, 1, 2]
+
+
+def test_batch_ack(router: Router) -> None:
+    producer, sub = shop(router)
+    producer.publish_many("orders.placed", [{"n": i} for i in range(100)])
+    msgs = sub.poll(1000)
+    assert sub.ack(msgs) == 100
+    assert sub.ack(msgs) == 0
+    assert sub.stats()["in_flight"] == 0
+
+
+def test_poll_waits_with_gil_released(router: Router) -> None:
+    producer, sub = shop(router)
+    got: list[sealbus.Message] = []
+    t = threading.Thread(target=lambda: got.extend(sub.poll(1, timeout=5.0)))
+    t.start()
+    time.sleep(0.05)
+    producer.publish("orders.placed", {"n": 1})  # runs while the poller waits
+    t.join(5)
+    assert [m.data for m in got] == [{"n": 1}]
+
+
+async def test_async_iteration(router: Router) -> None:
+    producer, sub = shop(router)
+    producer.publish_many("orders.placed", [{"n": i} for i in range(5)])
+    seen = []
+    async for msg in sub:
+        seen.append(msg.data["n"])
+        msg.ack()
+        if len(seen) == 5:
+            break
+    assert seen == [0, 1, 2, 3, 4]
+    await asyncio.sleep(0)
+
+
+def test_handler_acks_and_nacks(router: Router) -> None:
+    producer, sub = shop(router, max_deliveries=2)
+    seen: list[int] = []
+    done = threading.Event()
+
+    def handle(msg: sealbus.Message) -> None:
+        seen.append(msg.data["n"])
+        if len(seen) >= 4:
+            done.set()
+        if msg.data["n"] == 1:
+            raise RuntimeError("boom")
+
+    sub.handle(handle)
+    producer.publish_many("orders.placed", [{"n": 0}, {"n": 1}, {"n": 2}])
+    assert done.wait(5)
+    time.sleep(0.1)
+    sub.close()
+    assert sorted(seen) == [0, 1, 1, 2]
+    assert [e.data for e, _, _ in sub.dead_letters()] == [{"n": 1}]
+
+
+def test_closed_subscription(router: Router) -> None:
+    producer, sub = shop(router)
+    sub.close()
+    with pytest.raises(sealbus.Closed):
+        sub.poll(1)
+    assert producer.publish("orders.placed", {}).routed == 0
+
+
+# ---- backpressure -------------------------------------------------------------------
+
+
+def test_reject_hands_events_back_and_is_atomic(router: Router) -> None:
+    producer, sub = shop(router, max_pending=3, on_full="reject")
+    producer.publish_many("orders.placed", [{"n": 0}, {"n": 1}])
+    batch = [{"n": 2}, {"n": 3}]
+    with pytest.raises(sealbus.Backpressure) as e:
+        producer.publish_many("orders.placed", batch)
+    assert e.value.events == batch and e.value.accepted == 0
+    assert e.value.subscription == sub.name
+    assert [m.data["n"] for m in sub.poll(10)] == [0, 1]
+
+
+def test_drop_oldest_counts_and_bounds(router: Router) -> None:
+    producer, sub = shop(router, max_pending=10, on_full="drop_oldest")
+    producer.publish_many("orders.placed", [{"n": i} for i in range(25)])
+    assert sub.stats()["dropped"] == 15
+    assert [m.data["n"] for m in sub.poll(100)] == list(range(15, 25))
+
+
+def test_block_waits_for_room_then_times_out(router: Router) -> None:
+    producer, sub = shop(router, max_pending=2, on_full="block")
+    producer.publish_many("orders.placed", [{"n": 0}, {"n": 1}])
+    t0 = time.monotonic()
+    with pytest.raises(sealbus.Backpressure) as e:
+        producer.publish("orders.placed", {"n": 2}, timeout=0.2)
+    assert time.monotonic() - t0 >= 0.19
+    assert e.value.events == [{"n": 2}]
+
+    def consume() -> None:
+        time.sleep(0.1)
+        sub.ack(sub.poll(1))
+
+    t = threading.Thread(target=consume)
+    t.start()
+    producer.publish("orders.placed", {"n": 2}, timeout=5.0)  # unblocked by the ack
+    t.join()
+    assert [m.data["n"] for m in sub.poll(10)] == [1, 2]
+
+
+def test_block_batch_larger_than_queue_hands_back_the_rest(router: Router) -> None:
+    producer, sub = shop(router, max_pending=3, on_full="block")
+    batch = [{"n": i} for i in range(5)]
+    with pytest.raises(sealbus.Backpressure) as e:
+        producer.publish_many("orders.placed", batch, timeout=0.05)
+    assert e.value.accepted == 3
+    assert e.value.events == batch[3:]
+    assert len(e.value.receipts) == 3
+
+
+def test_slow_consumer_does_not_stall_others(router: Router) -> None:
+    checkout = router.principal("checkout")
+    router.policy.allow_publish(checkout, "orders.*")
+    slow, fast = router.principal("slow"), router.principal("fast")
+    for p in (slow, fast):
+        router.policy.allow_subscribe(p, "orders.*")
+    s_slow = router.subscribe(slow, "orders.*", max_pending=100, on_full="drop_oldest")
+    s_fast = router.subscribe(fast, "orders.*", max_pending=100, on_full="reject")
+    producer = router.producer(checkout)
+    got = 0
+    for i in range(50):
+        producer.publish_many("orders.placed", [{"i": i, "j": j} for j in range(50)])
+        msgs = s_fast.poll(1000)
+        got += s_fast.ack(msgs)
+    assert got == 2500
+    st = s_slow.stats()
+    assert st["ready"] == 100 and st["dropped"] == 2400, "the slow queue stays bounded"
+
+
+def test_poll_batch_one_buffer(router: Router) -> None:
+    producer, sub = shop(router)
+    producer.publish_many("orders.placed", [{"n": i} for i in range(10)])
+    batch = sub.poll_batch(4)
+    assert len(batch) == 4
+    offs = batch.offsets
+    assert [json.loads(batch.buffer[a:b]) for a, b in zip(offs, offs[1:], strict=False)] == [
+        {"n": i} for i in range(4)
+    ]
+    assert batch[-1].data == {"n": 3}
+    with pytest.raises(IndexError):
+        batch[4]
+    assert batch.ack() == 4
+    assert batch.ack() == 0
+    rest = sub.poll_batch(100)
+    assert len(rest) == 6 and rest.nack() == 6
+    assert len(sub.poll_batch(100, timeout=0)) == 6

@@ -220,25 +220,71 @@ fn id32(n: usize) -> u32 {
 
 static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
-/// How poor an anchor a slot is likely to be: 1 for selective conditions (exact
-/// values, long prefixes, CIDR), more for ones most events satisfy. A slot is as weak
-/// as its weakest alternative.
-fn weakness(slot: &Slot) -> u64 {
-    if slot.absent_ok {
-        return 64;
+/// Per path, what the patterns say about it, for guessing how often a predicate holds
+/// without seeing any events: a path compared with 6 distinct values has each about
+/// 1/6 of the time; 256 distinct order-id prefixes, 1/256 each; a range covers its
+/// width over the span of all ranges on the path.
+#[derive(Debug, Default, Clone)]
+struct PathStats {
+    values: u32,
+    prefixes: u32,
+    suffixes: u32,
+    nets: u32,
+    range_lo: i64,
+    range_hi: i64,
+}
+
+fn path_stats(pred_list: &[(u32, Pred)], n_paths: usize) -> Vec<PathStats> {
+    let mut st = vec![
+        PathStats {
+            range_lo: i64::MAX,
+            range_hi: i64::MIN,
+            ..PathStats::default()
+        };
+        n_paths
+    ];
+    // Interning made every (path, predicate) pair distinct, so counting is enough.
+    for (pid, pred) in pred_list {
+        let s = &mut st[*pid as usize];
+        match pred {
+            Pred::Str(_) | Pred::Num(_) | Pred::EqIc(_) => s.values += 1,
+            Pred::Prefix(_) | Pred::PrefixIc(_) | Pred::Wildcard(_) => s.prefixes += 1,
+            Pred::Suffix(_) | Pred::SuffixIc(_) => s.suffixes += 1,
+            Pred::Cidr { .. } => s.nets += 1,
+            Pred::Range { lo, hi } => {
+                s.range_lo = s.range_lo.min(*lo);
+                s.range_hi = s.range_hi.max(*hi);
+            }
+            Pred::Bool(_) | Pred::Null | Pred::Exists | Pred::AnythingBut(_) => {}
+        }
     }
-    slot.preds
-        .iter()
-        .map(|p| match p {
-            Pred::Exists | Pred::AnythingBut(_) => 64,
-            Pred::Prefix(b) | Pred::Suffix(b) if b.len() < 3 => 16,
-            Pred::PrefixIc(b) | Pred::SuffixIc(b) if b.len() < 3 => 16,
-            Pred::Wildcard(g) if g.head().len() < 3 => 16,
-            Pred::Range { .. } | Pred::Wildcard(_) => 2,
-            _ => 1,
-        })
-        .max()
-        .unwrap_or(1)
+    st
+}
+
+/// Guessed share of events in which `pred` holds at its path (see `PathStats`).
+#[allow(clippy::cast_precision_loss)] // a rough estimate; precision is irrelevant
+fn pred_odds(pred: &Pred, st: &PathStats) -> f64 {
+    let one_of = |n: u32, floor: u32| 1.0 / f64::from(n.max(floor));
+    match pred {
+        Pred::Str(_) | Pred::Num(_) | Pred::EqIc(_) => one_of(st.values, 2),
+        Pred::Bool(_) | Pred::Null => 0.5,
+        Pred::Wildcard(g) if g.head().is_empty() => 0.5,
+        Pred::Prefix(_) | Pred::PrefixIc(_) | Pred::Wildcard(_) => one_of(st.prefixes, 4),
+        Pred::Suffix(_) | Pred::SuffixIc(_) => one_of(st.suffixes, 4),
+        Pred::Cidr { .. } => one_of(st.nets, 4),
+        Pred::Range { lo, hi } => {
+            let span = st.range_hi.saturating_sub(st.range_lo).max(1) as f64;
+            let width = hi.saturating_sub(*lo) as f64;
+            (width / span).clamp(1e-3, 0.5)
+        }
+        Pred::Exists | Pred::AnythingBut(_) => 1.0,
+    }
+}
+
+/// Guessed share of events satisfying a slot: the sum over its alternatives.
+fn slot_odds(slot: &Slot, st: &PathStats) -> f64 {
+    let present: f64 = slot.preds.iter().map(|p| pred_odds(p, st)).sum();
+    (present + if slot.absent_ok { 1.0 } else { 0.0 }).min(1.0)
 }
 
 /// Build the index from (owner, branches) where each branch is its (path, slot) list.
@@ -252,7 +298,7 @@ pub(crate) fn compile<'a>(
     let mut preds: FxHashMap<(u32, Pred), u32> = FxHashMap::default();
     let mut pred_list: Vec<(u32, Pred)> = Vec::new();
     let mut slots: FxHashMap<(u32, Vec<u32>, bool), u32> = FxHashMap::default();
-    let mut slot_info: Vec<(u32, bool, u64)> = Vec::new(); // (path, absent_ok, weakness)
+    let mut slot_info: Vec<(u32, Slot)> = Vec::new(); // (path, slot)
     let mut branches: Vec<(u32, Vec<u32>)> = Vec::new();
 
     for (owner, owner_branches) in owners {
@@ -276,7 +322,7 @@ pub(crate) fn compile<'a>(
                     .collect();
                 pids.sort_unstable();
                 let sid = *slots.entry((pid, pids, slot.absent_ok)).or_insert_with(|| {
-                    slot_info.push((pid, slot.absent_ok, weakness(slot)));
+                    slot_info.push((pid, slot.clone()));
                     id32(slot_info.len() - 1)
                 });
                 slot_ids.push(sid);
@@ -307,7 +353,14 @@ pub(crate) fn compile<'a>(
         .map(|(i, _)| id32(i))
         .collect();
 
-    // Anchor each branch on its most selective slot.
+    // Anchor each branch on the slot least often satisfied, so its other slots are
+    // looked at only for the few events that pass it. Among equals, prefer the slot
+    // fewer branches share (a shorter list to walk when it is satisfied).
+    let stats = path_stats(&pred_list, path_list.len());
+    let odds: Vec<f64> = slot_info
+        .iter()
+        .map(|(pid, slot)| slot_odds(slot, &stats[*pid as usize]))
+        .collect();
     let mut fanout = vec![0u32; slot_info.len()];
     for (_, s) in &branches {
         for &sid in s {
@@ -315,13 +368,12 @@ pub(crate) fn compile<'a>(
         }
     }
     let mut anchored: Vec<Vec<u32>> = vec![Vec::new(); slot_info.len()];
-    for (bi, (_, s)) in branches.iter().enumerate() {
-        let score = |sid: u32| {
-            let (_, _, w) = slot_info[sid as usize];
-            u64::from(fanout[sid as usize]) * w
-        };
-        if let Some(&best) = s.iter().min_by_key(|&&sid| score(sid)) {
-            let (owner, _) = &branches[bi];
+    for (owner, s) in &branches {
+        let best = s.iter().copied().min_by(|&a, &b| {
+            let (a, b) = (a as usize, b as usize);
+            odds[a].total_cmp(&odds[b]).then(fanout[a].cmp(&fanout[b]))
+        });
+        if let Some(best) = best {
             let list = &mut anchored[best as usize];
             list.push(*owner);
             list.push(id32(s.len() - 1));

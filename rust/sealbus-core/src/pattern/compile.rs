@@ -145,7 +145,8 @@ impl Intervals {
 /// Everything a value at one path is tested against.
 #[derive(Debug, Default)]
 pub(crate) struct FieldIndex {
-    pub exact_str: FxHashMap<Box<str>, u32>,
+    /// Keyed by bytes: event strings are looked up without a UTF-8 check.
+    pub exact_str: FxHashMap<Box<[u8]>, u32>,
     pub exact_num: FxHashMap<Box<str>, u32>,
     pub lit_true: Option<u32>,
     pub lit_false: Option<u32>,
@@ -163,6 +164,11 @@ pub(crate) struct FieldIndex {
     /// Distinct (`is_v6`, mask length) pairs, and (`is_v6`, length, network) -> predicate.
     pub cidr_lens: Vec<(bool, u8)>,
     pub cidr: FxHashMap<(bool, u8, u128), u32>,
+    /// `anything-but` on plain strings, inverted: all of `ab_strs` hold for a value
+    /// except the ones `ab_strs_excluded` lists for it (one lookup, not one per pattern).
+    pub ab_strs: Vec<u32>,
+    pub ab_strs_excluded: FxHashMap<Box<[u8]>, Vec<u32>>,
+    /// The other `anything-but` forms, tried one by one.
     pub anything_but: Vec<(u32, AnythingButIndex)>,
     pub needs_fold: bool,
     pub needs_canon: bool,
@@ -171,7 +177,6 @@ pub(crate) struct FieldIndex {
 /// anything-but operands in lookup form.
 #[derive(Debug)]
 pub(crate) enum AnythingButIndex {
-    Strs(rustc_hash::FxHashSet<Box<str>>),
     Nums(rustc_hash::FxHashSet<Box<str>>),
     Prefixes(Vec<Box<[u8]>>),
     Suffixes(Vec<Box<[u8]>>),
@@ -395,7 +400,7 @@ pub(crate) fn compile<'a>(
         let f = &mut fields[*pid as usize];
         match pred {
             Pred::Str(s) => {
-                f.exact_str.insert(s.clone(), id);
+                f.exact_str.insert(s.as_bytes().into(), id);
             }
             Pred::Num(n) => {
                 f.exact_num.insert(n.clone(), id);
@@ -436,7 +441,16 @@ pub(crate) fn compile<'a>(
             }
             Pred::AnythingBut(ab) => {
                 let idx = match ab {
-                    AnythingBut::Strs(v) => AnythingButIndex::Strs(v.iter().cloned().collect()),
+                    AnythingBut::Strs(v) => {
+                        f.ab_strs.push(id);
+                        for x in v {
+                            let ex = f.ab_strs_excluded.entry(x.as_bytes().into()).or_default();
+                            if !ex.contains(&id) {
+                                ex.push(id);
+                            }
+                        }
+                        continue;
+                    }
                     AnythingBut::Nums(v) => {
                         f.needs_canon = true;
                         AnythingButIndex::Nums(v.iter().cloned().collect())

@@ -88,15 +88,20 @@ fn eval_leaf(
     if let Some(p) = f.exists {
         hits.push(p);
     }
-    let mut decimal: Option<Option<Decimal>> = None;
     match kind {
         Kind::Str => {
-            let s = std::str::from_utf8(text).unwrap_or("");
-            if let Some(&p) = f.exact_str.get(s) {
+            if let Some(&p) = f.exact_str.get(text) {
                 hits.push(p);
             }
             f.prefix.prefixes_of(text, |p| hits.push(p));
             f.suffix.suffixes_of(text, |p| hits.push(p));
+            // Leaf text is UTF-8 (the scanner checked it, or it came from a `String`);
+            // only the IP and ignore-case forms need it as `str`.
+            let s = if f.needs_fold || !f.cidr_lens.is_empty() {
+                std::str::from_utf8(text).unwrap_or("")
+            } else {
+                ""
+            };
             if !f.cidr_lens.is_empty() {
                 if let Some((v6, bits)) = parse_ip(s) {
                     for &(lv6, len) in &f.cidr_lens {
@@ -131,8 +136,7 @@ fn eval_leaf(
         }
         Kind::Num => {
             if f.needs_canon || !f.ranges.is_empty() {
-                let d = Decimal::parse(text);
-                if let Some(d) = &d {
+                if let Some(d) = Decimal::parse(text) {
                     if f.needs_canon {
                         d.canonical_into(canon);
                         if let Some(&p) = f.exact_num.get(canon.as_str()) {
@@ -143,19 +147,21 @@ fn eval_leaf(
                         f.ranges.containing(k, |p| hits.push(p));
                     }
                 }
-                decimal = Some(d);
             }
         }
         Kind::True => hits.extend(f.lit_true),
         Kind::False => hits.extend(f.lit_false),
         Kind::Null => hits.extend(f.lit_null),
     }
-    let _ = decimal;
+    if !f.ab_strs.is_empty() {
+        let excluded = match kind {
+            Kind::Str => f.ab_strs_excluded.get(text).map_or(&[][..], Vec::as_slice),
+            _ => &[],
+        };
+        hits.extend(f.ab_strs.iter().filter(|p| !excluded.contains(p)));
+    }
     for (p, ab) in &f.anything_but {
         let excluded = match (ab, kind) {
-            (AnythingButIndex::Strs(set), Kind::Str) => {
-                set.contains(std::str::from_utf8(text).unwrap_or(""))
-            }
             (AnythingButIndex::Nums(set), Kind::Num) => set.contains(canon.as_str()),
             (AnythingButIndex::Prefixes(v), Kind::Str) => v.iter().any(|x| text.starts_with(x)),
             (AnythingButIndex::Suffixes(v), Kind::Str) => v.iter().any(|x| text.ends_with(x)),

@@ -65,7 +65,10 @@ impl KeyPrint {
                 u64::from(key[0]) | u64::from(key[n / 2]) << 8 | u64::from(key[n - 1]) << 16,
                 0,
             ),
-            4..=7 => (u64::from(le32(&key[..4])) | u64::from(le32(&key[n - 4..])) << 32, 0),
+            4..=7 => (
+                u64::from(le32(&key[..4])) | u64::from(le32(&key[n - 4..])) << 32,
+                0,
+            ),
             _ => (le64(&key[..8]), le64(&key[n - 8..])),
         };
         KeyPrint { len: n, head, tail }
@@ -275,7 +278,9 @@ fn scan16(chunk: &[u8; 16]) -> (u32, u32) {
     const HI: u64 = 0x8080_8080_8080_8080;
     let zero_bytes = |w: u64| w.wrapping_sub(LO) & !w & HI;
     // Gather each byte's high bit into one bit per byte.
-    let gather = |m: u64| u32::try_from(((m >> 7).wrapping_mul(0x0102_0408_1020_4080)) >> 56).unwrap_or(0xff);
+    let gather = |m: u64| {
+        u32::try_from(((m >> 7).wrapping_mul(0x0102_0408_1020_4080)) >> 56).unwrap_or(0xff)
+    };
     let half = |b: &[u8]| {
         let mut a = [0u8; 8];
         a.copy_from_slice(b);
@@ -717,13 +722,16 @@ fn walk_serde(trie: &PathTrie, v: &Value, node: u32, depth: usize, flat: &mut Fl
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests: a panic is the failure report
 mod key_print_tests {
     use super::{KeyPrint, PathTrie};
 
     #[test]
     fn prints_tell_apart_keys_that_differ_in_any_byte() {
         for len in 0..=20usize {
-            let base: Vec<u8> = (0..len).map(|i| b'a' + u8::try_from(i % 26).unwrap()).collect();
+            let base: Vec<u8> = (0..len)
+                .map(|i| b'a' + u8::try_from(i % 26).unwrap())
+                .collect();
             for at in 0..len {
                 let mut other = base.clone();
                 other[at] = b'Z';
@@ -737,7 +745,9 @@ mod key_print_tests {
     #[test]
     fn trie_finds_long_and_short_keys_among_many() {
         let mut trie = PathTrie::new();
-        let keys: Vec<String> = (0..40).map(|i| format!("key-{i}-{}", "x".repeat(i % 19))).collect();
+        let keys: Vec<String> = (0..40)
+            .map(|i| format!("key-{i}-{}", "x".repeat(i % 19)))
+            .collect();
         for (i, k) in keys.iter().enumerate() {
             trie.insert(&[k.as_str().into()], u32::try_from(i).unwrap());
         }

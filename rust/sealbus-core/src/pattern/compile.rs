@@ -196,7 +196,8 @@ pub(crate) struct Compiled {
     pub pred_slot_off: Vec<u32>,
     pub pred_slots: Vec<u32>,
     /// Per slot, the branches anchored on it, laid out inline for one sequential read:
-    /// `[owner, k, other slot 1, ..., other slot k]` repeated, in
+    /// `[owner, k, other slot 1, ..., other slot k]` repeated (`k` has `SHARED_OWNER`
+    /// set when the owner has other branches too), in
     /// `anchored[anchor_off[slot]..anchor_off[slot + 1]]`.
     pub anchor_off: Vec<u32>,
     pub anchored: Vec<u32>,
@@ -222,6 +223,10 @@ fn csr(lists: Vec<Vec<u32>>) -> (Vec<u32>, Vec<u32>) {
 fn id32(n: usize) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }
+
+/// Flag in an anchored branch's `k` word: its owner has several branches, so a match
+/// must be deduplicated.
+pub(crate) const SHARED_OWNER: u32 = 1 << 31;
 
 static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
@@ -372,6 +377,10 @@ pub(crate) fn compile<'a>(
             fanout[sid as usize] += 1;
         }
     }
+    let mut owner_branches = vec![0u32; n_owners];
+    for (owner, _) in &branches {
+        owner_branches[*owner as usize] += 1;
+    }
     let mut anchored: Vec<Vec<u32>> = vec![Vec::new(); slot_info.len()];
     for (owner, s) in &branches {
         let best = s.iter().copied().min_by(|&a, &b| {
@@ -381,7 +390,12 @@ pub(crate) fn compile<'a>(
         if let Some(best) = best {
             let list = &mut anchored[best as usize];
             list.push(*owner);
-            list.push(id32(s.len() - 1));
+            let shared = if owner_branches[*owner as usize] > 1 {
+                SHARED_OWNER
+            } else {
+                0
+            };
+            list.push(id32(s.len() - 1) | shared);
             list.extend(s.iter().copied().filter(|&x| x != best));
         }
     }

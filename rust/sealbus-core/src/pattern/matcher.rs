@@ -9,7 +9,7 @@
 
 use std::cell::RefCell;
 
-use super::compile::{AnythingButIndex, Compiled, FieldIndex};
+use super::compile::{AnythingButIndex, Compiled, FieldIndex, SHARED_OWNER};
 use super::flatten::{Flat, Kind, Leaf};
 use super::value::{fold_case, net_mask, parse_ip, Decimal};
 
@@ -19,9 +19,10 @@ pub(crate) struct Scratch {
     compiled_id: u64,
     epoch: u32,
     pub flat: Flat,
+    /// Per slot, `epoch << 1 | in_array`: satisfied in this event when the stamp's
+    /// upper bits equal the epoch; the low bit says some satisfying leaf lies inside an
+    /// array. One word, so checking a candidate touches one cache line per slot.
     slot_stamp: Vec<u32>,
-    /// Stamped when some satisfying leaf of the slot lies inside an array.
-    slot_in_array: Vec<u32>,
     path_seen: Vec<u32>,
     owner_stamp: Vec<u32>,
     /// (slot, leaf) pairs, kept for the rare array-consistency check.
@@ -57,17 +58,16 @@ impl Scratch {
             self.compiled_id = c.id;
             self.epoch = 0;
             self.slot_stamp = vec![0; c.n_slots];
-            self.slot_in_array = vec![0; c.n_slots];
             self.path_seen = vec![0; c.n_paths];
             self.owner_stamp = vec![0; c.n_owners];
         }
     }
 
     fn next_epoch(&mut self) {
-        self.epoch = self.epoch.wrapping_add(1);
-        if self.epoch == 0 {
+        self.epoch += 1;
+        // Slot stamps keep the epoch in 31 bits.
+        if self.epoch > u32::MAX >> 1 {
             self.slot_stamp.fill(0);
-            self.slot_in_array.fill(0);
             self.path_seen.fill(0);
             self.owner_stamp.fill(0);
             self.epoch = 1;
@@ -184,7 +184,6 @@ pub(crate) fn run(c: &Compiled, s: &mut Scratch, out: &mut Vec<u32>) {
     let Scratch {
         flat,
         slot_stamp,
-        slot_in_array,
         path_seen,
         sat,
         anchors,
@@ -215,15 +214,13 @@ pub(crate) fn run(c: &Compiled, s: &mut Scratch, out: &mut Vec<u32>) {
             );
             for &slot in &c.pred_slots[a..b] {
                 let si = slot as usize;
-                if slot_stamp[si] != epoch {
-                    slot_stamp[si] = epoch;
+                if slot_stamp[si] >> 1 != epoch {
+                    slot_stamp[si] = epoch << 1;
                     if c.anchor_off[si] != c.anchor_off[si + 1] {
                         anchors.push(slot);
                     }
                 }
-                if in_array {
-                    slot_in_array[si] = epoch;
-                }
+                slot_stamp[si] |= u32::from(in_array);
                 sat.push((slot, u32::try_from(li).unwrap_or(u32::MAX)));
             }
         }
@@ -232,8 +229,8 @@ pub(crate) fn run(c: &Compiled, s: &mut Scratch, out: &mut Vec<u32>) {
         if path_seen[path as usize] != epoch {
             for &slot in &c.absent_slots[path as usize] {
                 let si = slot as usize;
-                if slot_stamp[si] != epoch {
-                    slot_stamp[si] = epoch;
+                if slot_stamp[si] >> 1 != epoch {
+                    slot_stamp[si] = epoch << 1;
                     if c.anchor_off[si] != c.anchor_off[si + 1] {
                         anchors.push(slot);
                     }
@@ -247,27 +244,30 @@ pub(crate) fn run(c: &Compiled, s: &mut Scratch, out: &mut Vec<u32>) {
         let ai = anchor as usize;
         let mut rest = &c.anchored[c.anchor_off[ai] as usize..c.anchor_off[ai + 1] as usize];
         while let [owner, k, tail @ ..] = rest {
-            let (others, next) = tail.split_at((*k as usize).min(tail.len()));
+            let (shared, k) = (k & SHARED_OWNER != 0, (k & !SHARED_OWNER) as usize);
+            let (others, next) = tail.split_at(k.min(tail.len()));
             rest = next;
             let owner = *owner as usize;
-            if s.owner_stamp[owner] == epoch
-                || !others.iter().all(|&x| slot_stamp[x as usize] == epoch)
+            // Only an owner with several branches can be reached twice; checking its
+            // stamp last spares the random read for everyone else.
+            if !others.iter().all(|&x| slot_stamp[x as usize] >> 1 == epoch)
+                || (shared && s.owner_stamp[owner] == epoch)
             {
                 continue;
             }
-            let in_arrays = usize::from(slot_in_array[ai] == epoch)
-                + others
-                    .iter()
-                    .filter(|&&x| slot_in_array[x as usize] == epoch)
-                    .count();
+            let in_array = |x: u32| slot_stamp[x as usize] & 1 == 1;
+            let in_arrays =
+                usize::from(in_array(anchor)) + others.iter().filter(|&&x| in_array(x)).count();
             if in_arrays >= 2 {
                 let mut slots = others.to_vec();
                 slots.push(anchor);
-                if !consistent(flat, sat, &slots, slot_in_array, epoch) {
+                if !consistent(flat, sat, &slots, slot_stamp) {
                     continue;
                 }
             }
-            s.owner_stamp[owner] = epoch;
+            if shared {
+                s.owner_stamp[owner] = epoch;
+            }
             out.push(u32::try_from(owner).unwrap_or(u32::MAX));
         }
     }
@@ -277,16 +277,10 @@ pub(crate) fn run(c: &Compiled, s: &mut Scratch, out: &mut Vec<u32>) {
 /// Can each slot of the branch that was satisfied from inside arrays pick one leaf so
 /// that no two picks sit in different elements of the same array? Slots satisfied
 /// outside arrays never conflict. Backtracking; runs only for array-spanning branches.
-fn consistent(
-    flat: &Flat,
-    sat: &[(u32, u32)],
-    slots: &[u32],
-    slot_in_array: &[u32],
-    epoch: u32,
-) -> bool {
+fn consistent(flat: &Flat, sat: &[(u32, u32)], slots: &[u32], slot_stamp: &[u32]) -> bool {
     let lists: Vec<Vec<&Leaf>> = slots
         .iter()
-        .filter(|&&x| slot_in_array[x as usize] == epoch)
+        .filter(|&&x| slot_stamp[x as usize] & 1 == 1)
         .map(|&x| {
             sat.iter()
                 .filter(|(s, _)| *s == x)

@@ -11,7 +11,7 @@ use std::cell::RefCell;
 
 use super::compile::{AnythingButIndex, Compiled, FieldIndex, SHARED_OWNER};
 use super::flatten::{Flat, Kind, Leaf};
-use super::value::{fold_case, net_mask, parse_ip, Decimal};
+use super::value::{fold_case, net_mask, parse_ip, plain_numeric_key, Decimal};
 
 /// Per-thread scratch state, reused from event to event.
 #[derive(Debug, Default)]
@@ -135,13 +135,18 @@ fn eval_leaf(
             }
         }
         Kind::Num => {
-            if f.needs_canon || !f.ranges.is_empty() {
+            if !f.needs_canon && !f.ranges.is_empty() {
+                // Ranges only: most numbers need no `Decimal` (and no allocation).
+                let key = plain_numeric_key(text)
+                    .or_else(|| Decimal::parse(text).and_then(|d| d.numeric_key()));
+                if let Some(k) = key {
+                    f.ranges.containing(k, |p| hits.push(p));
+                }
+            } else if f.needs_canon {
                 if let Some(d) = Decimal::parse(text) {
-                    if f.needs_canon {
-                        d.canonical_into(canon);
-                        if let Some(&p) = f.exact_num.get(canon.as_str()) {
-                            hits.push(p);
-                        }
+                    d.canonical_into(canon);
+                    if let Some(&p) = f.exact_num.get(canon.as_str()) {
+                        hits.push(p);
                     }
                     if let Some(k) = d.numeric_key() {
                         f.ranges.containing(k, |p| hits.push(p));

@@ -40,9 +40,7 @@ def subscription(rng: random.Random) -> dict[str, Any]:
     kind = rng.randrange(5)
     if kind == 0:
         p: dict[str, Any] = {
-            "items": {
-                "sku": [{"prefix": f"{rng.choice(['ABC', 'KLM', 'XYZ'])}-{rng.randrange(100):02d}"}]
-            }
+            "items": {"sku": [{"prefix": f"{rng.choice(['ABC', 'KLM', 'XYZ'])}-{rng.randrange(100):02d}"}]}
         }
     elif kind == 1:
         lo = rng.randrange(0, 250_000, 500)
@@ -65,11 +63,7 @@ def subscription(rng: random.Random) -> dict[str, Any]:
             ]
         elif broad == 2:
             p["source"] = [
-                {
-                    "anything-but": rng.sample(
-                        ["web", "mobile", "store", "partner"], rng.randint(1, 2)
-                    )
-                }
+                {"anything-but": rng.sample(["web", "mobile", "store", "partner"], rng.randint(1, 2))}
             ]
         elif broad == 3:
             p["couponCode"] = [{"exists": rng.random() < 0.5}]
@@ -140,9 +134,7 @@ def sized(request: pytest.FixtureRequest) -> tuple[int, list[dict[str, Any]], se
     return request.param, pats, build_set(pats)
 
 
-def test_rust_batch(
-    benchmark: Any, sized: tuple[int, list[dict[str, Any]], sealbus.PatternSet]
-) -> None:
+def test_rust_batch(benchmark: Any, sized: tuple[int, list[dict[str, Any]], sealbus.PatternSet]) -> None:
     n, _, ps = sized
     benchmark.group = f"pattern-{n}subs"
     benchmark.extra_info["events"] = N_EVENTS
@@ -151,9 +143,7 @@ def test_rust_batch(
     assert len(ev) >= 0
 
 
-def test_python_baseline(
-    benchmark: Any, sized: tuple[int, list[dict[str, Any]], sealbus.PatternSet]
-) -> None:
+def test_python_baseline(benchmark: Any, sized: tuple[int, list[dict[str, Any]], sealbus.PatternSet]) -> None:
     n, pats, ps = sized
     benchmark.group = f"pattern-{n}subs"
     sample = _EVENTS[: max(5, 2000 // n)]
@@ -179,9 +169,7 @@ def median_seconds(fn: Any, repeats: int) -> tuple[float, float]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--events", type=int, default=100_000)
     ap.add_argument("--repeats", type=int, default=7)
     args = ap.parse_args()
@@ -194,9 +182,7 @@ def main() -> None:
     for n in SIZES:
         pats = subscriptions(n)
         ps = build_set(pats)
-        wall, cpu = median_seconds(
-            lambda ps=ps: ps.matches_batch_indices(buf, offsets), args.repeats
-        )
+        wall, cpu = median_seconds(lambda ps=ps: ps.matches_batch_indices(buf, offsets), args.repeats)
         _, ev, _ = ps.matches_batch_indices(buf, offsets)
         sample = events[: max(20, 20_000 // n)]
         base = Baseline(pats)

@@ -89,9 +89,7 @@ def leaves(event: dict[str, Any]) -> list[tuple[tuple[str, ...], Any, tuple[tupl
     return out
 
 
-def branches(
-    pattern: dict[str, Any], prefix: tuple[str, ...] = ()
-) -> list[dict[tuple[str, ...], list[Any]]]:
+def branches(pattern: dict[str, Any], prefix: tuple[str, ...] = ()) -> list[dict[tuple[str, ...], list[Any]]]:
     """The pattern's alternatives: each maps a path to its list of match values."""
     result: list[dict[tuple[str, ...], list[Any]]] = [{}]
     for key, value in pattern.items():

@@ -163,18 +163,14 @@ def test_bad_pattern_inputs() -> None:
         sealbus.test_event_pattern({"a": [object()]}, {})
 
 
-@pytest.mark.parametrize(
-    "event", ["[]", "1", "{", '{"a":1} x', '{"a":[1,]}', b"\xff", '{"a":"\x01"}']
-)
+@pytest.mark.parametrize("event", ["[]", "1", "{", '{"a":1} x', '{"a":[1,]}', b"\xff", '{"a":"\x01"}'])
 def test_bad_events_are_refused(event: str | bytes) -> None:
     with pytest.raises(sealbus.InvalidEvent):
         sealbus.test_event_pattern({"a": [1]}, event)
 
 
 def test_any_json_object_is_an_event() -> None:
-    assert sealbus.test_event_pattern(
-        {"x": {"y": [True]}}, {"x": {"y": True}, "z": [1, {"q": None}]}
-    )
+    assert sealbus.test_event_pattern({"x": {"y": [True]}}, {"x": {"y": True}, "z": [1, {"q": None}]})
 
 
 def test_pattern_set_add_remove_replace() -> None:
@@ -207,9 +203,7 @@ def test_batch_forms_agree() -> None:
     names, ev, nm = ps.matches_batch_indices(buf, offsets.astype(np.uint32))
     assert isinstance(ev, array.array)
     got: list[list[str]] = [[] for _ in events]
-    for e, n in zip(
-        np.frombuffer(ev, dtype=np.uint32), np.frombuffer(nm, dtype=np.uint32), strict=True
-    ):
+    for e, n in zip(np.frombuffer(ev, dtype=np.uint32), np.frombuffer(nm, dtype=np.uint32), strict=True):
         got[int(e)].append(names[int(n)])
     assert [sorted(g) for g in got] == want
 

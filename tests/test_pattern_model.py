@@ -70,9 +70,7 @@ def glob_text() -> st.SearchStrategy[str]:
 
 
 plain = st.one_of(st.sampled_from(WORDS), st.sampled_from(IPS))
-nonempty = st.sampled_from([w for w in WORDS if w]) | st.text(
-    alphabet="aAbé", min_size=1, max_size=3
-)
+nonempty = st.sampled_from([w for w in WORDS if w]) | st.text(alphabet="aAbé", min_size=1, max_size=3)
 
 
 @st.composite
@@ -81,9 +79,7 @@ def numeric(draw: st.DrawFn) -> dict[str, Any]:
     form = draw(st.integers(0, 2))
     if form == 0:
         return {"numeric": [draw(st.sampled_from(["=", "<", "<=", ">", ">="])), a]}
-    return {
-        "numeric": [draw(st.sampled_from([">", ">="])), a, draw(st.sampled_from(["<", "<="])), b]
-    }
+    return {"numeric": [draw(st.sampled_from([">", ">="])), a, draw(st.sampled_from(["<", "<="])), b]}
 
 
 def one_or_list(s: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:

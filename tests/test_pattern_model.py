@@ -21,7 +21,21 @@ WORDS = ["", "a", "A", "ab", "aB", "abc", "b", "ba", "x*y", "é", "É", "a\\b", 
 IPS = ["10.0.0.1", "10.0.0.200", "10.0.1.7", "192.168.1.1", "::1", "0:0:0:0:0:0:0:1", "2001:db8::5"]
 NUMS = [
     Decimal(x)
-    for x in ["0", "-0", "1", "-1", "1.5", "2.25", "10", "300", "0.0000001", "5E+9", "6E+9", "-5E+9", "1E+20"]
+    for x in [
+        "0",
+        "-0",
+        "1",
+        "-1",
+        "1.5",
+        "2.25",
+        "10",
+        "300",
+        "0.0000001",
+        "5E+9",
+        "6E+9",
+        "-5E+9",
+        "1E+20",
+    ]
 ]
 OPERANDS = [-1, 0, 0.5, 1, 2.25, 10, 300, 5_000_000_000, -5_000_000_000]
 
@@ -38,7 +52,8 @@ def events(depth: int = 2) -> st.SearchStrategy[Any]:
         leaf,
         leaf,
         st.lists(
-            st.one_of(leaf, st.dictionaries(st.sampled_from(KEYS + OR_KEYS), inner, max_size=3)), max_size=3
+            st.one_of(leaf, st.dictionaries(st.sampled_from(KEYS + OR_KEYS), inner, max_size=3)),
+            max_size=3,
         ),
         st.dictionaries(st.sampled_from(KEYS + OR_KEYS), inner, max_size=3),
     )
@@ -73,7 +88,7 @@ def one_or_list(s: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
 
 condition = st.one_of(
     plain,
-    st.sampled_from(OPERANDS + [1.5, 1e20]),
+    st.sampled_from([*OPERANDS, 1.5, 1e20]),
     st.booleans(),
     st.none(),
     st.builds(lambda s: {"prefix": s}, text),
@@ -92,7 +107,12 @@ condition = st.one_of(
     numeric(),
     st.builds(lambda b: {"exists": b}, st.booleans()),
     st.sampled_from(
-        [{"cidr": "10.0.0.0/24"}, {"cidr": "10.0.0.0/8"}, {"cidr": "::/0"}, {"cidr": "2001:db8::/32"}]
+        [
+            {"cidr": "10.0.0.0/24"},
+            {"cidr": "10.0.0.0/8"},
+            {"cidr": "::/0"},
+            {"cidr": "2001:db8::/32"},
+        ]
     ),
 )
 slot = st.lists(condition, min_size=1, max_size=3)
@@ -105,9 +125,7 @@ def sub_pattern(keys: list[str], depth: int) -> st.SearchStrategy[dict[str, Any]
 
 @st.composite
 def patterns(draw: st.DrawFn) -> dict[str, Any]:
-    p: dict[str, Any] = draw(
-        st.dictionaries(st.sampled_from(KEYS), st.one_of(slot, sub_pattern(KEYS, 1)), max_size=2)
-    )
+    p: dict[str, Any] = draw(st.dictionaries(st.sampled_from(KEYS), st.one_of(slot, sub_pattern(KEYS, 1)), max_size=2))
     if draw(st.booleans()) or not p:
         p["$or"] = draw(st.lists(sub_pattern(OR_KEYS, 1), min_size=2, max_size=3))
     return p

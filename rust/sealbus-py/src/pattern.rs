@@ -4,6 +4,7 @@
 //! module), `str` JSON text, or bytes-like JSON. Batches cross as one buffer plus
 //! offsets, are copied out of Python, and are matched with the GIL released.
 
+use std::cell::RefCell;
 use std::sync::{PoisonError, RwLock};
 
 use pyo3::buffer::PyBuffer;
@@ -17,6 +18,60 @@ use crate::gil::{attached, detached};
 
 static DUMPS: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 static ARRAY: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+
+/// Largest batch copy kept for reuse by a thread.
+const KEEP_BATCH_BYTES: usize = 64 << 20;
+
+thread_local! {
+    /// The copy of the last batch's bytes, reused by the next batch on this thread:
+    /// a fresh allocation of tens of megabytes costs a page fault per 4 KiB, which
+    /// measured as much as the matching of small events.
+    static BATCH_COPY: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A batch's bytes, copied out of Python; the allocation returns to `BATCH_COPY`.
+struct BatchBytes {
+    buf: Vec<u8>,
+    len: usize,
+}
+
+impl BatchBytes {
+    fn copy_of(py: Python<'_>, src: &PyBuffer<u8>) -> PyResult<BatchBytes> {
+        let len = src.item_count();
+        let mut buf = BATCH_COPY.with(|c| std::mem::take(&mut *c.borrow_mut()));
+        if buf.len() < len {
+            buf.resize(len, 0);
+        }
+        src.copy_to_slice(py, &mut buf[..len])?;
+        Ok(BatchBytes { buf, len })
+    }
+
+    fn owned(buf: Vec<u8>) -> BatchBytes {
+        BatchBytes {
+            len: buf.len(),
+            buf,
+        }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
+impl Drop for BatchBytes {
+    fn drop(&mut self) {
+        if self.buf.capacity() <= KEEP_BATCH_BYTES {
+            let buf = std::mem::take(&mut self.buf);
+            BATCH_COPY.with(|c| {
+                if let Ok(mut slot) = c.try_borrow_mut() {
+                    if slot.capacity() < buf.capacity() {
+                        *slot = buf;
+                    }
+                }
+            });
+        }
+    }
+}
 
 /// What the JSON is for, so a failure becomes the right typed error.
 #[derive(Clone, Copy)]
@@ -132,7 +187,7 @@ impl PatternSet {
         py: Python<'_>,
         events: &Bound<'_, PyAny>,
         offsets: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<(Vec<u8>, Vec<usize>)> {
+    ) -> PyResult<(BatchBytes, Vec<usize>)> {
         if let Some(off) = offsets {
             let buf = PyBuffer::<u8>::get(events).map_err(|_| {
                 crate::error::to_pyerr(
@@ -143,7 +198,7 @@ impl PatternSet {
                     },
                 )
             })?;
-            return Ok((buf.to_vec(py)?, offsets_of(py, off)?));
+            return Ok((BatchBytes::copy_of(py, &buf)?, offsets_of(py, off)?));
         }
         let mut buf = Vec::new();
         let mut offs = vec![0usize];
@@ -151,7 +206,7 @@ impl PatternSet {
             buf.extend_from_slice(&json_bytes(py, &item?, Role::Event)?);
             offs.push(buf.len());
         }
-        Ok((buf, offs))
+        Ok((BatchBytes::owned(buf), offs))
     }
 
     fn run_batch(
@@ -173,8 +228,14 @@ fn u32_array<'py>(py: Python<'py>, v: &[u32]) -> PyResult<Bound<'py, PyAny>> {
     let array = ARRAY.get_or_try_init(py, || -> PyResult<Py<PyAny>> {
         Ok(py.import("array")?.getattr("array")?.unbind())
     })?;
-    let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_ne_bytes()).collect();
-    array.bind(py).call1(("I", PyBytes::new(py, &bytes)))
+    // Written straight into the bytes object: one copy fewer than via a Vec.
+    let bytes = PyBytes::new_with(py, v.len() * 4, |b| {
+        for (dst, x) in b.chunks_exact_mut(4).zip(v) {
+            dst.copy_from_slice(&x.to_ne_bytes());
+        }
+        Ok(())
+    })?;
+    array.bind(py).call1(("I", bytes))
 }
 
 #[pymethods]
@@ -242,7 +303,7 @@ impl PatternSet {
         offsets: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyList>> {
         let (buf, offs) = Self::batch_input(py, events, offsets)?;
-        let (names, ev, keys) = self.run_batch(py, &buf, &offs)?;
+        let (names, ev, keys) = self.run_batch(py, buf.bytes(), &offs)?;
         let names: Vec<Bound<'py, PyString>> = names.iter().map(|n| PyString::new(py, n)).collect();
         let n_events = offs.len().saturating_sub(1);
         let out = PyList::empty(py);
@@ -269,7 +330,7 @@ impl PatternSet {
         offsets: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyTuple>> {
         let (buf, offs) = Self::batch_input(py, events, offsets)?;
-        let (names, ev, keys) = self.run_batch(py, &buf, &offs)?;
+        let (names, ev, keys) = self.run_batch(py, buf.bytes(), &offs)?;
         PyTuple::new(
             py,
             [

@@ -145,7 +145,8 @@ impl Intervals {
 /// Everything a value at one path is tested against.
 #[derive(Debug, Default)]
 pub(crate) struct FieldIndex {
-    pub exact_str: FxHashMap<Box<str>, u32>,
+    /// Keyed by bytes: event strings are looked up without a UTF-8 check.
+    pub exact_str: FxHashMap<Box<[u8]>, u32>,
     pub exact_num: FxHashMap<Box<str>, u32>,
     pub lit_true: Option<u32>,
     pub lit_false: Option<u32>,
@@ -163,6 +164,11 @@ pub(crate) struct FieldIndex {
     /// Distinct (`is_v6`, mask length) pairs, and (`is_v6`, length, network) -> predicate.
     pub cidr_lens: Vec<(bool, u8)>,
     pub cidr: FxHashMap<(bool, u8, u128), u32>,
+    /// `anything-but` on plain strings, inverted: all of `ab_strs` hold for a value
+    /// except the ones `ab_strs_excluded` lists for it (one lookup, not one per pattern).
+    pub ab_strs: Vec<u32>,
+    pub ab_strs_excluded: FxHashMap<Box<[u8]>, Vec<u32>>,
+    /// The other `anything-but` forms, tried one by one.
     pub anything_but: Vec<(u32, AnythingButIndex)>,
     pub needs_fold: bool,
     pub needs_canon: bool,
@@ -171,7 +177,6 @@ pub(crate) struct FieldIndex {
 /// anything-but operands in lookup form.
 #[derive(Debug)]
 pub(crate) enum AnythingButIndex {
-    Strs(rustc_hash::FxHashSet<Box<str>>),
     Nums(rustc_hash::FxHashSet<Box<str>>),
     Prefixes(Vec<Box<[u8]>>),
     Suffixes(Vec<Box<[u8]>>),
@@ -190,16 +195,15 @@ pub(crate) struct Compiled {
     /// CSR pred -> slots.
     pub pred_slot_off: Vec<u32>,
     pub pred_slots: Vec<u32>,
-    /// CSR slot -> branches anchored on it.
+    /// Per slot, the branches anchored on it, laid out inline for one sequential read:
+    /// `[owner, k, other slot 1, ..., other slot k]` repeated (`k` has `SHARED_OWNER`
+    /// set when the owner has other branches too), in
+    /// `anchored[anchor_off[slot]..anchor_off[slot + 1]]`.
     pub anchor_off: Vec<u32>,
     pub anchored: Vec<u32>,
     /// For each path: slots that the field's absence satisfies.
     pub absent_slots: Vec<Vec<u32>>,
     pub absent_paths: Vec<u32>,
-    /// CSR branch -> slots; and its owner.
-    pub branch_off: Vec<u32>,
-    pub branch_slots: Vec<u32>,
-    pub branch_owner: Vec<u32>,
     pub n_slots: usize,
     pub n_paths: usize,
     pub n_owners: usize,
@@ -220,17 +224,77 @@ fn id32(n: usize) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }
 
+/// Flag in an anchored branch's `k` word: its owner has several branches, so a match
+/// must be deduplicated.
+pub(crate) const SHARED_OWNER: u32 = 1 << 31;
+
 static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
-/// A slot is "weak" when it is likely satisfied by most events, so a poor anchor.
-fn weak(slot: &Slot) -> bool {
-    slot.absent_ok
-        || slot.preds.iter().any(|p| {
-            matches!(
-                p,
-                Pred::Exists | Pred::AnythingBut(_) | Pred::Range { .. } | Pred::Wildcard(_)
-            ) || matches!(p, Pred::Prefix(b) | Pred::Suffix(b) if b.len() < 2)
-        })
+/// Per path, what the patterns say about it, for guessing how often a predicate holds
+/// without seeing any events: a path compared with 6 distinct values has each about
+/// 1/6 of the time; 256 distinct order-id prefixes, 1/256 each; a range covers its
+/// width over the span of all ranges on the path.
+#[derive(Debug, Default, Clone)]
+struct PathStats {
+    values: u32,
+    prefixes: u32,
+    suffixes: u32,
+    nets: u32,
+    range_lo: i64,
+    range_hi: i64,
+}
+
+fn path_stats(pred_list: &[(u32, Pred)], n_paths: usize) -> Vec<PathStats> {
+    let mut st = vec![
+        PathStats {
+            range_lo: i64::MAX,
+            range_hi: i64::MIN,
+            ..PathStats::default()
+        };
+        n_paths
+    ];
+    // Interning made every (path, predicate) pair distinct, so counting is enough.
+    for (pid, pred) in pred_list {
+        let s = &mut st[*pid as usize];
+        match pred {
+            Pred::Str(_) | Pred::Num(_) | Pred::EqIc(_) => s.values += 1,
+            Pred::Prefix(_) | Pred::PrefixIc(_) | Pred::Wildcard(_) => s.prefixes += 1,
+            Pred::Suffix(_) | Pred::SuffixIc(_) => s.suffixes += 1,
+            Pred::Cidr { .. } => s.nets += 1,
+            Pred::Range { lo, hi } => {
+                s.range_lo = s.range_lo.min(*lo);
+                s.range_hi = s.range_hi.max(*hi);
+            }
+            Pred::Bool(_) | Pred::Null | Pred::Exists | Pred::AnythingBut(_) => {}
+        }
+    }
+    st
+}
+
+/// Guessed share of events in which `pred` holds at its path (see `PathStats`).
+#[allow(clippy::cast_precision_loss)] // a rough estimate; precision is irrelevant
+fn pred_odds(pred: &Pred, st: &PathStats) -> f64 {
+    let one_of = |n: u32, floor: u32| 1.0 / f64::from(n.max(floor));
+    match pred {
+        Pred::Str(_) | Pred::Num(_) | Pred::EqIc(_) => one_of(st.values, 2),
+        Pred::Bool(_) | Pred::Null => 0.5,
+        Pred::Wildcard(g) if g.head().is_empty() => 0.5,
+        Pred::Prefix(_) | Pred::PrefixIc(_) | Pred::Wildcard(_) => one_of(st.prefixes, 4),
+        Pred::Suffix(_) | Pred::SuffixIc(_) => one_of(st.suffixes, 4),
+        Pred::Cidr { .. } => one_of(st.nets, 4),
+        Pred::Range { lo, hi } => {
+            let span = st.range_hi.saturating_sub(st.range_lo).max(1) as f64;
+            let width = hi.saturating_sub(*lo) as f64;
+            (width / span).clamp(1e-3, 0.5)
+        }
+        Pred::Exists | Pred::AnythingBut(_) => 1.0,
+    }
+}
+
+/// Guessed share of events satisfying a slot: the sum over its alternatives.
+fn slot_odds(slot: &Slot, st: &PathStats) -> f64 {
+    let present: f64 = slot.preds.iter().map(|p| pred_odds(p, st)).sum();
+    (present + if slot.absent_ok { 1.0 } else { 0.0 }).min(1.0)
 }
 
 /// Build the index from (owner, branches) where each branch is its (path, slot) list.
@@ -244,7 +308,7 @@ pub(crate) fn compile<'a>(
     let mut preds: FxHashMap<(u32, Pred), u32> = FxHashMap::default();
     let mut pred_list: Vec<(u32, Pred)> = Vec::new();
     let mut slots: FxHashMap<(u32, Vec<u32>, bool), u32> = FxHashMap::default();
-    let mut slot_info: Vec<(u32, bool, bool)> = Vec::new(); // (path, absent_ok, weak)
+    let mut slot_info: Vec<(u32, Slot)> = Vec::new(); // (path, slot)
     let mut branches: Vec<(u32, Vec<u32>)> = Vec::new();
 
     for (owner, owner_branches) in owners {
@@ -268,7 +332,7 @@ pub(crate) fn compile<'a>(
                     .collect();
                 pids.sort_unstable();
                 let sid = *slots.entry((pid, pids, slot.absent_ok)).or_insert_with(|| {
-                    slot_info.push((pid, slot.absent_ok, weak(slot)));
+                    slot_info.push((pid, slot.clone()));
                     id32(slot_info.len() - 1)
                 });
                 slot_ids.push(sid);
@@ -299,21 +363,40 @@ pub(crate) fn compile<'a>(
         .map(|(i, _)| id32(i))
         .collect();
 
-    // Anchor each branch on its most selective slot.
+    // Anchor each branch on the slot least often satisfied, so its other slots are
+    // looked at only for the few events that pass it. Among equals, prefer the slot
+    // fewer branches share (a shorter list to walk when it is satisfied).
+    let stats = path_stats(&pred_list, path_list.len());
+    let odds: Vec<f64> = slot_info
+        .iter()
+        .map(|(pid, slot)| slot_odds(slot, &stats[*pid as usize]))
+        .collect();
     let mut fanout = vec![0u32; slot_info.len()];
     for (_, s) in &branches {
         for &sid in s {
             fanout[sid as usize] += 1;
         }
     }
+    let mut owner_branches = vec![0u32; n_owners];
+    for (owner, _) in &branches {
+        owner_branches[*owner as usize] += 1;
+    }
     let mut anchored: Vec<Vec<u32>> = vec![Vec::new(); slot_info.len()];
-    for (bi, (_, s)) in branches.iter().enumerate() {
-        let score = |sid: u32| {
-            let (_, _, w) = slot_info[sid as usize];
-            u64::from(fanout[sid as usize]) * if w { 16 } else { 1 }
-        };
-        if let Some(&best) = s.iter().min_by_key(|&&sid| score(sid)) {
-            anchored[best as usize].push(id32(bi));
+    for (owner, s) in &branches {
+        let best = s.iter().copied().min_by(|&a, &b| {
+            let (a, b) = (a as usize, b as usize);
+            odds[a].total_cmp(&odds[b]).then(fanout[a].cmp(&fanout[b]))
+        });
+        if let Some(best) = best {
+            let list = &mut anchored[best as usize];
+            list.push(*owner);
+            let shared = if owner_branches[*owner as usize] > 1 {
+                SHARED_OWNER
+            } else {
+                0
+            };
+            list.push(id32(s.len() - 1) | shared);
+            list.extend(s.iter().copied().filter(|&x| x != best));
         }
     }
 
@@ -331,7 +414,7 @@ pub(crate) fn compile<'a>(
         let f = &mut fields[*pid as usize];
         match pred {
             Pred::Str(s) => {
-                f.exact_str.insert(s.clone(), id);
+                f.exact_str.insert(s.as_bytes().into(), id);
             }
             Pred::Num(n) => {
                 f.exact_num.insert(n.clone(), id);
@@ -372,7 +455,16 @@ pub(crate) fn compile<'a>(
             }
             Pred::AnythingBut(ab) => {
                 let idx = match ab {
-                    AnythingBut::Strs(v) => AnythingButIndex::Strs(v.iter().cloned().collect()),
+                    AnythingBut::Strs(v) => {
+                        f.ab_strs.push(id);
+                        for x in v {
+                            let ex = f.ab_strs_excluded.entry(x.as_bytes().into()).or_default();
+                            if !ex.contains(&id) {
+                                ex.push(id);
+                            }
+                        }
+                        continue;
+                    }
                     AnythingBut::Nums(v) => {
                         f.needs_canon = true;
                         AnythingButIndex::Nums(v.iter().cloned().collect())
@@ -395,8 +487,6 @@ pub(crate) fn compile<'a>(
 
     let (pred_slot_off, pred_slots) = csr(pred_slots);
     let (anchor_off, anchored) = csr(anchored);
-    let branch_owner = branches.iter().map(|(o, _)| *o).collect();
-    let (branch_off, branch_slots) = csr(branches.into_iter().map(|(_, s)| s).collect());
     Compiled {
         id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         trie,
@@ -408,9 +498,6 @@ pub(crate) fn compile<'a>(
         anchored,
         absent_slots,
         absent_paths,
-        branch_off,
-        branch_slots,
-        branch_owner,
         n_slots: slot_info.len(),
         n_paths: path_list.len(),
         n_owners,

@@ -24,11 +24,60 @@ pub(crate) struct PathTrie {
 
 #[derive(Debug, Default)]
 struct TrieNode {
-    /// Few children are scanned, many are hashed.
-    small: Vec<(Box<[u8]>, u32)>,
-    map: FxHashMap<Box<[u8]>, u32>,
+    /// Few children are scanned, many are hashed; both by `KeyPrint`, so matching a
+    /// key costs integer compares, not a `memcmp` call per candidate.
+    small: Vec<(KeyPrint, Box<[u8]>, u32)>,
+    map: FxHashMap<KeyPrint, (Box<[u8]>, u32)>,
     /// The path id if some pattern constrains this exact path.
     path: u32,
+}
+
+/// A key's length with its first and last (up to) eight bytes: equal prints mean equal
+/// keys up to 16 bytes long; longer keys are compared in full after the print.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+struct KeyPrint {
+    len: usize,
+    head: u64,
+    tail: u64,
+}
+
+fn le32(b: &[u8]) -> u32 {
+    let mut a = [0u8; 4];
+    a.copy_from_slice(&b[..4]);
+    u32::from_le_bytes(a)
+}
+
+fn le64(b: &[u8]) -> u64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&b[..8]);
+    u64::from_le_bytes(a)
+}
+
+impl KeyPrint {
+    #[inline]
+    fn of(key: &[u8]) -> KeyPrint {
+        // Overlapping fixed-size loads cover every byte of a key up to 16 long (the
+        // length tells the overlap apart), in a handful of instructions.
+        let n = key.len();
+        let (head, tail) = match n {
+            0 => (0, 0),
+            1..=3 => (
+                u64::from(key[0]) | u64::from(key[n / 2]) << 8 | u64::from(key[n - 1]) << 16,
+                0,
+            ),
+            4..=7 => (
+                u64::from(le32(&key[..4])) | u64::from(le32(&key[n - 4..])) << 32,
+                0,
+            ),
+            _ => (le64(&key[..8]), le64(&key[n - 8..])),
+        };
+        KeyPrint { len: n, head, tail }
+    }
+
+    #[inline]
+    fn same(&self, print: &KeyPrint, stored: &[u8], key: &[u8]) -> bool {
+        self == print && (self.len <= 16 || stored == key)
+    }
 }
 
 impl PathTrie {
@@ -53,8 +102,9 @@ impl PathTrie {
                     ..TrieNode::default()
                 });
                 let n = &mut self.nodes[node as usize];
-                n.small.push((key.as_bytes().into(), c));
-                n.map.insert(key.as_bytes().into(), c);
+                let (k, print) = (key.as_bytes(), KeyPrint::of(key.as_bytes()));
+                n.small.push((print, k.into(), c));
+                n.map.insert(print, (k.into(), c));
                 c
             };
         }
@@ -64,13 +114,20 @@ impl PathTrie {
     #[inline]
     fn child(&self, node: u32, key: &[u8]) -> Option<u32> {
         let n = &self.nodes[node as usize];
+        if n.small.is_empty() {
+            return None;
+        }
+        let print = KeyPrint::of(key);
         if n.small.len() <= 8 {
             n.small
                 .iter()
-                .find(|(k, _)| k.len() == key.len() && k.as_ref() == key)
-                .map(|&(_, c)| c)
+                .find(|(p, k, _)| p.same(&print, k, key))
+                .map(|&(_, _, c)| c)
         } else {
-            n.map.get(key).copied()
+            n.map
+                .get(&print)
+                .filter(|(k, _)| print.same(&print, k, key))
+                .map(|&(_, c)| c)
         }
     }
 
@@ -187,13 +244,55 @@ struct Scanner<'a> {
     i: usize,
 }
 
-const LO: u64 = 0x0101_0101_0101_0101;
-const HI: u64 = 0x8080_8080_8080_8080;
-
-/// Bytes of `w` that are zero get their high bit set (exact for the lowest one).
+/// Bit i set when byte i of `chunk` ends a plain run ('"', '\\' or a control byte), and
+/// the bytes with their high bit set (non-ASCII). Only the lowest bit of the first mask
+/// is relied on. SSE2 (always present on `x86_64`) does 16 bytes in a few instructions.
+#[cfg(target_arch = "x86_64")]
 #[inline]
-fn zero_bytes(w: u64) -> u64 {
-    w.wrapping_sub(LO) & !w & HI
+fn scan16(chunk: &[u8; 16]) -> (u32, u32) {
+    use std::arch::x86_64::{
+        _mm_cmpeq_epi8, _mm_loadu_si128, _mm_min_epu8, _mm_movemask_epi8, _mm_or_si128,
+        _mm_set1_epi8,
+    };
+    // SAFETY: SSE2 is part of the x86_64 baseline, so these intrinsics are always
+    // available; `chunk` is 16 readable bytes and `loadu` needs no alignment.
+    let (special, high) = unsafe {
+        let v = _mm_loadu_si128(chunk.as_ptr().cast());
+        let quote = _mm_cmpeq_epi8(v, _mm_set1_epi8(0x22));
+        let backslash = _mm_cmpeq_epi8(v, _mm_set1_epi8(0x5c));
+        // min(v, 0x1f) == v exactly for bytes 0x00..=0x1f (unsigned compare).
+        let control = _mm_cmpeq_epi8(_mm_min_epu8(v, _mm_set1_epi8(0x1f)), v);
+        let special = _mm_or_si128(_mm_or_si128(quote, backslash), control);
+        (_mm_movemask_epi8(special), _mm_movemask_epi8(v))
+    };
+    (special.cast_unsigned(), high.cast_unsigned())
+}
+
+/// Portable form of `scan16`: eight bytes at a time in a `u64` (SWAR), where a
+/// flagged byte gets its high bit set; exact for the lowest flagged byte, which is all
+/// the caller uses.
+#[cfg(not(target_arch = "x86_64"))]
+#[inline]
+fn scan16(chunk: &[u8; 16]) -> (u32, u32) {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let zero_bytes = |w: u64| w.wrapping_sub(LO) & !w & HI;
+    // Gather each byte's high bit into one bit per byte.
+    let gather = |m: u64| {
+        u32::try_from(((m >> 7).wrapping_mul(0x0102_0408_1020_4080)) >> 56).unwrap_or(0xff)
+    };
+    let half = |b: &[u8]| {
+        let mut a = [0u8; 8];
+        a.copy_from_slice(b);
+        let w = u64::from_le_bytes(a);
+        let hit = zero_bytes(w ^ (LO * 0x22))
+            | zero_bytes(w ^ (LO * 0x5c))
+            | (w.wrapping_sub(LO * 0x20) & !w & HI);
+        (gather(hit), gather(w & HI))
+    };
+    let (s0, h0) = half(&chunk[..8]);
+    let (s1, h1) = half(&chunk[8..]);
+    (s0 | s1 << 8, h0 | h1 << 8)
 }
 
 impl Scanner<'_> {
@@ -235,22 +334,20 @@ impl Scanner<'_> {
         let mut escaped = false;
         // Bytes >= 0x80 may only appear inside strings; such strings are checked as
         // UTF-8 once their end is known (a chunk may flag bytes past the end: harmless).
-        let mut high = 0u64;
+        let mut high = 0u32;
         loop {
-            while let Some(chunk) = self.b.get(self.i..self.i + 8) {
-                let mut a = [0u8; 8];
-                a.copy_from_slice(chunk);
-                let w = u64::from_le_bytes(a);
-                high |= w & HI;
-                let hit = zero_bytes(w ^ (LO * u64::from(b'"')))
-                    | zero_bytes(w ^ (LO * u64::from(b'\\')))
-                    | (w.wrapping_sub(LO * 0x20) & !w & HI);
-                if hit != 0 {
-                    // The lowest flagged byte is exact (borrows only run upwards).
-                    self.i += (hit.trailing_zeros() / 8) as usize;
+            while let Some(chunk) = self
+                .b
+                .get(self.i..self.i + 16)
+                .and_then(|c| <&[u8; 16]>::try_from(c).ok())
+            {
+                let (special, hi) = scan16(chunk);
+                high |= hi;
+                if special != 0 {
+                    self.i += special.trailing_zeros() as usize;
                     break;
                 }
-                self.i += 8;
+                self.i += 16;
             }
             let Some(&c) = self.b.get(self.i) else {
                 return Err(self.err("unterminated string"));
@@ -280,7 +377,7 @@ impl Scanner<'_> {
                 }
                 0..=0x1f => return Err(self.err("control character in string")),
                 c => {
-                    high |= u64::from(c & 0x80);
+                    high |= u32::from(c & 0x80);
                     self.i += 1;
                 }
             }
@@ -621,5 +718,45 @@ fn walk_serde(trie: &PathTrie, v: &Value, node: u32, depth: usize, flat: &mut Fl
         ),
         Value::Bool(b) => flat.push(path, if *b { Kind::True } else { Kind::False }, b""),
         Value::Null => flat.push(path, Kind::Null, b""),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests: a panic is the failure report
+mod key_print_tests {
+    use super::{KeyPrint, PathTrie};
+
+    #[test]
+    fn prints_tell_apart_keys_that_differ_in_any_byte() {
+        for len in 0..=20usize {
+            let base: Vec<u8> = (0..len)
+                .map(|i| b'a' + u8::try_from(i % 26).unwrap())
+                .collect();
+            for at in 0..len {
+                let mut other = base.clone();
+                other[at] = b'Z';
+                let (p, q) = (KeyPrint::of(&base), KeyPrint::of(&other));
+                assert!(!p.same(&q, &base, &other), "len {len}, byte {at}");
+            }
+            assert!(KeyPrint::of(&base).same(&KeyPrint::of(&base), &base, &base));
+        }
+    }
+
+    #[test]
+    fn trie_finds_long_and_short_keys_among_many() {
+        let mut trie = PathTrie::new();
+        let keys: Vec<String> = (0..40)
+            .map(|i| format!("key-{i}-{}", "x".repeat(i % 19)))
+            .collect();
+        for (i, k) in keys.iter().enumerate() {
+            trie.insert(&[k.as_str().into()], u32::try_from(i).unwrap());
+        }
+        for (i, k) in keys.iter().enumerate() {
+            let c = trie.child(0, k.as_bytes()).unwrap();
+            assert_eq!(trie.path_of(c), u32::try_from(i).unwrap());
+            let mut near = k.clone().into_bytes();
+            near[k.len() / 2] ^= 1;
+            assert!(trie.child(0, &near).is_none());
+        }
     }
 }

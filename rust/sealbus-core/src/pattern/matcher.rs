@@ -9,9 +9,9 @@
 
 use std::cell::RefCell;
 
-use super::compile::{AnythingButIndex, Compiled, FieldIndex};
+use super::compile::{AnythingButIndex, Compiled, FieldIndex, SHARED_OWNER};
 use super::flatten::{Flat, Kind, Leaf};
-use super::value::{fold_case, net_mask, parse_ip, Decimal};
+use super::value::{fold_case, net_mask, parse_ip, plain_numeric_key, Decimal};
 
 /// Per-thread scratch state, reused from event to event.
 #[derive(Debug, Default)]
@@ -19,9 +19,10 @@ pub(crate) struct Scratch {
     compiled_id: u64,
     epoch: u32,
     pub flat: Flat,
+    /// Per slot, `epoch << 1 | in_array`: satisfied in this event when the stamp's
+    /// upper bits equal the epoch; the low bit says some satisfying leaf lies inside an
+    /// array. One word, so checking a candidate touches one cache line per slot.
     slot_stamp: Vec<u32>,
-    /// Stamped when some satisfying leaf of the slot lies inside an array.
-    slot_in_array: Vec<u32>,
     path_seen: Vec<u32>,
     owner_stamp: Vec<u32>,
     /// (slot, leaf) pairs, kept for the rare array-consistency check.
@@ -57,17 +58,16 @@ impl Scratch {
             self.compiled_id = c.id;
             self.epoch = 0;
             self.slot_stamp = vec![0; c.n_slots];
-            self.slot_in_array = vec![0; c.n_slots];
             self.path_seen = vec![0; c.n_paths];
             self.owner_stamp = vec![0; c.n_owners];
         }
     }
 
     fn next_epoch(&mut self) {
-        self.epoch = self.epoch.wrapping_add(1);
-        if self.epoch == 0 {
+        self.epoch += 1;
+        // Slot stamps keep the epoch in 31 bits.
+        if self.epoch > u32::MAX >> 1 {
             self.slot_stamp.fill(0);
-            self.slot_in_array.fill(0);
             self.path_seen.fill(0);
             self.owner_stamp.fill(0);
             self.epoch = 1;
@@ -88,15 +88,20 @@ fn eval_leaf(
     if let Some(p) = f.exists {
         hits.push(p);
     }
-    let mut decimal: Option<Option<Decimal>> = None;
     match kind {
         Kind::Str => {
-            let s = std::str::from_utf8(text).unwrap_or("");
-            if let Some(&p) = f.exact_str.get(s) {
+            if let Some(&p) = f.exact_str.get(text) {
                 hits.push(p);
             }
             f.prefix.prefixes_of(text, |p| hits.push(p));
             f.suffix.suffixes_of(text, |p| hits.push(p));
+            // Leaf text is UTF-8 (the scanner checked it, or it came from a `String`);
+            // only the IP and ignore-case forms need it as `str`.
+            let s = if f.needs_fold || !f.cidr_lens.is_empty() {
+                std::str::from_utf8(text).unwrap_or("")
+            } else {
+                ""
+            };
             if !f.cidr_lens.is_empty() {
                 if let Some((v6, bits)) = parse_ip(s) {
                     for &(lv6, len) in &f.cidr_lens {
@@ -130,32 +135,38 @@ fn eval_leaf(
             }
         }
         Kind::Num => {
-            if f.needs_canon || !f.ranges.is_empty() {
-                let d = Decimal::parse(text);
-                if let Some(d) = &d {
-                    if f.needs_canon {
-                        d.canonical_into(canon);
-                        if let Some(&p) = f.exact_num.get(canon.as_str()) {
-                            hits.push(p);
-                        }
+            if !f.needs_canon && !f.ranges.is_empty() {
+                // Ranges only: most numbers need no `Decimal` (and no allocation).
+                let key = plain_numeric_key(text)
+                    .or_else(|| Decimal::parse(text).and_then(|d| d.numeric_key()));
+                if let Some(k) = key {
+                    f.ranges.containing(k, |p| hits.push(p));
+                }
+            } else if f.needs_canon {
+                if let Some(d) = Decimal::parse(text) {
+                    d.canonical_into(canon);
+                    if let Some(&p) = f.exact_num.get(canon.as_str()) {
+                        hits.push(p);
                     }
                     if let Some(k) = d.numeric_key() {
                         f.ranges.containing(k, |p| hits.push(p));
                     }
                 }
-                decimal = Some(d);
             }
         }
         Kind::True => hits.extend(f.lit_true),
         Kind::False => hits.extend(f.lit_false),
         Kind::Null => hits.extend(f.lit_null),
     }
-    let _ = decimal;
+    if !f.ab_strs.is_empty() {
+        let excluded = match kind {
+            Kind::Str => f.ab_strs_excluded.get(text).map_or(&[][..], Vec::as_slice),
+            _ => &[],
+        };
+        hits.extend(f.ab_strs.iter().filter(|p| !excluded.contains(p)));
+    }
     for (p, ab) in &f.anything_but {
         let excluded = match (ab, kind) {
-            (AnythingButIndex::Strs(set), Kind::Str) => {
-                set.contains(std::str::from_utf8(text).unwrap_or(""))
-            }
             (AnythingButIndex::Nums(set), Kind::Num) => set.contains(canon.as_str()),
             (AnythingButIndex::Prefixes(v), Kind::Str) => v.iter().any(|x| text.starts_with(x)),
             (AnythingButIndex::Suffixes(v), Kind::Str) => v.iter().any(|x| text.ends_with(x)),
@@ -178,7 +189,6 @@ pub(crate) fn run(c: &Compiled, s: &mut Scratch, out: &mut Vec<u32>) {
     let Scratch {
         flat,
         slot_stamp,
-        slot_in_array,
         path_seen,
         sat,
         anchors,
@@ -209,15 +219,13 @@ pub(crate) fn run(c: &Compiled, s: &mut Scratch, out: &mut Vec<u32>) {
             );
             for &slot in &c.pred_slots[a..b] {
                 let si = slot as usize;
-                if slot_stamp[si] != epoch {
-                    slot_stamp[si] = epoch;
+                if slot_stamp[si] >> 1 != epoch {
+                    slot_stamp[si] = epoch << 1;
                     if c.anchor_off[si] != c.anchor_off[si + 1] {
                         anchors.push(slot);
                     }
                 }
-                if in_array {
-                    slot_in_array[si] = epoch;
-                }
+                slot_stamp[si] |= u32::from(in_array);
                 sat.push((slot, u32::try_from(li).unwrap_or(u32::MAX)));
             }
         }
@@ -226,8 +234,8 @@ pub(crate) fn run(c: &Compiled, s: &mut Scratch, out: &mut Vec<u32>) {
         if path_seen[path as usize] != epoch {
             for &slot in &c.absent_slots[path as usize] {
                 let si = slot as usize;
-                if slot_stamp[si] != epoch {
-                    slot_stamp[si] = epoch;
+                if slot_stamp[si] >> 1 != epoch {
+                    slot_stamp[si] = epoch << 1;
                     if c.anchor_off[si] != c.anchor_off[si + 1] {
                         anchors.push(slot);
                     }
@@ -239,24 +247,32 @@ pub(crate) fn run(c: &Compiled, s: &mut Scratch, out: &mut Vec<u32>) {
     let start = out.len();
     for &anchor in anchors.iter() {
         let ai = anchor as usize;
-        for &b in &c.anchored[c.anchor_off[ai] as usize..c.anchor_off[ai + 1] as usize] {
-            let owner = c.branch_owner[b as usize] as usize;
-            if s.owner_stamp[owner] == epoch {
+        let mut rest = &c.anchored[c.anchor_off[ai] as usize..c.anchor_off[ai + 1] as usize];
+        while let [owner, k, tail @ ..] = rest {
+            let (shared, k) = (k & SHARED_OWNER != 0, (k & !SHARED_OWNER) as usize);
+            let (others, next) = tail.split_at(k.min(tail.len()));
+            rest = next;
+            let owner = *owner as usize;
+            // Only an owner with several branches can be reached twice; checking its
+            // stamp last spares the random read for everyone else.
+            if !others.iter().all(|&x| slot_stamp[x as usize] >> 1 == epoch)
+                || (shared && s.owner_stamp[owner] == epoch)
+            {
                 continue;
             }
-            let slots = &c.branch_slots
-                [c.branch_off[b as usize] as usize..c.branch_off[b as usize + 1] as usize];
-            if !slots.iter().all(|&x| slot_stamp[x as usize] == epoch) {
-                continue;
+            let in_array = |x: u32| slot_stamp[x as usize] & 1 == 1;
+            let in_arrays =
+                usize::from(in_array(anchor)) + others.iter().filter(|&&x| in_array(x)).count();
+            if in_arrays >= 2 {
+                let mut slots = others.to_vec();
+                slots.push(anchor);
+                if !consistent(flat, sat, &slots, slot_stamp) {
+                    continue;
+                }
             }
-            let in_arrays = slots
-                .iter()
-                .filter(|&&x| slot_in_array[x as usize] == epoch)
-                .count();
-            if in_arrays >= 2 && !consistent(flat, sat, slots, slot_in_array, epoch) {
-                continue;
+            if shared {
+                s.owner_stamp[owner] = epoch;
             }
-            s.owner_stamp[owner] = epoch;
             out.push(u32::try_from(owner).unwrap_or(u32::MAX));
         }
     }
@@ -266,16 +282,10 @@ pub(crate) fn run(c: &Compiled, s: &mut Scratch, out: &mut Vec<u32>) {
 /// Can each slot of the branch that was satisfied from inside arrays pick one leaf so
 /// that no two picks sit in different elements of the same array? Slots satisfied
 /// outside arrays never conflict. Backtracking; runs only for array-spanning branches.
-fn consistent(
-    flat: &Flat,
-    sat: &[(u32, u32)],
-    slots: &[u32],
-    slot_in_array: &[u32],
-    epoch: u32,
-) -> bool {
+fn consistent(flat: &Flat, sat: &[(u32, u32)], slots: &[u32], slot_stamp: &[u32]) -> bool {
     let lists: Vec<Vec<&Leaf>> = slots
         .iter()
-        .filter(|&&x| slot_in_array[x as usize] == epoch)
+        .filter(|&&x| slot_stamp[x as usize] & 1 == 1)
         .map(|&x| {
             sat.iter()
                 .filter(|(s, _)| *s == x)

@@ -375,3 +375,55 @@ fn set_is_send_and_sync() {
     check::<PatternSet<u64>>();
     check::<PatternSet<String>>();
 }
+
+#[test]
+fn plain_numeric_key_agrees_with_decimal() {
+    let mut texts: Vec<String> = [
+        "0",
+        "-0",
+        "0.0",
+        "-0.000000",
+        "1",
+        "-1",
+        "01",
+        "1.",
+        ".5",
+        "1e3",
+        "1.5e2",
+        "-",
+        "",
+        "5000000000",
+        "5000000000.000001",
+        "-5000000000",
+        "9999999999",
+        "12345.678901",
+        "0.0000001",
+        "1.1234567",
+        "25154.0",
+        "740.94",
+        "-3.5",
+        "1.000000",
+        "00.1",
+        "1.2.3",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    for i in 0..2000u64 {
+        let (a, b) = (i * 7919 % 100_003, i * 104_729 % 1_000_000);
+        texts.push(format!("{a}.{b:06}"));
+        texts.push(format!("-{a}.{}", b % 1000));
+        texts.push(format!("{}", a * 99_991));
+    }
+    for t in &texts {
+        let slow = value::Decimal::parse(t.as_bytes()).and_then(|d| d.numeric_key());
+        if let Some(fast) = value::plain_numeric_key(t.as_bytes()) {
+            assert_eq!(Some(fast), slow, "{t}");
+        }
+    }
+    assert_eq!(
+        value::plain_numeric_key(b"25154.0"),
+        Some(2 * 25_154_000_000)
+    );
+    assert!(value::plain_numeric_key(b"1e3").is_none());
+}

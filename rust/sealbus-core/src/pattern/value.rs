@@ -193,6 +193,34 @@ impl Decimal {
     }
 }
 
+/// `Decimal::parse(text)?.numeric_key()` without building a `Decimal`, for the common
+/// plain form `-?int(.frac)?` with at most 10 integer and 6 fraction digits (exact in
+/// millionths). `None` means "use the general path", not "out of range".
+pub(crate) fn plain_numeric_key(text: &[u8]) -> Option<i64> {
+    let (neg, body) = match text.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, text),
+    };
+    let (int, frac) = match body.iter().position(|&c| c == b'.') {
+        Some(dot) => (&body[..dot], &body[dot + 1..]),
+        None => (body, &b""[..]),
+    };
+    let plain = |d: &[u8]| d.iter().all(u8::is_ascii_digit);
+    if int.is_empty() || int.len() > 10 || frac.len() > 6 || !plain(int) || !plain(frac) {
+        return None;
+    }
+    if int.len() > 1 && int[0] == b'0' || (frac.is_empty() && body.len() != int.len()) {
+        return None;
+    }
+    let digits = |d: &[u8]| d.iter().fold(0i64, |v, &c| v * 10 + i64::from(c - b'0'));
+    let scale = [1_000_000, 100_000, 10_000, 1_000, 100, 10, 1][frac.len()];
+    let micros = digits(int) * 1_000_000 + digits(frac) * scale;
+    if i128::from(micros) > NUMERIC_LIMIT_MICROS {
+        return None;
+    }
+    Some(2 * if neg { -micros } else { micros })
+}
+
 /// Text of a `serde_json` number that `Decimal::parse` reads back to the same value.
 pub(crate) fn serde_number_text(n: &serde_json::Number) -> String {
     if let Some(u) = n.as_u64() {

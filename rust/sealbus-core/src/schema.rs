@@ -42,6 +42,20 @@ impl CompiledSchema {
     pub fn validate(&self, _data: &serde_json::Value, _index: usize) -> Result<()> {
         Ok(())
     }
+    /// The real registry's zero-copy entry point (same signature): here only a
+    /// well-formedness check that builds no `Value`.
+    pub fn validate_json(&self, bytes: &[u8], index: usize) -> Result<()> {
+        serde_json::from_slice::<serde::de::IgnoredAny>(bytes)
+            .map(|_| ())
+            .map_err(|e| Error::Validation {
+                event_type: String::new(),
+                version: self.version,
+                instance_path: String::new(),
+                schema_path: String::new(),
+                reason: format!("data is not JSON: {e}"),
+                index,
+            })
+    }
 }
 
 #[derive(Default, Debug)]

@@ -378,9 +378,18 @@ fn wrap_opened(
 pub struct PyDeliveryBatch {
     handle: Handle,
     tags: Vec<u64>,
+    /// The delivered items as the router holds them (still sealed at rest: the
+    /// opened data is in `buffer`), their attempt, and why one could not be opened.
     opened: Vec<(Item, u32, Option<(bool, String)>)>,
     buffer: Py<PyBytes>,
     offsets: Vec<usize>,
+}
+
+fn unopened_reason(e: Error) -> (bool, String) {
+    match e {
+        Error::KeyDestroyed { key_id } => (true, key_id),
+        other => (false, other.to_string()),
+    }
 }
 
 #[pymethods]
@@ -416,8 +425,21 @@ impl PyDeliveryBatch {
             .filter(|&j| j < self.tags.len())
             .ok_or_else(|| pyo3::exceptions::PyIndexError::new_err("batch index out of range"))?;
         let (item, attempt, unopened) = &self.opened[j];
+        // Only an indexed event gets its own copy, with the opened data.
+        let inner = if item.sealed {
+            let mut e = (**item).clone();
+            e.sealed = false;
+            e.data = if unopened.is_some() {
+                Vec::new()
+            } else {
+                self.buffer.as_bytes(py)[self.offsets[j]..self.offsets[j + 1]].to_vec()
+            };
+            Arc::new(e)
+        } else {
+            item.clone()
+        };
         let ev = PyEvent {
-            inner: item.clone(),
+            inner,
             data: OnceLock::new(),
             unopened: unopened.clone(),
         };
@@ -501,26 +523,19 @@ impl PySubscription {
     ) -> PyResult<PyDeliveryBatch> {
         let timeout = timeout.map(|t| seconds("timeout", t)).transpose()?;
         let h = self.handle.clone();
-        let (opened, buffer, offsets) = detached(py, move || {
-            let opened = h.router.open(h.router.poll(&h.sub, max_messages, timeout)?);
-            let total = opened.iter().map(|o| o.event.data.len()).sum();
-            let mut buffer = Vec::with_capacity(total);
-            let mut offsets = Vec::with_capacity(opened.len() + 1);
-            offsets.push(0);
-            for o in &opened {
-                buffer.extend_from_slice(&o.event.data);
-                offsets.push(buffer.len());
-            }
-            Ok((opened, buffer, offsets))
+        let (tags, items, buffer, offsets) = detached(py, move || {
+            let b = h
+                .router
+                .open_into_buffer(h.router.poll(&h.sub, max_messages, timeout)?);
+            let tags: Vec<u64> = b.deliveries.iter().map(|d| d.tag).collect();
+            let items: Vec<_> = b
+                .deliveries
+                .into_iter()
+                .zip(b.errors)
+                .map(|(d, e)| (d.item, d.attempt, e.map(unopened_reason)))
+                .collect();
+            Ok((tags, items, b.buffer, b.offsets))
         })?;
-        let mut tags = Vec::with_capacity(opened.len());
-        let mut items = Vec::with_capacity(opened.len());
-        for o in opened {
-            tags.push(o.tag);
-            let attempt = o.attempt;
-            let (ev, _, _) = PyEvent::opened(o);
-            items.push((ev.inner, attempt, ev.unopened));
-        }
         Ok(PyDeliveryBatch {
             handle: self.handle.clone(),
             tags,

@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 pub use clock::Clock;
-pub use deliver::Opened;
+pub use deliver::{Opened, OpenedBatch};
 pub use queue::{DeadLetter, Delivery, OnFull, Queue, QueueConfig, QueueStats};
 pub use replay::Replay;
 pub use subscription::{Durable, Item, SubState, SubStats, Subscription};
@@ -451,15 +451,28 @@ impl Router {
                 index,
             };
             match item.kind {
-                DataKind::Json => {
-                    let value: serde_json::Value = serde_json::from_slice(&item.data)
-                        .map_err(|e| fail(format!("data is not JSON: {e}")))?;
-                    if let Some(v) = &validator {
-                        v.validate(&value, index).inspect_err(|_| {
+                // Validated over the bytes: no `serde_json::Value` is built per event
+                // (building and freeing it was over half of the publish time).
+                DataKind::Json => match &validator {
+                    Some(v) => {
+                        v.validate_json(&item.data, index).map_err(|e| {
                             self.counters.refused_schema.fetch_add(1, Ordering::Relaxed);
+                            match e {
+                                Error::Validation { ref event_type, .. }
+                                    if !event_type.is_empty() =>
+                                {
+                                    e
+                                }
+                                Error::Validation { reason, .. } => fail(reason),
+                                other => other,
+                            }
                         })?;
                     }
-                }
+                    None => {
+                        serde_json::from_slice::<serde::de::IgnoredAny>(&item.data)
+                            .map_err(|e| fail(format!("data is not JSON: {e}")))?;
+                    }
+                },
                 DataKind::Binary | DataKind::None if validator.is_some() => {
                     self.counters.refused_schema.fetch_add(1, Ordering::Relaxed);
                     return Err(fail(

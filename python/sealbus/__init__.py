@@ -13,6 +13,7 @@ from sealbus._sealbus import (
     Message,
     PatternSet,
     Receipt,
+    Receipts,
     __version__,
     test_event_pattern,
 )
@@ -36,6 +37,7 @@ __all__ = [
     "Principal",
     "Producer",
     "Receipt",
+    "Receipts",
     "Router",
     "Schemas",
     "Subscription",

@@ -179,6 +179,10 @@ class Config:
     plots: str | None = None
     json_path: str | None = None
     work_dir: str | None = None
+    #: ``sys.setswitchinterval`` during the ``latency`` scenario (None: Python's 5 ms).
+    #: A consumer woken by the router may wait that long for the GIL while another
+    #: thread runs Python code; a short interval bounds that wait at some CPU cost.
+    switch_interval: float | None = None
 
 
 # ---- sealbus side ------------------------------------------------------------------------
@@ -382,8 +386,18 @@ def sealbus_latency(
     rate: float,
     *,
     progress: Callable[[int], None] | None = None,
+    switch_interval: float | None = None,
 ) -> Figures:
     """Scenario ``latency``: one event per publish, paced at ``rate`` events/s."""
+    if switch_interval is not None:
+        previous = sys.getswitchinterval()
+        sys.setswitchinterval(switch_interval)
+        try:
+            fig = sealbus_latency(pool, events, rate, progress=progress)
+        finally:
+            sys.setswitchinterval(previous)
+        fig.notes.append(f"sys.setswitchinterval({switch_interval:g}) during the run")
+        return fig
     fig = Figures("sealbus", "latency", events=events, offered_rate=rate)
     singles = [(p, [0, len(p)]) for b in pool for p in b.payloads()]
     setup = _make_router(None, 65_536, timeout=30.0)
@@ -688,7 +702,9 @@ def run(config: Config, out: TextIO | None = None) -> Report:
             step(
                 f"latency sealbus {tag}",
                 latency_events,
-                lambda p: sealbus_latency(pool, latency_events, config.rate, progress=p),
+                lambda p: sealbus_latency(
+                    pool, latency_events, config.rate, progress=p, switch_interval=config.switch_interval
+                ),
                 "latency",
                 "sealbus",
             )
@@ -1095,6 +1111,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--nats-sync-always", action="store_true", help="JetStream fsyncs every write")
     p.add_argument("--dir", help="parent folder for the durable logs (default: the system temp folder)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    p.add_argument(
+        "--switch-interval",
+        type=float,
+        metavar="SECONDS",
+        help="sys.setswitchinterval for the 'latency' run (default: Python's 0.005)",
+    )
 
 
 def config_from_args(args: argparse.Namespace) -> Config:
@@ -1123,6 +1145,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
         plots=args.plots,
         json_path=args.json,
         work_dir=args.dir,
+        switch_interval=getattr(args, "switch_interval", None),
     )
     for name in ("events", "nats_events", "repeat", "backlog"):
         if getattr(cfg, name) < 1:

@@ -27,7 +27,7 @@ fmt:
 	ruff format python tests benches
 
 bench:          ## pytest-benchmark suites, timed (medians against same-run baselines)
-	python -m pytest benches --benchmark-only --benchmark-columns=median,ops,rounds
+	python -m pytest benches --benchmark-enable --benchmark-only --benchmark-columns=median,ops,rounds
 
 bench-full:     ## the end-to-end harness, with NATS JetStream as the same-run baseline
 	sealbus bench --full

@@ -61,9 +61,7 @@ def run(path: Path, fsync: str, batch: int, threads: int, seconds: float) -> dic
 @pytest.mark.parametrize("fsync", ["never", "batch", "always"])
 @pytest.mark.parametrize("batch", [1, 64])
 @pytest.mark.parametrize("threads", [1, 4])
-def test_append_throughput(
-    benchmark: Any, tmp_path: Path, fsync: str, batch: int, threads: int
-) -> None:
+def test_append_throughput(benchmark: Any, tmp_path: Path, fsync: str, batch: int, threads: int) -> None:
     counter = iter(range(10**6))
 
     def once() -> dict[str, Any]:

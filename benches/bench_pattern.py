@@ -39,7 +39,9 @@ def subscription(rng: random.Random) -> dict[str, Any]:
     """One realistic subscription: a selective condition and one or two broad ones."""
     kind = rng.randrange(5)
     if kind == 0:
-        p: dict[str, Any] = {"items": {"sku": [{"prefix": f"{rng.choice(['ABC', 'KLM', 'XYZ'])}-{rng.randrange(100):02d}"}]}}
+        p: dict[str, Any] = {
+            "items": {"sku": [{"prefix": f"{rng.choice(['ABC', 'KLM', 'XYZ'])}-{rng.randrange(100):02d}"}]}
+        }
     elif kind == 1:
         lo = rng.randrange(0, 250_000, 500)
         p = {"total": [{"numeric": [">=", lo, "<", lo + 2_500]}]}
@@ -52,11 +54,17 @@ def subscription(rng: random.Random) -> dict[str, Any]:
     for _ in range(rng.randint(1, 2)):
         broad = rng.randrange(7)
         if broad == 0:
-            p.setdefault("customer", {})["country"] = rng.sample(["US", "DE", "FR", "GB", "JP", "BR"], rng.randint(1, 3))
+            p.setdefault("customer", {})["country"] = rng.sample(
+                ["US", "DE", "FR", "GB", "JP", "BR"], rng.randint(1, 3)
+            )
         elif broad == 1:
-            p.setdefault("customer", {})["tier"] = [{"equals-ignore-case": rng.choice(["GOLD", "Silver", "platinum"])}]
+            p.setdefault("customer", {})["tier"] = [
+                {"equals-ignore-case": rng.choice(["GOLD", "Silver", "platinum"])}
+            ]
         elif broad == 2:
-            p["source"] = [{"anything-but": rng.sample(["web", "mobile", "store", "partner"], rng.randint(1, 2))}]
+            p["source"] = [
+                {"anything-but": rng.sample(["web", "mobile", "store", "partner"], rng.randint(1, 2))}
+            ]
         elif broad == 3:
             p["couponCode"] = [{"exists": rng.random() < 0.5}]
         elif broad == 4:
@@ -164,8 +172,12 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=7)
     args = ap.parse_args()
     events, buf, offsets = event_batch(args.events)
-    print(f"{args.events} OrderPlaced events, {len(buf) / args.events:.0f} B each; median of {args.repeats} runs")
-    print(f"{'subs':>6} {'rust batch ev/s':>16} {'ns/event':>9} {'matches/ev':>10} {'python ev/s':>12} {'speed-up':>9}")
+    print(
+        f"{args.events} OrderPlaced events, {len(buf) / args.events:.0f} B each; median of {args.repeats} runs"
+    )
+    print(
+        f"{'subs':>6} {'rust batch ev/s':>16} {'ns/event':>9} {'matches/ev':>10} {'python ev/s':>12} {'speed-up':>9}"
+    )
     per_event: dict[int, float] = {}
     for n in SIZES:
         pats = subscriptions(n)
@@ -174,7 +186,9 @@ def main() -> None:
         _, ev, _ = ps.matches_batch_indices(buf, offsets)
         sample = events[: max(20, 20_000 // n)]
         base = Baseline(pats)
-        tb = median_seconds(lambda base=base, sample=sample: [base.matches(e) for e in sample], 3) / len(sample)
+        tb = median_seconds(lambda base=base, sample=sample: [base.matches(e) for e in sample], 3) / len(
+            sample
+        )
         per_event[n] = t / args.events
         print(
             f"{n:>6} {args.events / t:>16,.0f} {per_event[n] * 1e9:>9.0f} {len(ev) / args.events:>10.2f}"

@@ -11,6 +11,7 @@ breaks the schema in one of 15 ways, so validators can be checked as well as tim
     python3 orders.py --jsonl 1000 > ev.jsonl  # 1,000 events, one JSON object a line
 Standard library only.
 """
+
 import datetime
 import json
 import random
@@ -21,8 +22,22 @@ SCHEMA = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "type": "object",
     "additionalProperties": False,
-    "required": ["eventId", "eventType", "version", "occurredAt", "source", "orderId", "customer",
-                 "items", "currency", "subtotal", "tax", "total", "shippingMethod", "giftWrap"],
+    "required": [
+        "eventId",
+        "eventType",
+        "version",
+        "occurredAt",
+        "source",
+        "orderId",
+        "customer",
+        "items",
+        "currency",
+        "subtotal",
+        "tax",
+        "total",
+        "shippingMethod",
+        "giftWrap",
+    ],
     "properties": {
         "eventId": {"type": "string", "format": "uuid"},
         "eventType": {"const": "OrderPlaced"},
@@ -31,7 +46,8 @@ SCHEMA = {
         "source": {"enum": ["web", "mobile", "store", "partner"]},
         "orderId": {"type": "string", "pattern": "^ord-[0-9a-f]{12}$"},
         "customer": {
-            "type": "object", "additionalProperties": False,
+            "type": "object",
+            "additionalProperties": False,
             "required": ["id", "email", "tier", "country"],
             "properties": {
                 "id": {"type": "string", "pattern": "^cus-[0-9]{8}$"},
@@ -41,9 +57,13 @@ SCHEMA = {
             },
         },
         "items": {
-            "type": "array", "minItems": 1, "maxItems": 50,
+            "type": "array",
+            "minItems": 1,
+            "maxItems": 50,
             "items": {
-                "type": "object", "additionalProperties": False, "required": ["sku", "qty", "price"],
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["sku", "qty", "price"],
                 "properties": {
                     "sku": {"type": "string", "pattern": "^[A-Z]{3}-[0-9]{4}$"},
                     "qty": {"type": "integer", "minimum": 1, "maximum": 100},
@@ -64,11 +84,19 @@ SCHEMA = {
 
 
 def valid_event(rng):
-    items = [{"sku": f"{rng.choice(['ABC', 'KLM', 'XYZ'])}-{rng.randrange(10000):04d}",
-              "qty": rng.randint(1, 100), "price": round(rng.uniform(0.5, 999.0), 2)} for _ in range(3)]
+    items = [
+        {
+            "sku": f"{rng.choice(['ABC', 'KLM', 'XYZ'])}-{rng.randrange(10000):04d}",
+            "qty": rng.randint(1, 100),
+            "price": round(rng.uniform(0.5, 999.0), 2),
+        }
+        for _ in range(3)
+    ]
     subtotal = round(sum(i["qty"] * i["price"] for i in items), 2)
     tax = round(subtotal * 0.08, 2)
-    ts = datetime.datetime(2024, 1, 1, tzinfo=datetime.UTC) + datetime.timedelta(seconds=rng.randrange(3 * 10**7))
+    ts = datetime.datetime(2024, 1, 1, tzinfo=datetime.UTC) + datetime.timedelta(
+        seconds=rng.randrange(3 * 10**7)
+    )
     e = {
         "eventId": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
         "eventType": "OrderPlaced",
@@ -76,12 +104,17 @@ def valid_event(rng):
         "occurredAt": ts.isoformat().replace("+00:00", "Z"),
         "source": rng.choice(["web", "mobile", "store", "partner"]),
         "orderId": f"ord-{rng.getrandbits(48):012x}",
-        "customer": {"id": f"cus-{rng.randrange(10**8):08d}", "email": f"user{rng.randrange(10**6)}@example.com",
-                     "tier": rng.choice(["bronze", "silver", "gold", "platinum"]),
-                     "country": rng.choice(["US", "DE", "FR", "GB", "JP", "BR"])},
+        "customer": {
+            "id": f"cus-{rng.randrange(10**8):08d}",
+            "email": f"user{rng.randrange(10**6)}@example.com",
+            "tier": rng.choice(["bronze", "silver", "gold", "platinum"]),
+            "country": rng.choice(["US", "DE", "FR", "GB", "JP", "BR"]),
+        },
         "items": items,
         "currency": rng.choice(["USD", "EUR", "GBP", "JPY"]),
-        "subtotal": subtotal, "tax": tax, "total": round(subtotal + tax, 2),
+        "subtotal": subtotal,
+        "tax": tax,
+        "total": round(subtotal + tax, 2),
         "shippingMethod": rng.choice(["standard", "express", "pickup"]),
         "giftWrap": rng.random() < 0.1,
     }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import threading
 import time
@@ -344,7 +345,7 @@ def test_block_waits_for_room_then_times_out(router: Router) -> None:
 
 
 def test_block_batch_larger_than_queue_hands_back_the_rest(router: Router) -> None:
-    producer, sub = shop(router, max_pending=3, on_full="block")
+    producer, _sub = shop(router, max_pending=3, on_full="block")
     batch = [{"n": i} for i in range(5)]
     with pytest.raises(sealbus.Backpressure) as e:
         producer.publish_many("orders.placed", batch, timeout=0.05)
@@ -378,7 +379,7 @@ def test_poll_batch_one_buffer(router: Router) -> None:
     batch = sub.poll_batch(4)
     assert len(batch) == 4
     offs = batch.offsets
-    assert [json.loads(batch.buffer[a:b]) for a, b in zip(offs, offs[1:], strict=False)] == [
+    assert [json.loads(batch.buffer[a:b]) for a, b in itertools.pairwise(offs)] == [
         {"n": i} for i in range(4)
     ]
     assert batch[-1].data == {"n": 3}

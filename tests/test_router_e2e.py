@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 import sealbus
 from sealbus.e2e import ConsumerKeyPair, open_e2e
 

@@ -2,7 +2,7 @@
 
 import os
 from array import array
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from os import PathLike
 from pathlib import Path
 from types import TracebackType
@@ -67,6 +67,20 @@ class Receipt:
     def routed(self) -> int: ...
     @property
     def offset(self) -> int | None: ...
+
+class Receipts:
+    """The receipts of one publish call: a read-only sequence of Receipt."""
+    def __len__(self) -> int: ...
+    def __getitem__(self, i: int) -> Receipt: ...
+    def __iter__(self) -> Iterator[Receipt]: ...
+    @property
+    def ids(self) -> list[str]: ...
+    @property
+    def count(self) -> int: ...
+    @property
+    def first_offset(self) -> int | None: ...
+    @property
+    def routed(self) -> list[int]: ...
 
 class Message:
     @property
@@ -176,7 +190,7 @@ class RouterCore:
         attrs: dict[str, str | None] | None = None,
         block_timeout: float | None = None,
         ids: list[str] | None = None,
-    ) -> list[Receipt]: ...
+    ) -> Receipts: ...
     def subscribe(
         self,
         principal: str,

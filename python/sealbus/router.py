@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from sealbus._sealbus import Event, KeyRing, ManualClock, Receipt, RouterCore, new_event_ids
+from sealbus._sealbus import Event, KeyRing, ManualClock, Receipt, Receipts, RouterCore, new_event_ids
 from sealbus.codec import encode_batch, encode_one
 from sealbus.e2e import ConsumerKeyPair, seal_e2e
 from sealbus.errors import Backpressure, InvalidArgument, InvalidEvent, PolicyDenied, SealError
@@ -165,7 +165,7 @@ class Producer:
         version: int | None = None,
         timeout: float | None = None,
         **attrs: str | None,
-    ) -> list[Receipt]:
+    ) -> Receipts:
         """Publish a batch in one call into Rust (GIL released). All or nothing up
         to the queues: one invalid or forbidden event refuses the whole batch."""
         kind, buffer, offsets = encode_batch(batch)
@@ -181,7 +181,7 @@ class Producer:
         version: int | None = None,
         timeout: float | None = None,
         **attrs: str | None,
-    ) -> list[Receipt]:
+    ) -> Receipts:
         """Publish events already encoded in one buffer (JSON texts or blobs) with
         ``n + 1`` offsets: the fastest path, no Python object per event."""
         return self._send(event_type, kind, buffer, list(offsets), None, version, timeout, attrs)
@@ -196,7 +196,7 @@ class Producer:
         version: int | None,
         timeout: float | None,
         attrs: Mapping[str, str | None],
-    ) -> list[Receipt]:
+    ) -> Receipts:
         for k in attrs:
             if k not in _ATTRS:
                 raise InvalidArgument(

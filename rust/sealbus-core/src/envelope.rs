@@ -237,6 +237,19 @@ impl Event {
     pub fn to_json_bytes(&self, include_data: bool) -> Vec<u8> {
         let mut out = Vec::with_capacity(200 + self.data.len());
         self.attributes_json(&mut out);
+        self.finish_json(include_data, &mut out);
+        out
+    }
+
+    /// The attributes part of [`Self::to_json_bytes`], without the closing brace:
+    /// written once per event and reused for matching and storing.
+    pub fn write_attributes_json(&self, out: &mut Vec<u8>) {
+        self.attributes_json(out);
+    }
+
+    /// The rest of [`Self::to_json_bytes`] after the attributes: the data (if
+    /// `include_data`) and the closing brace.
+    pub fn finish_json(&self, include_data: bool, out: &mut Vec<u8>) {
         if include_data {
             match self.data_kind {
                 DataKind::Json => {
@@ -256,7 +269,6 @@ impl Event {
             }
         }
         out.push(b'}');
-        out
     }
 
     /// Parse the CloudEvents JSON format. Unknown extension attributes are refused

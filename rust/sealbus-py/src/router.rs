@@ -279,6 +279,65 @@ impl PyReceipt {
     }
 }
 
+/// The receipts of one publish call, kept on the Rust side: a batch of 1,024 events
+/// no longer makes 1,024 Python objects. A read-only sequence of `Receipt` (each made
+/// when indexed or iterated), plus the batch-wide views `ids`, `first_offset`, `count`.
+#[pyclass(frozen, sequence, module = "sealbus._sealbus", name = "Receipts")]
+pub struct PyReceipts {
+    inner: Vec<Receipt>,
+}
+
+impl PyReceipts {
+    fn one(&self, j: usize) -> PyReceipt {
+        PyReceipt::from(self.inner[j].clone())
+    }
+}
+
+#[pymethods]
+impl PyReceipts {
+    fn __len__(&self) -> usize {
+        self.inner.len()
+    }
+    fn __getitem__(&self, i: isize) -> PyResult<PyReceipt> {
+        let n = isize::try_from(self.inner.len()).unwrap_or(isize::MAX);
+        let j = if i < 0 { i + n } else { i };
+        usize::try_from(j)
+            .ok()
+            .filter(|&j| j < self.inner.len())
+            .map(|j| self.one(j))
+            .ok_or_else(|| pyo3::exceptions::PyIndexError::new_err("receipt index out of range"))
+    }
+    fn __iter__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, pyo3::types::PyIterator>> {
+        let all = (0..self.inner.len())
+            .map(|j| Py::new(py, self.one(j)))
+            .collect::<PyResult<Vec<_>>>()?;
+        PyList::new(py, all)?.try_iter()
+    }
+    /// Event ids, in publish order.
+    #[getter]
+    fn ids(&self) -> Vec<String> {
+        self.inner.iter().map(|r| r.id.clone()).collect()
+    }
+    /// How many events were accepted.
+    #[getter]
+    fn count(&self) -> usize {
+        self.inner.len()
+    }
+    /// The log offset of the first event (None on an in-memory router or if empty).
+    #[getter]
+    fn first_offset(&self) -> Option<u64> {
+        self.inner.first().and_then(|r| r.offset)
+    }
+    /// Per event, how many subscriptions it was queued for.
+    #[getter]
+    fn routed(&self) -> Vec<usize> {
+        self.inner.iter().map(|r| r.routed).collect()
+    }
+    fn __repr__(&self) -> String {
+        format!("Receipts({} events)", self.inner.len())
+    }
+}
+
 /// A subscription together with the router that serves it.
 #[derive(Clone)]
 struct Handle {
@@ -378,9 +437,18 @@ fn wrap_opened(
 pub struct PyDeliveryBatch {
     handle: Handle,
     tags: Vec<u64>,
+    /// The delivered items as the router holds them (still sealed at rest: the
+    /// opened data is in `buffer`), their attempt, and why one could not be opened.
     opened: Vec<(Item, u32, Option<(bool, String)>)>,
     buffer: Py<PyBytes>,
     offsets: Vec<usize>,
+}
+
+fn unopened_reason(e: Error) -> (bool, String) {
+    match e {
+        Error::KeyDestroyed { key_id } => (true, key_id),
+        other => (false, other.to_string()),
+    }
 }
 
 #[pymethods]
@@ -416,8 +484,21 @@ impl PyDeliveryBatch {
             .filter(|&j| j < self.tags.len())
             .ok_or_else(|| pyo3::exceptions::PyIndexError::new_err("batch index out of range"))?;
         let (item, attempt, unopened) = &self.opened[j];
+        // Only an indexed event gets its own copy, with the opened data.
+        let inner = if item.sealed {
+            let mut e = (**item).clone();
+            e.sealed = false;
+            e.data = if unopened.is_some() {
+                Vec::new()
+            } else {
+                self.buffer.as_bytes(py)[self.offsets[j]..self.offsets[j + 1]].to_vec()
+            };
+            Arc::new(e)
+        } else {
+            item.clone()
+        };
         let ev = PyEvent {
-            inner: item.clone(),
+            inner,
             data: OnceLock::new(),
             unopened: unopened.clone(),
         };
@@ -501,26 +582,19 @@ impl PySubscription {
     ) -> PyResult<PyDeliveryBatch> {
         let timeout = timeout.map(|t| seconds("timeout", t)).transpose()?;
         let h = self.handle.clone();
-        let (opened, buffer, offsets) = detached(py, move || {
-            let opened = h.router.open(h.router.poll(&h.sub, max_messages, timeout)?);
-            let total = opened.iter().map(|o| o.event.data.len()).sum();
-            let mut buffer = Vec::with_capacity(total);
-            let mut offsets = Vec::with_capacity(opened.len() + 1);
-            offsets.push(0);
-            for o in &opened {
-                buffer.extend_from_slice(&o.event.data);
-                offsets.push(buffer.len());
-            }
-            Ok((opened, buffer, offsets))
+        let (tags, items, buffer, offsets) = detached(py, move || {
+            let b = h
+                .router
+                .open_into_buffer(h.router.poll(&h.sub, max_messages, timeout)?);
+            let tags: Vec<u64> = b.deliveries.iter().map(|d| d.tag).collect();
+            let items: Vec<_> = b
+                .deliveries
+                .into_iter()
+                .zip(b.errors)
+                .map(|(d, e)| (d.item, d.attempt, e.map(unopened_reason)))
+                .collect();
+            Ok((tags, items, b.buffer, b.offsets))
         })?;
-        let mut tags = Vec::with_capacity(opened.len());
-        let mut items = Vec::with_capacity(opened.len());
-        for o in opened {
-            tags.push(o.tag);
-            let attempt = o.attempt;
-            let (ev, _, _) = PyEvent::opened(o);
-            items.push((ev.inner, attempt, ev.unopened));
-        }
         Ok(PyDeliveryBatch {
             handle: self.handle.clone(),
             tags,
@@ -856,7 +930,8 @@ impl PyRouter {
     /// Publish a batch given as one buffer plus n + 1 offsets. `kind` is "json" or
     /// "binary". Validation, policy and routing all happen with the GIL released.
     #[pyo3(signature = (principal, token, event_type, buffer, offsets, kind="json", version=None, attrs=None, block_timeout=None, ids=None))]
-    #[allow(clippy::too_many_arguments)]
+    // PyO3 extracts a Python list into a Vec (a slice cannot borrow from a list).
+    #[allow(clippy::too_many_arguments, clippy::needless_pass_by_value)]
     fn publish(
         &self,
         py: Python<'_>,
@@ -870,7 +945,7 @@ impl PyRouter {
         attrs: Option<&Bound<'_, PyDict>>,
         block_timeout: Option<f64>,
         ids: Option<Vec<String>>,
-    ) -> PyResult<Vec<PyReceipt>> {
+    ) -> PyResult<PyReceipts> {
         let (kind, end_to_end) = match kind {
             "json" => (DataKind::Json, false),
             "binary" => (DataKind::Binary, false),
@@ -905,15 +980,13 @@ impl PyRouter {
         }
         let block_timeout = block_timeout.map(|t| seconds("timeout", t)).transpose()?;
         // Copy out of Python objects before the GIL is released.
-        let (principal, token, event_type, buffer) = (
-            principal.to_owned(),
-            token.to_vec(),
-            event_type.to_owned(),
-            buffer.to_vec(),
-        );
+        // The buffer is split into the events' own data here, under the GIL: one copy
+        // of the batch instead of a copy of the buffer and then of each event.
+        let parts = split_buffer(buffer, &offsets).map_err(|e| to_pyerr(py, e))?;
+        let (principal, token, event_type) =
+            (principal.to_owned(), token.to_vec(), event_type.to_owned());
         let router = self.router.clone();
         let result = py.detach(move || {
-            let parts = split_buffer(&buffer, &offsets)?;
             if ids.as_ref().is_some_and(|i| i.len() != parts.len()) {
                 return Err(Error::InvalidArgument {
                     name: "ids".into(),
@@ -938,7 +1011,7 @@ impl PyRouter {
         });
         match result {
             Err(e) => Err(to_pyerr(py, e)),
-            Ok(Ok(receipts)) => Ok(receipts.into_iter().map(PyReceipt::from).collect()),
+            Ok(Ok(receipts)) => Ok(PyReceipts { inner: receipts }),
             Ok(Err(refused)) => {
                 let err = to_pyerr(py, refused.error);
                 let receipts: Vec<PyReceipt> =
@@ -1059,6 +1132,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<ManualClock>()?;
     m.add_class::<PyEvent>()?;
     m.add_class::<PyReceipt>()?;
+    m.add_class::<PyReceipts>()?;
     m.add_class::<PyMessage>()?;
     m.add_class::<PySubscription>()?;
     m.add_class::<PyDeliveryBatch>()?;

@@ -22,7 +22,67 @@ pub struct Opened {
     pub error: Option<Error>,
 }
 
+/// Deliveries with their data opened straight into one buffer, for a consumer that
+/// takes a batch: no copy of each event's attributes (the items stay the shared,
+/// sealed ones). `buffer[offsets[i]..offsets[i + 1]]` is delivery i's data (empty if
+/// it could not be opened; `errors[i]` says why).
+#[derive(Debug)]
+pub struct OpenedBatch {
+    pub deliveries: Vec<Delivery<Item>>,
+    pub buffer: Vec<u8>,
+    pub offsets: Vec<usize>,
+    pub errors: Vec<Option<Error>>,
+}
+
 impl Router {
+    /// Like [`Router::open`], into one buffer.
+    pub fn open_into_buffer(&self, deliveries: Vec<Delivery<Item>>) -> OpenedBatch {
+        let n = deliveries.len();
+        let mut errors: Vec<Option<Error>> = Vec::new();
+        errors.resize_with(n, || None);
+        let all_sealed = self.keys.is_some() && deliveries.iter().all(|d| d.item.sealed);
+        if let (Some(keys), true, false) = (&self.keys, all_sealed, deliveries.is_empty()) {
+            // The common case: one batch open whose output is the buffer itself.
+            let mut frames = Vec::with_capacity(deliveries.iter().map(|d| d.item.data.len()).sum());
+            let mut offs = Vec::with_capacity(n + 1);
+            offs.push(0);
+            for d in &deliveries {
+                frames.extend_from_slice(&d.item.data);
+                offs.push(frames.len());
+            }
+            let aads: Vec<_> = deliveries.iter().map(|d| aad_of(&d.item)).collect();
+            if let Ok((buffer, offsets)) = keys.open_batch(&aads, &frames, &offs) {
+                return OpenedBatch {
+                    deliveries,
+                    buffer,
+                    offsets,
+                    errors,
+                };
+            }
+        }
+        // Mixed, unsealed or a failed batch: item by item, so one shredded event does
+        // not hide the others.
+        let mut buffer = Vec::with_capacity(deliveries.iter().map(|d| d.item.data.len()).sum());
+        let mut offsets = Vec::with_capacity(n + 1);
+        offsets.push(0);
+        for (d, err) in deliveries.iter().zip(errors.iter_mut()) {
+            match (&self.keys, d.item.sealed) {
+                (Some(keys), true) => match keys.open(&d.item.data, &aad_of(&d.item)) {
+                    Ok(data) => buffer.extend_from_slice(&data),
+                    Err(e) => *err = Some(e),
+                },
+                _ => buffer.extend_from_slice(&d.item.data),
+            }
+            offsets.push(buffer.len());
+        }
+        OpenedBatch {
+            deliveries,
+            buffer,
+            offsets,
+            errors,
+        }
+    }
+
     /// Up to `max` events, waiting up to `timeout` for the first. Blocks the calling
     /// thread: call with the GIL released. A manual clock never waits.
     pub fn poll(

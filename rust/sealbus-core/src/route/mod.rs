@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 pub use clock::Clock;
-pub use deliver::Opened;
+pub use deliver::{Opened, OpenedBatch};
 pub use queue::{DeadLetter, Delivery, OnFull, Queue, QueueConfig, QueueStats};
 pub use replay::Replay;
 pub use subscription::{Durable, Item, SubState, SubStats, Subscription};

@@ -45,15 +45,41 @@ fn pending(st: &SubState) -> usize {
     }
 }
 
+/// The attributes JSON of every event of a batch (without the closing brace), in one
+/// buffer: written once per event, read by the matcher and by the log encoder.
+pub(super) struct AttrsJson {
+    buf: Vec<u8>,
+    offs: Vec<usize>,
+}
+
+impl AttrsJson {
+    fn of(events: &[Event]) -> Self {
+        let mut buf = Vec::with_capacity(events.len() * 320);
+        let mut offs = Vec::with_capacity(events.len() + 1);
+        offs.push(0);
+        for e in events {
+            e.write_attributes_json(&mut buf);
+            offs.push(buf.len());
+        }
+        AttrsJson { buf, offs }
+    }
+
+    fn get(&self, i: usize) -> &[u8] {
+        &self.buf[self.offs[i]..self.offs[i + 1]]
+    }
+}
+
 impl Router {
     /// Which subscriptions each event goes to (indices into the returned list).
-    pub(super) fn targets(&self, events: &[Event]) -> Result<Targets> {
+    pub(super) fn targets(&self, events: &[Event], attrs: &AttrsJson) -> Result<Targets> {
         let mut subs: Vec<Arc<Subscription>> = Vec::new();
         let mut index: HashMap<u64, usize> = HashMap::new();
         let mut per_event = Vec::with_capacity(events.len());
         let mut matched = Vec::new();
         let mut route: Option<(String, Arc<TypeRoute>)> = None;
-        for e in events {
+        // One scratch buffer for the CloudEvents JSON the matcher reads.
+        let mut json = Vec::new();
+        for (k, e) in events.iter().enumerate() {
             let r = match &route {
                 Some((t, r)) if *t == e.event_type => r.clone(),
                 _ => {
@@ -73,7 +99,9 @@ impl Router {
             r.all.iter().for_each(&mut add);
             if !r.patterned.is_empty() {
                 matched.clear();
-                let json = e.to_json_bytes(e.data_kind == DataKind::Json && !e.sealed);
+                json.clear();
+                json.extend_from_slice(attrs.get(k));
+                e.finish_json(e.data_kind == DataKind::Json && !e.sealed, &mut json);
                 r.patterned.matches_json(&json, &mut matched)?;
                 matched.sort_unstable();
                 for id in &matched {
@@ -96,7 +124,8 @@ impl Router {
         block_timeout: Option<Duration>,
     ) -> std::result::Result<Vec<Receipt>, Box<Refused>> {
         let refused = |error: Error, receipts: Vec<Receipt>| Box::new(Refused { error, receipts });
-        let (subs, per_event) = match self.targets(&events) {
+        let attrs = AttrsJson::of(&events);
+        let (subs, per_event) = match self.targets(&events, &attrs) {
             Ok(t) => t,
             Err(e) => return Err(refused(e, Vec::new())),
         };
@@ -127,7 +156,7 @@ impl Router {
         for (start, len) in chunks {
             let chunk_targets = &per_event[start..start + len];
             let chunk: Vec<Event> = events.drain(..len).collect();
-            match self.enqueue_chunk(&subs, chunk_targets, chunk, deadline) {
+            match self.enqueue_chunk(&subs, chunk_targets, chunk, (&attrs, start), deadline) {
                 Ok(items) => {
                     for (item, t) in items.iter().zip(chunk_targets) {
                         receipts.push(Receipt {
@@ -296,6 +325,7 @@ impl Router {
         subs: &[Arc<Subscription>],
         per_event: &[Vec<usize>],
         mut events: Vec<Event>,
+        attrs: (&AttrsJson, usize),
         deadline: Option<Instant>,
     ) -> Result<Vec<Item>> {
         let mut need = vec![0usize; subs.len()];
@@ -312,7 +342,7 @@ impl Router {
         }
         let stored = self
             .seal(&mut events)
-            .and_then(|()| self.append(&mut events));
+            .and_then(|()| self.append(&mut events, attrs));
         if let Err(e) = stored {
             Self::unreserve(subs, &need);
             return Err(e);
@@ -323,15 +353,30 @@ impl Router {
     }
 
     /// Append to the durable log; returns once durable per the fsync policy.
-    fn append(&self, events: &mut [Event]) -> Result<()> {
+    /// `attrs`: the batch's attributes JSON and the index of `events[0]` in it.
+    fn append(&self, events: &mut [Event], (attrs, start): (&AttrsJson, usize)) -> Result<()> {
         let Some(log) = &self.log else { return Ok(()) };
-        let mut bufs = Vec::with_capacity(events.len());
-        for e in events.iter() {
-            let mut b = Vec::with_capacity(e.data.len() + 256);
-            stored::encode(e, &mut b);
-            bufs.push(b);
+        // One buffer for the whole batch, not a Vec per event.
+        let total: usize = events
+            .iter()
+            .enumerate()
+            .map(|(i, e)| e.data.len() + attrs.get(start + i).len() + 8)
+            .sum();
+        let mut buf = Vec::with_capacity(total);
+        let mut ends = Vec::with_capacity(events.len());
+        for (i, e) in events.iter().enumerate() {
+            stored::encode_with_attributes(e, attrs.get(start + i), &mut buf);
+            ends.push(buf.len());
         }
-        let refs: Vec<&[u8]> = bufs.iter().map(Vec::as_slice).collect();
+        let mut at = 0;
+        let refs: Vec<&[u8]> = ends
+            .iter()
+            .map(|&end| {
+                let r = &buf[at..end];
+                at = end;
+                r
+            })
+            .collect();
         let ts = events.first().map_or(0, |e| e.time_ns);
         let offsets = log.append_batch(&refs, ts)?;
         for (e, o) in events.iter_mut().zip(offsets) {

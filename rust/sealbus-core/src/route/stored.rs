@@ -18,7 +18,15 @@ const VERSION: u8 = 1;
 const FLAG_SEALED: u8 = 1;
 
 pub fn encode(e: &Event, out: &mut Vec<u8>) {
-    let attrs = e.to_json_bytes(false);
+    let mut attrs = Vec::with_capacity(256);
+    e.write_attributes_json(&mut attrs);
+    encode_with_attributes(e, &attrs, out);
+}
+
+/// [`encode`] with the attributes JSON already written by
+/// [`Event::write_attributes_json`] (no closing brace): the publish path writes it
+/// once per event for matching and storing.
+pub fn encode_with_attributes(e: &Event, attrs_open: &[u8], out: &mut Vec<u8>) {
     out.push(VERSION);
     out.push(if e.sealed { FLAG_SEALED } else { 0 });
     out.push(match e.data_kind {
@@ -27,8 +35,10 @@ pub fn encode(e: &Event, out: &mut Vec<u8>) {
         DataKind::Binary => 2,
     });
     // Attributes are bounded by the envelope checks, far below 4 GiB.
-    out.extend_from_slice(&u32::try_from(attrs.len()).unwrap_or(u32::MAX).to_le_bytes());
-    out.extend_from_slice(&attrs);
+    let len = attrs_open.len() + 1;
+    out.extend_from_slice(&u32::try_from(len).unwrap_or(u32::MAX).to_le_bytes());
+    out.extend_from_slice(attrs_open);
+    out.push(b'}');
     out.extend_from_slice(&e.data);
 }
 

@@ -38,17 +38,17 @@ fn build(
 
 /// Map a core error to its Python exception. Exhaustive on purpose: a new variant
 /// must be given a Python class here.
+// One arm per variant, on purpose: the mapping reads as a table.
+#[allow(clippy::too_many_lines)]
 pub fn to_pyerr(py: Python<'_>, err: Error) -> PyErr {
     let msg = err.to_string();
     let s = |v: &str| -> Py<PyAny> {
         v.into_pyobject(py)
-            .map(|o| o.into_any().unbind())
-            .unwrap_or_else(|_| py.None())
+            .map_or_else(|_| py.None(), |o| o.into_any().unbind())
     };
     let n = |v: u64| -> Py<PyAny> {
         v.into_pyobject(py)
-            .map(|o| o.into_any().unbind())
-            .unwrap_or_else(|_| py.None())
+            .map_or_else(|_| py.None(), |o| o.into_any().unbind())
     };
     match err {
         Error::InvalidEvent { field, reason } => build(

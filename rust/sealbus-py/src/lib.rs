@@ -1,4 +1,4 @@
-//! PyO3 binding for sealbus-core: conversions, GIL release, error mapping, nothing
+//! `PyO3` binding for sealbus-core: conversions, GIL release, error mapping, nothing
 //! else. Each submodule binds one core module and registers its classes here.
 
 use pyo3::prelude::*;

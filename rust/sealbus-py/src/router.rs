@@ -92,13 +92,16 @@ impl ManualClock {
     }
 }
 
+/// Why an event's data could not be opened: (key destroyed?, key id or reason).
+type Unopened = Option<(bool, String)>;
+
 /// One immutable CloudEvents 1.0 event.
 #[pyclass(frozen, module = "sealbus._sealbus", name = "Event")]
 pub struct PyEvent {
     pub inner: Item,
     data: OnceLock<Py<PyAny>>,
     /// Why the data could not be opened (kept as text: errors are not Clone).
-    unopened: Option<(bool, String)>,
+    unopened: Unopened,
 }
 
 impl PyEvent {
@@ -142,6 +145,7 @@ impl PyEvent {
         &self.inner.event_type
     }
     #[getter]
+    #[allow(clippy::unused_self)] // a property: Python calls it on the instance
     fn specversion(&self) -> &'static str {
         sealbus_core::envelope::SPECVERSION
     }
@@ -395,7 +399,7 @@ impl PyMessage {
     fn ack(&self, py: Python<'_>) -> PyResult<bool> {
         self.handle.ack(py, &[self.tag]).map(|n| n == 1)
     }
-    /// Refuse: redeliver (or dead-letter after max_deliveries).
+    /// Refuse: redeliver (or dead-letter after `max_deliveries`).
     fn nack(&self, py: Python<'_>) -> PyResult<bool> {
         self.handle.nack(py, &[self.tag]).map(|n| n == 1)
     }
@@ -439,7 +443,7 @@ pub struct PyDeliveryBatch {
     tags: Vec<u64>,
     /// The delivered items as the router holds them (still sealed at rest: the
     /// opened data is in `buffer`), their attempt, and why one could not be opened.
-    opened: Vec<(Item, u32, Option<(bool, String)>)>,
+    opened: Vec<(Item, u32, Unopened)>,
     buffer: Py<PyBytes>,
     offsets: Vec<usize>,
 }
@@ -603,9 +607,11 @@ impl PySubscription {
             offsets,
         })
     }
+    #[allow(clippy::needless_pass_by_value)] // PyO3 extracts the list into a Vec
     fn ack(&self, py: Python<'_>, tags: Vec<u64>) -> PyResult<usize> {
         self.handle.ack(py, &tags)
     }
+    #[allow(clippy::needless_pass_by_value)] // PyO3 extracts the list into a Vec
     fn nack(&self, py: Python<'_>, tags: Vec<u64>) -> PyResult<usize> {
         self.handle.nack(py, &tags)
     }
@@ -1120,7 +1126,7 @@ impl PyRouter {
     }
 }
 
-/// `n` fresh time-ordered event ids (UUIDv7), for producers that seal end to end
+/// `n` fresh time-ordered event ids (`UUIDv7`), for producers that seal end to end
 /// and so must know an event's id before the router sees it.
 #[pyfunction]
 fn new_event_ids(n: usize) -> Vec<String> {

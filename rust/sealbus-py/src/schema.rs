@@ -2,7 +2,7 @@
 //!
 //! Conversions: schemas and `dict` event data cross as JSON text (`json.dumps`, the
 //! C encoder), measured faster than walking the dict into a `serde_json::Value`
-//! (see benches/bench_schema.py); `bytes`/`str` data are validated in place.
+//! (see `benches/bench_schema.py`); `bytes`/`str` data are validated in place.
 //! Batches are one buffer plus offsets, validated with the GIL released.
 
 use std::sync::Arc;
@@ -54,9 +54,8 @@ fn to_value(obj: &Bound<'_, PyAny>, depth: usize) -> Result<serde_json::Value, N
     if let Ok(d) = obj.cast::<PyDict>() {
         let mut map = serde_json::Map::new();
         for (k, v) in d.iter() {
-            let key = match k.cast::<PyString>().map(|k| k.to_str()) {
-                Ok(Ok(key)) => key,
-                _ => return Err(bad("object keys must be str".into())),
+            let Ok(Ok(key)) = k.cast::<PyString>().map(|k| k.to_str()) else {
+                return Err(bad("object keys must be str".into()));
             };
             let value = to_value(&v, depth + 1).map_err(|e| at(key, e))?;
             map.insert(key.to_owned(), value);
@@ -189,7 +188,7 @@ fn offsets(py: Python<'_>, obj: &Bound<'_, PyAny>) -> PyResult<Vec<u64>> {
         return buf
             .to_vec(py)?
             .into_iter()
-            .map(|v| u64::try_from(v))
+            .map(u64::try_from)
             .collect::<Result<_, _>>()
             .map_err(|_| {
                 crate::error::to_pyerr(

@@ -23,6 +23,10 @@
 //! only appear in the wider schema if the narrower has the identical keyword at the
 //! same place; adding or changing one is refused as "not analysed".
 
+// Bounds are compared exactly as written in the schemas: an epsilon would call two
+// different bounds equal and accept an incompatible change.
+#![allow(clippy::float_cmp)]
+
 use std::collections::{BTreeSet, HashSet};
 
 use jsonschema::{PatternOptions, ValidatorMap};
@@ -286,8 +290,13 @@ fn uint(schema: &Map<String, Value>, kw: &str) -> Option<u64> {
     schema.get(kw).and_then(|v| {
         v.as_u64().or_else(|| {
             v.as_f64()
-                .filter(|f| f.fract() == 0.0 && *f >= 0.0)
-                .map(|f| f as u64)
+                .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f <= 9_007_199_254_740_992.0)
+                // Whole, non-negative and below 2^53: the cast is exact.
+                .map(|f| {
+                    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+                    let n = f as u64;
+                    n
+                })
         })
     })
 }
@@ -354,7 +363,7 @@ impl<'a> Checker<'a> {
         self.reasons
     }
 
-    fn refuse(&mut self, wp: &str, np: &str, why: String) {
+    fn refuse(&mut self, wp: &str, np: &str, why: impl std::fmt::Display) {
         let at = if self.new_is_wide { wp } else { np };
         self.reasons.push(format!("at {at}: {why}"));
     }
@@ -431,7 +440,7 @@ impl<'a> Checker<'a> {
             return;
         }
         if self.depth >= MAX_DEPTH {
-            self.refuse(wp, np, "schemas nest too deeply to analyse".into());
+            self.refuse(wp, np, "schemas nest too deeply to analyse");
             return;
         }
         let (w, wp) = match self.resolve(true, w, wp) {
@@ -615,7 +624,7 @@ impl<'a> Checker<'a> {
                 self.refuse(
                     wp,
                     np,
-                    "patternProperties with changed properties are not analysed".into(),
+                    "patternProperties with changed properties are not analysed",
                 );
                 return;
             }
@@ -635,7 +644,7 @@ impl<'a> Checker<'a> {
                 match self.wide.accepts(wp, v) {
                     Some(true) => {}
                     Some(false) => {
-                        self.refuse(wp, np, format!("{nn} accepts the value {v}, {wn} does not"))
+                        self.refuse(wp, np, format!("{nn} accepts the value {v}, {wn} does not"));
                     }
                     None => self.refuse(
                         wp,
@@ -823,6 +832,8 @@ impl<'a> Checker<'a> {
         }
     }
 
+    // One pass over the object keywords reads better than several helpers here.
+    #[allow(clippy::too_many_lines)]
     fn objects(&mut self, wo: &Map<String, Value>, wp: &str, no: &Map<String, Value>, np: &str) {
         let (wn, nn) = (self.wide.name, self.narrow.name);
         let empty = Map::new();

@@ -386,11 +386,11 @@ impl Parser<'_, '_> {
 
     /// At the opening quote. Pushes a `Str` (no escapes) or a `StrOwned` entry.
     fn string(&mut self) -> Result<(), ParseError> {
-        self.pos += 1;
-        let start = self.pos;
         // Eight bytes at a time (SWAR): stop at the first '"', '\\' or control byte.
         const ONES: u64 = 0x0101_0101_0101_0101;
         const HIGH: u64 = 0x8080_8080_8080_8080;
+        self.pos += 1;
+        let start = self.pos;
         while let Some(chunk) = self.bytes.get(self.pos..self.pos + 8) {
             let mut word = [0_u8; 8];
             word.copy_from_slice(chunk);

@@ -18,6 +18,7 @@ lint:
 	ruff check python tests benches
 	ruff format --check python tests benches
 	mypy
+	python -m mypy.stubtest sealbus._sealbus --allowlist .stubtest-allowlist
 
 stubtest:
 	python -m mypy.stubtest sealbus._sealbus --allowlist .stubtest-allowlist

@@ -1,4 +1,6 @@
 # Copied from shared/workloads/orders.py (the shared benchmark workload); keep in sync.
+# ruff: noqa
+# fmt: off
 """A shared benchmark workload: "OrderPlaced" events (16 fields, nested customer, three
 line items, ~540 bytes as JSON) and their JSON Schema (draft 2020-12, with formats).
 Deterministic: the same seed gives the same events on every machine. Every 10th event

@@ -8,10 +8,9 @@ from typing import Any
 
 import jsonschema
 import pytest
+import sealbus
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-import sealbus
 from orders import SCHEMA, make_events
 
 D7 = "http://json-schema.org/draft-07/schema#"
@@ -64,7 +63,12 @@ def test_register_versions_and_get(draft: str) -> None:
         ("backward", {"type": "number"}, {"type": "integer"}, "accepts type number"),
         ("backward", closed({"a": {}}, []), closed({"a": {}}, ["a"]), "requires property 'a'"),
         ("backward", {"enum": ["a", "b"]}, {"enum": ["a"]}, '"b"'),
-        ("backward", {"type": "string", "maxLength": 5}, {"type": "string", "maxLength": 3}, "maxLength"),
+        (
+            "backward",
+            {"type": "string", "maxLength": 5},
+            {"type": "string", "maxLength": 3},
+            "maxLength",
+        ),
         # forward: old must accept all new data.
         ("forward", closed({"a": {}}, []), closed({"a": {}, "b": {}}, []), "allows property 'b'"),
         ("forward", {"type": "number"}, {"type": "integer"}, None),
@@ -173,7 +177,9 @@ def test_validation_error_paths() -> None:
 
 def test_error_reason_does_not_leak_the_value() -> None:
     r = sealbus.SchemaRegistry()
-    r.register("t", {"type": "object", "properties": {"email": {"type": "string", "format": "email"}}})
+    r.register(
+        "t", {"type": "object", "properties": {"email": {"type": "string", "format": "email"}}}
+    )
     with pytest.raises(sealbus.ValidationError) as e:
         r.validate("t", {"email": "top-secret-value"})
     assert "top-secret-value" not in str(e.value)
@@ -258,8 +264,14 @@ def test_batch_offsets_checked() -> None:
 
 
 _json = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=8),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=4), inner, max_size=4),
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**63 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=4), inner, max_size=4)
+    ),
     max_leaves=20,
 )
 

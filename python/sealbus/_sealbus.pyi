@@ -4,7 +4,7 @@ __version__: str
 
 # ---- schema ---------------------------------------------------------------------------
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any, Literal, final
 
 from typing_extensions import Buffer
 
@@ -12,11 +12,12 @@ from sealbus.errors import ValidationError
 
 _Compat = Literal["none", "backward", "forward", "full"]
 
+@final
 class SchemaRegistry:
     """Versioned JSON Schemas (draft 7, 2020-12) per event type; compatibility is
     checked against the latest version on registration; formats are asserted."""
 
-    def __init__(self, *, allow_schemaless: bool = False) -> None: ...
+    def __new__(cls, *, allow_schemaless: bool = False) -> SchemaRegistry: ...
     @property
     def allow_schemaless(self) -> bool: ...
     def register(

@@ -54,9 +54,8 @@ fn to_value(obj: &Bound<'_, PyAny>, depth: usize) -> Result<serde_json::Value, N
     if let Ok(d) = obj.cast::<PyDict>() {
         let mut map = serde_json::Map::new();
         for (k, v) in d.iter() {
-            let key = match k.cast::<PyString>().map(|k| k.to_str()) {
-                Ok(Ok(key)) => key,
-                _ => return Err(bad("object keys must be str".into())),
+            let Ok(Ok(key)) = k.cast::<PyString>().map(|k| k.to_str()) else {
+                return Err(bad("object keys must be str".into()));
             };
             let value = to_value(&v, depth + 1).map_err(|e| at(key, e))?;
             map.insert(key.to_owned(), value);
@@ -189,7 +188,7 @@ fn offsets(py: Python<'_>, obj: &Bound<'_, PyAny>) -> PyResult<Vec<u64>> {
         return buf
             .to_vec(py)?
             .into_iter()
-            .map(|v| u64::try_from(v))
+            .map(u64::try_from)
             .collect::<Result<_, _>>()
             .map_err(|_| {
                 crate::error::to_pyerr(

@@ -245,6 +245,8 @@ fn bound(
 }
 
 /// Whether bound `n` (the narrow side's) is at least as tight as `w` (the wide side's).
+/// Exact float comparison on purpose: both are literals from the schemas.
+#[allow(clippy::float_cmp)]
 fn within(w: Option<Bound>, n: Option<Bound>, lower: bool) -> bool {
     match (w, n) {
         (None, _) => true,
@@ -282,6 +284,9 @@ fn show(b: Option<Bound>, lower: bool) -> String {
     }
 }
 
+// Negative and fractional values were filtered out; huge ones saturate, which only
+// makes the bound looser on the side that has it.
+#[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
 fn uint(schema: &Map<String, Value>, kw: &str) -> Option<u64> {
     schema.get(kw).and_then(|v| {
         v.as_u64().or_else(|| {
@@ -354,6 +359,7 @@ impl<'a> Checker<'a> {
         self.reasons
     }
 
+    #[allow(clippy::needless_pass_by_value)] // every caller builds the reason with format!
     fn refuse(&mut self, wp: &str, np: &str, why: String) {
         let at = if self.new_is_wide { wp } else { np };
         self.reasons.push(format!("at {at}: {why}"));
@@ -591,7 +597,8 @@ impl<'a> Checker<'a> {
     }
 
     /// Both sides plain objects; combinators on the wide side were handled by the caller.
-    #[allow(clippy::too_many_lines)]
+    /// (`multipleOf` literals are compared exactly on purpose.)
+    #[allow(clippy::too_many_lines, clippy::float_cmp)]
     fn sub_plain(&mut self, w: &Value, wp: &str, n: &Value, np: &str) {
         let (wn, nn) = (self.wide.name, self.narrow.name);
         let empty = Map::new();
@@ -635,7 +642,7 @@ impl<'a> Checker<'a> {
                 match self.wide.accepts(wp, v) {
                     Some(true) => {}
                     Some(false) => {
-                        self.refuse(wp, np, format!("{nn} accepts the value {v}, {wn} does not"))
+                        self.refuse(wp, np, format!("{nn} accepts the value {v}, {wn} does not"));
                     }
                     None => self.refuse(
                         wp,
@@ -823,6 +830,7 @@ impl<'a> Checker<'a> {
         }
     }
 
+    #[allow(clippy::too_many_lines)]
     fn objects(&mut self, wo: &Map<String, Value>, wp: &str, no: &Map<String, Value>, np: &str) {
         let (wn, nn) = (self.wide.name, self.narrow.name);
         let empty = Map::new();

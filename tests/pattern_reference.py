@@ -194,8 +194,7 @@ def matches(pattern: dict[str, Any], event: dict[str, Any]) -> bool:
                 ok = False
                 break
         if ok and any(
-            all(compatible(a, b) for a, b in itertools.combinations(pick, 2))
-            for pick in itertools.product(*choices)
+            all(compatible(a, b) for a, b in itertools.combinations(pick, 2)) for pick in itertools.product(*choices)
         ):
             return True
     return False

@@ -49,9 +49,7 @@ def test_latency_is_paced_and_measured_per_event(pool: list[workload.Batch]) -> 
 def test_durable_scenarios_run_or_say_not_available(pool: list[workload.Batch], tmp_path: Path) -> None:
     """Until the durable log is merged, Router(path=...) is refused with TypeError and
     the scenario reports "not available" instead of crashing; afterwards it runs."""
-    fig = harness._guard(
-        "sealbus", "durable", lambda: harness.sealbus_throughput(pool, 3_000, path=tmp_path / "tp")
-    )
+    fig = harness._guard("sealbus", "durable", lambda: harness.sealbus_throughput(pool, 3_000, path=tmp_path / "tp"))
     assert fig.status == "ok" or fig.status.startswith("not available"), fig.status
     if fig.ok:
         assert fig.delivered == [3_000] * 3
@@ -176,12 +174,8 @@ def _report() -> harness.Report:
     cfg = harness.Config(scenarios=["throughput", "latency"], repeat=2, events=1000, nats_events=1000)
     rep = harness.Report(cfg, environment={"python": "3.x", "cpus": 2, "loadavg_at_start": [1.0]})
     for eps in (100_000.0, 300_000.0):
-        rep.add(
-            harness.Figures("sealbus", "throughput", events_per_s=eps, p50_us=10, p99_us=40, rss_bytes=50e6)
-        )
-    rep.add(
-        harness.Figures("nats", "throughput", events_per_s=10_000, p50_us=1000, p99_us=4000, rss_bytes=25e6)
-    )
+        rep.add(harness.Figures("sealbus", "throughput", events_per_s=eps, p50_us=10, p99_us=40, rss_bytes=50e6))
+    rep.add(harness.Figures("nats", "throughput", events_per_s=10_000, p50_us=1000, p99_us=4000, rss_bytes=25e6))
     rep.add(harness.Figures("nats", "throughput", status="error: consumer 1 received 10/1,000"))
     rep.add(harness.Figures("sealbus", "latency", status="not available: no"))
     return rep

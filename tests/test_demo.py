@@ -31,9 +31,7 @@ def test_demo_shipping_and_analytics_filters_are_right() -> None:
     orders = [demo.make_order(rng, n) for n in range(1, 41)]
     got = demo.run(out=io.StringIO(), orders=40, seed=7)
     want_ship = [
-        o["orderId"]
-        for o in orders
-        if o["total"] > demo.THRESHOLD and o["customer"]["country"] in demo.SHIP_TO
+        o["orderId"] for o in orders if o["total"] > demo.THRESHOLD and o["customer"]["country"] in demo.SHIP_TO
     ]
     want_analytics = [o["orderId"] for o in orders if o["customer"]["tier"] != "bronze"]
     assert got["shipping"] == want_ship

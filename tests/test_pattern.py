@@ -118,9 +118,7 @@ CASES: list[tuple[dict[str, Any], Any, bool]] = [
 def test_documented_cases(pattern: dict[str, Any], event: Any, expected: bool) -> None:
     assert sealbus.test_event_pattern(pattern, event) is expected
     assert (
-        sealbus.test_event_pattern(
-            json.dumps(pattern), event if isinstance(event, str) else json.dumps(event)
-        )
+        sealbus.test_event_pattern(json.dumps(pattern), event if isinstance(event, str) else json.dumps(event))
         is expected
     )
 

@@ -379,9 +379,7 @@ def test_poll_batch_one_buffer(router: Router) -> None:
     batch = sub.poll_batch(4)
     assert len(batch) == 4
     offs = batch.offsets
-    assert [json.loads(batch.buffer[a:b]) for a, b in itertools.pairwise(offs)] == [
-        {"n": i} for i in range(4)
-    ]
+    assert [json.loads(batch.buffer[a:b]) for a, b in itertools.pairwise(offs)] == [{"n": i} for i in range(4)]
     assert batch[-1].data == {"n": 3}
     with pytest.raises(IndexError):
         batch[4]

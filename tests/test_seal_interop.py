@@ -97,7 +97,5 @@ def test_cryptography_e2e_frames_open_with_sealbus() -> None:
     rec = fmt.wrap(dk, "analytics", consumer.public_key, fmt.wrap_context(dk_id, "orders.placed"))
     aad = fmt.aad(fmt.END_TO_END, dk_id, "e-1", **EV)  # type: ignore[arg-type]
     frame = fmt.build(fmt.END_TO_END, dk_id, nonce, AESGCM(dk).encrypt(nonce, b"{}", aad), [rec])
-    out, offs = open_e2e(
-        frame, [0, len(frame)], keypair=consumer, recipient_id="analytics", event_ids=["e-1"], **EV
-    )  # type: ignore[arg-type]
+    out, offs = open_e2e(frame, [0, len(frame)], keypair=consumer, recipient_id="analytics", event_ids=["e-1"], **EV)  # type: ignore[arg-type]
     assert unpack(out, offs) == [b"{}"]

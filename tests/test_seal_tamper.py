@@ -101,9 +101,7 @@ def test_relabelled_key_id_and_mode_are_refused() -> None:
 @given(payload=st.binary(max_size=200), pos=st.integers(0), bit=st.integers(0, 7))
 def test_e2e_flipped_bit_is_refused(payload: bytes, pos: int, bit: int) -> None:
     ev = {"event_type": "orders.placed", "source": "checkout", "schema_version": 1}
-    frames, _offs = seal_e2e(
-        payload, [0, len(payload)], recipients={"r": READER.public_key}, event_ids=["e"], **ev
-    )  # type: ignore[arg-type]
+    frames, _offs = seal_e2e(payload, [0, len(payload)], recipients={"r": READER.public_key}, event_ids=["e"], **ev)  # type: ignore[arg-type]
     frame = bytearray(frames)
     frame[pos % len(frame)] ^= 1 << bit
     with pytest.raises(REFUSED):

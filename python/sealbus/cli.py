@@ -12,12 +12,8 @@ def main(argv: list[str] | None = None) -> int:
     demo = sub.add_parser("demo", help="run a small shop end to end")
     demo.add_argument("--orders", type=int, default=12)
     sub.add_parser("version", help="print the version")
-    log_cmd = sub.add_parser("log", help="look at a durable log").add_subparsers(
-        dest="log_command", required=True
-    )
-    insp = log_cmd.add_parser(
-        "inspect", help="segments, offsets, counts and consumer cursors (never payloads)"
-    )
+    log_cmd = sub.add_parser("log", help="look at a durable log").add_subparsers(dest="log_command", required=True)
+    insp = log_cmd.add_parser("inspect", help="segments, offsets, counts and consumer cursors (never payloads)")
     insp.add_argument("path")
     insp.add_argument("--verify", action="store_true", help="check every record's checksums")
     insp.add_argument("--json", action="store_true", help="print JSON instead of a table")

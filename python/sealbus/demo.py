@@ -65,8 +65,7 @@ THRESHOLD = 100
 
 def make_order(rng: random.Random, n: int) -> dict[str, Any]:
     items = [
-        {"sku": rng.choice(["ABC-1", "KLM-2", "XYZ-3"]), "qty": rng.randint(1, 4)}
-        for _ in range(rng.randint(1, 3))
+        {"sku": rng.choice(["ABC-1", "KLM-2", "XYZ-3"]), "qty": rng.randint(1, 4)} for _ in range(rng.randint(1, 3))
     ]
     return {
         "orderId": f"ord-{n:04d}",
@@ -133,9 +132,7 @@ def _shop(
         ),
     }
     analytics_pattern = {"data": {"customer": {"tier": [{"anything-but": "bronze"}]}}}
-    offline = router.subscribe(
-        analytics, "orders.*", name="analytics", durable=True, pattern=analytics_pattern
-    )
+    offline = router.subscribe(analytics, "orders.*", name="analytics", durable=True, pattern=analytics_pattern)
     offline.close()  # analytics goes offline; its cursor stays in the log
     pay_sub = router.subscribe(billing, "payments.*", keypair=billing_keys)
     say("subscribe   inventory: every order; shipping: total > 100 and country in DE/FR")

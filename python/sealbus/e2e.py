@@ -97,9 +97,7 @@ class ConsumerKeyPair:
         try:
             return cls(X25519PrivateKey.from_private_bytes(raw))
         except ValueError:
-            raise InvalidArgument(
-                "an X25519 private key is 32 raw bytes", name="raw", reason="bad length"
-            ) from None
+            raise InvalidArgument("an X25519 private key is 32 raw bytes", name="raw", reason="bad length") from None
 
     @property
     def public_bytes(self) -> bytes:
@@ -107,9 +105,7 @@ class ConsumerKeyPair:
 
     def private_bytes(self) -> bytes:
         """Export the private key (32 raw bytes) for storage: handle with care."""
-        return self._private.private_bytes(
-            _RAW, serialization.PrivateFormat.Raw, serialization.NoEncryption()
-        )
+        return self._private.private_bytes(_RAW, serialization.PrivateFormat.Raw, serialization.NoEncryption())
 
     def exchange(self, peer: X25519PublicKey) -> bytes:
         return self._private.exchange(peer)
@@ -160,9 +156,7 @@ def wrap_data_key(
     if len(data_key) != DATA_KEY_LEN:
         raise InvalidArgument("data keys are 32 bytes", name="data_key", reason="bad length")
     if not recipients:
-        raise InvalidArgument(
-            "an end-to-end seal needs at least one recipient", name="recipients", reason="empty"
-        )
+        raise InvalidArgument("an end-to-end seal needs at least one recipient", name="recipients", reason="empty")
     out = []
     for rid, pub in recipients.items():
         rcpt_pub = _public_bytes(pub)
@@ -190,9 +184,7 @@ def unwrap_data_key(
     try:
         shared = keypair.exchange(X25519PublicKey.from_public_bytes(wrapped.ephemeral_public))
     except ValueError:
-        raise IntegrityError(
-            "wrapped key has an invalid ephemeral public key", reason="bad ephemeral key"
-        ) from None
+        raise IntegrityError("wrapped key has an invalid ephemeral public key", reason="bad ephemeral key") from None
     key, nonce = _derive(shared, wrapped.ephemeral_public, keypair.public_bytes, info)
     try:
         return AESGCM(key).decrypt(nonce, wrapped.wrapped_key, info)
@@ -251,9 +243,7 @@ def open_e2e(
     """
     items = unpack(frames, list(offsets))
     if len(items) != len(event_ids):
-        raise InvalidArgument(
-            f"{len(event_ids)} event ids for {len(items)} frames", name="event_ids", reason="count"
-        )
+        raise InvalidArgument(f"{len(event_ids)} event ids for {len(items)} frames", name="event_ids", reason="count")
     keys: dict[str, bytes] = {}
     groups: dict[str, list[int]] = {}
     for i, frame in enumerate(items):
@@ -268,9 +258,7 @@ def open_e2e(
         if not mine:
             raise KeyNotFound(f"item {i}: no data key wrapped for recipient {recipient_id!r}", key_id=dk_id)
         _, eph, wk = mine[0]
-        keys[dk_id] = unwrap_data_key(
-            WrappedKey(recipient_id, eph, wk), keypair, wrap_context(dk_id, event_type)
-        )
+        keys[dk_id] = unwrap_data_key(WrappedKey(recipient_id, eph, wk), keypair, wrap_context(dk_id, event_type))
     out: list[bytes] = [b""] * len(items)
 
     def col(v: str | Sequence[str] | int | Sequence[int], idx: list[int]) -> object:

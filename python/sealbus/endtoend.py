@@ -87,15 +87,11 @@ def _open_one(msg: Message, keypair: ConsumerKeyPair | None, me: str) -> OpenedM
     except (IntegrityError, KeyNotFound) as exc:
         return OpenedMessage(msg, error=exc)
     except ValueError as exc:
-        return OpenedMessage(
-            msg, error=IntegrityError(f"event {e.id}: plaintext is not JSON", reason=str(exc))
-        )
+        return OpenedMessage(msg, error=IntegrityError(f"event {e.id}: plaintext is not JSON", reason=str(exc)))
 
 
 def open_end_to_end(msgs: list[Message], keypair: ConsumerKeyPair | None, me: str) -> list[Message]:
     """Replace end-to-end messages by opened ones (same order). Typed as Message:
     an OpenedMessage offers the same attributes."""
-    out: list[Any] = [
-        _open_one(m, keypair, me) if m.event.datacontenttype == E2E_CONTENT_TYPE else m for m in msgs
-    ]
+    out: list[Any] = [_open_one(m, keypair, me) if m.event.datacontenttype == E2E_CONTENT_TYPE else m for m in msgs]
     return out

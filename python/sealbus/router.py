@@ -37,9 +37,7 @@ def _key_ring(
         )
     if seal == "none":
         if keys is not None:
-            raise InvalidArgument(
-                "invalid argument: keys: given with seal='none'", name="keys", reason="contradiction"
-            )
+            raise InvalidArgument("invalid argument: keys: given with seal='none'", name="keys", reason="contradiction")
         return None, "none (not sealed)"
     if isinstance(keys, KeyRing):
         return keys, "the KeyRing passed in"

@@ -208,9 +208,7 @@ def _make_router(path: Path | None, max_pending: int, timeout: float | None = No
         try:
             router = sealbus.Router(path=str(path), fsync="batch")
         except TypeError as exc:
-            raise NotAvailable(
-                f"not available: Router(path=..., fsync='batch') is not supported yet ({exc})"
-            ) from exc
+            raise NotAvailable(f"not available: Router(path=..., fsync='batch') is not supported yet ({exc})") from exc
     router.schemas.register(EVENT_TYPE, SCHEMA)
     checkout = router.principal("checkout")
     router.policy.allow_publish(checkout, "orders.*")
@@ -643,9 +641,7 @@ def run(config: Config, out: TextIO | None = None) -> Report:
         report.environment["nats"] = "skipped: nats-py not installed"
         nats_ok = False
 
-    def step(
-        label: str, total: int, fn: Callable[[Callable[[int], None]], Figures], scen: str, sysname: str
-    ) -> None:
+    def step(label: str, total: int, fn: Callable[[Callable[[int], None]], Figures], scen: str, sysname: str) -> None:
         release_memory()
         bar.start(label, total)
         fig = _guard(sysname, scen, lambda: fn(bar.update))
@@ -670,9 +666,7 @@ def run(config: Config, out: TextIO | None = None) -> Report:
 
             def durable(p: Callable[[int], None]) -> Figures:
                 with _scratch(config.work_dir, "sealbus-bench-log-") as d:
-                    return sealbus_throughput(
-                        pool, config.events, path=d, max_pending=config.max_pending, progress=p
-                    )
+                    return sealbus_throughput(pool, config.events, path=d, max_pending=config.max_pending, progress=p)
 
             step(f"durable sealbus {tag}", config.events, durable, "durable", "sealbus")
         if nats_ok and ("throughput" in config.scenarios or "durable" in config.scenarios):
@@ -895,16 +889,12 @@ def print_table(report: Report, out: TextIO) -> None:
                         "its latencies measure a growing queue"
                     )
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(head)]
-    line = "  ".join(
-        h.ljust(w) if i < 2 else h.rjust(w) for i, (h, w) in enumerate(zip(head, widths, strict=True))
-    )
+    line = "  ".join(h.ljust(w) if i < 2 else h.rjust(w) for i, (h, w) in enumerate(zip(head, widths, strict=True)))
     print(line, file=out)
     print("-" * len(line), file=out)
     for r in rows:
         print(
-            "  ".join(
-                v.ljust(w) if i < 2 else v.rjust(w) for i, (v, w) in enumerate(zip(r, widths, strict=True))
-            ),
+            "  ".join(v.ljust(w) if i < 2 else v.rjust(w) for i, (v, w) in enumerate(zip(r, widths, strict=True))),
             file=out,
         )
     print(file=out)
@@ -943,8 +933,7 @@ def targets(report: Report) -> list[str]:
     d = median_of(report.get("durable", "sealbus"), "events_per_s")
     dn = median_of(report.get("durable", "nats"), "events_per_s")
     lines.append(
-        f"  [{verdict(None if d != d else d >= 500_000)}] >= 500k events/s end to end, fsync=batch: "
-        f"{_fmt(d, 'ev/s')}"
+        f"  [{verdict(None if d != d else d >= 500_000)}] >= 500k events/s end to end, fsync=batch: {_fmt(d, 'ev/s')}"
     )
     ratio = d / dn if d == d and dn == dn and dn > 0 else float("nan")
     lines.append(
@@ -981,8 +970,7 @@ def write_json(report: Report, path: str) -> None:
         "environment": report.environment,
         "runs": {k: [asdict(f) for f in v] for k, v in report.runs.items()},
         "medians": {
-            k: {attr: median_of(v, attr) for _, attr, _, _ in _ROWS[k.split("/")[0]]}
-            for k, v in report.runs.items()
+            k: {attr: median_of(v, attr) for _, attr, _, _ in _ROWS[k.split("/")[0]]} for k, v in report.runs.items()
         },
     }
     Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -1050,10 +1038,7 @@ def write_plots(report: Report, directory: str) -> list[str]:
         plt.close(fig)
         written.append(str(out / "latency.png"))
 
-    bl = [
-        (system, median_run(report.get("backlog", system), "rss_growth_bytes"))
-        for system in ("sealbus", "nats")
-    ]
+    bl = [(system, median_run(report.get("backlog", system), "rss_growth_bytes")) for system in ("sealbus", "nats")]
     bl = [b for b in bl if b[1] is not None and b[1].rss_samples]
     if bl:
         fig, ax = plt.subplots(figsize=(6, 4))
@@ -1087,9 +1072,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         type=int,
         help="events per JetStream throughput run (default 50,000; quick 3,000): nats-py is far slower",
     )
-    p.add_argument(
-        "--repeat", type=int, help="runs per scenario; the table shows medians (default 3; quick 1)"
-    )
+    p.add_argument("--repeat", type=int, help="runs per scenario; the table shows medians (default 3; quick 1)")
     p.add_argument("--quick", action="store_true", help="small runs, one repeat: a smoke test in seconds")
     p.add_argument("--full", action="store_true", help="1,000,000 events per throughput run, 3 repeats")
     p.add_argument("--no-nats", action="store_true", help="skip the NATS JetStream baseline")
@@ -1102,9 +1085,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="NAME",
         help=f"run only this scenario (repeatable): {', '.join(SCENARIOS)}",
     )
-    p.add_argument(
-        "--rate", type=float, default=10_000.0, help="offered events/s for 'latency' (default 10,000)"
-    )
+    p.add_argument("--rate", type=float, default=10_000.0, help="offered events/s for 'latency' (default 10,000)")
     p.add_argument("--latency-seconds", type=float, help="duration of 'latency' (default 3; quick 1)")
     p.add_argument("--backlog", type=int, help="events for 'backlog' (default 1,000,000; quick 100,000)")
     p.add_argument("--nats-storage", choices=("file", "memory"), default="file")
@@ -1159,9 +1140,7 @@ def main(args: argparse.Namespace | Sequence[str] | None = None) -> int:
     """Entry point of ``sealbus bench``; returns 1 if any measurement failed (a
     scenario the router does not support yet is reported, not a failure)."""
     if not isinstance(args, argparse.Namespace):
-        parser = argparse.ArgumentParser(
-            prog="sealbus bench", description=__doc__.split("\n")[0] if __doc__ else ""
-        )
+        parser = argparse.ArgumentParser(prog="sealbus bench", description=__doc__.split("\n")[0] if __doc__ else "")
         add_arguments(parser)
         args = parser.parse_args(args)
     report = run(config_from_args(args))

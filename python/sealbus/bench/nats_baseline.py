@@ -153,9 +153,7 @@ class NatsServer:
             conf.write_text(f'jetstream {{\n  store_dir: "{store}"\n  sync_interval: always\n}}\n')
             args = [self.binary, "-a", "127.0.0.1", "-p", str(self.port), "-c", str(conf)]
         self._log = open(self.dir / "nats-server.log", "wb")  # noqa: SIM115 (closed in stop)
-        self._proc = subprocess.Popen(
-            args, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
-        )
+        self._proc = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         self._wait_ready()
         return self
 
@@ -251,9 +249,7 @@ def _quantiles(sorted_ns: Sequence[int]) -> list[float]:
 async def _connect(url: str) -> Any:
     import nats
 
-    return await nats.connect(
-        url, name="sealbus-bench", max_reconnect_attempts=0, pending_size=64 * 1024 * 1024
-    )
+    return await nats.connect(url, name="sealbus-bench", max_reconnect_attempts=0, pending_size=64 * 1024 * 1024)
 
 
 async def _setup(

@@ -102,9 +102,7 @@ def valid_event(rng: random.Random) -> dict[str, Any]:
     ]
     subtotal = round(sum(i["qty"] * i["price"] for i in items), 2)
     tax = round(subtotal * 0.08, 2)
-    ts = datetime.datetime(2024, 1, 1, tzinfo=datetime.UTC) + datetime.timedelta(
-        seconds=rng.randrange(3 * 10**7)
-    )
+    ts = datetime.datetime(2024, 1, 1, tzinfo=datetime.UTC) + datetime.timedelta(seconds=rng.randrange(3 * 10**7))
     e: dict[str, Any] = {
         "eventId": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
         "eventType": "OrderPlaced",

@@ -21,6 +21,10 @@ use jsonschema::json::{Array, Json, JsonNumber, Node, NodeIdentity, Object};
 use jsonschema::JsonType;
 use serde_json::{Map, Number, Value};
 
+/// SWAR masks: a one in every byte, and every byte's high bit.
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGH: u64 = 0x8080_8080_8080_8080;
+
 /// Same nesting limit as `serde_json`, so both representations accept the same bodies.
 pub const MAX_DEPTH: usize = 128;
 
@@ -386,11 +390,9 @@ impl Parser<'_, '_> {
 
     /// At the opening quote. Pushes a `Str` (no escapes) or a `StrOwned` entry.
     fn string(&mut self) -> Result<(), ParseError> {
-        // Eight bytes at a time (SWAR): stop at the first '"', '\\' or control byte.
-        const ONES: u64 = 0x0101_0101_0101_0101;
-        const HIGH: u64 = 0x8080_8080_8080_8080;
         self.pos += 1;
         let start = self.pos;
+        // Eight bytes at a time (SWAR): stop at the first '"', '\\' or control byte.
         while let Some(chunk) = self.bytes.get(self.pos..self.pos + 8) {
             let mut word = [0_u8; 8];
             word.copy_from_slice(chunk);

@@ -1,6 +1,8 @@
 //! Unit tests of the schema module: registry behaviour, compatibility verdicts and
 //! their reasons, validation errors, and the tape parser against `serde_json`.
 
+#![allow(clippy::unwrap_used, clippy::cast_possible_truncation)]
+
 use proptest::prelude::*;
 use serde_json::{json, Value};
 

@@ -48,11 +48,32 @@ impl std::fmt::Debug for CompiledSchema {
 }
 
 fn options<F: jsonschema::json::Json>(
+    draft: &str,
 ) -> jsonschema::ValidationOptions<'static, Arc<dyn jsonschema::Retrieve>, F> {
-    jsonschema::options_for::<F>()
+    let options = jsonschema::options_for::<F>()
         .should_validate_formats(true)
         .should_ignore_unknown_formats(false)
-        .with_pattern_options(PatternOptions::regex())
+        .with_pattern_options(PatternOptions::regex());
+    if draft.starts_with("draft-") {
+        // `uuid` became a standard format in 2019-09, but draft-7 event schemas use it
+        // widely; check it (RFC 4122 text form) rather than refuse those schemas.
+        options.with_format("uuid", is_uuid)
+    } else {
+        options
+    }
+}
+
+/// RFC 4122 text form: 8-4-4-4-12 hex digits.
+fn is_uuid(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() == 36
+        && b.iter().enumerate().all(|(i, c)| {
+            if matches!(i, 8 | 13 | 18 | 23) {
+                *c == b'-'
+            } else {
+                c.is_ascii_hexdigit()
+            }
+        })
 }
 
 /// The draft a schema declares with `$schema`; 2020-12 when it declares none.
@@ -102,11 +123,11 @@ impl CompiledSchema {
                 "a schema must be a JSON object or a boolean".into(),
             ));
         }
-        declared_draft(schema).map_err(invalid)?;
-        let value_validator = options::<jsonschema::json::SerdeJson>()
+        let draft = declared_draft(schema).map_err(invalid)?;
+        let value_validator = options::<jsonschema::json::SerdeJson>(draft)
             .build(schema)
             .map_err(|e| invalid(build_error(&e)))?;
-        let tape_validator = options::<TapeJson>()
+        let tape_validator = options::<TapeJson>(draft)
             .build(schema)
             .map_err(|e| invalid(build_error(&e)))?;
         Ok(Self {

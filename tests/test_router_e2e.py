@@ -123,3 +123,39 @@ def test_clear_frames_cannot_be_smuggled_into_end_to_end_types() -> None:
         router._core.publish(who.name, who._token, "payments.captured", b'{"a":1}', [0, 7], "json")
     with pytest.raises(sealbus.InvalidEvent):
         router._core.publish(who.name, who._token, "payments.captured", b"junk", [0, 4], "e2e", ids=["x"])
+
+
+def test_end_to_end_data_is_validated_on_both_sides() -> None:
+    router, p = shop()
+    router.schemas.register(
+        "payments.captured",
+        {"type": "object", "required": ["amount"], "properties": {"amount": {"type": "number", "minimum": 0}}},
+    )
+    who: sealbus.Principal = p["checkout"]  # type: ignore[assignment]
+    sub = router.subscribe(p["billing"], "payments.*", keypair=p["billing_keys"])  # type: ignore[arg-type]
+    # An honest producer hears about bad data before sealing.
+    with pytest.raises(sealbus.ValidationError) as e:
+        router.producer(who).publish_many("payments.captured", [{"amount": 1}, {"amount": -5}])
+    assert e.value.index == 1
+    # A compromised producer seals bad data itself; the router cannot see it, the
+    # consumer refuses it after opening.
+    from sealbus.e2e import seal_e2e
+
+    ids = sealbus._sealbus.new_event_ids(1)
+    frames, offs = seal_e2e(
+        b'{"amount":-5}',
+        [0, 13],
+        recipients=dict(router._core.recipients("payments.captured")),
+        event_ids=ids,
+        event_type="payments.captured",
+        source="checkout",
+        schema_version=0,
+    )
+    router._core.publish(
+        who.name, who._token, "payments.captured", bytes(frames), [int(o) for o in offs], "e2e", ids=ids
+    )
+    (m,) = sub.poll(10, 0.2)
+    with pytest.raises(sealbus.ValidationError) as bad:
+        _ = m.data
+    assert "/amount" in bad.value.path
+    assert m.nack()

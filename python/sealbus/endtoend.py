@@ -4,11 +4,12 @@ consumer's own X25519 key pair. The router never held the plaintext."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from sealbus._sealbus import Event, Message
 from sealbus.e2e import ConsumerKeyPair, open_e2e
-from sealbus.errors import IntegrityError, KeyNotFound, SealbusError
+from sealbus.errors import IntegrityError, KeyNotFound, SchemaError, SealbusError, ValidationError
 
 #: ``datacontenttype`` of events whose data is an end-to-end sealed frame.
 E2E_CONTENT_TYPE = "application/vnd.sealbus.e2e+json"
@@ -61,7 +62,10 @@ class OpenedMessage:
         return f"OpenedMessage(id={self.id!r}, type={self.type!r}, attempt={self.attempt})"
 
 
-def _open_one(msg: Message, keypair: ConsumerKeyPair | None, me: str) -> OpenedMessage:
+Validator = Callable[[str, bytes], int]
+
+
+def _open_one(msg: Message, keypair: ConsumerKeyPair | None, me: str, validate: Validator | None) -> OpenedMessage:
     if keypair is None:
         return OpenedMessage(
             msg,
@@ -83,15 +87,24 @@ def _open_one(msg: Message, keypair: ConsumerKeyPair | None, me: str) -> OpenedM
             source=e.source,
             schema_version=0,
         )
-        return OpenedMessage(msg, data=json.loads(plain[offs[0] : offs[1]]))
-    except (IntegrityError, KeyNotFound) as exc:
+        data = bytes(plain[offs[0] : offs[1]])
+        if validate is not None:
+            # The router could not see this data: it is validated here, before the
+            # application sees it, so a compromised producer cannot hurt consumers.
+            validate(e.type, data)
+        return OpenedMessage(msg, data=json.loads(data))
+    except (IntegrityError, KeyNotFound, ValidationError, SchemaError) as exc:
         return OpenedMessage(msg, error=exc)
     except ValueError as exc:
         return OpenedMessage(msg, error=IntegrityError(f"event {e.id}: plaintext is not JSON", reason=str(exc)))
 
 
-def open_end_to_end(msgs: list[Message], keypair: ConsumerKeyPair | None, me: str) -> list[Message]:
+def open_end_to_end(
+    msgs: list[Message], keypair: ConsumerKeyPair | None, me: str, validate: Validator | None = None
+) -> list[Message]:
     """Replace end-to-end messages by opened ones (same order). Typed as Message:
     an OpenedMessage offers the same attributes."""
-    out: list[Any] = [_open_one(m, keypair, me) if m.event.datacontenttype == E2E_CONTENT_TYPE else m for m in msgs]
+    out: list[Any] = [
+        _open_one(m, keypair, me, validate) if m.event.datacontenttype == E2E_CONTENT_TYPE else m for m in msgs
+    ]
     return out

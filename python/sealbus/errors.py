@@ -61,6 +61,10 @@ class ValidationError(SchemaError, ValueError):
     """Event data does not fit its schema; ``path`` is a JSON pointer into the data,
     ``schema_path`` into the schema, ``index`` the position in a batch."""
 
+    path: str
+    schema_path: str
+    index: int
+
 
 class PolicyDenied(SealbusError, PermissionError):
     """Default deny: ``principal`` may not ``action`` ``event_type``."""

@@ -15,7 +15,15 @@ from typing import Any, Literal
 from sealbus._sealbus import Event, KeyRing, ManualClock, Receipt, Receipts, RouterCore, new_event_ids
 from sealbus.codec import encode_batch, encode_one
 from sealbus.e2e import ConsumerKeyPair, seal_e2e
-from sealbus.errors import Backpressure, InvalidArgument, InvalidEvent, PolicyDenied, SealError
+from sealbus.errors import (
+    Backpressure,
+    InvalidArgument,
+    InvalidEvent,
+    PolicyDenied,
+    SchemaNotFound,
+    SealError,
+    ValidationError,
+)
 from sealbus.principal import Principal, principal_name
 from sealbus.subscription import Subscription
 
@@ -246,6 +254,25 @@ class Producer:
                 f"seal error: no consumer allowed to read {event_type} has registered a public key",
                 reason="no recipients",
             )
+        core = self._router._core
+        if not core.allows(self._who.name, "publish", event_type):
+            # Refuse before any sealing or validation work, as the router would.
+            raise PolicyDenied(
+                f"policy denied: {self._who.name} may not publish {event_type}",
+                principal=self._who.name,
+                action="publish",
+                event_type=event_type,
+            )
+        # Honest producers learn of bad data here; consumers validate again after
+        # opening. A type without a schema is left to the router to refuse.
+        for i in range(len(offsets) - 1):
+            try:
+                core.validate_data(event_type, buffer[offsets[i] : offsets[i + 1]])
+            except SchemaNotFound:
+                break
+            except ValidationError as exc:
+                exc.index = i
+                raise
         ids = new_event_ids(len(offsets) - 1)
         frames, frame_offsets = seal_e2e(
             buffer,
@@ -452,7 +479,7 @@ class Router:
             start=start,
             max_backlog=max_backlog,
         )
-        return Subscription(core, keypair=keypair)
+        return Subscription(core, keypair=keypair, validate=self._core.validate_data)
 
     def counters(self) -> dict[str, int]:
         """Published, routed and refused counts (policy, schema, backpressure)."""

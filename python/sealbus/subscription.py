@@ -10,7 +10,7 @@ from typing import Any
 
 from sealbus._sealbus import DeliveryBatch, Event, Message, SubscriptionCore
 from sealbus.e2e import ConsumerKeyPair
-from sealbus.endtoend import E2E_CONTENT_TYPE, open_end_to_end
+from sealbus.endtoend import E2E_CONTENT_TYPE, Validator, open_end_to_end
 from sealbus.errors import Closed
 
 log = logging.getLogger("sealbus")
@@ -24,9 +24,15 @@ class Subscription:
     up to ``max_deliveries`` times, then moved to the dead-letter queue.
     """
 
-    def __init__(self, core: SubscriptionCore, keypair: ConsumerKeyPair | None = None) -> None:
+    def __init__(
+        self,
+        core: SubscriptionCore,
+        keypair: ConsumerKeyPair | None = None,
+        validate: Validator | None = None,
+    ) -> None:
         self._core = core
         self._keypair = keypair
+        self._validate = validate
         self._handlers: list[threading.Thread] = []
         self._stop = threading.Event()
 
@@ -55,10 +61,12 @@ class Subscription:
 
         Events sealed end to end are opened with this consumer's key pair; one it
         cannot open raises :class:`~sealbus.IntegrityError` (or
-        :class:`~sealbus.KeyNotFound` when it is not a recipient) from ``msg.data``."""
+        :class:`~sealbus.KeyNotFound` when it is not a recipient) from ``msg.data``;
+        one whose plaintext does not fit its schema raises
+        :class:`~sealbus.ValidationError` there."""
         msgs = self._core.poll(max_messages, timeout)
         if any(m.event.datacontenttype == E2E_CONTENT_TYPE for m in msgs):
-            return open_end_to_end(msgs, self._keypair, self.principal)
+            return open_end_to_end(msgs, self._keypair, self.principal, self._validate)
         return msgs
 
     def poll_batch(self, max_messages: int = 4096, timeout: float | None = 0.0) -> DeliveryBatch:

@@ -929,6 +929,12 @@ impl PyRouter {
         )
     }
 
+    /// Validate JSON data against the type's latest schema (consumers of end-to-end
+    /// events call this after opening, since the router could not).
+    fn validate_data(&self, py: Python<'_>, event_type: &str, data: &[u8]) -> PyResult<u32> {
+        attached(py, self.router.validate_data(event_type, data))
+    }
+
     fn schema_latest_version(&self, event_type: &str) -> Option<u32> {
         self.router.schemas.latest_version(event_type)
     }

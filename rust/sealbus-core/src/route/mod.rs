@@ -486,6 +486,29 @@ impl Router {
         Ok(out)
     }
 
+    /// Validate one event's JSON data against the type's latest schema, as the
+    /// router would: for consumers of end-to-end events, which the router cannot
+    /// see into. Returns the version used (0 for an allowed schemaless type).
+    pub fn validate_data(&self, event_type: &str, data: &[u8]) -> Result<u32> {
+        match self.schemas.validator(event_type, None) {
+            Ok(v) => v.validate_json(data, 0).map(|()| v.version()),
+            Err(Error::SchemaNotFound { .. }) if self.allow_schemaless => {
+                serde_json::from_slice::<serde::de::IgnoredAny>(data).map_err(|e| {
+                    Error::Validation {
+                        event_type: event_type.to_owned(),
+                        version: 0,
+                        instance_path: String::new(),
+                        schema_path: String::new(),
+                        reason: format!("data is not JSON: {e}"),
+                        index: 0,
+                    }
+                })?;
+                Ok(0)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     /// An end-to-end event: the router cannot see its data, so it checks the frame's
     /// shape and routes on the cleartext attributes; consumers validate after opening.
     fn prepare_sealed(

@@ -84,7 +84,11 @@ class _State:
 def _read_journal(journal: Path, st: _State) -> None:
     if not journal.exists():
         return
-    for line in journal.read_text().splitlines():
+    # A SIGKILL during the journal's own write can leave an unterminated last line:
+    # that write happened before the append was called (or after it returned, for
+    # an "R" line), so dropping it only treats the batch as unacknowledged.
+    *lines, _torn_tail = journal.read_text().split("\n")
+    for line in lines:
         parts = line.split()
         if parts[0] == "A":
             run, t, seq, k = map(int, parts[1:5])

@@ -46,7 +46,10 @@ def run_once(tmp: Path, rng: random.Random, before: list[str]) -> list[str]:
     out, _ = child.communicate()
     acked: list[str] = []
     in_flight = 0
-    for line in out.splitlines():
+    # A kill during the child's own write can leave an unterminated last line: ignore
+    # it (an "ok" line cut short only makes its batch count as unacknowledged).
+    *lines, _torn_tail = out.split("\n")
+    for line in lines:
         if line.startswith("ok "):
             acked.extend(line.split()[1:])
             in_flight = 0

@@ -159,3 +159,11 @@ def test_end_to_end_data_is_validated_on_both_sides() -> None:
         _ = m.data
     assert "/amount" in bad.value.path
     assert m.nack()
+
+
+def test_forbidden_end_to_end_publish_is_refused_and_counted() -> None:
+    router, _ = shop()
+    intruder = router.principal("intruder")
+    with pytest.raises(sealbus.PolicyDenied):
+        router.producer(intruder).publish("payments.captured", {"amount": 1})
+    assert router.counters()["refused_policy"] == 1

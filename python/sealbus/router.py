@@ -212,7 +212,9 @@ class Producer:
                 )
         ids: list[str] | None = None
         core = self._router._core
-        if core.requires_end_to_end(event_type):
+        # A producer that may not publish the type is refused (and counted) by the
+        # router before anything is sealed.
+        if core.requires_end_to_end(event_type) and core.allows(self._who.name, "publish", event_type):
             kind, buffer, offsets, ids = self._seal_end_to_end(event_type, kind, buffer, offsets)
         try:
             return self._router._core.publish(
@@ -255,14 +257,6 @@ class Producer:
                 reason="no recipients",
             )
         core = self._router._core
-        if not core.allows(self._who.name, "publish", event_type):
-            # Refuse before any sealing or validation work, as the router would.
-            raise PolicyDenied(
-                f"policy denied: {self._who.name} may not publish {event_type}",
-                principal=self._who.name,
-                action="publish",
-                event_type=event_type,
-            )
         # Honest producers learn of bad data here; consumers validate again after
         # opening. A type without a schema is left to the router to refuse.
         for i in range(len(offsets) - 1):

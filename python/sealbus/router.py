@@ -33,6 +33,15 @@ Seal = Literal["auto", "at-rest", "none"]
 KEYS_ENV = "SEALBUS_KEYS"
 
 
+def _types_and_pattern(
+    types: str | Sequence[str], pattern: Mapping[str, Any] | str | None
+) -> tuple[list[str], str | None]:
+    """The type list and the pattern as JSON text, as the core takes them."""
+    type_list = [types] if isinstance(types, str) else list(types)
+    text = None if pattern is None else pattern if isinstance(pattern, str) else json.dumps(pattern)
+    return type_list, text
+
+
 def _key_ring(
     path: str | os.PathLike[str] | None, seal: Seal, keys: KeyRing | str | os.PathLike[str] | None
 ) -> tuple[KeyRing | None, str]:
@@ -383,8 +392,7 @@ class Router:
         reader's permission is checked again for every event, and only what it may
         read is opened."""
         who = self._check(who)
-        type_list = [types] if isinstance(types, str) else list(types)
-        text = None if pattern is None else pattern if isinstance(pattern, str) else json.dumps(pattern)
+        type_list, text = _types_and_pattern(types, pattern)
         core = self._core.replay(
             who.name,
             who._token,
@@ -456,8 +464,7 @@ class Router:
 
         ``keypair`` opens events sealed end to end for this consumer."""
         who = self._check(who)
-        type_list = [types] if isinstance(types, str) else list(types)
-        text = None if pattern is None else pattern if isinstance(pattern, str) else json.dumps(pattern)
+        type_list, text = _types_and_pattern(types, pattern)
         core = self._core.subscribe(
             who.name,
             who._token,

@@ -105,13 +105,11 @@ impl Router {
             let before = st.queue.len();
             let out = st.queue.take(max, now);
             Self::settle_buried(&mut st, dead_before);
-            if st.durable.is_some() {
-                if let Some(d) = &mut st.durable {
-                    for o in out.iter().filter_map(|x| x.item.offset) {
-                        d.cursor.record_delivery(o);
-                    }
-                    d.dirty |= !out.is_empty();
+            if let Some(d) = &mut st.durable {
+                for o in out.iter().filter_map(|x| x.item.offset) {
+                    d.cursor.record_delivery(o);
                 }
+                d.dirty |= !out.is_empty();
             }
             if st.queue.len() < before {
                 sub.has_room.notify_all();

@@ -113,6 +113,30 @@ def test_destroyed_key_shreds_old_events(tmp_path: Path) -> None:
     router.close()
 
 
+def test_destroyed_key_shreds_the_in_memory_window_too(tmp_path: Path) -> None:
+    """A caught-up consumer's window holds plaintext (no open per consumer); a key
+    destroyed while events wait there must refuse them exactly as the stored frames."""
+    router, checkout, shipping = open_router(tmp_path)
+    assert router.keys is not None
+    old = router.keys.active_key_id
+    sub = router.subscribe(shipping, "orders.*", name="s", durable=True)
+    p = router.producer(checkout)
+    p.publish_many("orders.placed", [{"n": "old-secret", "i": i} for i in range(3)])
+    router.keys.rotate()
+    p.publish("orders.placed", {"n": "new"})
+    router.keys.destroy(old)
+    batch = sub.poll_batch(10, 0.1)
+    assert len(batch) == 4
+    assert b"old-secret" not in bytes(batch.buffer)
+    for i in range(3):
+        with pytest.raises(sealbus.KeyDestroyed):
+            _ = batch[i].data
+        assert b"old-secret" not in repr(batch[i].event).encode()
+    assert batch[3].data == {"n": "new"}
+    batch.ack()
+    router.close()
+
+
 def test_replay_filters_and_rechecks_permission(tmp_path: Path) -> None:
     router, checkout, shipping = open_router(tmp_path)
     p = router.producer(checkout)

@@ -53,6 +53,10 @@ pub struct Event {
     pub sealed: bool,
     /// Position in the durable log, once stored there.
     pub offset: Option<u64>,
+    /// `data` is the plaintext of an event the durable log holds sealed under this
+    /// key (a durable consumer's in-memory window). Delivery still refuses it once the
+    /// key is destroyed, as it would the stored frame.
+    pub at_rest_key: Option<std::sync::Arc<str>>,
 }
 
 /// Optional attributes a producer may set on a publish.
@@ -197,6 +201,7 @@ impl Event {
             schema_version: None,
             sealed: false,
             offset: None,
+            at_rest_key: None,
         }
     }
 

@@ -489,7 +489,8 @@ impl PyDeliveryBatch {
             .ok_or_else(|| pyo3::exceptions::PyIndexError::new_err("batch index out of range"))?;
         let (item, attempt, unopened) = &self.opened[j];
         // Only an indexed event gets its own copy, with the opened data.
-        let inner = if item.sealed {
+        // A window item whose key was destroyed holds plaintext: never hand it out.
+        let inner = if item.sealed || unopened.is_some() {
             let mut e = (**item).clone();
             e.sealed = false;
             e.data = if unopened.is_some() {

@@ -34,6 +34,45 @@ pub struct OpenedBatch {
     pub errors: Vec<Option<Error>>,
 }
 
+/// Whether the plaintext of a window item may still be delivered: not once the key
+/// its stored frame is sealed under is destroyed. One ring lookup per key per batch.
+#[derive(Default)]
+struct KeyCheck {
+    last: Option<(Arc<str>, Result<()>)>,
+}
+
+impl KeyCheck {
+    fn check(&mut self, router: &Router, e: &Event) -> Result<()> {
+        let (Some(id), Some(keys)) = (&e.at_rest_key, &router.keys) else {
+            return Ok(());
+        };
+        match &self.last {
+            Some((k, r)) if Arc::ptr_eq(k, id) || **k == **id => clone_result(r),
+            _ => {
+                let r = keys.check_opens(id);
+                let out = clone_result(&r);
+                self.last = Some((id.clone(), r));
+                out
+            }
+        }
+    }
+}
+
+fn clone_result(r: &Result<()>) -> Result<()> {
+    match r {
+        Ok(()) => Ok(()),
+        Err(Error::KeyDestroyed { key_id }) => Err(Error::KeyDestroyed {
+            key_id: key_id.clone(),
+        }),
+        Err(Error::KeyNotFound { key_id }) => Err(Error::KeyNotFound {
+            key_id: key_id.clone(),
+        }),
+        Err(e) => Err(Error::Seal {
+            reason: e.to_string(),
+        }),
+    }
+}
+
 impl Router {
     /// Like [`Router::open`], into one buffer.
     pub fn open_into_buffer(&self, deliveries: Vec<Delivery<Item>>) -> OpenedBatch {
@@ -65,13 +104,17 @@ impl Router {
         let mut buffer = Vec::with_capacity(deliveries.iter().map(|d| d.item.data.len()).sum());
         let mut offsets = Vec::with_capacity(n + 1);
         offsets.push(0);
+        let mut keys_seen = KeyCheck::default();
         for (d, err) in deliveries.iter().zip(errors.iter_mut()) {
             match (&self.keys, d.item.sealed) {
                 (Some(keys), true) => match keys.open(&d.item.data, &aad_of(&d.item)) {
                     Ok(data) => buffer.extend_from_slice(&data),
                     Err(e) => *err = Some(e),
                 },
-                _ => buffer.extend_from_slice(&d.item.data),
+                _ => match keys_seen.check(self, &d.item) {
+                    Ok(()) => buffer.extend_from_slice(&d.item.data),
+                    Err(e) => *err = Some(e),
+                },
             }
             offsets.push(buffer.len());
         }
@@ -260,12 +303,22 @@ impl Router {
         let batch = keys.open_batch(&aads, &frames, &offsets).ok();
         drop(aads);
         let mut k = 0;
+        let mut keys_seen = KeyCheck::default();
         deliveries
             .into_iter()
             .map(|d| {
                 if !d.item.sealed {
-                    let e = d.item.clone();
-                    return plain(d, e, None);
+                    return match keys_seen.check(self, &d.item) {
+                        Ok(()) => {
+                            let e = d.item.clone();
+                            plain(d, e, None)
+                        }
+                        Err(err) => {
+                            let mut e = (*d.item).clone();
+                            e.data = Vec::new();
+                            plain(d, Arc::new(e), Some(err))
+                        }
+                    };
                 }
                 let opened = match &batch {
                     Some((buf, offs)) => Ok(buf[offs[k]..offs[k + 1]].to_vec()),

@@ -14,7 +14,13 @@ use super::subscription::{Item, SubState, Subscription};
 use super::{poisoned, Receipt, Refused, Router, TypeRoute};
 use crate::envelope::{DataKind, Event};
 use crate::error::{Error, Result};
-use crate::seal::AadFields;
+use crate::seal::{frame, AadFields};
+
+/// At-rest frames of a batch in one buffer: frame `i` is `buf[offs[i]..offs[i + 1]]`.
+struct Frames {
+    buf: Vec<u8>,
+    offs: Vec<usize>,
+}
 
 /// The subscriptions a batch goes to, and for each event the indices of its own.
 pub(super) type Targets = (Vec<Arc<Subscription>>, Vec<Vec<usize>>);
@@ -299,9 +305,15 @@ impl Router {
     }
 
     /// Seal the batch's data with the router's key ring (at rest).
-    fn seal(&self, events: &mut [Event]) -> Result<()> {
+    ///
+    /// In memory only, the frames replace the data: the queues hold them sealed. With
+    /// a log, the frames are what the log stores and are returned; the events keep
+    /// their plaintext, tagged with the key, for the caught-up consumers' windows, so
+    /// three consumers cost one seal and no open (delivery still honours a destroyed
+    /// key; see [`Event::at_rest_key`]).
+    fn seal(&self, events: &mut [Event]) -> Result<Option<Frames>> {
         let Some(keys) = &self.keys else {
-            return Ok(());
+            return Ok(None);
         };
         let mut input = Vec::with_capacity(events.iter().map(|e| e.data.len()).sum());
         let mut offsets = Vec::with_capacity(events.len() + 1);
@@ -313,11 +325,25 @@ impl Router {
         let aads: Vec<AadFields<'_>> = events.iter().map(aad_of).collect();
         let (frames, foffs) = keys.seal_batch(&aads, &input, &offsets)?;
         drop(aads);
-        for (i, e) in events.iter_mut().enumerate() {
-            e.data = frames[foffs[i]..foffs[i + 1]].to_vec();
-            e.sealed = true;
+        if self.log.is_none() {
+            for (i, e) in events.iter_mut().enumerate() {
+                e.data = frames[foffs[i]..foffs[i + 1]].to_vec();
+                e.sealed = true;
+            }
+            return Ok(None);
         }
-        Ok(())
+        // One batch is sealed under one key; read its id back from the first frame.
+        let key: Option<Arc<str>> = match foffs.get(..2) {
+            Some(&[a, b]) => Some(Arc::from(frame::decode(&frames[a..b])?.key_id)),
+            _ => None,
+        };
+        for e in events.iter_mut() {
+            e.at_rest_key.clone_from(&key);
+        }
+        Ok(Some(Frames {
+            buf: frames,
+            offs: foffs,
+        }))
     }
 
     fn enqueue_chunk(
@@ -342,7 +368,7 @@ impl Router {
         }
         let stored = self
             .seal(&mut events)
-            .and_then(|()| self.append(&mut events, attrs));
+            .and_then(|frames| self.append(&mut events, attrs, frames.as_ref()));
         if let Err(e) = stored {
             Self::unreserve(subs, &need);
             return Err(e);
@@ -353,19 +379,28 @@ impl Router {
     }
 
     /// Append to the durable log; returns once durable per the fsync policy.
-    /// `attrs`: the batch's attributes JSON and the index of `events[0]` in it.
-    fn append(&self, events: &mut [Event], (attrs, start): (&AttrsJson, usize)) -> Result<()> {
+    /// `attrs`: the batch's attributes JSON and the index of `events[0]` in it;
+    /// `frames`: the at-rest frames to store in place of the data, if sealed.
+    fn append(
+        &self,
+        events: &mut [Event],
+        (attrs, start): (&AttrsJson, usize),
+        frames: Option<&Frames>,
+    ) -> Result<()> {
         let Some(log) = &self.log else { return Ok(()) };
+        let data = |i: usize| match frames {
+            Some(f) => (true, &f.buf[f.offs[i]..f.offs[i + 1]]),
+            None => (events[i].sealed, events[i].data.as_slice()),
+        };
         // One buffer for the whole batch, not a Vec per event.
-        let total: usize = events
-            .iter()
-            .enumerate()
-            .map(|(i, e)| e.data.len() + attrs.get(start + i).len() + 8)
+        let total: usize = (0..events.len())
+            .map(|i| data(i).1.len() + attrs.get(start + i).len() + 8)
             .sum();
         let mut buf = Vec::with_capacity(total);
         let mut ends = Vec::with_capacity(events.len());
         for (i, e) in events.iter().enumerate() {
-            stored::encode_with_attributes(e, attrs.get(start + i), &mut buf);
+            let (sealed, bytes) = data(i);
+            stored::encode_parts(e, attrs.get(start + i), sealed, bytes, &mut buf);
             ends.push(buf.len());
         }
         let mut at = 0;

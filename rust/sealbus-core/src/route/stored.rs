@@ -27,8 +27,14 @@ pub fn encode(e: &Event, out: &mut Vec<u8>) {
 /// [`Event::write_attributes_json`] (no closing brace): the publish path writes it
 /// once per event for matching and storing.
 pub fn encode_with_attributes(e: &Event, attrs_open: &[u8], out: &mut Vec<u8>) {
+    encode_parts(e, attrs_open, e.sealed, &e.data, out);
+}
+
+/// [`encode_with_attributes`] storing `data` (a sealed frame when `sealed`) in place
+/// of the event's own: the publish path keeps the plaintext and stores the frame.
+pub fn encode_parts(e: &Event, attrs_open: &[u8], sealed: bool, data: &[u8], out: &mut Vec<u8>) {
     out.push(VERSION);
-    out.push(if e.sealed { FLAG_SEALED } else { 0 });
+    out.push(if sealed { FLAG_SEALED } else { 0 });
     out.push(match e.data_kind {
         DataKind::None => 0,
         DataKind::Json => 1,
@@ -39,7 +45,7 @@ pub fn encode_with_attributes(e: &Event, attrs_open: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(&u32::try_from(len).unwrap_or(u32::MAX).to_le_bytes());
     out.extend_from_slice(attrs_open);
     out.push(b'}');
-    out.extend_from_slice(&e.data);
+    out.extend_from_slice(data);
 }
 
 /// Decode a stored event; `offset` is the log offset, for the error and the event.

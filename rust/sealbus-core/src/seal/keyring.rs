@@ -592,6 +592,12 @@ impl KeyRing {
             .collect()
     }
 
+    /// Whether events sealed under `id` can still be opened: `KeyDestroyed` once the
+    /// key is crypto-shredded, `KeyNotFound` if the ring never had it.
+    pub fn check_opens(&self, id: &str) -> Result<()> {
+        self.lock().opening_key(id).map(drop)
+    }
+
     /// New seals use a fresh key from now on; the old one is retired (still opens).
     pub fn rotate(&self) -> Result<String> {
         self.lock().commit(Ring::rotate)

@@ -446,6 +446,14 @@ pub struct PyDeliveryBatch {
     opened: Vec<(Item, u32, Unopened)>,
     buffer: Py<PyBytes>,
     offsets: Vec<usize>,
+    received_ns: u64,
+}
+
+/// `CLOCK_MONOTONIC` in nanoseconds: on Linux the clock of `time.perf_counter_ns` and
+/// `time.monotonic_ns`, so Python can subtract its own stamps from it.
+fn monotonic_ns() -> u64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+    u64::try_from(t.tv_sec).unwrap_or(0) * 1_000_000_000 + u64::try_from(t.tv_nsec).unwrap_or(0)
 }
 
 fn unopened_reason(e: Error) -> (bool, String) {
@@ -478,6 +486,12 @@ impl PyDeliveryBatch {
     #[getter]
     fn tags(&self) -> Vec<u64> {
         self.tags.clone()
+    }
+    /// When the consumer's poll took these events, before its thread got the GIL
+    /// back: ``time.perf_counter_ns()``/``time.monotonic_ns()`` clock on Linux.
+    #[getter]
+    fn received_ns(&self) -> u64 {
+        self.received_ns
     }
     /// Event `i` as a Message (ack/nack it alone if you like).
     fn __getitem__(&self, py: Python<'_>, i: isize) -> PyResult<PyMessage> {
@@ -587,10 +601,12 @@ impl PySubscription {
     ) -> PyResult<PyDeliveryBatch> {
         let timeout = timeout.map(|t| seconds("timeout", t)).transpose()?;
         let h = self.handle.clone();
-        let (tags, items, buffer, offsets) = detached(py, move || {
-            let b = h
-                .router
-                .open_into_buffer(h.router.poll(&h.sub, max_messages, timeout)?);
+        let (tags, items, buffer, offsets, received_ns) = detached(py, move || {
+            let polled = h.router.poll(&h.sub, max_messages, timeout)?;
+            // Stamped before the GIL is taken back: the instant the consumer's thread
+            // holds the events, on the clock of time.perf_counter_ns/monotonic_ns.
+            let received_ns = monotonic_ns();
+            let b = h.router.open_into_buffer(polled);
             let tags: Vec<u64> = b.deliveries.iter().map(|d| d.tag).collect();
             let items: Vec<_> = b
                 .deliveries
@@ -598,7 +614,7 @@ impl PySubscription {
                 .zip(b.errors)
                 .map(|(d, e)| (d.item, d.attempt, e.map(unopened_reason)))
                 .collect();
-            Ok((tags, items, b.buffer, b.offsets))
+            Ok((tags, items, b.buffer, b.offsets, received_ns))
         })?;
         Ok(PyDeliveryBatch {
             handle: self.handle.clone(),
@@ -606,6 +622,7 @@ impl PySubscription {
             opened: items,
             buffer: PyBytes::new(py, &buffer).unbind(),
             offsets,
+            received_ns,
         })
     }
     #[allow(clippy::needless_pass_by_value)] // PyO3 extracts the list into a Vec

@@ -271,25 +271,37 @@ impl Log {
 
     /// Append `payloads` with one timestamp; returns their offsets once they are
     /// durable per the fsync policy. Concurrent callers share fsyncs (group commit).
+    pub fn append_batch(&self, payloads: &[&[u8]], timestamp_ns: u64) -> Result<Vec<u64>> {
+        let parts: Vec<[&[u8]; 1]> = payloads.iter().map(|p| [*p]).collect();
+        self.append_batch_parts(&parts, timestamp_ns)
+    }
+
+    /// [`Log::append_batch`] with each payload given as `N` parts, concatenated into
+    /// the record: callers that frame their payloads (a header, attributes, data) do
+    /// not build each one in a buffer first.
     // Encoding, the group-commit loop and its bookkeeping read best in one place.
     #[allow(clippy::too_many_lines)]
-    pub fn append_batch(&self, payloads: &[&[u8]], timestamp_ns: u64) -> Result<Vec<u64>> {
+    pub fn append_batch_parts<const N: usize>(
+        &self,
+        payloads: &[[&[u8]; N]],
+        timestamp_ns: u64,
+    ) -> Result<Vec<u64>> {
         if payloads.is_empty() {
             return Ok(Vec::new());
         }
         let mut size = 0usize;
-        for (i, p) in payloads.iter().enumerate() {
-            if p.len() > self.opts.max_record_bytes as usize {
+        for (i, parts) in payloads.iter().enumerate() {
+            let len: usize = parts.iter().map(|p| p.len()).sum();
+            if len > self.opts.max_record_bytes as usize {
                 return Err(Error::InvalidArgument {
                     name: format!("payloads[{i}]"),
                     reason: format!(
                         "{} bytes exceeds max_record_bytes {}",
-                        p.len(),
-                        self.opts.max_record_bytes
+                        len, self.opts.max_record_bytes
                     ),
                 });
             }
-            size += record::RECORD_HEADER_LEN + p.len();
+            size += record::RECORD_HEADER_LEN + len;
         }
         // One append never spans segments (that keeps it atomic), so it must fit in a
         // segment's 32-bit positions.
@@ -301,8 +313,8 @@ impl Log {
         }
         // Encode here, in the caller's thread: the leader only patches headers.
         let mut data = Vec::with_capacity(size);
-        for (i, p) in payloads.iter().enumerate() {
-            record::encode_into(&mut data, 0, timestamp_ns, p, i + 1 < payloads.len());
+        for (i, parts) in payloads.iter().enumerate() {
+            record::encode_parts_into(&mut data, 0, timestamp_ns, parts, i + 1 < payloads.len());
         }
         let req = Arc::new(Request {
             data,

@@ -80,17 +80,35 @@ pub fn encode_into(
     payload: &[u8],
     more: bool,
 ) -> usize {
+    encode_parts_into(out, offset, timestamp_ns, &[payload], more)
+}
+
+/// [`encode_into`] for a payload given in parts (concatenated, one CRC over all).
+pub fn encode_parts_into(
+    out: &mut Vec<u8>,
+    offset: u64,
+    timestamp_ns: u64,
+    parts: &[&[u8]],
+    more: bool,
+) -> usize {
     let at = out.len();
-    let len = u32::try_from(payload.len()).unwrap_or(u32::MAX);
+    let total: usize = parts.iter().map(|p| p.len()).sum();
+    let len = u32::try_from(total).unwrap_or(u32::MAX);
     out.extend_from_slice(&[0u8; 4]);
     out.extend_from_slice(&len.to_le_bytes());
     out.extend_from_slice(&offset.to_le_bytes());
     out.extend_from_slice(&timestamp_ns.to_le_bytes());
-    out.extend_from_slice(&crc32c::crc32c(payload).to_le_bytes());
+    // The payload CRC is filled in after the payload is copied, from the copy.
+    out.extend_from_slice(&[0u8; 4]);
     out.push(RECORD_VERSION);
     out.push(if more { FLAG_MORE } else { 0 });
     out.extend_from_slice(&[0u8; 2]);
-    out.extend_from_slice(payload);
+    let start = out.len();
+    for p in parts {
+        out.extend_from_slice(p);
+    }
+    let crc = crc32c::crc32c(&out[start..]);
+    out[at + 24..at + 28].copy_from_slice(&crc.to_le_bytes());
     seal_header(&mut out[at..at + RECORD_HEADER_LEN]);
     at
 }

@@ -315,16 +315,10 @@ impl Router {
         let Some(keys) = &self.keys else {
             return Ok(None);
         };
-        let mut input = Vec::with_capacity(events.iter().map(|e| e.data.len()).sum());
-        let mut offsets = Vec::with_capacity(events.len() + 1);
-        offsets.push(0);
-        for e in events.iter() {
-            input.extend_from_slice(&e.data);
-            offsets.push(input.len());
-        }
         let aads: Vec<AadFields<'_>> = events.iter().map(aad_of).collect();
-        let (frames, foffs) = keys.seal_batch(&aads, &input, &offsets)?;
-        drop(aads);
+        let payloads: Vec<&[u8]> = events.iter().map(|e| e.data.as_slice()).collect();
+        let (frames, foffs) = keys.seal_each(&aads, &payloads)?;
+        drop((aads, payloads));
         if self.log.is_none() {
             for (i, e) in events.iter_mut().enumerate() {
                 e.data = frames[foffs[i]..foffs[i + 1]].to_vec();
@@ -392,28 +386,18 @@ impl Router {
             Some(f) => (true, &f.buf[f.offs[i]..f.offs[i + 1]]),
             None => (events[i].sealed, events[i].data.as_slice()),
         };
-        // One buffer for the whole batch, not a Vec per event.
-        let total: usize = (0..events.len())
-            .map(|i| data(i).1.len() + attrs.get(start + i).len() + 8)
-            .sum();
-        let mut buf = Vec::with_capacity(total);
-        let mut ends = Vec::with_capacity(events.len());
-        for (i, e) in events.iter().enumerate() {
-            let (sealed, bytes) = data(i);
-            stored::encode_parts(e, attrs.get(start + i), sealed, bytes, &mut buf);
-            ends.push(buf.len());
-        }
-        let mut at = 0;
-        let refs: Vec<&[u8]> = ends
+        // Each record is gathered from its parts by the log: no buffer per event.
+        let heads: Vec<[u8; stored::HEADER_LEN]> = (0..events.len())
+            .map(|i| stored::header(&events[i], data(i).0, attrs.get(start + i).len()))
+            .collect();
+        let parts: Vec<[&[u8]; 4]> = heads
             .iter()
-            .map(|&end| {
-                let r = &buf[at..end];
-                at = end;
-                r
-            })
+            .enumerate()
+            .map(|(i, h)| [&h[..], attrs.get(start + i), b"}", data(i).1])
             .collect();
         let ts = events.first().map_or(0, |e| e.time_ns);
-        let offsets = log.append_batch(&refs, ts)?;
+        let offsets = log.append_batch_parts(&parts, ts)?;
+        drop(parts);
         for (e, o) in events.iter_mut().zip(offsets) {
             e.offset = Some(o);
         }

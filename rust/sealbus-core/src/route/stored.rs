@@ -27,25 +27,29 @@ pub fn encode(e: &Event, out: &mut Vec<u8>) {
 /// [`Event::write_attributes_json`] (no closing brace): the publish path writes it
 /// once per event for matching and storing.
 pub fn encode_with_attributes(e: &Event, attrs_open: &[u8], out: &mut Vec<u8>) {
-    encode_parts(e, attrs_open, e.sealed, &e.data, out);
+    out.extend_from_slice(&header(e, e.sealed, attrs_open.len()));
+    out.extend_from_slice(attrs_open);
+    out.push(b'}');
+    out.extend_from_slice(&e.data);
 }
 
-/// [`encode_with_attributes`] storing `data` (a sealed frame when `sealed`) in place
-/// of the event's own: the publish path keeps the plaintext and stores the frame.
-pub fn encode_parts(e: &Event, attrs_open: &[u8], sealed: bool, data: &[u8], out: &mut Vec<u8>) {
-    out.push(VERSION);
-    out.push(if sealed { FLAG_SEALED } else { 0 });
-    out.push(match e.data_kind {
+/// Length of the stored-event header (version, flags, kind, attributes length).
+pub const HEADER_LEN: usize = 7;
+
+/// The header of a stored event whose attributes JSON without its closing brace is
+/// `attrs_open_len` bytes long; the attributes, `}` and the data follow it.
+pub fn header(e: &Event, sealed: bool, attrs_open_len: usize) -> [u8; HEADER_LEN] {
+    // Attributes are bounded by the envelope checks, far below 4 GiB.
+    let len = u32::try_from(attrs_open_len + 1)
+        .unwrap_or(u32::MAX)
+        .to_le_bytes();
+    let kind = match e.data_kind {
         DataKind::None => 0,
         DataKind::Json => 1,
         DataKind::Binary => 2,
-    });
-    // Attributes are bounded by the envelope checks, far below 4 GiB.
-    let len = attrs_open.len() + 1;
-    out.extend_from_slice(&u32::try_from(len).unwrap_or(u32::MAX).to_le_bytes());
-    out.extend_from_slice(attrs_open);
-    out.push(b'}');
-    out.extend_from_slice(data);
+    };
+    let flags = if sealed { FLAG_SEALED } else { 0 };
+    [VERSION, flags, kind, len[0], len[1], len[2], len[3]]
 }
 
 /// Decode a stored event; `offset` is the log offset, for the error and the event.

@@ -57,8 +57,7 @@ pub fn seal_batch(
         seq.prefix(),
         first,
         aads,
-        input,
-        &sp,
+        &sp.into_iter().map(|r| &input[r]).collect::<Vec<_>>(),
     )
 }
 

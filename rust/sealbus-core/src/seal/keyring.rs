@@ -652,16 +652,30 @@ impl KeyRing {
         offsets: &[usize],
     ) -> Result<(Vec<u8>, Vec<usize>)> {
         let sp = spans("offsets", offsets, input.len())?;
-        if sp.len() != aads.len() {
+        let payloads: Vec<&[u8]> = sp.into_iter().map(|r| &input[r]).collect();
+        self.seal_each(aads, &payloads)
+    }
+
+    /// [`KeyRing::seal_batch`] over payloads wherever they are (no gathering copy).
+    pub fn seal_each(
+        &self,
+        aads: &[AadFields<'_>],
+        payloads: &[&[u8]],
+    ) -> Result<(Vec<u8>, Vec<usize>)> {
+        if payloads.len() != aads.len() {
             return Err(Error::InvalidArgument {
                 name: "aads".into(),
-                reason: format!("{} attribute sets for {} payloads", aads.len(), sp.len()),
+                reason: format!(
+                    "{} attribute sets for {} payloads",
+                    aads.len(),
+                    payloads.len()
+                ),
             });
         }
-        if sp.is_empty() {
+        if payloads.is_empty() {
             return Ok((Vec::new(), vec![0]));
         }
-        let n = u64::try_from(sp.len()).map_err(|_| Error::Seal {
+        let n = u64::try_from(payloads.len()).map_err(|_| Error::Seal {
             reason: "batch too large".into(),
         })?;
         let (key_id, key, prefix, first) = self.lock().claim(n)?;
@@ -672,8 +686,7 @@ impl KeyRing {
             prefix,
             first,
             aads,
-            input,
-            &sp,
+            payloads,
         )
     }
 
@@ -754,15 +767,14 @@ pub(crate) fn seal_frames(
     prefix: [u8; 8],
     first_counter: u64,
     aads: &[AadFields<'_>],
-    input: &[u8],
-    sp: &[std::ops::Range<usize>],
+    payloads: &[&[u8]],
 ) -> Result<(Vec<u8>, Vec<usize>)> {
     let mode = writer.mode();
-    let mut out_offsets = Vec::with_capacity(sp.len() + 1);
+    let mut out_offsets = Vec::with_capacity(payloads.len() + 1);
     out_offsets.push(0usize);
     let mut total = 0usize;
-    for r in sp {
-        total += writer.frame_len(r.len());
+    for p in payloads {
+        total += writer.frame_len(p.len());
         out_offsets.push(total);
     }
     let mut out = vec![0u8; total];
@@ -775,7 +787,7 @@ pub(crate) fn seal_frames(
             let slot = &mut slice[w[0] - base..w[1] - base];
             let counter = first_counter + i as u64;
             let nonce = crate::seal::nonce::make_nonce(&prefix, counter);
-            let at = writer.write(slot, &nonce, &input[sp[i].clone()])?;
+            let at = writer.write(slot, &nonce, payloads[i])?;
             aad.clear();
             encode_aad(&mut aad, VERSION, mode as u8, key_id, &aads[i])?;
             aead::seal_in_place(&cipher, &nonce, &aad, &mut slot[at..])?;

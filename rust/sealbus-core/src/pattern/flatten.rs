@@ -47,11 +47,30 @@ const EMPTY_SLOT: u32 = u32::MAX;
 /// up to 16 bytes long; longer keys are compared in full after the print. Built from
 /// one unaligned 16-byte load and a mask when the buffer allows, so matching a key
 /// costs a few integer operations, not a `memcmp` call per candidate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) struct KeyPrint {
     len: u32,
     bits: u128,
 }
+
+impl std::hash::Hash for KeyPrint {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_u64(KeyPrint::hash(self));
+    }
+}
+
+/// `PRINT_MASKS[n]` keeps the low `n` bytes (a variable `u128` shift is a branchy
+/// instruction sequence; a table load is one).
+const PRINT_MASKS: [u128; 17] = {
+    let mut m = [0u128; 17];
+    let mut n = 1;
+    while n < 16 {
+        m[n] = (1u128 << (8 * n)) - 1;
+        n += 1;
+    }
+    m[16] = u128::MAX;
+    m
+};
 
 impl KeyPrint {
     /// The print of `buf[start..end]`, reading up to 16 bytes from `start` when they
@@ -63,12 +82,7 @@ impl KeyPrint {
             .get(start..start + 16)
             .and_then(|w| <[u8; 16]>::try_from(w).ok())
         {
-            let v = u128::from_le_bytes(w);
-            if n >= 16 {
-                v
-            } else {
-                v & ((1u128 << (8 * n)) - 1)
-            }
+            u128::from_le_bytes(w) & PRINT_MASKS[n.min(16)]
         } else {
             let mut w = [0u8; 16];
             let k = n.min(16);
@@ -89,7 +103,7 @@ impl KeyPrint {
     /// Does a key with this print (whose bytes are `key`) equal `stored`?
     #[inline]
     fn same(&self, other: &KeyPrint, stored: &[u8], key: &[u8]) -> bool {
-        self == other && (self.len <= 16 || stored == key)
+        (self.bits == other.bits) & (self.len == other.len) && (self.len <= 16 || stored == key)
     }
 
     #[inline]
@@ -139,7 +153,7 @@ impl PathTrie {
     }
 
     /// The child of `node` under the key `key` (whose print is `print`).
-    #[inline]
+    #[inline(always)]
     fn child(&self, node: u32, print: &KeyPrint, key: &[u8]) -> Option<u32> {
         let n = &self.nodes[node as usize];
         if n.table.is_empty() {

@@ -509,41 +509,49 @@ impl Scanner<'_> {
         Ok(())
     }
 
-    /// A number per the JSON grammar; returns its text range.
+    /// A number per the JSON grammar; returns its text range. Walks a local index
+    /// over the slice (one bounds test per byte) and reports errors at the same byte
+    /// the grammar fails on.
     #[inline]
     fn number(&mut self) -> Result<(usize, usize)> {
+        let b = self.b;
         let start = self.i;
-        let digits = |sc: &mut Self| {
-            let s = sc.i;
-            while sc.peek().is_some_and(|c| c.is_ascii_digit()) {
-                sc.i += 1;
+        let digits = |mut i: usize| {
+            while b.get(i).is_some_and(u8::is_ascii_digit) {
+                i += 1;
             }
-            sc.i - s
+            i
         };
-        if self.peek() == Some(b'-') {
-            self.i += 1;
-        }
-        let first = self.peek();
-        let n = digits(self);
-        if n == 0 || (n > 1 && first == Some(b'0')) {
+        let mut i = start + usize::from(b.get(start) == Some(&b'-'));
+        let int_start = i;
+        i = digits(i);
+        let n = i - int_start;
+        if n == 0 || (n > 1 && b[int_start] == b'0') {
+            self.i = i;
             return Err(self.err("bad number"));
         }
-        if self.peek() == Some(b'.') {
-            self.i += 1;
-            if digits(self) == 0 {
+        if b.get(i) == Some(&b'.') {
+            let frac = i + 1;
+            i = digits(frac);
+            if i == frac {
+                self.i = i;
                 return Err(self.err("bad number"));
             }
         }
-        if matches!(self.peek(), Some(b'e' | b'E')) {
-            self.i += 1;
-            if matches!(self.peek(), Some(b'+' | b'-')) {
-                self.i += 1;
+        if matches!(b.get(i), Some(b'e' | b'E')) {
+            i += 1;
+            if matches!(b.get(i), Some(b'+' | b'-')) {
+                i += 1;
             }
-            if digits(self) == 0 {
+            let exp = i;
+            i = digits(exp);
+            if i == exp {
+                self.i = i;
                 return Err(self.err("bad number"));
             }
         }
-        Ok((start, self.i))
+        self.i = i;
+        Ok((start, i))
     }
 
     fn literal(&mut self, word: &[u8]) -> Result<()> {
@@ -580,6 +588,18 @@ impl Scanner<'_> {
             self.ws();
             match child {
                 Some(c) => self.value(trie, c, depth + 1, flat)?,
+                // Unreferenced strings and numbers (most skipped values) inline here
+                // rather than through the recursive `skip`; same checks, same errors.
+                None if depth < MAX_EVENT_DEPTH => match self.peek() {
+                    Some(b'"') => {
+                        self.i += 1;
+                        self.string_raw()?;
+                    }
+                    Some(b'-' | b'0'..=b'9') => {
+                        self.number()?;
+                    }
+                    _ => self.skip(depth + 1)?,
+                },
                 None => self.skip(depth + 1)?,
             }
             self.ws();

@@ -160,10 +160,7 @@ fn eval_leaf(
     }
     if !f.ab_strs.is_empty() {
         let excluded = match kind {
-            Kind::Str => f
-                .ab_strs_excluded
-                .get(text)
-                .map_or(&[][..], Vec::as_slice),
+            Kind::Str => f.ab_strs_excluded.get(text).map_or(&[][..], Vec::as_slice),
             _ => &[],
         };
         hits.extend(f.ab_strs.iter().filter(|p| !excluded.contains(p)));

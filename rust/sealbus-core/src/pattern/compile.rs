@@ -11,16 +11,75 @@
 
 use rustc_hash::FxHashMap;
 
-use super::flatten::PathTrie;
+use super::flatten::{KeyPrint, PathTrie};
 use super::parse::{AnythingBut, Path, Pred, Slot};
 use super::value::Glob;
 
+/// Byte-string keys found by their `KeyPrint` (length and first 16 bytes, held inline
+/// in the table), so a probe reads one bucket instead of following a pointer to a key
+/// on the heap: at 10,000 subscriptions that pointer was a cache miss per lookup.
+/// Keys longer than a print holds live in a second, ordinary map.
+#[derive(Debug)]
+pub(crate) struct BytesMap<V> {
+    short: FxHashMap<KeyPrint, V>,
+    long: FxHashMap<Box<[u8]>, V>,
+}
+
+impl<V> Default for BytesMap<V> {
+    fn default() -> Self {
+        BytesMap {
+            short: FxHashMap::default(),
+            long: FxHashMap::default(),
+        }
+    }
+}
+
+impl<V> BytesMap<V> {
+    pub(crate) fn entry_or_insert_with(&mut self, key: &[u8], f: impl FnOnce() -> V) -> &mut V {
+        if key.len() <= 16 {
+            self.short.entry(KeyPrint::of(key)).or_insert_with(f)
+        } else {
+            self.long.entry(key.into()).or_insert_with(f)
+        }
+    }
+
+    pub(crate) fn insert(&mut self, key: &[u8], v: V) {
+        if key.len() <= 16 {
+            self.short.insert(KeyPrint::of(key), v);
+        } else {
+            self.long.insert(key.into(), v);
+        }
+    }
+
+    /// The value under `buf[start..end]` (reading up to 16 bytes from `start`).
+    #[inline]
+    pub(crate) fn get_at(&self, buf: &[u8], start: usize, end: usize) -> Option<&V> {
+        if end - start <= 16 {
+            if self.short.is_empty() {
+                return None;
+            }
+            self.short.get(&KeyPrint::at(buf, start, end))
+        } else {
+            self.long.get(&buf[start..end])
+        }
+    }
+
+    #[inline]
+    pub(crate) fn get(&self, key: &[u8]) -> Option<&V> {
+        self.get_at(key, 0, key.len())
+    }
+}
+
 /// A lookup keyed by the prefix (or suffix) of a value: one hash probe per distinct
-/// key length, rather than one test per pattern.
+/// key length, rather than one test per pattern. The ids of a key sit in one shared
+/// array (`ids[a..b]`), so a hit reads the bucket and then a contiguous run.
 #[derive(Debug, Default)]
 pub(crate) struct LenBuckets {
     pub lens: Vec<usize>,
-    pub map: FxHashMap<Box<[u8]>, Vec<u32>>,
+    map: BytesMap<(u32, u32)>,
+    ids: Vec<u32>,
+    /// Filled by `insert`, turned into `map` + `ids` by `finish`.
+    staging: Vec<(Box<[u8]>, u32)>,
 }
 
 impl LenBuckets {
@@ -29,7 +88,33 @@ impl LenBuckets {
             self.lens.push(key.len());
             self.lens.sort_unstable();
         }
-        self.map.entry(key.into()).or_default().push(id);
+        self.staging.push((key.into(), id));
+    }
+
+    /// Lay the ids out per key (in insertion order within a key).
+    fn finish(&mut self) {
+        let mut staged = std::mem::take(&mut self.staging);
+        staged.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut i = 0;
+        while i < staged.len() {
+            let a = id32(self.ids.len());
+            let mut j = i;
+            while j < staged.len() && staged[j].0 == staged[i].0 {
+                self.ids.push(staged[j].1);
+                j += 1;
+            }
+            self.map.insert(&staged[i].0, (a, id32(self.ids.len())));
+            i = j;
+        }
+    }
+
+    #[inline]
+    fn each(&self, hit: Option<&(u32, u32)>, f: &mut impl FnMut(u32)) {
+        if let Some(&(a, b)) = hit {
+            for &i in &self.ids[a as usize..b as usize] {
+                f(i);
+            }
+        }
     }
 
     #[inline]
@@ -38,11 +123,7 @@ impl LenBuckets {
             if l > s.len() {
                 break;
             }
-            if let Some(ids) = self.map.get(&s[..l]) {
-                for &i in ids {
-                    f(i);
-                }
-            }
+            self.each(self.map.get_at(s, 0, l), &mut f);
         }
     }
 
@@ -52,11 +133,7 @@ impl LenBuckets {
             if l > s.len() {
                 break;
             }
-            if let Some(ids) = self.map.get(&s[s.len() - l..]) {
-                for &i in ids {
-                    f(i);
-                }
-            }
+            self.each(self.map.get_at(s, s.len() - l, s.len()), &mut f);
         }
     }
 }
@@ -146,7 +223,7 @@ impl Intervals {
 #[derive(Debug, Default)]
 pub(crate) struct FieldIndex {
     /// Keyed by bytes: event strings are looked up without a UTF-8 check.
-    pub exact_str: FxHashMap<Box<[u8]>, u32>,
+    pub exact_str: BytesMap<u32>,
     pub exact_num: FxHashMap<Box<str>, u32>,
     pub lit_true: Option<u32>,
     pub lit_false: Option<u32>,
@@ -167,7 +244,7 @@ pub(crate) struct FieldIndex {
     /// `anything-but` on plain strings, inverted: all of `ab_strs` hold for a value
     /// except the ones `ab_strs_excluded` lists for it (one lookup, not one per pattern).
     pub ab_strs: Vec<u32>,
-    pub ab_strs_excluded: FxHashMap<Box<[u8]>, Vec<u32>>,
+    pub ab_strs_excluded: BytesMap<Vec<u32>>,
     /// The other `anything-but` forms, tried one by one.
     pub anything_but: Vec<(u32, AnythingButIndex)>,
     pub needs_fold: bool,
@@ -192,7 +269,7 @@ pub(crate) struct Compiled {
     pub fields: Vec<FieldIndex>,
     /// Wildcard predicates' globs, by predicate id (empty for others).
     pub globs: FxHashMap<u32, Glob>,
-    /// CSR pred -> slots.
+    /// CSR pred -> slots (with `ANCHOR_SLOT` set on anchor slots).
     pub pred_slot_off: Vec<u32>,
     pub pred_slots: Vec<u32>,
     /// Per slot, the branches anchored on it, laid out inline for one sequential read:
@@ -223,6 +300,9 @@ fn csr(lists: Vec<Vec<u32>>) -> (Vec<u32>, Vec<u32>) {
 fn id32(n: usize) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }
+
+/// Flag on a `pred_slots` entry: the slot anchors some branch.
+pub(crate) const ANCHOR_SLOT: u32 = 1 << 31;
 
 /// Flag in an anchored branch's `k` word: its owner has several branches, so a match
 /// must be deduplicated.
@@ -414,7 +494,7 @@ pub(crate) fn compile<'a>(
         let f = &mut fields[*pid as usize];
         match pred {
             Pred::Str(s) => {
-                f.exact_str.insert(s.as_bytes().into(), id);
+                f.exact_str.insert(s.as_bytes(), id);
             }
             Pred::Num(n) => {
                 f.exact_num.insert(n.clone(), id);
@@ -458,7 +538,9 @@ pub(crate) fn compile<'a>(
                     AnythingBut::Strs(v) => {
                         f.ab_strs.push(id);
                         for x in v {
-                            let ex = f.ab_strs_excluded.entry(x.as_bytes().into()).or_default();
+                            let ex = f
+                                .ab_strs_excluded
+                                .entry_or_insert_with(x.as_bytes(), Vec::new);
                             if !ex.contains(&id) {
                                 ex.push(id);
                             }
@@ -483,8 +565,26 @@ pub(crate) fn compile<'a>(
     }
     for (f, r) in fields.iter_mut().zip(ranges) {
         f.ranges = Intervals::build(&r);
+        for b in [
+            &mut f.prefix,
+            &mut f.suffix,
+            &mut f.prefix_ic,
+            &mut f.suffix_ic,
+            &mut f.wild_head,
+        ] {
+            b.finish();
+        }
     }
 
+    // Flag the slots that anchor branches, so marking a slot satisfied needs no look
+    // at `anchor_off` to know whether to queue it.
+    for list in &mut pred_slots {
+        for sid in list.iter_mut() {
+            if !anchored[*sid as usize].is_empty() {
+                *sid |= ANCHOR_SLOT;
+            }
+        }
+    }
     let (pred_slot_off, pred_slots) = csr(pred_slots);
     let (anchor_off, anchored) = csr(anchored);
     Compiled {
@@ -501,5 +601,72 @@ pub(crate) fn compile<'a>(
         n_slots: slot_info.len(),
         n_paths: path_list.len(),
         n_owners,
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests: a panic is the failure report
+mod lookup_tests {
+    use super::{BytesMap, LenBuckets};
+
+    fn collect(f: impl FnOnce(&mut dyn FnMut(u32))) -> Vec<u32> {
+        let mut v = Vec::new();
+        f(&mut |i| v.push(i));
+        v.sort_unstable();
+        v
+    }
+
+    #[test]
+    fn prefixes_and_suffixes_of_every_length_are_found_exactly() {
+        let word: Vec<u8> = (0..40u8).map(|i| b'a' + i % 26).collect();
+        let mut pre = LenBuckets::default();
+        let mut suf = LenBuckets::default();
+        for l in 0..=40usize {
+            pre.insert(&word[..l], u32::try_from(l).unwrap());
+            suf.insert(&word[40 - l..], u32::try_from(l).unwrap());
+            // Same length, one byte different (at the end or past byte 16): never found.
+            if l > 0 {
+                let mut near = word[..l].to_vec();
+                near[l - 1] ^= 0x20;
+                pre.insert(&near, 1000);
+                let mut near = word[40 - l..].to_vec();
+                near[0] ^= 0x20;
+                suf.insert(&near, 1000);
+            }
+        }
+        // A shared key keeps all its ids.
+        pre.insert(&word[..3], 2000);
+        pre.finish();
+        suf.finish();
+        let all: Vec<u32> = (0..=40).collect();
+        let mut with_shared = all.clone();
+        with_shared.push(2000);
+        assert_eq!(collect(|f| pre.prefixes_of(&word, f)), with_shared);
+        assert_eq!(collect(|f| suf.suffixes_of(&word, f)), all);
+        assert_eq!(collect(|f| pre.prefixes_of(&word[..20], f)), {
+            let mut v: Vec<u32> = (0..=20).collect();
+            v.push(2000);
+            v
+        });
+        assert_eq!(
+            collect(|f| suf.suffixes_of(&word[25..], f)),
+            (0..=15).collect::<Vec<u32>>()
+        );
+    }
+
+    #[test]
+    fn bytes_map_tells_long_keys_apart_past_sixteen_bytes() {
+        let mut m = BytesMap::default();
+        m.insert(b"0123456789abcdef-one", 1);
+        m.insert(b"0123456789abcdef-two", 2);
+        m.insert(b"0123456789abcdef", 3);
+        m.insert(b"", 4);
+        assert_eq!(m.get(b"0123456789abcdef-one"), Some(&1));
+        assert_eq!(m.get(b"0123456789abcdef-two"), Some(&2));
+        assert_eq!(m.get(b"0123456789abcdef"), Some(&3));
+        assert_eq!(m.get(b""), Some(&4));
+        assert_eq!(m.get(b"0123456789abcdef-thr"), None);
+        assert_eq!(m.get(b"0123456789abcde"), None);
+        assert_eq!(m.get_at(b"x0123456789abcdefy", 1, 17), Some(&3));
     }
 }

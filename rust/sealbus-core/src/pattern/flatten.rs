@@ -6,7 +6,6 @@
 //! branch can refuse to combine fields from different elements of one array, as
 //! EventBridge's array-consistent matching does.
 
-use rustc_hash::FxHashMap;
 use serde_json::Value;
 
 use crate::{Error, Result};
@@ -24,59 +23,97 @@ pub(crate) struct PathTrie {
 
 #[derive(Debug, Default)]
 struct TrieNode {
-    /// Few children are scanned, many are hashed; both by `KeyPrint`, so matching a
-    /// key costs integer compares, not a `memcmp` call per candidate.
-    small: Vec<(KeyPrint, Box<[u8]>, u32)>,
-    map: FxHashMap<KeyPrint, (Box<[u8]>, u32)>,
+    /// The children, found by their `KeyPrint`: a linear scan for a few, an
+    /// open-addressing table (`table`, indexes into `children`) for more.
+    children: Vec<Child>,
+    table: Vec<u32>,
     /// The path id if some pattern constrains this exact path.
     path: u32,
 }
 
-/// A key's length with its first and last (up to) eight bytes: equal prints mean equal
-/// keys up to 16 bytes long; longer keys are compared in full after the print.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-struct KeyPrint {
-    len: usize,
-    head: u64,
-    tail: u64,
+#[derive(Debug)]
+struct Child {
+    print: KeyPrint,
+    /// The full key, compared only when the key is longer than a print holds.
+    key: Box<[u8]>,
+    node: u32,
 }
 
-fn le32(b: &[u8]) -> u32 {
-    let mut a = [0u8; 4];
-    a.copy_from_slice(&b[..4]);
-    u32::from_le_bytes(a)
+/// Children scanned one by one up to this many; a node with more gets a hash table.
+const LINEAR_CHILDREN: usize = 4;
+const EMPTY_SLOT: u32 = u32::MAX;
+
+/// A key's length with its first 16 bytes (zero padded): equal prints mean equal keys
+/// up to 16 bytes long; longer keys are compared in full after the print. Built from
+/// one unaligned 16-byte load and a mask when the buffer allows, so matching a key
+/// costs a few integer operations, not a `memcmp` call per candidate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct KeyPrint {
+    len: u32,
+    bits: u128,
 }
 
-fn le64(b: &[u8]) -> u64 {
-    let mut a = [0u8; 8];
-    a.copy_from_slice(&b[..8]);
-    u64::from_le_bytes(a)
+impl std::hash::Hash for KeyPrint {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_u64(KeyPrint::hash(self));
+    }
 }
+
+/// `PRINT_MASKS[n]` keeps the low `n` bytes (a variable `u128` shift is a branchy
+/// instruction sequence; a table load is one).
+const PRINT_MASKS: [u128; 17] = {
+    let mut m = [0u128; 17];
+    let mut n = 1;
+    while n < 16 {
+        m[n] = (1u128 << (8 * n)) - 1;
+        n += 1;
+    }
+    m[16] = u128::MAX;
+    m
+};
 
 impl KeyPrint {
+    /// The print of `buf[start..end]`, reading up to 16 bytes from `start` when they
+    /// are there (bytes past `end` are masked off).
     #[inline]
-    fn of(key: &[u8]) -> KeyPrint {
-        // Overlapping fixed-size loads cover every byte of a key up to 16 long (the
-        // length tells the overlap apart), in a handful of instructions.
-        let n = key.len();
-        let (head, tail) = match n {
-            0 => (0, 0),
-            1..=3 => (
-                u64::from(key[0]) | u64::from(key[n / 2]) << 8 | u64::from(key[n - 1]) << 16,
-                0,
-            ),
-            4..=7 => (
-                u64::from(le32(&key[..4])) | u64::from(le32(&key[n - 4..])) << 32,
-                0,
-            ),
-            _ => (le64(&key[..8]), le64(&key[n - 8..])),
+    pub(crate) fn at(buf: &[u8], start: usize, end: usize) -> KeyPrint {
+        let n = end - start;
+        let bits = if let Some(w) = buf
+            .get(start..start + 16)
+            .and_then(|w| <[u8; 16]>::try_from(w).ok())
+        {
+            u128::from_le_bytes(w) & PRINT_MASKS[n.min(16)]
+        } else {
+            let mut w = [0u8; 16];
+            let k = n.min(16);
+            w[..k].copy_from_slice(&buf[start..start + k]);
+            u128::from_le_bytes(w)
         };
-        KeyPrint { len: n, head, tail }
+        KeyPrint {
+            len: u32::try_from(n).unwrap_or(u32::MAX),
+            bits,
+        }
     }
 
     #[inline]
-    fn same(&self, print: &KeyPrint, stored: &[u8], key: &[u8]) -> bool {
-        self == print && (self.len <= 16 || stored == key)
+    pub(crate) fn of(key: &[u8]) -> KeyPrint {
+        KeyPrint::at(key, 0, key.len())
+    }
+
+    /// Does a key with this print (whose bytes are `key`) equal `stored`?
+    #[inline]
+    fn same(&self, other: &KeyPrint, stored: &[u8], key: &[u8]) -> bool {
+        self.bits == other.bits && self.len == other.len && (self.len <= 16 || stored == key)
+    }
+
+    #[inline]
+    pub(crate) fn hash(&self) -> u64 {
+        // Fold the 16 bytes and the length into one word; the multiply spreads every
+        // input bit into the high bits the table index is taken from.
+        #[allow(clippy::cast_possible_truncation)] // halves of the u128, by design
+        let (lo, hi) = (self.bits as u64, (self.bits >> 64) as u64);
+        (lo ^ hi.rotate_left(29) ^ u64::from(self.len).rotate_left(53))
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15)
     }
 }
 
@@ -93,7 +130,8 @@ impl PathTrie {
     pub(crate) fn insert(&mut self, path: &[Box<str>], id: u32) {
         let mut node = 0u32;
         for key in path {
-            node = if let Some(c) = self.child(node, key.as_bytes()) {
+            let k = key.as_bytes();
+            node = if let Some(c) = self.child(node, &KeyPrint::of(k), k) {
                 c
             } else {
                 let c = to_u32(self.nodes.len());
@@ -102,43 +140,72 @@ impl PathTrie {
                     ..TrieNode::default()
                 });
                 let n = &mut self.nodes[node as usize];
-                let (k, print) = (key.as_bytes(), KeyPrint::of(key.as_bytes()));
-                n.small.push((print, k.into(), c));
-                n.map.insert(print, (k.into(), c));
+                n.children.push(Child {
+                    print: KeyPrint::of(k),
+                    key: k.into(),
+                    node: c,
+                });
+                n.rebuild_table();
                 c
             };
         }
         self.nodes[node as usize].path = id;
     }
 
-    #[inline]
-    fn child(&self, node: u32, key: &[u8]) -> Option<u32> {
+    /// The child of `node` under the key `key` (whose print is `print`).
+    #[allow(clippy::inline_always)] // measured: called once per key, on the hot path
+    #[inline(always)]
+    fn child(&self, node: u32, print: &KeyPrint, key: &[u8]) -> Option<u32> {
         let n = &self.nodes[node as usize];
-        if n.small.is_empty() {
-            return None;
-        }
-        let print = KeyPrint::of(key);
-        if n.small.len() <= 8 {
-            n.small
+        if n.table.is_empty() {
+            return n
+                .children
                 .iter()
-                .find(|(p, k, _)| p.same(&print, k, key))
-                .map(|&(_, _, c)| c)
-        } else {
-            n.map
-                .get(&print)
-                .filter(|(k, _)| print.same(&print, k, key))
-                .map(|&(_, c)| c)
+                .find(|c| c.print.same(print, &c.key, key))
+                .map(|c| c.node);
+        }
+        let mask = n.table.len() - 1;
+        #[allow(clippy::cast_possible_truncation)] // the top bits of the hash, by design
+        let mut at = (print.hash() >> 40) as usize & mask;
+        loop {
+            let slot = n.table[at];
+            let c = n.children.get(slot as usize)?;
+            if c.print.same(print, &c.key, key) {
+                return Some(c.node);
+            }
+            at = (at + 1) & mask;
         }
     }
 
     #[inline]
     fn has_children(&self, node: u32) -> bool {
-        !self.nodes[node as usize].small.is_empty()
+        !self.nodes[node as usize].children.is_empty()
     }
 
     #[inline]
     fn path_of(&self, node: u32) -> u32 {
         self.nodes[node as usize].path
+    }
+}
+
+impl TrieNode {
+    /// A table at most half full (so a probe ends at an empty slot soon).
+    fn rebuild_table(&mut self) {
+        self.table.clear();
+        if self.children.len() <= LINEAR_CHILDREN {
+            return;
+        }
+        let size = (self.children.len() * 2).next_power_of_two();
+        self.table = vec![EMPTY_SLOT; size];
+        let mask = size - 1;
+        for (i, c) in self.children.iter().enumerate() {
+            #[allow(clippy::cast_possible_truncation)]
+            let mut at = (c.print.hash() >> 40) as usize & mask;
+            while self.table[at] != EMPTY_SLOT {
+                at = (at + 1) & mask;
+            }
+            self.table[at] = to_u32(i);
+        }
     }
 }
 
@@ -307,6 +374,10 @@ impl Scanner<'_> {
 
     #[inline]
     fn ws(&mut self) {
+        // Compact JSON has no whitespace: one compare settles the common case.
+        if self.b.get(self.i).is_some_and(|&c| c > b' ') {
+            return;
+        }
         while let Some(c) = self.b.get(self.i) {
             if !matches!(c, b' ' | b'\t' | b'\n' | b'\r') {
                 break;
@@ -328,7 +399,8 @@ impl Scanner<'_> {
 
     /// After an opening quote: the raw string up to the closing quote, and whether it
     /// holds escapes. Eight bytes at a time look for '"', '\\' or a control byte.
-    #[inline]
+    #[allow(clippy::inline_always)] // measured: the call's register saves cost more than the scan
+    #[inline(always)]
     fn string_raw(&mut self) -> Result<(usize, usize, bool)> {
         let start = self.i;
         let mut escaped = false;
@@ -439,40 +511,49 @@ impl Scanner<'_> {
         Ok(())
     }
 
-    /// A number per the JSON grammar; returns its text range.
+    /// A number per the JSON grammar; returns its text range. Walks a local index
+    /// over the slice (one bounds test per byte) and reports errors at the same byte
+    /// the grammar fails on.
+    #[inline]
     fn number(&mut self) -> Result<(usize, usize)> {
+        let b = self.b;
         let start = self.i;
-        let digits = |sc: &mut Self| {
-            let s = sc.i;
-            while sc.peek().is_some_and(|c| c.is_ascii_digit()) {
-                sc.i += 1;
+        let digits = |mut i: usize| {
+            while b.get(i).is_some_and(u8::is_ascii_digit) {
+                i += 1;
             }
-            sc.i - s
+            i
         };
-        if self.peek() == Some(b'-') {
-            self.i += 1;
-        }
-        let first = self.peek();
-        let n = digits(self);
-        if n == 0 || (n > 1 && first == Some(b'0')) {
+        let mut i = start + usize::from(b.get(start) == Some(&b'-'));
+        let int_start = i;
+        i = digits(i);
+        let n = i - int_start;
+        if n == 0 || (n > 1 && b[int_start] == b'0') {
+            self.i = i;
             return Err(self.err("bad number"));
         }
-        if self.peek() == Some(b'.') {
-            self.i += 1;
-            if digits(self) == 0 {
+        if b.get(i) == Some(&b'.') {
+            let frac = i + 1;
+            i = digits(frac);
+            if i == frac {
+                self.i = i;
                 return Err(self.err("bad number"));
             }
         }
-        if matches!(self.peek(), Some(b'e' | b'E')) {
-            self.i += 1;
-            if matches!(self.peek(), Some(b'+' | b'-')) {
-                self.i += 1;
+        if matches!(b.get(i), Some(b'e' | b'E')) {
+            i += 1;
+            if matches!(b.get(i), Some(b'+' | b'-')) {
+                i += 1;
             }
-            if digits(self) == 0 {
+            let exp = i;
+            i = digits(exp);
+            if i == exp {
+                self.i = i;
                 return Err(self.err("bad number"));
             }
         }
-        Ok((start, self.i))
+        self.i = i;
+        Ok((start, i))
     }
 
     fn literal(&mut self, word: &[u8]) -> Result<()> {
@@ -501,14 +582,26 @@ impl Scanner<'_> {
             let child = if esc {
                 let mut key = Vec::new();
                 self.unescape(a, e, &mut key)?;
-                trie.child(node, &key)
+                trie.child(node, &KeyPrint::of(&key), &key)
             } else {
-                trie.child(node, &self.b[a..e])
+                trie.child(node, &KeyPrint::at(self.b, a, e), &self.b[a..e])
             };
             self.expect(b':', "expected ':'")?;
             self.ws();
             match child {
                 Some(c) => self.value(trie, c, depth + 1, flat)?,
+                // Unreferenced strings and numbers (most skipped values) inline here
+                // rather than through the recursive `skip`; same checks, same errors.
+                None if depth < MAX_EVENT_DEPTH => match self.peek() {
+                    Some(b'"') => {
+                        self.i += 1;
+                        self.string_raw()?;
+                    }
+                    Some(b'-' | b'0'..=b'9') => {
+                        self.number()?;
+                    }
+                    _ => self.skip(depth + 1)?,
+                },
                 None => self.skip(depth + 1)?,
             }
             self.ws();
@@ -688,7 +781,7 @@ fn walk_map(
     flat: &mut Flat,
 ) {
     for (k, v) in m {
-        if let Some(c) = trie.child(node, k.as_bytes()) {
+        if let Some(c) = trie.child(node, &KeyPrint::of(k.as_bytes()), k.as_bytes()) {
             walk_serde(trie, v, c, depth + 1, flat);
         }
     }
@@ -752,11 +845,57 @@ mod key_print_tests {
             trie.insert(&[k.as_str().into()], u32::try_from(i).unwrap());
         }
         for (i, k) in keys.iter().enumerate() {
-            let c = trie.child(0, k.as_bytes()).unwrap();
+            let c = trie
+                .child(0, &KeyPrint::of(k.as_bytes()), k.as_bytes())
+                .unwrap();
             assert_eq!(trie.path_of(c), u32::try_from(i).unwrap());
             let mut near = k.clone().into_bytes();
             near[k.len() / 2] ^= 1;
-            assert!(trie.child(0, &near).is_none());
+            assert!(trie.child(0, &KeyPrint::of(&near), &near).is_none());
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests: a panic is the failure report
+mod trie_lookup_tests {
+    use super::{KeyPrint, PathTrie};
+
+    #[test]
+    fn a_print_read_inside_a_buffer_ignores_the_bytes_after_the_key() {
+        let buf = b"{\"orderId\":\"x\",\"a\":1,\"k-0123456789abcdefgh\":2}";
+        for key in [&b"orderId"[..], b"a", b"k-0123456789abcdefgh", b"x"] {
+            let a = buf.windows(key.len()).position(|w| w == key).unwrap();
+            let e = a + key.len();
+            assert_eq!(
+                KeyPrint::at(buf, a, e),
+                KeyPrint::of(&buf[a..e]),
+                "{a}..{e}"
+            );
+        }
+        // A key ending at the very end of the buffer (no 16 bytes to load).
+        assert_eq!(KeyPrint::at(b"xyz", 1, 3), KeyPrint::of(b"yz"));
+        assert_eq!(KeyPrint::of(b""), KeyPrint::at(b"abc", 3, 3));
+    }
+
+    #[test]
+    fn keys_differing_only_past_sixteen_bytes_are_told_apart() {
+        let mut trie = PathTrie::new();
+        let a = "0123456789abcdef-first";
+        let b = "0123456789abcdef-other";
+        trie.insert(&[a.into()], 1);
+        for few_or_many in [0usize, 8] {
+            for i in 0..few_or_many {
+                trie.insert(
+                    &[format!("filler{i}").into()],
+                    100 + u32::try_from(i).unwrap(),
+                );
+            }
+            let found = trie.child(0, &KeyPrint::of(a.as_bytes()), a.as_bytes());
+            assert_eq!(trie.path_of(found.unwrap()), 1);
+            assert!(trie
+                .child(0, &KeyPrint::of(b.as_bytes()), b.as_bytes())
+                .is_none());
         }
     }
 }

@@ -9,7 +9,7 @@
 
 use std::cell::RefCell;
 
-use super::compile::{AnythingButIndex, Compiled, FieldIndex, SHARED_OWNER};
+use super::compile::{AnythingButIndex, Compiled, FieldIndex, ANCHOR_SLOT, SHARED_OWNER};
 use super::flatten::{Flat, Kind, Leaf};
 use super::value::{fold_case, net_mask, parse_ip, plain_numeric_key, Decimal};
 
@@ -217,11 +217,12 @@ pub(crate) fn run(c: &Compiled, s: &mut Scratch, out: &mut Vec<u32>) {
                 c.pred_slot_off[p as usize] as usize,
                 c.pred_slot_off[p as usize + 1] as usize,
             );
-            for &slot in &c.pred_slots[a..b] {
+            for &flagged in &c.pred_slots[a..b] {
+                let slot = flagged & !ANCHOR_SLOT;
                 let si = slot as usize;
                 if slot_stamp[si] >> 1 != epoch {
                     slot_stamp[si] = epoch << 1;
-                    if c.anchor_off[si] != c.anchor_off[si + 1] {
+                    if flagged & ANCHOR_SLOT != 0 {
                         anchors.push(slot);
                     }
                 }

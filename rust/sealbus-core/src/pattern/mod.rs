@@ -232,4 +232,8 @@ pub fn test_event_pattern(pattern: &Pattern, event_json: &[u8]) -> Result<bool> 
 }
 
 #[cfg(test)]
+mod differential;
+#[cfg(test)]
+mod flatten_reference;
+#[cfg(test)]
 mod tests;

@@ -1,0 +1,266 @@
+//! The tuned scanner against the scanner it replaced (`flatten_reference`): on valid
+//! events, mutated events and hand-picked tricky inputs, both must store the same
+//! leaves (path, kind, text, array membership) or refuse with the same message (the
+//! byte offset included).
+
+use proptest::prelude::*;
+
+use super::flatten::{self, PathTrie};
+use super::flatten_reference as reference;
+
+/// The paths the patterns of these tests use: nested, array-valued, escaped and
+/// non-ASCII keys, and keys longer than a 16-byte print.
+const PATHS: &[&[&str]] = &[
+    &["a"],
+    &["ab"],
+    &["b", "c"],
+    &["b", "d", "e"],
+    &["arr"],
+    &["arr", "x"],
+    &["k\"q"],
+    &["caf\u{e9}"],
+    &["a-key-longer-than-sixteen-bytes"],
+    &["a-key-longer-than-sixteen-bytes", "z"],
+    &["n"],
+    &["s"],
+];
+
+fn tries() -> (PathTrie, reference::PathTrie) {
+    let (mut new, mut old) = (PathTrie::new(), reference::PathTrie::new());
+    for (i, p) in PATHS.iter().enumerate() {
+        let p: Vec<Box<str>> = p.iter().map(|&k| k.into()).collect();
+        let id = u32::try_from(i).unwrap_or(u32::MAX);
+        new.insert(&p, id);
+        old.insert(&p, id);
+    }
+    (new, old)
+}
+
+type Leaves = Vec<(u32, String, Vec<u8>, Vec<(u32, u32)>)>;
+
+fn run_new(trie: &PathTrie, json: &[u8]) -> Result<Leaves, String> {
+    let mut flat = flatten::Flat::default();
+    flatten::flatten_json(trie, json, &mut flat).map_err(|e| e.to_string())?;
+    Ok(flat
+        .leaves
+        .iter()
+        .map(|l| {
+            (
+                l.path,
+                format!("{:?}", l.kind),
+                flat.text(l).to_vec(),
+                flat.membership(l).to_vec(),
+            )
+        })
+        .collect())
+}
+
+fn run_old(trie: &reference::PathTrie, json: &[u8]) -> Result<Leaves, String> {
+    let mut flat = reference::Flat::default();
+    reference::flatten_json(trie, json, &mut flat).map_err(|e| e.to_string())?;
+    Ok(flat
+        .leaves
+        .iter()
+        .map(|l| {
+            (
+                l.path,
+                format!("{:?}", l.kind),
+                flat.text(l).to_vec(),
+                flat.membership(l).to_vec(),
+            )
+        })
+        .collect())
+}
+
+fn agree(json: &[u8]) -> Result<(), TestCaseError> {
+    let (new, old) = tries();
+    let (n, o) = (run_new(&new, json), run_old(&old, json));
+    prop_assert_eq!(&n, &o, "input {:?}", String::from_utf8_lossy(json));
+    Ok(())
+}
+
+fn key() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just("a".to_owned()),
+        Just("ab".to_owned()),
+        Just("b".to_owned()),
+        Just("c".to_owned()),
+        Just("d".to_owned()),
+        Just("e".to_owned()),
+        Just("arr".to_owned()),
+        Just("x".to_owned()),
+        Just("k\"q".to_owned()),
+        Just("caf\u{e9}".to_owned()),
+        Just("a-key-longer-than-sixteen-bytes".to_owned()),
+        Just("a-key-longer-than-sixteen-bytez".to_owned()),
+        Just("z".to_owned()),
+        Just("n".to_owned()),
+        Just("s".to_owned()),
+        "[a-z\"\\\\{}\\[\\],:]{0,20}",
+    ]
+}
+
+fn leaf() -> impl Strategy<Value = serde_json::Value> {
+    use serde_json::Value;
+    prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(Value::from),
+        any::<f64>()
+            .prop_filter("finite", |f| f.is_finite())
+            .prop_map(Value::from),
+        "[ -~]{0,24}".prop_map(Value::String),
+        "[\"\\\\{}\\[\\]:,\u{e9}\u{1F600}\n\t\u{1}a-z]{0,30}".prop_map(Value::String),
+    ]
+}
+
+fn value() -> impl Strategy<Value = serde_json::Value> {
+    leaf().prop_recursive(6, 48, 6, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..5).prop_map(serde_json::Value::Array),
+            prop::collection::vec((key(), inner), 0..6)
+                .prop_map(|kv| serde_json::Value::Object(kv.into_iter().collect())),
+        ]
+    })
+}
+
+fn event() -> impl Strategy<Value = Vec<u8>> {
+    prop::collection::vec((key(), value()), 0..8).prop_map(|kv| {
+        let m: serde_json::Map<String, serde_json::Value> = kv.into_iter().collect();
+        serde_json::to_vec(&serde_json::Value::Object(m)).unwrap_or_default()
+    })
+}
+
+/// Bytes that matter to a JSON scanner, for mutations.
+const ALPHABET: &[u8] =
+    b"{}[]\":,\\ \t\n\r0123456789-+.eEtrufalsnu\x00\x1f\x7f\xc3\xa9\xed\xa0\x80\xff/bx";
+
+#[derive(Debug, Clone)]
+enum Edit {
+    Insert(usize, u8),
+    Delete(usize),
+    Replace(usize, u8),
+    Splice(usize, &'static str),
+}
+
+fn edit() -> impl Strategy<Value = Edit> {
+    let byte = prop::sample::select(ALPHABET);
+    let tricky = prop::sample::select(
+        &[
+            "\\u",
+            "\\ud800",
+            "\\udc00",
+            "\\ud83d\\ude00",
+            "\\u00e9",
+            "\\uD800\\u0041",
+            "\\x",
+            "\\\"",
+            "\\\\",
+            "1e",
+            "-0",
+            "01",
+            "1.",
+            ".5",
+            "tru",
+            "nul",
+            "\"\"",
+            "[]",
+            "{}",
+            "[[[[",
+            "]]]]",
+            "\u{e9}",
+        ][..],
+    );
+    prop_oneof![
+        (any::<usize>(), byte.clone()).prop_map(|(i, b)| Edit::Insert(i, b)),
+        any::<usize>().prop_map(Edit::Delete),
+        (any::<usize>(), byte).prop_map(|(i, b)| Edit::Replace(i, b)),
+        (any::<usize>(), tricky).prop_map(|(i, s)| Edit::Splice(i, s)),
+    ]
+}
+
+fn apply(mut json: Vec<u8>, edits: &[Edit]) -> Vec<u8> {
+    for e in edits {
+        let n = json.len();
+        match *e {
+            Edit::Insert(i, b) => json.insert(i % (n + 1), b),
+            Edit::Delete(i) if n > 0 => {
+                json.remove(i % n);
+            }
+            Edit::Replace(i, b) if n > 0 => json[i % n] = b,
+            Edit::Splice(i, s) => {
+                let at = i % (n + 1);
+                json.splice(at..at, s.bytes());
+            }
+            _ => {}
+        }
+    }
+    json
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(3000))]
+
+    #[test]
+    fn valid_events_flatten_alike(json in event()) {
+        agree(&json)?;
+    }
+
+    #[test]
+    fn mutated_events_flatten_or_fail_alike(json in event(), edits in prop::collection::vec(edit(), 1..4)) {
+        agree(&apply(json, &edits))?;
+    }
+
+    #[test]
+    fn arbitrary_bytes_fail_alike(json in prop::collection::vec(prop::sample::select(ALPHABET), 0..64)) {
+        agree(&json)?;
+    }
+}
+
+#[test]
+fn hand_picked_inputs_flatten_or_fail_alike() {
+    let deep_skip = format!("{{\"zz\":{}1{}}}", "[".repeat(130), "]".repeat(130));
+    let deep_kept = format!("{{\"arr\":{}1{}}}", "[".repeat(130), "]".repeat(130));
+    let deep_ok = format!("{{\"zz\":{}1{},\"a\":1}}", "[".repeat(120), "]".repeat(120));
+    let cases: Vec<Vec<u8>> = [
+        &br#"{"zz":"a \" quote ] and } brackets","a":"x"}"#[..],
+        &br#"{"zz":{"q":"\"}","r":["]",{"s":"\\"}]},"a":1}"#[..],
+        &br#"{"zz":"\ud800","a":1}"#[..],
+        &br#"{"a":"\ud800"}"#[..],
+        &br#"{"\ud800":1}"#[..],
+        &br#"{"zz":{"\ud800":1}}"#[..],
+        &br#"{"a\u0062":7}"#[..],
+        &br#"{"k\"q":true}"#[..],
+        &br#"{"zz":[1,2,,3],"a":1}"#[..],
+        &br#"{"zz":{"x":01},"a":1}"#[..],
+        &br#"{"zz":{"x":1.},"a":1}"#[..],
+        &br#"{"zz":tru,"a":1}"#[..],
+        &br#"{"zz":"unterminated}"#[..],
+        &br#"{"zz":"ctl"}"#[..],
+        &b"{\"zz\":\"\x01\"}"[..],
+        &b"{\"zz\":\"\xff\"}"[..],
+        &b"{\"a\":\"\xc3\xa9\"}"[..],
+        &b"{\"caf\xc3\xa9\":\"\xc3\xa9\"}"[..],
+        &br#"{"a":1} x"#[..],
+        &br#"{"a":1}  "#[..],
+        &br#" { "a" : 1 , "b" : { "c" : [ 1 , "x" ] } } "#[..],
+        &br"[1]"[..],
+        &br#""a""#[..],
+        &br"{"[..],
+        &br#"{"a""#[..],
+        &br#"{"a":"#[..],
+        &br#"{"a":1"#[..],
+        &br#"{"a-key-longer-than-sixteen-bytes":{"z":5},"a-key-longer-than-sixteen-bytez":{"z":6}}"#[..],
+        &br#"{"arr":[{"x":1},{"x":[2,3]}],"arr2":[]}"#[..],
+        &br#"{"n":-0.5e+10,"s":"\/\b\f\n\r\t\u00e9\ud83d\ude00"}"#[..],
+    ]
+    .iter()
+    .map(|s| s.to_vec())
+    .chain([deep_skip, deep_kept, deep_ok].map(String::into_bytes))
+    .collect();
+    for c in cases {
+        if let Err(e) = agree(&c) {
+            panic!("{e}");
+        }
+    }
+}

@@ -6,6 +6,8 @@
 //! spec: required `id`, `source`, `type`, `specversion` = "1.0"; `time` RFC 3339;
 //! `traceparent` (the W3C distributed-tracing extension) `00-<32 hex>-<16 hex>-<2 hex>`.
 
+use std::borrow::Cow;
+
 use base64::Engine as _;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
@@ -72,6 +74,18 @@ fn invalid(field: &str, reason: impl Into<String>) -> Error {
     Error::InvalidEvent {
         field: field.to_owned(),
         reason: reason.into(),
+    }
+}
+
+/// A JSON string literal, exactly as `serde_json` escapes it; text with nothing to
+/// escape (the usual case for attributes) is copied as is.
+fn write_json_str(out: &mut Vec<u8>, v: &str) {
+    if v.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.push(b'"');
+        out.extend_from_slice(v.as_bytes());
+        out.push(b'"');
+    } else {
+        let _ = serde_json::to_writer(&mut *out, v);
     }
 }
 
@@ -211,10 +225,9 @@ impl Event {
         let mut put = |out: &mut Vec<u8>, k: &str, v: &str| {
             out.push(if first { b'{' } else { b',' });
             first = false;
-            // Strings via serde_json so escaping is exact.
-            let _ = serde_json::to_writer(&mut *out, k);
+            write_json_str(out, k);
             out.push(b':');
-            let _ = serde_json::to_writer(&mut *out, v);
+            write_json_str(out, v);
         };
         put(out, "specversion", SPECVERSION);
         put(out, "id", &self.id);
@@ -274,6 +287,70 @@ impl Event {
             }
         }
         out.push(b'}');
+    }
+
+    /// Decode the attributes JSON the router itself wrote (see
+    /// [`Self::write_attributes_json`]; a stored record's attributes): one typed,
+    /// borrowing parse instead of the general format's `Value` tree. The same checks
+    /// apply; the data and its kind come from the record, not from here.
+    pub fn from_stored_attributes(bytes: &[u8]) -> Result<Event> {
+        #[derive(serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Stored<'a> {
+            #[serde(borrow)]
+            specversion: Cow<'a, str>,
+            #[serde(borrow)]
+            id: Cow<'a, str>,
+            #[serde(borrow)]
+            source: Cow<'a, str>,
+            #[serde(borrow, rename = "type")]
+            event_type: Cow<'a, str>,
+            #[serde(borrow)]
+            time: Cow<'a, str>,
+            #[serde(borrow, default)]
+            datacontenttype: Option<Cow<'a, str>>,
+            #[serde(borrow, default)]
+            dataschema: Option<Cow<'a, str>>,
+            #[serde(borrow, default)]
+            subject: Option<Cow<'a, str>>,
+            #[serde(borrow, default)]
+            traceparent: Option<Cow<'a, str>>,
+            #[serde(default)]
+            schemaversion: Option<u32>,
+        }
+        let a: Stored<'_> = serde_json::from_slice(bytes)
+            .map_err(|e| invalid("event", format!("stored attributes: {e}")))?;
+        if a.specversion != SPECVERSION {
+            return Err(invalid("specversion", "unsupported"));
+        }
+        check_text("id", &a.id, 255)?;
+        check_text("source", &a.source, 2048)?;
+        check_event_type(&a.event_type)?;
+        let own = |v: Option<Cow<'_, str>>| v.map(Cow::into_owned);
+        let attrs = Attributes {
+            subject: own(a.subject),
+            datacontenttype: None,
+            dataschema: own(a.dataschema),
+            traceparent: own(a.traceparent),
+        };
+        attrs.validate()?;
+        Ok(Event {
+            id: a.id.into_owned(),
+            source: a.source.into_owned(),
+            event_type: a.event_type.into_owned(),
+            time_ns: parse_time(&a.time)?,
+            time: a.time.into_owned(),
+            datacontenttype: own(a.datacontenttype),
+            dataschema: attrs.dataschema,
+            subject: attrs.subject,
+            traceparent: attrs.traceparent,
+            data_kind: DataKind::None,
+            data: Vec::new(),
+            schema_version: a.schemaversion,
+            sealed: false,
+            offset: None,
+            at_rest_key: None,
+        })
     }
 
     /// Parse the CloudEvents JSON format. Unknown extension attributes are refused
@@ -389,6 +466,40 @@ mod tests {
             br#"{"total":42.5,"note":"caf\u00e9 \"x\""}"#.to_vec(),
             now(),
         )
+    }
+
+    #[test]
+    fn stored_attributes_decode_like_the_general_format() {
+        let mut odd = sample();
+        odd.source = "caf\u{e9} \"quoted\" \\ back/slash".into();
+        odd.subject = None;
+        odd.dataschema = Some("https://example.com/s?x=1&y=\u{2603}".into());
+        odd.schema_version = Some(7);
+        for e in [sample(), odd] {
+            let mut attrs = Vec::new();
+            e.write_attributes_json(&mut attrs);
+            attrs.push(b'}');
+            let fast = Event::from_stored_attributes(&attrs).unwrap();
+            let general = Event::from_json_bytes(&attrs).unwrap();
+            assert_eq!(fast, general);
+            assert_eq!(fast.source, e.source);
+            assert_eq!(fast.time_ns, e.time_ns);
+            assert_eq!(fast.schema_version, e.schema_version);
+            // serde_json and the fast writer agree on the escaping.
+            let mut via_serde = Vec::new();
+            serde_json::to_writer(&mut via_serde, &e.source).unwrap();
+            let mut ours = Vec::new();
+            write_json_str(&mut ours, &e.source);
+            assert_eq!(ours, via_serde);
+        }
+        for bad in [
+            &b"{}"[..],
+            br#"{"specversion":"1.0","id":"a","source":"s","type":"t","time":"2024-01-01T00:00:00Z","x":1}"#,
+            br#"{"specversion":"0.3","id":"a","source":"s","type":"t","time":"2024-01-01T00:00:00Z"}"#,
+            br#"{"specversion":"1.0","id":"","source":"s","type":"t","time":"2024-01-01T00:00:00Z"}"#,
+        ] {
+            assert!(Event::from_stored_attributes(bad).is_err());
+        }
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Durable consumers: cursors in the log, refilling the in-memory window from disk,
 //! saving cursors, and retention that respects what consumers still need.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
@@ -15,6 +16,7 @@ use crate::error::{Action, Error, Result};
 use crate::log::Cursor;
 use crate::pattern::{Pattern, PatternSet};
 use crate::policy;
+use crate::seal::frame;
 
 /// How much a refill reads from disk at most per call.
 const REFILL_BYTES: usize = 4 << 20;
@@ -64,6 +66,8 @@ impl Router {
             dirty: false,
             last_save: Instant::now(),
             filter,
+            early: BTreeMap::new(),
+            early_items: 0,
         })
     }
 
@@ -163,10 +167,11 @@ impl Router {
                 }
                 d.read_offset = r.offset + 1;
                 d.dirty = true;
+                d.prune_early();
                 if d.cursor.is_settled(r.offset) {
                     continue;
                 }
-                let e = stored::decode(&r.payload, r.offset, "")?;
+                let e = self.open_stored(stored::decode(&r.payload, r.offset, "")?);
                 let filter = d.filter.take();
                 let wanted = self.wants(sub, filter.as_ref(), &e);
                 let Some(d) = st.durable.as_mut() else {
@@ -269,12 +274,36 @@ impl Router {
     }
 }
 
-/// Match a stored event against a pattern, opening at-rest data when needed.
+impl Router {
+    /// Open a stored event's at-rest seal as it enters a window: once, for both the
+    /// pattern and the delivery (the window item keeps its key, so a destroyed key
+    /// still refuses it). An event that cannot be opened stays sealed and is
+    /// delivered with the reason, so the consumer can see it and ack.
+    fn open_stored(&self, mut e: Event) -> Event {
+        let Some(keys) = &self.keys else { return e };
+        if !e.sealed {
+            return e;
+        }
+        let key = frame::decode(&e.data).map(|f| Arc::<str>::from(f.key_id));
+        if let (Ok(plain), Ok(key)) = (keys.open(&e.data, &aad_of(&e)), key) {
+            e.data = plain;
+            e.sealed = false;
+            e.at_rest_key = Some(key);
+        }
+        e
+    }
+}
+
+/// Match a stored event against a pattern, opening at-rest data when needed. Data
+/// that cannot be opened (a destroyed key) matches: the consumer is told why it
+/// cannot read the event rather than never hearing of it.
 pub(super) fn matches_event(router: &Router, filter: &PatternSet<u8>, e: &Event) -> Result<bool> {
     let mut out = Vec::new();
     if e.sealed && e.data_kind == DataKind::Json {
         if let Some(keys) = &router.keys {
-            let data = keys.open(&e.data, &aad_of(e))?;
+            let Ok(data) = keys.open(&e.data, &aad_of(e)) else {
+                return Ok(true);
+            };
             let mut plain = e.clone();
             plain.data = data;
             plain.sealed = false;

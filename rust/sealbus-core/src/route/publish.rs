@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use super::queue::OnFull;
 use super::stored;
-use super::subscription::{Item, SubState, Subscription};
+use super::subscription::{Early, Item, SubState, Subscription};
 use super::{poisoned, Receipt, Refused, Router, TypeRoute};
 use crate::envelope::{DataKind, Event};
 use crate::error::{Error, Result};
@@ -411,6 +411,10 @@ impl Router {
         need: &[usize],
         items: &[Item],
     ) -> Result<()> {
+        let range = items
+            .first()
+            .and_then(|i| i.offset)
+            .map(|first| first..first + items.len() as u64);
         let mut per_sub: Vec<Vec<&Item>> = vec![Vec::new(); subs.len()];
         for (item, targets) in items.iter().zip(per_event) {
             for &i in targets {
@@ -423,7 +427,9 @@ impl Router {
             }
             let mut st = s.lock()?;
             if st.durable.is_some() {
-                Self::push_durable(&mut st, &mine, items);
+                if let Some(range) = &range {
+                    Self::push_durable(&mut st, &mine, range.clone());
+                }
             } else {
                 if st.queue.config().on_full != OnFull::DropOldest {
                     st.reserved = st.reserved.saturating_sub(n);
@@ -436,22 +442,13 @@ impl Router {
             s.has_events.notify_all();
         }
         // Durable consumers that wanted none of these still move past them.
-        if let Some(first) = items.first().and_then(|i| i.offset) {
-            let end = first + items.len() as u64;
+        if let Some(range) = range {
             for s in self.subscriptions() {
                 if subs.iter().any(|t| t.id == s.id) {
                     continue;
                 }
                 if let Ok(mut st) = s.lock() {
-                    if let Some(d) = &mut st.durable {
-                        if d.read_offset == first {
-                            for o in first..end {
-                                d.cursor.ack(o);
-                            }
-                            d.read_offset = end;
-                            d.dirty = true;
-                        }
-                    }
+                    Self::push_durable(&mut st, &[], range.clone());
                 }
             }
         }
@@ -459,31 +456,87 @@ impl Router {
     }
 
     /// Fast path for a durable consumer that is caught up: hand it the new events
-    /// directly instead of reading them back from disk. Otherwise it reads them later.
-    fn push_durable(st: &mut SubState, mine: &[&Item], all: &[Item]) {
-        let (Some(first), Some(d)) = (all.first().and_then(|i| i.offset), st.durable.as_ref())
-        else {
+    /// directly instead of reading them back from disk. A batch that arrives before
+    /// an earlier one (concurrent producers) waits in `early` and joins in log order.
+    /// Whatever does not fit in the window is read back from the log later.
+    fn push_durable(st: &mut SubState, mine: &[&Item], range: std::ops::Range<u64>) {
+        let window = st.queue.config().max_pending;
+        let queued = st.queue.len();
+        let Some(d) = st.durable.as_mut() else {
             return;
         };
-        let window = st.queue.config().max_pending;
-        if d.read_offset != first || st.queue.len() + mine.len() > window {
+        if range.start < d.read_offset {
+            return; // already read back from the log
+        }
+        if range.start > d.read_offset {
+            if queued + d.early_items + mine.len() <= window {
+                d.early_items += mine.len();
+                let items = mine.iter().map(|i| Arc::clone(i)).collect();
+                d.early.insert(
+                    range.start,
+                    Early {
+                        end: range.end,
+                        items,
+                    },
+                );
+            }
             return;
         }
+        if !Self::join_window(st, mine.iter().copied(), range, window) {
+            return;
+        }
+        // Then whatever was waiting for this batch, in log order.
+        loop {
+            let Some(d) = st.durable.as_mut() else { return };
+            let Some(entry) = d.early.first_entry() else {
+                return;
+            };
+            if *entry.key() > d.read_offset {
+                return;
+            }
+            let (first, early) = entry.remove_entry();
+            d.early_items = d.early_items.saturating_sub(early.items.len());
+            if first < d.read_offset {
+                continue;
+            }
+            if !Self::join_window(st, early.items.iter(), first..early.end, window) {
+                if let Some(d) = st.durable.as_mut() {
+                    // The window is full: the rest is read back from the log.
+                    d.early.clear();
+                    d.early_items = 0;
+                }
+                return;
+            }
+        }
+    }
+
+    /// Put one batch's share into the window and move the read offset past the batch
+    /// (settling the offsets this subscription did not want). False if it does not fit.
+    fn join_window<'a>(
+        st: &mut SubState,
+        mine: impl ExactSizeIterator<Item = &'a Item> + Clone,
+        range: std::ops::Range<u64>,
+        window: usize,
+    ) -> bool {
+        if st.queue.len() + mine.len() > window {
+            return false;
+        }
+        let mut wanted = mine.clone().filter_map(|i| i.offset).peekable();
         for item in mine {
             st.queue.push(Arc::clone(item));
         }
         if let Some(d) = &mut st.durable {
-            let mut wanted = mine.iter().filter_map(|i| i.offset).peekable();
-            for o in first..first + all.len() as u64 {
+            for o in range.clone() {
                 if wanted.peek() == Some(&o) {
                     wanted.next();
                 } else {
                     d.cursor.ack(o);
                 }
             }
-            d.read_offset = first + all.len() as u64;
+            d.read_offset = range.end;
             d.dirty = true;
         }
+        true
     }
 }
 

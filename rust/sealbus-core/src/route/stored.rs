@@ -70,7 +70,8 @@ pub fn decode(bytes: &[u8], offset: u64, segment: &str) -> Result<Event> {
         return Err(bad(format!("attributes length {len} exceeds the record")));
     }
     let (attrs, data) = rest.split_at(len);
-    let mut e = Event::from_json_bytes(attrs).map_err(|err| bad(format!("attributes: {err}")))?;
+    let mut e =
+        Event::from_stored_attributes(attrs).map_err(|err| bad(format!("attributes: {err}")))?;
     e.data_kind = match kind {
         0 => DataKind::None,
         1 => DataKind::Json,

@@ -5,6 +5,7 @@
 //! settled (acked or dead-lettered), how often each offset was delivered, and how far
 //! it has read. Its in-memory queue is only a window onto the log.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Instant;
@@ -35,6 +36,32 @@ pub struct Durable {
     pub last_save: Instant,
     /// This subscription's pattern alone, for filtering what it reads back.
     pub filter: Option<PatternSet<u8>>,
+    /// Batches stored after one whose producer has not pushed it yet (concurrent
+    /// publishes commit in log order but push in any order), by first offset: they
+    /// join the window in log order instead of being read back from disk.
+    pub early: BTreeMap<u64, Early>,
+    /// Items held in `early`, counted against the window.
+    pub early_items: usize,
+}
+
+impl Durable {
+    /// Forget waiting batches the read offset has passed (read back from the log).
+    pub fn prune_early(&mut self) {
+        while let Some(entry) = self.early.first_entry() {
+            if entry.get().end > self.read_offset {
+                break;
+            }
+            self.early_items = self.early_items.saturating_sub(entry.remove().items.len());
+        }
+    }
+}
+
+/// One batch waiting in [`Durable::early`]: offsets `first..end`, this subscription's
+/// share of it in `items`.
+#[derive(Debug)]
+pub struct Early {
+    pub end: u64,
+    pub items: Vec<Item>,
 }
 
 #[derive(Debug)]

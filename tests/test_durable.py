@@ -230,3 +230,70 @@ def test_env_key_source(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
     assert router.key_source == "environment variable SEALBUS_KEYS"
     assert os.environ["SEALBUS_KEYS"] not in repr(router) + repr(router.keys)
     router.close()
+
+
+@pytest.mark.parametrize("window", [64, 100_000])
+def test_concurrent_producers_deliver_every_event_once_in_log_order(tmp_path: Path, window: int) -> None:
+    """Concurrent publishes commit in log order but may reach the windows in any
+    order; consumers must still get each event exactly once, in log order, whether
+    it joins the window directly (large window) or is read back from disk (small)."""
+    import threading
+
+    router, checkout, shipping = open_router(tmp_path)
+    analytics = router.principal("analytics")
+    router.policy.allow_subscribe(analytics, "orders.*")
+    subs = [
+        router.subscribe(shipping, "orders.*", name="all", durable=True, max_pending=window),
+        router.subscribe(
+            analytics,
+            "orders.*",
+            name="big",
+            durable=True,
+            max_pending=window,
+            pattern={"data": {"n": [{"numeric": [">=", 500]}]}},
+        ),
+    ]
+    producers, batches, size = 4, 25, 16
+    received: list[list[tuple[int | None, int]]] = [[], []]
+    total = producers * batches * size
+    wanted = [
+        total,
+        sum(
+            1
+            for p in range(producers)
+            for b in range(batches)
+            for k in range(size)
+            if (p * 1000 + b * size + k) % 1000 >= 500
+        ),
+    ]
+    stop = threading.Event()
+
+    def consume(i: int) -> None:
+        while len(received[i]) < wanted[i] and not stop.is_set():
+            batch = subs[i].poll(50, 0.05)
+            received[i].extend((m.event.offset, m.data["n"]) for m in batch)
+            subs[i].ack(batch)
+
+    def produce(p: int) -> None:
+        prod = router.producer(checkout)
+        for b in range(batches):
+            prod.publish_many("orders.placed", [{"n": p * 1000 + b * size + k} for k in range(size)])
+
+    consumers = [threading.Thread(target=consume, args=(i,)) for i in range(2)]
+    threads = [threading.Thread(target=produce, args=(p,)) for p in range(producers)]
+    for t in consumers + threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for t in consumers:
+        t.join(30)
+    stop.set()
+    for i, got in enumerate(received):
+        offsets = [o for o, _ in got]
+        assert offsets == sorted(set(offsets)), f"subscription {i}: duplicates or out of log order"
+        assert len(got) == wanted[i]
+    assert all(n % 1000 >= 500 for _, n in received[1])
+    assert sorted(n for _, n in received[0]) == sorted(
+        p * 1000 + j for p in range(producers) for j in range(batches * size)
+    )
+    router.close()

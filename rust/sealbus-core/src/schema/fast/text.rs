@@ -1,0 +1,125 @@
+//! String checks of the fast path: `pattern` and `format`, decided by the `jsonschema`
+//! crate itself.
+//!
+//! Each `pattern` or `format` keyword is compiled by the crate, with the same options as
+//! the real validator (`validate::options`: same regex engine, same format table, the
+//! same custom `uuid` for draft 7), as a one-keyword schema of the same draft. The fast
+//! path hands it the string (copied into a one-node tape), so its verdict is the crate's
+//! by construction: there is no second regex translation or format checker to drift.
+//!
+//! The one shortcut is e-mail, whose parser is the slowest check on the order workload:
+//! see [`Email`].
+
+use jsonschema::json::Json;
+use jsonschema::Validator;
+use serde_json::{Map, Value};
+
+use crate::schema::tape::{Document, TapeJson};
+use crate::schema::validate::options;
+
+/// A one-keyword validator for strings.
+pub(super) struct StringCheck(Validator<TapeJson>);
+
+impl StringCheck {
+    /// `{keyword: value}` in `draft` (`dialect` is the root's `$schema`, if any). `None`
+    /// if the crate refuses it (the whole schema was refused then anyway).
+    pub(super) fn new(
+        keyword: &str,
+        value: &Value,
+        dialect: Option<&Value>,
+        draft: &'static str,
+    ) -> Option<Self> {
+        let mut schema = Map::new();
+        if let Some(d) = dialect {
+            schema.insert("$schema".into(), d.clone());
+        }
+        schema.insert(keyword.into(), value.clone());
+        options::<TapeJson>(draft)
+            .build(&Value::Object(schema))
+            .ok()
+            .map(StringCheck)
+    }
+
+    pub(super) fn is_valid(&self, text: &str, buffer: &mut Document<'static>) -> bool {
+        TapeJson::with_string_node(buffer, text, |node| self.0.is_valid(node))
+    }
+}
+
+/// The crate's `email` format, with a shortcut for plain addresses.
+///
+/// The crate parses with `email_address` (display names, quoted local parts, domain
+/// literals, length limits), then checks the domain with its `hostname` format. When
+/// the text is `local@domain` with exactly one `@`, a local part of 1 to 64 bytes of
+/// ASCII `atext` in non-empty dot-separated atoms, and a domain of at most 254 bytes of
+/// non-empty labels of ASCII letters, digits and `-` that start and end with a letter
+/// or digit and are at most 63 bytes, `email_address` accepts it by its own rules (no
+/// display separator `" <"` without a space, no quote, no bracket, no `<`), so the
+/// verdict is the crate's `hostname` check of the domain alone. Anything else gets the
+/// crate's full `email` check. The differential tests cover both routes.
+pub(super) struct Email {
+    pub(super) full: StringCheck,
+    pub(super) hostname: StringCheck,
+}
+
+impl Email {
+    pub(super) fn is_valid(&self, text: &str, buffer: &mut Document<'static>) -> bool {
+        match plain_address_domain(text) {
+            Some(domain) => self.hostname.is_valid(domain, buffer),
+            None => self.full.is_valid(text, buffer),
+        }
+    }
+}
+
+/// The domain of a plain `local@domain` address (see [`Email`]), `None` otherwise.
+pub(super) fn plain_address_domain(text: &str) -> Option<&str> {
+    let b = text.as_bytes();
+    let at = b.iter().position(|&c| c == b'@')?;
+    let (local, domain) = (b.get(..at)?, b.get(at + 1..)?);
+    if local.is_empty() || local.len() > 64 || domain.is_empty() || domain.len() > 254 {
+        return None;
+    }
+    // Dot-separated atoms, none empty: no dot first, last, or twice in a row.
+    let mut previous = b'.';
+    for &c in local {
+        let ok = if c == b'.' {
+            previous != b'.'
+        } else {
+            c.is_ascii_alphanumeric() || b"!#$%&'*+-/=?^_`{|}~".contains(&c)
+        };
+        if !ok {
+            return None;
+        }
+        previous = c;
+    }
+    if previous == b'.' {
+        return None;
+    }
+    // Labels of letters, digits and '-', each 1 to 63 bytes, starting and ending with a
+    // letter or digit.
+    let mut label = 0_usize;
+    let mut previous = b'.';
+    for &c in domain {
+        if c == b'.' {
+            if !previous.is_ascii_alphanumeric() {
+                return None;
+            }
+            label = 0;
+        } else {
+            let first = label == 0;
+            label += 1;
+            let ok = if first {
+                c.is_ascii_alphanumeric()
+            } else {
+                c.is_ascii_alphanumeric() || c == b'-'
+            };
+            if !ok || label > 63 {
+                return None;
+            }
+        }
+        previous = c;
+    }
+    if !previous.is_ascii_alphanumeric() {
+        return None;
+    }
+    text.get(at + 1..)
+}

@@ -219,7 +219,13 @@ impl CompiledSchema {
         self.fast.is_some()
     }
 
-    fn fast_verdict(&self, bytes: &[u8], scratch: &mut Scratch) -> Verdict {
+    /// The crate's verdict alone, as it was before the fast path (differential tests).
+    #[cfg(test)]
+    pub(crate) fn crate_verdict(&self, bytes: &[u8]) -> bool {
+        Document::parse(bytes).is_ok_and(|doc| self.tape_validator.is_valid(doc.root()))
+    }
+
+    pub(crate) fn fast_verdict(&self, bytes: &[u8], scratch: &mut Scratch) -> Verdict {
         self.fast
             .as_ref()
             .map_or(Verdict::Unknown, |f| f.check(bytes, scratch))

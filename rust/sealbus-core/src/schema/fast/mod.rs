@@ -30,6 +30,9 @@
 mod check;
 mod text;
 
+#[cfg(test)]
+mod tests;
+
 use std::collections::HashMap;
 
 use serde_json::{Map, Value};

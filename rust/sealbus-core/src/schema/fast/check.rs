@@ -2,6 +2,7 @@
 //! each value against its compiled node as it goes, and stops at the first certain
 //! violation.
 
+use super::text::DomainMemo;
 use super::{
     FastSchema, Format, Members, Node, Verdict, ANY, EXACT_F64_INT, T_ARR, T_BOOL, T_INT, T_NULL, T_NUM,
     T_OBJ, T_STR,
@@ -30,6 +31,8 @@ pub(crate) struct Scratch {
     keys: Vec<(u32, u32)>,
     /// The one-node tape `pattern` and `format` checks run on.
     text: Document<'static>,
+    /// The last e-mail domain checked, and its verdict (see [`super::text::Email`]).
+    domain: DomainMemo,
 }
 
 #[derive(Clone, Copy)]
@@ -57,6 +60,7 @@ pub(super) fn run(schema: &FastSchema, bytes: &[u8], scratch: &mut Scratch) -> V
         schema,
         keys: &mut scratch.keys,
         text: &mut scratch.text,
+        domain: &mut scratch.domain,
     };
     let result = c.value(schema.root, 0).and_then(|()| {
         c.skip_ws();
@@ -81,6 +85,7 @@ struct Checker<'a> {
     schema: &'a FastSchema,
     keys: &'a mut Vec<(u32, u32)>,
     text: &'a mut Document<'static>,
+    domain: &'a mut DomainMemo,
 }
 
 /// A number as the tape reads it: `value` is exact when `exact` (the tape's `f64`, or an
@@ -116,8 +121,13 @@ impl Checker<'_> {
         self.s.get(self.i).copied().unwrap_or(0)
     }
 
+    /// Past JSON whitespace. Compact bodies have none, so the first test usually ends it.
+    #[inline]
     fn skip_ws(&mut self) {
-        while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.s.get(self.i) {
+        while let Some(&c) = self.s.get(self.i) {
+            if c > b' ' || !matches!(c, b' ' | b'\n' | b'\r' | b'\t') {
+                break;
+            }
             self.i += 1;
         }
     }
@@ -130,7 +140,9 @@ impl Checker<'_> {
         if node.never {
             return Err(Stop::Invalid);
         }
-        self.skip_ws();
+        if self.peek() <= b' ' {
+            self.skip_ws();
+        }
         match self.peek() {
             b'"' => self.string_value(node),
             b'{' => self.object(node, depth + 1),
@@ -163,52 +175,81 @@ impl Checker<'_> {
         Ok(())
     }
 
-    /// At an opening quote: the span of the string's raw text, past its closing quote.
-    /// Escapes are left to the crate.
-    #[inline]
-    fn string(&mut self) -> Result<(usize, usize), Stop> {
+    /// At an opening quote: the span of the string's raw text and its head word (the
+    /// first eight bytes, zero-padded, as [`super::Name`] keeps them), past the closing
+    /// quote. Escapes are left to the crate.
+    #[allow(clippy::inline_always)] // a call here costs as much as the scan: measured
+    #[inline(always)]
+    fn string(&mut self) -> Result<(usize, usize, u64), Stop> {
         self.i += 1;
         let start = self.i;
+        // The first word gives the head word for free.
+        if let Some(x) = self.word() {
+            let special = specials(x);
+            if special != 0 {
+                let k = special.trailing_zeros() / 8;
+                self.i += k as usize;
+                let head = x & ((1_u64 << (8 * k)) - 1);
+                return self.closing().map(|end| (start, end, head));
+            }
+            self.i += 8;
+            return self.rest_of_string().map(|end| (start, end, x));
+        }
+        let end = self.rest_of_string()?;
+        Ok((start, end, head_word(self.s, start, end)))
+    }
+
+    /// The eight bytes at the cursor as a little-endian word, if there are eight.
+    #[inline]
+    fn word(&self) -> Option<u64> {
+        let chunk = self.s.get(self.i..self.i + 8)?;
+        let mut word = [0_u8; 8];
+        word.copy_from_slice(chunk);
+        Some(u64::from_le_bytes(word))
+    }
+
+    /// Inside a string: up to its closing quote; returns where the text ends.
+    fn rest_of_string(&mut self) -> Result<usize, Stop> {
         loop {
-            // Eight bytes at a time (SWAR): the lowest flagged byte is the first '"',
-            // '\\' or control byte (a borrow only ever flags bytes above a real hit).
-            if let Some(chunk) = self.s.get(self.i..self.i + 8) {
-                let mut word = [0_u8; 8];
-                word.copy_from_slice(chunk);
-                let x = u64::from_le_bytes(word);
-                let quote = x ^ (ONES * u64::from(b'"'));
-                let backslash = x ^ (ONES * u64::from(b'\\'));
-                let special = ((quote.wrapping_sub(ONES) & !quote)
-                    | (backslash.wrapping_sub(ONES) & !backslash)
-                    | (x.wrapping_sub(ONES * 0x20) & !x))
-                    & HIGH;
+            if let Some(x) = self.word() {
+                let special = specials(x);
                 if special == 0 {
                     self.i += 8;
                     continue;
                 }
                 self.i += (special.trailing_zeros() / 8) as usize;
+                return self.closing();
             }
             match self.peek() {
-                b'"' => {
-                    let end = self.i;
-                    self.i += 1;
-                    return Ok((start, end));
-                }
+                b'"' => return self.closing(),
                 b'\\' | 0..0x20 => return Err(Stop::Unknown),
                 _ => self.i += 1,
             }
         }
     }
 
+    /// At the first special byte of a string: its end if that is the closing quote.
+    #[allow(clippy::inline_always)]
+    #[inline(always)]
+    fn closing(&mut self) -> Result<usize, Stop> {
+        if self.peek() == b'"' {
+            let end = self.i;
+            self.i += 1;
+            Ok(end)
+        } else {
+            // An escape or a control character.
+            Err(Stop::Unknown)
+        }
+    }
+
     fn string_value(&mut self, node: &Node) -> Step {
-        let (a, b) = self.string()?;
+        let (a, b, head) = self.string()?;
         if !node.checks_text() {
             return type_error(node, T_STR);
         }
         let raw = self.s.get(a..b).ok_or(Stop::Unknown)?;
         type_error(node, T_STR)?;
         if !node.members.is_empty() {
-            let head = head_word(self.s, a, b);
             for m in &node.members {
                 if !m.strings.iter().any(|s| s.is(raw, head)) {
                     return Err(Stop::Invalid);
@@ -217,7 +258,7 @@ impl Checker<'_> {
         }
         // The body is UTF-8 (checked once up front) and `a`, `b` sit next to quotes.
         let text = self.src.get(a..b).ok_or(Stop::Unknown)?;
-        if !length_within(text, node.min_len, node.max_len) {
+        if node.has_length && !length_within(text, node.min_len, node.max_len) {
             return Err(Stop::Invalid);
         }
         if let Some(p) = &node.pattern {
@@ -228,7 +269,7 @@ impl Checker<'_> {
         let format_ok = match &node.format {
             None => true,
             Some(Format::Crate(check)) => check.is_valid(text, self.text),
-            Some(Format::Email(email)) => email.is_valid(text, self.text),
+            Some(Format::Email(email)) => email.is_valid(text, self.text, self.domain),
         };
         if !format_ok {
             return Err(Stop::Invalid);
@@ -427,15 +468,17 @@ impl Checker<'_> {
             self.i += 1;
         } else {
             loop {
-                self.skip_ws();
                 if self.peek() != b'"' {
-                    return Err(Stop::Unknown);
+                    self.skip_ws();
+                    if self.peek() != b'"' {
+                        return Err(Stop::Unknown);
+                    }
                 }
-                let (a, b) = self.string()?;
+                let (a, b, head) = self.string()?;
                 let key = self.s.get(a..b).ok_or(Stop::Unknown)?;
                 let target = match rule {
                     Some(rule) => {
-                        match rule.find(key, head_word(self.s, a, b)) {
+                        match rule.find(key, head) {
                             Some(j) => {
                                 let bit = 1_u64 << j;
                                 if seen & bit != 0 {
@@ -459,14 +502,18 @@ impl Checker<'_> {
                         ANY
                     }
                 };
-                self.skip_ws();
                 if self.peek() != b':' {
-                    return Err(Stop::Unknown);
+                    self.skip_ws();
+                    if self.peek() != b':' {
+                        return Err(Stop::Unknown);
+                    }
                 }
                 self.i += 1;
                 self.value(target, depth)?;
                 count += 1;
-                self.skip_ws();
+                if self.peek() <= b' ' {
+                    self.skip_ws();
+                }
                 match self.peek() {
                     b',' => self.i += 1,
                     b'}' => {
@@ -528,7 +575,9 @@ impl Checker<'_> {
                 if count > node.max_items {
                     return Err(Stop::Invalid);
                 }
-                self.skip_ws();
+                if self.peek() <= b' ' {
+                    self.skip_ws();
+                }
                 match self.peek() {
                     b',' => self.i += 1,
                     b']' => {
@@ -552,6 +601,19 @@ fn additional(rule: &super::ObjectRule) -> Result<u32, Stop> {
         super::Additional::Deny => Err(Stop::Invalid),
         super::Additional::Schema(sub) => Ok(sub),
     }
+}
+
+/// The SWAR mask of a word's bytes that end a plain string run ('"', '\\', control),
+/// each flagged in its high bit. The lowest flag is always a real one: a borrow only
+/// ever flags bytes above a real hit.
+#[inline]
+fn specials(x: u64) -> u64 {
+    let quote = x ^ (ONES * u64::from(b'"'));
+    let backslash = x ^ (ONES * u64::from(b'\\'));
+    ((quote.wrapping_sub(ONES) & !quote)
+        | (backslash.wrapping_sub(ONES) & !backslash)
+        | (x.wrapping_sub(ONES * 0x20) & !x))
+        & HIGH
 }
 
 /// The first eight bytes of `s[a..b]` as a little-endian word, zero-padded (as

@@ -62,12 +62,37 @@ pub(super) struct Email {
 }
 
 impl Email {
-    pub(super) fn is_valid(&self, text: &str, buffer: &mut Document<'static>) -> bool {
-        match plain_address_domain(text) {
-            Some(domain) => self.hostname.is_valid(domain, buffer),
-            None => self.full.is_valid(text, buffer),
+    pub(super) fn is_valid(
+        &self,
+        text: &str,
+        buffer: &mut Document<'static>,
+        memo: &mut DomainMemo,
+    ) -> bool {
+        let Some(domain) = plain_address_domain(text) else {
+            return self.full.is_valid(text, buffer);
+        };
+        // Events of one stream share a few domains: the host-name check is a pure
+        // function of the text, so the last verdict is reused for the same domain.
+        let owner = std::ptr::from_ref(self) as usize;
+        if memo.owner == owner && memo.domain == domain {
+            return memo.valid;
         }
+        let valid = self.hostname.is_valid(domain, buffer);
+        memo.owner = owner;
+        memo.domain.clear();
+        memo.domain.push_str(domain);
+        memo.valid = valid;
+        valid
     }
+}
+
+/// The last domain an [`Email`] check (`owner`, its address) ran the host-name check
+/// on, and the verdict.
+#[derive(Debug, Default)]
+pub(crate) struct DomainMemo {
+    owner: usize,
+    domain: String,
+    valid: bool,
 }
 
 /// The domain of a plain `local@domain` address (see [`Email`]), `None` otherwise.

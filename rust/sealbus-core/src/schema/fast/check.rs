@@ -4,8 +4,8 @@
 
 use super::text::DomainMemo;
 use super::{
-    FastSchema, Format, Members, Node, Verdict, ANY, EXACT_F64_INT, T_ARR, T_BOOL, T_INT, T_NULL, T_NUM,
-    T_OBJ, T_STR,
+    FastSchema, Format, Members, Node, Verdict, ANY, EXACT_F64_INT, T_ARR, T_BOOL, T_INT, T_NULL,
+    T_NUM, T_OBJ, T_STR,
 };
 use crate::schema::tape::{Document, MAX_DEPTH};
 
@@ -202,10 +202,8 @@ impl Checker<'_> {
     /// The eight bytes at the cursor as a little-endian word, if there are eight.
     #[inline]
     fn word(&self) -> Option<u64> {
-        let chunk = self.s.get(self.i..self.i + 8)?;
-        let mut word = [0_u8; 8];
-        word.copy_from_slice(chunk);
-        Some(u64::from_le_bytes(word))
+        let chunk = self.s.get(self.i..)?.first_chunk::<8>()?;
+        Some(u64::from_le_bytes(*chunk))
     }
 
     /// Inside a string: up to its closing quote; returns where the text ends.
@@ -309,6 +307,7 @@ impl Checker<'_> {
     }
 
     /// The tape's number grammar and value (see `tape::Parser::number`).
+    #[allow(clippy::too_many_lines)] // one grammar, read top to bottom
     fn scan_number(&mut self) -> Result<Num, Stop> {
         let start = self.i;
         let negative = self.peek() == b'-';
@@ -440,9 +439,14 @@ impl Checker<'_> {
             }
         };
         // The crate's `is_integer` is `fract() == 0`; beyond 2^63 every `f64` is an
-        // integer, below it the round trip through `i64` truncates exactly.
-        #[allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
-        let integer = value.abs() >= 9.223_372_036_854_775_808e18 || (value as i64) as f64 == value;
+        // integer, below it the round trip through `i64` truncates exactly (an exact
+        // comparison is the point).
+        #[allow(
+            clippy::cast_possible_truncation,
+            clippy::cast_precision_loss,
+            clippy::float_cmp
+        )]
+        let integer = value.abs() >= (1_u64 << 63) as f64 || (value as i64) as f64 == value;
         Ok(Num {
             value,
             exact: true,
@@ -476,31 +480,21 @@ impl Checker<'_> {
                 }
                 let (a, b, head) = self.string()?;
                 let key = self.s.get(a..b).ok_or(Stop::Unknown)?;
-                let target = match rule {
-                    Some(rule) => {
-                        match rule.find(key, head) {
-                            Some(j) => {
-                                let bit = 1_u64 << j;
-                                if seen & bit != 0 {
-                                    return Err(Stop::Unknown);
-                                }
-                                seen |= bit;
-                                match rule.schemas.get(j).copied().flatten() {
-                                    Some(sub) => sub,
-                                    None => additional(rule)?,
-                                }
-                            }
-                            None => {
-                                let sub = additional(rule)?;
-                                self.undeclared(base, a, b)?;
-                                sub
-                            }
-                        }
+                let declared = rule.and_then(|r| Some((r, r.find(key, head)?)));
+                let target = if let Some((rule, j)) = declared {
+                    let bit = 1_u64 << j;
+                    if seen & bit != 0 {
+                        return Err(Stop::Unknown);
                     }
-                    None => {
-                        self.undeclared(base, a, b)?;
-                        ANY
+                    seen |= bit;
+                    match rule.schemas.get(j).copied().flatten() {
+                        Some(sub) => sub,
+                        None => additional(rule)?,
                     }
+                } else {
+                    let sub = rule.map_or(Ok(ANY), additional)?;
+                    self.undeclared(base, a, b)?;
+                    sub
                 };
                 if self.peek() != b':' {
                     self.skip_ws();
@@ -640,9 +634,9 @@ fn head_word(s: &[u8], a: usize, b: usize) -> u64 {
 }
 
 fn accumulate(digits: &[u8], start: u64) -> u64 {
-    digits
-        .iter()
-        .fold(start, |m, &d| m.wrapping_mul(10).wrapping_add(u64::from(d - b'0')))
+    digits.iter().fold(start, |m, &d| {
+        m.wrapping_mul(10).wrapping_add(u64::from(d - b'0'))
+    })
 }
 
 /// Whether `text` has between `min` and `max` code points (what `minLength` and

@@ -37,7 +37,7 @@ use std::collections::HashMap;
 
 use serde_json::{Map, Value};
 
-use text::{Email, StringCheck};
+use text::{Email, PatternCheck, StringCheck};
 
 pub(crate) use check::Scratch;
 
@@ -140,6 +140,7 @@ fn tail_word(bytes: &[u8]) -> u64 {
 
 /// `enum` or `const` members, as the fast path can compare them.
 #[derive(Default)]
+#[allow(clippy::struct_excessive_bools)] // one flag per kind of member
 struct Members {
     strings: Vec<Name>,
     null: bool,
@@ -185,7 +186,7 @@ struct Node {
     max_len: u64,
     /// `minLength` or `maxLength` is present.
     has_length: bool,
-    pattern: Option<StringCheck>,
+    pattern: Option<PatternCheck>,
     format: Option<Format>,
     /// `minimum`, `exclusiveMinimum`, `maximum`, `exclusiveMaximum` as exact `f64`s.
     minimum: Option<f64>,
@@ -287,9 +288,8 @@ struct Compiler<'v> {
 }
 
 fn exact_f64(v: &Value) -> Option<f64> {
-    let n = match v {
-        Value::Number(n) => n,
-        _ => return None,
+    let Value::Number(n) = v else {
+        return None;
     };
     if let Some(u) = n.as_u64() {
         #[allow(clippy::cast_precision_loss)] // at most 2^53: exact
@@ -424,7 +424,10 @@ impl Compiler<'_> {
                     node.max_len = count(v)?;
                     node.has_length = true;
                 }
-                "pattern" => node.pattern = Some(self.string_check(key, v)?),
+                "pattern" => {
+                    let check = self.string_check(key, v)?;
+                    node.pattern = Some(PatternCheck::new(check, v.as_str()?));
+                }
                 "format" => node.format = Some(self.format(v)?),
                 "minimum" => node.minimum = Some(exact_f64(v)?),
                 "exclusiveMinimum" => node.ex_minimum = Some(exact_f64(v)?),

@@ -7,8 +7,13 @@
 //! path hands it the string (copied into a one-node tape), so its verdict is the crate's
 //! by construction: there is no second regex translation or format checker to drift.
 //!
-//! The one shortcut is e-mail, whose parser is the slowest check on the order workload:
-//! see [`Email`].
+//! Two shortcuts, each handing anything it cannot decide to the crate's check:
+//! - `pattern`: when the crate compiles a pattern to its byte `Sequence` matcher (what
+//!   it does for patterns without a literal form, in `regex` mode without limits), the
+//!   fast path calls that same matcher (`jsonschema_regex`, the version the crate links)
+//!   and falls back to the crate's validator when the matcher cannot decide. See
+//!   [`PatternCheck`].
+//! - `email`, whose parser is the slowest check on the order workload: see [`Email`].
 
 use jsonschema::json::Json;
 use jsonschema::Validator;
@@ -42,6 +47,45 @@ impl StringCheck {
 
     pub(super) fn is_valid(&self, text: &str, buffer: &mut Document<'static>) -> bool {
         TapeJson::with_string_node(buffer, text, |node| self.0.is_valid(node))
+    }
+}
+
+/// The crate's `pattern` keyword.
+///
+/// The crate (`keywords/pattern.rs`, 0.61) first tries `analyze_pattern` (literal
+/// forms), then, for a pattern whose translation `Sequence::compile` accepts, a
+/// `SequenceMatcher`: `Sequence::is_match` decides, or returns `None` and the translated
+/// regex decides. The fast path keeps exactly that order: the same analysis, the same
+/// translation and `Sequence`, and the crate's validator for the rest.
+pub(super) struct PatternCheck {
+    sequence: Option<jsonschema_regex::Sequence>,
+    crate_check: StringCheck,
+}
+
+impl PatternCheck {
+    pub(super) fn new(crate_check: StringCheck, pattern: &str) -> Self {
+        let sequence = if jsonschema_regex::analyze_pattern(pattern).is_some() {
+            None
+        } else {
+            jsonschema_regex::to_rust_regex(pattern)
+                .ok()
+                .and_then(|translated| jsonschema_regex::Sequence::compile(&translated))
+        };
+        PatternCheck {
+            sequence,
+            crate_check,
+        }
+    }
+
+    pub(super) fn is_valid(&self, text: &str, buffer: &mut Document<'static>) -> bool {
+        if let Some(decided) = self
+            .sequence
+            .as_ref()
+            .and_then(|s| s.is_match(text.as_bytes()))
+        {
+            return decided;
+        }
+        self.crate_check.is_valid(text, buffer)
     }
 }
 

@@ -11,9 +11,9 @@
 //! - It is a filter in front of the crate, never a replacement. [`FastSchema::check`]
 //!   answers [`Verdict::Valid`], [`Verdict::Invalid`] or [`Verdict::Unknown`]; anything
 //!   it is not certain of (an escaped string, an integer past 2^53 under a bound, a
-//!   number in an `enum`, malformed JSON, a regex engine panic) is `Unknown`, and the
-//!   crate decides as before. Error reports always come from the crate, so messages
-//!   and locations are unchanged.
+//!   number in an `enum`, malformed JSON, a duplicate key) is `Unknown`, and the crate
+//!   decides as before. `Invalid` only ends `check_batch`-style boolean checks early;
+//!   error reports always come from the crate, so messages and locations are unchanged.
 //! - A schema gets a fast path only if every keyword in it is in the supported subset
 //!   (`type`, `enum`, `const`, `required`, `properties`, `additionalProperties`,
 //!   `min/maxProperties`, `items` as one schema, `min/maxItems`, `min/maxLength`,
@@ -21,11 +21,14 @@
 //!   the crate knows, `$ref` to a pointer inside the document, and annotations), in
 //!   draft 7, 2019-09 or 2020-12; otherwise the crate handles that schema alone.
 //! - `pattern` and `format` are checked by the crate itself, one keyword at a time
-//!   ([`text`]), except a shortcut for plain e-mail addresses argued there.
+//!   ([`text`]), with two shortcuts argued there (the crate's own `Sequence` matcher
+//!   called directly; plain e-mail addresses).
 //! - The JSON grammar is the tape's ([`super::tape`]): a body the tape refuses (duplicate
 //!   keys, nesting past 128, bad UTF-8, control characters) is never `Valid` here.
-//! - Differential tests (`schema/tests.rs`, proptest) mutate valid events field by field
-//!   and assert the verdict equals the crate's whenever it is not `Unknown`.
+//! - Differential tests (`fast/tests.rs` with proptest, `tests/test_schema_fast.py` with
+//!   hypothesis) mutate valid events field by field and assert the verdict equals the
+//!   crate's whenever it is not `Unknown`; mutants of the checks (off-by-one bounds,
+//!   a dropped duplicate check, integer/number confusion) make them fail.
 
 mod check;
 mod text;

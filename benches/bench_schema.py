@@ -2,6 +2,7 @@
 baselines of the same run, `jsonschema_rs` and the `jsonschema` package.
 
     pytest benches/bench_schema.py --benchmark-only --benchmark-columns=median,min,rounds
+    python benches/bench_schema.py [--repeats N]     # the headline ratio, as a table
 
 Every benchmark validates the same N events (10% invalid) and checks it flagged exactly
 the invalid ones; divide the median by N for the per-event cost. `parallel` uses the
@@ -10,7 +11,11 @@ machine's cores (2 here); everything else runs on one thread.
 
 from __future__ import annotations
 
+import argparse
 import json
+import statistics
+import time
+from collections.abc import Callable
 from typing import Any
 
 import jsonschema
@@ -88,3 +93,63 @@ def test_baseline_jsonschema_python(benchmark: Any) -> None:
     head = EVENTS[:1000]
     out = benchmark.pedantic(lambda: [v.is_valid(e) for e in head], rounds=3, iterations=1)
     assert _flagged(out) == {i for i in INVALID if i < 1000}
+
+
+# ---- the headline figure: sealbus on one thread against jsonschema_rs on dicts --------
+
+
+def interleaved_medians(fns: list[Callable[[], object]], repeats: int) -> list[float]:
+    """Median wall time of each function, run in turns so load on a shared machine
+    falls on all of them alike."""
+    times: list[list[float]] = [[] for _ in fns]
+    for _ in range(repeats):
+        for i, fn in enumerate(fns):
+            t0 = time.perf_counter()
+            fn()
+            times[i].append(time.perf_counter() - t0)
+    return [statistics.median(t) for t in times]
+
+
+def headline(repeats: int) -> dict[str, float]:
+    r = _registry()
+    v = jsonschema_rs.validator_for(SCHEMA, validate_formats=True)
+    ours, theirs = interleaved_medians(
+        [
+            lambda: r.check_batch("orders.placed", BUFFER, OFFSETS, None, False),
+            lambda: [v.is_valid(e) for e in EVENTS],
+        ],
+        repeats,
+    )
+    return {
+        "sealbus_1thread_ms": ours * 1e3,
+        "jsonschema_rs_dicts_ms": theirs * 1e3,
+        "sealbus_us_per_event": ours * 1e6 / N,
+        "ratio": theirs / ours,
+    }
+
+
+def test_ratio_sealbus_1thread_vs_jsonschema_rs_dicts(benchmark: Any) -> None:
+    """The timed row is sealbus check_batch on one thread; extra_info carries the medians
+    of interleaved runs of it and of jsonschema_rs on already-parsed dicts, and their
+    ratio (jsonschema_rs time / sealbus time)."""
+    r = _registry()
+    out = benchmark(r.check_batch, "orders.placed", BUFFER, OFFSETS, None, False)
+    assert _flagged(out) == INVALID
+    benchmark.extra_info.update(headline(1 if benchmark.disabled else 21))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--repeats", type=int, default=21)
+    args = ap.parse_args()
+    fig = headline(args.repeats)
+    size = len(BUFFER) / N
+    print(f"{N} OrderPlaced events ({size:.0f} B, 10% invalid); medians of {args.repeats} interleaved runs")
+    per_event = fig["sealbus_us_per_event"]
+    print(f"sealbus check_batch, 1 thread:    {fig['sealbus_1thread_ms']:8.2f} ms  ({per_event:.3f} us/event)")
+    print(f"jsonschema_rs is_valid on dicts:  {fig['jsonschema_rs_dicts_ms']:8.2f} ms")
+    print(f"ratio:                            {fig['ratio']:8.2f}x")
+
+
+if __name__ == "__main__":
+    main()

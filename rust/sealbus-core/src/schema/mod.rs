@@ -5,11 +5,14 @@
 //! - [`compat`]: the structural compatibility check run when a version is registered.
 //! - [`validate`]: [`CompiledSchema`], one compiled version; single events and batches.
 //! - [`tape`]: a zero-copy JSON document for validating raw bytes without a `Value`.
+//! - `fast`: a one-pass check of raw bytes for schemas in a common subset, in front of
+//!   the crate (which still decides every case it is unsure of, and reports errors).
 //!
 //! Drafts 7 and 2020-12 are the supported dialects (declared with `$schema`; a schema
 //! without one is read as 2020-12). Drafts 4, 6 and 2019-09 compile too.
 
 pub mod compat;
+mod fast;
 pub mod registry;
 pub mod tape;
 pub mod validate;

@@ -22,6 +22,7 @@ use jsonschema::{PatternOptions, ValidationError, Validator};
 use rayon::prelude::*;
 use serde_json::Value;
 
+use super::fast::{FastSchema, Scratch, Verdict};
 use super::tape::{Document, TapeJson};
 use crate::{Error, Result};
 
@@ -36,6 +37,8 @@ pub struct CompiledSchema {
     schema: Arc<Value>,
     value_validator: Validator,
     tape_validator: Validator<TapeJson>,
+    /// The one-pass program for bodies, when the schema is in its subset (`fast`).
+    fast: Option<FastSchema>,
 }
 
 impl std::fmt::Debug for CompiledSchema {
@@ -43,11 +46,12 @@ impl std::fmt::Debug for CompiledSchema {
         f.debug_struct("CompiledSchema")
             .field("event_type", &self.event_type)
             .field("version", &self.version)
+            .field("fast_path", &self.fast.is_some())
             .finish_non_exhaustive()
     }
 }
 
-fn options<F: jsonschema::json::Json>(
+pub(super) fn options<F: jsonschema::json::Json>(
     draft: &str,
 ) -> jsonschema::ValidationOptions<'static, Arc<dyn jsonschema::Retrieve>, F> {
     let options = jsonschema::options_for::<F>()
@@ -64,7 +68,7 @@ fn options<F: jsonschema::json::Json>(
 }
 
 /// RFC 4122 text form: 8-4-4-4-12 hex digits.
-fn is_uuid(s: &str) -> bool {
+pub(super) fn is_uuid(s: &str) -> bool {
     let b = s.as_bytes();
     b.len() == 36
         && b.iter().enumerate().all(|(i, c)| {
@@ -136,6 +140,7 @@ impl CompiledSchema {
             schema: Arc::new(schema.clone()),
             value_validator,
             tape_validator,
+            fast: FastSchema::compile(schema, draft),
         })
     }
 
@@ -200,16 +205,44 @@ impl CompiledSchema {
 
     /// Whether the JSON text `bytes` is well-formed (no duplicate keys) and fits.
     pub fn is_valid_json(&self, bytes: &[u8]) -> bool {
+        match self.fast_verdict(bytes, &mut Scratch::default()) {
+            Verdict::Valid => true,
+            Verdict::Invalid => false,
+            Verdict::Unknown => {
+                Document::parse(bytes).is_ok_and(|doc| self.tape_validator.is_valid(doc.root()))
+            }
+        }
+    }
+
+    /// Whether this version has the one-pass fast path (its schema is in the subset).
+    pub fn has_fast_path(&self) -> bool {
+        self.fast.is_some()
+    }
+
+    /// The crate's verdict alone, as it was before the fast path (differential tests).
+    #[cfg(test)]
+    pub(crate) fn crate_verdict(&self, bytes: &[u8]) -> bool {
         Document::parse(bytes).is_ok_and(|doc| self.tape_validator.is_valid(doc.root()))
+    }
+
+    pub(crate) fn fast_verdict(&self, bytes: &[u8], scratch: &mut Scratch) -> Verdict {
+        self.fast
+            .as_ref()
+            .map_or(Verdict::Unknown, |f| f.check(bytes, scratch))
     }
 
     /// Validate the JSON text `bytes` without building a `serde_json::Value`.
     pub fn validate_json(&self, bytes: &[u8], index: usize) -> Result<()> {
-        let mut doc = Document::default();
-        self.validate_in(&mut doc, bytes, index)
+        let mut work = Work::default();
+        self.validate_in(&mut work, bytes, index)
     }
 
-    fn validate_in<'s>(&self, doc: &mut Document<'s>, bytes: &'s [u8], index: usize) -> Result<()> {
+    fn validate_in<'s>(&self, work: &mut Work<'s>, bytes: &'s [u8], index: usize) -> Result<()> {
+        // Only a certain `Valid` skips the crate: its report is the one users see.
+        if self.fast_verdict(bytes, &mut work.scratch) == Verdict::Valid {
+            return Ok(());
+        }
+        let doc = &mut work.doc;
         doc.reparse(bytes).map_err(|e| self.not_json(&e, index))?;
         if self.tape_validator.is_valid(doc.root()) {
             return Ok(());
@@ -220,8 +253,14 @@ impl CompiledSchema {
         }
     }
 
-    fn check_in<'s>(&self, doc: &mut Document<'s>, bytes: &'s [u8]) -> bool {
-        doc.reparse(bytes).is_ok() && self.tape_validator.is_valid(doc.root())
+    fn check_in<'s>(&self, work: &mut Work<'s>, bytes: &'s [u8]) -> bool {
+        match self.fast_verdict(bytes, &mut work.scratch) {
+            Verdict::Valid => true,
+            Verdict::Invalid => false,
+            Verdict::Unknown => {
+                work.doc.reparse(bytes).is_ok() && self.tape_validator.is_valid(work.doc.root())
+            }
+        }
     }
 
     /// Validity of each event in `buffer`, event `i` being `buffer[offsets[i]..offsets[i+1]]`
@@ -237,15 +276,15 @@ impl CompiledSchema {
         if parallel && spans.len() >= PARALLEL_MIN_EVENTS {
             Ok(spans
                 .par_iter()
-                .map_init(Document::default, |doc, &(a, b)| {
-                    self.check_in(doc, &buffer[a..b])
+                .map_init(Work::default, |work, &(a, b)| {
+                    self.check_in(work, &buffer[a..b])
                 })
                 .collect())
         } else {
-            let mut doc = Document::default();
+            let mut work = Work::default();
             Ok(spans
                 .iter()
-                .map(|&(a, b)| self.check_in(&mut doc, &buffer[a..b]))
+                .map(|&(a, b)| self.check_in(&mut work, &buffer[a..b]))
                 .collect())
         }
     }
@@ -259,24 +298,31 @@ impl CompiledSchema {
         parallel: bool,
     ) -> Result<Vec<Option<Error>>> {
         let spans = spans(buffer, offsets)?;
-        let one = |doc: &mut Document<'s>, i: usize, &(a, b): &(usize, usize)| -> Option<Error> {
-            self.validate_in(doc, &buffer[a..b], i).err()
+        let one = |work: &mut Work<'s>, i: usize, &(a, b): &(usize, usize)| -> Option<Error> {
+            self.validate_in(work, &buffer[a..b], i).err()
         };
         if parallel && spans.len() >= PARALLEL_MIN_EVENTS {
             Ok(spans
                 .par_iter()
                 .enumerate()
-                .map_init(Document::default, |doc, (i, span)| one(doc, i, span))
+                .map_init(Work::default, |work, (i, span)| one(work, i, span))
                 .collect())
         } else {
-            let mut doc = Document::default();
+            let mut work = Work::default();
             Ok(spans
                 .iter()
                 .enumerate()
-                .map(|(i, span)| one(&mut doc, i, span))
+                .map(|(i, span)| one(&mut work, i, span))
                 .collect())
         }
     }
+}
+
+/// Buffers one thread reuses across a batch: the fast path's and the tape's.
+#[derive(Default)]
+struct Work<'s> {
+    scratch: Scratch,
+    doc: Document<'s>,
 }
 
 /// Check `offsets` against `buffer` and turn them into byte ranges.

@@ -1,0 +1,654 @@
+//! The one-pass checker: a strict RFC 8259 scanner (the tape's grammar) that validates
+//! each value against its compiled node as it goes, and stops at the first certain
+//! violation.
+
+use super::text::DomainMemo;
+use super::{
+    FastSchema, Format, Members, Node, Verdict, ANY, EXACT_F64_INT, T_ARR, T_BOOL, T_INT, T_NULL,
+    T_NUM, T_OBJ, T_STR,
+};
+use crate::schema::tape::{Document, MAX_DEPTH};
+
+/// SWAR masks: a one in every byte, and every byte's high bit.
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGH: u64 = 0x8080_8080_8080_8080;
+
+/// An object with more undeclared keys than this is left to the crate (the duplicate
+/// check among them is pairwise).
+const MAX_UNDECLARED_KEYS: usize = 64;
+
+/// Powers of ten exact in `f64` (10^22 is the last).
+const POW10: [f64; 23] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+    1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+];
+
+/// Buffers reused across bodies.
+#[derive(Debug, Default)]
+pub(crate) struct Scratch {
+    /// Spans of the undeclared keys of the objects being checked (a stack: each object
+    /// truncates back to where it started).
+    keys: Vec<(u32, u32)>,
+    /// The one-node tape `pattern` and `format` checks run on.
+    text: Document<'static>,
+    /// The last e-mail domain checked, and its verdict (see [`super::text::Email`]).
+    domain: DomainMemo,
+}
+
+#[derive(Clone, Copy)]
+enum Stop {
+    Invalid,
+    Unknown,
+}
+
+type Step = Result<(), Stop>;
+
+pub(super) fn run(schema: &FastSchema, bytes: &[u8], scratch: &mut Scratch) -> Verdict {
+    if u32::try_from(bytes.len()).is_err() {
+        return Verdict::Unknown;
+    }
+    // The tape refuses a body that is not UTF-8 as a whole; checking it once here lets
+    // every string below be sliced as text without another pass.
+    let Ok(src) = std::str::from_utf8(bytes) else {
+        return Verdict::Unknown;
+    };
+    scratch.keys.clear();
+    let mut c = Checker {
+        src,
+        s: bytes,
+        i: 0,
+        schema,
+        keys: &mut scratch.keys,
+        text: &mut scratch.text,
+        domain: &mut scratch.domain,
+    };
+    let result = c.value(schema.root, 0).and_then(|()| {
+        c.skip_ws();
+        if c.i == bytes.len() {
+            Ok(())
+        } else {
+            Err(Stop::Unknown)
+        }
+    });
+    match result {
+        Ok(()) => Verdict::Valid,
+        Err(Stop::Invalid) => Verdict::Invalid,
+        Err(Stop::Unknown) => Verdict::Unknown,
+    }
+}
+
+struct Checker<'a> {
+    src: &'a str,
+    /// `src` as bytes.
+    s: &'a [u8],
+    i: usize,
+    schema: &'a FastSchema,
+    keys: &'a mut Vec<(u32, u32)>,
+    text: &'a mut Document<'static>,
+    domain: &'a mut DomainMemo,
+}
+
+/// A number as the tape reads it: `value` is exact when `exact` (the tape's `f64`, or an
+/// integer of at most 2^53 in magnitude); `integer` is the crate's `is_integer`.
+struct Num {
+    value: f64,
+    exact: bool,
+    integer: bool,
+}
+
+fn type_error(node: &Node, bit: u8) -> Step {
+    if node.types & bit == 0 {
+        Err(Stop::Invalid)
+    } else {
+        Ok(())
+    }
+}
+
+impl Members {
+    /// A member that is an array or object, or a number, might equal such an instance;
+    /// the crate decides those.
+    fn container_or_number(&self, numbers: bool) -> Step {
+        if self.containers || (numbers && self.numbers) {
+            Err(Stop::Unknown)
+        } else {
+            Err(Stop::Invalid)
+        }
+    }
+}
+
+impl Checker<'_> {
+    fn peek(&self) -> u8 {
+        self.s.get(self.i).copied().unwrap_or(0)
+    }
+
+    /// Past JSON whitespace. Compact bodies have none, so the first test usually ends it.
+    #[inline]
+    fn skip_ws(&mut self) {
+        while let Some(&c) = self.s.get(self.i) {
+            if c > b' ' || !matches!(c, b' ' | b'\n' | b'\r' | b'\t') {
+                break;
+            }
+            self.i += 1;
+        }
+    }
+
+    fn value(&mut self, id: u32, depth: usize) -> Step {
+        let schema = self.schema;
+        let Some(node) = schema.nodes.get(id as usize) else {
+            return Err(Stop::Unknown);
+        };
+        if node.never {
+            return Err(Stop::Invalid);
+        }
+        if self.peek() <= b' ' {
+            self.skip_ws();
+        }
+        match self.peek() {
+            b'"' => self.string_value(node),
+            b'{' => self.object(node, depth + 1),
+            b'[' => self.array(node, depth + 1),
+            b't' => self.literal(b"true", node, T_BOOL, |m| m.truth),
+            b'f' => self.literal(b"false", node, T_BOOL, |m| m.falsity),
+            b'n' => self.literal(b"null", node, T_NULL, |m| m.null),
+            b'-' | b'0'..=b'9' => self.number(node),
+            _ => Err(Stop::Unknown),
+        }
+    }
+
+    fn literal(
+        &mut self,
+        word: &'static [u8],
+        node: &Node,
+        bit: u8,
+        member: fn(&Members) -> bool,
+    ) -> Step {
+        if self.s.get(self.i..self.i + word.len()) != Some(word) {
+            return Err(Stop::Unknown);
+        }
+        self.i += word.len();
+        type_error(node, bit)?;
+        for m in &node.members {
+            if !member(m) {
+                return m.container_or_number(false);
+            }
+        }
+        Ok(())
+    }
+
+    /// At an opening quote: the span of the string's raw text and its head word (the
+    /// first eight bytes, zero-padded, as [`super::Name`] keeps them), past the closing
+    /// quote. Escapes are left to the crate.
+    #[allow(clippy::inline_always)] // a call here costs as much as the scan: measured
+    #[inline(always)]
+    fn string(&mut self) -> Result<(usize, usize, u64), Stop> {
+        self.i += 1;
+        let start = self.i;
+        // The first word gives the head word for free.
+        if let Some(x) = self.word() {
+            let special = specials(x);
+            if special != 0 {
+                let k = special.trailing_zeros() / 8;
+                self.i += k as usize;
+                let head = x & ((1_u64 << (8 * k)) - 1);
+                return self.closing().map(|end| (start, end, head));
+            }
+            self.i += 8;
+            return self.rest_of_string().map(|end| (start, end, x));
+        }
+        let end = self.rest_of_string()?;
+        Ok((start, end, head_word(self.s, start, end)))
+    }
+
+    /// The eight bytes at the cursor as a little-endian word, if there are eight.
+    #[inline]
+    fn word(&self) -> Option<u64> {
+        let chunk = self.s.get(self.i..)?.first_chunk::<8>()?;
+        Some(u64::from_le_bytes(*chunk))
+    }
+
+    /// Inside a string: up to its closing quote; returns where the text ends.
+    fn rest_of_string(&mut self) -> Result<usize, Stop> {
+        loop {
+            if let Some(x) = self.word() {
+                let special = specials(x);
+                if special == 0 {
+                    self.i += 8;
+                    continue;
+                }
+                self.i += (special.trailing_zeros() / 8) as usize;
+                return self.closing();
+            }
+            match self.peek() {
+                b'"' => return self.closing(),
+                b'\\' | 0..0x20 => return Err(Stop::Unknown),
+                _ => self.i += 1,
+            }
+        }
+    }
+
+    /// At the first special byte of a string: its end if that is the closing quote.
+    #[allow(clippy::inline_always)]
+    #[inline(always)]
+    fn closing(&mut self) -> Result<usize, Stop> {
+        if self.peek() == b'"' {
+            let end = self.i;
+            self.i += 1;
+            Ok(end)
+        } else {
+            // An escape or a control character.
+            Err(Stop::Unknown)
+        }
+    }
+
+    fn string_value(&mut self, node: &Node) -> Step {
+        let (a, b, head) = self.string()?;
+        if !node.checks_text() {
+            return type_error(node, T_STR);
+        }
+        let raw = self.s.get(a..b).ok_or(Stop::Unknown)?;
+        type_error(node, T_STR)?;
+        if !node.members.is_empty() {
+            for m in &node.members {
+                if !m.strings.iter().any(|s| s.is(raw, head)) {
+                    return Err(Stop::Invalid);
+                }
+            }
+        }
+        // The body is UTF-8 (checked once up front) and `a`, `b` sit next to quotes.
+        let text = self.src.get(a..b).ok_or(Stop::Unknown)?;
+        if node.has_length && !length_within(text, node.min_len, node.max_len) {
+            return Err(Stop::Invalid);
+        }
+        if let Some(p) = &node.pattern {
+            if !p.is_valid(text, self.text) {
+                return Err(Stop::Invalid);
+            }
+        }
+        let format_ok = match &node.format {
+            None => true,
+            Some(Format::Crate(check)) => check.is_valid(text, self.text),
+            Some(Format::Email(email)) => email.is_valid(text, self.text, self.domain),
+        };
+        if !format_ok {
+            return Err(Stop::Invalid);
+        }
+        Ok(())
+    }
+
+    fn number(&mut self, node: &Node) -> Step {
+        let n = self.scan_number()?;
+        type_error(node, if n.integer { T_INT } else { T_NUM })?;
+        for m in &node.members {
+            // Strings, booleans and null never equal a number.
+            m.container_or_number(true)?;
+        }
+        if node.has_bounds() {
+            if !n.exact {
+                return Err(Stop::Unknown);
+            }
+            let v = n.value;
+            let fits = node.minimum.is_none_or(|l| v >= l)
+                && node.ex_minimum.is_none_or(|l| v > l)
+                && node.maximum.is_none_or(|l| v <= l)
+                && node.ex_maximum.is_none_or(|l| v < l);
+            if !fits {
+                return Err(Stop::Invalid);
+            }
+        }
+        Ok(())
+    }
+
+    fn digits(&mut self) -> usize {
+        let start = self.i;
+        while self.peek().is_ascii_digit() {
+            self.i += 1;
+        }
+        self.i - start
+    }
+
+    /// The tape's number grammar and value (see `tape::Parser::number`).
+    #[allow(clippy::too_many_lines)] // one grammar, read top to bottom
+    fn scan_number(&mut self) -> Result<Num, Stop> {
+        let start = self.i;
+        let negative = self.peek() == b'-';
+        if negative {
+            self.i += 1;
+        }
+        let int_start = self.i;
+        match self.peek() {
+            b'0' => {
+                self.i += 1;
+                if self.peek().is_ascii_digit() {
+                    return Err(Stop::Unknown);
+                }
+            }
+            b'1'..=b'9' => {
+                self.digits();
+            }
+            _ => return Err(Stop::Unknown),
+        }
+        let int_end = self.i;
+        let (mut frac_start, mut frac_end) = (int_end, int_end);
+        if self.peek() == b'.' {
+            self.i += 1;
+            frac_start = self.i;
+            if self.digits() == 0 {
+                return Err(Stop::Unknown);
+            }
+            frac_end = self.i;
+        }
+        let mut exponent: i64 = 0;
+        let mut has_exponent = false;
+        if let b'e' | b'E' = self.peek() {
+            has_exponent = true;
+            self.i += 1;
+            let exp_negative = match self.peek() {
+                b'-' => {
+                    self.i += 1;
+                    true
+                }
+                b'+' => {
+                    self.i += 1;
+                    false
+                }
+                _ => false,
+            };
+            let exp_start = self.i;
+            let n = self.digits();
+            if n == 0 {
+                return Err(Stop::Unknown);
+            }
+            // Long exponents take the general parse below.
+            exponent = if n > 6 {
+                i64::MAX
+            } else {
+                let mut e: i64 = 0;
+                for &d in self.s.get(exp_start..self.i).unwrap_or_default() {
+                    e = e * 10 + i64::from(d - b'0');
+                }
+                if exp_negative {
+                    -e
+                } else {
+                    e
+                }
+            };
+        }
+        let int_digits = self.s.get(int_start..int_end).unwrap_or_default();
+        let frac_digits = self.s.get(frac_start..frac_end).unwrap_or_default();
+        let is_float = frac_end > int_end || has_exponent;
+
+        if !is_float {
+            // The tape: `u64`/`i64` when it fits, `-0` and larger ones as `f64`. Up to 15
+            // digits the magnitude is below 2^53 and exact either way; longer integer
+            // literals only get their type checked here.
+            if int_digits.len() > 15 {
+                if int_digits.len() > 300 {
+                    // Might overflow `f64` (the tape refuses infinities).
+                    return Err(Stop::Unknown);
+                }
+                return Ok(Num {
+                    value: 0.0,
+                    exact: false,
+                    integer: true,
+                });
+            }
+            let m = accumulate(int_digits, 0);
+            #[allow(clippy::cast_precision_loss)] // below 10^15 < 2^53: exact
+            let v = m as f64;
+            return Ok(Num {
+                value: if negative { -v } else { v },
+                exact: true,
+                integer: true,
+            });
+        }
+
+        // Clinger's fast path: a mantissa below 2^53 and a power of ten up to 10^22 are
+        // exact, so one multiplication or division rounds correctly, giving the same
+        // `f64` as `str::parse` (which the tape uses).
+        let significant = int_digits.len() + frac_digits.len();
+        #[allow(clippy::cast_possible_wrap)] // a body is at most 4 GiB
+        let scale = exponent.saturating_sub(frac_digits.len() as i64);
+        let fast = if significant <= 19 && exponent != i64::MAX {
+            let m = accumulate(frac_digits, accumulate(int_digits, 0));
+            #[allow(clippy::cast_precision_loss)] // checked against 2^53 first
+            (m <= EXACT_F64_INT && scale.unsigned_abs() <= 22).then(|| {
+                let p = POW10[usize::try_from(scale.unsigned_abs()).unwrap_or(0)];
+                if scale < 0 {
+                    m as f64 / p
+                } else {
+                    m as f64 * p
+                }
+            })
+        } else {
+            None
+        };
+        let value = if let Some(v) = fast {
+            if negative {
+                -v
+            } else {
+                v
+            }
+        } else {
+            let text = self.s.get(start..self.i).unwrap_or_default();
+            let parsed = std::str::from_utf8(text)
+                .ok()
+                .and_then(|t| t.parse::<f64>().ok());
+            match parsed {
+                Some(v) if v.is_finite() => v,
+                _ => return Err(Stop::Unknown),
+            }
+        };
+        // The crate's `is_integer` is `fract() == 0`; beyond 2^63 every `f64` is an
+        // integer, below it the round trip through `i64` truncates exactly (an exact
+        // comparison is the point).
+        #[allow(
+            clippy::cast_possible_truncation,
+            clippy::cast_precision_loss,
+            clippy::float_cmp
+        )]
+        let integer = value.abs() >= (1_u64 << 63) as f64 || (value as i64) as f64 == value;
+        Ok(Num {
+            value,
+            exact: true,
+            integer,
+        })
+    }
+
+    fn object(&mut self, node: &Node, depth: usize) -> Step {
+        if depth > MAX_DEPTH {
+            return Err(Stop::Unknown);
+        }
+        type_error(node, T_OBJ)?;
+        for m in &node.members {
+            m.container_or_number(false)?;
+        }
+        let rule = node.object.as_deref();
+        self.i += 1;
+        let base = self.keys.len();
+        let mut seen = 0_u64;
+        let mut count = 0_u64;
+        self.skip_ws();
+        if self.peek() == b'}' {
+            self.i += 1;
+        } else {
+            loop {
+                if self.peek() != b'"' {
+                    self.skip_ws();
+                    if self.peek() != b'"' {
+                        return Err(Stop::Unknown);
+                    }
+                }
+                let (a, b, head) = self.string()?;
+                let key = self.s.get(a..b).ok_or(Stop::Unknown)?;
+                let declared = rule.and_then(|r| Some((r, r.find(key, head)?)));
+                let target = if let Some((rule, j)) = declared {
+                    let bit = 1_u64 << j;
+                    if seen & bit != 0 {
+                        return Err(Stop::Unknown);
+                    }
+                    seen |= bit;
+                    match rule.schemas.get(j).copied().flatten() {
+                        Some(sub) => sub,
+                        None => additional(rule)?,
+                    }
+                } else {
+                    let sub = rule.map_or(Ok(ANY), additional)?;
+                    self.undeclared(base, a, b)?;
+                    sub
+                };
+                if self.peek() != b':' {
+                    self.skip_ws();
+                    if self.peek() != b':' {
+                        return Err(Stop::Unknown);
+                    }
+                }
+                self.i += 1;
+                self.value(target, depth)?;
+                count += 1;
+                if self.peek() <= b' ' {
+                    self.skip_ws();
+                }
+                match self.peek() {
+                    b',' => self.i += 1,
+                    b'}' => {
+                        self.i += 1;
+                        break;
+                    }
+                    _ => return Err(Stop::Unknown),
+                }
+            }
+        }
+        self.keys.truncate(base);
+        if let Some(rule) = rule {
+            if seen & rule.required != rule.required
+                || count < rule.min_props
+                || count > rule.max_props
+            {
+                return Err(Stop::Invalid);
+            }
+        }
+        Ok(())
+    }
+
+    /// Record an undeclared key of the current object (whose keys start at `base`),
+    /// refusing a duplicate as the tape does.
+    #[allow(clippy::cast_possible_truncation)] // spans fit u32: the length was checked
+    fn undeclared(&mut self, base: usize, a: usize, b: usize) -> Step {
+        let s = self.s;
+        let key = s.get(a..b).unwrap_or_default();
+        let earlier = self.keys.get(base..).unwrap_or_default();
+        if earlier.len() >= MAX_UNDECLARED_KEYS {
+            return Err(Stop::Unknown);
+        }
+        for &(x, y) in earlier {
+            if s.get(x as usize..y as usize) == Some(key) {
+                return Err(Stop::Unknown);
+            }
+        }
+        self.keys.push((a as u32, b as u32));
+        Ok(())
+    }
+
+    fn array(&mut self, node: &Node, depth: usize) -> Step {
+        if depth > MAX_DEPTH {
+            return Err(Stop::Unknown);
+        }
+        type_error(node, T_ARR)?;
+        for m in &node.members {
+            m.container_or_number(false)?;
+        }
+        self.i += 1;
+        let mut count = 0_u64;
+        self.skip_ws();
+        if self.peek() == b']' {
+            self.i += 1;
+        } else {
+            loop {
+                self.value(node.items, depth)?;
+                count += 1;
+                if count > node.max_items {
+                    return Err(Stop::Invalid);
+                }
+                if self.peek() <= b' ' {
+                    self.skip_ws();
+                }
+                match self.peek() {
+                    b',' => self.i += 1,
+                    b']' => {
+                        self.i += 1;
+                        break;
+                    }
+                    _ => return Err(Stop::Unknown),
+                }
+            }
+        }
+        if count < node.min_items {
+            return Err(Stop::Invalid);
+        }
+        Ok(())
+    }
+}
+
+fn additional(rule: &super::ObjectRule) -> Result<u32, Stop> {
+    match rule.additional {
+        super::Additional::Allow => Ok(ANY),
+        super::Additional::Deny => Err(Stop::Invalid),
+        super::Additional::Schema(sub) => Ok(sub),
+    }
+}
+
+/// The SWAR mask of a word's bytes that end a plain string run ('"', '\\', control),
+/// each flagged in its high bit. The lowest flag is always a real one: a borrow only
+/// ever flags bytes above a real hit.
+#[inline]
+fn specials(x: u64) -> u64 {
+    let quote = x ^ (ONES * u64::from(b'"'));
+    let backslash = x ^ (ONES * u64::from(b'\\'));
+    ((quote.wrapping_sub(ONES) & !quote)
+        | (backslash.wrapping_sub(ONES) & !backslash)
+        | (x.wrapping_sub(ONES * 0x20) & !x))
+        & HIGH
+}
+
+/// The first eight bytes of `s[a..b]` as a little-endian word, zero-padded (as
+/// [`super::Name`] stores them).
+#[inline]
+fn head_word(s: &[u8], a: usize, b: usize) -> u64 {
+    let len = b.saturating_sub(a);
+    let mut word = [0_u8; 8];
+    if let Some(chunk) = s.get(a..a + 8) {
+        // A key or string is followed at least by its closing quote, so a full word is
+        // usually there: load it and mask off what is past the text.
+        word.copy_from_slice(chunk);
+        let w = u64::from_le_bytes(word);
+        return if len >= 8 {
+            w
+        } else {
+            w & ((1_u64 << (8 * len)) - 1)
+        };
+    }
+    for (w, c) in word.iter_mut().zip(s.get(a..b).unwrap_or_default()) {
+        *w = *c;
+    }
+    u64::from_le_bytes(word)
+}
+
+fn accumulate(digits: &[u8], start: u64) -> u64 {
+    digits.iter().fold(start, |m, &d| {
+        m.wrapping_mul(10).wrapping_add(u64::from(d - b'0'))
+    })
+}
+
+/// Whether `text` has between `min` and `max` code points (what `minLength` and
+/// `maxLength` count). A code point takes one to four bytes, so the byte length often
+/// decides without counting.
+fn length_within(text: &str, min: u64, max: u64) -> bool {
+    let bytes = text.len() as u64;
+    if min <= bytes.div_ceil(4) && bytes <= max {
+        return true;
+    }
+    if bytes < min || bytes.div_ceil(4) > max {
+        return false;
+    }
+    (min..=max).contains(&(text.chars().count() as u64))
+}

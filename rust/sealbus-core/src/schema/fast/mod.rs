@@ -1,0 +1,581 @@
+//! The fast path: a schema compiled into a small program that checks raw JSON bytes in
+//! one pass, parsing and validating together, with no tape and no keyword dispatch.
+//!
+//! Why it exists: on the order workload the general route (parse into a tape, then the
+//! `jsonschema` crate's validator tree over it) costs about 2 µs an event, over half of
+//! it in building the tape and checking it for duplicate keys, and most of the rest in
+//! per-keyword dispatch and member lookups. Event schemas are mostly a small set of
+//! keywords over closed objects, which a direct program checks several times faster.
+//!
+//! How it is kept honest:
+//! - It is a filter in front of the crate, never a replacement. [`FastSchema::check`]
+//!   answers [`Verdict::Valid`], [`Verdict::Invalid`] or [`Verdict::Unknown`]; anything
+//!   it is not certain of (an escaped string, an integer past 2^53 under a bound, a
+//!   number in an `enum`, malformed JSON, a duplicate key) is `Unknown`, and the crate
+//!   decides as before. `Invalid` only ends `check_batch`-style boolean checks early;
+//!   error reports always come from the crate, so messages and locations are unchanged.
+//! - A schema gets a fast path only if every keyword in it is in the supported subset
+//!   (`type`, `enum`, `const`, `required`, `properties`, `additionalProperties`,
+//!   `min/maxProperties`, `items` as one schema, `min/maxItems`, `min/maxLength`,
+//!   `minimum`, `maximum`, `exclusiveMinimum`, `exclusiveMaximum`, `pattern`, the formats
+//!   the crate knows, `$ref` to a pointer inside the document, and annotations), in
+//!   draft 7, 2019-09 or 2020-12; otherwise the crate handles that schema alone.
+//! - `pattern` and `format` are checked by the crate itself, one keyword at a time
+//!   ([`text`]), with two shortcuts argued there (the crate's own `Sequence` matcher
+//!   called directly; plain e-mail addresses).
+//! - The JSON grammar is the tape's ([`super::tape`]): a body the tape refuses (duplicate
+//!   keys, nesting past 128, bad UTF-8, control characters) is never `Valid` here.
+//! - Differential tests (`fast/tests.rs` with proptest, `tests/test_schema_fast.py` with
+//!   hypothesis) mutate valid events field by field and assert the verdict equals the
+//!   crate's whenever it is not `Unknown`; mutants of the checks (off-by-one bounds,
+//!   a dropped duplicate check, integer/number confusion) make them fail.
+
+mod check;
+mod text;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
+
+use serde_json::{Map, Value};
+
+use text::{Email, PatternCheck, StringCheck};
+
+pub(crate) use check::Scratch;
+
+/// The fast path's answer for one body.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// The crate would accept it.
+    Valid,
+    /// The crate (or the tape) would refuse it.
+    Invalid,
+    /// Not decided here: ask the crate.
+    Unknown,
+}
+
+// `type` bits. `number` admits integers too, so it sets both.
+const T_NULL: u8 = 1;
+const T_BOOL: u8 = 2;
+const T_INT: u8 = 4;
+const T_NUM: u8 = 8;
+const T_STR: u8 = 16;
+const T_OBJ: u8 = 32;
+const T_ARR: u8 = 64;
+const T_ALL: u8 = 127;
+
+/// Node ids of the boolean schemas, always present.
+const ANY: u32 = 0;
+const NEVER: u32 = 1;
+
+/// At most this many names (properties and required) per object rule: the seen set is
+/// one `u64`.
+const MAX_NAMES: usize = 64;
+/// A bound on compiled nodes, so a huge schema cannot make registration slow.
+const MAX_NODES: usize = 4096;
+
+/// Integers up to this magnitude are exact as `f64`, so bounds compare exactly.
+const EXACT_F64_INT: u64 = 1 << 53;
+
+/// Keywords that assert nothing about an instance here: annotations, and containers of
+/// subschemas reached only through `$ref`.
+const ANNOTATIONS: &[&str] = &[
+    "$comment",
+    "title",
+    "description",
+    "default",
+    "examples",
+    "deprecated",
+    "readOnly",
+    "writeOnly",
+    "$defs",
+    "definitions",
+    "$anchor",
+];
+
+/// A property name or string member, with its first eight bytes as a word so most
+/// comparisons are two integer compares.
+struct Name {
+    bytes: Box<[u8]>,
+    head: u64,
+    /// The last eight bytes, for names of 9 to 16 bytes (head and tail cover them).
+    tail: u64,
+}
+
+impl Name {
+    fn new(text: &str) -> Self {
+        let bytes: Box<[u8]> = text.as_bytes().into();
+        let mut word = [0_u8; 8];
+        for (w, b) in word.iter_mut().zip(bytes.iter()) {
+            *w = *b;
+        }
+        Name {
+            head: u64::from_le_bytes(word),
+            tail: tail_word(&bytes),
+            bytes,
+        }
+    }
+
+    /// Whether `key` (whose head word is `head`) is this name.
+    #[inline]
+    fn is(&self, key: &[u8], head: u64) -> bool {
+        self.head == head
+            && self.bytes.len() == key.len()
+            && (key.len() <= 8
+                || (key.len() <= 16 && self.tail == tail_word(key))
+                || self.bytes.get(8..) == key.get(8..))
+    }
+}
+
+/// The last eight bytes of `bytes` as a little-endian word (0 if it is shorter).
+#[inline]
+fn tail_word(bytes: &[u8]) -> u64 {
+    let mut word = [0_u8; 8];
+    match bytes.len().checked_sub(8).and_then(|at| bytes.get(at..)) {
+        Some(last) => {
+            word.copy_from_slice(last);
+            u64::from_le_bytes(word)
+        }
+        None => 0,
+    }
+}
+
+/// `enum` or `const` members, as the fast path can compare them.
+#[derive(Default)]
+#[allow(clippy::struct_excessive_bools)] // one flag per kind of member
+struct Members {
+    strings: Vec<Name>,
+    null: bool,
+    truth: bool,
+    falsity: bool,
+    /// Some member is a number: a number instance is left to the crate (numeric
+    /// equality has edge cases: `1` equals `1.0`).
+    numbers: bool,
+    /// Some member is an array or object: such instances are left to the crate.
+    containers: bool,
+}
+
+enum Format {
+    Crate(StringCheck),
+    Email(Box<Email>),
+}
+
+enum Additional {
+    Allow,
+    Deny,
+    Schema(u32),
+}
+
+struct ObjectRule {
+    /// Property names, then names only `required` mentions.
+    names: Vec<Name>,
+    /// Open-addressing table over `names` by [`slot_hash`]: index + 1, 0 for empty.
+    table: Vec<u8>,
+    /// The `properties` subschema for each name; `None` for required-only names (their
+    /// values fall under `additionalProperties`).
+    schemas: Vec<Option<u32>>,
+    required: u64,
+    additional: Additional,
+    min_props: u64,
+    max_props: u64,
+}
+
+struct Node {
+    never: bool,
+    types: u8,
+    members: Vec<Members>,
+    min_len: u64,
+    max_len: u64,
+    /// `minLength` or `maxLength` is present.
+    has_length: bool,
+    pattern: Option<PatternCheck>,
+    format: Option<Format>,
+    /// `minimum`, `exclusiveMinimum`, `maximum`, `exclusiveMaximum` as exact `f64`s.
+    minimum: Option<f64>,
+    ex_minimum: Option<f64>,
+    maximum: Option<f64>,
+    ex_maximum: Option<f64>,
+    object: Option<Box<ObjectRule>>,
+    items: u32,
+    min_items: u64,
+    max_items: u64,
+}
+
+impl Default for Node {
+    fn default() -> Self {
+        Node {
+            never: false,
+            types: T_ALL,
+            members: Vec::new(),
+            min_len: 0,
+            max_len: u64::MAX,
+            has_length: false,
+            pattern: None,
+            format: None,
+            minimum: None,
+            ex_minimum: None,
+            maximum: None,
+            ex_maximum: None,
+            object: None,
+            items: ANY,
+            min_items: 0,
+            max_items: u64::MAX,
+        }
+    }
+}
+
+impl Node {
+    fn has_bounds(&self) -> bool {
+        self.minimum.is_some()
+            || self.ex_minimum.is_some()
+            || self.maximum.is_some()
+            || self.ex_maximum.is_some()
+    }
+
+    fn checks_text(&self) -> bool {
+        !self.members.is_empty()
+            || self.has_length
+            || self.pattern.is_some()
+            || self.format.is_some()
+    }
+}
+
+/// A schema compiled for the fast path.
+pub(crate) struct FastSchema {
+    nodes: Vec<Node>,
+    root: u32,
+}
+
+impl FastSchema {
+    /// The fast path for `schema` (of `draft`, as `validate::declared_draft` names it),
+    /// or `None` when it uses anything outside the supported subset.
+    pub(crate) fn compile(schema: &Value, draft: &'static str) -> Option<Self> {
+        if !matches!(draft, "draft-07" | "2019-09" | "2020-12") {
+            return None;
+        }
+        let never = Node {
+            never: true,
+            ..Node::default()
+        };
+        let mut compiler = Compiler {
+            root: schema,
+            dialect: schema.get("$schema"),
+            draft,
+            nodes: vec![Node::default(), never],
+            refs: HashMap::new(),
+            resolving: 0,
+        };
+        let root = compiler.schema(schema, true)?;
+        Some(FastSchema {
+            nodes: compiler.nodes,
+            root,
+        })
+    }
+
+    /// The verdict on the JSON text `bytes`. `scratch` is reused across calls.
+    pub(crate) fn check(&self, bytes: &[u8], scratch: &mut Scratch) -> Verdict {
+        check::run(self, bytes, scratch)
+    }
+}
+
+struct Compiler<'v> {
+    root: &'v Value,
+    dialect: Option<&'v Value>,
+    draft: &'static str,
+    nodes: Vec<Node>,
+    /// `$ref` pointers already compiled (or being compiled), and their nodes.
+    refs: HashMap<String, u32>,
+    /// `$ref`s followed without reaching a schema object: bounds a cycle of references.
+    resolving: u32,
+}
+
+fn exact_f64(v: &Value) -> Option<f64> {
+    let Value::Number(n) = v else {
+        return None;
+    };
+    if let Some(u) = n.as_u64() {
+        #[allow(clippy::cast_precision_loss)] // at most 2^53: exact
+        return (u <= EXACT_F64_INT).then_some(u as f64);
+    }
+    if let Some(i) = n.as_i64() {
+        #[allow(clippy::cast_precision_loss)] // at most 2^53 in magnitude: exact
+        return (i.unsigned_abs() <= EXACT_F64_INT).then_some(i as f64);
+    }
+    n.as_f64().filter(|f| f.is_finite())
+}
+
+fn count(v: &Value) -> Option<u64> {
+    v.as_u64()
+}
+
+impl Compiler<'_> {
+    fn string_check(&self, keyword: &str, value: &Value) -> Option<StringCheck> {
+        StringCheck::new(keyword, value, self.dialect, self.draft)
+    }
+
+    fn format(&self, name: &Value) -> Option<Format> {
+        let check = self.string_check("format", name)?;
+        if name.as_str()? == "email" {
+            let hostname = self.string_check("format", &Value::from("hostname"))?;
+            return Some(Format::Email(Box::new(Email {
+                full: check,
+                hostname,
+            })));
+        }
+        Some(Format::Crate(check))
+    }
+
+    fn schema(&mut self, v: &Value, is_root: bool) -> Option<u32> {
+        match v {
+            Value::Bool(true) => Some(ANY),
+            Value::Bool(false) => Some(NEVER),
+            Value::Object(m) => self.object_schema(m, is_root),
+            _ => None,
+        }
+    }
+
+    fn reference(&mut self, reference: &str) -> Option<u32> {
+        // Only pointers into this document, spelled without escapes: `#`, `#/$defs/x`.
+        let pointer = reference.strip_prefix('#')?;
+        let plain = |c: char| c.is_ascii_alphanumeric() || "/$_-.".contains(c);
+        if !(pointer.is_empty() || pointer.starts_with('/')) || !pointer.chars().all(plain) {
+            return None;
+        }
+        if let Some(&id) = self.refs.get(pointer) {
+            return Some(id);
+        }
+        let target = self.root.pointer(pointer)?;
+        match target {
+            Value::Object(m) if !m.contains_key("$ref") => {
+                #[allow(clippy::cast_possible_truncation)] // at most MAX_NODES
+                let id = self.nodes.len() as u32;
+                self.refs.insert(pointer.to_owned(), id);
+                let compiled = self.object_schema(m, std::ptr::eq(target, self.root))?;
+                (compiled == id).then_some(id)
+            }
+            _ => {
+                self.resolving += 1;
+                if self.resolving > 32 {
+                    return None;
+                }
+                let id = self.schema(target, std::ptr::eq(target, self.root));
+                self.resolving -= 1;
+                let id = id?;
+                self.refs.insert(pointer.to_owned(), id);
+                Some(id)
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_lines)] // one arm per keyword reads best as one match
+    fn object_schema(&mut self, m: &Map<String, Value>, is_root: bool) -> Option<u32> {
+        if let Some(r) = m.get("$ref") {
+            // A `$ref` beside assertions would need two programs over one value; only
+            // the bare form (annotations aside) is supported. In draft 7 the siblings
+            // are ignored anyway, in 2019-09+ they would apply: either way none assert.
+            let plain_siblings = m
+                .keys()
+                .all(|k| k == "$ref" || ANNOTATIONS.contains(&k.as_str()));
+            if !plain_siblings {
+                return None;
+            }
+            return self.reference(r.as_str()?);
+        }
+        if self.nodes.len() >= MAX_NODES {
+            return None;
+        }
+        #[allow(clippy::cast_possible_truncation)] // at most MAX_NODES
+        let id = self.nodes.len() as u32;
+        self.nodes.push(Node::default());
+        let mut node = Node::default();
+        let mut props: Option<&Map<String, Value>> = None;
+        let mut required: Vec<&str> = Vec::new();
+        let mut additional = Additional::Allow;
+        let mut object_keywords = false;
+        let (mut min_props, mut max_props) = (0, u64::MAX);
+        for (key, v) in m {
+            match key.as_str() {
+                "type" => {
+                    let one = |t: &Value| -> Option<u8> {
+                        Some(match t.as_str()? {
+                            "null" => T_NULL,
+                            "boolean" => T_BOOL,
+                            "integer" => T_INT,
+                            "number" => T_NUM | T_INT,
+                            "string" => T_STR,
+                            "object" => T_OBJ,
+                            "array" => T_ARR,
+                            _ => return None,
+                        })
+                    };
+                    node.types = match v {
+                        Value::Array(ts) if !ts.is_empty() => {
+                            ts.iter().map(one).try_fold(0, |acc, t| Some(acc | t?))?
+                        }
+                        Value::Array(_) => return None,
+                        t => one(t)?,
+                    };
+                }
+                "enum" => node.members.push(members(v.as_array()?)),
+                "const" => node.members.push(members(std::slice::from_ref(v))),
+                "minLength" => {
+                    node.min_len = count(v)?;
+                    node.has_length = true;
+                }
+                "maxLength" => {
+                    node.max_len = count(v)?;
+                    node.has_length = true;
+                }
+                "pattern" => {
+                    let check = self.string_check(key, v)?;
+                    node.pattern = Some(PatternCheck::new(check, v.as_str()?));
+                }
+                "format" => node.format = Some(self.format(v)?),
+                "minimum" => node.minimum = Some(exact_f64(v)?),
+                "exclusiveMinimum" => node.ex_minimum = Some(exact_f64(v)?),
+                "maximum" => node.maximum = Some(exact_f64(v)?),
+                "exclusiveMaximum" => node.ex_maximum = Some(exact_f64(v)?),
+                "properties" => {
+                    props = Some(v.as_object()?);
+                    object_keywords = true;
+                }
+                "required" => {
+                    for name in v.as_array()? {
+                        let name = name.as_str()?;
+                        if !required.contains(&name) {
+                            required.push(name);
+                        }
+                    }
+                    object_keywords = true;
+                }
+                "additionalProperties" => {
+                    additional = match self.schema(v, false)? {
+                        ANY => Additional::Allow,
+                        NEVER => Additional::Deny,
+                        sub => Additional::Schema(sub),
+                    };
+                    object_keywords = true;
+                }
+                "minProperties" => {
+                    min_props = count(v)?;
+                    object_keywords = true;
+                }
+                "maxProperties" => {
+                    max_props = count(v)?;
+                    object_keywords = true;
+                }
+                // `items` as an array is a tuple form (draft 7; refused in 2020-12).
+                "items" if v.is_object() || v.is_boolean() => {
+                    node.items = self.schema(v, false)?;
+                }
+                "minItems" => node.min_items = count(v)?,
+                "maxItems" => node.max_items = count(v)?,
+                // `$schema` and `$id` only at the root: a nested resource would change
+                // what `#` pointers mean.
+                "$schema" | "$id" if is_root => {}
+                k if ANNOTATIONS.contains(&k) => {}
+                _ => return None,
+            }
+        }
+        if object_keywords {
+            let mut names: Vec<Name> = Vec::new();
+            let mut schemas = Vec::new();
+            if let Some(props) = props {
+                for (name, sub) in props {
+                    names.push(Name::new(name));
+                    schemas.push(Some(self.schema(sub, false)?));
+                }
+            }
+            let mut required_bits = 0_u64;
+            for name in required {
+                let at = if let Some(i) = names.iter().position(|n| *n.bytes == *name.as_bytes()) {
+                    i
+                } else {
+                    names.push(Name::new(name));
+                    schemas.push(None);
+                    names.len() - 1
+                };
+                if at >= MAX_NAMES {
+                    return None;
+                }
+                required_bits |= 1 << at;
+            }
+            if names.len() > MAX_NAMES {
+                return None;
+            }
+            let table = name_table(&names);
+            node.object = Some(Box::new(ObjectRule {
+                names,
+                table,
+                schemas,
+                required: required_bits,
+                additional,
+                min_props,
+                max_props,
+            }));
+        }
+        let slot = self.nodes.get_mut(id as usize)?;
+        *slot = node;
+        Some(id)
+    }
+}
+
+/// The slot of a key with head word `head` and length `len` in a table of `mask + 1`
+/// slots.
+#[allow(clippy::cast_possible_truncation)] // the shift leaves at most 8 bits
+fn slot_hash(head: u64, len: usize, mask: usize) -> usize {
+    let h = (head ^ (len as u64).rotate_left(56)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    (h >> 56) as usize & mask
+}
+
+/// A power-of-two table at least twice as large as `names` (at most 64 of them).
+fn name_table(names: &[Name]) -> Vec<u8> {
+    let size = (names.len() * 2).next_power_of_two().max(4);
+    let mask = size - 1;
+    let mut table = vec![0_u8; size];
+    for (i, n) in names.iter().enumerate() {
+        let mut slot = slot_hash(n.head, n.bytes.len(), mask);
+        while table.get(slot).is_some_and(|&t| t != 0) {
+            slot = (slot + 1) & mask;
+        }
+        if let Some(t) = table.get_mut(slot) {
+            // At most MAX_NAMES (64) names: fits a byte.
+            *t = u8::try_from(i + 1).unwrap_or(0);
+        }
+    }
+    table
+}
+
+impl ObjectRule {
+    /// The index of `key` (head word `head`) among the names.
+    #[allow(clippy::inline_always)] // a call here costs as much as the probe: measured
+    #[inline(always)]
+    fn find(&self, key: &[u8], head: u64) -> Option<usize> {
+        let mask = self.table.len() - 1;
+        let mut slot = slot_hash(head, key.len(), mask);
+        loop {
+            let entry = *self.table.get(slot)?;
+            let j = usize::from(entry).checked_sub(1)?;
+            if self.names.get(j)?.is(key, head) {
+                return Some(j);
+            }
+            slot = (slot + 1) & mask;
+        }
+    }
+}
+
+fn members(values: &[Value]) -> Members {
+    let mut m = Members::default();
+    for v in values {
+        match v {
+            Value::Null => m.null = true,
+            Value::Bool(true) => m.truth = true,
+            Value::Bool(false) => m.falsity = true,
+            Value::Number(_) => m.numbers = true,
+            Value::String(s) => m.strings.push(Name::new(s)),
+            Value::Array(_) | Value::Object(_) => m.containers = true,
+        }
+    }
+    m
+}

@@ -1,0 +1,750 @@
+//! Differential tests of the fast path: whenever it decides (`Valid` or `Invalid`), its
+//! verdict must be the crate's over the tape, the route every body took before it. The
+//! bodies are valid events mutated field by field (wrong types, boundary numbers in
+//! several spellings, escapes, unicode, lengths at their bounds, extra, missing and
+//! duplicate keys, broken JSON) over the order schema in two drafts, and random
+//! documents over schemas that exercise every supported keyword.
+
+#![allow(clippy::unwrap_used, clippy::cast_possible_truncation)]
+
+use std::sync::LazyLock;
+
+use proptest::prelude::*;
+use serde_json::{json, Value};
+
+use super::{Scratch, Verdict};
+use crate::schema::CompiledSchema;
+
+/// `/work/shared/workloads/orders.py`'s schema (draft 2020-12).
+fn orders_schema() -> Value {
+    json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "type": "object",
+        "additionalProperties": false,
+        "required": ["eventId", "eventType", "version", "occurredAt", "source", "orderId", "customer",
+                     "items", "currency", "subtotal", "tax", "total", "shippingMethod", "giftWrap"],
+        "properties": {
+            "eventId": {"type": "string", "format": "uuid"},
+            "eventType": {"const": "OrderPlaced"},
+            "version": {"type": "integer", "minimum": 1, "maximum": 3},
+            "occurredAt": {"type": "string", "format": "date-time"},
+            "source": {"enum": ["web", "mobile", "store", "partner"]},
+            "orderId": {"type": "string", "pattern": "^ord-[0-9a-f]{12}$"},
+            "customer": {
+                "type": "object", "additionalProperties": false,
+                "required": ["id", "email", "tier", "country"],
+                "properties": {
+                    "id": {"type": "string", "pattern": "^cus-[0-9]{8}$"},
+                    "email": {"type": "string", "format": "email", "maxLength": 254},
+                    "tier": {"enum": ["bronze", "silver", "gold", "platinum"]},
+                    "country": {"type": "string", "pattern": "^[A-Z]{2}$"}
+                }
+            },
+            "items": {
+                "type": "array", "minItems": 1, "maxItems": 50,
+                "items": {
+                    "type": "object", "additionalProperties": false, "required": ["sku", "qty", "price"],
+                    "properties": {
+                        "sku": {"type": "string", "pattern": "^[A-Z]{3}-[0-9]{4}$"},
+                        "qty": {"type": "integer", "minimum": 1, "maximum": 100},
+                        "price": {"type": "number", "exclusiveMinimum": 0, "maximum": 100_000}
+                    }
+                }
+            },
+            "currency": {"enum": ["USD", "EUR", "GBP", "JPY"]},
+            "subtotal": {"type": "number", "minimum": 0},
+            "tax": {"type": "number", "minimum": 0},
+            "total": {"type": "number", "minimum": 0},
+            "couponCode": {"type": ["string", "null"], "maxLength": 16},
+            "shippingMethod": {"enum": ["standard", "express", "pickup"]},
+            "giftWrap": {"type": "boolean"},
+            "notes": {"type": "string", "maxLength": 500}
+        }
+    })
+}
+
+fn orders_draft7() -> Value {
+    let mut s = orders_schema();
+    s["$schema"] = json!("http://json-schema.org/draft-07/schema#");
+    s
+}
+
+/// Every supported keyword, draft 7, with `$ref`, mixed enums and open objects.
+fn misc_draft7() -> Value {
+    json!({
+        "$schema": "http://json-schema.org/draft-07/schema#",
+        "type": "object",
+        "required": ["a"],
+        "properties": {
+            "a": {"type": ["integer", "null"], "minimum": -5, "exclusiveMaximum": 100},
+            "b": {"type": "number", "maximum": 9_007_199_254_740_992_u64, "exclusiveMinimum": -0.5},
+            "c": {"enum": ["x", 1, null, true, [1], {"k": 1}]},
+            "d": {"const": "é😀"},
+            "e": {"type": "string", "minLength": 2, "maxLength": 4},
+            "f": {"type": "array", "items": {"$ref": "#/definitions/leaf"}, "minItems": 1, "maxItems": 3},
+            "g": {"type": "string", "pattern": "^[a-zé]{2,4}$"},
+            "h": {"pattern": "b+"},
+            "i": {"format": "date"},
+            "j": {"format": "ipv4"},
+            "k": {"format": "hostname"},
+            "l": {"format": "email"},
+            "m": {"format": "uuid"},
+            "n": {"format": "time"},
+            "o": false,
+            "p": true,
+            "q": {"type": "boolean", "title": "annotations are ignored"},
+            "r": {"items": false},
+            "s": {"type": "object", "additionalProperties": {"type": "integer"},
+                  "minProperties": 1, "maxProperties": 2},
+            "t": {"const": 1},
+            "u": {"enum": [[], {}]},
+            "v": {"type": "integer"},
+            "w": {"$ref": "#"}
+        },
+        "additionalProperties": {"type": ["string", "number", "object"]},
+        "definitions": {"leaf": {"type": ["integer", "string"], "maxLength": 2, "maximum": 10}}
+    })
+}
+
+/// 2020-12 with required-only names, a closed object and a recursive `$ref`.
+fn closed_2020() -> Value {
+    json!({
+        "type": "object",
+        "required": ["a", "zz"],
+        "properties": {
+            "a": {"type": "integer", "minimum": 0, "maximum": 9_007_199_254_740_992_u64},
+            "w": {"$ref": "#/$defs/node"}
+        },
+        "additionalProperties": {"type": "string", "minLength": 1},
+        "minProperties": 2,
+        "$defs": {"node": {"type": "object", "additionalProperties": false,
+                           "properties": {"a": {"type": "number"}, "w": {"$ref": "#/$defs/node"}}}}
+    })
+}
+
+fn arrays_2019() -> Value {
+    json!({
+        "$schema": "https://json-schema.org/draft/2019-09/schema",
+        "type": "array",
+        "items": {"type": "string", "format": "uuid"},
+        "maxItems": 2
+    })
+}
+
+fn compiled(schema: &Value) -> CompiledSchema {
+    let c = CompiledSchema::compile("t", 1, schema).unwrap();
+    assert!(c.has_fast_path(), "no fast path for {schema}");
+    c
+}
+
+static ORDERS: LazyLock<[CompiledSchema; 2]> =
+    LazyLock::new(|| [compiled(&orders_schema()), compiled(&orders_draft7())]);
+static MISC: LazyLock<Vec<CompiledSchema>> = LazyLock::new(|| {
+    vec![
+        compiled(&misc_draft7()),
+        compiled(&closed_2020()),
+        compiled(&arrays_2019()),
+        compiled(&json!(true)),
+        compiled(&json!(false)),
+        compiled(&json!({"type": "integer", "maximum": 3})),
+    ]
+});
+
+/// The fast verdict on `bytes`, after checking it against the crate's.
+fn agreed(c: &CompiledSchema, bytes: &[u8]) -> Verdict {
+    let fast = c.fast_verdict(bytes, &mut Scratch::default());
+    if fast != Verdict::Unknown {
+        assert_eq!(
+            fast == Verdict::Valid,
+            c.crate_verdict(bytes),
+            "fast path says {fast:?} on {}",
+            String::from_utf8_lossy(bytes)
+        );
+    }
+    fast
+}
+
+// ---- order events -------------------------------------------------------------------
+
+/// splitmix64: a valid event from a seed, like `orders.py` makes them.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+
+    fn pick<'a>(&mut self, from: &[&'a str]) -> &'a str {
+        from[self.below(from.len() as u64) as usize]
+    }
+
+    #[allow(clippy::cast_precision_loss)]
+    fn cents(&mut self, max: u64) -> f64 {
+        (self.below(max) + 1) as f64 / 100.0
+    }
+}
+
+fn order_event(seed: u64) -> Value {
+    let mut r = Rng(seed);
+    let (hi, lo) = (r.next(), r.next());
+    let uuid = format!(
+        "{:08x}-{:04x}-4{:03x}-{:x}{:03x}-{:012x}",
+        hi >> 32,
+        (hi >> 16) & 0xffff,
+        hi & 0xfff,
+        8 + (lo >> 62),
+        (lo >> 48) & 0xfff,
+        lo & 0xffff_ffff_ffff
+    );
+    let items: Vec<Value> = (0..3)
+        .map(|_| {
+            json!({
+                "sku": format!("{}-{:04}", r.pick(&["ABC", "KLM", "XYZ"]), r.below(10_000)),
+                "qty": r.below(100) + 1,
+                "price": r.cents(99_900),
+            })
+        })
+        .collect();
+    let mut e = json!({
+        "eventId": uuid,
+        "eventType": "OrderPlaced",
+        "version": r.below(3) + 1,
+        "occurredAt": format!("2024-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+            r.below(12) + 1, r.below(28) + 1, r.below(24), r.below(60), r.below(60)),
+        "source": r.pick(&["web", "mobile", "store", "partner"]),
+        "orderId": format!("ord-{:012x}", r.next() & 0xffff_ffff_ffff),
+        "customer": {
+            "id": format!("cus-{:08}", r.below(100_000_000)),
+            "email": format!("user{}@example.com", r.below(1_000_000)),
+            "tier": r.pick(&["bronze", "silver", "gold", "platinum"]),
+            "country": r.pick(&["US", "DE", "FR", "GB", "JP", "BR"]),
+        },
+        "items": items,
+        "currency": r.pick(&["USD", "EUR", "GBP", "JPY"]),
+        "subtotal": r.cents(10_000_000),
+        "tax": r.cents(100_000),
+        "total": r.cents(10_000_000),
+        "shippingMethod": r.pick(&["standard", "express", "pickup"]),
+        "giftWrap": r.below(10) == 0,
+    });
+    match r.below(10) {
+        0 => e["couponCode"] = Value::Null,
+        1 => e["couponCode"] = json!("WELCOME10"),
+        2 => e["notes"] = json!("leave at the door ".repeat(r.below(5) as usize + 1)),
+        _ => {}
+    }
+    e
+}
+
+/// Where mutations land.
+const PATHS: &[&str] = &[
+    "",
+    "/eventId",
+    "/eventType",
+    "/version",
+    "/occurredAt",
+    "/source",
+    "/orderId",
+    "/customer",
+    "/customer/id",
+    "/customer/email",
+    "/customer/tier",
+    "/customer/country",
+    "/items",
+    "/items/0",
+    "/items/1/sku",
+    "/items/2/qty",
+    "/items/0/price",
+    "/currency",
+    "/subtotal",
+    "/tax",
+    "/total",
+    "/couponCode",
+    "/shippingMethod",
+    "/giftWrap",
+    "/notes",
+];
+
+/// Raw JSON texts (and some broken ones) put in place of a value.
+static TOKENS: LazyLock<Vec<String>> = LazyLock::new(|| {
+    let mut t: Vec<String> = [
+        // numbers, one value in several spellings, and the edges of each
+        "0",
+        "-0",
+        "-0.0",
+        "0e0",
+        "1",
+        "2",
+        "3",
+        "4",
+        "-1",
+        "100",
+        "1e2",
+        "1E2",
+        "100.0",
+        "1.0e2",
+        "10e1",
+        "101",
+        "0.5",
+        "0.1",
+        "1.5",
+        "99999.99",
+        "100000",
+        "100000.0",
+        "1e5",
+        "100000.00000000001",
+        "100000.0000001",
+        "2.5e-3",
+        "1e-400",
+        "1e400",
+        "-1e400",
+        "9007199254740992",
+        "9007199254740993",
+        "-9007199254740993",
+        "18446744073709551615",
+        "18446744073709551616",
+        "-9223372036854775808",
+        "-9223372036854775809",
+        "123456789012345678901234567890",
+        "0.30000000000000004",
+        "1e22",
+        "1e23",
+        "4.9e-324",
+        "01",
+        "1.",
+        ".5",
+        "-",
+        "+1",
+        "1e",
+        "1e+",
+        "0x10",
+        "NaN",
+        "Infinity",
+        // literals and containers
+        "true",
+        "false",
+        "null",
+        "tru",
+        "nul",
+        "[]",
+        "{}",
+        "[1,2,3]",
+        "[[]]",
+        "{\"a\":1}",
+        "{\"a\":1,\"a\":2}",
+        "[1,]",
+        "{\"a\":1,}",
+        // strings
+        "\"\"",
+        "\"OrderPlaced\"",
+        "\"Order\\u0050laced\"",
+        "\"OrderShipped\"",
+        "\"orderplaced\"",
+        "\"web\"",
+        "\"w\\u0065b\"",
+        "\"gold\"",
+        "\"diamond\"",
+        "\"USD\"",
+        "\"usd\"",
+        "\"pickup\"",
+        "\"ord-0123456789ab\"",
+        "\"ord-0123456789AB\"",
+        "\"ord-0123456789abc\"",
+        "\"ORD-12345\"",
+        "\"cus-12345678\"",
+        "\"cus-1234567\"",
+        "\"US\"",
+        "\"us\"",
+        "\"USA\"",
+        "\"ABC-1234\"",
+        "\"abc-1234\"",
+        "\"ABC-12345\"",
+        "\"A\\u0042C-1234\"",
+        "\"2024-01-01T00:00:00Z\"",
+        "\"2024-13-45T25:61:00Z\"",
+        "\"2024-02-29T12:00:00+01:00\"",
+        "\"2023-02-29T00:00:00Z\"",
+        "\"2024-01-01t00:00:00z\"",
+        "\"2024-06-30T23:59:60Z\"",
+        "\"2024-01-01 00:00:00Z\"",
+        "\"2024-01-01T00:00:00.123456Z\"",
+        "\"2024-01-01\"",
+        "\"12:00:00Z\"",
+        "\"2a9b5e2c-1f3d-4c5e-8a7b-0123456789ab\"",
+        "\"2A9B5E2C-1F3D-4C5E-8A7B-0123456789AB\"",
+        "\"2a9b5e2c1f3d4c5e8a7b0123456789ab\"",
+        "\"{2a9b5e2c-1f3d-4c5e-8a7b-0123456789ab}\"",
+        "\"not-a-uuid\"",
+        "\"2a9b5e2c-1f3d-4c5e-8a7b-0123456789ag\"",
+        "\"user1@example.com\"",
+        "\"a@b.co\"",
+        "\"alice.example.com\"",
+        "\"a..b@x.com\"",
+        "\".a@x.com\"",
+        "\"a.@x.com\"",
+        "\"a@-x.com\"",
+        "\"a@x-.com\"",
+        "\"a@x..com\"",
+        "\"a@x.com.\"",
+        "\"a@localhost\"",
+        "\"a@1.2.3.4\"",
+        "\"a@[127.0.0.1]\"",
+        "\"a@[IPv6:::1]\"",
+        "\"A <a@x.com>\"",
+        "\"a@xn--nxasmq6b.com\"",
+        "\"a@ab--c.com\"",
+        "\"a@xn--a.com\"",
+        "\"\\\"q\\\"@x.com\"",
+        "\"ü@x.com\"",
+        "\"a@ü.com\"",
+        "\"a@b@c.com\"",
+        "\"a b@x.com\"",
+        "\"a@x_y.com\"",
+        "\"a+tag@x.com\"",
+        "\"{}|~@x.com\"",
+        "\"leave at the door\"",
+        "\"a\\nb\"",
+        "\"a\\/b\"",
+        "\"\\ud83d\\ude00\"",
+        "\"\\ud800\"",
+        "\"é\"",
+        "\"😀\"",
+        "\"SPRING24\"",
+        // a raw control character, a stray byte (made invalid UTF-8 below)
+        "\"a\u{1}b\"",
+        "\"a\u{7f}b\"",
+        "\"192.168.0.1\"",
+        "\"256.1.1.1\"",
+        "\"example.com\"",
+        "\"-bad.com\"",
+        "\"x\"",
+        "\"xy\"",
+        "\"xyzw\"",
+        "\"xyzwv\"",
+        "\"bb\"",
+        "\"abc\"",
+        "\"éé\"",
+        "\"aé\"",
+        "\"é😀\"",
+        "\"é\\ud83d\\ude00\"",
+    ]
+    .into_iter()
+    .map(str::to_owned)
+    .collect();
+    // Lengths at a bound and one past it, in characters of 1, 2 and 4 bytes.
+    for (n, c) in [
+        (16, "X"),
+        (17, "X"),
+        (16, "é"),
+        (17, "é"),
+        (16, "😀"),
+        (17, "😀"),
+    ] {
+        t.push(format!("\"{}\"", c.repeat(n)));
+    }
+    for (n, c) in [(500, "x"), (501, "x"), (500, "€"), (501, "€")] {
+        t.push(format!("\"{}\"", c.repeat(n)));
+    }
+    // E-mail lengths: a 64/65-byte local part, a 63/64-byte label, a 254-byte address.
+    t.push(format!("\"{}@x.com\"", "a".repeat(64)));
+    t.push(format!("\"{}@x.com\"", "a".repeat(65)));
+    t.push(format!("\"a@{}.com\"", "b".repeat(63)));
+    t.push(format!("\"a@{}.com\"", "b".repeat(64)));
+    t.push(format!("\"a@{}.com\"", vec!["c".repeat(60); 4].join(".")));
+    t.push(format!(
+        "[{}]",
+        ["{\"sku\":\"ABC-1234\",\"qty\":1,\"price\":1}"; 50].join(",")
+    ));
+    t.push(format!(
+        "[{}]",
+        ["{\"sku\":\"ABC-1234\",\"qty\":1,\"price\":1}"; 51].join(",")
+    ));
+    t.push(format!("{}1{}", "[".repeat(130), "]".repeat(130)));
+    t
+});
+
+const NAMES: &[&str] = &[
+    "extra",
+    "eventid",
+    "Total",
+    "é",
+    "notes",
+    "couponCode",
+    "",
+    "eventId",
+    "customer",
+];
+
+/// Changes to the JSON text after the value-level mutations.
+const TEXT_MUTATIONS: usize = 12;
+
+fn mutate_text(mut text: Vec<u8>, which: usize) -> Vec<u8> {
+    let replace = |text: &[u8], from: &str, to: &str| -> Vec<u8> {
+        String::from_utf8_lossy(text)
+            .replacen(from, to, 1)
+            .into_bytes()
+    };
+    match which {
+        1 => replace(&text, "{", "{\"version\":2,"),
+        2 => replace(&text, "\"customer\":{", "\"customer\":{\"tier\":\"gold\","),
+        3 => replace(&text, "\"eventType\"", "\"event\\u0054ype\""),
+        4 => {
+            text.extend_from_slice(b" x");
+            text
+        }
+        5 => {
+            text.extend_from_slice(b" \n\t\r");
+            text
+        }
+        6 => {
+            text.pop();
+            text
+        }
+        7 => {
+            let mut t = "\u{feff}".as_bytes().to_vec();
+            t.extend_from_slice(&text);
+            t
+        }
+        8 => {
+            // A stray byte that is not UTF-8.
+            let mut t = replace(&text, "\u{7f}", "~");
+            if let Some(p) = text.iter().position(|&b| b == 0x7f) {
+                t = text;
+                t[p] = 0xff;
+            }
+            t
+        }
+        9 => replace(&text, "\"items\":[{", "\"items\":[{\"qty\":1,"),
+        10 => replace(&text, ":", " : "),
+        11 => replace(&text, "\"items\":[{", "\"items\":[{\"é\":1,"),
+        _ => text,
+    }
+}
+
+/// `event` with `mutations` (path, kind, token, name) applied, as JSON text.
+fn mutated(event: &Value, mutations: &[(usize, usize, usize, usize)], pretty: bool) -> Vec<u8> {
+    let mut v = event.clone();
+    let mut used = Vec::new();
+    for &(path, kind, token, name) in mutations {
+        let pointer = PATHS[path];
+        let placeholder = Value::String(format!("\u{1}{}\u{1}", used.len()));
+        let done = match kind {
+            // Replace the value.
+            0 => match v.pointer_mut(pointer) {
+                Some(slot) => {
+                    *slot = placeholder;
+                    true
+                }
+                None => false,
+            },
+            // Remove the member.
+            1 => {
+                let (parent, key) = pointer.rsplit_once('/').unwrap_or(("", ""));
+                if let Some(Value::Object(m)) = v.pointer_mut(parent) {
+                    m.remove(key);
+                }
+                false
+            }
+            // Add a member to the object there (or the one holding it).
+            _ => {
+                let target = if v.pointer(pointer).is_some_and(Value::is_object) {
+                    pointer
+                } else {
+                    pointer.rsplit_once('/').map_or("", |(p, _)| p)
+                };
+                match v.pointer_mut(target) {
+                    Some(Value::Object(m)) => {
+                        m.insert(NAMES[name].to_owned(), placeholder);
+                        true
+                    }
+                    _ => false,
+                }
+            }
+        };
+        if done {
+            used.push(token);
+        }
+    }
+    let mut text = if pretty {
+        serde_json::to_string_pretty(&v).unwrap()
+    } else {
+        v.to_string()
+    };
+    for (i, &token) in used.iter().enumerate() {
+        text = text.replace(&format!("\"\\u0001{i}\\u0001\""), &TOKENS[token]);
+    }
+    text.into_bytes()
+}
+
+#[test]
+fn orders_fast_path_decides_valid_events_and_every_defect() {
+    // Mirrors orders.py's DEFECTS: each is decided (not left to the crate) and agrees.
+    let defects: &[(&str, &str)] = &[
+        ("/total", "-"),
+        ("/version", "\"2\""),
+        ("/customer/tier", "\"diamond\""),
+        ("/orderId", "\"ORD-12345\""),
+        ("/items/1/qty", "101"),
+        ("/items", "[]"),
+        ("/customer/phone", "\"555-0100\""),
+        ("/customer/email", "\"alice.example.com\""),
+        ("/occurredAt", "\"2024-13-45T25:61:00Z\""),
+        ("/eventId", "\"not-a-uuid\""),
+        ("/items/0/price", "0"),
+        ("/couponCode", "\"XXXXXXXXXXXXXXXXX\""),
+        ("/giftWrap", "\"yes\""),
+        ("/eventType", "\"OrderShipped\""),
+        ("/items/2/sku", "-"),
+    ];
+    for c in ORDERS.iter() {
+        for seed in 0..500 {
+            let event = order_event(seed);
+            let text = event.to_string();
+            assert_eq!(agreed(c, text.as_bytes()), Verdict::Valid, "{text}");
+            let pretty = serde_json::to_string_pretty(&event).unwrap();
+            assert_eq!(agreed(c, pretty.as_bytes()), Verdict::Valid, "{pretty}");
+            let (pointer, token) = defects[seed as usize % defects.len()];
+            let mut bad = event.clone();
+            let (parent, key) = pointer.rsplit_once('/').unwrap();
+            let object = bad.pointer_mut(parent).unwrap().as_object_mut().unwrap();
+            if token == "-" {
+                object.remove(key);
+            } else {
+                object.insert(key.to_owned(), serde_json::from_str(token).unwrap());
+            }
+            let text = bad.to_string();
+            assert_eq!(agreed(c, text.as_bytes()), Verdict::Invalid, "{text}");
+        }
+    }
+}
+
+#[test]
+fn orders_fast_path_agrees_on_every_token_at_every_path() {
+    let event = order_event(7);
+    for c in ORDERS.iter() {
+        for path in 0..PATHS.len() {
+            for token in 0..TOKENS.len() {
+                for kind in [0, 2] {
+                    agreed(c, &mutated(&event, &[(path, kind, token, 0)], false));
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn unsupported_schemas_have_no_fast_path_and_supported_ones_do() {
+    for schema in [
+        json!({"allOf": [{"type": "object"}]}),
+        json!({"type": "number", "multipleOf": 2}),
+        json!({"patternProperties": {"^a": {"type": "string"}}}),
+        json!({"$schema": "http://json-schema.org/draft-04/schema#", "type": "object"}),
+        json!({"$schema": "http://json-schema.org/draft-07/schema#", "items": [{"type": "string"}]}),
+        json!({"$ref": "#/$defs/a", "type": "object", "$defs": {"a": {}}}),
+        json!({"properties": {"a": {"$id": "http://x/y", "type": "string"}}}),
+        json!({"type": "number", "maximum": 9_007_199_254_740_993_u64}),
+        json!({"if": {"type": "string"}, "then": {"minLength": 1}}),
+    ] {
+        let c = CompiledSchema::compile("t", 1, &schema).unwrap();
+        assert!(!c.has_fast_path(), "{schema}");
+    }
+    let c = CompiledSchema::compile("t", 1, &orders_schema()).unwrap();
+    assert!(c.has_fast_path());
+}
+
+#[test]
+fn plain_address_shortcut_matches_the_crates_email_check() {
+    let email = compiled(&json!({"type": "string", "format": "email"}));
+    let alphabet: Vec<char> = "ab1Z.@-_+!{}é <>[]:".chars().collect();
+    let mut r = Rng(1);
+    for _ in 0..20_000 {
+        let len = r.below(24) as usize;
+        let s: String = (0..len)
+            .map(|_| alphabet[r.below(alphabet.len() as u64) as usize])
+            .collect();
+        agreed(&email, serde_json::to_string(&s).unwrap().as_bytes());
+    }
+    for t in TOKENS.iter() {
+        agreed(&email, t.as_bytes());
+    }
+}
+
+// ---- random documents ----------------------------------------------------------------
+
+const KEYS: &[&str] = &[
+    "\"a\"",
+    "\"b\"",
+    "\"c\"",
+    "\"d\"",
+    "\"e\"",
+    "\"f\"",
+    "\"g\"",
+    "\"h\"",
+    "\"i\"",
+    "\"j\"",
+    "\"k\"",
+    "\"l\"",
+    "\"m\"",
+    "\"n\"",
+    "\"o\"",
+    "\"p\"",
+    "\"q\"",
+    "\"r\"",
+    "\"s\"",
+    "\"t\"",
+    "\"u\"",
+    "\"v\"",
+    "\"w\"",
+    "\"zz\"",
+    "\"\"",
+    "\"é\"",
+    "\"\\u0061\"",
+];
+
+fn arb_text() -> impl Strategy<Value = String> {
+    let leaf = (0..TOKENS.len()).prop_map(|i| TOKENS[i].clone());
+    leaf.prop_recursive(4, 48, 6, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..5).prop_map(|v| format!("[{}]", v.join(","))),
+            prop::collection::vec((0..KEYS.len(), inner), 0..7).prop_map(|v| {
+                let members: Vec<String> =
+                    v.iter().map(|(k, t)| format!("{}:{t}", KEYS[*k])).collect();
+                format!("{{{}}}", members.join(","))
+            }),
+        ]
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1500))]
+
+    #[test]
+    fn orders_fast_path_agrees_on_mutated_events(
+        seed in any::<u64>(),
+        mutations in prop::collection::vec(
+            (0..PATHS.len(), 0..3_usize, 0..TOKENS.len(), 0..NAMES.len()), 0..4),
+        pretty in any::<bool>(),
+        text_mutation in 0..TEXT_MUTATIONS,
+    ) {
+        let text = mutate_text(mutated(&order_event(seed), &mutations, pretty), text_mutation);
+        for c in ORDERS.iter() {
+            agreed(c, &text);
+        }
+    }
+
+    #[test]
+    fn fast_path_agrees_on_random_documents(text in arb_text(), text_mutation in 0..TEXT_MUTATIONS) {
+        let text = mutate_text(text.into_bytes(), text_mutation);
+        for c in MISC.iter() {
+            agreed(c, &text);
+        }
+    }
+}

@@ -1,0 +1,194 @@
+//! String checks of the fast path: `pattern` and `format`, decided by the `jsonschema`
+//! crate itself.
+//!
+//! Each `pattern` or `format` keyword is compiled by the crate, with the same options as
+//! the real validator (`validate::options`: same regex engine, same format table, the
+//! same custom `uuid` for draft 7), as a one-keyword schema of the same draft. The fast
+//! path hands it the string (copied into a one-node tape), so its verdict is the crate's
+//! by construction: there is no second regex translation or format checker to drift.
+//!
+//! Two shortcuts, each handing anything it cannot decide to the crate's check:
+//! - `pattern`: when the crate compiles a pattern to its byte `Sequence` matcher (what
+//!   it does for patterns without a literal form, in `regex` mode without limits), the
+//!   fast path calls that same matcher (`jsonschema_regex`, the version the crate links)
+//!   and falls back to the crate's validator when the matcher cannot decide. See
+//!   [`PatternCheck`].
+//! - `email`, whose parser is the slowest check on the order workload: see [`Email`].
+
+use jsonschema::json::Json;
+use jsonschema::Validator;
+use serde_json::{Map, Value};
+
+use crate::schema::tape::{Document, TapeJson};
+use crate::schema::validate::options;
+
+/// A one-keyword validator for strings.
+pub(super) struct StringCheck(Validator<TapeJson>);
+
+impl StringCheck {
+    /// `{keyword: value}` in `draft` (`dialect` is the root's `$schema`, if any). `None`
+    /// if the crate refuses it (the whole schema was refused then anyway).
+    pub(super) fn new(
+        keyword: &str,
+        value: &Value,
+        dialect: Option<&Value>,
+        draft: &'static str,
+    ) -> Option<Self> {
+        let mut schema = Map::new();
+        if let Some(d) = dialect {
+            schema.insert("$schema".into(), d.clone());
+        }
+        schema.insert(keyword.into(), value.clone());
+        options::<TapeJson>(draft)
+            .build(&Value::Object(schema))
+            .ok()
+            .map(StringCheck)
+    }
+
+    pub(super) fn is_valid(&self, text: &str, buffer: &mut Document<'static>) -> bool {
+        TapeJson::with_string_node(buffer, text, |node| self.0.is_valid(node))
+    }
+}
+
+/// The crate's `pattern` keyword.
+///
+/// The crate (`keywords/pattern.rs`, 0.61) first tries `analyze_pattern` (literal
+/// forms), then, for a pattern whose translation `Sequence::compile` accepts, a
+/// `SequenceMatcher`: `Sequence::is_match` decides, or returns `None` and the translated
+/// regex decides. The fast path keeps exactly that order: the same analysis, the same
+/// translation and `Sequence`, and the crate's validator for the rest.
+pub(super) struct PatternCheck {
+    sequence: Option<jsonschema_regex::Sequence>,
+    crate_check: StringCheck,
+}
+
+impl PatternCheck {
+    pub(super) fn new(crate_check: StringCheck, pattern: &str) -> Self {
+        let sequence = if jsonschema_regex::analyze_pattern(pattern).is_some() {
+            None
+        } else {
+            jsonschema_regex::to_rust_regex(pattern)
+                .ok()
+                .and_then(|translated| jsonschema_regex::Sequence::compile(&translated))
+        };
+        PatternCheck {
+            sequence,
+            crate_check,
+        }
+    }
+
+    pub(super) fn is_valid(&self, text: &str, buffer: &mut Document<'static>) -> bool {
+        if let Some(decided) = self
+            .sequence
+            .as_ref()
+            .and_then(|s| s.is_match(text.as_bytes()))
+        {
+            return decided;
+        }
+        self.crate_check.is_valid(text, buffer)
+    }
+}
+
+/// The crate's `email` format, with a shortcut for plain addresses.
+///
+/// The crate parses with `email_address` (display names, quoted local parts, domain
+/// literals, length limits), then checks the domain with its `hostname` format. When
+/// the text is `local@domain` with exactly one `@`, a local part of 1 to 64 bytes of
+/// ASCII `atext` in non-empty dot-separated atoms, and a domain of at most 254 bytes of
+/// non-empty labels of ASCII letters, digits and `-` that start and end with a letter
+/// or digit and are at most 63 bytes, `email_address` accepts it by its own rules (no
+/// display separator `" <"` without a space, no quote, no bracket, no `<`), so the
+/// verdict is the crate's `hostname` check of the domain alone. Anything else gets the
+/// crate's full `email` check. The differential tests cover both routes.
+pub(super) struct Email {
+    pub(super) full: StringCheck,
+    pub(super) hostname: StringCheck,
+}
+
+impl Email {
+    pub(super) fn is_valid(
+        &self,
+        text: &str,
+        buffer: &mut Document<'static>,
+        memo: &mut DomainMemo,
+    ) -> bool {
+        let Some(domain) = plain_address_domain(text) else {
+            return self.full.is_valid(text, buffer);
+        };
+        // Events of one stream share a few domains: the host-name check is a pure
+        // function of the text, so the last verdict is reused for the same domain.
+        let owner = std::ptr::from_ref(self) as usize;
+        if memo.owner == owner && memo.domain == domain {
+            return memo.valid;
+        }
+        let valid = self.hostname.is_valid(domain, buffer);
+        memo.owner = owner;
+        memo.domain.clear();
+        memo.domain.push_str(domain);
+        memo.valid = valid;
+        valid
+    }
+}
+
+/// The last domain an [`Email`] check (`owner`, its address) ran the host-name check
+/// on, and the verdict.
+#[derive(Debug, Default)]
+pub(crate) struct DomainMemo {
+    owner: usize,
+    domain: String,
+    valid: bool,
+}
+
+/// The domain of a plain `local@domain` address (see [`Email`]), `None` otherwise.
+pub(super) fn plain_address_domain(text: &str) -> Option<&str> {
+    let b = text.as_bytes();
+    let at = b.iter().position(|&c| c == b'@')?;
+    let (local, domain) = (b.get(..at)?, b.get(at + 1..)?);
+    if local.is_empty() || local.len() > 64 || domain.is_empty() || domain.len() > 254 {
+        return None;
+    }
+    // Dot-separated atoms, none empty: no dot first, last, or twice in a row.
+    let mut previous = b'.';
+    for &c in local {
+        let ok = if c == b'.' {
+            previous != b'.'
+        } else {
+            c.is_ascii_alphanumeric() || b"!#$%&'*+-/=?^_`{|}~".contains(&c)
+        };
+        if !ok {
+            return None;
+        }
+        previous = c;
+    }
+    if previous == b'.' {
+        return None;
+    }
+    // Labels of letters, digits and '-', each 1 to 63 bytes, starting and ending with a
+    // letter or digit.
+    let mut label = 0_usize;
+    let mut previous = b'.';
+    for &c in domain {
+        if c == b'.' {
+            if !previous.is_ascii_alphanumeric() {
+                return None;
+            }
+            label = 0;
+        } else {
+            let first = label == 0;
+            label += 1;
+            let ok = if first {
+                c.is_ascii_alphanumeric()
+            } else {
+                c.is_ascii_alphanumeric() || c == b'-'
+            };
+            if !ok || label > 63 {
+                return None;
+            }
+        }
+        previous = c;
+    }
+    if !previous.is_ascii_alphanumeric() {
+        return None;
+    }
+    text.get(at + 1..)
+}

@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+# First: loads the extension with its allocator tuned (see the module).
+import sealbus._allocator  # noqa: F401
 from sealbus._sealbus import (
     DeliveryBatch,
     Event,

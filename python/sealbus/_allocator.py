@@ -1,0 +1,34 @@
+"""Tuning for the extension's allocator, applied once before it is loaded.
+
+The Rust core allocates with mimalloc, which reads its options from the environment
+when the extension is loaded. By default it returns freed memory to the OS after
+10 ms; the publish path frees and re-allocates batch buffers of a few hundred KiB
+every few milliseconds, so each batch would fault fresh (huge) pages in and zero
+them again: ~10% of the CPU of a durable run. Keeping freed memory for a second
+costs at most a few batches of RSS. The variable is set only for the load and then
+removed again, so the process environment (and its children) is left as it was; a
+value the user set (``MIMALLOC_PURGE_DELAY``) wins.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from types import ModuleType
+
+_OPTION = "MIMALLOC_PURGE_DELAY"
+_PURGE_DELAY_MS = "1000"
+
+
+def _load_extension() -> ModuleType:
+    """Import ``sealbus._sealbus`` with the allocator tuned."""
+    if _OPTION in os.environ:
+        return importlib.import_module("sealbus._sealbus")
+    os.environ[_OPTION] = _PURGE_DELAY_MS
+    try:
+        return importlib.import_module("sealbus._sealbus")
+    finally:
+        del os.environ[_OPTION]
+
+
+_load_extension()

@@ -218,12 +218,15 @@ pub(crate) enum Kind {
     Null,
 }
 
-/// One value at a pattern path. `text` is a range in `Flat::arena` (the unescaped
-/// string, or the number's JSON text); `mem` a range in `Flat::mem`.
+/// One value at a pattern path. `text` is a range in the event's own bytes (a string
+/// without escapes, or the number's JSON text: borrowed, not copied) or, when
+/// `in_arena`, in `Flat::arena` (an unescaped string, or a leaf from a parsed
+/// `Value`); `mem` a range in `Flat::mem`.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Leaf {
     pub path: u32,
     pub kind: Kind,
+    pub in_arena: bool,
     pub text: (u32, u32),
     pub mem: (u32, u32),
 }
@@ -248,9 +251,17 @@ impl Flat {
         self.next_array = 0;
     }
 
+    /// The leaf's text; `event` is the JSON the leaves were scanned from (any slice,
+    /// e.g. empty, for leaves of a parsed `Value`, which all live in the arena).
     #[inline]
-    pub(crate) fn text(&self, leaf: &Leaf) -> &[u8] {
-        &self.arena[leaf.text.0 as usize..leaf.text.1 as usize]
+    pub(crate) fn text<'a>(&'a self, event: &'a [u8], leaf: &Leaf) -> &'a [u8] {
+        let src = if leaf.in_arena {
+            &self.arena[..]
+        } else {
+            event
+        };
+        src.get(leaf.text.0 as usize..leaf.text.1 as usize)
+            .unwrap_or(&[])
     }
 
     #[inline]
@@ -266,12 +277,28 @@ impl Flat {
 
     /// Record a leaf whose text was already appended to the arena from `a` on.
     fn push_at(&mut self, path: u32, kind: Kind, a: usize) {
+        let e = self.arena.len();
+        self.push_leaf(path, kind, true, a, e);
+    }
+
+    /// Record a leaf whose text is `event[a..e]`, borrowed from the scanned bytes.
+    #[inline]
+    fn push_event(&mut self, path: u32, kind: Kind, a: usize, e: usize) {
+        self.push_leaf(path, kind, false, a, e);
+    }
+
+    #[inline]
+    fn push_leaf(&mut self, path: u32, kind: Kind, in_arena: bool, a: usize, e: usize) {
         let m = self.mem.len();
-        self.mem.extend_from_slice(&self.stack);
+        // Most leaves sit outside arrays: skip the (empty) copy's call.
+        if !self.stack.is_empty() {
+            self.mem.extend_from_slice(&self.stack);
+        }
         self.leaves.push(Leaf {
             path,
             kind,
-            text: (to_u32(a), to_u32(self.arena.len())),
+            in_arena,
+            text: (to_u32(a), to_u32(e)),
             mem: (to_u32(m), to_u32(self.mem.len())),
         });
     }
@@ -663,33 +690,33 @@ impl Scanner<'_> {
             Some(b'"') => {
                 self.i += 1;
                 let (a, e, esc) = self.string_raw()?;
-                let at = flat.arena.len();
                 if esc {
+                    let at = flat.arena.len();
                     self.unescape(a, e, &mut flat.arena)?;
+                    flat.push_at(path, Kind::Str, at);
                 } else {
-                    flat.arena.extend_from_slice(&self.b[a..e]);
+                    flat.push_event(path, Kind::Str, a, e);
                 }
-                flat.push_at(path, Kind::Str, at);
                 Ok(())
             }
             Some(b't') => {
                 self.literal(b"true")?;
-                flat.push(path, Kind::True, b"");
+                flat.push_event(path, Kind::True, 0, 0);
                 Ok(())
             }
             Some(b'f') => {
                 self.literal(b"false")?;
-                flat.push(path, Kind::False, b"");
+                flat.push_event(path, Kind::False, 0, 0);
                 Ok(())
             }
             Some(b'n') => {
                 self.literal(b"null")?;
-                flat.push(path, Kind::Null, b"");
+                flat.push_event(path, Kind::Null, 0, 0);
                 Ok(())
             }
             Some(b'-' | b'0'..=b'9') => {
                 let (a, e) = self.number()?;
-                flat.push(path, Kind::Num, &self.b[a..e]);
+                flat.push_event(path, Kind::Num, a, e);
                 Ok(())
             }
             _ => Err(self.err("expected a value")),

@@ -181,7 +181,8 @@ fn eval_leaf(
 }
 
 /// Match the flattened event in `s.flat`; append matching owners to `out`.
-pub(crate) fn run(c: &Compiled, s: &mut Scratch, out: &mut Vec<u32>) {
+/// `event` is the JSON `s.flat` was scanned from (empty for a parsed `Value`).
+pub(crate) fn run(c: &Compiled, s: &mut Scratch, event: &[u8], out: &mut Vec<u32>) {
     s.next_epoch();
     let epoch = s.epoch;
     s.sat.clear();
@@ -206,7 +207,7 @@ pub(crate) fn run(c: &Compiled, s: &mut Scratch, out: &mut Vec<u32>) {
             c,
             &c.fields[path],
             leaf.kind,
-            flat.text(leaf),
+            flat.text(event, leaf),
             folded,
             canon,
             hits,

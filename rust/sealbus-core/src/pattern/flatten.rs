@@ -603,8 +603,8 @@ impl Scanner<'_> {
             self.i += 1;
             return Ok(());
         }
+        self.expect(b'"', "expected a key")?;
         loop {
-            self.expect(b'"', "expected a key")?;
             let (a, e, esc) = self.string_raw()?;
             let child = if esc {
                 let mut key = Vec::new();
@@ -613,7 +613,12 @@ impl Scanner<'_> {
             } else {
                 trie.child(node, &KeyPrint::at(self.b, a, e), &self.b[a..e])
             };
-            self.expect(b':', "expected ':'")?;
+            // Compact JSON: the colon follows the key directly.
+            if self.b.get(self.i) == Some(&b':') {
+                self.i += 1;
+            } else {
+                self.expect(b':', "expected ':'")?;
+            }
             self.ws();
             match child {
                 Some(c) => self.value(trie, c, depth + 1, flat)?,
@@ -640,7 +645,12 @@ impl Scanner<'_> {
                 }
                 _ => return Err(self.err("expected ',' or '}'")),
             }
-            self.ws();
+            // Compact JSON: the next key's quote follows the comma directly.
+            if self.b.get(self.i) == Some(&b'"') {
+                self.i += 1;
+            } else {
+                self.expect(b'"', "expected a key")?;
+            }
         }
     }
 

@@ -167,11 +167,11 @@ fn eval_leaf(
         Kind::Null => hits.extend(f.lit_null),
     }
     if !f.ab_strs.is_empty() {
-        let excluded = match kind {
-            Kind::Str => f.ab_strs_excluded.get(text).map_or(&[][..], Vec::as_slice),
-            _ => &[],
+        let kept = match kind {
+            Kind::Str => f.ab_strs_kept.get(text).map(Vec::as_slice),
+            _ => None,
         };
-        hits.extend(f.ab_strs.iter().filter(|p| !excluded.contains(p)));
+        hits.extend_from_slice(kept.unwrap_or(&f.ab_strs));
     }
     for (p, ab) in &f.anything_but {
         let excluded = match (ab, kind) {

@@ -750,23 +750,31 @@ impl Scanner<'_> {
                     self.i += 1;
                     return Ok(());
                 }
+                self.expect(b'"', "expected a key")?;
                 loop {
-                    self.expect(b'"', "expected a key")?;
                     self.string_raw()?;
-                    self.expect(b':', "expected ':'")?;
+                    // Compact JSON: the colon follows the key directly.
+                    if self.b.get(self.i) == Some(&b':') {
+                        self.i += 1;
+                    } else {
+                        self.expect(b':', "expected ':'")?;
+                    }
                     self.ws();
-                    self.skip(depth + 1)?;
+                    self.skip_member(depth + 1)?;
                     self.ws();
                     match self.peek() {
-                        Some(b',') => {
-                            self.i += 1;
-                            self.ws();
-                        }
+                        Some(b',') => self.i += 1,
                         Some(b'}') => {
                             self.i += 1;
                             return Ok(());
                         }
                         _ => return Err(self.err("expected ',' or '}'")),
+                    }
+                    if self.b.get(self.i) == Some(&b'"') {
+                        self.i += 1;
+                    } else {
+                        self.ws();
+                        self.expect(b'"', "expected a key")?;
                     }
                 }
             }
@@ -779,7 +787,7 @@ impl Scanner<'_> {
                 }
                 loop {
                     self.ws();
-                    self.skip(depth + 1)?;
+                    self.skip_member(depth + 1)?;
                     self.ws();
                     match self.peek() {
                         Some(b',') => self.i += 1,
@@ -797,6 +805,27 @@ impl Scanner<'_> {
             Some(b'-' | b'0'..=b'9') => self.number().map(|_| ()),
             _ => Err(self.err("expected a value")),
         }
+    }
+
+    /// `skip(depth)` with strings and numbers (most members) handled inline rather
+    /// than by a recursive call; same checks, same errors.
+    #[inline]
+    fn skip_member(&mut self, depth: usize) -> Result<()> {
+        if depth <= MAX_EVENT_DEPTH {
+            match self.peek() {
+                Some(b'"') => {
+                    self.i += 1;
+                    self.string_raw()?;
+                    return Ok(());
+                }
+                Some(b'-' | b'0'..=b'9') => {
+                    self.number()?;
+                    return Ok(());
+                }
+                _ => {}
+            }
+        }
+        self.skip(depth)
     }
 }
 

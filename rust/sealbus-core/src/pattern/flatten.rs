@@ -308,6 +308,9 @@ fn to_u32(n: usize) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }
 
+// Errors end the scan: kept out of line so the hot paths carry no formatting code.
+#[cold]
+#[inline(never)]
 fn bad(reason: impl Into<String>) -> Error {
     Error::InvalidEvent {
         field: "<event>".to_owned(),
@@ -390,6 +393,8 @@ fn scan16(chunk: &[u8; 16]) -> (u32, u32) {
 }
 
 impl Scanner<'_> {
+    #[cold]
+    #[inline(never)]
     fn err(&self, what: &str) -> Error {
         bad(format!("not valid JSON at byte {}: {what}", self.i))
     }
@@ -543,28 +548,39 @@ impl Scanner<'_> {
     /// the grammar fails on.
     #[inline]
     fn number(&mut self) -> Result<(usize, usize)> {
-        let b = self.b;
         let start = self.i;
+        if self.number_ok() {
+            Ok((start, self.i))
+        } else {
+            Err(self.err("bad number"))
+        }
+    }
+
+    /// The number's walk: `false` (with `i` at the failing byte) on bad grammar, so
+    /// the caller builds the error and the walk itself returns one register.
+    #[inline]
+    fn number_ok(&mut self) -> bool {
+        let b = self.b;
         let digits = |mut i: usize| {
-            while b.get(i).is_some_and(u8::is_ascii_digit) {
+            while b.get(i).is_some_and(|c| c.wrapping_sub(b'0') < 10) {
                 i += 1;
             }
             i
         };
-        let mut i = start + usize::from(b.get(start) == Some(&b'-'));
+        let mut i = self.i + usize::from(b.get(self.i) == Some(&b'-'));
         let int_start = i;
         i = digits(i);
         let n = i - int_start;
         if n == 0 || (n > 1 && b[int_start] == b'0') {
             self.i = i;
-            return Err(self.err("bad number"));
+            return false;
         }
         if b.get(i) == Some(&b'.') {
             let frac = i + 1;
             i = digits(frac);
             if i == frac {
                 self.i = i;
-                return Err(self.err("bad number"));
+                return false;
             }
         }
         if matches!(b.get(i), Some(b'e' | b'E')) {
@@ -576,11 +592,11 @@ impl Scanner<'_> {
             i = digits(exp);
             if i == exp {
                 self.i = i;
-                return Err(self.err("bad number"));
+                return false;
             }
         }
         self.i = i;
-        Ok((start, i))
+        true
     }
 
     fn literal(&mut self, word: &[u8]) -> Result<()> {

@@ -64,6 +64,10 @@ impl<V> BytesMap<V> {
         }
     }
 
+    pub(crate) fn values_mut(&mut self) -> impl Iterator<Item = &mut V> {
+        self.short.values_mut().chain(self.long.values_mut())
+    }
+
     #[inline]
     pub(crate) fn get(&self, key: &[u8]) -> Option<&V> {
         self.get_at(key, 0, key.len())
@@ -242,9 +246,10 @@ pub(crate) struct FieldIndex {
     pub cidr_lens: Vec<(bool, u8)>,
     pub cidr: FxHashMap<(bool, u8, u128), u32>,
     /// `anything-but` on plain strings, inverted: all of `ab_strs` hold for a value
-    /// except the ones `ab_strs_excluded` lists for it (one lookup, not one per pattern).
+    /// unless `ab_strs_kept` has it, which lists the ones that still hold (one lookup
+    /// and one copy per value, not one test per pattern).
     pub ab_strs: Vec<u32>,
-    pub ab_strs_excluded: BytesMap<Vec<u32>>,
+    pub ab_strs_kept: BytesMap<Vec<u32>>,
     /// The other `anything-but` forms, tried one by one.
     pub anything_but: Vec<(u32, AnythingButIndex)>,
     pub needs_fold: bool,
@@ -538,9 +543,7 @@ pub(crate) fn compile<'a>(
                     AnythingBut::Strs(v) => {
                         f.ab_strs.push(id);
                         for x in v {
-                            let ex = f
-                                .ab_strs_excluded
-                                .entry_or_insert_with(x.as_bytes(), Vec::new);
+                            let ex = f.ab_strs_kept.entry_or_insert_with(x.as_bytes(), Vec::new);
                             if !ex.contains(&id) {
                                 ex.push(id);
                             }
@@ -565,6 +568,15 @@ pub(crate) fn compile<'a>(
     }
     for (f, r) in fields.iter_mut().zip(ranges) {
         f.ranges = Intervals::build(&r);
+        // Each value's list held the predicates it excludes; keep the complement.
+        for list in f.ab_strs_kept.values_mut() {
+            *list = f
+                .ab_strs
+                .iter()
+                .filter(|p| !list.contains(p))
+                .copied()
+                .collect();
+        }
         for b in [
             &mut f.prefix,
             &mut f.suffix,

@@ -48,7 +48,7 @@ fn run_new(trie: &PathTrie, json: &[u8]) -> Result<Leaves, String> {
             (
                 l.path,
                 format!("{:?}", l.kind),
-                flat.text(l).to_vec(),
+                flat.text(json, l).to_vec(),
                 flat.membership(l).to_vec(),
             )
         })

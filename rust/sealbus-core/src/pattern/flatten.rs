@@ -218,12 +218,15 @@ pub(crate) enum Kind {
     Null,
 }
 
-/// One value at a pattern path. `text` is a range in `Flat::arena` (the unescaped
-/// string, or the number's JSON text); `mem` a range in `Flat::mem`.
+/// One value at a pattern path. `text` is a range in the event's own bytes (a string
+/// without escapes, or the number's JSON text: borrowed, not copied) or, when
+/// `in_arena`, in `Flat::arena` (an unescaped string, or a leaf from a parsed
+/// `Value`); `mem` a range in `Flat::mem`.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Leaf {
     pub path: u32,
     pub kind: Kind,
+    pub in_arena: bool,
     pub text: (u32, u32),
     pub mem: (u32, u32),
 }
@@ -248,9 +251,17 @@ impl Flat {
         self.next_array = 0;
     }
 
+    /// The leaf's text; `event` is the JSON the leaves were scanned from (any slice,
+    /// e.g. empty, for leaves of a parsed `Value`, which all live in the arena).
     #[inline]
-    pub(crate) fn text(&self, leaf: &Leaf) -> &[u8] {
-        &self.arena[leaf.text.0 as usize..leaf.text.1 as usize]
+    pub(crate) fn text<'a>(&'a self, event: &'a [u8], leaf: &Leaf) -> &'a [u8] {
+        let src = if leaf.in_arena {
+            &self.arena[..]
+        } else {
+            event
+        };
+        src.get(leaf.text.0 as usize..leaf.text.1 as usize)
+            .unwrap_or(&[])
     }
 
     #[inline]
@@ -266,12 +277,28 @@ impl Flat {
 
     /// Record a leaf whose text was already appended to the arena from `a` on.
     fn push_at(&mut self, path: u32, kind: Kind, a: usize) {
+        let e = self.arena.len();
+        self.push_leaf(path, kind, true, a, e);
+    }
+
+    /// Record a leaf whose text is `event[a..e]`, borrowed from the scanned bytes.
+    #[inline]
+    fn push_event(&mut self, path: u32, kind: Kind, a: usize, e: usize) {
+        self.push_leaf(path, kind, false, a, e);
+    }
+
+    #[inline]
+    fn push_leaf(&mut self, path: u32, kind: Kind, in_arena: bool, a: usize, e: usize) {
         let m = self.mem.len();
-        self.mem.extend_from_slice(&self.stack);
+        // Most leaves sit outside arrays: skip the (empty) copy's call.
+        if !self.stack.is_empty() {
+            self.mem.extend_from_slice(&self.stack);
+        }
         self.leaves.push(Leaf {
             path,
             kind,
-            text: (to_u32(a), to_u32(self.arena.len())),
+            in_arena,
+            text: (to_u32(a), to_u32(e)),
             mem: (to_u32(m), to_u32(self.mem.len())),
         });
     }
@@ -281,6 +308,9 @@ fn to_u32(n: usize) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }
 
+// Errors end the scan: kept out of line so the hot paths carry no formatting code.
+#[cold]
+#[inline(never)]
 fn bad(reason: impl Into<String>) -> Error {
     Error::InvalidEvent {
         field: "<event>".to_owned(),
@@ -363,6 +393,8 @@ fn scan16(chunk: &[u8; 16]) -> (u32, u32) {
 }
 
 impl Scanner<'_> {
+    #[cold]
+    #[inline(never)]
     fn err(&self, what: &str) -> Error {
         bad(format!("not valid JSON at byte {}: {what}", self.i))
     }
@@ -516,28 +548,39 @@ impl Scanner<'_> {
     /// the grammar fails on.
     #[inline]
     fn number(&mut self) -> Result<(usize, usize)> {
-        let b = self.b;
         let start = self.i;
+        if self.number_ok() {
+            Ok((start, self.i))
+        } else {
+            Err(self.err("bad number"))
+        }
+    }
+
+    /// The number's walk: `false` (with `i` at the failing byte) on bad grammar, so
+    /// the caller builds the error and the walk itself returns one register.
+    #[inline]
+    fn number_ok(&mut self) -> bool {
+        let b = self.b;
         let digits = |mut i: usize| {
-            while b.get(i).is_some_and(u8::is_ascii_digit) {
+            while b.get(i).is_some_and(|c| c.wrapping_sub(b'0') < 10) {
                 i += 1;
             }
             i
         };
-        let mut i = start + usize::from(b.get(start) == Some(&b'-'));
+        let mut i = self.i + usize::from(b.get(self.i) == Some(&b'-'));
         let int_start = i;
         i = digits(i);
         let n = i - int_start;
         if n == 0 || (n > 1 && b[int_start] == b'0') {
             self.i = i;
-            return Err(self.err("bad number"));
+            return false;
         }
         if b.get(i) == Some(&b'.') {
             let frac = i + 1;
             i = digits(frac);
             if i == frac {
                 self.i = i;
-                return Err(self.err("bad number"));
+                return false;
             }
         }
         if matches!(b.get(i), Some(b'e' | b'E')) {
@@ -549,11 +592,11 @@ impl Scanner<'_> {
             i = digits(exp);
             if i == exp {
                 self.i = i;
-                return Err(self.err("bad number"));
+                return false;
             }
         }
         self.i = i;
-        Ok((start, i))
+        true
     }
 
     fn literal(&mut self, word: &[u8]) -> Result<()> {
@@ -576,8 +619,8 @@ impl Scanner<'_> {
             self.i += 1;
             return Ok(());
         }
+        self.expect(b'"', "expected a key")?;
         loop {
-            self.expect(b'"', "expected a key")?;
             let (a, e, esc) = self.string_raw()?;
             let child = if esc {
                 let mut key = Vec::new();
@@ -586,7 +629,12 @@ impl Scanner<'_> {
             } else {
                 trie.child(node, &KeyPrint::at(self.b, a, e), &self.b[a..e])
             };
-            self.expect(b':', "expected ':'")?;
+            // Compact JSON: the colon follows the key directly.
+            if self.b.get(self.i) == Some(&b':') {
+                self.i += 1;
+            } else {
+                self.expect(b':', "expected ':'")?;
+            }
             self.ws();
             match child {
                 Some(c) => self.value(trie, c, depth + 1, flat)?,
@@ -613,7 +661,12 @@ impl Scanner<'_> {
                 }
                 _ => return Err(self.err("expected ',' or '}'")),
             }
-            self.ws();
+            // Compact JSON: the next key's quote follows the comma directly.
+            if self.b.get(self.i) == Some(&b'"') {
+                self.i += 1;
+            } else {
+                self.expect(b'"', "expected a key")?;
+            }
         }
     }
 
@@ -663,33 +716,33 @@ impl Scanner<'_> {
             Some(b'"') => {
                 self.i += 1;
                 let (a, e, esc) = self.string_raw()?;
-                let at = flat.arena.len();
                 if esc {
+                    let at = flat.arena.len();
                     self.unescape(a, e, &mut flat.arena)?;
+                    flat.push_at(path, Kind::Str, at);
                 } else {
-                    flat.arena.extend_from_slice(&self.b[a..e]);
+                    flat.push_event(path, Kind::Str, a, e);
                 }
-                flat.push_at(path, Kind::Str, at);
                 Ok(())
             }
             Some(b't') => {
                 self.literal(b"true")?;
-                flat.push(path, Kind::True, b"");
+                flat.push_event(path, Kind::True, 0, 0);
                 Ok(())
             }
             Some(b'f') => {
                 self.literal(b"false")?;
-                flat.push(path, Kind::False, b"");
+                flat.push_event(path, Kind::False, 0, 0);
                 Ok(())
             }
             Some(b'n') => {
                 self.literal(b"null")?;
-                flat.push(path, Kind::Null, b"");
+                flat.push_event(path, Kind::Null, 0, 0);
                 Ok(())
             }
             Some(b'-' | b'0'..=b'9') => {
                 let (a, e) = self.number()?;
-                flat.push(path, Kind::Num, &self.b[a..e]);
+                flat.push_event(path, Kind::Num, a, e);
                 Ok(())
             }
             _ => Err(self.err("expected a value")),
@@ -713,23 +766,31 @@ impl Scanner<'_> {
                     self.i += 1;
                     return Ok(());
                 }
+                self.expect(b'"', "expected a key")?;
                 loop {
-                    self.expect(b'"', "expected a key")?;
                     self.string_raw()?;
-                    self.expect(b':', "expected ':'")?;
+                    // Compact JSON: the colon follows the key directly.
+                    if self.b.get(self.i) == Some(&b':') {
+                        self.i += 1;
+                    } else {
+                        self.expect(b':', "expected ':'")?;
+                    }
                     self.ws();
-                    self.skip(depth + 1)?;
+                    self.skip_member(depth + 1)?;
                     self.ws();
                     match self.peek() {
-                        Some(b',') => {
-                            self.i += 1;
-                            self.ws();
-                        }
+                        Some(b',') => self.i += 1,
                         Some(b'}') => {
                             self.i += 1;
                             return Ok(());
                         }
                         _ => return Err(self.err("expected ',' or '}'")),
+                    }
+                    if self.b.get(self.i) == Some(&b'"') {
+                        self.i += 1;
+                    } else {
+                        self.ws();
+                        self.expect(b'"', "expected a key")?;
                     }
                 }
             }
@@ -742,7 +803,7 @@ impl Scanner<'_> {
                 }
                 loop {
                     self.ws();
-                    self.skip(depth + 1)?;
+                    self.skip_member(depth + 1)?;
                     self.ws();
                     match self.peek() {
                         Some(b',') => self.i += 1,
@@ -760,6 +821,27 @@ impl Scanner<'_> {
             Some(b'-' | b'0'..=b'9') => self.number().map(|_| ()),
             _ => Err(self.err("expected a value")),
         }
+    }
+
+    /// `skip(depth)` with strings and numbers (most members) handled inline rather
+    /// than by a recursive call; same checks, same errors.
+    #[inline]
+    fn skip_member(&mut self, depth: usize) -> Result<()> {
+        if depth <= MAX_EVENT_DEPTH {
+            match self.peek() {
+                Some(b'"') => {
+                    self.i += 1;
+                    self.string_raw()?;
+                    return Ok(());
+                }
+                Some(b'-' | b'0'..=b'9') => {
+                    self.number()?;
+                    return Ok(());
+                }
+                _ => {}
+            }
+        }
+        self.skip(depth)
     }
 }
 

@@ -20,14 +20,19 @@ pub(crate) struct Scratch {
     epoch: u32,
     pub flat: Flat,
     /// Per slot, `epoch << 1 | in_array`: satisfied in this event when the stamp's
-    /// upper bits equal the epoch; the low bit says some satisfying leaf lies inside an
-    /// array. One word, so checking a candidate touches one cache line per slot.
+    /// upper bits equal the epoch; the low bit says every satisfying leaf lies inside
+    /// an array (a slot with one leaf outside arrays can always pick that one). One word, so checking a candidate touches one cache line per slot.
     slot_stamp: Vec<u32>,
     path_seen: Vec<u32>,
     owner_stamp: Vec<u32>,
-    /// (slot, leaf) pairs, kept for the rare array-consistency check.
+    /// (slot, leaf) pairs for leaves inside arrays, kept for the rare
+    /// array-consistency check.
     sat: Vec<(u32, u32)>,
     anchors: Vec<u32>,
+    /// Bit per owner (all clear between events), and a bit per word of it that is
+    /// non-zero: many matches come out in id order by walking these, not by sorting.
+    owner_bits: Vec<u64>,
+    owner_words: Vec<u64>,
     hits: Vec<u32>,
     folded: String,
     canon: String,
@@ -60,6 +65,9 @@ impl Scratch {
             self.slot_stamp = vec![0; c.n_slots];
             self.path_seen = vec![0; c.n_paths];
             self.owner_stamp = vec![0; c.n_owners];
+            let words = c.n_owners.div_ceil(64);
+            self.owner_bits = vec![0; words];
+            self.owner_words = vec![0; words.div_ceil(64)];
         }
     }
 
@@ -159,11 +167,11 @@ fn eval_leaf(
         Kind::Null => hits.extend(f.lit_null),
     }
     if !f.ab_strs.is_empty() {
-        let excluded = match kind {
-            Kind::Str => f.ab_strs_excluded.get(text).map_or(&[][..], Vec::as_slice),
-            _ => &[],
+        let kept = match kind {
+            Kind::Str => f.ab_strs_kept.get(text).map(Vec::as_slice),
+            _ => None,
         };
-        hits.extend(f.ab_strs.iter().filter(|p| !excluded.contains(p)));
+        hits.extend_from_slice(kept.unwrap_or(&f.ab_strs));
     }
     for (p, ab) in &f.anything_but {
         let excluded = match (ab, kind) {
@@ -181,7 +189,8 @@ fn eval_leaf(
 }
 
 /// Match the flattened event in `s.flat`; append matching owners to `out`.
-pub(crate) fn run(c: &Compiled, s: &mut Scratch, out: &mut Vec<u32>) {
+/// `event` is the JSON `s.flat` was scanned from (empty for a parsed `Value`).
+pub(crate) fn run(c: &Compiled, s: &mut Scratch, event: &[u8], out: &mut Vec<u32>) {
     s.next_epoch();
     let epoch = s.epoch;
     s.sat.clear();
@@ -206,7 +215,7 @@ pub(crate) fn run(c: &Compiled, s: &mut Scratch, out: &mut Vec<u32>) {
             c,
             &c.fields[path],
             leaf.kind,
-            flat.text(leaf),
+            flat.text(event, leaf),
             folded,
             canon,
             hits,
@@ -221,13 +230,18 @@ pub(crate) fn run(c: &Compiled, s: &mut Scratch, out: &mut Vec<u32>) {
                 let slot = flagged & !ANCHOR_SLOT;
                 let si = slot as usize;
                 if slot_stamp[si] >> 1 != epoch {
-                    slot_stamp[si] = epoch << 1;
+                    slot_stamp[si] = epoch << 1 | u32::from(in_array);
                     if flagged & ANCHOR_SLOT != 0 {
                         anchors.push(slot);
                     }
+                } else if !in_array {
+                    // A leaf outside arrays never conflicts: the slot can always
+                    // pick it, so it needs no consistency check.
+                    slot_stamp[si] &= !1;
                 }
-                slot_stamp[si] |= u32::from(in_array);
-                sat.push((slot, u32::try_from(li).unwrap_or(u32::MAX)));
+                if in_array {
+                    sat.push((slot, u32::try_from(li).unwrap_or(u32::MAX)));
+                }
             }
         }
     }
@@ -277,7 +291,44 @@ pub(crate) fn run(c: &Compiled, s: &mut Scratch, out: &mut Vec<u32>) {
             out.push(u32::try_from(owner).unwrap_or(u32::MAX));
         }
     }
-    out[start..].sort_unstable();
+    sort_owners(&mut s.owner_bits, &mut s.owner_words, out, start);
+}
+
+/// Fewer matches than this are sorted in place (a small insertion sort); more go
+/// through the owner bitset, which costs a few instructions per match.
+const SORT_IN_PLACE: usize = 16;
+
+/// Put `out[start..]` (distinct owner ids) in ascending order.
+fn sort_owners(bits: &mut [u64], words: &mut [u64], out: &mut Vec<u32>, start: usize) {
+    if out.len() - start <= SORT_IN_PLACE {
+        out[start..].sort_unstable();
+        return;
+    }
+    for &o in &out[start..] {
+        let (w, b) = (o as usize / 64, o % 64);
+        if let Some(word) = bits.get_mut(w) {
+            *word |= 1 << b;
+        }
+        if let Some(summary) = words.get_mut(w / 64) {
+            *summary |= 1 << (w % 64);
+        }
+    }
+    out.truncate(start);
+    for (si, summary) in words.iter_mut().enumerate() {
+        let mut sm = std::mem::take(summary);
+        while sm != 0 {
+            let w = si * 64 + sm.trailing_zeros() as usize;
+            sm &= sm - 1;
+            if let Some(word) = bits.get_mut(w) {
+                let mut m = std::mem::take(word);
+                let base = u32::try_from(w * 64).unwrap_or(u32::MAX);
+                while m != 0 {
+                    out.push(base + m.trailing_zeros());
+                    m &= m - 1;
+                }
+            }
+        }
+    }
 }
 
 /// Can each slot of the branch that was satisfied from inside arrays pick one leaf so

@@ -164,7 +164,7 @@ impl<K: Clone + Eq + Hash> PatternSet<K> {
         let c = self.compiled();
         matcher::with_scratch(c, |s| {
             flatten::flatten_json(&c.trie, event_json, &mut s.flat)?;
-            matcher::run(c, s, out);
+            matcher::run(c, s, event_json, out);
             Ok(())
         })
     }
@@ -178,7 +178,7 @@ impl<K: Clone + Eq + Hash> PatternSet<K> {
         let mut idx = Vec::new();
         matcher::with_scratch(c, |s| {
             flatten::flatten_value(&c.trie, m, &mut s.flat);
-            matcher::run(c, s, &mut idx);
+            matcher::run(c, s, &[], &mut idx);
         });
         out.extend(idx.into_iter().map(|i| self.keys[i as usize].clone()));
     }
@@ -211,7 +211,7 @@ impl<K: Clone + Eq + Hash> PatternSet<K> {
                     other => other,
                 })?;
                 let before = keys.len();
-                matcher::run(c, s, &mut keys);
+                matcher::run(c, s, bytes, &mut keys);
                 let ev = u32::try_from(i).unwrap_or(u32::MAX);
                 events.extend(std::iter::repeat_n(ev, keys.len() - before));
             }

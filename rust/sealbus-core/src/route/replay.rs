@@ -89,16 +89,17 @@ impl Router {
                 {
                     continue;
                 }
-                if let Some(f) = &r.filter {
-                    if !matches_event(self, f, &e)? {
-                        continue;
-                    }
-                }
+                // Opened once, for the pattern and for the caller.
                 let mut e = e;
                 if e.sealed {
                     if let Some(keys) = &self.keys {
                         e.data = keys.open(&e.data, &aad_of(&e))?;
                         e.sealed = false;
+                    }
+                }
+                if let Some(f) = &r.filter {
+                    if !matches_event(self, f, &e)? {
+                        continue;
                     }
                 }
                 out.push(Arc::new(e));

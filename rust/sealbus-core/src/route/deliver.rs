@@ -35,10 +35,11 @@ pub struct OpenedBatch {
 }
 
 /// Whether the plaintext of a window item may still be delivered: not once the key
-/// its stored frame is sealed under is destroyed. One ring lookup per key per batch.
+/// its stored frame is sealed under is destroyed. One ring lookup per key per batch
+/// while keys are fine; a refusal (rare) is looked up again for its own error.
 #[derive(Default)]
 struct KeyCheck {
-    last: Option<(Arc<str>, Result<()>)>,
+    last_ok: Option<Arc<str>>,
 }
 
 impl KeyCheck {
@@ -46,30 +47,12 @@ impl KeyCheck {
         let (Some(id), Some(keys)) = (&e.at_rest_key, &router.keys) else {
             return Ok(());
         };
-        match &self.last {
-            Some((k, r)) if Arc::ptr_eq(k, id) || **k == **id => clone_result(r),
-            _ => {
-                let r = keys.check_opens(id);
-                let out = clone_result(&r);
-                self.last = Some((id.clone(), r));
-                out
-            }
+        if self.last_ok.as_ref().is_some_and(|k| **k == **id) {
+            return Ok(());
         }
-    }
-}
-
-fn clone_result(r: &Result<()>) -> Result<()> {
-    match r {
-        Ok(()) => Ok(()),
-        Err(Error::KeyDestroyed { key_id }) => Err(Error::KeyDestroyed {
-            key_id: key_id.clone(),
-        }),
-        Err(Error::KeyNotFound { key_id }) => Err(Error::KeyNotFound {
-            key_id: key_id.clone(),
-        }),
-        Err(e) => Err(Error::Seal {
-            reason: e.to_string(),
-        }),
+        keys.check_opens(id)?;
+        self.last_ok = Some(id.clone());
+        Ok(())
     }
 }
 

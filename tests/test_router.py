@@ -261,6 +261,46 @@ def test_poll_waits_with_gil_released(router: Router) -> None:
     assert [m.data for m in got] == [{"n": 1}]
 
 
+
+@pytest.mark.parametrize("busy_poll", [0.5, 0.001])
+def test_busy_poll_sees_events_published_while_it_spins_or_sleeps(router: Router, busy_poll: float) -> None:
+    # 0.5 s: the event lands during the spin; 1 ms: after it, while the poll sleeps.
+    producer, sub = shop(router, busy_poll=busy_poll)
+    got: list[sealbus.Message] = []
+    t = threading.Thread(target=lambda: got.extend(sub.poll(1, timeout=5.0)))
+    t.start()
+    time.sleep(0.05)
+    producer.publish("orders.placed", {"n": 1})
+    t.join(5)
+    assert not t.is_alive()
+    assert [m.data for m in got] == [{"n": 1}]
+
+
+def test_busy_poll_keeps_the_timeout_and_stops_on_close(router: Router) -> None:
+    _, sub = shop(router, busy_poll=10.0)
+    t0 = time.monotonic()
+    assert sub.poll(1, timeout=0.05) == []  # the spin is bounded by the timeout
+    assert time.monotonic() - t0 < 2.0
+    errors: list[BaseException] = []
+
+    def poll() -> None:
+        try:
+            sub.poll(1, timeout=30.0)
+        except sealbus.Closed as exc:
+            errors.append(exc)
+
+    t = threading.Thread(target=poll)
+    t.start()
+    time.sleep(0.05)
+    sub.close()
+    t.join(5)
+    assert not t.is_alive() and len(errors) == 1
+
+
+def test_busy_poll_must_be_non_negative(router: Router) -> None:
+    with pytest.raises(ValueError, match="busy_poll"):
+        shop(router, busy_poll=-1.0)
+
 async def test_async_iteration(router: Router) -> None:
     producer, sub = shop(router)
     producer.publish_many("orders.placed", [{"n": i} for i in range(5)])

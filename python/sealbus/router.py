@@ -446,6 +446,7 @@ class Router:
         start: Literal["latest", "earliest"] = "latest",
         max_backlog: int | None = None,
         keypair: ConsumerKeyPair | None = None,
+        busy_poll: float = 0.0,
     ) -> Subscription:
         """Subscribe ``who`` to event ``types`` (names or ``*`` globs), optionally
         filtered by an EventBridge ``pattern`` over the CloudEvents JSON form of the
@@ -462,7 +463,12 @@ class Router:
         may get ahead of it before ``on_full`` applies (None: disk and retention
         decide). ``start`` says where a new durable consumer begins.
 
-        ``keypair`` opens events sealed end to end for this consumer."""
+        ``keypair`` opens events sealed end to end for this consumer.
+
+        ``busy_poll`` (seconds, default 0) lets a poll that finds nothing spin that
+        long, yielding the CPU between looks, before it sleeps: a consumer that must
+        react within microseconds trades a core's worth of CPU for not waiting on the
+        operating system to wake its thread (like Linux's ``SO_BUSY_POLL``)."""
         who = self._check(who)
         type_list, text = _types_and_pattern(types, pattern)
         core = self._core.subscribe(
@@ -479,6 +485,7 @@ class Router:
             durable=durable,
             start=start,
             max_backlog=max_backlog,
+            busy_poll=busy_poll,
         )
         return Subscription(core, keypair=keypair, validate=self._core.validate_data)
 

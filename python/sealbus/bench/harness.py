@@ -191,6 +191,8 @@ class Config:
     switch_interval: float | None = None
     #: Producer threads in the ``throughput`` and ``durable`` scenarios.
     producers: int = 2
+    #: The ``latency`` consumers' ``busy_poll`` (seconds; 0: sleep at once).
+    busy_poll: float = 0.0
 
 
 # ---- sealbus side ------------------------------------------------------------------------
@@ -203,7 +205,7 @@ class _Setup:
     subs: list[sealbus.Subscription]
 
 
-def _make_router(path: Path | None, max_pending: int, timeout: float | None = None) -> _Setup:
+def _make_router(path: Path | None, max_pending: int, timeout: float | None = None, busy_poll: float = 0.0) -> _Setup:
     """A router as a service would configure it: the schema registered, default-deny
     policy with one producer and three consumers, three subscriptions.
 
@@ -234,6 +236,7 @@ def _make_router(path: Path | None, max_pending: int, timeout: float | None = No
                 on_full="block",
                 durable=durable,
                 name=name if durable else None,
+                busy_poll=busy_poll,
             )
         )
     return _Setup(router, router.producer(checkout, timeout=timeout), subs)
@@ -449,20 +452,23 @@ def sealbus_latency(
     *,
     progress: Callable[[int], None] | None = None,
     switch_interval: float | None = None,
+    busy_poll: float = 0.0,
 ) -> Figures:
     """Scenario ``latency``: one event per publish, paced at ``rate`` events/s."""
     if switch_interval is not None:
         previous = sys.getswitchinterval()
         sys.setswitchinterval(switch_interval)
         try:
-            fig = sealbus_latency(pool, events, rate, progress=progress)
+            fig = sealbus_latency(pool, events, rate, progress=progress, busy_poll=busy_poll)
         finally:
             sys.setswitchinterval(previous)
         fig.notes.append(f"sys.setswitchinterval({switch_interval:g}) during the run")
         return fig
     fig = Figures("sealbus", "latency", events=events, offered_rate=rate)
     singles = [(p, [0, len(p)]) for b in pool for p in b.payloads()]
-    setup = _make_router(None, 65_536, timeout=30.0)
+    setup = _make_router(None, 65_536, timeout=30.0, busy_poll=busy_poll)
+    if busy_poll:
+        fig.notes.append(f"consumers busy-poll for {busy_poll * 1e6:g} µs before sleeping")
     t0s: list[int] = [0] * events
     lat: list[list[int]] = [[] for _ in setup.subs]
     router_lat: list[list[int]] = [[] for _ in setup.subs]
@@ -778,7 +784,12 @@ def run(config: Config, out: TextIO | None = None) -> Report:
                 f"latency sealbus {tag}",
                 latency_events,
                 lambda p: sealbus_latency(
-                    pool, latency_events, config.rate, progress=p, switch_interval=config.switch_interval
+                    pool,
+                    latency_events,
+                    config.rate,
+                    progress=p,
+                    switch_interval=config.switch_interval,
+                    busy_poll=config.busy_poll,
                 ),
                 "latency",
                 "sealbus",
@@ -1184,6 +1195,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="sys.setswitchinterval for the 'latency' run (default: Python's 0.005)",
     )
     p.add_argument(
+        "--busy-poll",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="the 'latency' consumers spin this long before sleeping (Subscription busy_poll; default 0)",
+    )
+    p.add_argument(
         "--producers",
         type=int,
         default=2,
@@ -1219,6 +1237,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
         work_dir=args.dir,
         switch_interval=getattr(args, "switch_interval", None),
         producers=getattr(args, "producers", 2),
+        busy_poll=getattr(args, "busy_poll", 0.0),
     )
     for name in ("events", "nats_events", "repeat", "backlog", "producers"):
         if getattr(cfg, name) < 1:

@@ -1052,7 +1052,7 @@ impl PyRouter {
         }
     }
 
-    #[pyo3(signature = (principal, token, types, name=None, pattern_json=None, max_pending=10_000, on_full="block", ack_timeout=30.0, max_deliveries=5, dlq_capacity=10_000, durable=false, start="latest", max_backlog=None))]
+    #[pyo3(signature = (principal, token, types, name=None, pattern_json=None, max_pending=10_000, on_full="block", ack_timeout=30.0, max_deliveries=5, dlq_capacity=10_000, durable=false, start="latest", max_backlog=None, busy_poll=0.0))]
     #[allow(clippy::too_many_arguments)]
     fn subscribe(
         &self,
@@ -1070,6 +1070,7 @@ impl PyRouter {
         durable: bool,
         start: &str,
         max_backlog: Option<u64>,
+        busy_poll: f64,
     ) -> PyResult<PySubscription> {
         let start = match start {
             "latest" => Start::Latest,
@@ -1095,6 +1096,8 @@ impl PyRouter {
                 .unwrap_or(u64::MAX),
             max_deliveries,
             dlq_capacity,
+            busy_poll_ns: u64::try_from(seconds("busy_poll", busy_poll)?.as_nanos())
+                .unwrap_or(u64::MAX),
         };
         let durable = durable.then_some((start, max_backlog));
         let sub = attached(

@@ -1,6 +1,7 @@
 //! The consumer side: poll (refilling a durable window from the log first), ack,
 //! nack, dead letters, and opening at-rest seals for the consumer that receives them.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -119,6 +120,8 @@ impl Router {
     ) -> Result<Vec<Delivery<Item>>> {
         let started = std::time::Instant::now();
         let mut st = sub.lock()?;
+        let busy_poll = Duration::from_nanos(st.queue.config().busy_poll_ns);
+        let mut spun = busy_poll.is_zero() || self.clock.is_manual();
         loop {
             if sub.is_closed() {
                 return Err(Error::Closed {
@@ -151,6 +154,22 @@ impl Router {
                 None if self.clock.is_manual() => return Ok(out),
                 None => Duration::from_hours(1),
             };
+            if !spun {
+                // Once per poll: watch the wake counter without the lock, then look
+                // again (news, closed, or time up) before sleeping.
+                spun = true;
+                let seen = sub.wakes.load(Ordering::Acquire);
+                drop(st);
+                let until = started + busy_poll.min(remaining);
+                while sub.wakes.load(Ordering::Acquire) == seen
+                    && !sub.is_closed()
+                    && std::time::Instant::now() < until
+                {
+                    std::thread::yield_now();
+                }
+                st = sub.lock()?;
+                continue;
+            }
             // Wake for the next ack deadline too, so expired events are redelivered.
             let wait = match st.queue.next_deadline() {
                 Some(d) => remaining.min(Duration::from_nanos(d.saturating_sub(now).max(1_000))),
@@ -212,7 +231,7 @@ impl Router {
         if n > 0 {
             sub.has_room.notify_all();
             // A durable window has room again: a waiting poller may refill it.
-            sub.has_events.notify_all();
+            sub.notify_events();
         }
         Ok(n)
     }
@@ -227,7 +246,7 @@ impl Router {
         let freed = st.queue.len() < before;
         drop(st);
         if n > 0 {
-            sub.has_events.notify_all();
+            sub.notify_events();
         }
         if freed {
             sub.has_room.notify_all();

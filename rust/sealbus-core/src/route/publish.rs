@@ -439,7 +439,7 @@ impl Router {
                 }
             }
             drop(st);
-            s.has_events.notify_all();
+            s.notify_events();
         }
         // Durable consumers that wanted none of these still move past them.
         if let Some(range) = range {

@@ -43,6 +43,10 @@ pub struct QueueConfig {
     pub ack_timeout_ns: u64,
     pub max_deliveries: u32,
     pub dlq_capacity: usize,
+    /// How long a consumer's poll spins (yielding the CPU between looks) before it
+    /// sleeps on the condition variable: wake-up latency bought with CPU, like
+    /// Linux's `SO_BUSY_POLL`. Zero: sleep at once.
+    pub busy_poll_ns: u64,
 }
 
 impl Default for QueueConfig {
@@ -53,6 +57,7 @@ impl Default for QueueConfig {
             ack_timeout_ns: 30_000_000_000,
             max_deliveries: 5,
             dlq_capacity: 10_000,
+            busy_poll_ns: 0,
         }
     }
 }
@@ -305,6 +310,7 @@ mod tests {
             ack_timeout_ns: 100,
             max_deliveries: 3,
             dlq_capacity: 2,
+            busy_poll_ns: 0,
         })
     }
 

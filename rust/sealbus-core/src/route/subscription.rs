@@ -6,7 +6,7 @@
 //! it has read. Its in-memory queue is only a window onto the log.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Instant;
 
@@ -100,6 +100,9 @@ pub struct Subscription {
     pub(crate) state: Mutex<SubState>,
     pub(crate) has_events: Condvar,
     pub(crate) has_room: Condvar,
+    /// Bumped with every `has_events` notification, so a busy-polling consumer can
+    /// watch for news without the lock.
+    pub(crate) wakes: AtomicU64,
     closed: AtomicBool,
 }
 
@@ -126,8 +129,15 @@ impl Subscription {
             }),
             has_events: Condvar::new(),
             has_room: Condvar::new(),
+            wakes: AtomicU64::new(0),
             closed: AtomicBool::new(false),
         }
+    }
+
+    /// Wake the consumers waiting for events (and any busy-polling one).
+    pub(crate) fn notify_events(&self) {
+        self.wakes.fetch_add(1, Ordering::Release);
+        self.has_events.notify_all();
     }
 
     pub(crate) fn lock(&self) -> Result<MutexGuard<'_, SubState>> {
@@ -149,7 +159,7 @@ impl Subscription {
 
     pub(crate) fn close(&self) {
         self.closed.store(true, Ordering::Release);
-        self.has_events.notify_all();
+        self.notify_events();
         self.has_room.notify_all();
     }
 

@@ -80,7 +80,12 @@ fn invalid(field: &str, reason: impl Into<String>) -> Error {
 /// A JSON string literal, exactly as `serde_json` escapes it; text with nothing to
 /// escape (the usual case for attributes) is copied as is.
 fn write_json_str(out: &mut Vec<u8>, v: &str) {
-    if v.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+    // No early exit, so the check vectorises: attribute values are short and almost
+    // never need escaping.
+    let plain = !v.bytes().fold(false, |esc, b| {
+        esc | (b < 0x20) | (b == b'"') | (b == b'\\')
+    });
+    if plain {
         out.push(b'"');
         out.extend_from_slice(v.as_bytes());
         out.push(b'"');
@@ -221,24 +226,21 @@ impl Event {
 
     /// The attributes as a JSON object without `data` (what patterns see besides data).
     fn attributes_json(&self, out: &mut Vec<u8>) {
-        let mut first = true;
-        let mut put = |out: &mut Vec<u8>, k: &str, v: &str| {
-            out.push(if first { b'{' } else { b',' });
-            first = false;
-            write_json_str(out, k);
-            out.push(b':');
+        // Keys are constants: written as they are, only values are escaped.
+        let put = |out: &mut Vec<u8>, key: &[u8], v: &str| {
+            out.extend_from_slice(key);
             write_json_str(out, v);
         };
-        put(out, "specversion", SPECVERSION);
-        put(out, "id", &self.id);
-        put(out, "source", &self.source);
-        put(out, "type", &self.event_type);
-        put(out, "time", &self.time);
+        put(out, b"{\"specversion\":", SPECVERSION);
+        put(out, b",\"id\":", &self.id);
+        put(out, b",\"source\":", &self.source);
+        put(out, b",\"type\":", &self.event_type);
+        put(out, b",\"time\":", &self.time);
         for (k, v) in [
-            ("datacontenttype", &self.datacontenttype),
-            ("dataschema", &self.dataschema),
-            ("subject", &self.subject),
-            ("traceparent", &self.traceparent),
+            (&b",\"datacontenttype\":"[..], &self.datacontenttype),
+            (b",\"dataschema\":", &self.dataschema),
+            (b",\"subject\":", &self.subject),
+            (b",\"traceparent\":", &self.traceparent),
         ] {
             if let Some(v) = v {
                 put(out, k, v);
@@ -246,7 +248,8 @@ impl Event {
         }
         if let Some(v) = self.schema_version {
             out.extend_from_slice(b",\"schemaversion\":");
-            out.extend_from_slice(v.to_string().as_bytes());
+            // Writing into a Vec cannot fail.
+            let _ = std::io::Write::write_fmt(out, format_args!("{v}"));
         }
     }
 

@@ -378,7 +378,7 @@ fn cursor_dict<'py>(py: Python<'py>, c: &Cursor) -> PyResult<Bound<'py, PyDict>>
     d.set_item("committed", c.committed)?;
     d.set_item("acked", PyList::new(py, &c.acked)?)?;
     let deliveries = PyDict::new(py);
-    for (o, n) in &c.deliveries {
+    for (o, n) in c.deliveries.iter() {
         deliveries.set_item(o, n)?;
     }
     d.set_item("deliveries", deliveries)?;
@@ -420,7 +420,7 @@ impl PyCursorStore {
         let c = Cursor {
             committed,
             acked,
-            deliveries,
+            deliveries: deliveries.into_iter().collect(),
             dead_letters: dead_letters
                 .into_iter()
                 .map(|(offset, deliveries, timestamp_ns, reason)| DeadLetter {

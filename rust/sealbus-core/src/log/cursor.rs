@@ -4,11 +4,11 @@
 //! atomically: write `NAME.tmp`, fsync it, rename over `NAME`, fsync the directory.
 //! A crash leaves either the old or the new cursor, never a mix.
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
+use super::deliveries::Deliveries;
 use super::io::{FileStorage, Storage};
 use super::recovery::io_err;
 use crate::error::{Error, Result};
@@ -36,7 +36,7 @@ pub struct Cursor {
     /// half-open ranges `[start, end)`, each starting above `committed`.
     pub acked: Vec<(u64, u64)>,
     /// Delivery attempts of offsets not yet settled.
-    pub deliveries: BTreeMap<u64, u32>,
+    pub deliveries: Deliveries,
     /// Dead-lettered messages, not yet drained.
     pub dead_letters: Vec<DeadLetter>,
 }
@@ -70,21 +70,19 @@ impl Cursor {
             self.acked[i - 1].1 = self.acked[i].1;
             self.acked.remove(i);
         }
-        self.deliveries.remove(&offset);
+        self.deliveries.remove(offset);
         self.compact();
         true
     }
 
     /// Count one more delivery of `offset`; returns the new count.
     pub fn record_delivery(&mut self, offset: u64) -> u32 {
-        let c = self.deliveries.entry(offset).or_insert(0);
-        *c = c.saturating_add(1);
-        *c
+        self.deliveries.increment(offset)
     }
 
     /// Settle `offset` into the dead-letter list.
     pub fn dead_letter(&mut self, offset: u64, reason: &str, timestamp_ns: u64) {
-        let deliveries = self.deliveries.get(&offset).copied().unwrap_or(0);
+        let deliveries = self.deliveries.get(offset).unwrap_or(0);
         if self.ack(offset) {
             let mut cut = reason.len().min(MAX_REASON);
             while !reason.is_char_boundary(cut) {
@@ -117,12 +115,7 @@ impl Cursor {
         // Only the prefix below `committed` can be settled here: pop it instead of
         // scanning every pending delivery (a retain per ack was O(n) per ack, O(n^2)
         // per acked batch).
-        while let Some(e) = self.deliveries.first_entry() {
-            if *e.key() >= self.committed {
-                break;
-            }
-            e.remove();
-        }
+        self.deliveries.remove_below(self.committed);
     }
 
     /// Encode (see docs/FORMAT-LOG.md, "Cursor files").
@@ -137,7 +130,7 @@ impl Cursor {
             b.extend_from_slice(&e.to_le_bytes());
         }
         b.extend_from_slice(&n(self.deliveries.len()));
-        for (&o, &c) in &self.deliveries {
+        for (o, c) in self.deliveries.iter() {
             b.extend_from_slice(&o.to_le_bytes());
             b.extend_from_slice(&c.to_le_bytes());
         }
@@ -186,7 +179,7 @@ impl Cursor {
         }
         for _ in 0..r.u32()? {
             let (o, n) = (r.u64()?, r.u32()?);
-            c.deliveries.insert(o, n);
+            c.deliveries.set(o, n);
         }
         for _ in 0..r.u32()? {
             let offset = r.u64()?;

@@ -14,6 +14,7 @@
 //! - [`cursor`]: durable consumer cursors.
 
 pub mod cursor;
+pub mod deliveries;
 pub mod index;
 pub mod io;
 pub mod record;
@@ -28,6 +29,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 pub use self::cursor::{Cursor, CursorStore, DeadLetter};
+pub use self::deliveries::Deliveries;
 pub use self::io::{FaultPlan, FaultyStorage, FileStorage, Storage, StorageFile};
 pub use self::recovery::RecoveryReport;
 pub use self::retention::{Retention, RetentionReport};

@@ -749,7 +749,7 @@ fn cursor_store_survives_reopen_and_drives_retention() {
     let back = store.load("shipping").unwrap().unwrap();
     assert_eq!(back.committed, 3);
     assert!(back.is_settled(4) && !back.is_settled(3));
-    assert_eq!(back.deliveries.get(&3), Some(&1));
+    assert_eq!(back.deliveries.get(3), Some(1));
     assert_eq!(store.min_committed().unwrap(), Some(3));
 }
 

@@ -214,7 +214,7 @@ impl Router {
                 n += 1;
                 if let (Some(d), Some(o)) = (&mut st.durable, item.offset) {
                     d.cursor.ack(o);
-                    d.cursor.deliveries.remove(&o);
+                    d.cursor.deliveries.remove(o);
                     d.owed = d.owed.saturating_sub(1);
                     d.dirty = true;
                 }

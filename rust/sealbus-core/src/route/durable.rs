@@ -178,7 +178,7 @@ impl Router {
                 };
                 d.filter = filter;
                 if wanted? {
-                    let attempts = d.cursor.deliveries.get(&r.offset).copied().unwrap_or(0);
+                    let attempts = d.cursor.deliveries.get(r.offset).unwrap_or(0);
                     st.queue.push_attempted(Arc::new(e), attempts);
                 } else {
                     d.cursor.ack(r.offset);

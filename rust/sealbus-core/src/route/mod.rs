@@ -102,11 +102,12 @@ pub struct Refused {
 #[derive(Debug)]
 struct TypeRoute {
     generation: u64,
-    /// Subscriptions without a content pattern: every event of the type.
-    all: Vec<Arc<Subscription>>,
-    /// Subscriptions with a pattern, keyed by id.
-    patterned: PatternSet<u64>,
-    by_id: HashMap<u64, Arc<Subscription>>,
+    /// The subscriptions that may read the type, each part in id order: the first
+    /// `unpatterned` take every event; the others are filtered by `patterned`, whose
+    /// keys are their indices here (dense, so a match needs no map lookup).
+    subs: Vec<Arc<Subscription>>,
+    unpatterned: usize,
+    patterned: PatternSet<u32>,
 }
 
 #[derive(Debug, Default)]
@@ -350,10 +351,11 @@ impl Router {
         let subs = self.subs.read().map_err(|_| poisoned("subscriptions"))?;
         let mut route = TypeRoute {
             generation,
-            all: Vec::new(),
+            subs: Vec::new(),
+            unpatterned: 0,
             patterned: PatternSet::new(),
-            by_id: HashMap::new(),
         };
+        let mut filtered = Vec::new();
         let mut ids: Vec<_> = subs.keys().copied().collect();
         ids.sort_unstable();
         for id in ids {
@@ -371,14 +373,20 @@ impl Router {
             match &s.pattern {
                 // Defence in depth: a data pattern never sees an end-to-end type.
                 Some(p) if e2e && p.top_level_keys().iter().any(|k| is_sealed_key(k)) => {}
-                None => route.all.push(s.clone()),
-                Some(p) => {
-                    route.patterned.insert(s.id, p.clone());
-                    route.by_id.insert(s.id, s.clone());
-                }
+                None => route.subs.push(s.clone()),
+                Some(p) => filtered.push((s.clone(), p.clone())),
             }
         }
         drop(subs);
+        route.unpatterned = route.subs.len();
+        for (s, p) in filtered {
+            let key = u32::try_from(route.subs.len()).map_err(|_| Error::InvalidArgument {
+                name: "subscriptions".into(),
+                reason: "more than 2^32 subscriptions to one event type".into(),
+            })?;
+            route.patterned.insert(key, p);
+            route.subs.push(s);
+        }
         let route = Arc::new(route);
         self.routes
             .write()

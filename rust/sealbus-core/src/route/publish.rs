@@ -22,8 +22,28 @@ struct Frames {
     offs: Vec<usize>,
 }
 
-/// The subscriptions a batch goes to, and for each event the indices of its own.
-pub(super) type Targets = (Vec<Arc<Subscription>>, Vec<Vec<usize>>);
+/// The subscriptions a batch goes to, and for each event the indices of its own,
+/// flat: event `i` goes to `subs[k]` for each `k` in `idx[ends[i]..ends[i + 1]]`.
+pub(super) struct Targets {
+    subs: Vec<Arc<Subscription>>,
+    idx: Vec<u32>,
+    ends: Vec<usize>,
+}
+
+impl Targets {
+    fn of(&self, i: usize) -> &[u32] {
+        &self.idx[self.ends[i]..self.ends[i + 1]]
+    }
+
+    /// How many of `events` each subscription receives.
+    fn need(&self, events: std::ops::Range<usize>) -> Vec<usize> {
+        let mut need = vec![0usize; self.subs.len()];
+        for &k in &self.idx[self.ends[events.start]..self.ends[events.end]] {
+            need[k as usize] += 1;
+        }
+        need
+    }
+}
 
 fn backpressure(s: &Subscription, pending: usize) -> Error {
     Error::Backpressure {
@@ -78,31 +98,37 @@ impl AttrsJson {
 impl Router {
     /// Which subscriptions each event goes to (indices into the returned list).
     pub(super) fn targets(&self, events: &[Event], attrs: &AttrsJson) -> Result<Targets> {
-        let mut subs: Vec<Arc<Subscription>> = Vec::new();
-        let mut index: HashMap<u64, usize> = HashMap::new();
-        let mut per_event = Vec::with_capacity(events.len());
-        let mut matched = Vec::new();
-        let mut route: Option<(String, Arc<TypeRoute>)> = None;
+        let mut t = Targets {
+            subs: Vec::new(),
+            idx: Vec::with_capacity(events.len() * 2),
+            ends: Vec::with_capacity(events.len() + 1),
+        };
+        t.ends.push(0);
+        let mut index: HashMap<u64, u32> = HashMap::new();
+        let mut matched: Vec<u32> = Vec::new();
+        // The current event type's route, and where each of its subscriptions sits in
+        // `t.subs` (mapped once per type change, not per event).
+        let mut route: Option<(&str, Arc<TypeRoute>, Vec<u32>)> = None;
         // One scratch buffer for the CloudEvents JSON the matcher reads.
         let mut json = Vec::new();
         for (k, e) in events.iter().enumerate() {
-            let r = match &route {
-                Some((t, r)) if *t == e.event_type => r.clone(),
-                _ => {
-                    let r = self.route_for(&e.event_type)?;
-                    route = Some((e.event_type.clone(), r.clone()));
-                    r
+            if route.as_ref().is_none_or(|(ty, _, _)| *ty != e.event_type) {
+                let r = self.route_for(&e.event_type)?;
+                let mut local = Vec::with_capacity(r.subs.len());
+                for s in &r.subs {
+                    let next = u32::try_from(t.subs.len()).unwrap_or(u32::MAX);
+                    let i = *index.entry(s.id).or_insert_with(|| {
+                        t.subs.push(s.clone());
+                        next
+                    });
+                    local.push(i);
                 }
+                route = Some((&e.event_type, r, local));
+            }
+            let Some((_, r, local)) = &route else {
+                continue; // unreachable: set just above
             };
-            let mut mine = Vec::with_capacity(r.all.len());
-            let mut add = |s: &Arc<Subscription>| {
-                let i = *index.entry(s.id).or_insert_with(|| {
-                    subs.push(s.clone());
-                    subs.len() - 1
-                });
-                mine.push(i);
-            };
-            r.all.iter().for_each(&mut add);
+            t.idx.extend_from_slice(&local[..r.unpatterned]);
             if !r.patterned.is_empty() {
                 matched.clear();
                 json.clear();
@@ -110,15 +136,12 @@ impl Router {
                 e.finish_json(e.data_kind == DataKind::Json && !e.sealed, &mut json);
                 r.patterned.matches_json(&json, &mut matched)?;
                 matched.sort_unstable();
-                for id in &matched {
-                    if let Some(s) = r.by_id.get(id) {
-                        add(s);
-                    }
-                }
+                t.idx
+                    .extend(matched.iter().filter_map(|&m| local.get(m as usize)));
             }
-            per_event.push(mine);
+            t.ends.push(t.idx.len());
         }
-        Ok((subs, per_event))
+        Ok(t)
     }
 
     /// Route a prepared batch into the queues under each queue's backpressure policy.
@@ -131,19 +154,14 @@ impl Router {
     ) -> std::result::Result<Vec<Receipt>, Box<Refused>> {
         let refused = |error: Error, receipts: Vec<Receipt>| Box::new(Refused { error, receipts });
         let attrs = AttrsJson::of(&events);
-        let (subs, per_event) = match self.targets(&events, &attrs) {
+        let targets = match self.targets(&events, &attrs) {
             Ok(t) => t,
             Err(e) => return Err(refused(e, Vec::new())),
         };
         let deadline = block_timeout.map(|t| Instant::now() + t);
         // A batch larger than a blocking queue can ever hold goes one event at a time.
-        let mut need = vec![0usize; subs.len()];
-        for t in &per_event {
-            for &i in t {
-                need[i] += 1;
-            }
-        }
-        let too_big = subs.iter().zip(&need).any(|(s, &n)| {
+        let need = targets.need(0..events.len());
+        let too_big = targets.subs.iter().zip(&need).any(|(s, &n)| {
             s.lock().is_ok_and(|st| {
                 st.durable.is_none()
                     && st.queue.config().on_full == OnFull::Block
@@ -160,16 +178,15 @@ impl Router {
         let mut events = events;
         let mut receipts = Vec::with_capacity(n);
         for (start, len) in chunks {
-            let chunk_targets = &per_event[start..start + len];
             let chunk: Vec<Event> = events.drain(..len).collect();
-            match self.enqueue_chunk(&subs, chunk_targets, chunk, (&attrs, start), deadline) {
+            match self.enqueue_chunk(&targets, chunk, (&attrs, start), deadline) {
                 Ok(items) => {
-                    for (item, t) in items.iter().zip(chunk_targets) {
+                    for (j, item) in items.iter().enumerate() {
                         receipts.push(Receipt {
                             id: item.id.clone(),
                             time: item.time.clone(),
                             schema_version: item.schema_version,
-                            routed: t.len(),
+                            routed: targets.of(start + j).len(),
                             offset: item.offset,
                         });
                     }
@@ -340,20 +357,17 @@ impl Router {
         }))
     }
 
+    /// Route `events`, which are events `start..` of the batch `targets` describes.
     fn enqueue_chunk(
         &self,
-        subs: &[Arc<Subscription>],
-        per_event: &[Vec<usize>],
+        targets: &Targets,
         mut events: Vec<Event>,
         attrs: (&AttrsJson, usize),
         deadline: Option<Instant>,
     ) -> Result<Vec<Item>> {
-        let mut need = vec![0usize; subs.len()];
-        for t in per_event {
-            for &i in t {
-                need[i] += 1;
-            }
-        }
+        let start = attrs.1;
+        let subs = &targets.subs[..];
+        let need = targets.need(start..start + events.len());
         loop {
             self.wait_for_room(subs, &need, deadline)?;
             if self.reserve(subs, &need)? {
@@ -368,7 +382,7 @@ impl Router {
             return Err(e);
         }
         let items: Vec<Item> = events.into_iter().map(Arc::new).collect();
-        self.push(subs, per_event, &need, &items)?;
+        self.push(targets, start, &need, &items)?;
         Ok(items)
     }
 
@@ -404,21 +418,17 @@ impl Router {
         Ok(())
     }
 
-    fn push(
-        &self,
-        subs: &[Arc<Subscription>],
-        per_event: &[Vec<usize>],
-        need: &[usize],
-        items: &[Item],
-    ) -> Result<()> {
+    /// Hand `items` (events `start..` of the batch `targets` describes) to their queues.
+    fn push(&self, targets: &Targets, start: usize, need: &[usize], items: &[Item]) -> Result<()> {
+        let subs = &targets.subs[..];
         let range = items
             .first()
             .and_then(|i| i.offset)
             .map(|first| first..first + items.len() as u64);
-        let mut per_sub: Vec<Vec<&Item>> = vec![Vec::new(); subs.len()];
-        for (item, targets) in items.iter().zip(per_event) {
-            for &i in targets {
-                per_sub[i].push(item);
+        let mut per_sub: Vec<Vec<&Item>> = need.iter().map(|&n| Vec::with_capacity(n)).collect();
+        for (j, item) in items.iter().enumerate() {
+            for &i in targets.of(start + j) {
+                per_sub[i as usize].push(item);
             }
         }
         for ((s, mine), &n) in subs.iter().zip(per_sub).zip(need) {

@@ -82,10 +82,10 @@ fn invalid(field: &str, reason: impl Into<String>) -> Error {
 fn write_json_str(out: &mut Vec<u8>, v: &str) {
     // No early exit, so the check vectorises: attribute values are short and almost
     // never need escaping.
-    let plain = !v.bytes().fold(false, |esc, b| {
-        esc | (b < 0x20) | (b == b'"') | (b == b'\\')
+    let escapes = v.bytes().fold(0u8, |esc, b| {
+        esc | u8::from(b < 0x20) | u8::from(b == b'"') | u8::from(b == b'\\')
     });
-    if plain {
+    if escapes == 0 {
         out.push(b'"');
         out.extend_from_slice(v.as_bytes());
         out.push(b'"');

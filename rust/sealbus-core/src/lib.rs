@@ -17,5 +17,6 @@ pub mod policy;
 pub mod route;
 pub mod schema;
 pub mod seal;
+pub mod seqmap;
 
 pub use error::{Error, Result};

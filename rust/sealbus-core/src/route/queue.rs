@@ -7,7 +7,9 @@
 //! whatever the consumer does. Delivery is at-least-once: an event leaves the queue
 //! only when acked, or when it is dead-lettered after `max_deliveries` attempts.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
+
+use crate::seqmap::SeqMap;
 
 /// What to do when a queue is full (tokio's bounded channel: `send` waits,
 /// `try_send` gives the value back).
@@ -109,8 +111,9 @@ pub struct Queue<T> {
     cfg: QueueConfig,
     ready: VecDeque<Entry<T>>,
     // Tags grow with delivery time and the timeout is fixed, so tag order is deadline
-    // order: expiry pops from the front.
-    inflight: BTreeMap<u64, InFlight<T>>,
+    // order: expiry pops from the front. Tags are handed out in increasing order and
+    // mostly acked in order: a SeqMap, not a node allocated per delivery.
+    inflight: SeqMap<InFlight<T>>,
     dead: VecDeque<DeadLetter<T>>,
     next_tag: u64,
     stats: QueueStats,
@@ -121,7 +124,7 @@ impl<T: Clone> Queue<T> {
         Queue {
             cfg,
             ready: VecDeque::new(),
-            inflight: BTreeMap::new(),
+            inflight: SeqMap::default(),
             dead: VecDeque::new(),
             next_tag: 1,
             stats: QueueStats::default(),
@@ -209,11 +212,14 @@ impl<T: Clone> Queue<T> {
     /// Returns how many expired.
     pub fn expire(&mut self, now: u64) -> usize {
         let mut expired = Vec::new();
-        while let Some(entry) = self.inflight.first_entry() {
-            if entry.get().deadline > now {
-                break;
+        while self
+            .inflight
+            .first()
+            .is_some_and(|(_, f)| f.deadline <= now)
+        {
+            if let Some((_, f)) = self.inflight.pop_first() {
+                expired.push(f.entry);
             }
-            expired.push(entry.remove().entry);
         }
         let n = expired.len();
         self.stats.expired += n as u64;
@@ -251,14 +257,14 @@ impl<T: Clone> Queue<T> {
     /// Acknowledge a delivery. False if the tag is unknown (already acked, or it
     /// expired and was handed out again under a new tag).
     pub fn ack(&mut self, tag: u64) -> Option<T> {
-        let f = self.inflight.remove(&tag)?;
+        let f = self.inflight.remove(tag)?;
         self.stats.acked += 1;
         Some(f.entry.item)
     }
 
     /// Refuse a delivery: it goes back to the front for redelivery, or to the DLQ.
     pub fn nack(&mut self, tag: u64) -> bool {
-        match self.inflight.remove(&tag) {
+        match self.inflight.remove(tag) {
             Some(f) => {
                 self.stats.nacked += 1;
                 self.retry(f.entry, "nacked");
@@ -295,7 +301,7 @@ impl<T: Clone> Queue<T> {
 
     /// The earliest ack deadline, if anything is in flight.
     pub fn next_deadline(&self) -> Option<u64> {
-        self.inflight.first_key_value().map(|(_, f)| f.deadline)
+        self.inflight.first().map(|(_, f)| f.deadline)
     }
 }
 

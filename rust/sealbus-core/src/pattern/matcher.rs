@@ -9,7 +9,7 @@
 
 use std::cell::RefCell;
 
-use super::compile::{AnythingButIndex, Compiled, FieldIndex, ANCHOR_SLOT, SHARED_OWNER};
+use super::compile::{AnythingButIndex, Compiled, FieldIndex, ANCHOR_SLOT, LONG_BRANCH};
 use super::flatten::{Flat, Kind, Leaf};
 use super::value::{fold_case, net_mask, parse_ip, plain_numeric_key, Decimal};
 
@@ -24,7 +24,9 @@ pub(crate) struct Scratch {
     /// an array (a slot with one leaf outside arrays can always pick that one). One word, so checking a candidate touches one cache line per slot.
     slot_stamp: Vec<u32>,
     path_seen: Vec<u32>,
-    owner_stamp: Vec<u32>,
+    /// Owners of the candidates of one anchor that passed (written unconditionally,
+    /// kept by advancing the length: no branch on the outcome).
+    passed: Vec<u32>,
     /// (slot, leaf) pairs for leaves inside arrays, kept for the rare
     /// array-consistency check.
     sat: Vec<(u32, u32)>,
@@ -64,7 +66,7 @@ impl Scratch {
             self.epoch = 0;
             self.slot_stamp = vec![0; c.n_slots];
             self.path_seen = vec![0; c.n_paths];
-            self.owner_stamp = vec![0; c.n_owners];
+            self.passed = vec![0; c.max_anchored];
             let words = c.n_owners.div_ceil(64);
             self.owner_bits = vec![0; words];
             self.owner_words = vec![0; words.div_ceil(64)];
@@ -77,7 +79,6 @@ impl Scratch {
         if self.epoch > u32::MAX >> 1 {
             self.slot_stamp.fill(0);
             self.path_seen.fill(0);
-            self.owner_stamp.fill(0);
             self.epoch = 1;
         }
     }
@@ -259,49 +260,97 @@ pub(crate) fn run(c: &Compiled, s: &mut Scratch, event: &[u8], out: &mut Vec<u32
         }
     }
 
+    // The always-satisfied padding slot of the anchored records.
+    if let Some(st) = slot_stamp.get_mut(c.always_slot as usize) {
+        *st = epoch << 1;
+    }
     let start = out.len();
+    let passed = &mut s.passed;
     for &anchor in anchors.iter() {
         let ai = anchor as usize;
-        let mut rest = &c.anchored[c.anchor_off[ai] as usize..c.anchor_off[ai + 1] as usize];
-        while let [owner, k, tail @ ..] = rest {
-            let (shared, k) = (k & SHARED_OWNER != 0, (k & !SHARED_OWNER) as usize);
-            let (others, next) = tail.split_at(k.min(tail.len()));
-            rest = next;
-            let owner = *owner as usize;
-            // Only an owner with several branches can be reached twice; checking its
-            // stamp last spares the random read for everyone else.
-            if !others.iter().all(|&x| slot_stamp[x as usize] >> 1 == epoch)
-                || (shared && s.owner_stamp[owner] == epoch)
-            {
-                continue;
-            }
-            let in_array = |x: u32| slot_stamp[x as usize] & 1 == 1;
-            let in_arrays =
-                usize::from(in_array(anchor)) + others.iter().filter(|&&x| in_array(x)).count();
-            if in_arrays >= 2 {
-                let mut slots = others.to_vec();
-                slots.push(anchor);
-                if !consistent(flat, sat, &slots, slot_stamp) {
-                    continue;
-                }
-            }
-            if shared {
-                s.owner_stamp[owner] = epoch;
-            }
-            out.push(u32::try_from(owner).unwrap_or(u32::MAX));
+        let (from, to) = (c.anchor_off[ai] as usize, c.anchor_off[ai + 1] as usize);
+        let anchor_in_array = slot_stamp[ai] & 1;
+        let mut n = 0usize;
+        for (ri, rec) in c.anchored[from..to].iter().enumerate() {
+            let [owner, x, y, z] = *rec;
+            let (x, y, z) = (
+                slot_stamp[x as usize],
+                slot_stamp[y as usize],
+                slot_stamp[z as usize],
+            );
+            let ok = (x >> 1 == epoch) & (y >> 1 == epoch) & (z >> 1 == epoch);
+            let in_arrays = anchor_in_array + (x & 1) + (y & 1) + (z & 1);
+            // Rare: a branch longer than a record, or one that spans arrays.
+            let keep = if ok & ((in_arrays >= 2) | (owner & LONG_BRANCH != 0)) {
+                check_slow(c, flat, sat, slot_stamp, epoch, anchor, rec, from + ri)
+            } else {
+                ok
+            };
+            passed[n] = owner & !LONG_BRANCH;
+            n += usize::from(keep);
         }
+        out.extend_from_slice(&passed[..n]);
     }
     sort_owners(&mut s.owner_bits, &mut s.owner_words, out, start);
+}
+
+/// The full check of a candidate whose record's own slots are satisfied: the slots
+/// past the record's, and array consistency when two or more slots were satisfied
+/// only inside arrays.
+#[allow(clippy::too_many_arguments)] // the matcher's state, passed apart to keep borrows disjoint
+#[cold]
+#[inline(never)]
+fn check_slow(
+    c: &Compiled,
+    flat: &Flat,
+    sat: &[(u32, u32)],
+    slot_stamp: &[u32],
+    epoch: u32,
+    anchor: u32,
+    rec: &[u32; 4],
+    record: usize,
+) -> bool {
+    let mut slots: Vec<u32> = rec[1..]
+        .iter()
+        .copied()
+        .filter(|&x| x != c.always_slot)
+        .collect();
+    if rec[0] & LONG_BRANCH != 0 {
+        if let Some(rest) = c
+            .long_others
+            .get(&u32::try_from(record).unwrap_or(u32::MAX))
+        {
+            slots.extend_from_slice(rest);
+        }
+    }
+    if !slots.iter().all(|&x| slot_stamp[x as usize] >> 1 == epoch) {
+        return false;
+    }
+    slots.push(anchor);
+    let in_arrays = slots
+        .iter()
+        .filter(|&&x| slot_stamp[x as usize] & 1 == 1)
+        .count();
+    in_arrays < 2 || consistent(flat, sat, &slots, slot_stamp)
 }
 
 /// Fewer matches than this are sorted in place (a small insertion sort); more go
 /// through the owner bitset, which costs a few instructions per match.
 const SORT_IN_PLACE: usize = 16;
 
-/// Put `out[start..]` (distinct owner ids) in ascending order.
+/// Put `out[start..]` in ascending order without repeats (an owner with several
+/// branches can pass more than once).
 fn sort_owners(bits: &mut [u64], words: &mut [u64], out: &mut Vec<u32>, start: usize) {
     if out.len() - start <= SORT_IN_PLACE {
         out[start..].sort_unstable();
+        let mut w = start;
+        for r in start..out.len() {
+            if w == start || out[w - 1] != out[r] {
+                out[w] = out[r];
+                w += 1;
+            }
+        }
+        out.truncate(w);
         return;
     }
     for &o in &out[start..] {

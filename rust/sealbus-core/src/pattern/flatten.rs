@@ -19,7 +19,11 @@ pub(crate) const NO_PATH: u32 = u32::MAX;
 #[derive(Debug, Default)]
 pub(crate) struct PathTrie {
     nodes: Vec<TrieNode>,
+    /// Tells tries apart for the key guesses a `Flat` keeps (see `KeyGuess`).
+    id: u64,
 }
+
+static NEXT_TRIE_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 #[derive(Debug, Default)]
 struct TrieNode {
@@ -124,6 +128,7 @@ impl PathTrie {
                 path: NO_PATH,
                 ..TrieNode::default()
             }],
+            id: NEXT_TRIE_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         }
     }
 
@@ -240,6 +245,44 @@ pub(crate) struct Flat {
     pub mem: Vec<(u32, u32)>,
     stack: Vec<(u32, u32)>,
     next_array: u32,
+    /// The keys the last events had at each (object node, member position): events
+    /// of one kind repeat their keys in the same order, so the next key is checked
+    /// against the guess with one 16-byte compare instead of being scanned and looked
+    /// up. Direct-mapped; `guess_trie` is the trie the guesses' children belong to.
+    guesses: Vec<KeyGuess>,
+    guess_trie: u64,
+}
+
+/// A key seen at (trie node, member position) `tag`: its print (plain ASCII, at most
+/// 16 bytes, no escapes, so equal bytes followed by a quote are the same key) and the
+/// child it leads to (`NO_CHILD` for a key no pattern names).
+#[derive(Debug, Clone, Copy)]
+struct KeyGuess {
+    bits: u128,
+    tag: u32,
+    len: u32,
+    child: u32,
+}
+
+const NO_CHILD: u32 = u32::MAX;
+const NO_TAG: u32 = u32::MAX;
+const GUESS_SLOTS: usize = 512;
+/// Member positions past this are not guessed (the tag holds the position in 8 bits).
+const GUESS_POSITIONS: u32 = 255;
+
+impl KeyGuess {
+    const EMPTY: KeyGuess = KeyGuess {
+        bits: 0,
+        tag: NO_TAG,
+        len: 0,
+        child: NO_CHILD,
+    };
+
+    #[inline]
+    fn slot(node: u32, pos: u32) -> (usize, u32) {
+        let at = (node.wrapping_mul(37).wrapping_add(pos)) as usize % GUESS_SLOTS;
+        (at, node << 8 | pos)
+    }
 }
 
 impl Flat {
@@ -287,7 +330,8 @@ impl Flat {
         self.push_leaf(path, kind, false, a, e);
     }
 
-    #[inline]
+    #[allow(clippy::inline_always)] // measured: a call per stored leaf cost more than its body
+    #[inline(always)]
     fn push_leaf(&mut self, path: u32, kind: Kind, in_arena: bool, a: usize, e: usize) {
         let m = self.mem.len();
         // Most leaves sit outside arrays: skip the (empty) copy's call.
@@ -322,6 +366,10 @@ fn bad(reason: impl Into<String>) -> Error {
 /// (RFC 8259): skipped parts are validated too, only not stored.
 pub(crate) fn flatten_json(trie: &PathTrie, json: &[u8], flat: &mut Flat) -> Result<()> {
     flat.clear();
+    if flat.guess_trie != trie.id || flat.guesses.len() != GUESS_SLOTS {
+        flat.guesses = vec![KeyGuess::EMPTY; GUESS_SLOTS];
+        flat.guess_trie = trie.id;
+    }
     let mut sc = Scanner { b: json, i: 0 };
     sc.ws();
     if sc.peek() != Some(b'{') {
@@ -620,15 +668,56 @@ impl Scanner<'_> {
             return Ok(());
         }
         self.expect(b'"', "expected a key")?;
+        // Guesses are tagged with the node in 24 bits; deeper tries go unguessed.
+        let guessing = node < 1 << 24;
+        let mut pos = 0u32;
         loop {
-            let (a, e, esc) = self.string_raw()?;
-            let child = if esc {
-                let mut key = Vec::new();
-                self.unescape(a, e, &mut key)?;
-                trie.child(node, &KeyPrint::of(&key), &key)
+            let can_guess = guessing && pos <= GUESS_POSITIONS;
+            let (gat, tag) = KeyGuess::slot(node, pos);
+            let guess = flat.guesses.get(gat).copied().unwrap_or(KeyGuess::EMPTY);
+            let guessed = if guess.tag == tag && can_guess {
+                let n = guess.len as usize;
+                self.b
+                    .get(self.i..self.i + 16)
+                    .and_then(|w| <[u8; 16]>::try_from(w).ok())
+                    .filter(|w| {
+                        u128::from_le_bytes(*w) & PRINT_MASKS[n] == guess.bits
+                            && self.b.get(self.i + n) == Some(&b'"')
+                    })
+                    .map(|_| n)
             } else {
-                trie.child(node, &KeyPrint::at(self.b, a, e), &self.b[a..e])
+                None
             };
+            let child = if let Some(n) = guessed {
+                self.i += n + 1;
+                (guess.child != NO_CHILD).then_some(guess.child)
+            } else {
+                let (a, e, esc) = self.string_raw()?;
+                if esc {
+                    let mut key = Vec::new();
+                    self.unescape(a, e, &mut key)?;
+                    trie.child(node, &KeyPrint::of(&key), &key)
+                } else {
+                    let print = KeyPrint::at(self.b, a, e);
+                    let child = trie.child(node, &print, &self.b[a..e]);
+                    // Plain ASCII keys that a print holds whole can be guessed.
+                    if e - a <= 16
+                        && print.bits & 0x8080_8080_8080_8080_8080_8080_8080_8080 == 0
+                        && can_guess
+                    {
+                        if let Some(g) = flat.guesses.get_mut(gat) {
+                            *g = KeyGuess {
+                                bits: print.bits,
+                                tag,
+                                len: print.len,
+                                child: child.unwrap_or(NO_CHILD),
+                            };
+                        }
+                    }
+                    child
+                }
+            };
+            pos = pos.saturating_add(1);
             // Compact JSON: the colon follows the key directly.
             if self.b.get(self.i) == Some(&b':') {
                 self.i += 1;
@@ -637,7 +726,30 @@ impl Scanner<'_> {
             }
             self.ws();
             match child {
-                Some(c) => self.value(trie, c, depth + 1, flat)?,
+                Some(c) => {
+                    let path = trie.path_of(c);
+                    // Scalars at a pattern path are stored here rather than through a
+                    // call to `value`; same checks, same errors, in the same order.
+                    match self.peek() {
+                        _ if depth + 1 > MAX_EVENT_DEPTH => self.value(trie, c, depth + 1, flat)?,
+                        Some(b'"') if path != NO_PATH => {
+                            self.i += 1;
+                            let (a, e, esc) = self.string_raw()?;
+                            if esc {
+                                let at = flat.arena.len();
+                                self.unescape(a, e, &mut flat.arena)?;
+                                flat.push_at(path, Kind::Str, at);
+                            } else {
+                                flat.push_event(path, Kind::Str, a, e);
+                            }
+                        }
+                        Some(b'-' | b'0'..=b'9') if path != NO_PATH => {
+                            let (a, e) = self.number()?;
+                            flat.push_event(path, Kind::Num, a, e);
+                        }
+                        _ => self.value(trie, c, depth + 1, flat)?,
+                    }
+                }
                 // Unreferenced strings and numbers (most skipped values) inline here
                 // rather than through the recursive `skip`; same checks, same errors.
                 None if depth < MAX_EVENT_DEPTH => match self.peek() {

@@ -254,6 +254,10 @@ pub(crate) struct FieldIndex {
     pub anything_but: Vec<(u32, AnythingButIndex)>,
     pub needs_fold: bool,
     pub needs_canon: bool,
+    /// A string value needs more than the `exact_str` lookup (prefixes, suffixes,
+    /// case folding, addresses or wildcards): most paths need only that lookup, and
+    /// the other tests cost a dozen branches per value even when empty.
+    pub str_more: bool,
 }
 
 /// anything-but operands in lookup form.
@@ -290,8 +294,6 @@ pub(crate) struct Compiled {
     pub long_others: FxHashMap<u32, Box<[u32]>>,
     /// A slot no condition uses, stamped satisfied at the start of every event.
     pub always_slot: u32,
-    /// The longest per-slot record list (the matcher's candidate buffer size).
-    pub max_anchored: usize,
     /// For each path: slots that the field's absence satisfies.
     pub absent_slots: Vec<Vec<u32>>,
     pub absent_paths: Vec<u32>,
@@ -586,6 +588,12 @@ pub(crate) fn compile<'a>(
                 .copied()
                 .collect();
         }
+        f.str_more = !f.prefix.lens.is_empty()
+            || !f.suffix.lens.is_empty()
+            || f.needs_fold
+            || !f.cidr_lens.is_empty()
+            || !f.wild_head.lens.is_empty()
+            || !f.wild_any.is_empty();
         for b in [
             &mut f.prefix,
             &mut f.suffix,
@@ -607,7 +615,6 @@ pub(crate) fn compile<'a>(
         }
     }
     let (pred_slot_off, pred_slots) = csr(pred_slots);
-    let max_anchored = anchored.iter().map(Vec::len).max().unwrap_or(0);
     let mut anchor_off = Vec::with_capacity(anchored.len() + 1);
     let mut records = Vec::new();
     let mut long_others = FxHashMap::default();
@@ -634,7 +641,6 @@ pub(crate) fn compile<'a>(
         anchored: records,
         long_others,
         always_slot,
-        max_anchored,
         absent_slots,
         absent_paths,
         n_slots: slot_info.len() + 1,

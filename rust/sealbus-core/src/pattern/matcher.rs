@@ -24,8 +24,8 @@ pub(crate) struct Scratch {
     /// an array (a slot with one leaf outside arrays can always pick that one). One word, so checking a candidate touches one cache line per slot.
     slot_stamp: Vec<u32>,
     path_seen: Vec<u32>,
-    /// Owners of the candidates of one anchor that passed (written unconditionally,
-    /// kept by advancing the length: no branch on the outcome).
+    /// Owners of the candidates that passed (each written unconditionally and kept by
+    /// advancing the length: no branch on the outcome).
     passed: Vec<u32>,
     /// (slot, leaf) pairs for leaves inside arrays, kept for the rare
     /// array-consistency check.
@@ -66,7 +66,6 @@ impl Scratch {
             self.epoch = 0;
             self.slot_stamp = vec![0; c.n_slots];
             self.path_seen = vec![0; c.n_paths];
-            self.passed = vec![0; c.max_anchored];
             let words = c.n_owners.div_ceil(64);
             self.owner_bits = vec![0; words];
             self.owner_words = vec![0; words.div_ceil(64)];
@@ -102,45 +101,8 @@ fn eval_leaf(
             if let Some(&p) = f.exact_str.get(text) {
                 hits.push(p);
             }
-            f.prefix.prefixes_of(text, |p| hits.push(p));
-            f.suffix.suffixes_of(text, |p| hits.push(p));
-            // Leaf text is UTF-8 (the scanner checked it, or it came from a `String`);
-            // only the IP and ignore-case forms need it as `str`.
-            let s = if f.needs_fold || !f.cidr_lens.is_empty() {
-                std::str::from_utf8(text).unwrap_or("")
-            } else {
-                ""
-            };
-            if !f.cidr_lens.is_empty() {
-                if let Some((v6, bits)) = parse_ip(s) {
-                    for &(lv6, len) in &f.cidr_lens {
-                        if lv6 == v6 {
-                            if let Some(&p) = f.cidr.get(&(v6, len, bits & net_mask(v6, len))) {
-                                hits.push(p);
-                            }
-                        }
-                    }
-                }
-            }
-            if f.needs_fold {
-                folded.clear();
-                folded.push_str(&fold_case(s));
-                if let Some(&p) = f.eq_ic.get(folded.as_str()) {
-                    hits.push(p);
-                }
-                f.prefix_ic.prefixes_of(folded.as_bytes(), |p| hits.push(p));
-                f.suffix_ic.suffixes_of(folded.as_bytes(), |p| hits.push(p));
-            }
-            let glob_ok = |p: u32| c.globs.get(&p).is_some_and(|g| g.is_match(text));
-            f.wild_head.prefixes_of(text, |p| {
-                if glob_ok(p) {
-                    hits.push(p);
-                }
-            });
-            for &p in &f.wild_any {
-                if glob_ok(p) {
-                    hits.push(p);
-                }
+            if f.str_more {
+                eval_str_more(c, f, text, folded, hits);
             }
         }
         Kind::Num => {
@@ -185,6 +147,56 @@ fn eval_leaf(
         };
         if !excluded {
             hits.push(*p);
+        }
+    }
+}
+
+/// The string tests beyond the exact lookup (see `FieldIndex::str_more`).
+fn eval_str_more(
+    c: &Compiled,
+    f: &FieldIndex,
+    text: &[u8],
+    folded: &mut String,
+    hits: &mut Vec<u32>,
+) {
+    f.prefix.prefixes_of(text, |p| hits.push(p));
+    f.suffix.suffixes_of(text, |p| hits.push(p));
+    // Leaf text is UTF-8 (the scanner checked it, or it came from a `String`);
+    // only the IP and ignore-case forms need it as `str`.
+    let s = if f.needs_fold || !f.cidr_lens.is_empty() {
+        std::str::from_utf8(text).unwrap_or("")
+    } else {
+        ""
+    };
+    if !f.cidr_lens.is_empty() {
+        if let Some((v6, bits)) = parse_ip(s) {
+            for &(lv6, len) in &f.cidr_lens {
+                if lv6 == v6 {
+                    if let Some(&p) = f.cidr.get(&(v6, len, bits & net_mask(v6, len))) {
+                        hits.push(p);
+                    }
+                }
+            }
+        }
+    }
+    if f.needs_fold {
+        folded.clear();
+        folded.push_str(&fold_case(s));
+        if let Some(&p) = f.eq_ic.get(folded.as_str()) {
+            hits.push(p);
+        }
+        f.prefix_ic.prefixes_of(folded.as_bytes(), |p| hits.push(p));
+        f.suffix_ic.suffixes_of(folded.as_bytes(), |p| hits.push(p));
+    }
+    let glob_ok = |p: u32| c.globs.get(&p).is_some_and(|g| g.is_match(text));
+    f.wild_head.prefixes_of(text, |p| {
+        if glob_ok(p) {
+            hits.push(p);
+        }
+    });
+    for &p in &f.wild_any {
+        if glob_ok(p) {
+            hits.push(p);
         }
     }
 }
@@ -264,34 +276,44 @@ pub(crate) fn run(c: &Compiled, s: &mut Scratch, event: &[u8], out: &mut Vec<u32
     if let Some(st) = slot_stamp.get_mut(c.always_slot as usize) {
         *st = epoch << 1;
     }
-    let start = out.len();
-    let passed = &mut s.passed;
+    // One pass over the anchors first: it sizes the candidate buffer, and its reads
+    // of each anchor's first record are independent of one another, so their cache
+    // misses overlap instead of stalling the checking loop one anchor at a time.
+    let mut total = 0usize;
+    let mut warm = 0u32;
     for &anchor in anchors.iter() {
         let ai = anchor as usize;
         let (from, to) = (c.anchor_off[ai] as usize, c.anchor_off[ai + 1] as usize);
-        let anchor_in_array = slot_stamp[ai] & 1;
-        let mut n = 0usize;
+        total += to - from;
+        warm ^= c.anchored.get(from).map_or(0, |r| r[1]);
+    }
+    std::hint::black_box(warm);
+    let passed = &mut s.passed;
+    if passed.len() < total {
+        passed.resize(total, 0);
+    }
+    let st: &[u32] = slot_stamp;
+    let mut n = 0usize;
+    for &anchor in anchors.iter() {
+        let ai = anchor as usize;
+        let (from, to) = (c.anchor_off[ai] as usize, c.anchor_off[ai + 1] as usize);
+        let anchor_in_array = st[ai] & 1;
         for (ri, rec) in c.anchored[from..to].iter().enumerate() {
             let [owner, x, y, z] = *rec;
-            let (x, y, z) = (
-                slot_stamp[x as usize],
-                slot_stamp[y as usize],
-                slot_stamp[z as usize],
-            );
+            let (x, y, z) = (st[x as usize], st[y as usize], st[z as usize]);
             let ok = (x >> 1 == epoch) & (y >> 1 == epoch) & (z >> 1 == epoch);
             let in_arrays = anchor_in_array + (x & 1) + (y & 1) + (z & 1);
             // Rare: a branch longer than a record, or one that spans arrays.
             let keep = if ok & ((in_arrays >= 2) | (owner & LONG_BRANCH != 0)) {
-                check_slow(c, flat, sat, slot_stamp, epoch, anchor, rec, from + ri)
+                check_slow(c, flat, sat, st, epoch, anchor, rec, from + ri)
             } else {
                 ok
             };
             passed[n] = owner & !LONG_BRANCH;
             n += usize::from(keep);
         }
-        out.extend_from_slice(&passed[..n]);
     }
-    sort_owners(&mut s.owner_bits, &mut s.owner_words, out, start);
+    sort_owners(&mut s.owner_bits, &mut s.owner_words, &passed[..n], out);
 }
 
 /// The full check of a candidate whose record's own slots are satisfied: the slots
@@ -338,10 +360,12 @@ fn check_slow(
 /// through the owner bitset, which costs a few instructions per match.
 const SORT_IN_PLACE: usize = 16;
 
-/// Put `out[start..]` in ascending order without repeats (an owner with several
+/// Append `owners` to `out` in ascending order without repeats (an owner with several
 /// branches can pass more than once).
-fn sort_owners(bits: &mut [u64], words: &mut [u64], out: &mut Vec<u32>, start: usize) {
-    if out.len() - start <= SORT_IN_PLACE {
+fn sort_owners(bits: &mut [u64], words: &mut [u64], owners: &[u32], out: &mut Vec<u32>) {
+    let start = out.len();
+    if owners.len() <= SORT_IN_PLACE {
+        out.extend_from_slice(owners);
         out[start..].sort_unstable();
         let mut w = start;
         for r in start..out.len() {
@@ -353,7 +377,7 @@ fn sort_owners(bits: &mut [u64], words: &mut [u64], out: &mut Vec<u32>, start: u
         out.truncate(w);
         return;
     }
-    for &o in &out[start..] {
+    for &o in owners {
         let (w, b) = (o as usize / 64, o % 64);
         if let Some(word) = bits.get_mut(w) {
             *word |= 1 << b;
@@ -362,7 +386,6 @@ fn sort_owners(bits: &mut [u64], words: &mut [u64], out: &mut Vec<u32>, start: u
             *summary |= 1 << (w % 64);
         }
     }
-    out.truncate(start);
     for (si, summary) in words.iter_mut().enumerate() {
         let mut sm = std::mem::take(summary);
         while sm != 0 {

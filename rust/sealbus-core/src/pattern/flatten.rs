@@ -285,6 +285,30 @@ impl KeyGuess {
     }
 }
 
+/// Keep a key of `len` bytes (print `print`, leading to `child`) as the guess at
+/// `gat`, if it can be one: plain ASCII that a print holds whole (no escapes: the
+/// caller only passes raw keys).
+#[inline]
+fn remember(
+    flat: &mut Flat,
+    gat: usize,
+    tag: u32,
+    len: usize,
+    print: &KeyPrint,
+    child: Option<u32>,
+) {
+    if len <= 16 && print.bits & 0x8080_8080_8080_8080_8080_8080_8080_8080 == 0 {
+        if let Some(g) = flat.guesses.get_mut(gat) {
+            *g = KeyGuess {
+                bits: print.bits,
+                tag,
+                len: print.len,
+                child: child.unwrap_or(NO_CHILD),
+            };
+        }
+    }
+}
+
 impl Flat {
     pub(crate) fn clear(&mut self) {
         self.leaves.clear();
@@ -438,6 +462,30 @@ fn scan16(chunk: &[u8; 16]) -> (u32, u32) {
     let (s0, h0) = half(&chunk[..8]);
     let (s1, h1) = half(&chunk[8..]);
     (s0 | s1 << 8, h0 | h1 << 8)
+}
+
+/// The end of the run of ASCII digits starting at `b[i]`. Eight bytes at a time
+/// (SWAR): the length of a digit run varies from number to number, and a loop that
+/// stops at it byte by byte costs a mispredicted branch per run.
+#[inline]
+fn digit_run(b: &[u8], mut i: usize) -> usize {
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    while let Some(w) = b.get(i..i + 8).and_then(|w| <[u8; 8]>::try_from(w).ok()) {
+        // x is each byte minus '0' when it is a digit (0..=9); a byte is flagged when
+        // its low seven bits are 10 or more (adding 0x76 carries into bit 7, never
+        // into the next byte) or its own bit 7 is set.
+        let x = u64::from_le_bytes(w) ^ 0x3030_3030_3030_3030;
+        let flagged = (((x & LOW7) + 0x7676_7676_7676_7676) | x) & HIGH;
+        if flagged != 0 {
+            return i + (flagged.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while b.get(i).is_some_and(|c| c.wrapping_sub(b'0') < 10) {
+        i += 1;
+    }
+    i
 }
 
 impl Scanner<'_> {
@@ -609,12 +657,7 @@ impl Scanner<'_> {
     #[inline]
     fn number_ok(&mut self) -> bool {
         let b = self.b;
-        let digits = |mut i: usize| {
-            while b.get(i).is_some_and(|c| c.wrapping_sub(b'0') < 10) {
-                i += 1;
-            }
-            i
-        };
+        let digits = |i: usize| digit_run(b, i);
         let mut i = self.i + usize::from(b.get(self.i) == Some(&b'-'));
         let int_start = i;
         i = digits(i);
@@ -656,6 +699,20 @@ impl Scanner<'_> {
         }
     }
 
+    /// The length of the key at `i` (just past its opening quote) if it is the
+    /// guessed key: the same bytes, then the closing quote.
+    #[inline]
+    fn key_is(&self, guess: &KeyGuess) -> Option<usize> {
+        let n = guess.len as usize;
+        let w = self
+            .b
+            .get(self.i..self.i + 16)
+            .and_then(|w| <[u8; 16]>::try_from(w).ok())?;
+        (u128::from_le_bytes(w) & PRINT_MASKS[n.min(16)] == guess.bits
+            && self.b.get(self.i + n) == Some(&b'"'))
+        .then_some(n)
+    }
+
     /// At '{': walk the members, following the trie where it has children.
     fn object(&mut self, trie: &PathTrie, node: u32, depth: usize, flat: &mut Flat) -> Result<()> {
         if depth > MAX_EVENT_DEPTH {
@@ -668,7 +725,7 @@ impl Scanner<'_> {
             return Ok(());
         }
         self.expect(b'"', "expected a key")?;
-        // Guesses are tagged with the node in 24 bits; deeper tries go unguessed.
+        // Guesses are tagged with the node in 24 bits; nodes past that go unguessed.
         let guessing = node < 1 << 24;
         let mut pos = 0u32;
         loop {
@@ -676,15 +733,7 @@ impl Scanner<'_> {
             let (gat, tag) = KeyGuess::slot(node, pos);
             let guess = flat.guesses.get(gat).copied().unwrap_or(KeyGuess::EMPTY);
             let guessed = if guess.tag == tag && can_guess {
-                let n = guess.len as usize;
-                self.b
-                    .get(self.i..self.i + 16)
-                    .and_then(|w| <[u8; 16]>::try_from(w).ok())
-                    .filter(|w| {
-                        u128::from_le_bytes(*w) & PRINT_MASKS[n] == guess.bits
-                            && self.b.get(self.i + n) == Some(&b'"')
-                    })
-                    .map(|_| n)
+                self.key_is(&guess)
             } else {
                 None
             };
@@ -700,19 +749,8 @@ impl Scanner<'_> {
                 } else {
                     let print = KeyPrint::at(self.b, a, e);
                     let child = trie.child(node, &print, &self.b[a..e]);
-                    // Plain ASCII keys that a print holds whole can be guessed.
-                    if e - a <= 16
-                        && print.bits & 0x8080_8080_8080_8080_8080_8080_8080_8080 == 0
-                        && can_guess
-                    {
-                        if let Some(g) = flat.guesses.get_mut(gat) {
-                            *g = KeyGuess {
-                                bits: print.bits,
-                                tag,
-                                len: print.len,
-                                child: child.unwrap_or(NO_CHILD),
-                            };
-                        }
+                    if can_guess {
+                        remember(flat, gat, tag, e - a, &print, child);
                     }
                     child
                 }
@@ -1005,6 +1043,28 @@ fn walk_serde(trie: &PathTrie, v: &Value, node: u32, depth: usize, flat: &mut Fl
         ),
         Value::Bool(b) => flat.push(path, if *b { Kind::True } else { Kind::False }, b""),
         Value::Null => flat.push(path, Kind::Null, b""),
+    }
+}
+
+#[cfg(test)]
+mod digit_run_tests {
+    use super::digit_run;
+
+    #[test]
+    fn digit_runs_end_at_the_first_non_digit_byte() {
+        // Every byte value right after runs of every length across the 8-byte steps.
+        for len in 0..20usize {
+            for stop in 0..=255u8 {
+                let mut b = vec![b'7'; len];
+                b.push(stop);
+                b.extend_from_slice(b"123456789");
+                let want = if stop.is_ascii_digit() { len + 10 } else { len };
+                assert_eq!(digit_run(&b, 0), want, "len {len}, stop {stop:#x}");
+                assert_eq!(digit_run(&b[..len], 0), len, "len {len}, at the end");
+            }
+        }
+        assert_eq!(digit_run(b"x0123456789", 1), 11);
+        assert_eq!(digit_run(b"", 0), 0);
     }
 }
 

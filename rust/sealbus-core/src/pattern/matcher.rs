@@ -276,44 +276,63 @@ pub(crate) fn run(c: &Compiled, s: &mut Scratch, event: &[u8], out: &mut Vec<u32
     if let Some(st) = slot_stamp.get_mut(c.always_slot as usize) {
         *st = epoch << 1;
     }
+    let kept = check_candidates(c, flat, sat, slot_stamp, anchors, epoch, &mut s.passed);
+    sort_owners(
+        &mut s.owner_bits,
+        &mut s.owner_words,
+        &s.passed[..kept],
+        out,
+    );
+}
+
+/// Check the branches anchored on each satisfied anchor slot; the owners that pass
+/// go to `passed[..n]`, and `n` is returned.
+#[allow(clippy::needless_bitwise_bool)] // `&`/`|` on bools on purpose: no branches on outcomes
+fn check_candidates(
+    c: &Compiled,
+    flat: &Flat,
+    sat: &[(u32, u32)],
+    st: &[u32],
+    anchors: &[u32],
+    epoch: u32,
+    passed: &mut Vec<u32>,
+) -> usize {
     // One pass over the anchors first: it sizes the candidate buffer, and its reads
     // of each anchor's first record are independent of one another, so their cache
     // misses overlap instead of stalling the checking loop one anchor at a time.
     let mut total = 0usize;
     let mut warm = 0u32;
-    for &anchor in anchors.iter() {
+    for &anchor in anchors {
         let ai = anchor as usize;
         let (from, to) = (c.anchor_off[ai] as usize, c.anchor_off[ai + 1] as usize);
         total += to - from;
         warm ^= c.anchored.get(from).map_or(0, |r| r[1]);
     }
     std::hint::black_box(warm);
-    let passed = &mut s.passed;
     if passed.len() < total {
         passed.resize(total, 0);
     }
-    let st: &[u32] = slot_stamp;
-    let mut n = 0usize;
-    for &anchor in anchors.iter() {
+    let mut kept = 0usize;
+    for &anchor in anchors {
         let ai = anchor as usize;
         let (from, to) = (c.anchor_off[ai] as usize, c.anchor_off[ai + 1] as usize);
         let anchor_in_array = st[ai] & 1;
         for (ri, rec) in c.anchored[from..to].iter().enumerate() {
-            let [owner, x, y, z] = *rec;
-            let (x, y, z) = (st[x as usize], st[y as usize], st[z as usize]);
-            let ok = (x >> 1 == epoch) & (y >> 1 == epoch) & (z >> 1 == epoch);
-            let in_arrays = anchor_in_array + (x & 1) + (y & 1) + (z & 1);
+            let [owner, sx, sy, sz] = *rec;
+            let (sx, sy, sz) = (st[sx as usize], st[sy as usize], st[sz as usize]);
+            let ok = (sx >> 1 == epoch) & (sy >> 1 == epoch) & (sz >> 1 == epoch);
+            let in_arrays = anchor_in_array + (sx & 1) + (sy & 1) + (sz & 1);
             // Rare: a branch longer than a record, or one that spans arrays.
             let keep = if ok & ((in_arrays >= 2) | (owner & LONG_BRANCH != 0)) {
                 check_slow(c, flat, sat, st, epoch, anchor, rec, from + ri)
             } else {
                 ok
             };
-            passed[n] = owner & !LONG_BRANCH;
-            n += usize::from(keep);
+            passed[kept] = owner & !LONG_BRANCH;
+            kept += usize::from(keep);
         }
     }
-    sort_owners(&mut s.owner_bits, &mut s.owner_words, &passed[..n], out);
+    kept
 }
 
 /// The full check of a candidate whose record's own slots are satisfied: the slots

@@ -254,6 +254,10 @@ pub(crate) struct FieldIndex {
     pub anything_but: Vec<(u32, AnythingButIndex)>,
     pub needs_fold: bool,
     pub needs_canon: bool,
+    /// A string value needs more than the `exact_str` lookup (prefixes, suffixes,
+    /// case folding, addresses or wildcards): most paths need only that lookup, and
+    /// the other tests cost a dozen branches per value even when empty.
+    pub str_more: bool,
 }
 
 /// anything-but operands in lookup form.
@@ -277,12 +281,19 @@ pub(crate) struct Compiled {
     /// CSR pred -> slots (with `ANCHOR_SLOT` set on anchor slots).
     pub pred_slot_off: Vec<u32>,
     pub pred_slots: Vec<u32>,
-    /// Per slot, the branches anchored on it, laid out inline for one sequential read:
-    /// `[owner, k, other slot 1, ..., other slot k]` repeated (`k` has `SHARED_OWNER`
-    /// set when the owner has other branches too), in
-    /// `anchored[anchor_off[slot]..anchor_off[slot + 1]]`.
+    /// Per slot, the branches anchored on it, in
+    /// `anchored[anchor_off[slot]..anchor_off[slot + 1]]`: one fixed-size record each,
+    /// `[owner, other slot, other slot, other slot]`, padded with `always_slot`, so
+    /// a candidate is checked with three loads and no data-dependent branch (the
+    /// branch mispredictions of a variable-length check were most of the cost at
+    /// 10,000 subscriptions). A branch with more than `RECORD_OTHERS` other slots has
+    /// `LONG_BRANCH` set on its owner and the rest of its slots in `long_others`,
+    /// under its record's index.
     pub anchor_off: Vec<u32>,
-    pub anchored: Vec<u32>,
+    pub anchored: Vec<[u32; 4]>,
+    pub long_others: FxHashMap<u32, Box<[u32]>>,
+    /// A slot no condition uses, stamped satisfied at the start of every event.
+    pub always_slot: u32,
     /// For each path: slots that the field's absence satisfies.
     pub absent_slots: Vec<Vec<u32>>,
     pub absent_paths: Vec<u32>,
@@ -309,9 +320,12 @@ fn id32(n: usize) -> u32 {
 /// Flag on a `pred_slots` entry: the slot anchors some branch.
 pub(crate) const ANCHOR_SLOT: u32 = 1 << 31;
 
-/// Flag in an anchored branch's `k` word: its owner has several branches, so a match
-/// must be deduplicated.
-pub(crate) const SHARED_OWNER: u32 = 1 << 31;
+/// Flag on an anchored record's owner: the branch has more other slots than a record
+/// holds (see `Compiled::long_others`).
+pub(crate) const LONG_BRANCH: u32 = 1 << 31;
+
+/// Other slots held inline in an anchored record.
+pub(crate) const RECORD_OTHERS: usize = 3;
 
 static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
@@ -462,29 +476,26 @@ pub(crate) fn compile<'a>(
             fanout[sid as usize] += 1;
         }
     }
-    let mut owner_branches = vec![0u32; n_owners];
-    for (owner, _) in &branches {
-        owner_branches[*owner as usize] += 1;
-    }
-    let mut anchored: Vec<Vec<u32>> = vec![Vec::new(); slot_info.len()];
+    let always_slot = id32(slot_info.len());
+    let mut anchored: Vec<Vec<([u32; 4], Vec<u32>)>> = vec![Vec::new(); slot_info.len()];
     for (owner, s) in &branches {
         let best = s.iter().copied().min_by(|&a, &b| {
             let (a, b) = (a as usize, b as usize);
             odds[a].total_cmp(&odds[b]).then(fanout[a].cmp(&fanout[b]))
         });
         if let Some(best) = best {
-            let list = &mut anchored[best as usize];
-            list.push(*owner);
-            let shared = if owner_branches[*owner as usize] > 1 {
-                SHARED_OWNER
-            } else {
-                0
-            };
-            list.push(id32(s.len() - 1) | shared);
-            list.extend(s.iter().copied().filter(|&x| x != best));
+            let others: Vec<u32> = s.iter().copied().filter(|&x| x != best).collect();
+            let mut rec = [*owner, always_slot, always_slot, always_slot];
+            for (r, &x) in rec[1..].iter_mut().zip(&others) {
+                *r = x;
+            }
+            let rest = others.get(RECORD_OTHERS..).unwrap_or(&[]).to_vec();
+            if !rest.is_empty() {
+                rec[0] |= LONG_BRANCH;
+            }
+            anchored[best as usize].push((rec, rest));
         }
     }
-
     let mut trie = PathTrie::new();
     for (i, p) in path_list.iter().enumerate() {
         trie.insert(p, id32(i));
@@ -577,6 +588,12 @@ pub(crate) fn compile<'a>(
                 .copied()
                 .collect();
         }
+        f.str_more = !f.prefix.lens.is_empty()
+            || !f.suffix.lens.is_empty()
+            || f.needs_fold
+            || !f.cidr_lens.is_empty()
+            || !f.wild_head.lens.is_empty()
+            || !f.wild_any.is_empty();
         for b in [
             &mut f.prefix,
             &mut f.suffix,
@@ -598,7 +615,21 @@ pub(crate) fn compile<'a>(
         }
     }
     let (pred_slot_off, pred_slots) = csr(pred_slots);
-    let (anchor_off, anchored) = csr(anchored);
+    let mut anchor_off = Vec::with_capacity(anchored.len() + 1);
+    let mut records = Vec::new();
+    let mut long_others = FxHashMap::default();
+    anchor_off.push(0);
+    for list in anchored {
+        for (rec, rest) in list {
+            if !rest.is_empty() {
+                long_others.insert(id32(records.len()), rest.into_boxed_slice());
+            }
+            records.push(rec);
+        }
+        anchor_off.push(id32(records.len()));
+    }
+    // `always_slot` anchors nothing.
+    anchor_off.push(id32(records.len()));
     Compiled {
         id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         trie,
@@ -607,10 +638,12 @@ pub(crate) fn compile<'a>(
         pred_slot_off,
         pred_slots,
         anchor_off,
-        anchored,
+        anchored: records,
+        long_others,
+        always_slot,
         absent_slots,
         absent_paths,
-        n_slots: slot_info.len(),
+        n_slots: slot_info.len() + 1,
         n_paths: path_list.len(),
         n_owners,
     }

@@ -39,8 +39,13 @@ fn tries() -> (PathTrie, reference::PathTrie) {
 type Leaves = Vec<(u32, String, Vec<u8>, Vec<(u32, u32)>)>;
 
 fn run_new(trie: &PathTrie, json: &[u8]) -> Result<Leaves, String> {
-    let mut flat = flatten::Flat::default();
-    flatten::flatten_json(trie, json, &mut flat).map_err(|e| e.to_string())?;
+    run_new_in(&mut flatten::Flat::default(), trie, json)
+}
+
+/// With a `Flat` kept from earlier events (as the matcher keeps one per thread), so
+/// whatever it remembers between events is exercised too.
+fn run_new_in(flat: &mut flatten::Flat, trie: &PathTrie, json: &[u8]) -> Result<Leaves, String> {
+    flatten::flatten_json(trie, json, flat).map_err(|e| e.to_string())?;
     Ok(flat
         .leaves
         .iter()
@@ -209,6 +214,35 @@ proptest! {
     #[test]
     fn mutated_events_flatten_or_fail_alike(json in event(), edits in prop::collection::vec(edit(), 1..4)) {
         agree(&apply(json, &edits))?;
+    }
+
+    #[test]
+    fn events_in_a_row_through_one_flat_flatten_alike(
+        base in event(),
+        events in prop::collection::vec(
+            (any::<bool>(), event(), prop::collection::vec(edit(), 0..3)),
+            1..12,
+        )
+    ) {
+        let (new, old) = tries();
+        let (other, other_old) = (PathTrie::new(), reference::PathTrie::new());
+        let mut flat = flatten::Flat::default();
+        // Variants of one event (keys mostly where the last event had them) and fresh
+        // ones; each also through a second trie, so what the scanner remembers from
+        // one trie must not leak into another.
+        for (variant, fresh, edits) in events {
+            let json = apply(if variant { base.clone() } else { fresh }, &edits);
+            prop_assert_eq!(
+                &run_new_in(&mut flat, &new, &json),
+                &run_old(&old, &json),
+                "input {:?}", String::from_utf8_lossy(&json)
+            );
+            prop_assert_eq!(
+                &run_new_in(&mut flat, &other, &json),
+                &run_old(&other_old, &json),
+                "input {:?} (empty trie)", String::from_utf8_lossy(&json)
+            );
+        }
     }
 
     #[test]

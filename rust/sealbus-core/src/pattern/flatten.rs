@@ -19,7 +19,11 @@ pub(crate) const NO_PATH: u32 = u32::MAX;
 #[derive(Debug, Default)]
 pub(crate) struct PathTrie {
     nodes: Vec<TrieNode>,
+    /// Tells tries apart for the key guesses a `Flat` keeps (see `KeyGuess`).
+    id: u64,
 }
+
+static NEXT_TRIE_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 #[derive(Debug, Default)]
 struct TrieNode {
@@ -124,6 +128,7 @@ impl PathTrie {
                 path: NO_PATH,
                 ..TrieNode::default()
             }],
+            id: NEXT_TRIE_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         }
     }
 
@@ -240,6 +245,68 @@ pub(crate) struct Flat {
     pub mem: Vec<(u32, u32)>,
     stack: Vec<(u32, u32)>,
     next_array: u32,
+    /// The keys the last events had at each (object node, member position): events
+    /// of one kind repeat their keys in the same order, so the next key is checked
+    /// against the guess with one 16-byte compare instead of being scanned and looked
+    /// up. Direct-mapped; `guess_trie` is the trie the guesses' children belong to.
+    guesses: Vec<KeyGuess>,
+    guess_trie: u64,
+}
+
+/// A key seen at (trie node, member position) `tag`: its print (plain ASCII, at most
+/// 16 bytes, no escapes, so equal bytes followed by a quote are the same key) and the
+/// child it leads to (`NO_CHILD` for a key no pattern names).
+#[derive(Debug, Clone, Copy)]
+struct KeyGuess {
+    bits: u128,
+    tag: u32,
+    len: u32,
+    child: u32,
+}
+
+const NO_CHILD: u32 = u32::MAX;
+const NO_TAG: u32 = u32::MAX;
+const GUESS_SLOTS: usize = 512;
+/// Member positions past this are not guessed (the tag holds the position in 8 bits).
+const GUESS_POSITIONS: u32 = 255;
+
+impl KeyGuess {
+    const EMPTY: KeyGuess = KeyGuess {
+        bits: 0,
+        tag: NO_TAG,
+        len: 0,
+        child: NO_CHILD,
+    };
+
+    #[inline]
+    fn slot(node: u32, pos: u32) -> (usize, u32) {
+        let at = (node.wrapping_mul(37).wrapping_add(pos)) as usize % GUESS_SLOTS;
+        (at, node << 8 | pos)
+    }
+}
+
+/// Keep a key of `len` bytes (print `print`, leading to `child`) as the guess at
+/// `gat`, if it can be one: plain ASCII that a print holds whole (no escapes: the
+/// caller only passes raw keys).
+#[inline]
+fn remember(
+    flat: &mut Flat,
+    gat: usize,
+    tag: u32,
+    len: usize,
+    print: &KeyPrint,
+    child: Option<u32>,
+) {
+    if len <= 16 && print.bits & 0x8080_8080_8080_8080_8080_8080_8080_8080 == 0 {
+        if let Some(g) = flat.guesses.get_mut(gat) {
+            *g = KeyGuess {
+                bits: print.bits,
+                tag,
+                len: print.len,
+                child: child.unwrap_or(NO_CHILD),
+            };
+        }
+    }
 }
 
 impl Flat {
@@ -287,7 +354,8 @@ impl Flat {
         self.push_leaf(path, kind, false, a, e);
     }
 
-    #[inline]
+    #[allow(clippy::inline_always)] // measured: a call per stored leaf cost more than its body
+    #[inline(always)]
     fn push_leaf(&mut self, path: u32, kind: Kind, in_arena: bool, a: usize, e: usize) {
         let m = self.mem.len();
         // Most leaves sit outside arrays: skip the (empty) copy's call.
@@ -322,6 +390,10 @@ fn bad(reason: impl Into<String>) -> Error {
 /// (RFC 8259): skipped parts are validated too, only not stored.
 pub(crate) fn flatten_json(trie: &PathTrie, json: &[u8], flat: &mut Flat) -> Result<()> {
     flat.clear();
+    if flat.guess_trie != trie.id || flat.guesses.len() != GUESS_SLOTS {
+        flat.guesses = vec![KeyGuess::EMPTY; GUESS_SLOTS];
+        flat.guess_trie = trie.id;
+    }
     let mut sc = Scanner { b: json, i: 0 };
     sc.ws();
     if sc.peek() != Some(b'{') {
@@ -390,6 +462,30 @@ fn scan16(chunk: &[u8; 16]) -> (u32, u32) {
     let (s0, h0) = half(&chunk[..8]);
     let (s1, h1) = half(&chunk[8..]);
     (s0 | s1 << 8, h0 | h1 << 8)
+}
+
+/// The end of the run of ASCII digits starting at `b[i]`. Eight bytes at a time
+/// (SWAR): the length of a digit run varies from number to number, and a loop that
+/// stops at it byte by byte costs a mispredicted branch per run.
+#[inline]
+fn digit_run(b: &[u8], mut i: usize) -> usize {
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    while let Some(w) = b.get(i..i + 8).and_then(|w| <[u8; 8]>::try_from(w).ok()) {
+        // x is each byte minus '0' when it is a digit (0..=9); a byte is flagged when
+        // its low seven bits are 10 or more (adding 0x76 carries into bit 7, never
+        // into the next byte) or its own bit 7 is set.
+        let x = u64::from_le_bytes(w) ^ 0x3030_3030_3030_3030;
+        let flagged = (((x & LOW7) + 0x7676_7676_7676_7676) | x) & HIGH;
+        if flagged != 0 {
+            return i + (flagged.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while b.get(i).is_some_and(|c| c.wrapping_sub(b'0') < 10) {
+        i += 1;
+    }
+    i
 }
 
 impl Scanner<'_> {
@@ -561,12 +657,7 @@ impl Scanner<'_> {
     #[inline]
     fn number_ok(&mut self) -> bool {
         let b = self.b;
-        let digits = |mut i: usize| {
-            while b.get(i).is_some_and(|c| c.wrapping_sub(b'0') < 10) {
-                i += 1;
-            }
-            i
-        };
+        let digits = |i: usize| digit_run(b, i);
         let mut i = self.i + usize::from(b.get(self.i) == Some(&b'-'));
         let int_start = i;
         i = digits(i);
@@ -608,6 +699,20 @@ impl Scanner<'_> {
         }
     }
 
+    /// The length of the key at `i` (just past its opening quote) if it is the
+    /// guessed key: the same bytes, then the closing quote.
+    #[inline]
+    fn key_is(&self, guess: &KeyGuess) -> Option<usize> {
+        let n = guess.len as usize;
+        let w = self
+            .b
+            .get(self.i..self.i + 16)
+            .and_then(|w| <[u8; 16]>::try_from(w).ok())?;
+        (u128::from_le_bytes(w) & PRINT_MASKS[n.min(16)] == guess.bits
+            && self.b.get(self.i + n) == Some(&b'"'))
+        .then_some(n)
+    }
+
     /// At '{': walk the members, following the trie where it has children.
     fn object(&mut self, trie: &PathTrie, node: u32, depth: usize, flat: &mut Flat) -> Result<()> {
         if depth > MAX_EVENT_DEPTH {
@@ -620,15 +725,37 @@ impl Scanner<'_> {
             return Ok(());
         }
         self.expect(b'"', "expected a key")?;
+        // Guesses are tagged with the node in 24 bits; nodes past that go unguessed.
+        let guessing = node < 1 << 24;
+        let mut pos = 0u32;
         loop {
-            let (a, e, esc) = self.string_raw()?;
-            let child = if esc {
-                let mut key = Vec::new();
-                self.unescape(a, e, &mut key)?;
-                trie.child(node, &KeyPrint::of(&key), &key)
+            let can_guess = guessing && pos <= GUESS_POSITIONS;
+            let (gat, tag) = KeyGuess::slot(node, pos);
+            let guess = flat.guesses.get(gat).copied().unwrap_or(KeyGuess::EMPTY);
+            let guessed = if guess.tag == tag && can_guess {
+                self.key_is(&guess)
             } else {
-                trie.child(node, &KeyPrint::at(self.b, a, e), &self.b[a..e])
+                None
             };
+            let child = if let Some(n) = guessed {
+                self.i += n + 1;
+                (guess.child != NO_CHILD).then_some(guess.child)
+            } else {
+                let (a, e, esc) = self.string_raw()?;
+                if esc {
+                    let mut key = Vec::new();
+                    self.unescape(a, e, &mut key)?;
+                    trie.child(node, &KeyPrint::of(&key), &key)
+                } else {
+                    let print = KeyPrint::at(self.b, a, e);
+                    let child = trie.child(node, &print, &self.b[a..e]);
+                    if can_guess {
+                        remember(flat, gat, tag, e - a, &print, child);
+                    }
+                    child
+                }
+            };
+            pos = pos.saturating_add(1);
             // Compact JSON: the colon follows the key directly.
             if self.b.get(self.i) == Some(&b':') {
                 self.i += 1;
@@ -637,7 +764,30 @@ impl Scanner<'_> {
             }
             self.ws();
             match child {
-                Some(c) => self.value(trie, c, depth + 1, flat)?,
+                Some(c) => {
+                    let path = trie.path_of(c);
+                    // Scalars at a pattern path are stored here rather than through a
+                    // call to `value`; same checks, same errors, in the same order.
+                    match self.peek() {
+                        _ if depth + 1 > MAX_EVENT_DEPTH => self.value(trie, c, depth + 1, flat)?,
+                        Some(b'"') if path != NO_PATH => {
+                            self.i += 1;
+                            let (a, e, esc) = self.string_raw()?;
+                            if esc {
+                                let at = flat.arena.len();
+                                self.unescape(a, e, &mut flat.arena)?;
+                                flat.push_at(path, Kind::Str, at);
+                            } else {
+                                flat.push_event(path, Kind::Str, a, e);
+                            }
+                        }
+                        Some(b'-' | b'0'..=b'9') if path != NO_PATH => {
+                            let (a, e) = self.number()?;
+                            flat.push_event(path, Kind::Num, a, e);
+                        }
+                        _ => self.value(trie, c, depth + 1, flat)?,
+                    }
+                }
                 // Unreferenced strings and numbers (most skipped values) inline here
                 // rather than through the recursive `skip`; same checks, same errors.
                 None if depth < MAX_EVENT_DEPTH => match self.peek() {
@@ -893,6 +1043,28 @@ fn walk_serde(trie: &PathTrie, v: &Value, node: u32, depth: usize, flat: &mut Fl
         ),
         Value::Bool(b) => flat.push(path, if *b { Kind::True } else { Kind::False }, b""),
         Value::Null => flat.push(path, Kind::Null, b""),
+    }
+}
+
+#[cfg(test)]
+mod digit_run_tests {
+    use super::digit_run;
+
+    #[test]
+    fn digit_runs_end_at_the_first_non_digit_byte() {
+        // Every byte value right after runs of every length across the 8-byte steps.
+        for len in 0..20usize {
+            for stop in 0..=255u8 {
+                let mut b = vec![b'7'; len];
+                b.push(stop);
+                b.extend_from_slice(b"123456789");
+                let want = if stop.is_ascii_digit() { len + 10 } else { len };
+                assert_eq!(digit_run(&b, 0), want, "len {len}, stop {stop:#x}");
+                assert_eq!(digit_run(&b[..len], 0), len, "len {len}, at the end");
+            }
+        }
+        assert_eq!(digit_run(b"x0123456789", 1), 11);
+        assert_eq!(digit_run(b"", 0), 0);
     }
 }
 

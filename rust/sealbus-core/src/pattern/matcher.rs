@@ -9,7 +9,7 @@
 
 use std::cell::RefCell;
 
-use super::compile::{AnythingButIndex, Compiled, FieldIndex, ANCHOR_SLOT, SHARED_OWNER};
+use super::compile::{AnythingButIndex, Compiled, FieldIndex, ANCHOR_SLOT, LONG_BRANCH};
 use super::flatten::{Flat, Kind, Leaf};
 use super::value::{fold_case, net_mask, parse_ip, plain_numeric_key, Decimal};
 
@@ -24,7 +24,9 @@ pub(crate) struct Scratch {
     /// an array (a slot with one leaf outside arrays can always pick that one). One word, so checking a candidate touches one cache line per slot.
     slot_stamp: Vec<u32>,
     path_seen: Vec<u32>,
-    owner_stamp: Vec<u32>,
+    /// Owners of the candidates that passed (each written unconditionally and kept by
+    /// advancing the length: no branch on the outcome).
+    passed: Vec<u32>,
     /// (slot, leaf) pairs for leaves inside arrays, kept for the rare
     /// array-consistency check.
     sat: Vec<(u32, u32)>,
@@ -64,7 +66,6 @@ impl Scratch {
             self.epoch = 0;
             self.slot_stamp = vec![0; c.n_slots];
             self.path_seen = vec![0; c.n_paths];
-            self.owner_stamp = vec![0; c.n_owners];
             let words = c.n_owners.div_ceil(64);
             self.owner_bits = vec![0; words];
             self.owner_words = vec![0; words.div_ceil(64)];
@@ -77,7 +78,6 @@ impl Scratch {
         if self.epoch > u32::MAX >> 1 {
             self.slot_stamp.fill(0);
             self.path_seen.fill(0);
-            self.owner_stamp.fill(0);
             self.epoch = 1;
         }
     }
@@ -101,45 +101,8 @@ fn eval_leaf(
             if let Some(&p) = f.exact_str.get(text) {
                 hits.push(p);
             }
-            f.prefix.prefixes_of(text, |p| hits.push(p));
-            f.suffix.suffixes_of(text, |p| hits.push(p));
-            // Leaf text is UTF-8 (the scanner checked it, or it came from a `String`);
-            // only the IP and ignore-case forms need it as `str`.
-            let s = if f.needs_fold || !f.cidr_lens.is_empty() {
-                std::str::from_utf8(text).unwrap_or("")
-            } else {
-                ""
-            };
-            if !f.cidr_lens.is_empty() {
-                if let Some((v6, bits)) = parse_ip(s) {
-                    for &(lv6, len) in &f.cidr_lens {
-                        if lv6 == v6 {
-                            if let Some(&p) = f.cidr.get(&(v6, len, bits & net_mask(v6, len))) {
-                                hits.push(p);
-                            }
-                        }
-                    }
-                }
-            }
-            if f.needs_fold {
-                folded.clear();
-                folded.push_str(&fold_case(s));
-                if let Some(&p) = f.eq_ic.get(folded.as_str()) {
-                    hits.push(p);
-                }
-                f.prefix_ic.prefixes_of(folded.as_bytes(), |p| hits.push(p));
-                f.suffix_ic.suffixes_of(folded.as_bytes(), |p| hits.push(p));
-            }
-            let glob_ok = |p: u32| c.globs.get(&p).is_some_and(|g| g.is_match(text));
-            f.wild_head.prefixes_of(text, |p| {
-                if glob_ok(p) {
-                    hits.push(p);
-                }
-            });
-            for &p in &f.wild_any {
-                if glob_ok(p) {
-                    hits.push(p);
-                }
+            if f.str_more {
+                eval_str_more(c, f, text, folded, hits);
             }
         }
         Kind::Num => {
@@ -184,6 +147,56 @@ fn eval_leaf(
         };
         if !excluded {
             hits.push(*p);
+        }
+    }
+}
+
+/// The string tests beyond the exact lookup (see `FieldIndex::str_more`).
+fn eval_str_more(
+    c: &Compiled,
+    f: &FieldIndex,
+    text: &[u8],
+    folded: &mut String,
+    hits: &mut Vec<u32>,
+) {
+    f.prefix.prefixes_of(text, |p| hits.push(p));
+    f.suffix.suffixes_of(text, |p| hits.push(p));
+    // Leaf text is UTF-8 (the scanner checked it, or it came from a `String`);
+    // only the IP and ignore-case forms need it as `str`.
+    let s = if f.needs_fold || !f.cidr_lens.is_empty() {
+        std::str::from_utf8(text).unwrap_or("")
+    } else {
+        ""
+    };
+    if !f.cidr_lens.is_empty() {
+        if let Some((v6, bits)) = parse_ip(s) {
+            for &(lv6, len) in &f.cidr_lens {
+                if lv6 == v6 {
+                    if let Some(&p) = f.cidr.get(&(v6, len, bits & net_mask(v6, len))) {
+                        hits.push(p);
+                    }
+                }
+            }
+        }
+    }
+    if f.needs_fold {
+        folded.clear();
+        folded.push_str(&fold_case(s));
+        if let Some(&p) = f.eq_ic.get(folded.as_str()) {
+            hits.push(p);
+        }
+        f.prefix_ic.prefixes_of(folded.as_bytes(), |p| hits.push(p));
+        f.suffix_ic.suffixes_of(folded.as_bytes(), |p| hits.push(p));
+    }
+    let glob_ok = |p: u32| c.globs.get(&p).is_some_and(|g| g.is_match(text));
+    f.wild_head.prefixes_of(text, |p| {
+        if glob_ok(p) {
+            hits.push(p);
+        }
+    });
+    for &p in &f.wild_any {
+        if glob_ok(p) {
+            hits.push(p);
         }
     }
 }
@@ -259,52 +272,131 @@ pub(crate) fn run(c: &Compiled, s: &mut Scratch, event: &[u8], out: &mut Vec<u32
         }
     }
 
-    let start = out.len();
-    for &anchor in anchors.iter() {
+    // The always-satisfied padding slot of the anchored records.
+    if let Some(st) = slot_stamp.get_mut(c.always_slot as usize) {
+        *st = epoch << 1;
+    }
+    let kept = check_candidates(c, flat, sat, slot_stamp, anchors, epoch, &mut s.passed);
+    sort_owners(
+        &mut s.owner_bits,
+        &mut s.owner_words,
+        &s.passed[..kept],
+        out,
+    );
+}
+
+/// Check the branches anchored on each satisfied anchor slot; the owners that pass
+/// go to `passed[..n]`, and `n` is returned.
+#[allow(clippy::needless_bitwise_bool)] // `&`/`|` on bools on purpose: no branches on outcomes
+fn check_candidates(
+    c: &Compiled,
+    flat: &Flat,
+    sat: &[(u32, u32)],
+    st: &[u32],
+    anchors: &[u32],
+    epoch: u32,
+    passed: &mut Vec<u32>,
+) -> usize {
+    // One pass over the anchors first: it sizes the candidate buffer, and its reads
+    // of each anchor's first record are independent of one another, so their cache
+    // misses overlap instead of stalling the checking loop one anchor at a time.
+    let mut total = 0usize;
+    let mut warm = 0u32;
+    for &anchor in anchors {
         let ai = anchor as usize;
-        let mut rest = &c.anchored[c.anchor_off[ai] as usize..c.anchor_off[ai + 1] as usize];
-        while let [owner, k, tail @ ..] = rest {
-            let (shared, k) = (k & SHARED_OWNER != 0, (k & !SHARED_OWNER) as usize);
-            let (others, next) = tail.split_at(k.min(tail.len()));
-            rest = next;
-            let owner = *owner as usize;
-            // Only an owner with several branches can be reached twice; checking its
-            // stamp last spares the random read for everyone else.
-            if !others.iter().all(|&x| slot_stamp[x as usize] >> 1 == epoch)
-                || (shared && s.owner_stamp[owner] == epoch)
-            {
-                continue;
-            }
-            let in_array = |x: u32| slot_stamp[x as usize] & 1 == 1;
-            let in_arrays =
-                usize::from(in_array(anchor)) + others.iter().filter(|&&x| in_array(x)).count();
-            if in_arrays >= 2 {
-                let mut slots = others.to_vec();
-                slots.push(anchor);
-                if !consistent(flat, sat, &slots, slot_stamp) {
-                    continue;
-                }
-            }
-            if shared {
-                s.owner_stamp[owner] = epoch;
-            }
-            out.push(u32::try_from(owner).unwrap_or(u32::MAX));
+        let (from, to) = (c.anchor_off[ai] as usize, c.anchor_off[ai + 1] as usize);
+        total += to - from;
+        warm ^= c.anchored.get(from).map_or(0, |r| r[1]);
+    }
+    std::hint::black_box(warm);
+    if passed.len() < total {
+        passed.resize(total, 0);
+    }
+    let mut kept = 0usize;
+    for &anchor in anchors {
+        let ai = anchor as usize;
+        let (from, to) = (c.anchor_off[ai] as usize, c.anchor_off[ai + 1] as usize);
+        let anchor_in_array = st[ai] & 1;
+        for (ri, rec) in c.anchored[from..to].iter().enumerate() {
+            let [owner, sx, sy, sz] = *rec;
+            let (sx, sy, sz) = (st[sx as usize], st[sy as usize], st[sz as usize]);
+            let ok = (sx >> 1 == epoch) & (sy >> 1 == epoch) & (sz >> 1 == epoch);
+            let in_arrays = anchor_in_array + (sx & 1) + (sy & 1) + (sz & 1);
+            // Rare: a branch longer than a record, or one that spans arrays.
+            let keep = if ok & ((in_arrays >= 2) | (owner & LONG_BRANCH != 0)) {
+                check_slow(c, flat, sat, st, epoch, anchor, rec, from + ri)
+            } else {
+                ok
+            };
+            passed[kept] = owner & !LONG_BRANCH;
+            kept += usize::from(keep);
         }
     }
-    sort_owners(&mut s.owner_bits, &mut s.owner_words, out, start);
+    kept
+}
+
+/// The full check of a candidate whose record's own slots are satisfied: the slots
+/// past the record's, and array consistency when two or more slots were satisfied
+/// only inside arrays.
+#[allow(clippy::too_many_arguments)] // the matcher's state, passed apart to keep borrows disjoint
+#[cold]
+#[inline(never)]
+fn check_slow(
+    c: &Compiled,
+    flat: &Flat,
+    sat: &[(u32, u32)],
+    slot_stamp: &[u32],
+    epoch: u32,
+    anchor: u32,
+    rec: &[u32; 4],
+    record: usize,
+) -> bool {
+    let mut slots: Vec<u32> = rec[1..]
+        .iter()
+        .copied()
+        .filter(|&x| x != c.always_slot)
+        .collect();
+    if rec[0] & LONG_BRANCH != 0 {
+        if let Some(rest) = c
+            .long_others
+            .get(&u32::try_from(record).unwrap_or(u32::MAX))
+        {
+            slots.extend_from_slice(rest);
+        }
+    }
+    if !slots.iter().all(|&x| slot_stamp[x as usize] >> 1 == epoch) {
+        return false;
+    }
+    slots.push(anchor);
+    let in_arrays = slots
+        .iter()
+        .filter(|&&x| slot_stamp[x as usize] & 1 == 1)
+        .count();
+    in_arrays < 2 || consistent(flat, sat, &slots, slot_stamp)
 }
 
 /// Fewer matches than this are sorted in place (a small insertion sort); more go
 /// through the owner bitset, which costs a few instructions per match.
 const SORT_IN_PLACE: usize = 16;
 
-/// Put `out[start..]` (distinct owner ids) in ascending order.
-fn sort_owners(bits: &mut [u64], words: &mut [u64], out: &mut Vec<u32>, start: usize) {
-    if out.len() - start <= SORT_IN_PLACE {
+/// Append `owners` to `out` in ascending order without repeats (an owner with several
+/// branches can pass more than once).
+fn sort_owners(bits: &mut [u64], words: &mut [u64], owners: &[u32], out: &mut Vec<u32>) {
+    let start = out.len();
+    if owners.len() <= SORT_IN_PLACE {
+        out.extend_from_slice(owners);
         out[start..].sort_unstable();
+        let mut w = start;
+        for r in start..out.len() {
+            if w == start || out[w - 1] != out[r] {
+                out[w] = out[r];
+                w += 1;
+            }
+        }
+        out.truncate(w);
         return;
     }
-    for &o in &out[start..] {
+    for &o in owners {
         let (w, b) = (o as usize / 64, o % 64);
         if let Some(word) = bits.get_mut(w) {
             *word |= 1 << b;
@@ -313,7 +405,6 @@ fn sort_owners(bits: &mut [u64], words: &mut [u64], out: &mut Vec<u32>, start: u
             *summary |= 1 << (w % 64);
         }
     }
-    out.truncate(start);
     for (si, summary) in words.iter_mut().enumerate() {
         let mut sm = std::mem::take(summary);
         while sm != 0 {

@@ -30,6 +30,7 @@
 //!   crate's whenever it is not `Unknown`; mutants of the checks (off-by-one bounds,
 //!   a dropped duplicate check, integer/number confusion) make them fail.
 
+mod accept;
 mod check;
 mod text;
 
@@ -157,8 +158,38 @@ struct Members {
 }
 
 enum Format {
-    Crate(StringCheck),
+    /// The crate's check, after an accept-only shortcut when the format has one.
+    Crate(Option<Shortcut>, StringCheck),
     Email(Box<Email>),
+}
+
+/// The formats with an accept-only recogniser ([`accept`]).
+#[derive(Clone, Copy)]
+enum Shortcut {
+    Uuid,
+    Date,
+    DateTime,
+}
+
+impl Shortcut {
+    fn for_format(name: &str) -> Option<Self> {
+        match name {
+            "uuid" => Some(Shortcut::Uuid),
+            "date" => Some(Shortcut::Date),
+            "date-time" => Some(Shortcut::DateTime),
+            _ => None,
+        }
+    }
+
+    /// Whether `text` is certainly in the format.
+    #[inline]
+    fn accepts(self, text: &[u8]) -> bool {
+        match self {
+            Shortcut::Uuid => accept::uuid(text),
+            Shortcut::Date => accept::date(text),
+            Shortcut::DateTime => accept::date_time(text),
+        }
+    }
 }
 
 enum Additional {
@@ -323,7 +354,7 @@ impl Compiler<'_> {
                 hostname,
             })));
         }
-        Some(Format::Crate(check))
+        Some(Format::Crate(Shortcut::for_format(name.as_str()?), check))
     }
 
     fn schema(&mut self, v: &Value, is_root: bool) -> Option<u32> {

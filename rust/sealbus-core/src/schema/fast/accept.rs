@@ -172,7 +172,7 @@ fn hex_word(x: u64) -> bool {
     }
     // Digits: '0'..='9'. Letters: fold case (set 0x20), then 'a'..='f'.
     let digit = below(x, b'0') & !below(x, b'9' + 1);
-    let folded = x | ONES * 0x20;
+    let folded = x | (ONES * 0x20);
     let letter = below(folded, b'a') & !below(folded, b'f' + 1);
     (digit | letter) == HIGH
 }
@@ -195,22 +195,24 @@ pub(super) fn date(text: &[u8]) -> bool {
 
 /// The first ten bytes are a `date` (see [`date`]).
 fn date_prefix(b: &[u8]) -> bool {
-    let (Some(c), Some(y), Some(m), Some(d)) = (two(b, 0), two(b, 2), two(b, 5), two(b, 8)) else {
+    let (Some(century), Some(yy), Some(month), Some(day)) =
+        (two(b, 0), two(b, 2), two(b, 5), two(b, 8))
+    else {
         return false;
     };
-    if b.get(4) != Some(&b'-') || b.get(7) != Some(&b'-') || d == 0 {
+    if b.get(4) != Some(&b'-') || b.get(7) != Some(&b'-') || day == 0 {
         return false;
     }
-    let year = u16::from(c) * 100 + u16::from(y);
+    let year = u16::from(century) * 100 + u16::from(yy);
     let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
-    let days = match m {
+    let days = match month {
         1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
         4 | 6 | 9 | 11 => 30,
         2 if leap => 29,
         2 => 28,
         _ => return false,
     };
-    d <= days
+    day <= days
 }
 
 /// Accepts RFC 3339 `date-time` as `YYYY-MM-DDTHH:MM:SS[.fraction](Z|+HH:MM|-HH:MM)`

@@ -49,7 +49,7 @@ pub(super) fn run(schema: &FastSchema, bytes: &[u8], scratch: &mut Scratch) -> V
     }
     // The tape refuses a body that is not UTF-8 as a whole; checking it once here lets
     // every string below be sliced as text without another pass.
-    let Ok(src) = std::str::from_utf8(bytes) else {
+    let Ok(src) = simdutf8::basic::from_utf8(bytes) else {
         return Verdict::Unknown;
     };
     scratch.keys.clear();

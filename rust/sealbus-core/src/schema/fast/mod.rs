@@ -22,7 +22,9 @@
 //!   draft 7, 2019-09 or 2020-12; otherwise the crate handles that schema alone.
 //! - `pattern` and `format` are checked by the crate itself, one keyword at a time
 //!   ([`text`]), with two shortcuts argued there (the crate's own `Sequence` matcher
-//!   called directly; plain e-mail addresses).
+//!   called directly; plain e-mail addresses). Ahead of the crate, accept-only
+//!   recognisers ([`accept`]: `uuid`, `date`, `date-time`, fixed-length anchored
+//!   patterns) may accept a string; what they do not accept still goes to the crate.
 //! - The JSON grammar is the tape's ([`super::tape`]): a body the tape refuses (duplicate
 //!   keys, nesting past 128, bad UTF-8, control characters) is never `Valid` here.
 //! - Differential tests (`fast/tests.rs` with proptest, `tests/test_schema_fast.py` with

@@ -14,6 +14,9 @@
 //!   and falls back to the crate's validator when the matcher cannot decide. See
 //!   [`PatternCheck`].
 //! - `email`, whose parser is the slowest check on the order workload: see [`Email`].
+//!
+//! Before either, a fixed-length pattern may be accepted outright by
+//! [`super::accept::FixedPattern`] (accept-only: a refusal there is not a verdict).
 
 use jsonschema::json::Json;
 use jsonschema::Validator;

@@ -49,7 +49,7 @@ pub(super) fn run(schema: &FastSchema, bytes: &[u8], scratch: &mut Scratch) -> V
     }
     // The tape refuses a body that is not UTF-8 as a whole; checking it once here lets
     // every string below be sliced as text without another pass.
-    let Ok(src) = std::str::from_utf8(bytes) else {
+    let Ok(src) = simdutf8::basic::from_utf8(bytes) else {
         return Verdict::Unknown;
     };
     scratch.keys.clear();
@@ -266,7 +266,9 @@ impl Checker<'_> {
         }
         let format_ok = match &node.format {
             None => true,
-            Some(Format::Crate(check)) => check.is_valid(text, self.text),
+            Some(Format::Crate(shortcut, check)) => {
+                shortcut.is_some_and(|s| s.accepts(raw)) || check.is_valid(text, self.text)
+            }
             Some(Format::Email(email)) => email.is_valid(text, self.text, self.domain),
         };
         if !format_ok {
@@ -422,21 +424,36 @@ impl Checker<'_> {
         } else {
             None
         };
-        let value = if let Some(v) = fast {
-            if negative {
-                -v
-            } else {
-                v
-            }
-        } else {
-            let text = self.s.get(start..self.i).unwrap_or_default();
-            let parsed = std::str::from_utf8(text)
-                .ok()
-                .and_then(|t| t.parse::<f64>().ok());
-            match parsed {
-                Some(v) if v.is_finite() => v,
-                _ => return Err(Stop::Unknown),
-            }
+        if let Some(v) = fast {
+            // Integral exactly when the decimal is (no float round trip): a scale of
+            // zero or more multiplies, and a negative one divides evenly when the
+            // digits are all zeros or end in at least that many. A decimal
+            // `x = m / 10^k` that is not integral stays so after rounding: it is at
+            // least `10^-k` from every integer, while half an ulp of it is at most
+            // `x * 2^-53 = m * 2^-53 / 10^k`, below `10^-k` for `m <= 2^53` (equality
+            // would need `x` a power of two and `m = 2^53` at once).
+            let integer = scale >= 0 || {
+                let zeros = frac_digits
+                    .iter()
+                    .rev()
+                    .chain(int_digits.iter().rev())
+                    .take_while(|&&d| d == b'0')
+                    .count();
+                zeros == significant || zeros as u64 >= scale.unsigned_abs()
+            };
+            return Ok(Num {
+                value: if negative { -v } else { v },
+                exact: true,
+                integer,
+            });
+        }
+        let text = self.s.get(start..self.i).unwrap_or_default();
+        let parsed = std::str::from_utf8(text)
+            .ok()
+            .and_then(|t| t.parse::<f64>().ok());
+        let value = match parsed {
+            Some(v) if v.is_finite() => v,
+            _ => return Err(Stop::Unknown),
         };
         // The crate's `is_integer` is `fract() == 0`; beyond 2^63 every `f64` is an
         // integer, below it the round trip through `i64` truncates exactly (an exact

@@ -22,7 +22,9 @@
 //!   draft 7, 2019-09 or 2020-12; otherwise the crate handles that schema alone.
 //! - `pattern` and `format` are checked by the crate itself, one keyword at a time
 //!   ([`text`]), with two shortcuts argued there (the crate's own `Sequence` matcher
-//!   called directly; plain e-mail addresses).
+//!   called directly; plain e-mail addresses). Ahead of the crate, accept-only
+//!   recognisers ([`accept`]: `uuid`, `date`, `date-time`, fixed-length anchored
+//!   patterns) may accept a string; what they do not accept still goes to the crate.
 //! - The JSON grammar is the tape's ([`super::tape`]): a body the tape refuses (duplicate
 //!   keys, nesting past 128, bad UTF-8, control characters) is never `Valid` here.
 //! - Differential tests (`fast/tests.rs` with proptest, `tests/test_schema_fast.py` with
@@ -30,6 +32,7 @@
 //!   crate's whenever it is not `Unknown`; mutants of the checks (off-by-one bounds,
 //!   a dropped duplicate check, integer/number confusion) make them fail.
 
+mod accept;
 mod check;
 mod text;
 
@@ -157,8 +160,38 @@ struct Members {
 }
 
 enum Format {
-    Crate(StringCheck),
+    /// The crate's check, after an accept-only shortcut when the format has one.
+    Crate(Option<Shortcut>, StringCheck),
     Email(Box<Email>),
+}
+
+/// The formats with an accept-only recogniser ([`accept`]).
+#[derive(Clone, Copy)]
+enum Shortcut {
+    Uuid,
+    Date,
+    DateTime,
+}
+
+impl Shortcut {
+    fn for_format(name: &str) -> Option<Self> {
+        match name {
+            "uuid" => Some(Shortcut::Uuid),
+            "date" => Some(Shortcut::Date),
+            "date-time" => Some(Shortcut::DateTime),
+            _ => None,
+        }
+    }
+
+    /// Whether `text` is certainly in the format.
+    #[inline]
+    fn accepts(self, text: &[u8]) -> bool {
+        match self {
+            Shortcut::Uuid => accept::uuid(text),
+            Shortcut::Date => accept::date(text),
+            Shortcut::DateTime => accept::date_time(text),
+        }
+    }
 }
 
 enum Additional {
@@ -323,7 +356,7 @@ impl Compiler<'_> {
                 hostname,
             })));
         }
-        Some(Format::Crate(check))
+        Some(Format::Crate(Shortcut::for_format(name.as_str()?), check))
     }
 
     fn schema(&mut self, v: &Value, is_root: bool) -> Option<u32> {

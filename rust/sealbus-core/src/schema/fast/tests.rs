@@ -12,7 +12,10 @@ use std::sync::LazyLock;
 use proptest::prelude::*;
 use serde_json::{json, Value};
 
+use super::accept::{self, FixedPattern};
+use super::text::StringCheck;
 use super::{Scratch, Verdict};
+use crate::schema::tape::Document;
 use crate::schema::CompiledSchema;
 
 /// `/work/shared/workloads/orders.py`'s schema (draft 2020-12).
@@ -748,3 +751,331 @@ proptest! {
         }
     }
 }
+
+// ---- accept-only recognisers (fast/accept.rs) -----------------------------------------
+//
+// Each may accept only what the crate's own one-keyword check accepts. The strings are
+// near misses of valid ones (edits from an alphabet of the characters that matter) and
+// structured variations over every field's edges; each test also checks the recogniser
+// is not vacuous (it accepts the common valid forms).
+
+/// The crate's `{keyword: value}` check in `draft`, as the fast path builds it.
+fn crate_check(keyword: &str, value: &str, draft: &'static str) -> StringCheck {
+    let dialect = match draft {
+        "draft-07" => Some(json!("http://json-schema.org/draft-07/schema#")),
+        "2019-09" => Some(json!("https://json-schema.org/draft/2019-09/schema")),
+        _ => None,
+    };
+    StringCheck::new(keyword, &json!(value), dialect.as_ref(), draft).unwrap()
+}
+
+/// Whether `accepts` takes `text`, after asserting the crate's `check` does too then.
+fn within(accepts: &dyn Fn(&[u8]) -> bool, check: &StringCheck, text: &str) -> bool {
+    let yes = accepts(text.as_bytes());
+    if yes {
+        let mut buffer = Document::default();
+        assert!(
+            check.is_valid(text, &mut buffer),
+            "accepted {text:?}, which the crate refuses"
+        );
+    }
+    yes
+}
+
+/// Characters edits draw from: digits, hex letters and their neighbours, separators,
+/// case variants, whitespace, a control character and multi-byte ones.
+const EDIT_CHARS: &[char] = &[
+    '0', '1', '2', '3', '5', '6', '9', 'a', 'f', 'g', 'A', 'F', 'G', 'z', 'Z', 't', 'T', '-', '+',
+    ':', '.', '/', '@', '`', ' ', '\n', '\0', '\u{7f}', 'é', '٣', '€',
+];
+
+/// `text` with `edits` (kind, position, character) applied: replace, insert, delete.
+fn edited(text: &str, edits: &[(u8, usize, usize)]) -> String {
+    let mut chars: Vec<char> = text.chars().collect();
+    for &(kind, at, c) in edits {
+        let c = EDIT_CHARS[c % EDIT_CHARS.len()];
+        let at = at % (chars.len() + 1);
+        match kind % 3 {
+            0 if at < chars.len() => chars[at] = c,
+            1 => chars.insert(at, c),
+            _ if at < chars.len() => {
+                chars.remove(at);
+            }
+            _ => {}
+        }
+    }
+    chars.into_iter().collect()
+}
+
+const UUIDS: &[&str] = &[
+    "3b8faa18-37f8-488b-97fc-695a07a0ca6e",
+    "3B8FAA18-37F8-488B-97FC-695A07A0CA6E",
+    "00000000-0000-0000-0000-000000000000",
+    "ffffffff-FFFF-ffff-FFFF-ffffffffffff",
+];
+
+const DATE_TIMES: &[&str] = &[
+    "2024-01-13T08:14:09Z",
+    "2024-02-29T23:59:59.123+05:30",
+    "2023-02-28T00:00:00-23:59",
+    "1900-02-28T12:00:00Z",
+    "2000-02-29T12:00:00.5Z",
+    "2016-12-31T23:59:60Z",
+    "1990-12-31T15:59:60-08:00",
+    "2024-01-01t00:00:00z",
+];
+
+const DATES: &[&str] = &[
+    "2024-02-29",
+    "2023-02-28",
+    "1900-02-28",
+    "2000-02-29",
+    "0000-01-01",
+    "9999-12-31",
+];
+
+/// Fixed-length patterns and strings they match.
+const FIXED_PATTERNS: &[(&str, &str)] = &[
+    ("^ord-[0-9a-f]{12}$", "ord-32e78fadc1a6"),
+    ("^cus-[0-9]{8}$", "cus-96102525"),
+    ("^[A-Z]{2}$", "DE"),
+    ("^[A-Z]{3}-[0-9]{4}$", "XYZ-1824"),
+    ("^\\d{3}-\\w\\s.$", "123-a x"),
+    ("^[^a-c]{2}[é-]$", "zz-"),
+    ("^(?:ab)(c)\\.[\\-+]$", "abc.-"),
+    ("^\\D\\W\\S\\$$", "a!x$"),
+    ("^$", ""),
+    ("^..[^x]$", "abc"),
+    // Only the ASCII letters are kept: a narrower accept set.
+    ("^\\p{L}$", "q"),
+];
+
+/// The crate's check for each format the recognisers cover, in every fast-path draft.
+fn format_checks(format: &str) -> Vec<StringCheck> {
+    ["draft-07", "2019-09", "2020-12"]
+        .into_iter()
+        .map(|draft| crate_check("format", format, draft))
+        .collect()
+}
+
+static UUID_CHECKS: LazyLock<Vec<StringCheck>> = LazyLock::new(|| format_checks("uuid"));
+static DATE_TIME_CHECKS: LazyLock<Vec<StringCheck>> = LazyLock::new(|| format_checks("date-time"));
+static DATE_CHECKS: LazyLock<Vec<StringCheck>> = LazyLock::new(|| format_checks("date"));
+static PATTERN_CHECKS: LazyLock<Vec<(FixedPattern, StringCheck)>> = LazyLock::new(|| {
+    FIXED_PATTERNS
+        .iter()
+        .map(|(p, _)| {
+            let fixed = FixedPattern::compile(p).unwrap_or_else(|| panic!("{p} is not fixed"));
+            (fixed, crate_check("pattern", p, "2020-12"))
+        })
+        .collect()
+});
+
+#[test]
+fn recognisers_accept_the_common_valid_forms() {
+    for u in UUIDS {
+        for check in UUID_CHECKS.iter() {
+            assert!(within(&accept::uuid, check, u), "{u}");
+        }
+    }
+    for d in &DATE_TIMES[..5] {
+        for check in DATE_TIME_CHECKS.iter() {
+            assert!(within(&accept::date_time, check, d), "{d}");
+        }
+    }
+    // Leap seconds and lower-case separators are left to the crate.
+    for d in &DATE_TIMES[5..] {
+        assert!(!accept::date_time(d.as_bytes()), "{d}");
+    }
+    for d in DATES {
+        for check in DATE_CHECKS.iter() {
+            assert!(within(&accept::date, check, d), "{d}");
+        }
+    }
+    for ((_, witness), (fixed, check)) in FIXED_PATTERNS.iter().zip(PATTERN_CHECKS.iter()) {
+        assert!(within(&|t| fixed.accepts(t), check, witness), "{witness}");
+    }
+    // Only anchored, fixed-length sequences of literals and classes get a recogniser.
+    for p in [
+        "^[a-z]{2,4}$",
+        "^a+$",
+        "ord-[0-9]{4}$",
+        "^ord-[0-9]{4}",
+        "^a|b$",
+        "^(ab){2}$",
+        "^a(?=b)b$",
+        "^(a)\\1$",
+        "[",
+    ] {
+        assert!(FixedPattern::compile(p).is_none(), "{p}");
+    }
+}
+
+#[test]
+fn date_time_recogniser_stays_inside_the_crates_format_over_every_field_edge() {
+    let years = [
+        "0000", "1900", "2000", "2023", "2024", "2100", "9999", "20x4",
+    ];
+    let separators = ["T", "t", " ", "_"];
+    let fractions = ["", ".", ".5", ".123456789", ".x"];
+    let zones = [
+        "Z",
+        "z",
+        "",
+        "+00:00",
+        "-23:59",
+        "+24:00",
+        "+05:60",
+        "+5:30",
+        "+05:30:00",
+        "-0530",
+        "ZZ",
+        "+05:3a",
+    ];
+    let mut r = Rng(3);
+    let mut accepted = 0;
+    for _ in 0..60_000 {
+        let text = format!(
+            "{}-{:02}-{:02}{}{:02}:{:02}:{:02}{}{}",
+            r.pick(&years),
+            r.below(14),
+            r.below(33),
+            r.pick(&separators),
+            r.below(26),
+            r.below(62),
+            r.below(62),
+            r.pick(&fractions),
+            r.pick(&zones),
+        );
+        for check in DATE_TIME_CHECKS.iter() {
+            if within(&accept::date_time, check, &text) {
+                accepted += 1;
+            }
+        }
+        let date = text.get(..10).unwrap_or_default();
+        for check in DATE_CHECKS.iter() {
+            within(&accept::date, check, date);
+        }
+    }
+    assert!(accepted > 1000, "only {accepted} accepted");
+}
+
+#[test]
+fn uuid_recogniser_stays_inside_the_crates_format_over_every_position() {
+    let alphabet: Vec<char> = "0123456789abcdefABCDEFgG-xé".chars().collect();
+    let mut r = Rng(5);
+    for _ in 0..30_000 {
+        // A valid form with one or two positions changed, or a length off by one.
+        let mut chars: Vec<char> = UUIDS[r.below(UUIDS.len() as u64) as usize]
+            .chars()
+            .collect();
+        for _ in 0..=r.below(2) {
+            let at = r.below(36) as usize;
+            chars[at] = alphabet[r.below(alphabet.len() as u64) as usize];
+        }
+        match r.below(8) {
+            0 => {
+                chars.pop();
+            }
+            1 => chars.push('0'),
+            _ => {}
+        }
+        let text: String = chars.into_iter().collect();
+        for check in UUID_CHECKS.iter() {
+            within(&accept::uuid, check, &text);
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(3000))]
+
+    #[test]
+    fn recognisers_stay_inside_the_crates_checks_on_near_misses(
+        which in 0..4_usize,
+        seed in 0..16_usize,
+        edits in prop::collection::vec((any::<u8>(), any::<usize>(), any::<usize>()), 0..4),
+    ) {
+        match which {
+            0 => {
+                let text = edited(UUIDS[seed % UUIDS.len()], &edits);
+                for check in UUID_CHECKS.iter() {
+                    within(&accept::uuid, check, &text);
+                }
+            }
+            1 => {
+                let text = edited(DATE_TIMES[seed % DATE_TIMES.len()], &edits);
+                for check in DATE_TIME_CHECKS.iter() {
+                    within(&accept::date_time, check, &text);
+                }
+            }
+            2 => {
+                let text = edited(DATES[seed % DATES.len()], &edits);
+                for check in DATE_CHECKS.iter() {
+                    within(&accept::date, check, &text);
+                }
+            }
+            _ => {
+                let at = seed % FIXED_PATTERNS.len();
+                let text = edited(FIXED_PATTERNS[at].1, &edits);
+                let (fixed, check) = &PATTERN_CHECKS[at];
+                within(&|t| fixed.accepts(t), check, &text);
+            }
+        }
+    }
+
+    #[test]
+    fn fixed_patterns_stay_inside_the_crates_pattern_on_random_strings(
+        at in 0..FIXED_PATTERNS.len(),
+        chars in prop::collection::vec(0..EDIT_CHARS.len(), 0..18),
+    ) {
+        // Random strings of the pattern's length, mostly: short alphabets make matches.
+        let text: String = chars.iter().map(|&c| EDIT_CHARS[c]).collect();
+        let (fixed, check) = &PATTERN_CHECKS[at];
+        within(&|t| fixed.accepts(t), check, &text);
+    }
+
+    #[test]
+    fn fixed_patterns_stay_inside_the_crates_pattern_on_same_length_multibyte_swaps(
+        at in 0..FIXED_PATTERNS.len(),
+        from in 0..8_usize,
+        c in prop::sample::select(vec!['é', '٣', '€', '😀']),
+    ) {
+        // A multi-byte character in place of as many ASCII bytes: the byte length (what
+        // a fixed pattern first compares) stays, the character count drops.
+        let witness = FIXED_PATTERNS[at].1;
+        let mut buf = [0_u8; 4];
+        let c = c.encode_utf8(&mut buf);
+        if let (Some(head), Some(tail)) = (witness.get(..from), witness.get(from + c.len()..)) {
+            let text = format!("{head}{c}{tail}");
+            let (fixed, check) = &PATTERN_CHECKS[at];
+            within(&|t| fixed.accepts(t), check, &text);
+        }
+    }
+
+    #[test]
+    fn integer_type_agrees_on_decimal_spellings(
+        negative in any::<bool>(),
+        int in prop::sample::select(vec!["0", "1", "7", "10", "100", "4503599627370496",
+            "9007199254740992", "9007199254740993", "123456789012345678901"]),
+        frac in prop::sample::select(vec!["", ".0", ".00", ".5", ".50", ".05", ".000001",
+            ".1000", ".9999999999999999"]),
+        exponent in prop::option::of(-25_i32..25),
+    ) {
+        let text = format!(
+            "{}{int}{frac}{}",
+            if negative { "-" } else { "" },
+            exponent.map(|e| format!("e{e}")).unwrap_or_default()
+        );
+        for c in INTEGERS.iter() {
+            agreed(c, text.as_bytes());
+        }
+    }
+}
+
+static INTEGERS: LazyLock<Vec<CompiledSchema>> = LazyLock::new(|| {
+    vec![
+        compiled(&json!({"type": "integer"})),
+        compiled(&json!({"type": ["integer", "string"], "minimum": -100})),
+    ]
+});

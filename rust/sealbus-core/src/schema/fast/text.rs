@@ -14,11 +14,15 @@
 //!   and falls back to the crate's validator when the matcher cannot decide. See
 //!   [`PatternCheck`].
 //! - `email`, whose parser is the slowest check on the order workload: see [`Email`].
+//!
+//! Before either, a fixed-length pattern may be accepted outright by
+//! [`super::accept::FixedPattern`] (accept-only: a refusal there is not a verdict).
 
 use jsonschema::json::Json;
 use jsonschema::Validator;
 use serde_json::{Map, Value};
 
+use super::accept::FixedPattern;
 use crate::schema::tape::{Document, TapeJson};
 use crate::schema::validate::options;
 
@@ -58,6 +62,8 @@ impl StringCheck {
 /// regex decides. The fast path keeps exactly that order: the same analysis, the same
 /// translation and `Sequence`, and the crate's validator for the rest.
 pub(super) struct PatternCheck {
+    /// An accept-only recogniser for fixed-length patterns, asked first.
+    fixed: Option<FixedPattern>,
     sequence: Option<jsonschema_regex::Sequence>,
     crate_check: StringCheck,
 }
@@ -72,12 +78,20 @@ impl PatternCheck {
                 .and_then(|translated| jsonschema_regex::Sequence::compile(&translated))
         };
         PatternCheck {
+            fixed: FixedPattern::compile(pattern),
             sequence,
             crate_check,
         }
     }
 
     pub(super) fn is_valid(&self, text: &str, buffer: &mut Document<'static>) -> bool {
+        if self
+            .fixed
+            .as_ref()
+            .is_some_and(|f| f.accepts(text.as_bytes()))
+        {
+            return true;
+        }
         if let Some(decided) = self
             .sequence
             .as_ref()

@@ -308,17 +308,23 @@ impl CursorStore {
 
     /// Durably replace the consumer's cursor.
     pub fn save(&self, consumer: &str, cursor: &Cursor) -> Result<()> {
+        self.save_encoded(consumer, &cursor.encode())
+    }
+
+    /// Durably replace the consumer's cursor with one already encoded by
+    /// [`Cursor::encode`] (so a caller can encode under its own lock and write
+    /// outside it).
+    pub fn save_encoded(&self, consumer: &str, bytes: &[u8]) -> Result<()> {
         let name = file_name(consumer)?;
         let tmp = format!("{name}.tmp");
         let s = self.storage.as_ref();
-        let bytes = cursor.encode();
         let _guard = self
             .save_lock
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let f = s.open(&tmp, true).map_err(io_err(s, "create", &tmp))?;
         f.truncate(0).map_err(io_err(s, "truncate", &tmp))?;
-        f.write_at(0, &bytes).map_err(io_err(s, "write", &tmp))?;
+        f.write_at(0, bytes).map_err(io_err(s, "write", &tmp))?;
         f.fsync().map_err(io_err(s, "fsync", &tmp))?;
         s.rename(&tmp, &name).map_err(io_err(s, "rename", &name))?;
         s.fsync_dir().map_err(io_err(s, "fsync directory", &name))

@@ -224,10 +224,10 @@ impl Router {
             .durable
             .as_ref()
             .is_some_and(|d| d.dirty && d.last_save.elapsed() > Duration::from_millis(200));
-        if save {
-            self.save_locked(&sub.name, &mut st)?;
-        }
         drop(st);
+        if save {
+            self.flush_cursor(sub)?;
+        }
         if n > 0 {
             sub.has_room.notify_all();
             // A durable window has room again: a waiting poller may refill it.

@@ -10,7 +10,7 @@ use super::publish::aad_of;
 use super::queue::OnFull;
 use super::stored;
 use super::subscription::{Durable, SubState, Subscription};
-use super::{is_sealed_key, Router, Start};
+use super::{is_sealed_key, poisoned, Router, Start};
 use crate::envelope::{DataKind, Event};
 use crate::error::{Action, Error, Result};
 use crate::log::Cursor;
@@ -191,24 +191,32 @@ impl Router {
         }
     }
 
-    pub(super) fn save_locked(&self, name: &str, st: &mut SubState) -> Result<()> {
+    /// Save a durable subscription's cursor if it changed. The cursor is encoded
+    /// under the subscription's lock but written and fsynced outside it, so its
+    /// producers and consumers never wait for the disk; saves of one subscription
+    /// are serialised, so an older snapshot never lands after a newer one.
+    pub fn flush_cursor(&self, sub: &Subscription) -> Result<()> {
         let Some(cursors) = &self.cursors else {
             return Ok(());
         };
-        if let Some(d) = &mut st.durable {
-            if d.dirty {
-                cursors.save(name, &d.cursor)?;
-                d.dirty = false;
-                d.last_save = Instant::now();
+        let _one_at_a_time = sub.save_lock.lock().map_err(|_| poisoned("cursor save"))?;
+        let bytes = {
+            let mut st = sub.lock()?;
+            let Some(d) = st.durable.as_mut().filter(|d| d.dirty) else {
+                return Ok(());
+            };
+            d.dirty = false;
+            d.last_save = Instant::now();
+            d.cursor.encode()
+        };
+        cursors.save_encoded(&sub.name, &bytes).inspect_err(|_| {
+            // Not saved: the next flush tries again.
+            if let Ok(mut st) = sub.lock() {
+                if let Some(d) = st.durable.as_mut() {
+                    d.dirty = true;
+                }
             }
-        }
-        Ok(())
-    }
-
-    /// Save a durable subscription's cursor if it changed.
-    pub fn flush_cursor(&self, sub: &Subscription) -> Result<()> {
-        let mut st = sub.lock()?;
-        self.save_locked(&sub.name, &mut st)
+        })
     }
 
     /// Save every changed cursor.

@@ -103,6 +103,8 @@ pub struct Subscription {
     /// Bumped with every `has_events` notification, so a busy-polling consumer can
     /// watch for news without the lock.
     pub(crate) wakes: AtomicU64,
+    /// Serialises cursor saves (taken before the state lock, never inside it).
+    pub(crate) save_lock: Mutex<()>,
     closed: AtomicBool,
 }
 
@@ -130,6 +132,7 @@ impl Subscription {
             has_events: Condvar::new(),
             has_room: Condvar::new(),
             wakes: AtomicU64::new(0),
+            save_lock: Mutex::new(()),
             closed: AtomicBool::new(false),
         }
     }

@@ -76,6 +76,34 @@ const PRINT_MASKS: [u128; 17] = {
     m
 };
 
+/// The up to 16 bytes of `s` as a little-endian `u128` (zero padded), from a few
+/// overlapping loads rather than a copy into a stack buffer: the copy was a `memcpy`
+/// call and its byte stores stalled the 16-byte load that read them back.
+#[inline]
+fn load_short(s: &[u8]) -> u128 {
+    let n = s.len();
+    let le64 = |at: usize| {
+        s.get(at..at + 8)
+            .and_then(|w| <[u8; 8]>::try_from(w).ok())
+            .map_or(0, u64::from_le_bytes)
+    };
+    let le32 = |at: usize| {
+        s.get(at..at + 4)
+            .and_then(|w| <[u8; 4]>::try_from(w).ok())
+            .map_or(0, u32::from_le_bytes)
+    };
+    let byte = |at: usize| s.get(at).map_or(0, |&c| u128::from(c));
+    // Each pair of loads covers the whole key; where they overlap they read the same
+    // bytes into the same places, so OR-ing them is exact.
+    match n {
+        0 => 0,
+        1..=3 => byte(0) | byte(n / 2) << (8 * (n / 2)) | byte(n - 1) << (8 * (n - 1)),
+        4..=7 => u128::from(le32(0)) | u128::from(le32(n - 4)) << (8 * (n - 4)),
+        8..=16 => u128::from(le64(0)) | u128::from(le64(n - 8)) << (8 * (n - 8)),
+        _ => u128::from(le64(0)) | u128::from(le64(8)) << 64,
+    }
+}
+
 impl KeyPrint {
     /// The print of `buf[start..end]`, reading up to 16 bytes from `start` when they
     /// are there (bytes past `end` are masked off).
@@ -88,10 +116,7 @@ impl KeyPrint {
         {
             u128::from_le_bytes(w) & PRINT_MASKS[n.min(16)]
         } else {
-            let mut w = [0u8; 16];
-            let k = n.min(16);
-            w[..k].copy_from_slice(&buf[start..start + k]);
-            u128::from_le_bytes(w)
+            load_short(&buf[start..start + n.min(16)])
         };
         KeyPrint {
             len: u32::try_from(n).unwrap_or(u32::MAX),
@@ -690,8 +715,15 @@ impl Scanner<'_> {
         true
     }
 
-    fn literal(&mut self, word: &[u8]) -> Result<()> {
-        if self.b.get(self.i..self.i + word.len()) == Some(word) {
+    /// A fixed-size `word` so the compare is a few inline loads, not a `memcmp` call.
+    #[inline]
+    fn literal<const N: usize>(&mut self, word: &[u8; N]) -> Result<()> {
+        if self
+            .b
+            .get(self.i..self.i + N)
+            .and_then(|w| <&[u8; N]>::try_from(w).ok())
+            == Some(word)
+        {
             self.i += word.len();
             Ok(())
         } else {
@@ -1071,7 +1103,26 @@ mod digit_run_tests {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)] // tests: a panic is the failure report
 mod key_print_tests {
-    use super::{KeyPrint, PathTrie};
+    use super::{load_short, KeyPrint, PathTrie};
+
+    #[test]
+    fn short_loads_equal_a_zero_padded_copy() {
+        let src: Vec<u8> = (1..=40u8).map(|i| i.wrapping_mul(37) | 1).collect();
+        for start in 0..20 {
+            for n in 0..=16usize {
+                let s = &src[start..start + n];
+                let mut w = [0u8; 16];
+                w[..n].copy_from_slice(s);
+                assert_eq!(
+                    load_short(s),
+                    u128::from_le_bytes(w),
+                    "start {start}, n {n}"
+                );
+                // The print of a key with no 16 bytes after it in its buffer.
+                assert_eq!(KeyPrint::at(s, 0, n).bits, u128::from_le_bytes(w));
+            }
+        }
+    }
 
     #[test]
     fn prints_tell_apart_keys_that_differ_in_any_byte() {

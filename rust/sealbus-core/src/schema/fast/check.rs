@@ -31,7 +31,7 @@ const INV_POW10: [f64; 23] = [
 
 /// `2^-47`: the half-width, relative to an approximate quotient, of an interval sure to
 /// hold the correctly rounded one (see [`Num::quotient`]).
-const QUOTIENT_MARGIN: f64 = 1.0 / (1_u64 << 47) as f64;
+const QUOTIENT_MARGIN: f64 = 1.0 / 140_737_488_355_328.0;
 
 /// Buffers reused across bodies.
 #[derive(Debug, Default)]

@@ -627,7 +627,7 @@ impl NameTable {
                 } else {
                     multiplier(seed)
                 };
-                used.iter_mut().for_each(|u| *u = false);
+                used.fill(false);
                 let distinct = names.iter().all(|n| {
                     let slot = Self::slot_of(multiplier, shift, n.head);
                     used.get_mut(slot)

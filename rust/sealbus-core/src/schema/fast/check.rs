@@ -4,8 +4,8 @@
 
 use super::text::DomainMemo;
 use super::{
-    FastSchema, Format, Members, Node, Verdict, ANY, EXACT_F64_INT, T_ARR, T_BOOL, T_INT, T_NULL,
-    T_NUM, T_OBJ, T_STR,
+    FastSchema, Format, Members, Node, Verdict, ANY, DENIED, EXACT_F64_INT, T_ARR, T_BOOL, T_INT,
+    T_NULL, T_NUM, T_OBJ, T_STR,
 };
 use crate::schema::tape::{Document, MAX_DEPTH};
 
@@ -22,6 +22,16 @@ const POW10: [f64; 23] = [
     1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
     1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
 ];
+
+/// `10^-k` rounded to nearest (Rust's literals are correctly rounded).
+const INV_POW10: [f64; 23] = [
+    1e0, 1e-1, 1e-2, 1e-3, 1e-4, 1e-5, 1e-6, 1e-7, 1e-8, 1e-9, 1e-10, 1e-11, 1e-12, 1e-13, 1e-14,
+    1e-15, 1e-16, 1e-17, 1e-18, 1e-19, 1e-20, 1e-21, 1e-22,
+];
+
+/// `2^-47`: the half-width, relative to an approximate quotient, of an interval sure to
+/// hold the correctly rounded one (see [`Num::quotient`]).
+const QUOTIENT_MARGIN: f64 = 1.0 / 140_737_488_355_328.0;
 
 /// Buffers reused across bodies.
 #[derive(Debug, Default)]
@@ -94,6 +104,38 @@ struct Num {
     value: f64,
     exact: bool,
     integer: bool,
+    /// For a decimal `m / 10^k` (`k > 0`): `(m, 10^k)`, both exact, and `value` is then
+    /// only `m * 10^-k`, near the tape's value (see [`Num::quotient`]).
+    quotient: Option<(f64, f64)>,
+}
+
+impl Num {
+    /// The tape's value is `m / 10^k` correctly rounded (one division). Bounds are
+    /// first tried on `value = m * 10^-k` instead, which skips the division's latency:
+    /// with `m` and `10^-k` each within half an ulp (`2^-53` relative), `value` is
+    /// within `2^-51` of the quotient relative to itself, so `value * (1 ± 2^-47)`,
+    /// rounded, brackets the tape's value with room to spare. Bounds describe an
+    /// interval; when both ends meet them, the value between does too. Otherwise
+    /// the exact quotient decides.
+    #[inline]
+    fn meets(&self, node: &Node) -> bool {
+        if let Some((m, p)) = self.quotient {
+            let d = self.value.abs() * QUOTIENT_MARGIN;
+            if within_bounds(node, self.value - d) && within_bounds(node, self.value + d) {
+                return true;
+            }
+            let exact = m / p;
+            return within_bounds(node, if self.value < 0.0 { -exact } else { exact });
+        }
+        within_bounds(node, self.value)
+    }
+}
+
+fn within_bounds(node: &Node, v: f64) -> bool {
+    node.minimum.is_none_or(|l| v >= l)
+        && node.ex_minimum.is_none_or(|l| v > l)
+        && node.maximum.is_none_or(|l| v <= l)
+        && node.ex_maximum.is_none_or(|l| v < l)
 }
 
 fn type_error(node: &Node, bit: u8) -> Step {
@@ -288,12 +330,7 @@ impl Checker<'_> {
             if !n.exact {
                 return Err(Stop::Unknown);
             }
-            let v = n.value;
-            let fits = node.minimum.is_none_or(|l| v >= l)
-                && node.ex_minimum.is_none_or(|l| v > l)
-                && node.maximum.is_none_or(|l| v <= l)
-                && node.ex_maximum.is_none_or(|l| v < l);
-            if !fits {
+            if !n.meets(node) {
                 return Err(Stop::Invalid);
             }
         }
@@ -392,6 +429,7 @@ impl Checker<'_> {
                     value: 0.0,
                     exact: false,
                     integer: true,
+                    quotient: None,
                 });
             }
             let m = accumulate(int_digits, 0);
@@ -401,6 +439,7 @@ impl Checker<'_> {
                 value: if negative { -v } else { v },
                 exact: true,
                 integer: true,
+                quotient: None,
             });
         }
 
@@ -414,17 +453,22 @@ impl Checker<'_> {
             let m = accumulate(frac_digits, accumulate(int_digits, 0));
             #[allow(clippy::cast_precision_loss)] // checked against 2^53 first
             (m <= EXACT_F64_INT && scale.unsigned_abs() <= 22).then(|| {
-                let p = POW10[usize::try_from(scale.unsigned_abs()).unwrap_or(0)];
+                let k = usize::try_from(scale.unsigned_abs()).unwrap_or(0);
+                let (p, inverse) = (
+                    POW10.get(k).copied().unwrap_or(1.0),
+                    INV_POW10.get(k).copied().unwrap_or(1.0),
+                );
+                let m = m as f64;
                 if scale < 0 {
-                    m as f64 / p
+                    (m * inverse, Some((m, p)))
                 } else {
-                    m as f64 * p
+                    (m * p, None)
                 }
             })
         } else {
             None
         };
-        if let Some(v) = fast {
+        if let Some((v, quotient)) = fast {
             // Integral exactly when the decimal is (no float round trip): a scale of
             // zero or more multiplies, and a negative one divides evenly when the
             // digits are all zeros or end in at least that many. A decimal
@@ -445,6 +489,7 @@ impl Checker<'_> {
                 value: if negative { -v } else { v },
                 exact: true,
                 integer,
+                quotient,
             });
         }
         let text = self.s.get(start..self.i).unwrap_or_default();
@@ -468,6 +513,7 @@ impl Checker<'_> {
             value,
             exact: true,
             integer,
+            quotient: None,
         })
     }
 
@@ -497,17 +543,17 @@ impl Checker<'_> {
                 }
                 let (a, b, head) = self.string()?;
                 let key = self.s.get(a..b).ok_or(Stop::Unknown)?;
-                let declared = rule.and_then(|r| Some((r, r.find(key, head)?)));
-                let target = if let Some((rule, j)) = declared {
+                let declared = rule.and_then(|r| r.find(key, head));
+                let target = if let Some((j, sub)) = declared {
                     let bit = 1_u64 << j;
                     if seen & bit != 0 {
                         return Err(Stop::Unknown);
                     }
                     seen |= bit;
-                    match rule.schemas.get(j).copied().flatten() {
-                        Some(sub) => sub,
-                        None => additional(rule)?,
+                    if sub == DENIED {
+                        return Err(Stop::Invalid);
                     }
+                    sub
                 } else {
                     let sub = rule.map_or(Ok(ANY), additional)?;
                     self.undeclared(base, a, b)?;

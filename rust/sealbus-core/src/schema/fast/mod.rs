@@ -203,11 +203,9 @@ enum Additional {
 struct ObjectRule {
     /// Property names, then names only `required` mentions.
     names: Vec<Name>,
-    /// Open-addressing table over `names` by [`slot_hash`]: index + 1, 0 for empty.
-    table: Vec<u8>,
-    /// The `properties` subschema for each name; `None` for required-only names (their
-    /// values fall under `additionalProperties`).
-    schemas: Vec<Option<u32>>,
+    /// Where each name is looked up by its head word and length, with the schema its
+    /// value must meet.
+    table: NameTable,
     required: u64,
     additional: Additional,
     min_props: u64,
@@ -537,11 +535,20 @@ impl Compiler<'_> {
             if names.len() > MAX_NAMES {
                 return None;
             }
-            let table = name_table(&names);
+            let targets: Vec<u32> = schemas
+                .iter()
+                .map(|s| {
+                    s.unwrap_or(match additional {
+                        Additional::Allow => ANY,
+                        Additional::Deny => DENIED,
+                        Additional::Schema(sub) => sub,
+                    })
+                })
+                .collect();
+            let table = NameTable::new(&names, &targets);
             node.object = Some(Box::new(ObjectRule {
                 names,
                 table,
-                schemas,
                 required: required_bits,
                 additional,
                 min_props,
@@ -554,44 +561,137 @@ impl Compiler<'_> {
     }
 }
 
-/// The slot of a key with head word `head` and length `len` in a table of `mask + 1`
-/// slots.
-#[allow(clippy::cast_possible_truncation)] // the shift leaves at most 8 bits
-fn slot_hash(head: u64, len: usize, mask: usize) -> usize {
-    let h = (head ^ (len as u64).rotate_left(56)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    (h >> 56) as usize & mask
+/// A name's entry in a [`NameTable`]: its head word, tail word and length inline, so a
+/// hit costs one load of the slot and no second lookup of the name.
+#[derive(Clone, Copy, Default)]
+struct Slot {
+    head: u64,
+    tail: u64,
+    len: usize,
+    /// Index + 1 into the names; 0 for an empty slot.
+    entry: usize,
+    /// The schema the name's value must meet: its `properties` subschema, or for a
+    /// required-only name `additionalProperties` ([`DENIED`] when that is `false`).
+    /// Kept here so a hit needs no further lookup before the value's node.
+    target: u32,
 }
 
-/// A power-of-two table at least twice as large as `names` (at most 64 of them).
-fn name_table(names: &[Name]) -> Vec<u8> {
-    let size = (names.len() * 2).next_power_of_two().max(4);
-    let mask = size - 1;
-    let mut table = vec![0_u8; size];
-    for (i, n) in names.iter().enumerate() {
-        let mut slot = slot_hash(n.head, n.bytes.len(), mask);
-        while table.get(slot).is_some_and(|&t| t != 0) {
-            slot = (slot + 1) & mask;
+/// A [`Slot::target`] whose value is refused whatever it is.
+pub(super) const DENIED: u32 = u32::MAX;
+
+/// An open-addressing table over an object's names, hashed from a key's head word (its
+/// first eight bytes) alone, so the slot's load can start before the scan has found
+/// the key's end. At compile time a multiplier and size are searched so that no two
+/// names share a slot (`perfect`): a key is then in its first slot or nowhere, one
+/// compare and no probe loop (the loop's branches mispredicted on every collision).
+/// Names that share a head word cannot be told apart by the hash; those tables keep
+/// linear probing.
+struct NameTable {
+    slots: Vec<Slot>,
+    multiplier: u64,
+    /// `64 - log2(slots.len())`: the hash's top bits pick the slot.
+    shift: u32,
+    perfect: bool,
+}
+
+/// Multipliers tried for a perfect table: the golden-ratio constant, then splitmix64
+/// outputs (odd), all fixed so a schema always compiles to the same table.
+fn multiplier(seed: u64) -> u64 {
+    let mut z = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    (z ^ (z >> 31)) | 1
+}
+
+impl NameTable {
+    #[allow(clippy::inline_always)] // on the per-key path
+    #[inline(always)]
+    fn slot_of(multiplier: u64, shift: u32, head: u64) -> usize {
+        let h = head.wrapping_mul(multiplier);
+        #[allow(clippy::cast_possible_truncation)] // the shift leaves at most 16 bits
+        let slot = (h >> shift) as usize;
+        slot
+    }
+
+    /// A table for `names` (at most [`MAX_NAMES`]), perfect when one is found among
+    /// sizes of two to eight slots per name.
+    fn new(names: &[Name], targets: &[u32]) -> Self {
+        let base = (names.len() * 2).next_power_of_two().max(4);
+        let base_bits = base.trailing_zeros();
+        for bits in base_bits..=base_bits + 2 {
+            let shift = 64 - bits;
+            let mut used = vec![false; 1 << bits];
+            for seed in 0..64 {
+                let multiplier = if seed == 0 {
+                    0x9E37_79B9_7F4A_7C15
+                } else {
+                    multiplier(seed)
+                };
+                used.fill(false);
+                let distinct = names.iter().all(|n| {
+                    let slot = Self::slot_of(multiplier, shift, n.head);
+                    used.get_mut(slot)
+                        .is_some_and(|u| !std::mem::replace(u, true))
+                });
+                if distinct {
+                    return Self::fill(names, targets, multiplier, shift, true);
+                }
+            }
         }
-        if let Some(t) = table.get_mut(slot) {
-            // At most MAX_NAMES (64) names: fits a byte.
-            *t = u8::try_from(i + 1).unwrap_or(0);
+        Self::fill(names, targets, 0x9E37_79B9_7F4A_7C15, 64 - base_bits, false)
+    }
+
+    /// Place `names` by linear probing (no probe happens when `perfect`).
+    fn fill(names: &[Name], targets: &[u32], multiplier: u64, shift: u32, perfect: bool) -> Self {
+        let size = 1_usize << (64 - shift);
+        let mask = size - 1;
+        let mut slots = vec![Slot::default(); size];
+        for ((i, n), &target) in names.iter().enumerate().zip(targets) {
+            let mut slot = Self::slot_of(multiplier, shift, n.head);
+            while slots.get(slot).is_some_and(|s| s.entry != 0) {
+                slot = (slot + 1) & mask;
+            }
+            if let Some(s) = slots.get_mut(slot) {
+                *s = Slot {
+                    head: n.head,
+                    tail: n.tail,
+                    len: n.bytes.len(),
+                    entry: i + 1,
+                    target,
+                };
+            }
+        }
+        NameTable {
+            slots,
+            multiplier,
+            shift,
+            perfect,
         }
     }
-    table
 }
 
 impl ObjectRule {
-    /// The index of `key` (head word `head`) among the names.
+    /// The index of `key` (head word `head`) among the names, and its value's schema
+    /// (see [`Slot::target`]).
     #[allow(clippy::inline_always)] // a call here costs as much as the probe: measured
     #[inline(always)]
-    fn find(&self, key: &[u8], head: u64) -> Option<usize> {
-        let mask = self.table.len() - 1;
-        let mut slot = slot_hash(head, key.len(), mask);
+    fn find(&self, key: &[u8], head: u64) -> Option<(usize, u32)> {
+        let t = &self.table;
+        let mask = t.slots.len() - 1;
+        let mut slot = NameTable::slot_of(t.multiplier, t.shift, head);
         loop {
-            let entry = *self.table.get(slot)?;
-            let j = usize::from(entry).checked_sub(1)?;
-            if self.names.get(j)?.is(key, head) {
-                return Some(j);
+            let s = t.slots.get(slot)?;
+            let j = s.entry.checked_sub(1)?;
+            if s.head == head
+                && s.len == key.len()
+                && (key.len() <= 8
+                    || (key.len() <= 16 && s.tail == tail_word(key))
+                    || self.names.get(j)?.bytes.get(8..) == key.get(8..))
+            {
+                return Some((j, s.target));
+            }
+            if t.perfect {
+                return None;
             }
             slot = (slot + 1) & mask;
         }

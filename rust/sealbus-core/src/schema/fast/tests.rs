@@ -1079,3 +1079,162 @@ static INTEGERS: LazyLock<Vec<CompiledSchema>> = LazyLock::new(|| {
         compiled(&json!({"type": ["integer", "string"], "minimum": -100})),
     ]
 });
+
+// ---- property-name lookup -----------------------------------------------------------
+
+/// Property names of every length class the lookup compares differently (up to 8
+/// bytes: head word only; 9 to 16: head and tail words; longer: the bytes past the
+/// head). `same_head` adds names that share a head word with another (no hash tells
+/// them apart: the probing table), differing in length or in one byte of the tail or
+/// the middle.
+fn lookup_names(same_head: bool) -> Vec<String> {
+    let mut names = vec![
+        "a",
+        "b",
+        "id",
+        "qty",
+        "tier",
+        "email",
+        "country",
+        "customer",
+        "eventType",
+        "occurredAt",
+        "shippingMethod",
+        "couponCode",
+        "abcdefghijklmnop",
+        "zyxwvutsrqponmlkjihgf",
+        "é",
+        "ключ",
+    ];
+    if same_head {
+        names.extend([
+            "customers",
+            "abcdefgh",
+            "abcdefghi",
+            "abcdefghijklmnoq",
+            "abcdefghijklmnopq",
+            "zyxwvutsrqponmXkjihgf",
+            "shipping1",
+            "shipping2",
+        ]);
+    }
+    names.into_iter().map(ToString::to_string).collect()
+}
+
+/// A closed object whose property `i` accepts only the integer `i`, so a key matched to
+/// the wrong name, or a name missed, changes the verdict.
+fn lookup_schema(names: &[String]) -> Value {
+    let props: serde_json::Map<String, Value> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            (
+                n.clone(),
+                json!({"type": "integer", "minimum": i, "maximum": i}),
+            )
+        })
+        .collect();
+    json!({"type": "object", "additionalProperties": false, "properties": props})
+}
+
+/// Every name, and every one-byte edit, truncation and extension of it.
+fn lookup_keys(names: &[String]) -> Vec<String> {
+    let mut keys = Vec::new();
+    for n in names {
+        keys.push(n.clone());
+        keys.push(format!("{n}x"));
+        keys.push(format!("x{n}"));
+        let b = n.as_bytes();
+        for at in 0..b.len() {
+            keys.push(String::from_utf8_lossy(b.get(..at).unwrap()).into_owned());
+            let mut e = b.to_vec();
+            if e[at].is_ascii() {
+                e[at] ^= 1;
+                keys.push(String::from_utf8_lossy(&e).into_owned());
+            }
+        }
+    }
+    keys
+}
+
+#[test]
+fn name_tables_are_perfect_unless_names_share_a_head_word_and_length() {
+    let names = |same: bool| -> Vec<super::Name> {
+        lookup_names(same)
+            .iter()
+            .map(|n| super::Name::new(n))
+            .collect()
+    };
+    let table = |names: &[super::Name]| super::NameTable::new(names, &vec![0; names.len()]);
+    assert!(table(&names(false)).perfect);
+    assert!(!table(&names(true)).perfect);
+    let many: Vec<super::Name> = (0..64)
+        .map(|i| super::Name::new(&format!("field{i}")))
+        .collect();
+    assert!(table(&many).perfect);
+}
+
+#[test]
+fn property_lookup_agrees_with_the_crate_on_names_and_near_misses() {
+    for same_head in [false, true] {
+        let names = lookup_names(same_head);
+        let c = compiled(&lookup_schema(&names));
+        let keys = lookup_keys(&names);
+        let mut decided = 0;
+        for key in &keys {
+            // Every name's value: a key taken for the wrong name passes as that one.
+            for value in 0..names.len() {
+                let body = serde_json::to_vec(&json!({ key.as_str(): value })).unwrap();
+                if agreed(&c, &body) != Verdict::Unknown {
+                    decided += 1;
+                }
+            }
+        }
+        // Nothing here is beyond the fast path.
+        assert_eq!(decided, names.len() * keys.len());
+        // All names at once, in reverse order.
+        let all: serde_json::Map<String, Value> = names
+            .iter()
+            .enumerate()
+            .rev()
+            .map(|(i, n)| (n.clone(), json!(i)))
+            .collect();
+        assert_eq!(
+            agreed(&c, &serde_json::to_vec(&all).unwrap()),
+            Verdict::Valid
+        );
+    }
+}
+
+// ---- decimal bounds -----------------------------------------------------------------
+
+/// A bound at, or one ulp either side of, the tape's value of a decimal, for each of
+/// the four bound keywords: where an approximate quotient would tip the verdict.
+fn decimal_bound_schemas(v: f64) -> Vec<CompiledSchema> {
+    let mut out = Vec::new();
+    for bound in [v.next_down(), v, v.next_up()] {
+        for keyword in ["minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"] {
+            out.push(compiled(&json!({"type": "number", keyword: bound})));
+        }
+    }
+    out
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(400))]
+
+    #[test]
+    fn decimal_bounds_agree_at_the_value_and_its_neighbours(
+        m in 0_u64..=(1 << 53),
+        k in 1_usize..=22,
+        negative in any::<bool>(),
+    ) {
+        let digits = format!("{m:0>width$}", width = k + 1);
+        let (int, frac) = digits.split_at(digits.len() - k);
+        let text = format!("{}{int}.{frac}", if negative { "-" } else { "" });
+        let v: f64 = text.parse().unwrap();
+        for c in decimal_bound_schemas(v) {
+            prop_assert_ne!(agreed(&c, text.as_bytes()), Verdict::Unknown, "{}", text);
+        }
+    }
+}

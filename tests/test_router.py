@@ -261,7 +261,6 @@ def test_poll_waits_with_gil_released(router: Router) -> None:
     assert [m.data for m in got] == [{"n": 1}]
 
 
-
 @pytest.mark.parametrize("busy_poll", [0.5, 0.001])
 def test_busy_poll_sees_events_published_while_it_spins_or_sleeps(router: Router, busy_poll: float) -> None:
     # 0.5 s: the event lands during the spin; 1 ms: after it, while the poll sleeps.
@@ -300,6 +299,7 @@ def test_busy_poll_keeps_the_timeout_and_stops_on_close(router: Router) -> None:
 def test_busy_poll_must_be_non_negative(router: Router) -> None:
     with pytest.raises(ValueError, match="busy_poll"):
         shop(router, busy_poll=-1.0)
+
 
 async def test_async_iteration(router: Router) -> None:
     producer, sub = shop(router)

@@ -46,9 +46,26 @@ impl<V> SeqMap<V> {
         self.q[self.find(key).ok()?].1.as_ref()
     }
 
-    pub fn get_mut(&mut self, key: u64) -> Option<&mut V> {
-        let i = self.find(key).ok()?;
-        self.q[i].1.as_mut()
+    /// The value at `key`, inserting `make()` first if there is none: one search, and
+    /// none at all for a key past the last.
+    pub fn get_or_insert_with(&mut self, key: u64, make: impl FnOnce() -> V) -> &mut V {
+        let i = if self.q.back().is_none_or(|&(k, _)| k < key) {
+            self.q.push_back((key, None));
+            self.q.len() - 1
+        } else {
+            match self.find(key) {
+                Ok(i) => i,
+                Err(i) => {
+                    self.q.insert(i, (key, None));
+                    i
+                }
+            }
+        };
+        let slot = &mut self.q[i].1;
+        if slot.is_none() {
+            self.live += 1;
+        }
+        slot.get_or_insert_with(make)
     }
 
     /// Insert or replace; returns the previous value.
@@ -142,6 +159,7 @@ mod tests {
     #[derive(Debug, Clone)]
     enum Op {
         Insert(u64, u32),
+        GetOrInsert(u64, u32),
         Remove(u64),
         PopFirst,
         RemoveBelow(u64),
@@ -150,6 +168,7 @@ mod tests {
     fn op() -> impl Strategy<Value = Op> {
         prop_oneof![
             4 => (0u64..40, any::<u32>()).prop_map(|(k, v)| Op::Insert(k, v)),
+            2 => (0u64..40, any::<u32>()).prop_map(|(k, v)| Op::GetOrInsert(k, v)),
             3 => (0u64..40).prop_map(Op::Remove),
             1 => Just(Op::PopFirst),
             1 => (0u64..40).prop_map(Op::RemoveBelow),
@@ -164,6 +183,10 @@ mod tests {
             for op in ops {
                 match op {
                     Op::Insert(k, v) => prop_assert_eq!(s.insert(k, v), m.insert(k, v)),
+                    Op::GetOrInsert(k, v) => {
+                        let got = *s.get_or_insert_with(k, || v);
+                        prop_assert_eq!(got, *m.entry(k).or_insert(v));
+                    }
                     Op::Remove(k) => prop_assert_eq!(s.remove(k), m.remove(&k)),
                     Op::PopFirst => prop_assert_eq!(s.pop_first(), m.pop_first()),
                     Op::RemoveBelow(k) => {

@@ -354,9 +354,7 @@ impl Handle {
         // A durable ack may save the cursor (write + fsync): never with the GIL held.
         // An in-memory ack is a few µs: keeping the GIL avoids a handoff per ack.
         if self.sub.is_durable() {
-            let h = self.clone();
-            let tags = tags.to_vec();
-            return detached(py, move || h.router.ack(&h.sub, &tags));
+            return detached(py, || self.router.ack(&self.sub, tags));
         }
         attached(py, self.router.ack(&self.sub, tags))
     }

@@ -24,12 +24,9 @@ impl Deliveries {
 
     /// Count one more delivery of `offset`; returns the new count.
     pub fn increment(&mut self, offset: u64) -> u32 {
-        if let Some(n) = self.0.get_mut(offset) {
-            *n = n.saturating_add(1);
-            return *n;
-        }
-        self.0.insert(offset, 1);
-        1
+        let n = self.0.get_or_insert_with(offset, || 0);
+        *n = n.saturating_add(1);
+        *n
     }
 
     /// Set the count of `offset` (a cursor read back from disk); 0 removes it.

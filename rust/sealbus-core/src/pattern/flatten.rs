@@ -610,6 +610,24 @@ impl Scanner<'_> {
     }
 
     /// Unescape `b[start..end]` (known well-formed) onto `out`.
+    /// Store the string at the cursor (its opening quote) as the leaf at `path`:
+    /// borrowed from the event, or unescaped into the arena. Inlined into both the
+    /// object loop and `value`, so the common leaf costs no call.
+    #[allow(clippy::inline_always)] // the two copies it replaces were inlined on purpose
+    #[inline(always)]
+    fn string_leaf(&mut self, path: u32, flat: &mut Flat) -> Result<()> {
+        self.i += 1;
+        let (a, e, esc) = self.string_raw()?;
+        if esc {
+            let at = flat.arena.len();
+            self.unescape(a, e, &mut flat.arena)?;
+            flat.push_at(path, Kind::Str, at);
+        } else {
+            flat.push_event(path, Kind::Str, a, e);
+        }
+        Ok(())
+    }
+
     fn unescape(&self, start: usize, end: usize, out: &mut Vec<u8>) -> Result<()> {
         let s = &self.b[start..end];
         let mut k = 0;
@@ -802,17 +820,7 @@ impl Scanner<'_> {
                     // call to `value`; same checks, same errors, in the same order.
                     match self.peek() {
                         _ if depth + 1 > MAX_EVENT_DEPTH => self.value(trie, c, depth + 1, flat)?,
-                        Some(b'"') if path != NO_PATH => {
-                            self.i += 1;
-                            let (a, e, esc) = self.string_raw()?;
-                            if esc {
-                                let at = flat.arena.len();
-                                self.unescape(a, e, &mut flat.arena)?;
-                                flat.push_at(path, Kind::Str, at);
-                            } else {
-                                flat.push_event(path, Kind::Str, a, e);
-                            }
-                        }
+                        Some(b'"') if path != NO_PATH => self.string_leaf(path, flat)?,
                         Some(b'-' | b'0'..=b'9') if path != NO_PATH => {
                             let (a, e) = self.number()?;
                             flat.push_event(path, Kind::Num, a, e);
@@ -895,18 +903,7 @@ impl Scanner<'_> {
                 }
             }
             _ if path == NO_PATH => self.skip(depth),
-            Some(b'"') => {
-                self.i += 1;
-                let (a, e, esc) = self.string_raw()?;
-                if esc {
-                    let at = flat.arena.len();
-                    self.unescape(a, e, &mut flat.arena)?;
-                    flat.push_at(path, Kind::Str, at);
-                } else {
-                    flat.push_event(path, Kind::Str, a, e);
-                }
-                Ok(())
-            }
+            Some(b'"') => self.string_leaf(path, flat),
             Some(b't') => {
                 self.literal(b"true")?;
                 flat.push_event(path, Kind::True, 0, 0);

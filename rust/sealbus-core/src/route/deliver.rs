@@ -213,8 +213,10 @@ impl Router {
             if let Some(item) = st.queue.ack(t) {
                 n += 1;
                 if let (Some(d), Some(o)) = (&mut st.durable, item.offset) {
-                    d.cursor.ack(o);
-                    d.cursor.deliveries.remove(o);
+                    // A settling ack drops the delivery count itself.
+                    if !d.cursor.ack(o) {
+                        d.cursor.deliveries.remove(o);
+                    }
                     d.owed = d.owed.saturating_sub(1);
                     d.dirty = true;
                 }

@@ -36,13 +36,25 @@ def test_throughput_delivers_every_event_to_each_consumer_in_order(pool: list[wo
 
 
 @pytest.mark.timeout(120)
-def test_latency_is_paced_and_measured_per_event(pool: list[workload.Batch]) -> None:
-    fig = harness.sealbus_latency(pool, 400, rate=4_000.0)
+def test_consumers_can_share_one_thread_through_a_selector(pool: list[workload.Batch], tmp_path: Path) -> None:
+    for path in (None, tmp_path / "log"):
+        fig = harness.sealbus_throughput(pool, 5_000, path=path, max_pending=2_048, shared_consumer_thread=True)
+        assert fig.status == "ok", fig.status
+        assert fig.delivered == [5_000] * 3 and fig.acked == [5_000] * 3
+        assert fig.out_of_order == 0
+        assert any("Selector" in n for n in fig.notes)
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("shared", [False, True])
+def test_latency_is_paced_and_measured_per_event(pool: list[workload.Batch], shared: bool) -> None:
+    fig = harness.sealbus_latency(pool, 400, rate=4_000.0, shared_consumer_thread=shared, busy_poll=0.0001)
     assert fig.status == "ok", fig.status
     assert fig.delivered == [400] * 3 and fig.acked == [400] * 3
     # Paced: 400 events at 4,000/s cannot be sent faster than 0.1 s.
     assert fig.sent_rate <= 4_000 * 1.05
     assert 0 < fig.p50_us <= fig.p99_us
+    assert any("Selector" in n for n in fig.notes) == shared
 
 
 @pytest.mark.timeout(300)

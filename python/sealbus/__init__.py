@@ -26,6 +26,7 @@ from sealbus.errors import __all__ as _errors_all
 from sealbus.keys import KeyRing
 from sealbus.principal import Principal
 from sealbus.router import Policy, Producer, Router, Schemas
+from sealbus.select import Selector
 from sealbus.subscription import Subscription
 
 __all__ = [
@@ -44,6 +45,7 @@ __all__ = [
     "Router",
     "SchemaRegistry",
     "Schemas",
+    "Selector",
     "Subscription",
     "__version__",
     "test_event_pattern",

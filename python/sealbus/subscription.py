@@ -64,7 +64,10 @@ class Subscription:
         :class:`~sealbus.KeyNotFound` when it is not a recipient) from ``msg.data``;
         one whose plaintext does not fit its schema raises
         :class:`~sealbus.ValidationError` there."""
-        msgs = self._core.poll(max_messages, timeout)
+        return self._finish(self._core.poll(max_messages, timeout))
+
+    def _finish(self, msgs: list[Message]) -> list[Message]:
+        """Open what was sealed end to end for this consumer (see :meth:`poll`)."""
         if any(m.event.datacontenttype == E2E_CONTENT_TYPE for m in msgs):
             return open_end_to_end(msgs, self._keypair, self.principal, self._validate)
         return msgs

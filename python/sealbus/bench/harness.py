@@ -193,6 +193,9 @@ class Config:
     producers: int = 2
     #: The ``latency`` consumers' ``busy_poll`` (seconds; 0: sleep at once).
     busy_poll: float = 0.0
+    #: The three consumers share one thread through a :class:`sealbus.Selector`
+    #: instead of polling on a thread each.
+    shared_consumer_thread: bool = False
 
 
 # ---- sealbus side ------------------------------------------------------------------------
@@ -257,9 +260,9 @@ def _close(setup: _Setup) -> None:
         close()
 
 
-class _BatchConsumer(threading.Thread):
-    """Polls up to 1,024 events as one :class:`~sealbus.DeliveryBatch` (one buffer +
-    offsets), stamps the time once, acks them in one call.
+class _Tally:
+    """One consumer's accounting of the batches it polled (up to 1,024 events as one
+    :class:`~sealbus.DeliveryBatch`, one buffer + offsets, acked in one call).
 
     Every event matches, and a publish of one pool batch lands contiguously in each
     queue, so a poll of at most 1,024 events spans at most two publish batches. Each
@@ -270,20 +273,51 @@ class _BatchConsumer(threading.Thread):
     ``producers`` threads, producer ``b % producers`` publishes batch ``b``, so each
     producer's batches must arrive in increasing order."""
 
-    def __init__(
-        self,
-        sub: sealbus.Subscription,
-        events: int,
-        sent: dict[int, tuple[int, int]],
-        deadline: float,
-        producers: int = 1,
-    ) -> None:
-        super().__init__(name=f"bench-{sub.name}", daemon=True)
-        self.sub, self.events, self.sent, self.deadline = sub, events, sent, deadline
-        self.producers = producers
+    def __init__(self, events: int, sent: dict[int, tuple[int, int]], producers: int) -> None:
+        self.events, self.sent, self.producers = events, sent, producers
         self.got = 0
         self.out_of_order = 0
         self.lat: list[tuple[int, int]] = []  # (latency ns, events)
+        self._last_seen = [-1] * producers  # per producer, the last batch number seen
+        self._cur, self._pos = -1, 0  # the batch being received and how many of it so far
+
+    def take(self, batch: sealbus.DeliveryBatch, t1: int) -> None:
+        """Account a polled batch (stamped ``t1`` when the poll returned) and ack it."""
+        k = len(batch)
+        batch.ack()
+        first, last = int(batch[0].event.subject or -1), int(batch[-1].event.subject or -1)
+        left, producers, last_seen = k, self.producers, self._last_seen
+        for b in (first, last) if first != last else (first,):
+            if self._pos == 0:
+                if b <= last_seen[b % producers]:
+                    self.out_of_order += 1
+                last_seen[b % producers] = b
+                self._cur = b
+            elif b != self._cur:
+                self.out_of_order += 1
+            t0, size = self.sent[self._cur]
+            n = min(left, size - self._pos)
+            self.lat.append((t1 - t0, n))
+            left -= n
+            self._pos = 0 if self._pos + n == size else self._pos + n
+        if left:
+            self.out_of_order += 1
+        self.got += k
+
+
+class _ConsumerThread(threading.Thread):
+    """Polls its subscriptions until each has received ``events``: one subscription
+    with ``poll_batch``, several through one :class:`sealbus.Selector` (one thread
+    serving all three consumers, woken once for news on any)."""
+
+    def __init__(
+        self,
+        subs: Sequence[sealbus.Subscription],
+        tallies: Sequence[_Tally],
+        deadline: float,
+    ) -> None:
+        super().__init__(name=f"bench-{'+'.join(s.name for s in subs)}", daemon=True)
+        self.subs, self.tallies, self.deadline = list(subs), list(tallies), deadline
         self.error: BaseException | None = None
 
     def run(self) -> None:
@@ -293,37 +327,33 @@ class _BatchConsumer(threading.Thread):
             self.error = exc
 
     def _run(self) -> None:
-        sub, sent, lat, producers = self.sub, self.sent, self.lat, self.producers
-        now_ns = time.perf_counter_ns
-        last_seen = [-1] * producers  # per producer, the last batch number seen
-        cur, pos = -1, 0  # the batch being received and how many of it so far
-        while self.got < self.events:
-            batch = sub.poll_batch(BATCH, 0.2)
-            k = len(batch)
-            if not k:
-                if time.monotonic() > self.deadline:
+        now_ns, tallies = time.perf_counter_ns, self.tallies
+        if len(self.subs) == 1:
+            sub, tally = self.subs[0], tallies[0]
+            while tally.got < tally.events:
+                batch = sub.poll_batch(BATCH, 0.2)
+                if len(batch):
+                    tally.take(batch, now_ns())
+                elif time.monotonic() > self.deadline:
                     return
-                continue
-            t1 = now_ns()
-            batch.ack()
-            first, last = int(batch[0].event.subject or -1), int(batch[-1].event.subject or -1)
-            left = k
-            for b in (first, last) if first != last else (first,):
-                if pos == 0:
-                    if b <= last_seen[b % producers]:
-                        self.out_of_order += 1
-                    last_seen[b % producers] = b
-                    cur = b
-                elif b != cur:
-                    self.out_of_order += 1
-                t0, size = sent[cur]
-                n = min(left, size - pos)
-                lat.append((t1 - t0, n))
-                left -= n
-                pos = 0 if pos + n == size else pos + n
-            if left:
-                self.out_of_order += 1
-            self.got += k
+            return
+        index = {id(s): i for i, s in enumerate(self.subs)}
+        with sealbus.Selector(self.subs) as sel:
+            while any(t.got < t.events for t in tallies):
+                ready = sel.poll_batch(BATCH, 0.2)
+                t1 = now_ns()
+                for sub, batch in ready:
+                    tallies[index[id(sub)]].take(batch, t1)
+                if not ready and time.monotonic() > self.deadline:
+                    return
+
+
+def _consumer_threads(
+    subs: Sequence[sealbus.Subscription], tallies: Sequence[_Tally], deadline: float, shared: bool
+) -> list[_ConsumerThread]:
+    if shared:
+        return [_ConsumerThread(subs, tallies, deadline)]
+    return [_ConsumerThread([s], [t], deadline) for s, t in zip(subs, tallies, strict=True)]
 
 
 def sealbus_throughput(
@@ -335,12 +365,14 @@ def sealbus_throughput(
     progress: Callable[[int], None] | None = None,
     timeout: float | None = None,
     producers: int = 1,
+    shared_consumer_thread: bool = False,
 ) -> Figures:
     """Scenario ``throughput`` (``path=None``) or ``durable`` (a folder).
 
     ``producers`` threads publish the batches between them (batch ``b`` by producer
     ``b % producers``), as a service's request handlers would: concurrent publishes
-    share the durable log's group commits."""
+    share the durable log's group commits. The three consumers poll on a thread each,
+    or with ``shared_consumer_thread`` on one thread through a :class:`sealbus.Selector`."""
     scenario = "throughput" if path is None else "durable"
     fig = Figures("sealbus", scenario, events=events)
     fig.producers = producers
@@ -352,7 +384,8 @@ def sealbus_throughput(
         limit = timeout if timeout is not None else max(60.0, events / 5_000)
         sent: dict[int, tuple[int, int]] = {}
         deadline = time.monotonic() + limit
-        consumers = [_BatchConsumer(s, events, sent, deadline, producers) for s in setup.subs]
+        tallies = [_Tally(events, sent, producers) for _ in setup.subs]
+        consumers = _consumer_threads(setup.subs, tallies, deadline, shared_consumer_thread)
         publish, now_ns = setup.producer.publish_raw, time.perf_counter_ns
         n_batches = -(-events // BATCH)
         done = [0] * producers
@@ -406,13 +439,15 @@ def sealbus_throughput(
         for c in consumers:
             if c.error is not None:
                 raise c.error
+        if shared_consumer_thread:
+            fig.notes.append("the 3 consumers share one thread (sealbus.Selector)")
         stats = [s.stats() for s in setup.subs]
         fig.events_per_s = events / fig.seconds
-        fig.delivered = [c.got for c in consumers]
+        fig.delivered = [c.got for c in tallies]
         fig.acked = [s["acked"] for s in stats]
         fig.redelivered = [s["redelivered"] for s in stats]
-        fig.out_of_order = sum(c.out_of_order for c in consumers)
-        pairs = [p for c in consumers for p in c.lat]
+        fig.out_of_order = sum(c.out_of_order for c in tallies)
+        pairs = [p for c in tallies for p in c.lat]
         fig.p50_us = weighted_percentile(pairs, 50) / 1000
         fig.p99_us = weighted_percentile(pairs, 99) / 1000
         fig.latency_quantiles_us = [weighted_percentile(pairs, q / 2) / 1000 for q in range(201)]
@@ -423,10 +458,10 @@ def sealbus_throughput(
             fig.events_per_fsync = events / n_fsync if n_fsync else float("inf")
         elif path is not None:
             fig.notes.append("router exposes no counters()['fsyncs']")
-        short = [i for i, c in enumerate(consumers) if c.got < events]
+        short = [i for i, c in enumerate(tallies) if c.got < events]
         if short:
             fig.status = "error: " + ", ".join(
-                f"consumer {i} received {consumers[i].got:,}/{events:,} (timed out)" for i in short
+                f"consumer {i} received {tallies[i].got:,}/{events:,} (timed out)" for i in short
             )
         elif fig.out_of_order:
             fig.status = f"error: {fig.out_of_order} polls out of publish order"
@@ -453,22 +488,35 @@ def sealbus_latency(
     progress: Callable[[int], None] | None = None,
     switch_interval: float | None = None,
     busy_poll: float = 0.0,
+    shared_consumer_thread: bool = False,
 ) -> Figures:
-    """Scenario ``latency``: one event per publish, paced at ``rate`` events/s."""
+    """Scenario ``latency``: one event per publish, paced at ``rate`` events/s. The
+    three consumers poll on a thread each, or with ``shared_consumer_thread`` on one
+    thread through a :class:`sealbus.Selector`."""
     if switch_interval is not None:
         previous = sys.getswitchinterval()
         sys.setswitchinterval(switch_interval)
         try:
-            fig = sealbus_latency(pool, events, rate, progress=progress, busy_poll=busy_poll)
+            fig = sealbus_latency(
+                pool,
+                events,
+                rate,
+                progress=progress,
+                busy_poll=busy_poll,
+                shared_consumer_thread=shared_consumer_thread,
+            )
         finally:
             sys.setswitchinterval(previous)
         fig.notes.append(f"sys.setswitchinterval({switch_interval:g}) during the run")
         return fig
     fig = Figures("sealbus", "latency", events=events, offered_rate=rate)
     singles = [(p, [0, len(p)]) for b in pool for p in b.payloads()]
-    setup = _make_router(None, 65_536, timeout=30.0, busy_poll=busy_poll)
+    # A selector spins for news itself: its subscriptions need not.
+    setup = _make_router(None, 65_536, timeout=30.0, busy_poll=0.0 if shared_consumer_thread else busy_poll)
     if busy_poll:
         fig.notes.append(f"consumers busy-poll for {busy_poll * 1e6:g} µs before sleeping")
+    if shared_consumer_thread:
+        fig.notes.append("the 3 consumers share one thread (sealbus.Selector)")
     t0s: list[int] = [0] * events
     lat: list[list[int]] = [[] for _ in setup.subs]
     router_lat: list[list[int]] = [[] for _ in setup.subs]
@@ -476,30 +524,46 @@ def sealbus_latency(
     order_errors = [0] * len(setup.subs)
     deadline = time.monotonic() + events / rate + 60
 
+    def account(i: int, batch: sealbus.DeliveryBatch, t1: int) -> None:
+        """Consumer ``i`` polled ``batch``; its poll returned at ``t1``. The router's
+        own stamp is the instant the consumer's thread held the events, before it
+        waited for the GIL to come back to Python. FIFO per subscription and every
+        event matches: the n-th delivery is the n-th publish (the subjects of the
+        first and last check it)."""
+        k = len(batch)
+        tr = batch.received_ns
+        first = got[i]
+        if batch[0].event.subject != str(first) or batch[-1].event.subject != str(first + k - 1):
+            order_errors[i] += 1
+        lat[i].extend(t1 - t0 for t0 in t0s[first : first + k])
+        router_lat[i].extend(tr - t0 for t0 in t0s[first : first + k])
+        batch.ack()
+        got[i] += k
+
     def consume(i: int) -> None:
-        sub, mine, rmine = setup.subs[i], lat[i], router_lat[i]
-        now_ns = time.perf_counter_ns
+        sub, now_ns = setup.subs[i], time.perf_counter_ns
         while got[i] < events and time.monotonic() < deadline:
             batch = sub.poll_batch(BATCH, 0.2)
-            k = len(batch)
-            if not k:
-                continue
-            # Stamped as soon as the poll returns: publish->deliver, not ->ack. The
-            # router's own stamp is the instant this thread held the events, before
-            # it waited for the GIL to come back to Python.
+            # Stamped as soon as the poll returns: publish->deliver, not ->ack.
             t1 = now_ns()
-            tr = batch.received_ns
-            # FIFO per subscription and every event matches: the n-th delivery is the
-            # n-th publish. The subjects of the first and last check it.
-            first = got[i]
-            if batch[0].event.subject != str(first) or batch[-1].event.subject != str(first + k - 1):
-                order_errors[i] += 1
-            mine.extend(t1 - t0 for t0 in t0s[first : first + k])
-            rmine.extend(tr - t0 for t0 in t0s[first : first + k])
-            batch.ack()
-            got[i] += k
+            if len(batch):
+                account(i, batch, t1)
 
-    threads = [threading.Thread(target=consume, args=(i,), daemon=True) for i in range(len(setup.subs))]
+    def consume_all() -> None:
+        now_ns = time.perf_counter_ns
+        index = {id(s): i for i, s in enumerate(setup.subs)}
+        with sealbus.Selector(setup.subs, busy_poll=busy_poll) as sel:
+            while min(got) < events and time.monotonic() < deadline:
+                ready = sel.poll_batch(BATCH, 0.2)
+                t1 = now_ns()
+                for sub, batch in ready:
+                    account(index[id(sub)], batch, t1)
+
+    threads = (
+        [threading.Thread(target=consume_all, daemon=True)]
+        if shared_consumer_thread
+        else [threading.Thread(target=consume, args=(i,), daemon=True) for i in range(len(setup.subs))]
+    )
     publish, now_ns, sleep, clock = (
         setup.producer.publish_raw,
         time.perf_counter_ns,
@@ -737,7 +801,12 @@ def run(config: Config, out: TextIO | None = None) -> Report:
                 f"throughput sealbus {tag}",
                 config.events,
                 lambda p: sealbus_throughput(
-                    pool, config.events, max_pending=config.max_pending, progress=p, producers=config.producers
+                    pool,
+                    config.events,
+                    max_pending=config.max_pending,
+                    progress=p,
+                    producers=config.producers,
+                    shared_consumer_thread=config.shared_consumer_thread,
                 ),
                 "throughput",
                 "sealbus",
@@ -753,6 +822,7 @@ def run(config: Config, out: TextIO | None = None) -> Report:
                         max_pending=config.max_pending,
                         progress=p,
                         producers=config.producers,
+                        shared_consumer_thread=config.shared_consumer_thread,
                     )
 
             step(f"durable sealbus {tag}", config.events, durable, "durable", "sealbus")
@@ -790,6 +860,7 @@ def run(config: Config, out: TextIO | None = None) -> Report:
                     progress=p,
                     switch_interval=config.switch_interval,
                     busy_poll=config.busy_poll,
+                    shared_consumer_thread=config.shared_consumer_thread,
                 ),
                 "latency",
                 "sealbus",
@@ -1199,7 +1270,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         type=float,
         default=0.0,
         metavar="SECONDS",
-        help="the 'latency' consumers spin this long before sleeping (Subscription busy_poll; default 0)",
+        help="the 'latency' consumers (or their shared selector) spin this long before sleeping (default 0)",
+    )
+    p.add_argument(
+        "--shared-consumer-thread",
+        action="store_true",
+        help="the 3 consumers share one thread through a sealbus.Selector (default: a thread each)",
     )
     p.add_argument(
         "--producers",
@@ -1238,6 +1314,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
         switch_interval=getattr(args, "switch_interval", None),
         producers=getattr(args, "producers", 2),
         busy_poll=getattr(args, "busy_poll", 0.0),
+        shared_consumer_thread=bool(getattr(args, "shared_consumer_thread", False)),
     )
     for name in ("events", "nats_events", "repeat", "backlog", "producers"):
         if getattr(cfg, name) < 1:

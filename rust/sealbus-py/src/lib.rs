@@ -16,6 +16,7 @@ mod pattern;
 mod router;
 mod schema;
 mod seal;
+mod select;
 
 #[pymodule]
 fn _sealbus(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -25,5 +26,6 @@ fn _sealbus(m: &Bound<'_, PyModule>) -> PyResult<()> {
     seal::register(m)?;
     log::register(m)?;
     router::register(m)?;
+    select::register(m)?;
     Ok(())
 }

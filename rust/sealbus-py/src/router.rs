@@ -13,8 +13,8 @@ use sealbus_core::error::{Action, Error};
 use sealbus_core::log::{CursorStore, FsyncPolicy, Log, LogOptions, Retention};
 use sealbus_core::pattern::Pattern;
 use sealbus_core::route::{
-    Clock, Item, OnFull, Opened, QueueConfig, Receipt, Replay, Router, RouterConfig, Start,
-    Subscription,
+    Clock, Delivery, Item, OnFull, Opened, QueueConfig, Receipt, Replay, Router, RouterConfig,
+    Start, Subscription,
 };
 use sealbus_core::schema::Compatibility;
 
@@ -32,7 +32,7 @@ fn action(s: &str) -> PyResult<Action> {
     }
 }
 
-fn seconds(name: &str, s: f64) -> PyResult<Duration> {
+pub(crate) fn seconds(name: &str, s: f64) -> PyResult<Duration> {
     Duration::try_from_secs_f64(s).map_err(|_| {
         PyValueError::new_err(format!("{name} must be a non-negative number of seconds"))
     })
@@ -344,9 +344,9 @@ impl PyReceipts {
 
 /// A subscription together with the router that serves it.
 #[derive(Clone)]
-struct Handle {
-    router: Arc<Router>,
-    sub: Arc<Subscription>,
+pub(crate) struct Handle {
+    pub(crate) router: Arc<Router>,
+    pub(crate) sub: Arc<Subscription>,
 }
 
 impl Handle {
@@ -417,7 +417,7 @@ impl PyMessage {
     }
 }
 
-fn wrap_opened(
+pub(crate) fn wrap_opened(
     py: Python<'_>,
     handle: &Handle,
     opened: Vec<Opened>,
@@ -454,9 +454,52 @@ pub struct PyDeliveryBatch {
     received_ns: u64,
 }
 
+/// A polled batch opened into one buffer, made with the GIL released; it becomes a
+/// `DeliveryBatch` once the GIL is back.
+pub(crate) struct OpenedParts {
+    tags: Vec<u64>,
+    items: Vec<(Item, u32, Unopened)>,
+    buffer: Vec<u8>,
+    offsets: Vec<usize>,
+    received_ns: u64,
+}
+
+impl OpenedParts {
+    /// `received_ns`: stamped as soon as the consumer's thread holds the events,
+    /// before it takes the GIL back (see [`monotonic_ns`]).
+    pub(crate) fn open(router: &Router, polled: Vec<Delivery<Item>>, received_ns: u64) -> Self {
+        let b = router.open_into_buffer(polled);
+        let tags: Vec<u64> = b.deliveries.iter().map(|d| d.tag).collect();
+        let items = b
+            .deliveries
+            .into_iter()
+            .zip(b.errors)
+            .map(|(d, e)| (d.item, d.attempt, e.map(unopened_reason)))
+            .collect();
+        OpenedParts {
+            tags,
+            items,
+            buffer: b.buffer,
+            offsets: b.offsets,
+            received_ns,
+        }
+    }
+
+    pub(crate) fn into_batch(self, py: Python<'_>, handle: Handle) -> PyDeliveryBatch {
+        PyDeliveryBatch {
+            handle,
+            tags: self.tags,
+            opened: self.items,
+            buffer: PyBytes::new(py, &self.buffer).unbind(),
+            offsets: self.offsets,
+            received_ns: self.received_ns,
+        }
+    }
+}
+
 /// `CLOCK_MONOTONIC` in nanoseconds: on Linux the clock of `time.perf_counter_ns` and
 /// `time.monotonic_ns`, so Python can subtract its own stamps from it.
-fn monotonic_ns() -> u64 {
+pub(crate) fn monotonic_ns() -> u64 {
     let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
     u64::try_from(t.tv_sec).unwrap_or(0) * 1_000_000_000 + u64::try_from(t.tv_nsec).unwrap_or(0)
 }
@@ -553,7 +596,7 @@ impl PyDeliveryBatch {
 /// The Rust side of a subscription.
 #[pyclass(frozen, module = "sealbus._sealbus", name = "SubscriptionCore")]
 pub struct PySubscription {
-    handle: Handle,
+    pub(crate) handle: Handle,
 }
 
 #[pymethods]
@@ -606,29 +649,11 @@ impl PySubscription {
     ) -> PyResult<PyDeliveryBatch> {
         let timeout = timeout.map(|t| seconds("timeout", t)).transpose()?;
         let h = self.handle.clone();
-        let (tags, items, buffer, offsets, received_ns) = detached(py, move || {
+        let parts = detached(py, move || {
             let polled = h.router.poll(&h.sub, max_messages, timeout)?;
-            // Stamped before the GIL is taken back: the instant the consumer's thread
-            // holds the events, on the clock of time.perf_counter_ns/monotonic_ns.
-            let received_ns = monotonic_ns();
-            let b = h.router.open_into_buffer(polled);
-            let tags: Vec<u64> = b.deliveries.iter().map(|d| d.tag).collect();
-            let items: Vec<_> = b
-                .deliveries
-                .into_iter()
-                .zip(b.errors)
-                .map(|(d, e)| (d.item, d.attempt, e.map(unopened_reason)))
-                .collect();
-            Ok((tags, items, b.buffer, b.offsets, received_ns))
+            Ok(OpenedParts::open(&h.router, polled, monotonic_ns()))
         })?;
-        Ok(PyDeliveryBatch {
-            handle: self.handle.clone(),
-            tags,
-            opened: items,
-            buffer: PyBytes::new(py, &buffer).unbind(),
-            offsets,
-            received_ns,
-        })
+        Ok(parts.into_batch(py, self.handle.clone()))
     }
     #[allow(clippy::needless_pass_by_value)] // PyO3 extracts the list into a Vec
     fn ack(&self, py: Python<'_>, tags: Vec<u64>) -> PyResult<usize> {

@@ -128,31 +128,12 @@ impl Router {
                     what: format!("subscription {}", sub.name),
                 });
             }
-            self.refill(sub, &mut st)?;
-            let now = self.clock.now();
-            let dead_before = st.queue.stats().dead_lettered;
-            let before = st.queue.len();
-            let out = st.queue.take(max, now);
-            Self::settle_buried(&mut st, dead_before);
-            if let Some(d) = &mut st.durable {
-                for o in out.iter().filter_map(|x| x.item.offset) {
-                    d.cursor.record_delivery(o);
-                }
-                d.dirty |= !out.is_empty();
-            }
-            if st.queue.len() < before {
-                sub.has_room.notify_all();
-            }
+            let out = self.take_ready(sub, &mut st, max)?;
             if !out.is_empty() || max == 0 {
                 return Ok(out);
             }
-            let remaining = match timeout {
-                Some(t) => match t.checked_sub(started.elapsed()) {
-                    Some(r) if !r.is_zero() && !self.clock.is_manual() => r,
-                    _ => return Ok(out),
-                },
-                None if self.clock.is_manual() => return Ok(out),
-                None => Duration::from_hours(1),
+            let Some(remaining) = self.time_left(started, timeout) else {
+                return Ok(out);
             };
             if !spun {
                 // Once per poll: watch the wake counter without the lock, then look
@@ -171,15 +152,66 @@ impl Router {
                 continue;
             }
             // Wake for the next ack deadline too, so expired events are redelivered.
-            let wait = match st.queue.next_deadline() {
-                Some(d) => remaining.min(Duration::from_nanos(d.saturating_sub(now).max(1_000))),
-                None => remaining,
-            };
+            let wait = self.until_redelivery(&st, remaining);
             st = sub
                 .has_events
                 .wait_timeout(st, wait)
                 .map_err(|_| poisoned("queue"))?
                 .0;
+        }
+    }
+
+    /// What `sub` has ready now, up to `max`, taken as delivered (a durable window is
+    /// refilled from the log first).
+    pub(super) fn take_ready(
+        &self,
+        sub: &Subscription,
+        st: &mut SubState,
+        max: usize,
+    ) -> Result<Vec<Delivery<Item>>> {
+        self.refill(sub, st)?;
+        let now = self.clock.now();
+        let dead_before = st.queue.stats().dead_lettered;
+        let before = st.queue.len();
+        let out = st.queue.take(max, now);
+        Self::settle_buried(st, dead_before);
+        if let Some(d) = &mut st.durable {
+            for o in out.iter().filter_map(|x| x.item.offset) {
+                d.cursor.record_delivery(o);
+            }
+            d.dirty |= !out.is_empty();
+        }
+        if st.queue.len() < before {
+            sub.has_room.notify_all();
+        }
+        Ok(out)
+    }
+
+    /// How much of `timeout` (None: forever) is left since `started`; None when a
+    /// poll should return now (time is up, or the clock is manual and never waits).
+    pub(super) fn time_left(
+        &self,
+        started: std::time::Instant,
+        timeout: Option<Duration>,
+    ) -> Option<Duration> {
+        match timeout {
+            Some(t) => match t.checked_sub(started.elapsed()) {
+                Some(r) if !r.is_zero() && !self.clock.is_manual() => Some(r),
+                _ => None,
+            },
+            None if self.clock.is_manual() => None,
+            None => Some(Duration::from_hours(1)),
+        }
+    }
+
+    /// `wait`, shortened to the queue's next ack deadline: expiry redelivers.
+    pub(super) fn until_redelivery(&self, st: &SubState, wait: Duration) -> Duration {
+        match st.queue.next_deadline() {
+            Some(d) => {
+                let now = self.clock.now();
+                wait.min(Duration::from_nanos(d.saturating_sub(now).max(1_000)))
+            }
+            None => wait,
         }
     }
 

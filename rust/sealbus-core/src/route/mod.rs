@@ -14,6 +14,8 @@ mod durable;
 mod publish;
 mod queue;
 mod replay;
+mod select;
+mod signal;
 pub mod stored;
 mod subscription;
 
@@ -25,6 +27,7 @@ pub use clock::Clock;
 pub use deliver::{Opened, OpenedBatch};
 pub use queue::{DeadLetter, Delivery, OnFull, Queue, QueueConfig, QueueStats};
 pub use replay::Replay;
+pub use select::Selector;
 pub use subscription::{Durable, Item, SubState, SubStats, Subscription};
 
 use crate::envelope::{self, Attributes, DataKind, Event};

@@ -7,10 +7,11 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use super::queue::{Queue, QueueConfig, QueueStats};
+use super::signal::{Bell, Signal};
 use crate::envelope::Event;
 use crate::error::{Error, Result};
 use crate::log::Cursor;
@@ -98,11 +99,13 @@ pub struct Subscription {
     pub types: Vec<String>,
     pub pattern: Option<Pattern>,
     pub(crate) state: Mutex<SubState>,
-    pub(crate) has_events: Condvar,
-    pub(crate) has_room: Condvar,
+    pub(crate) has_events: Signal,
+    pub(crate) has_room: Signal,
     /// Bumped with every `has_events` notification, so a busy-polling consumer can
     /// watch for news without the lock.
     pub(crate) wakes: AtomicU64,
+    /// The selectors watching this subscription, rung with every `has_events`.
+    bells: Mutex<Vec<Arc<Bell>>>,
     /// Serialises cursor saves (taken before the state lock, never inside it).
     pub(crate) save_lock: Mutex<()>,
     closed: AtomicBool,
@@ -129,18 +132,42 @@ impl Subscription {
                 reserved: 0,
                 durable,
             }),
-            has_events: Condvar::new(),
-            has_room: Condvar::new(),
+            has_events: Signal::default(),
+            has_room: Signal::default(),
             wakes: AtomicU64::new(0),
+            bells: Mutex::new(Vec::new()),
             save_lock: Mutex::new(()),
             closed: AtomicBool::new(false),
         }
     }
 
-    /// Wake the consumers waiting for events (and any busy-polling one).
+    /// Wake the consumers waiting for events (sleeping, busy-polling, or in a
+    /// selector). Call after changing the state under its lock (see [`Signal`]).
     pub(crate) fn notify_events(&self) {
         self.wakes.fetch_add(1, Ordering::Release);
         self.has_events.notify_all();
+        if let Ok(bells) = self.bells.lock() {
+            for b in bells.iter() {
+                b.ring();
+            }
+        }
+    }
+
+    pub(crate) fn watch(&self, bell: &Arc<Bell>) {
+        if let Ok(mut bells) = self.bells.lock() {
+            bells.push(bell.clone());
+        }
+    }
+
+    pub(crate) fn unwatch(&self, bell: &Arc<Bell>) {
+        if let Ok(mut bells) = self.bells.lock() {
+            bells.retain(|b| !Arc::ptr_eq(b, bell));
+        }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn watchers(&self) -> usize {
+        self.bells.lock().map_or(0, |b| b.len())
     }
 
     pub(crate) fn lock(&self) -> Result<MutexGuard<'_, SubState>> {
@@ -162,6 +189,9 @@ impl Subscription {
 
     pub(crate) fn close(&self) {
         self.closed.store(true, Ordering::Release);
+        // Taken once after the flag, so a waiter that checked it under the lock
+        // before the store has counted itself by now (the `Signal` contract).
+        drop(self.state.lock());
         self.notify_events();
         self.has_room.notify_all();
     }

@@ -153,9 +153,24 @@ static MISC: LazyLock<Vec<CompiledSchema>> = LazyLock::new(|| {
     ]
 });
 
-/// The fast verdict on `bytes`, after checking it against the crate's.
+thread_local! {
+    /// One scratch per test thread, kept across bodies (and schemas) as a batch keeps
+    /// it: the key order it learns from earlier bodies is then a prediction, right or
+    /// wrong, for the next one.
+    static WARM: std::cell::RefCell<Scratch> = std::cell::RefCell::new(Scratch::default());
+}
+
+/// The fast verdict on `bytes`, after checking it against the crate's, with a fresh
+/// scratch and with one warmed by earlier bodies (both must agree).
 fn agreed(c: &CompiledSchema, bytes: &[u8]) -> Verdict {
     let fast = c.fast_verdict(bytes, &mut Scratch::default());
+    let warm = WARM.with(|w| c.fast_verdict(bytes, &mut w.borrow_mut()));
+    assert_eq!(
+        fast,
+        warm,
+        "verdict depends on the scratch's history on {}",
+        String::from_utf8_lossy(bytes)
+    );
     if fast != Verdict::Unknown {
         assert_eq!(
             fast == Verdict::Valid,

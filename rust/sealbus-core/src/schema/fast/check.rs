@@ -43,7 +43,16 @@ pub(crate) struct Scratch {
     text: Document<'static>,
     /// The last e-mail domain checked, and its verdict (see [`super::text::Email`]).
     domain: DomainMemo,
+    /// Learned key order (see [`super::KeyLit`]): per object rule, a row indexed by the
+    /// previous key (0 at the object's start, `j + 1` after name `j`, the last entry
+    /// after an undeclared key) holding the name that followed it last time
+    /// ([`NO_PREDICTION`] before any). Only ever a guess: a wrong or stale entry (say,
+    /// from a scratch used with another schema) costs a miss, nothing else.
+    successors: Vec<u8>,
 }
+
+/// A [`Scratch::successors`] entry with nothing learned yet (no name has this index).
+const NO_PREDICTION: u8 = u8::MAX;
 
 #[derive(Clone, Copy)]
 enum Stop {
@@ -63,6 +72,9 @@ pub(super) fn run(schema: &FastSchema, bytes: &[u8], scratch: &mut Scratch) -> V
         return Verdict::Unknown;
     };
     scratch.keys.clear();
+    if scratch.successors.len() < schema.successors {
+        scratch.successors.resize(schema.successors, NO_PREDICTION);
+    }
     let mut c = Checker {
         src,
         s: bytes,
@@ -71,6 +83,7 @@ pub(super) fn run(schema: &FastSchema, bytes: &[u8], scratch: &mut Scratch) -> V
         keys: &mut scratch.keys,
         text: &mut scratch.text,
         domain: &mut scratch.domain,
+        successors: &mut scratch.successors,
     };
     let result = c.value(schema.root, 0).and_then(|()| {
         c.skip_ws();
@@ -96,6 +109,7 @@ struct Checker<'a> {
     keys: &'a mut Vec<(u32, u32)>,
     text: &'a mut Document<'static>,
     domain: &'a mut DomainMemo,
+    successors: &'a mut [u8],
 }
 
 /// A number as the tape reads it: `value` is exact when `exact` (the tape's `f64`, or an
@@ -530,6 +544,8 @@ impl Checker<'_> {
         let base = self.keys.len();
         let mut seen = 0_u64;
         let mut count = 0_u64;
+        // The previous key, as a column of this rule's successor row.
+        let mut prev = 0_usize;
         self.skip_ws();
         if self.peek() == b'}' {
             self.i += 1;
@@ -541,10 +557,8 @@ impl Checker<'_> {
                         return Err(Stop::Unknown);
                     }
                 }
-                let (a, b, head) = self.string()?;
-                let key = self.s.get(a..b).ok_or(Stop::Unknown)?;
-                let declared = rule.and_then(|r| r.find(key, head));
-                let target = if let Some((j, sub)) = declared {
+                let target = if let Some((j, sub)) = self.predicted(rule, prev) {
+                    prev = j + 1;
                     let bit = 1_u64 << j;
                     if seen & bit != 0 {
                         return Err(Stop::Unknown);
@@ -555,17 +569,40 @@ impl Checker<'_> {
                     }
                     sub
                 } else {
-                    let sub = rule.map_or(Ok(ANY), additional)?;
-                    self.undeclared(base, a, b)?;
+                    let (a, b, head) = self.string()?;
+                    let key = self.s.get(a..b).ok_or(Stop::Unknown)?;
+                    let declared = rule.and_then(|r| r.find(key, head));
+                    let sub = if let Some((j, sub)) = declared {
+                        if let (Some(r), Some(entry)) = (rule, u8::try_from(j).ok()) {
+                            if let Some(slot) = self.successors.get_mut(r.row + prev) {
+                                *slot = entry;
+                            }
+                        }
+                        prev = j + 1;
+                        let bit = 1_u64 << j;
+                        if seen & bit != 0 {
+                            return Err(Stop::Unknown);
+                        }
+                        seen |= bit;
+                        if sub == DENIED {
+                            return Err(Stop::Invalid);
+                        }
+                        sub
+                    } else {
+                        prev = rule.map_or(0, |r| r.names.len() + 1);
+                        let sub = rule.map_or(Ok(ANY), additional)?;
+                        self.undeclared(base, a, b)?;
+                        sub
+                    };
+                    if self.peek() != b':' {
+                        self.skip_ws();
+                        if self.peek() != b':' {
+                            return Err(Stop::Unknown);
+                        }
+                    }
+                    self.i += 1;
                     sub
                 };
-                if self.peek() != b':' {
-                    self.skip_ws();
-                    if self.peek() != b':' {
-                        return Err(Stop::Unknown);
-                    }
-                }
-                self.i += 1;
                 self.value(target, depth)?;
                 count += 1;
                 if self.peek() <= b' ' {
@@ -591,6 +628,23 @@ impl Checker<'_> {
             }
         }
         Ok(())
+    }
+
+    /// At a key's opening quote: if the key is the one that followed `prev` last time
+    /// (see [`super::KeyLit`]), moves past its colon and returns its name's index and
+    /// value schema; otherwise leaves the cursor where it is.
+    #[allow(clippy::inline_always)] // once per member, on the hot path
+    #[inline(always)]
+    fn predicted(&mut self, rule: Option<&super::ObjectRule>, prev: usize) -> Option<(usize, u32)> {
+        let rule = rule?;
+        let j = usize::from(*self.successors.get(rule.row + prev)?);
+        let lit = rule.keys.get(j)?;
+        let next = self.s.get(self.i + 1..)?.first_chunk::<16>()?;
+        if !lit.matches(u128::from_le_bytes(*next)) {
+            return None;
+        }
+        self.i += usize::from(lit.advance);
+        Some((j, lit.target))
     }
 
     /// Record an undeclared key of the current object (whose keys start at `base`),

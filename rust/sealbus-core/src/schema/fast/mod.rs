@@ -203,6 +203,11 @@ enum Additional {
 struct ObjectRule {
     /// Property names, then names only `required` mentions.
     names: Vec<Name>,
+    /// Per name, its key as compact JSON spells it, for the predicted-key test.
+    keys: Vec<KeyLit>,
+    /// Where this rule's row of learned successors starts in [`Scratch`] (see
+    /// [`KeyLit`]); the row has `names.len() + 2` entries.
+    row: usize,
     /// Where each name is looked up by its head word and length, with the schema its
     /// value must meet.
     table: NameTable,
@@ -272,10 +277,75 @@ impl Node {
     }
 }
 
+/// A name's key as it appears in compact JSON after the opening quote: the name, its
+/// closing quote and the colon (`eventId":`), as the first bytes of a little-endian
+/// `u128` with a mask over them.
+///
+/// Why: events of one stream repeat their key order, so the checker predicts each key
+/// from the one before (the successor learned from earlier bodies, kept in
+/// [`Scratch`]) and compares sixteen input bytes against the prediction. On a hit the
+/// key's scan, hash and slot load are skipped, and the value's node is known before
+/// the key's bytes are read, which cuts the dependent chain of loads per member. A hit
+/// means the bytes after the opening quote are exactly the name (which has no quote,
+/// backslash or control byte, so it is its own JSON spelling) and a quote: the key is
+/// that name, as the hash lookup would have found. A miss takes the lookup as before,
+/// so a prediction changes only the speed, never the verdict.
+#[derive(Clone, Copy, Default)]
+struct KeyLit {
+    bytes: u128,
+    mask: u128,
+    /// Bytes from the opening quote to past the colon; 0 when the name is too long (over
+    /// 14 bytes, so that with its quote and colon it fits 16) or needs escaping, and is
+    /// never predicted.
+    advance: u8,
+    /// The name's value schema, as [`Slot::target`].
+    target: u32,
+}
+
+/// The longest name a [`KeyLit`] holds: with its quote and colon, sixteen bytes.
+const MAX_LIT_NAME: usize = 14;
+
+impl KeyLit {
+    fn new(name: &[u8], target: u32) -> Self {
+        let plain = name.iter().all(|&c| c >= 0x20 && c != b'"' && c != b'\\');
+        if name.len() > MAX_LIT_NAME || !plain {
+            return KeyLit {
+                target,
+                ..KeyLit::default()
+            };
+        }
+        let mut word = [0_u8; 16];
+        let mut mask = [0_u8; 16];
+        for (at, &c) in name.iter().chain(b"\":").enumerate() {
+            if let (Some(w), Some(m)) = (word.get_mut(at), mask.get_mut(at)) {
+                *w = c;
+                *m = 0xff;
+            }
+        }
+        #[allow(clippy::cast_possible_truncation)] // at most 17
+        let advance = (name.len() + 3) as u8;
+        KeyLit {
+            bytes: u128::from_le_bytes(word),
+            mask: u128::from_le_bytes(mask),
+            advance,
+            target,
+        }
+    }
+
+    /// Whether `next` (the sixteen bytes after a key's opening quote) starts with this
+    /// key, its closing quote and the colon.
+    #[inline]
+    fn matches(&self, next: u128) -> bool {
+        self.advance != 0 && (next ^ self.bytes) & self.mask == 0
+    }
+}
+
 /// A schema compiled for the fast path.
 pub(crate) struct FastSchema {
     nodes: Vec<Node>,
     root: u32,
+    /// Entries of learned key successors the object rules need (see [`KeyLit`]).
+    successors: usize,
 }
 
 impl FastSchema {
@@ -296,11 +366,13 @@ impl FastSchema {
             nodes: vec![Node::default(), never],
             refs: HashMap::new(),
             resolving: 0,
+            successors: 0,
         };
         let root = compiler.schema(schema, true)?;
         Some(FastSchema {
             nodes: compiler.nodes,
             root,
+            successors: compiler.successors,
         })
     }
 
@@ -319,6 +391,8 @@ struct Compiler<'v> {
     refs: HashMap<String, u32>,
     /// `$ref`s followed without reaching a schema object: bounds a cycle of references.
     resolving: u32,
+    /// Successor entries given to object rules so far (see [`ObjectRule::row`]).
+    successors: usize,
 }
 
 fn exact_f64(v: &Value) -> Option<f64> {
@@ -546,8 +620,17 @@ impl Compiler<'_> {
                 })
                 .collect();
             let table = NameTable::new(&names, &targets);
+            let keys = names
+                .iter()
+                .zip(&targets)
+                .map(|(n, &t)| KeyLit::new(&n.bytes, t))
+                .collect();
+            let row = self.successors;
+            self.successors += names.len() + 2;
             node.object = Some(Box::new(ObjectRule {
                 names,
+                keys,
+                row,
                 table,
                 required: required_bits,
                 additional,

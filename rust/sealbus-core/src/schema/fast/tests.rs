@@ -153,9 +153,24 @@ static MISC: LazyLock<Vec<CompiledSchema>> = LazyLock::new(|| {
     ]
 });
 
-/// The fast verdict on `bytes`, after checking it against the crate's.
+thread_local! {
+    /// One scratch per test thread, kept across bodies (and schemas) as a batch keeps
+    /// it: the key order it learns from earlier bodies is then a prediction, right or
+    /// wrong, for the next one.
+    static WARM: std::cell::RefCell<Scratch> = std::cell::RefCell::new(Scratch::default());
+}
+
+/// The fast verdict on `bytes`, after checking it against the crate's, with a fresh
+/// scratch and with one warmed by earlier bodies (both must agree).
 fn agreed(c: &CompiledSchema, bytes: &[u8]) -> Verdict {
     let fast = c.fast_verdict(bytes, &mut Scratch::default());
+    let warm = WARM.with(|w| c.fast_verdict(bytes, &mut w.borrow_mut()));
+    assert_eq!(
+        fast,
+        warm,
+        "verdict depends on the scratch's history on {}",
+        String::from_utf8_lossy(bytes)
+    );
     if fast != Verdict::Unknown {
         assert_eq!(
             fast == Verdict::Valid,
@@ -1235,6 +1250,65 @@ proptest! {
         let v: f64 = text.parse().unwrap();
         for c in decimal_bound_schemas(v) {
             prop_assert_ne!(agreed(&c, text.as_bytes()), Verdict::Unknown, "{}", text);
+        }
+    }
+}
+
+// ---- predicted keys (KeyLit, Scratch::successors) -------------------------------------
+
+/// Bodies whose keys come in one learned order, then the same with one key swapped for
+/// a near miss of it (an edit, a truncation, an extension, an escaped spelling of the
+/// same name, space before the colon), checked with a scratch warmed on the first
+/// order: a prediction that matched a near miss would take the wrong name's schema.
+#[test]
+fn predicted_keys_agree_with_the_crate_on_near_misses_in_a_learned_order() {
+    let names = lookup_names(true);
+    let c = compiled(&lookup_schema(&names));
+    let body = |keys: &[String], colon: &str| -> Vec<u8> {
+        let members: Vec<String> = keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| format!("{}{colon}{i}", serde_json::to_string(k).unwrap()))
+            .collect();
+        format!("{{{}}}", members.join(",")).into_bytes()
+    };
+    let mut scratch = Scratch::default();
+    let mut check = |bytes: &[u8]| {
+        let warm = c.fast_verdict(bytes, &mut scratch);
+        if warm != Verdict::Unknown {
+            assert_eq!(
+                warm == Verdict::Valid,
+                c.crate_verdict(bytes),
+                "warm fast path says {warm:?} on {}",
+                String::from_utf8_lossy(bytes)
+            );
+        }
+        warm
+    };
+    for at in 0..names.len() {
+        let learned = body(&names, ":");
+        // Each member `i` holds `i`: valid only when every key is its own name.
+        assert_eq!(check(&learned), Verdict::Valid);
+        let mut near = lookup_keys(std::slice::from_ref(&names[at]));
+        near.push(format!("{}\\u0041", names[at]));
+        for key in near {
+            let mut keys = names.clone();
+            keys[at] = key;
+            check(&body(&keys, ":"));
+            check(&body(&keys, " :"));
+            // Escapes are written by hand: serde_json would not produce them.
+            let escaped = String::from_utf8(body(&keys, ":")).unwrap().replacen(
+                &format!("\"{}\"", names[at]),
+                &format!(
+                    "\"\\u{:04x}{}\"",
+                    names[at].chars().next().unwrap() as u32,
+                    &names[at][names[at].chars().next().unwrap().len_utf8()..]
+                ),
+                1,
+            );
+            check(escaped.as_bytes());
+            // The learned order must still be right after the miss.
+            assert_eq!(check(&learned), Verdict::Valid);
         }
     }
 }

@@ -548,8 +548,14 @@ fn classify16(chunk: &[u8; 16]) -> [u32; 4] {
             _mm_movemask_epi8(eq(b'"')),
             _mm_movemask_epi8(eq(b'\\')),
             // '[' is 0x5b and '{' 0x7b: one compare after setting bit 5.
-            _mm_movemask_epi8(_mm_cmpeq_epi8(_mm_or_si128(v, _mm_set1_epi8(0x20)), _mm_set1_epi8(0x7b))),
-            _mm_movemask_epi8(_mm_cmpeq_epi8(_mm_or_si128(v, _mm_set1_epi8(0x20)), _mm_set1_epi8(0x7d))),
+            _mm_movemask_epi8(_mm_cmpeq_epi8(
+                _mm_or_si128(v, _mm_set1_epi8(0x20)),
+                _mm_set1_epi8(0x7b),
+            )),
+            _mm_movemask_epi8(_mm_cmpeq_epi8(
+                _mm_or_si128(v, _mm_set1_epi8(0x20)),
+                _mm_set1_epi8(0x7d),
+            )),
         ]
     };
     m.map(i32::cast_unsigned)
@@ -648,7 +654,10 @@ fn skip_nested_trusted(b: &[u8], start: usize, room: usize) -> Nested {
     let mut at = start + 1;
     let mut pad = [b' '; 64];
     while at < b.len() {
-        let block = if let Some(w) = b.get(at..at + 64).and_then(|w| <&[u8; 64]>::try_from(w).ok()) {
+        let block = if let Some(w) = b
+            .get(at..at + 64)
+            .and_then(|w| <&[u8; 64]>::try_from(w).ok())
+        {
             w
         } else {
             // The tail, padded with spaces (which are none of the bytes looked for).
@@ -665,8 +674,16 @@ fn skip_nested_trusted(b: &[u8], start: usize, room: usize) -> Nested {
         };
         let in_string = prefix_xor(quotes & !escaped) ^ inside;
         inside = 0u64.wrapping_sub(in_string >> 63);
-        let (opens, closes) = (opens & !in_string, closes & !in_string);
-        let (no, nc) = (u64::from(opens.count_ones()), u64::from(closes.count_ones()));
+        // (Escaped brackets only occur inside strings in valid JSON; dropping them
+        // keeps the rule "a backslash escapes the next byte" exact on any bytes.)
+        let (opens, closes) = (
+            opens & !(in_string | escaped),
+            closes & !(in_string | escaped),
+        );
+        let (no, nc) = (
+            u64::from(opens.count_ones()),
+            u64::from(closes.count_ones()),
+        );
         if depth > nc && depth + no <= room {
             // Neither back to zero nor past the limit inside this block.
             depth = depth + no - nc;
@@ -715,11 +732,55 @@ fn skip_string_trusted(b: &[u8], mut i: usize) -> Option<usize> {
     }
 }
 
-/// Trusted input, at a number or literal: its end (the next delimiter or space).
+/// Bit i set where byte i of `chunk` may end a number or literal: `,`, `}`, `]`, or a
+/// byte up to 0x20 (spaces and control bytes).
+#[cfg(target_arch = "x86_64")]
+#[inline]
+fn delim16(chunk: &[u8; 16]) -> u32 {
+    use std::arch::x86_64::{
+        _mm_cmpeq_epi8, _mm_loadu_si128, _mm_min_epu8, _mm_movemask_epi8, _mm_or_si128,
+        _mm_set1_epi8,
+    };
+    // SAFETY: SSE2 is part of the x86_64 baseline, so these intrinsics are always
+    // available; `chunk` is 16 readable bytes and `loadu` needs no alignment.
+    let m = unsafe {
+        let v = _mm_loadu_si128(chunk.as_ptr().cast());
+        let eq = |c: u8| _mm_cmpeq_epi8(v, _mm_set1_epi8(c.cast_signed()));
+        let low = _mm_cmpeq_epi8(_mm_min_epu8(v, _mm_set1_epi8(0x20)), v);
+        _mm_movemask_epi8(_mm_or_si128(
+            _mm_or_si128(eq(b','), eq(b'}')),
+            _mm_or_si128(eq(b']'), low),
+        ))
+    };
+    m.cast_unsigned()
+}
+
+/// Portable form of `delim16`, a byte at a time.
+#[cfg(not(target_arch = "x86_64"))]
+#[inline]
+fn delim16(chunk: &[u8; 16]) -> u32 {
+    let mut m = 0u32;
+    for (k, &c) in chunk.iter().enumerate() {
+        if matches!(c, b',' | b'}' | b']') || c <= 0x20 {
+            m |= 1 << k;
+        }
+    }
+    m
+}
+
+/// Trusted input, at a number or literal: its end (the next delimiter or space), 16
+/// bytes at a time where the buffer allows (a number's length varies: a byte loop
+/// would mispredict its exit on every one).
 #[inline]
 fn skip_scalar_trusted(b: &[u8], mut i: usize) -> usize {
+    if let Some(chunk) = b.get(i..i + 16).and_then(|c| <&[u8; 16]>::try_from(c).ok()) {
+        let m = delim16(chunk);
+        if m != 0 {
+            return i + m.trailing_zeros() as usize;
+        }
+    }
     while let Some(&c) = b.get(i) {
-        if matches!(c, b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r') {
+        if matches!(c, b',' | b'}' | b']') || c <= 0x20 {
             break;
         }
         i += 1;
@@ -1158,11 +1219,13 @@ impl<const TRUSTED: bool> Scanner<'_, TRUSTED> {
     /// Trusted input: skip the value at the cursor, at nesting level `depth` (at most
     /// `MAX_EVENT_DEPTH`), without validating it. A container that may nest past the
     /// limit is skipped by the validating walk instead, so the refusal is the same.
-    #[inline]
+    #[allow(clippy::inline_always)] // called once per unreferenced member: no call
+    #[inline(always)]
     fn skip_trusted(&mut self, depth: usize) -> Result<()> {
         let end = match self.peek() {
             Some(b'"') => skip_string_trusted(self.b, self.i + 1),
-            Some(b'{' | b'[') => match skip_nested_trusted(self.b, self.i, MAX_EVENT_DEPTH - depth) {
+            Some(b'{' | b'[') => match skip_nested_trusted(self.b, self.i, MAX_EVENT_DEPTH - depth)
+            {
                 Nested::End(e) => Some(e),
                 Nested::TooDeep => return self.skip_checked(depth),
                 Nested::Unterminated => None,
@@ -1449,6 +1512,198 @@ mod trie_lookup_tests {
             assert!(trie
                 .child(0, &KeyPrint::of(b.as_bytes()), b.as_bytes())
                 .is_none());
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests: a panic is the failure report
+mod trusted_skip_tests {
+    use proptest::prelude::*;
+
+    use super::{skip_nested_trusted, skip_scalar_trusted, skip_string_trusted, Nested};
+
+    /// Byte at a time: the end of the string whose content starts at `i`.
+    fn string_end(b: &[u8], mut i: usize) -> Option<usize> {
+        loop {
+            match b.get(i)? {
+                b'"' => return Some(i + 1),
+                b'\\' => i += 2,
+                _ => i += 1,
+            }
+        }
+    }
+
+    /// Byte at a time, the same rules as `skip_nested_trusted`: a backslash escapes the
+    /// next byte (anywhere), an unescaped quote toggles "in a string", brackets count
+    /// outside strings; `TooDeep` when more than `room` levels open.
+    fn nested_end(b: &[u8], start: usize, room: usize) -> Nested {
+        if room == 0 {
+            return Nested::TooDeep;
+        }
+        let (mut depth, mut in_str, mut esc) = (1usize, false, false);
+        for (k, &c) in b.iter().enumerate().skip(start + 1) {
+            if esc {
+                esc = false;
+                continue;
+            }
+            match c {
+                b'\\' => esc = true,
+                b'"' => in_str = !in_str,
+                b'{' | b'[' if !in_str => {
+                    depth += 1;
+                    if depth > room {
+                        return Nested::TooDeep;
+                    }
+                }
+                b'}' | b']' if !in_str => {
+                    depth -= 1;
+                    if depth == 0 {
+                        return Nested::End(k + 1);
+                    }
+                }
+                _ => {}
+            }
+        }
+        Nested::Unterminated
+    }
+
+    #[test]
+    fn strings_end_where_a_byte_walk_ends_them_at_every_length_and_alignment() {
+        // Every content length across the 16-byte steps, at every alignment, with an
+        // escape (quote, backslash, \u) at every position, so escapes straddle chunks.
+        for pad in 0..17usize {
+            for len in 0..70usize {
+                for esc_at in (0..len).chain([usize::MAX]) {
+                    for esc in [&br#"\""#[..], br"\\", br"\u0022", br#"\\\""#, br"\/"] {
+                        let mut b = vec![b'x'; pad];
+                        b.push(b'"');
+                        let body_at = b.len();
+                        for k in 0..len {
+                            if k == esc_at {
+                                b.extend_from_slice(esc);
+                            }
+                            b.push(if k % 7 == 3 {
+                                b'}'
+                            } else {
+                                b'a' + u8::try_from(k % 26).unwrap()
+                            });
+                        }
+                        b.extend_from_slice(b"\",\"tail\"]");
+                        let want = string_end(&b, body_at);
+                        assert_eq!(
+                            want,
+                            Some(body_at + len + 1 + if esc_at < len { esc.len() } else { 0 })
+                        );
+                        assert_eq!(
+                            skip_string_trusted(&b, body_at),
+                            want,
+                            "pad {pad}, len {len}, escape at {esc_at}: {:?}",
+                            String::from_utf8_lossy(&b)
+                        );
+                        // Cut short: no closing quote.
+                        let cut = &b[..want.unwrap() - 1];
+                        assert_eq!(skip_string_trusted(cut, body_at), None);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn backslash_runs_across_block_edges_escape_as_a_byte_walk_does() {
+        // Runs of 1..6 backslashes ending at every offset around the 64-byte block
+        // edges, then a quote (escaped or not by the run's parity) and brackets.
+        for pad in 0..4usize {
+            for end in 50..140usize {
+                for run in 1..7usize {
+                    let mut b = vec![b' '; pad];
+                    b.extend_from_slice(b"[\"");
+                    while b.len() + run < end {
+                        b.push(b'q');
+                    }
+                    b.extend(std::iter::repeat_n(b'\\', run));
+                    b.extend_from_slice(b"\"],[\"]\"]]");
+                    for room in [1, 2, 3, 128] {
+                        assert_eq!(
+                            skip_nested_trusted(&b, pad, room),
+                            nested_end(&b, pad, room),
+                            "pad {pad}, run {run} ending at {end}, room {room}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn brackets_inside_strings_do_not_count() {
+        let b = br#"{"a":"}]]}","b":["\"]}",{"c":"{[{["}],"d":"\\"}x"#;
+        let end = b.len() - 1;
+        assert_eq!(skip_nested_trusted(b, 0, 128), Nested::End(end));
+        assert_eq!(nested_end(b, 0, 128), Nested::End(end));
+        // Nesting past the room is handed back, even when the value ends in the block.
+        assert_eq!(skip_nested_trusted(b"[[[]]]", 0, 2), Nested::TooDeep);
+        assert_eq!(skip_nested_trusted(b"[[[]]]", 0, 3), Nested::End(6));
+        assert_eq!(skip_nested_trusted(b"[]", 0, 0), Nested::TooDeep);
+        assert_eq!(skip_nested_trusted(b"[[]", 0, 9), Nested::Unterminated);
+    }
+
+    #[test]
+    fn scalars_end_at_their_delimiter() {
+        for pad in 0..20usize {
+            for word in [
+                &b"0"[..],
+                b"-12.5e+7",
+                b"true",
+                b"false",
+                b"null",
+                b"12345678901234567890.25",
+            ] {
+                for next in [&b","[..], b"}", b"]", b" ", b"\n", b""] {
+                    let mut b = vec![b'"'; pad];
+                    b.extend_from_slice(word);
+                    b.extend_from_slice(next);
+                    b.extend_from_slice(b"1234567890123456");
+                    let end = if next.is_empty() {
+                        b.len()
+                    } else {
+                        pad + word.len()
+                    };
+                    assert_eq!(
+                        skip_scalar_trusted(&b, pad),
+                        end,
+                        "{:?}",
+                        String::from_utf8_lossy(&b)
+                    );
+                }
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4000))]
+
+        #[test]
+        fn nested_skips_agree_with_a_byte_walk_on_any_bytes(
+            pad in 0..70usize,
+            body in prop::collection::vec(prop::sample::select(&b"\"\\{}[]a ,:"[..]), 0..300),
+            room in 0..6usize,
+        ) {
+            let mut b = vec![b' '; pad];
+            b.push(if body.len() % 2 == 0 { b'{' } else { b'[' });
+            b.extend_from_slice(&body);
+            prop_assert_eq!(skip_nested_trusted(&b, pad, room), nested_end(&b, pad, room));
+        }
+
+        #[test]
+        fn strings_skip_like_a_byte_walk_on_any_bytes(
+            pad in 0..40usize,
+            body in prop::collection::vec(prop::sample::select(&b"\"\\a}\x01\xc3"[..]), 0..120),
+        ) {
+            let mut b = vec![b'"'; pad];
+            b.extend_from_slice(&body);
+            prop_assert_eq!(skip_string_trusted(&b, pad), string_end(&b, pad));
         }
     }
 }

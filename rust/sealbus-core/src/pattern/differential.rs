@@ -60,6 +60,27 @@ fn run_new_in(flat: &mut flatten::Flat, trie: &PathTrie, json: &[u8]) -> Result<
         .collect())
 }
 
+/// `run_new_in` through the trusted scan (`flatten_json_trusted`).
+fn run_trusted_in(
+    flat: &mut flatten::Flat,
+    trie: &PathTrie,
+    json: &[u8],
+) -> Result<Leaves, String> {
+    flatten::flatten_json_trusted(trie, json, flat).map_err(|e| e.to_string())?;
+    Ok(flat
+        .leaves
+        .iter()
+        .map(|l| {
+            (
+                l.path,
+                format!("{:?}", l.kind),
+                flat.text(json, l).to_vec(),
+                flat.membership(l).to_vec(),
+            )
+        })
+        .collect())
+}
+
 fn run_old(trie: &reference::PathTrie, json: &[u8]) -> Result<Leaves, String> {
     let mut flat = reference::Flat::default();
     reference::flatten_json(trie, json, &mut flat).map_err(|e| e.to_string())?;
@@ -77,10 +98,29 @@ fn run_old(trie: &reference::PathTrie, json: &[u8]) -> Result<Leaves, String> {
         .collect())
 }
 
+/// The validating scan agrees with the reference on any input; the trusted scan
+/// agrees on what the reference accepts (valid JSON) and, on the rest, only must not
+/// panic (its result on invalid JSON is unspecified).
 fn agree(json: &[u8]) -> Result<(), TestCaseError> {
     let (new, old) = tries();
     let (n, o) = (run_new(&new, json), run_old(&old, json));
     prop_assert_eq!(&n, &o, "input {:?}", String::from_utf8_lossy(json));
+    let t = run_trusted_in(&mut flatten::Flat::default(), &new, json);
+    if o.is_ok() {
+        prop_assert_eq!(&t, &o, "trusted, input {:?}", String::from_utf8_lossy(json));
+    }
+    Ok(())
+}
+
+/// For inputs known to be valid JSON: the trusted scan agrees with the reference,
+/// refusals included (nesting too deep).
+fn agree_trusted(json: &[u8]) -> Result<(), TestCaseError> {
+    let (new, old) = tries();
+    let (t, o) = (
+        run_trusted_in(&mut flatten::Flat::default(), &new, json),
+        run_old(&old, json),
+    );
+    prop_assert_eq!(&t, &o, "trusted, input {:?}", String::from_utf8_lossy(json));
     Ok(())
 }
 
@@ -209,6 +249,22 @@ proptest! {
     #[test]
     fn valid_events_flatten_alike(json in event()) {
         agree(&json)?;
+        agree_trusted(&json)?;
+    }
+
+    #[test]
+    fn valid_events_with_spaces_and_padding_flatten_alike_when_trusted(
+        json in event(),
+        pretty in any::<bool>(),
+        pad in 0..70usize,
+    ) {
+        // Pretty-printed (whitespace around every token) and shifted by `pad` leading
+        // spaces, so skipped values start at every alignment of the 64-byte blocks.
+        let v: serde_json::Value = serde_json::from_slice(&json).unwrap_or_default();
+        let body = if pretty { serde_json::to_vec_pretty(&v).unwrap_or_default() } else { json };
+        let mut text = vec![b' '; pad];
+        text.extend_from_slice(&body);
+        agree_trusted(&text)?;
     }
 
     #[test]
@@ -242,6 +298,12 @@ proptest! {
                 &run_old(&other_old, &json),
                 "input {:?} (empty trie)", String::from_utf8_lossy(&json)
             );
+            // The trusted scan through the same `Flat` (its key guesses shared).
+            let o = run_old(&old, &json);
+            let t = run_trusted_in(&mut flat, &new, &json);
+            if o.is_ok() {
+                prop_assert_eq!(&t, &o, "trusted, input {:?}", String::from_utf8_lossy(&json));
+            }
         }
     }
 
@@ -294,6 +356,38 @@ fn hand_picked_inputs_flatten_or_fail_alike() {
     .collect();
     for c in cases {
         if let Err(e) = agree(&c) {
+            panic!("{e}");
+        }
+    }
+    // Valid JSON the trusted scan must treat exactly as the validating one: nesting
+    // past the limit in a skipped value (refused), just under it (accepted), brackets
+    // and escaped quotes inside skipped strings, escapes at 64-byte block edges.
+    let edge = |n: usize| format!("{{\"zz\":[\"{}\\\"]\",1],\"a\":2}}", "q".repeat(n));
+    let mut valid: Vec<String> = vec![
+        format!("{{\"zz\":{}1{}}}", "[".repeat(130), "]".repeat(130)),
+        format!("{{\"zz\":{}1{},\"a\":1}}", "[".repeat(120), "]".repeat(120)),
+        format!("{{\"zz\":{}1{},\"a\":1}}", "[".repeat(128), "]".repeat(128)),
+        format!("{{\"zz\":{}{},\"a\":1}}", "[".repeat(128), "]".repeat(128)),
+        format!("{{\"zz\":{}1{},\"a\":1}}", "[".repeat(127), "]".repeat(127)),
+        format!("{{\"arr\":{}1{}}}", "[".repeat(130), "]".repeat(130)),
+        format!(
+            "{{\"b\":{{\"zz\":{}1{}}},\"a\":1}}",
+            "[".repeat(127),
+            "]".repeat(127)
+        ),
+        r#"{"zz":"a \" quote ] and } brackets","a":"x"}"#.to_owned(),
+        r#"{"zz":{"q":"\"}","r":["]",{"s":"\\"}]},"a":1}"#.to_owned(),
+        r#"{"zz":[true,false,null,-1.5e3,{}],"a":[1,{"x":2}],"arr":[{"x":[3,{"y":4}]}]}"#
+            .to_owned(),
+        r#"{"a":1,"a":{"z":1},"a":"dup","b":{"c":1,"c":2}}"#.to_owned(),
+    ];
+    valid.extend((40..140).map(edge));
+    for c in valid {
+        assert!(
+            serde_json::from_str::<serde_json::Value>(&c).is_ok() || c.contains("[[[[[[[["),
+            "not valid JSON: {c}"
+        );
+        if let Err(e) = agree_trusted(c.as_bytes()) {
             panic!("{e}");
         }
     }

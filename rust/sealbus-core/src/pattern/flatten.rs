@@ -414,12 +414,27 @@ fn bad(reason: impl Into<String>) -> Error {
 /// Flatten JSON text. The top level must be an object and the whole text valid JSON
 /// (RFC 8259): skipped parts are validated too, only not stored.
 pub(crate) fn flatten_json(trie: &PathTrie, json: &[u8], flat: &mut Flat) -> Result<()> {
+    flatten_in::<false>(trie, json, flat)
+}
+
+/// `flatten_json` for JSON the caller has already validated (the router's own
+/// CloudEvents JSON: attributes it wrote, data its schema check parsed). Values no
+/// pattern path leads into are skipped structurally, not validated: strings to their
+/// closing quote, objects and arrays by counting brackets outside strings 64 bytes at
+/// a time, numbers and literals to their delimiter. On valid JSON the leaves (and any
+/// refusal, e.g. nesting too deep) are those of `flatten_json`; on invalid JSON the
+/// result is unspecified (wrong leaves or an error, never a panic).
+pub(crate) fn flatten_json_trusted(trie: &PathTrie, json: &[u8], flat: &mut Flat) -> Result<()> {
+    flatten_in::<true>(trie, json, flat)
+}
+
+fn flatten_in<const TRUSTED: bool>(trie: &PathTrie, json: &[u8], flat: &mut Flat) -> Result<()> {
     flat.clear();
     if flat.guess_trie != trie.id || flat.guesses.len() != GUESS_SLOTS {
         flat.guesses = vec![KeyGuess::EMPTY; GUESS_SLOTS];
         flat.guess_trie = trie.id;
     }
-    let mut sc = Scanner { b: json, i: 0 };
+    let mut sc = Scanner::<TRUSTED> { b: json, i: 0 };
     sc.ws();
     if sc.peek() != Some(b'{') {
         return Err(bad("an event must be a JSON object"));
@@ -432,8 +447,9 @@ pub(crate) fn flatten_json(trie: &PathTrie, json: &[u8], flat: &mut Flat) -> Res
     Ok(())
 }
 
-/// A validating JSON scanner that stores only what the trie asks for.
-struct Scanner<'a> {
+/// A validating JSON scanner that stores only what the trie asks for; `TRUSTED` skips
+/// unreferenced values without validating them (see `flatten_json_trusted`).
+struct Scanner<'a, const TRUSTED: bool> {
     b: &'a [u8],
     i: usize,
 }
@@ -513,7 +529,266 @@ fn digit_run(b: &[u8], mut i: usize) -> usize {
     i
 }
 
-impl Scanner<'_> {
+// ---- Trusted skips: valid JSON assumed, only the value's end is looked for ----------
+
+/// Bit i set where byte i of `chunk` is a quote, a backslash, an opening bracket
+/// (`{` or `[`), a closing bracket (`}` or `]`).
+#[cfg(target_arch = "x86_64")]
+#[inline]
+fn classify16(chunk: &[u8; 16]) -> [u32; 4] {
+    use std::arch::x86_64::{
+        _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8,
+    };
+    // SAFETY: SSE2 is part of the x86_64 baseline, so these intrinsics are always
+    // available; `chunk` is 16 readable bytes and `loadu` needs no alignment.
+    let m = unsafe {
+        let v = _mm_loadu_si128(chunk.as_ptr().cast());
+        let eq = |c: u8| _mm_cmpeq_epi8(v, _mm_set1_epi8(c.cast_signed()));
+        [
+            _mm_movemask_epi8(eq(b'"')),
+            _mm_movemask_epi8(eq(b'\\')),
+            // '[' is 0x5b and '{' 0x7b: one compare after setting bit 5.
+            _mm_movemask_epi8(_mm_cmpeq_epi8(
+                _mm_or_si128(v, _mm_set1_epi8(0x20)),
+                _mm_set1_epi8(0x7b),
+            )),
+            _mm_movemask_epi8(_mm_cmpeq_epi8(
+                _mm_or_si128(v, _mm_set1_epi8(0x20)),
+                _mm_set1_epi8(0x7d),
+            )),
+        ]
+    };
+    m.map(i32::cast_unsigned)
+}
+
+/// Portable form of `classify16`, a byte at a time.
+#[cfg(not(target_arch = "x86_64"))]
+#[inline]
+fn classify16(chunk: &[u8; 16]) -> [u32; 4] {
+    let mut m = [0u32; 4];
+    for (k, &c) in chunk.iter().enumerate() {
+        let bit = 1u32 << k;
+        match c {
+            b'"' => m[0] |= bit,
+            b'\\' => m[1] |= bit,
+            b'{' | b'[' => m[2] |= bit,
+            b'}' | b']' => m[3] |= bit,
+            _ => {}
+        }
+    }
+    m
+}
+
+/// `classify16` over 64 bytes: (quotes, backslashes, opens, closes).
+#[inline]
+fn classify64(block: &[u8; 64]) -> [u64; 4] {
+    let mut out = [0u64; 4];
+    for (part, chunk) in block.chunks_exact(16).enumerate() {
+        if let Ok(c) = <&[u8; 16]>::try_from(chunk) {
+            for (o, m) in out.iter_mut().zip(classify16(c)) {
+                *o |= u64::from(m) << (16 * part);
+            }
+        }
+    }
+    out
+}
+
+/// The bytes escaped by a backslash, given the block's backslashes; `carry` says the
+/// block's first byte is escaped (a lone backslash ended the previous block) and is
+/// set for the next block. Backslashes are rare in events, so a loop over them.
+#[inline]
+fn escaped_bytes(backslashes: u64, carry: &mut bool) -> u64 {
+    let mut escaped = u64::from(*carry);
+    *carry = false;
+    // An escaped backslash escapes nothing.
+    let mut m = backslashes & !escaped;
+    while m != 0 {
+        let k = m.trailing_zeros();
+        m &= m - 1;
+        if k == 63 {
+            *carry = true;
+        } else {
+            escaped |= 1 << (k + 1);
+            m &= !(1 << (k + 1));
+        }
+    }
+    escaped
+}
+
+/// Bit i set when an odd number of bits 0..=i of `x` are set: with `x` the unescaped
+/// quotes, the bytes inside strings (opening quote included, closing one not).
+#[inline]
+fn prefix_xor(mut x: u64) -> u64 {
+    x ^= x << 1;
+    x ^= x << 2;
+    x ^= x << 4;
+    x ^= x << 8;
+    x ^= x << 16;
+    x ^= x << 32;
+    x
+}
+
+/// How a structural skip ended.
+#[derive(Debug, PartialEq, Eq)]
+enum Nested {
+    /// Just past the matching closing bracket.
+    End(usize),
+    /// Some bracket would open deeper than allowed: the caller walks it exactly.
+    TooDeep,
+    Unterminated,
+}
+
+/// Trusted input, `b[start]` an opening bracket: skip to its matching closing bracket,
+/// counting brackets outside strings 64 bytes at a time. `room` is how many levels
+/// may open (the opening bracket's included) before `TooDeep`.
+fn skip_nested_trusted(b: &[u8], start: usize, room: usize) -> Nested {
+    let room = room as u64;
+    if room == 0 {
+        return Nested::TooDeep;
+    }
+    // Open brackets before the block; the block starts inside a string (all ones) or
+    // not; its first byte is escaped.
+    let mut depth = 1u64;
+    let mut inside = 0u64;
+    let mut carry = false;
+    let mut at = start + 1;
+    let mut pad = [b' '; 64];
+    while at < b.len() {
+        let block = if let Some(w) = b
+            .get(at..at + 64)
+            .and_then(|w| <&[u8; 64]>::try_from(w).ok())
+        {
+            w
+        } else {
+            // The tail, padded with spaces (which are none of the bytes looked for).
+            // Only ever the last block, so `pad` is filled once.
+            let rest = &b[at..];
+            pad[..rest.len()].copy_from_slice(rest);
+            &pad
+        };
+        let [quotes, backslashes, opens, closes] = classify64(block);
+        let escaped = if backslashes == 0 && !carry {
+            0
+        } else {
+            escaped_bytes(backslashes, &mut carry)
+        };
+        let in_string = prefix_xor(quotes & !escaped) ^ inside;
+        inside = 0u64.wrapping_sub(in_string >> 63);
+        // (Escaped brackets only occur inside strings in valid JSON; dropping them
+        // keeps the rule "a backslash escapes the next byte" exact on any bytes.)
+        let (opens, closes) = (
+            opens & !(in_string | escaped),
+            closes & !(in_string | escaped),
+        );
+        let (no, nc) = (
+            u64::from(opens.count_ones()),
+            u64::from(closes.count_ones()),
+        );
+        if depth > nc && depth + no <= room {
+            // Neither back to zero nor past the limit inside this block.
+            depth = depth + no - nc;
+        } else {
+            let mut all = opens | closes;
+            while all != 0 {
+                let k = all.trailing_zeros();
+                all &= all - 1;
+                if opens >> k & 1 == 1 {
+                    depth += 1;
+                    if depth > room {
+                        return Nested::TooDeep;
+                    }
+                } else {
+                    depth -= 1;
+                    if depth == 0 {
+                        return Nested::End(at + k as usize + 1);
+                    }
+                }
+            }
+        }
+        at += 64;
+    }
+    Nested::Unterminated
+}
+
+/// Trusted input, `i` just past an opening quote: just past the closing quote, 16
+/// bytes at a time (only quotes and backslashes matter).
+#[inline]
+fn skip_string_trusted(b: &[u8], mut i: usize) -> Option<usize> {
+    loop {
+        while let Some(chunk) = b.get(i..i + 16).and_then(|c| <&[u8; 16]>::try_from(c).ok()) {
+            let [q, bs, _, _] = classify16(chunk);
+            let m = q | bs;
+            if m != 0 {
+                i += m.trailing_zeros() as usize;
+                break;
+            }
+            i += 16;
+        }
+        match b.get(i)? {
+            b'"' => return Some(i + 1),
+            b'\\' => i += 2,
+            _ => i += 1,
+        }
+    }
+}
+
+/// Bit i set where byte i of `chunk` may end a number or literal: `,`, `}`, `]`, or a
+/// byte up to 0x20 (spaces and control bytes).
+#[cfg(target_arch = "x86_64")]
+#[inline]
+fn delim16(chunk: &[u8; 16]) -> u32 {
+    use std::arch::x86_64::{
+        _mm_cmpeq_epi8, _mm_loadu_si128, _mm_min_epu8, _mm_movemask_epi8, _mm_or_si128,
+        _mm_set1_epi8,
+    };
+    // SAFETY: SSE2 is part of the x86_64 baseline, so these intrinsics are always
+    // available; `chunk` is 16 readable bytes and `loadu` needs no alignment.
+    let m = unsafe {
+        let v = _mm_loadu_si128(chunk.as_ptr().cast());
+        let eq = |c: u8| _mm_cmpeq_epi8(v, _mm_set1_epi8(c.cast_signed()));
+        let low = _mm_cmpeq_epi8(_mm_min_epu8(v, _mm_set1_epi8(0x20)), v);
+        _mm_movemask_epi8(_mm_or_si128(
+            _mm_or_si128(eq(b','), eq(b'}')),
+            _mm_or_si128(eq(b']'), low),
+        ))
+    };
+    m.cast_unsigned()
+}
+
+/// Portable form of `delim16`, a byte at a time.
+#[cfg(not(target_arch = "x86_64"))]
+#[inline]
+fn delim16(chunk: &[u8; 16]) -> u32 {
+    let mut m = 0u32;
+    for (k, &c) in chunk.iter().enumerate() {
+        if matches!(c, b',' | b'}' | b']') || c <= 0x20 {
+            m |= 1 << k;
+        }
+    }
+    m
+}
+
+/// Trusted input, at a number or literal: its end (the next delimiter or space), 16
+/// bytes at a time where the buffer allows (a number's length varies: a byte loop
+/// would mispredict its exit on every one).
+#[inline]
+fn skip_scalar_trusted(b: &[u8], mut i: usize) -> usize {
+    if let Some(chunk) = b.get(i..i + 16).and_then(|c| <&[u8; 16]>::try_from(c).ok()) {
+        let m = delim16(chunk);
+        if m != 0 {
+            return i + m.trailing_zeros() as usize;
+        }
+    }
+    while let Some(&c) = b.get(i) {
+        if matches!(c, b',' | b'}' | b']') || c <= 0x20 {
+            break;
+        }
+        i += 1;
+    }
+    i
+}
+
+impl<const TRUSTED: bool> Scanner<'_, TRUSTED> {
     #[cold]
     #[inline(never)]
     fn err(&self, what: &str) -> Error {
@@ -830,6 +1105,8 @@ impl Scanner<'_> {
                 }
                 // Unreferenced strings and numbers (most skipped values) inline here
                 // rather than through the recursive `skip`; same checks, same errors.
+                // Trusted input: no validation, a structural skip.
+                None if TRUSTED && depth < MAX_EVENT_DEPTH => self.skip_trusted(depth + 1)?,
                 None if depth < MAX_EVENT_DEPTH => match self.peek() {
                     Some(b'"') => {
                         self.i += 1;
@@ -928,8 +1205,45 @@ impl Scanner<'_> {
         }
     }
 
-    /// Skip (and validate) one value.
+    /// Skip (and validate, unless `TRUSTED`) one value.
     fn skip(&mut self, depth: usize) -> Result<()> {
+        if depth > MAX_EVENT_DEPTH {
+            return Err(bad(format!("nested deeper than {MAX_EVENT_DEPTH} levels")));
+        }
+        if TRUSTED {
+            return self.skip_trusted(depth);
+        }
+        self.skip_checked(depth)
+    }
+
+    /// Trusted input: skip the value at the cursor, at nesting level `depth` (at most
+    /// `MAX_EVENT_DEPTH`), without validating it. A container that may nest past the
+    /// limit is skipped by the validating walk instead, so the refusal is the same.
+    #[allow(clippy::inline_always)] // called once per unreferenced member: no call
+    #[inline(always)]
+    fn skip_trusted(&mut self, depth: usize) -> Result<()> {
+        let end = match self.peek() {
+            Some(b'"') => skip_string_trusted(self.b, self.i + 1),
+            Some(b'{' | b'[') => match skip_nested_trusted(self.b, self.i, MAX_EVENT_DEPTH - depth)
+            {
+                Nested::End(e) => Some(e),
+                Nested::TooDeep => return self.skip_checked(depth),
+                Nested::Unterminated => None,
+            },
+            Some(_) => Some(skip_scalar_trusted(self.b, self.i)),
+            None => None,
+        };
+        match end {
+            Some(e) if e > self.i => {
+                self.i = e;
+                Ok(())
+            }
+            _ => Err(self.err("expected a value")),
+        }
+    }
+
+    /// Skip and validate one value (the validating mode's walk).
+    fn skip_checked(&mut self, depth: usize) -> Result<()> {
         if depth > MAX_EVENT_DEPTH {
             return Err(bad(format!("nested deeper than {MAX_EVENT_DEPTH} levels")));
         }
@@ -1020,7 +1334,7 @@ impl Scanner<'_> {
                 _ => {}
             }
         }
-        self.skip(depth)
+        self.skip_checked(depth)
     }
 }
 
@@ -1198,6 +1512,198 @@ mod trie_lookup_tests {
             assert!(trie
                 .child(0, &KeyPrint::of(b.as_bytes()), b.as_bytes())
                 .is_none());
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests: a panic is the failure report
+mod trusted_skip_tests {
+    use proptest::prelude::*;
+
+    use super::{skip_nested_trusted, skip_scalar_trusted, skip_string_trusted, Nested};
+
+    /// Byte at a time: the end of the string whose content starts at `i`.
+    fn string_end(b: &[u8], mut i: usize) -> Option<usize> {
+        loop {
+            match b.get(i)? {
+                b'"' => return Some(i + 1),
+                b'\\' => i += 2,
+                _ => i += 1,
+            }
+        }
+    }
+
+    /// Byte at a time, the same rules as `skip_nested_trusted`: a backslash escapes the
+    /// next byte (anywhere), an unescaped quote toggles "in a string", brackets count
+    /// outside strings; `TooDeep` when more than `room` levels open.
+    fn nested_end(b: &[u8], start: usize, room: usize) -> Nested {
+        if room == 0 {
+            return Nested::TooDeep;
+        }
+        let (mut depth, mut in_str, mut esc) = (1usize, false, false);
+        for (k, &c) in b.iter().enumerate().skip(start + 1) {
+            if esc {
+                esc = false;
+                continue;
+            }
+            match c {
+                b'\\' => esc = true,
+                b'"' => in_str = !in_str,
+                b'{' | b'[' if !in_str => {
+                    depth += 1;
+                    if depth > room {
+                        return Nested::TooDeep;
+                    }
+                }
+                b'}' | b']' if !in_str => {
+                    depth -= 1;
+                    if depth == 0 {
+                        return Nested::End(k + 1);
+                    }
+                }
+                _ => {}
+            }
+        }
+        Nested::Unterminated
+    }
+
+    #[test]
+    fn strings_end_where_a_byte_walk_ends_them_at_every_length_and_alignment() {
+        // Every content length across the 16-byte steps, at every alignment, with an
+        // escape (quote, backslash, \u) at every position, so escapes straddle chunks.
+        for pad in 0..17usize {
+            for len in 0..70usize {
+                for esc_at in (0..len).chain([usize::MAX]) {
+                    for esc in [&br#"\""#[..], br"\\", br"\u0022", br#"\\\""#, br"\/"] {
+                        let mut b = vec![b'x'; pad];
+                        b.push(b'"');
+                        let body_at = b.len();
+                        for k in 0..len {
+                            if k == esc_at {
+                                b.extend_from_slice(esc);
+                            }
+                            b.push(if k % 7 == 3 {
+                                b'}'
+                            } else {
+                                b'a' + u8::try_from(k % 26).unwrap()
+                            });
+                        }
+                        b.extend_from_slice(b"\",\"tail\"]");
+                        let want = string_end(&b, body_at);
+                        assert_eq!(
+                            want,
+                            Some(body_at + len + 1 + if esc_at < len { esc.len() } else { 0 })
+                        );
+                        assert_eq!(
+                            skip_string_trusted(&b, body_at),
+                            want,
+                            "pad {pad}, len {len}, escape at {esc_at}: {:?}",
+                            String::from_utf8_lossy(&b)
+                        );
+                        // Cut short: no closing quote.
+                        let cut = &b[..want.unwrap() - 1];
+                        assert_eq!(skip_string_trusted(cut, body_at), None);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn backslash_runs_across_block_edges_escape_as_a_byte_walk_does() {
+        // Runs of 1..6 backslashes ending at every offset around the 64-byte block
+        // edges, then a quote (escaped or not by the run's parity) and brackets.
+        for pad in 0..4usize {
+            for end in 50..140usize {
+                for run in 1..7usize {
+                    let mut b = vec![b' '; pad];
+                    b.extend_from_slice(b"[\"");
+                    while b.len() + run < end {
+                        b.push(b'q');
+                    }
+                    b.extend(std::iter::repeat_n(b'\\', run));
+                    b.extend_from_slice(b"\"],[\"]\"]]");
+                    for room in [1, 2, 3, 128] {
+                        assert_eq!(
+                            skip_nested_trusted(&b, pad, room),
+                            nested_end(&b, pad, room),
+                            "pad {pad}, run {run} ending at {end}, room {room}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn brackets_inside_strings_do_not_count() {
+        let b = br#"{"a":"}]]}","b":["\"]}",{"c":"{[{["}],"d":"\\"}x"#;
+        let end = b.len() - 1;
+        assert_eq!(skip_nested_trusted(b, 0, 128), Nested::End(end));
+        assert_eq!(nested_end(b, 0, 128), Nested::End(end));
+        // Nesting past the room is handed back, even when the value ends in the block.
+        assert_eq!(skip_nested_trusted(b"[[[]]]", 0, 2), Nested::TooDeep);
+        assert_eq!(skip_nested_trusted(b"[[[]]]", 0, 3), Nested::End(6));
+        assert_eq!(skip_nested_trusted(b"[]", 0, 0), Nested::TooDeep);
+        assert_eq!(skip_nested_trusted(b"[[]", 0, 9), Nested::Unterminated);
+    }
+
+    #[test]
+    fn scalars_end_at_their_delimiter() {
+        for pad in 0..20usize {
+            for word in [
+                &b"0"[..],
+                b"-12.5e+7",
+                b"true",
+                b"false",
+                b"null",
+                b"12345678901234567890.25",
+            ] {
+                for next in [&b","[..], b"}", b"]", b" ", b"\n", b""] {
+                    let mut b = vec![b'"'; pad];
+                    b.extend_from_slice(word);
+                    b.extend_from_slice(next);
+                    b.extend_from_slice(b"1234567890123456");
+                    let end = if next.is_empty() {
+                        b.len()
+                    } else {
+                        pad + word.len()
+                    };
+                    assert_eq!(
+                        skip_scalar_trusted(&b, pad),
+                        end,
+                        "{:?}",
+                        String::from_utf8_lossy(&b)
+                    );
+                }
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4000))]
+
+        #[test]
+        fn nested_skips_agree_with_a_byte_walk_on_any_bytes(
+            pad in 0..70usize,
+            body in prop::collection::vec(prop::sample::select(&b"\"\\{}[]a ,:"[..]), 0..300),
+            room in 0..6usize,
+        ) {
+            let mut b = vec![b' '; pad];
+            b.push(if body.len() % 2 == 0 { b'{' } else { b'[' });
+            b.extend_from_slice(&body);
+            prop_assert_eq!(skip_nested_trusted(&b, pad, room), nested_end(&b, pad, room));
+        }
+
+        #[test]
+        fn strings_skip_like_a_byte_walk_on_any_bytes(
+            pad in 0..40usize,
+            body in prop::collection::vec(prop::sample::select(&b"\"\\a}\x01\xc3"[..]), 0..120),
+        ) {
+            let mut b = vec![b'"'; pad];
+            b.extend_from_slice(&body);
+            prop_assert_eq!(skip_string_trusted(&b, pad), string_end(&b, pad));
         }
     }
 }

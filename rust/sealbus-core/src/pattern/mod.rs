@@ -169,6 +169,28 @@ impl<K: Clone + Eq + Hash> PatternSet<K> {
         })
     }
 
+    /// `matches_json` for event JSON the caller has already validated (the router's
+    /// own CloudEvents JSON): parts no pattern looks into are skipped without being
+    /// validated. On valid JSON the matches (and any refusal) are those of
+    /// `matches_json`; on invalid JSON they are unspecified (never a panic), so user
+    /// input goes through `matches_json`.
+    pub fn matches_json_trusted(&self, event_json: &[u8], out: &mut Vec<K>) -> Result<()> {
+        let mut idx = Vec::new();
+        self.matches_indices_trusted(event_json, &mut idx)?;
+        out.extend(idx.into_iter().map(|i| self.keys[i as usize].clone()));
+        Ok(())
+    }
+
+    /// `matches_indices` for already validated JSON (see `matches_json_trusted`).
+    pub fn matches_indices_trusted(&self, event_json: &[u8], out: &mut Vec<u32>) -> Result<()> {
+        let c = self.compiled();
+        matcher::with_scratch(c, |s| {
+            flatten::flatten_json_trusted(&c.trie, event_json, &mut s.flat)?;
+            matcher::run(c, s, event_json, out);
+            Ok(())
+        })
+    }
+
     /// Keys whose pattern matches a parsed event. A non-object matches nothing.
     pub fn matches_value(&self, event: &Value, out: &mut Vec<K>) {
         let Value::Object(m) = event else {

@@ -428,3 +428,15 @@ def test_poll_batch_one_buffer(router: Router) -> None:
     rest = sub.poll_batch(100)
     assert len(rest) == 6 and rest.nack() == 6
     assert len(sub.poll_batch(100, timeout=0)) == 6
+
+
+def test_schemaless_json_data_must_be_utf8_and_json(router: Router) -> None:
+    # The matcher trusts published data (it skips values no pattern references), so
+    # the router checks it first, pattern or not.
+    producer, sub = shop(router, pattern={"data": {"n": [1]}})
+    for bad, why in ((b'{"n": 1, "s": "\xff"}', "UTF-8"), (b'{"n": 1, "s": [}', "not JSON")):
+        with pytest.raises(sealbus.ValidationError, match=why):
+            producer.publish_raw("orders.placed", bad, [0, len(bad)])
+    good = b'{"s": {"deep": ["]", "}", "\\"", 1e400]}, "n": 1}'
+    producer.publish_raw("orders.placed", good, [0, len(good)])
+    assert [m.data["n"] for m in sub.poll(10)] == [1]

@@ -468,6 +468,10 @@ impl Router {
                         self.counters.refused_schema.fetch_add(1, Ordering::Relaxed);
                     })?,
                     None => {
+                        // serde skips strings it ignores without checking their UTF-8;
+                        // the matcher relies on both checks (it trusts the data).
+                        simdutf8::basic::from_utf8(&item.data)
+                            .map_err(|_| fail("data is not UTF-8".into()))?;
                         serde_json::from_slice::<serde::de::IgnoredAny>(&item.data)
                             .map_err(|e| fail(format!("data is not JSON: {e}")))?;
                     }

@@ -268,7 +268,7 @@ impl From<Receipt> for PyReceipt {
     fn from(r: Receipt) -> Self {
         PyReceipt {
             id: r.id,
-            time: r.time,
+            time: r.time.to_string(),
             schema_version: r.schema_version,
             routed: r.routed,
             offset: r.offset,
@@ -397,7 +397,7 @@ impl PyMessage {
     }
     #[getter(r#type)]
     fn event_type(&self) -> String {
-        self.event.get().inner.event_type.clone()
+        self.event.get().inner.event_type.to_string()
     }
     /// Acknowledge: the event is done. Returns False if it was already acked or its
     /// ack deadline passed (it has been or will be redelivered).
@@ -606,27 +606,34 @@ impl PySubscription {
     ) -> PyResult<PyDeliveryBatch> {
         let timeout = timeout.map(|t| seconds("timeout", t)).transpose()?;
         let h = self.handle.clone();
-        let (tags, items, buffer, offsets, received_ns) = detached(py, move || {
+        let (b, received_ns) = detached(py, move || {
             let polled = h.router.poll(&h.sub, max_messages, timeout)?;
             // Stamped before the GIL is taken back: the instant the consumer's thread
             // holds the events, on the clock of time.perf_counter_ns/monotonic_ns.
             let received_ns = monotonic_ns();
-            let b = h.router.open_into_buffer(polled);
-            let tags: Vec<u64> = b.deliveries.iter().map(|d| d.tag).collect();
-            let items: Vec<_> = b
-                .deliveries
-                .into_iter()
-                .zip(b.errors)
-                .map(|(d, e)| (d.item, d.attempt, e.map(unopened_reason)))
-                .collect();
-            Ok((tags, items, b.buffer, b.offsets, received_ns))
+            Ok((h.router.open_into_buffer(polled), received_ns))
         })?;
+        // The data is copied once, straight into the bytes object handed out (a
+        // durable window's plaintext is not copied into an intermediate buffer first).
+        let total = b.offsets.last().copied().unwrap_or(0);
+        let buffer = PyBytes::new_with(py, total, |out| {
+            Router::copy_batch_data(&b, out);
+            Ok(())
+        })?
+        .unbind();
+        let tags: Vec<u64> = b.deliveries.iter().map(|d| d.tag).collect();
+        let items: Vec<_> = b
+            .deliveries
+            .into_iter()
+            .zip(b.errors)
+            .map(|(d, e)| (d.item, d.attempt, e.map(unopened_reason)))
+            .collect();
         Ok(PyDeliveryBatch {
             handle: self.handle.clone(),
             tags,
             opened: items,
-            buffer: PyBytes::new(py, &buffer).unbind(),
-            offsets,
+            buffer,
+            offsets: b.offsets,
             received_ns,
         })
     }

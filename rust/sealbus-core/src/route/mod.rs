@@ -82,7 +82,7 @@ pub struct Outgoing {
 #[derive(Debug, Clone)]
 pub struct Receipt {
     pub id: String,
-    pub time: String,
+    pub time: std::sync::Arc<str>,
     pub schema_version: Option<u32>,
     /// How many subscriptions it was queued for.
     pub routed: usize,
@@ -428,6 +428,8 @@ impl Router {
             }
         };
         let stamp = envelope::now();
+        // What every event of the batch shares, made once.
+        let shared = envelope::Stamp::new(principal, event_type, attrs, &stamp);
         let e2e = self.policy.requires_end_to_end(event_type);
         let mut out = Vec::with_capacity(items.len());
         for (index, item) in items.into_iter().enumerate() {
@@ -477,14 +479,7 @@ impl Router {
                 }
                 DataKind::Binary | DataKind::None => {}
             }
-            let mut e = Event::stamp(
-                principal,
-                event_type,
-                attrs,
-                item.kind,
-                item.data,
-                stamp.clone(),
-            );
+            let mut e = Event::stamp_shared(&shared, item.kind, item.data);
             e.schema_version = validator.as_ref().map(|v| v.version());
             if let Some(id) = item.id {
                 e.id = id;

@@ -3,6 +3,7 @@ at rest, cursors and dead letters survive restarts, replay re-checks permissions
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -134,6 +135,29 @@ def test_destroyed_key_shreds_the_in_memory_window_too(tmp_path: Path) -> None:
         assert b"old-secret" not in repr(batch[i].event).encode()
     assert batch[3].data == {"n": "new"}
     batch.ack()
+    router.close()
+
+
+def test_poll_batch_buffer_of_a_caught_up_window(tmp_path: Path) -> None:
+    """A caught-up durable consumer's window holds plaintext, copied once straight into
+    the batch's buffer: offsets and bytes line up event by event, also for a window
+    refilled from the log (sealed frames, opened) and for a batch spanning both."""
+    router, checkout, shipping = open_router(tmp_path)
+    live = router.subscribe(shipping, "orders.*", name="live", durable=True)
+    p = router.producer(checkout)
+    sent = [{"i": i, "pad": "x" * (i * 7 % 50)} for i in range(40)]
+    p.publish_many("orders.placed", sent[:20])
+    late = router.subscribe(shipping, "orders.*", name="late", durable=True, start="earliest")
+    p.publish_many("orders.placed", sent[20:])
+    for sub in (live, late):
+        batch = sub.poll_batch(100, 0.1)
+        assert len(batch) == 40
+        offs, buf = batch.offsets, batch.buffer
+        assert isinstance(buf, bytes) and len(offs) == 41 and offs[-1] == len(buf)
+        got = [json.loads(buf[offs[i] : offs[i + 1]]) for i in range(40)]
+        assert got == sent
+        assert [batch[i].data for i in (0, 39)] == [sent[0], sent[39]]
+        assert batch.ack() == 40
     router.close()
 
 

@@ -7,6 +7,7 @@
 //! `traceparent` (the W3C distributed-tracing extension) `00-<32 hex>-<16 hex>-<2 hex>`.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use base64::Engine as _;
 use serde_json::value::RawValue;
@@ -38,15 +39,17 @@ pub enum DataKind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Event {
     pub id: String,
-    pub source: String,
-    pub event_type: String,
-    pub time: String,
+    // The attributes every event of a publish shares are reference-counted: a batch
+    // stamps them once, not once per event (an allocation and a free each).
+    pub source: Arc<str>,
+    pub event_type: Arc<str>,
+    pub time: Arc<str>,
     /// Nanoseconds since the Unix epoch, the same instant as `time`.
     pub time_ns: u64,
-    pub datacontenttype: Option<String>,
-    pub dataschema: Option<String>,
-    pub subject: Option<String>,
-    pub traceparent: Option<String>,
+    pub datacontenttype: Option<Arc<str>>,
+    pub dataschema: Option<Arc<str>>,
+    pub subject: Option<Arc<str>>,
+    pub traceparent: Option<Arc<str>>,
     pub data_kind: DataKind,
     pub data: Vec<u8>,
     /// The schema version the data was validated against (a sealbus extension).
@@ -68,6 +71,40 @@ pub struct Attributes {
     pub datacontenttype: Option<String>,
     pub dataschema: Option<String>,
     pub traceparent: Option<String>,
+}
+
+/// What the events of one publish share: made once per batch, so stamping an event
+/// costs reference counts instead of a copy of each attribute.
+#[derive(Debug, Clone)]
+pub struct Stamp {
+    pub time_ns: u64,
+    pub time: Arc<str>,
+    pub source: Arc<str>,
+    pub event_type: Arc<str>,
+    pub datacontenttype: Option<Arc<str>>,
+    pub dataschema: Option<Arc<str>>,
+    pub subject: Option<Arc<str>>,
+    pub traceparent: Option<Arc<str>>,
+    json_ct: Arc<str>,
+    binary_ct: Arc<str>,
+}
+
+impl Stamp {
+    pub fn new(source: &str, event_type: &str, attrs: &Attributes, time: &(u64, String)) -> Self {
+        let shared = |v: &Option<String>| v.as_deref().map(Arc::from);
+        Stamp {
+            time_ns: time.0,
+            time: Arc::from(time.1.as_str()),
+            source: Arc::from(source),
+            event_type: Arc::from(event_type),
+            datacontenttype: shared(&attrs.datacontenttype),
+            dataschema: shared(&attrs.dataschema),
+            subject: shared(&attrs.subject),
+            traceparent: shared(&attrs.traceparent),
+            json_ct: Arc::from("application/json"),
+            binary_ct: Arc::from("application/octet-stream"),
+        }
+    }
 }
 
 fn invalid(field: &str, reason: impl Into<String>) -> Error {
@@ -114,7 +151,13 @@ pub fn parse_time(text: &str) -> Result<u64> {
 
 /// A fresh time-ordered event id.
 pub fn new_id() -> String {
-    uuid::Uuid::now_v7().to_string()
+    // Encoded straight into a buffer: `to_string` goes through the formatter, which
+    // costs more than drawing the id.
+    let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
+    uuid::Uuid::now_v7()
+        .hyphenated()
+        .encode_lower(&mut buf)
+        .to_owned()
 }
 
 /// Check a non-empty attribute of printable text.
@@ -192,29 +235,40 @@ impl Attributes {
 
 impl Event {
     /// A new event stamped with a fresh id and the current time.
+    #[allow(clippy::needless_pass_by_value)] // callers hand over a fresh `now()`
     pub fn stamp(
         source: &str,
         event_type: &str,
         attrs: &Attributes,
         data_kind: DataKind,
         data: Vec<u8>,
-        (time_ns, time): (u64, String),
+        time: (u64, String),
     ) -> Event {
-        let datacontenttype = attrs.datacontenttype.clone().or_else(|| match data_kind {
-            DataKind::Json => Some("application/json".to_owned()),
-            DataKind::Binary => Some("application/octet-stream".to_owned()),
-            DataKind::None => None,
-        });
+        Self::stamp_shared(
+            &Stamp::new(source, event_type, attrs, &time),
+            data_kind,
+            data,
+        )
+    }
+
+    /// A new event of a batch: a fresh id, the rest shared from `stamp`.
+    pub fn stamp_shared(stamp: &Stamp, data_kind: DataKind, data: Vec<u8>) -> Event {
+        let datacontenttype = match (&stamp.datacontenttype, data_kind) {
+            (Some(ct), _) => Some(ct.clone()),
+            (None, DataKind::Json) => Some(stamp.json_ct.clone()),
+            (None, DataKind::Binary) => Some(stamp.binary_ct.clone()),
+            (None, DataKind::None) => None,
+        };
         Event {
             id: new_id(),
-            source: source.to_owned(),
-            event_type: event_type.to_owned(),
-            time,
-            time_ns,
+            source: stamp.source.clone(),
+            event_type: stamp.event_type.clone(),
+            time: stamp.time.clone(),
+            time_ns: stamp.time_ns,
             datacontenttype,
-            dataschema: attrs.dataschema.clone(),
-            subject: attrs.subject.clone(),
-            traceparent: attrs.traceparent.clone(),
+            dataschema: stamp.dataschema.clone(),
+            subject: stamp.subject.clone(),
+            traceparent: stamp.traceparent.clone(),
             data_kind,
             data,
             schema_version: None,
@@ -339,14 +393,14 @@ impl Event {
         attrs.validate()?;
         Ok(Event {
             id: a.id.into_owned(),
-            source: a.source.into_owned(),
-            event_type: a.event_type.into_owned(),
+            source: Arc::from(&*a.source),
+            event_type: Arc::from(&*a.event_type),
             time_ns: parse_time(&a.time)?,
-            time: a.time.into_owned(),
-            datacontenttype: own(a.datacontenttype),
-            dataschema: attrs.dataschema,
-            subject: attrs.subject,
-            traceparent: attrs.traceparent,
+            time: Arc::from(&*a.time),
+            datacontenttype: a.datacontenttype.as_deref().map(Arc::from),
+            dataschema: attrs.dataschema.as_deref().map(Arc::from),
+            subject: attrs.subject.as_deref().map(Arc::from),
+            traceparent: attrs.traceparent.as_deref().map(Arc::from),
             data_kind: DataKind::None,
             data: Vec::new(),
             schema_version: a.schemaversion,
@@ -490,7 +544,7 @@ mod tests {
             assert_eq!(fast.schema_version, e.schema_version);
             // serde_json and the fast writer agree on the escaping.
             let mut via_serde = Vec::new();
-            serde_json::to_writer(&mut via_serde, &e.source).unwrap();
+            serde_json::to_writer(&mut via_serde, &*e.source).unwrap();
             let mut ours = Vec::new();
             write_json_str(&mut ours, &e.source);
             assert_eq!(ours, via_serde);

@@ -13,8 +13,8 @@ use sealbus_core::error::{Action, Error};
 use sealbus_core::log::{CursorStore, FsyncPolicy, Log, LogOptions, Retention};
 use sealbus_core::pattern::Pattern;
 use sealbus_core::route::{
-    Clock, Delivery, Item, OnFull, Opened, QueueConfig, Receipt, Replay, Router, RouterConfig,
-    Start, Subscription,
+    Clock, Delivery, Item, OnFull, Opened, OpenedBatch, QueueConfig, Receipt, Replay, Router,
+    RouterConfig, Start, Subscription,
 };
 use sealbus_core::schema::Compatibility;
 
@@ -268,7 +268,7 @@ impl From<Receipt> for PyReceipt {
     fn from(r: Receipt) -> Self {
         PyReceipt {
             id: r.id,
-            time: r.time,
+            time: r.time.to_string(),
             schema_version: r.schema_version,
             routed: r.routed,
             offset: r.offset,
@@ -397,7 +397,7 @@ impl PyMessage {
     }
     #[getter(r#type)]
     fn event_type(&self) -> String {
-        self.event.get().inner.event_type.clone()
+        self.event.get().inner.event_type.to_string()
     }
     /// Acknowledge: the event is done. Returns False if it was already acked or its
     /// ack deadline passed (it has been or will be redelivered).
@@ -454,13 +454,10 @@ pub struct PyDeliveryBatch {
     received_ns: u64,
 }
 
-/// A polled batch opened into one buffer, made with the GIL released; it becomes a
-/// `DeliveryBatch` once the GIL is back.
+/// A polled batch opened with the GIL released; it becomes a `DeliveryBatch` once
+/// the GIL is back.
 pub(crate) struct OpenedParts {
-    tags: Vec<u64>,
-    items: Vec<(Item, u32, Unopened)>,
-    buffer: Vec<u8>,
-    offsets: Vec<usize>,
+    batch: OpenedBatch,
     received_ns: u64,
 }
 
@@ -468,32 +465,37 @@ impl OpenedParts {
     /// `received_ns`: stamped as soon as the consumer's thread holds the events,
     /// before it takes the GIL back (see [`monotonic_ns`]).
     pub(crate) fn open(router: &Router, polled: Vec<Delivery<Item>>, received_ns: u64) -> Self {
-        let b = router.open_into_buffer(polled);
+        OpenedParts {
+            batch: router.open_into_buffer(polled),
+            received_ns,
+        }
+    }
+
+    pub(crate) fn into_batch(self, py: Python<'_>, handle: Handle) -> PyResult<PyDeliveryBatch> {
+        let b = self.batch;
+        // The data is copied once, straight into the bytes object handed out (a
+        // durable window's plaintext is not copied into an intermediate buffer first).
+        let total = b.offsets.last().copied().unwrap_or(0);
+        let buffer = PyBytes::new_with(py, total, |out| {
+            Router::copy_batch_data(&b, out);
+            Ok(())
+        })?
+        .unbind();
         let tags: Vec<u64> = b.deliveries.iter().map(|d| d.tag).collect();
-        let items = b
+        let opened = b
             .deliveries
             .into_iter()
             .zip(b.errors)
             .map(|(d, e)| (d.item, d.attempt, e.map(unopened_reason)))
             .collect();
-        OpenedParts {
-            tags,
-            items,
-            buffer: b.buffer,
-            offsets: b.offsets,
-            received_ns,
-        }
-    }
-
-    pub(crate) fn into_batch(self, py: Python<'_>, handle: Handle) -> PyDeliveryBatch {
-        PyDeliveryBatch {
+        Ok(PyDeliveryBatch {
             handle,
-            tags: self.tags,
-            opened: self.items,
-            buffer: PyBytes::new(py, &self.buffer).unbind(),
-            offsets: self.offsets,
+            tags,
+            opened,
+            buffer,
+            offsets: b.offsets,
             received_ns: self.received_ns,
-        }
+        })
     }
 }
 
@@ -653,7 +655,7 @@ impl PySubscription {
             let polled = h.router.poll(&h.sub, max_messages, timeout)?;
             Ok(OpenedParts::open(&h.router, polled, monotonic_ns()))
         })?;
-        Ok(parts.into_batch(py, self.handle.clone()))
+        parts.into_batch(py, self.handle.clone())
     }
     #[allow(clippy::needless_pass_by_value)] // PyO3 extracts the list into a Vec
     fn ack(&self, py: Python<'_>, tags: Vec<u64>) -> PyResult<usize> {

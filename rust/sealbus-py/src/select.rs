@@ -80,10 +80,10 @@ impl PySelector {
                 .map(|(i, polled)| (i, OpenedParts::open(&router, polled, received_ns)))
                 .collect::<Vec<_>>())
         })?;
-        Ok(ready
+        ready
             .into_iter()
-            .map(|(i, parts)| (i, parts.into_batch(py, self.handles[i].clone())))
-            .collect())
+            .map(|(i, parts)| Ok((i, parts.into_batch(py, self.handles[i].clone())?)))
+            .collect()
     }
 
     /// Like `poll_batch`, with a `Message` per event.

@@ -85,7 +85,7 @@ pub struct Outgoing {
 #[derive(Debug, Clone)]
 pub struct Receipt {
     pub id: String,
-    pub time: String,
+    pub time: std::sync::Arc<str>,
     pub schema_version: Option<u32>,
     /// How many subscriptions it was queued for.
     pub routed: usize,
@@ -431,6 +431,8 @@ impl Router {
             }
         };
         let stamp = envelope::now();
+        // What every event of the batch shares, made once.
+        let shared = envelope::Stamp::new(principal, event_type, attrs, &stamp);
         let e2e = self.policy.requires_end_to_end(event_type);
         let mut out = Vec::with_capacity(items.len());
         for (index, item) in items.into_iter().enumerate() {
@@ -462,12 +464,13 @@ impl Router {
                 index,
             };
             match item.kind {
-                DataKind::Json => match &validator {
-                    // Validated straight from the bytes: no serde_json::Value per event.
-                    Some(v) => v.validate_json(&item.data, index).inspect_err(|_| {
-                        self.counters.refused_schema.fetch_add(1, Ordering::Relaxed);
-                    })?,
-                    None => {
+                DataKind::Json => {
+                    if let Some(v) = &validator {
+                        // Validated straight from the bytes: no serde_json::Value per event.
+                        v.validate_json(&item.data, index).inspect_err(|_| {
+                            self.counters.refused_schema.fetch_add(1, Ordering::Relaxed);
+                        })?;
+                    } else {
                         // serde skips strings it ignores without checking their UTF-8;
                         // the matcher relies on both checks (it trusts the data).
                         simdutf8::basic::from_utf8(&item.data)
@@ -475,7 +478,7 @@ impl Router {
                         serde_json::from_slice::<serde::de::IgnoredAny>(&item.data)
                             .map_err(|e| fail(format!("data is not JSON: {e}")))?;
                     }
-                },
+                }
                 DataKind::Binary | DataKind::None if validator.is_some() => {
                     self.counters.refused_schema.fetch_add(1, Ordering::Relaxed);
                     return Err(fail(
@@ -484,14 +487,7 @@ impl Router {
                 }
                 DataKind::Binary | DataKind::None => {}
             }
-            let mut e = Event::stamp(
-                principal,
-                event_type,
-                attrs,
-                item.kind,
-                item.data,
-                stamp.clone(),
-            );
+            let mut e = Event::stamp_shared(&shared, item.kind, item.data);
             e.schema_version = validator.as_ref().map(|v| v.version());
             if let Some(id) = item.id {
                 e.id = id;

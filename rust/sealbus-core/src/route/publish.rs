@@ -112,7 +112,10 @@ impl Router {
         // One scratch buffer for the CloudEvents JSON the matcher reads.
         let mut json = Vec::new();
         for (k, e) in events.iter().enumerate() {
-            if route.as_ref().is_none_or(|(ty, _, _)| *ty != e.event_type) {
+            if route
+                .as_ref()
+                .is_none_or(|(ty, _, _)| *ty != &*e.event_type)
+            {
                 let r = self.route_for(&e.event_type)?;
                 let mut local = Vec::with_capacity(r.subs.len());
                 for s in &r.subs {

@@ -16,6 +16,7 @@
 //! - Error reasons are masked: they name the keyword and the location, never the
 //!   offending value, so event plaintext does not end up in logs.
 
+use std::cell::RefCell;
 use std::sync::Arc;
 
 use jsonschema::{PatternOptions, ValidationError, Validator};
@@ -231,10 +232,17 @@ impl CompiledSchema {
             .map_or(Verdict::Unknown, |f| f.check(bytes, scratch))
     }
 
-    /// Validate the JSON text `bytes` without building a `serde_json::Value`.
+    /// Validate the JSON text `bytes` without building a `serde_json::Value`. The fast
+    /// path's scratch is the calling thread's own, kept across calls (see [`SCRATCH`]).
     pub fn validate_json(&self, bytes: &[u8], index: usize) -> Result<()> {
-        let mut work = Work::default();
-        self.validate_in(&mut work, bytes, index)
+        let verdict = SCRATCH.with(|s| match s.try_borrow_mut() {
+            Ok(mut s) => self.fast_verdict(bytes, &mut s),
+            Err(_) => self.fast_verdict(bytes, &mut Scratch::default()),
+        });
+        if verdict == Verdict::Valid {
+            return Ok(());
+        }
+        self.validate_tape(&mut Document::default(), bytes, index)
     }
 
     fn validate_in<'s>(&self, work: &mut Work<'s>, bytes: &'s [u8], index: usize) -> Result<()> {
@@ -242,7 +250,16 @@ impl CompiledSchema {
         if self.fast_verdict(bytes, &mut work.scratch) == Verdict::Valid {
             return Ok(());
         }
-        let doc = &mut work.doc;
+        self.validate_tape(&mut work.doc, bytes, index)
+    }
+
+    /// The crate's verdict and report, on the tape.
+    fn validate_tape<'s>(
+        &self,
+        doc: &mut Document<'s>,
+        bytes: &'s [u8],
+        index: usize,
+    ) -> Result<()> {
         doc.reparse(bytes).map_err(|e| self.not_json(&e, index))?;
         if self.tape_validator.is_valid(doc.root()) {
             return Ok(());
@@ -316,6 +333,14 @@ impl CompiledSchema {
                 .collect())
         }
     }
+}
+
+thread_local! {
+    /// The fast path's scratch for events validated one call at a time (the router's
+    /// publish): a thread keeps its buffers, its e-mail domain memo and the key order
+    /// it learned across events and batches. Used with another schema since, it only
+    /// costs missed predictions.
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
 }
 
 /// Buffers one thread reuses across a batch: the fast path's and the tape's.

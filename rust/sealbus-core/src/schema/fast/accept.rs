@@ -188,10 +188,7 @@ impl FixedPattern {
         if let Some(words) = &self.words {
             // Eight positions per step instead of one: a few word operations per
             // range instead of a table load and shift per byte.
-            return words
-                .windows
-                .iter()
-                .all(|w| w.accepts(text, words.ranges));
+            return words.windows.iter().all(|w| w.accepts(text, words.ranges));
         }
         self.accepts_bytewise(text)
     }

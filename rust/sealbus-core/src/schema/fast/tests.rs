@@ -1399,3 +1399,36 @@ fn fixed_pattern_words_agree_with_the_bytewise_test_at_every_length_and_alignmen
         assert!(!fixed.has_words(), "{p}");
     }
 }
+
+// ---- string scanning ------------------------------------------------------------------
+
+#[test]
+fn strings_of_every_length_and_alignment_agree_with_the_crate() {
+    // The scanner's 8- and 1-byte steps meet a closing quote, an escape or a control
+    // character at every offset, with the body starting at every alignment.
+    let c = compiled(&json!({"type": "string", "maxLength": 40}));
+    for len in 0..48 {
+        for end in [&b"\""[..], b"\\n\"", b"\\\"", b"\x01\"", b"\x7f\""] {
+            for pad in 0..8 {
+                let mut body = vec![b' '; pad];
+                body.push(b'"');
+                body.extend((0..len).map(|i| b'a' + (i % 26) as u8));
+                body.extend_from_slice(end);
+                let v = agreed(&c, &body);
+                let chars = len + usize::from(end == b"\x7f\"");
+                match end {
+                    b"\"" | b"\x7f\"" => assert_eq!(
+                        v,
+                        if chars <= 40 {
+                            Verdict::Valid
+                        } else {
+                            Verdict::Invalid
+                        },
+                        "{len} {pad}"
+                    ),
+                    _ => assert_eq!(v, Verdict::Unknown, "{len} {pad}"),
+                }
+            }
+        }
+    }
+}

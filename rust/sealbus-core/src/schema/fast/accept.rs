@@ -111,7 +111,7 @@ impl Words {
             return None;
         }
         let mut starts: Vec<usize> = (0..len - 7).step_by(8).collect();
-        if len % 8 != 0 {
+        if !len.is_multiple_of(8) {
             starts.push(len - 8);
         }
         let windows = starts

@@ -1373,7 +1373,7 @@ fn fixed_pattern_words_agree_with_the_bytewise_test_at_every_length_and_alignmen
             }
             for _ in 0..64 {
                 let mut t = witness.clone();
-                for _ in 0..1 + r.below(3) {
+                for _ in 0..=r.below(3) {
                     let i = r.below(t.len() as u64) as usize;
                     t[i] = r.below(256) as u8;
                 }

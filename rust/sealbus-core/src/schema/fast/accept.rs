@@ -18,12 +18,122 @@ use regex_syntax::hir::{Class, Hir, HirKind, Look};
 /// The longest fixed-length pattern kept (positions are bits of a `u64`).
 const MAX_POSITIONS: usize = 64;
 
+/// The most byte ranges a position's class may have for the word-at-a-time test.
+const MAX_RANGES: usize = 3;
+
+/// SWAR masks: a one in every byte, and every byte's high bit.
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGH: u64 = 0x8080_8080_8080_8080;
+
 /// An anchored pattern that matches strings of one length, each position from an
 /// ASCII class: `^ord-[0-9a-f]{12}$`, `^[A-Z]{3}-[0-9]{4}$`.
 pub(super) struct FixedPattern {
     len: usize,
     /// For each ASCII byte, the positions it may take (bit `i` for position `i`).
     table: Box<[u64; 128]>,
+    /// The same test eight positions at a time, when the pattern is at least eight
+    /// long and no class has more than [`MAX_RANGES`] ranges (see [`Word`]).
+    words: Option<Words>,
+}
+
+/// Eight-byte windows covering a pattern: at `0, 8, 16, ...` and a last one ending at
+/// the pattern's end (overlapping the one before when the length is not a multiple of
+/// eight: positions tested twice are tested against their own class both times).
+struct Words {
+    /// How many of each window's ranges are in use.
+    ranges: usize,
+    windows: Box<[Word]>,
+}
+
+/// One window: lane `k` (byte `k` of the little-endian word at `at`) is accepted when
+/// it lies in `lo[r]..end[r]` for some `r`, each bound a byte per lane. An unused range
+/// is `0x80..0x80`, which no ASCII byte is in.
+struct Word {
+    at: usize,
+    lo: [u64; MAX_RANGES],
+    end: [u64; MAX_RANGES],
+}
+
+impl Word {
+    #[inline]
+    fn accepts(&self, text: &[u8], ranges: usize) -> bool {
+        let Some(chunk) = text.get(self.at..).and_then(<[u8]>::first_chunk::<8>) else {
+            return false;
+        };
+        let x = u64::from_le_bytes(*chunk);
+        if x & HIGH != 0 {
+            return false;
+        }
+        let mut hit = 0_u64;
+        for (lo, end) in self.lo.iter().zip(&self.end).take(ranges) {
+            hit |= at_least(x, *lo) & !at_least(x, *end);
+        }
+        hit == HIGH
+    }
+}
+
+/// Per byte lane, the high bit set exactly when `x`'s byte is at least `k`'s. Each of
+/// `x`'s bytes must be ASCII and each of `k`'s at most `0x80`: with the high bit set
+/// first, `0x80 + v - k` stays within the lane (no borrow crosses into the next one)
+/// and keeps the high bit exactly when `v >= k`.
+#[inline]
+fn at_least(x: u64, k: u64) -> u64 {
+    (x | HIGH).wrapping_sub(k) & HIGH
+}
+
+/// The maximal runs of a set of ASCII bytes, as `(first, last + 1)`.
+fn runs(class: u128) -> Vec<(u8, u8)> {
+    let mut out = Vec::new();
+    let mut start = None;
+    for b in 0..=128_u8 {
+        let member = b < 128 && class >> b & 1 == 1;
+        match (member, start) {
+            (true, None) => start = Some(b),
+            (false, Some(first)) => {
+                out.push((first, b));
+                start = None;
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+impl Words {
+    fn compile(positions: &[u128]) -> Option<Self> {
+        let len = positions.len();
+        if len < 8 {
+            return None;
+        }
+        let classes: Vec<Vec<(u8, u8)>> = positions.iter().map(|&c| runs(c)).collect();
+        let ranges = classes.iter().map(Vec::len).max()?;
+        if ranges > MAX_RANGES {
+            return None;
+        }
+        let mut starts: Vec<usize> = (0..len - 7).step_by(8).collect();
+        if !len.is_multiple_of(8) {
+            starts.push(len - 8);
+        }
+        let windows = starts
+            .into_iter()
+            .map(|at| {
+                let mut lo = [[0x80_u8; 8]; MAX_RANGES];
+                let mut end = [[0x80_u8; 8]; MAX_RANGES];
+                for lane in 0..8 {
+                    for (r, &(first, stop)) in classes.get(at + lane)?.iter().enumerate() {
+                        *lo.get_mut(r)?.get_mut(lane)? = first;
+                        *end.get_mut(r)?.get_mut(lane)? = stop;
+                    }
+                }
+                Some(Word {
+                    at,
+                    lo: lo.map(u64::from_le_bytes),
+                    end: end.map(u64::from_le_bytes),
+                })
+            })
+            .collect::<Option<Box<[Word]>>>()?;
+        Some(Words { ranges, windows })
+    }
 }
 
 impl FixedPattern {
@@ -65,12 +175,46 @@ impl FixedPattern {
         Some(FixedPattern {
             len: positions.len(),
             table,
+            words: Words::compile(&positions),
         })
     }
 
     /// Whether `text` certainly matches.
     #[inline]
     pub(super) fn accepts(&self, text: &[u8]) -> bool {
+        if text.len() != self.len {
+            return false;
+        }
+        if let Some(words) = &self.words {
+            // Eight positions per step instead of one: a few word operations per
+            // range instead of a table load and shift per byte.
+            return words.windows.iter().all(|w| w.accepts(text, words.ranges));
+        }
+        self.accepts_bytewise(text)
+    }
+
+    /// The bytes each position allows (from the table the byte-at-a-time test uses).
+    #[cfg(test)]
+    pub(super) fn allowed(&self) -> Vec<Vec<u8>> {
+        (0..self.len)
+            .map(|at| {
+                (0..128_u8)
+                    .filter(|&b| self.table[usize::from(b)] >> at & 1 == 1)
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// Whether the word-at-a-time test is in use (tests check both routes).
+    #[cfg(test)]
+    pub(super) fn has_words(&self) -> bool {
+        self.words.is_some()
+    }
+
+    /// [`FixedPattern::accepts`] one byte at a time (used below eight positions or
+    /// with many ranges, and as the reference the word test is checked against).
+    #[inline]
+    pub(super) fn accepts_bytewise(&self, text: &[u8]) -> bool {
         if text.len() != self.len {
             return false;
         }
@@ -162,8 +306,6 @@ pub(super) fn uuid(text: &[u8]) -> bool {
 /// Whether all eight bytes of `x` are ASCII hex digits.
 #[inline]
 fn hex_word(x: u64) -> bool {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
     // Per byte, with no borrow between bytes: with the high bit set first, `v - k`
     // keeps it exactly when `v >= k` (both below 0x80).
     let below = |v: u64, k: u8| (v | HIGH).wrapping_sub(ONES * u64::from(k)) & HIGH;

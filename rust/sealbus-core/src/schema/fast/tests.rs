@@ -1312,3 +1312,123 @@ fn predicted_keys_agree_with_the_crate_on_near_misses_in_a_learned_order() {
         }
     }
 }
+
+// ---- fixed patterns eight bytes at a time -----------------------------------------------
+
+/// Patterns whose word-at-a-time test is checked against the byte-at-a-time one: every
+/// length from 8 to 64 (whole words, and a last window overlapping the one before),
+/// one to three ranges per class, literals, and a class reaching 0x7f (its range ends
+/// at the 0x80 bound).
+fn word_patterns() -> Vec<String> {
+    let mut out: Vec<String> = [
+        "^ord-[0-9a-f]{12}$",
+        "^cus-[0-9]{8}$",
+        "^[A-Z]{3}-[0-9]{4}$",
+        "^[0-9A-Za-z]{20}$",
+        "^[ -\\x7f]{9}$",
+        "^[\\x00-\\x1f]{8}$",
+        "^a[b-y]z[0-9a-fA-F]{13}-$",
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect();
+    for n in 8..=64 {
+        out.push(format!("^[0-9a-f]{{{n}}}$"));
+        out.push(format!("^x[A-Z]{{{}}}[a-z]$", n - 2));
+    }
+    out
+}
+
+#[test]
+fn fixed_pattern_words_agree_with_the_bytewise_test_at_every_length_and_alignment() {
+    let mut r = Rng(7);
+    let mut checked = 0_u64;
+    for p in word_patterns() {
+        let fixed = FixedPattern::compile(&p).unwrap_or_else(|| panic!("{p} is not fixed"));
+        assert!(fixed.has_words(), "{p}");
+        // A matching string: at each position, a random byte the position allows.
+        let witness: Vec<u8> = fixed
+            .allowed()
+            .iter()
+            .map(|bytes| bytes[r.below(bytes.len() as u64) as usize])
+            .collect();
+        assert!(fixed.accepts_bytewise(&witness), "{p}");
+        let mut buffer = vec![0_u8; witness.len() + 16];
+        for align in 0..8 {
+            // Every single-byte change at every position, and every length around the
+            // pattern's, at eight alignments in memory.
+            let mut texts: Vec<Vec<u8>> = Vec::new();
+            for i in 0..witness.len() {
+                for b in 0..=255_u8 {
+                    let mut t = witness.clone();
+                    t[i] = b;
+                    texts.push(t);
+                }
+            }
+            for l in 0..witness.len() + 9 {
+                let t: Vec<u8> = (0..l)
+                    .map(|i| witness.get(i).copied().unwrap_or(b'a'))
+                    .collect();
+                texts.push(t);
+            }
+            for _ in 0..64 {
+                let mut t = witness.clone();
+                for _ in 0..=r.below(3) {
+                    let i = r.below(t.len() as u64) as usize;
+                    t[i] = r.below(256) as u8;
+                }
+                texts.push(t);
+            }
+            for t in texts {
+                let slot = &mut buffer[align..align + t.len()];
+                slot.copy_from_slice(&t);
+                let slot = &buffer[align..align + t.len()];
+                assert_eq!(
+                    fixed.accepts(slot),
+                    fixed.accepts_bytewise(slot),
+                    "{p} on {slot:?}"
+                );
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked > 100_000);
+    // Classes of four or more ranges, and patterns under eight bytes, stay bytewise.
+    for p in ["^[0-9A-Za-z_]{9}$", "^[A-Z]{2}$", "^abcdefg$"] {
+        let fixed = FixedPattern::compile(p).unwrap_or_else(|| panic!("{p} is not fixed"));
+        assert!(!fixed.has_words(), "{p}");
+    }
+}
+
+// ---- string scanning ------------------------------------------------------------------
+
+#[test]
+fn strings_of_every_length_and_alignment_agree_with_the_crate() {
+    // The scanner's 8- and 1-byte steps meet a closing quote, an escape or a control
+    // character at every offset, with the body starting at every alignment.
+    let c = compiled(&json!({"type": "string", "maxLength": 40}));
+    for len in 0..48 {
+        for end in [&b"\""[..], b"\\n\"", b"\\\"", b"\x01\"", b"\x7f\""] {
+            for pad in 0..8 {
+                let mut body = vec![b' '; pad];
+                body.push(b'"');
+                body.extend((0..len).map(|i| b'a' + (i % 26) as u8));
+                body.extend_from_slice(end);
+                let v = agreed(&c, &body);
+                let chars = len + usize::from(end == b"\x7f\"");
+                match end {
+                    b"\"" | b"\x7f\"" => assert_eq!(
+                        v,
+                        if chars <= 40 {
+                            Verdict::Valid
+                        } else {
+                            Verdict::Invalid
+                        },
+                        "{len} {pad}"
+                    ),
+                    _ => assert_eq!(v, Verdict::Unknown, "{len} {pad}"),
+                }
+            }
+        }
+    }
+}

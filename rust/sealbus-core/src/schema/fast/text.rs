@@ -126,14 +126,20 @@ impl Email {
         buffer: &mut Document<'static>,
         memo: &mut DomainMemo,
     ) -> bool {
-        let Some(domain) = plain_address_domain(text) else {
+        let Some(at) = plain_local_part(text.as_bytes()) else {
             return self.full.is_valid(text, buffer);
         };
+        let domain = text.get(at + 1..).unwrap_or_default();
         // Events of one stream share a few domains: the host-name check is a pure
-        // function of the text, so the last verdict is reused for the same domain.
+        // function of the text, so the last verdict is reused for the same domain. A
+        // remembered domain passed `plain_domain` before it was stored, so the same
+        // text skips that scan too.
         let owner = std::ptr::from_ref(self) as usize;
         if memo.owner == owner && memo.domain == domain {
             return memo.valid;
+        }
+        if !plain_domain(domain.as_bytes()) {
+            return self.full.is_valid(text, buffer);
         }
         let valid = self.hostname.is_valid(domain, buffer);
         memo.owner = owner;
@@ -153,9 +159,35 @@ pub(crate) struct DomainMemo {
     valid: bool,
 }
 
-/// The domain of a plain `local@domain` address (see [`Email`]), `None` otherwise.
-pub(super) fn plain_address_domain(text: &str) -> Option<&str> {
-    let b = text.as_bytes();
+/// A set of ASCII bytes, one bit each.
+const fn byte_set(members: &[u8]) -> u128 {
+    let mut bits = 0_u128;
+    let mut i = 0;
+    while i < members.len() {
+        bits |= 1 << members[i];
+        i += 1;
+    }
+    bits
+}
+
+const DIGITS: &[u8] = b"0123456789";
+const LETTERS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+/// ASCII letters and digits.
+const ALNUM: u128 = byte_set(DIGITS) | byte_set(LETTERS);
+/// RFC 5322 `atext`: letters, digits and these symbols.
+const ATEXT: u128 = ALNUM | byte_set(b"!#$%&'*+-/=?^_`{|}~");
+/// What a host-name label may hold.
+const LABEL: u128 = ALNUM | byte_set(b"-");
+
+/// Whether byte `c` is in `set` (never for bytes past ASCII).
+#[inline]
+fn in_set(set: u128, c: u8) -> bool {
+    c < 128 && set >> c & 1 == 1
+}
+
+/// Where the `@` of `local@rest` is, when `local` is a plain local part (see
+/// [`Email`]) and `rest` has no `@` and is 1 to 254 bytes long.
+fn plain_local_part(b: &[u8]) -> Option<usize> {
     let at = b.iter().position(|&c| c == b'@')?;
     let (local, domain) = (b.get(..at)?, b.get(at + 1..)?);
     if local.is_empty() || local.len() > 64 || domain.is_empty() || domain.len() > 254 {
@@ -167,7 +199,7 @@ pub(super) fn plain_address_domain(text: &str) -> Option<&str> {
         let ok = if c == b'.' {
             previous != b'.'
         } else {
-            c.is_ascii_alphanumeric() || b"!#$%&'*+-/=?^_`{|}~".contains(&c)
+            in_set(ATEXT, c)
         };
         if !ok {
             return None;
@@ -177,32 +209,29 @@ pub(super) fn plain_address_domain(text: &str) -> Option<&str> {
     if previous == b'.' {
         return None;
     }
-    // Labels of letters, digits and '-', each 1 to 63 bytes, starting and ending with a
-    // letter or digit.
+    Some(at)
+}
+
+/// Whether `domain` is non-empty labels of letters, digits and '-', each 1 to 63
+/// bytes, starting and ending with a letter or digit (a second `@` is refused here).
+fn plain_domain(domain: &[u8]) -> bool {
     let mut label = 0_usize;
     let mut previous = b'.';
     for &c in domain {
         if c == b'.' {
-            if !previous.is_ascii_alphanumeric() {
-                return None;
+            if !in_set(ALNUM, previous) {
+                return false;
             }
             label = 0;
         } else {
             let first = label == 0;
             label += 1;
-            let ok = if first {
-                c.is_ascii_alphanumeric()
-            } else {
-                c.is_ascii_alphanumeric() || c == b'-'
-            };
+            let ok = in_set(if first { ALNUM } else { LABEL }, c);
             if !ok || label > 63 {
-                return None;
+                return false;
             }
         }
         previous = c;
     }
-    if !previous.is_ascii_alphanumeric() {
-        return None;
-    }
-    text.get(at + 1..)
+    in_set(ALNUM, previous)
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use super::publish::aad_of;
 use super::queue::{DeadLetter, Delivery};
+use super::signal::spin_until;
 use super::subscription::{Item, SubState, Subscription};
 use super::{poisoned, Router};
 use crate::envelope::Event;
@@ -189,12 +190,9 @@ impl Router {
                 let seen = sub.wakes.load(Ordering::Acquire);
                 drop(st);
                 let until = started + busy_poll.min(remaining);
-                while sub.wakes.load(Ordering::Acquire) == seen
-                    && !sub.is_closed()
-                    && std::time::Instant::now() < until
-                {
-                    std::thread::yield_now();
-                }
+                spin_until(until, || {
+                    sub.wakes.load(Ordering::Acquire) != seen || sub.is_closed()
+                });
                 st = sub.lock()?;
                 continue;
             }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::queue::Delivery;
-use super::signal::Bell;
+use super::signal::{spin_until, Bell};
 use super::subscription::{Item, Subscription};
 use super::Router;
 use crate::error::{Error, Result};
@@ -104,9 +104,7 @@ impl Router {
             if !spun {
                 spun = true;
                 let until = started + sel.busy_poll.min(remaining);
-                while sel.bell.count() == seen && Instant::now() < until {
-                    std::thread::yield_now();
-                }
+                spin_until(until, || sel.bell.count() != seen);
                 continue;
             }
             sel.bell.wait(seen, remaining.min(wait));

@@ -9,7 +9,22 @@
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Condvar, LockResult, Mutex, MutexGuard, WaitTimeoutResult};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+/// Busy-wait (the `busy_poll` of subscriptions and selectors) until `done()` or
+/// `until`: a CPU pause between looks, and every 64 looks a `sched_yield`, so a
+/// machine with more runnable threads than CPUs still runs the producer we wait for.
+pub(crate) fn spin_until(until: Instant, mut done: impl FnMut() -> bool) {
+    let mut looks = 0u32;
+    while !done() && Instant::now() < until {
+        looks = looks.wrapping_add(1);
+        if looks.is_multiple_of(64) {
+            std::thread::yield_now();
+        } else {
+            std::hint::spin_loop();
+        }
+    }
+}
 
 /// A condition variable that knows whether anyone waits on it.
 ///
@@ -99,7 +114,6 @@ impl Bell {
 mod tests {
     use super::*;
     use std::sync::Arc;
-    use std::time::Instant;
 
     #[test]
     fn a_notification_reaches_a_sleeper() {

@@ -32,6 +32,11 @@ fn action(s: &str) -> PyResult<Action> {
     }
 }
 
+/// An optional `timeout` argument in seconds (None: wait as long as it takes).
+pub(crate) fn timeout_arg(t: Option<f64>) -> PyResult<Option<Duration>> {
+    t.map(|t| seconds("timeout", t)).transpose()
+}
+
 pub(crate) fn seconds(name: &str, s: f64) -> PyResult<Duration> {
     Duration::try_from_secs_f64(s).map_err(|_| {
         PyValueError::new_err(format!("{name} must be a non-negative number of seconds"))
@@ -636,7 +641,7 @@ impl PySubscription {
         max_messages: usize,
         timeout: Option<f64>,
     ) -> PyResult<Vec<Py<PyMessage>>> {
-        let timeout = timeout.map(|t| seconds("timeout", t)).transpose()?;
+        let timeout = timeout_arg(timeout)?;
         let opened = self.handle.poll(py, max_messages, timeout)?;
         wrap_opened(py, &self.handle, opened)
     }
@@ -649,7 +654,7 @@ impl PySubscription {
         max_messages: usize,
         timeout: Option<f64>,
     ) -> PyResult<PyDeliveryBatch> {
-        let timeout = timeout.map(|t| seconds("timeout", t)).transpose()?;
+        let timeout = timeout_arg(timeout)?;
         let h = self.handle.clone();
         let parts = detached(py, move || {
             let polled = h.router.poll(&h.sub, max_messages, timeout)?;
@@ -1040,7 +1045,7 @@ impl PyRouter {
                 }
             }
         }
-        let block_timeout = block_timeout.map(|t| seconds("timeout", t)).transpose()?;
+        let block_timeout = timeout_arg(block_timeout)?;
         // Copy out of Python objects before the GIL is released.
         // The buffer is split into the events' own data here, under the GIL: one copy
         // of the batch instead of a copy of the buffer and then of each event.

@@ -8,8 +8,8 @@ use sealbus_core::route::Selector;
 
 use crate::gil::detached;
 use crate::router::{
-    monotonic_ns, seconds, wrap_opened, Handle, OpenedParts, PyDeliveryBatch, PyMessage,
-    PySubscription,
+    monotonic_ns, seconds, timeout_arg, wrap_opened, Handle, OpenedParts, PyDeliveryBatch,
+    PyMessage, PySubscription,
 };
 
 /// The Rust side of `sealbus.Selector`.
@@ -70,7 +70,7 @@ impl PySelector {
         max_messages: usize,
         timeout: Option<f64>,
     ) -> PyResult<Vec<(usize, PyDeliveryBatch)>> {
-        let timeout = timeout.map(|t| seconds("timeout", t)).transpose()?;
+        let timeout = timeout_arg(timeout)?;
         let (router, sel) = (self.router().clone(), self.inner.clone());
         let ready = detached(py, move || {
             let selected = router.select(&sel, max_messages, timeout)?;
@@ -94,7 +94,7 @@ impl PySelector {
         max_messages: usize,
         timeout: Option<f64>,
     ) -> PyResult<Vec<(usize, Vec<Py<PyMessage>>)>> {
-        let timeout = timeout.map(|t| seconds("timeout", t)).transpose()?;
+        let timeout = timeout_arg(timeout)?;
         let (router, sel) = (self.router().clone(), self.inner.clone());
         let ready = detached(py, move || {
             let selected = router.select(&sel, max_messages, timeout)?;

@@ -46,18 +46,7 @@ fn run_new(trie: &PathTrie, json: &[u8]) -> Result<Leaves, String> {
 /// whatever it remembers between events is exercised too.
 fn run_new_in(flat: &mut flatten::Flat, trie: &PathTrie, json: &[u8]) -> Result<Leaves, String> {
     flatten::flatten_json(trie, json, flat).map_err(|e| e.to_string())?;
-    Ok(flat
-        .leaves
-        .iter()
-        .map(|l| {
-            (
-                l.path,
-                format!("{:?}", l.kind),
-                flat.text(json, l).to_vec(),
-                flat.membership(l).to_vec(),
-            )
-        })
-        .collect())
+    Ok(leaves_of(flat, json))
 }
 
 /// `run_new_in` through the trusted scan (`flatten_json_trusted`).
@@ -67,8 +56,12 @@ fn run_trusted_in(
     json: &[u8],
 ) -> Result<Leaves, String> {
     flatten::flatten_json_trusted(trie, json, flat).map_err(|e| e.to_string())?;
-    Ok(flat
-        .leaves
+    Ok(leaves_of(flat, json))
+}
+
+/// The leaves a scan left in `flat`, in a form both scanners can be compared in.
+fn leaves_of(flat: &flatten::Flat, json: &[u8]) -> Leaves {
+    flat.leaves
         .iter()
         .map(|l| {
             (
@@ -78,7 +71,7 @@ fn run_trusted_in(
                 flat.membership(l).to_vec(),
             )
         })
-        .collect())
+        .collect()
 }
 
 fn run_old(trie: &reference::PathTrie, json: &[u8]) -> Result<Leaves, String> {

@@ -155,18 +155,13 @@ impl<K: Clone + Eq + Hash> PatternSet<K> {
     pub fn matches_json(&self, event_json: &[u8], out: &mut Vec<K>) -> Result<()> {
         let mut idx = Vec::new();
         self.matches_indices(event_json, &mut idx)?;
-        out.extend(idx.into_iter().map(|i| self.keys[i as usize].clone()));
+        self.keys_of(idx, out);
         Ok(())
     }
 
     /// Like `matches_json`, giving dense key indexes (see `keys`), sorted.
     pub fn matches_indices(&self, event_json: &[u8], out: &mut Vec<u32>) -> Result<()> {
-        let c = self.compiled();
-        matcher::with_scratch(c, |s| {
-            flatten::flatten_json(&c.trie, event_json, &mut s.flat)?;
-            matcher::run(c, s, event_json, out);
-            Ok(())
-        })
+        self.indices_with(flatten::flatten_json, event_json, out)
     }
 
     /// `matches_json` for event JSON the caller has already validated (the router's
@@ -177,18 +172,33 @@ impl<K: Clone + Eq + Hash> PatternSet<K> {
     pub fn matches_json_trusted(&self, event_json: &[u8], out: &mut Vec<K>) -> Result<()> {
         let mut idx = Vec::new();
         self.matches_indices_trusted(event_json, &mut idx)?;
-        out.extend(idx.into_iter().map(|i| self.keys[i as usize].clone()));
+        self.keys_of(idx, out);
         Ok(())
     }
 
     /// `matches_indices` for already validated JSON (see `matches_json_trusted`).
     pub fn matches_indices_trusted(&self, event_json: &[u8], out: &mut Vec<u32>) -> Result<()> {
+        self.indices_with(flatten::flatten_json_trusted, event_json, out)
+    }
+
+    /// Flatten with `scan` (validating or trusted), then match. Generic, so each
+    /// scan is inlined into its own copy.
+    fn indices_with(
+        &self,
+        scan: impl Fn(&flatten::PathTrie, &[u8], &mut flatten::Flat) -> Result<()>,
+        event_json: &[u8],
+        out: &mut Vec<u32>,
+    ) -> Result<()> {
         let c = self.compiled();
         matcher::with_scratch(c, |s| {
-            flatten::flatten_json_trusted(&c.trie, event_json, &mut s.flat)?;
+            scan(&c.trie, event_json, &mut s.flat)?;
             matcher::run(c, s, event_json, out);
             Ok(())
         })
+    }
+
+    fn keys_of(&self, idx: Vec<u32>, out: &mut Vec<K>) {
+        out.extend(idx.into_iter().map(|i| self.keys[i as usize].clone()));
     }
 
     /// Keys whose pattern matches a parsed event. A non-object matches nothing.

@@ -54,6 +54,22 @@ pub(crate) struct Scratch {
 /// A [`Scratch::successors`] entry with nothing learned yet (no name has this index).
 const NO_PREDICTION: u8 = u8::MAX;
 
+/// Declared name `j` (value schema `sub`) seen in an object: a repeat is left to the
+/// crate (the tape refuses duplicates), a name the schema denies makes it invalid.
+#[allow(clippy::inline_always)] // once per member, on the hot path
+#[inline(always)]
+fn declared_once(seen: &mut u64, j: usize, sub: u32) -> Result<u32, Stop> {
+    let bit = 1_u64 << j;
+    if *seen & bit != 0 {
+        return Err(Stop::Unknown);
+    }
+    *seen |= bit;
+    if sub == DENIED {
+        return Err(Stop::Invalid);
+    }
+    Ok(sub)
+}
+
 #[derive(Clone, Copy)]
 enum Stop {
     Invalid,
@@ -559,15 +575,7 @@ impl Checker<'_> {
                 }
                 let target = if let Some((j, sub)) = self.predicted(rule, prev) {
                     prev = j + 1;
-                    let bit = 1_u64 << j;
-                    if seen & bit != 0 {
-                        return Err(Stop::Unknown);
-                    }
-                    seen |= bit;
-                    if sub == DENIED {
-                        return Err(Stop::Invalid);
-                    }
-                    sub
+                    declared_once(&mut seen, j, sub)?
                 } else {
                     let (a, b, head) = self.string()?;
                     let key = self.s.get(a..b).ok_or(Stop::Unknown)?;
@@ -579,15 +587,7 @@ impl Checker<'_> {
                             }
                         }
                         prev = j + 1;
-                        let bit = 1_u64 << j;
-                        if seen & bit != 0 {
-                            return Err(Stop::Unknown);
-                        }
-                        seen |= bit;
-                        if sub == DENIED {
-                            return Err(Stop::Invalid);
-                        }
-                        sub
+                        declared_once(&mut seen, j, sub)?
                     } else {
                         prev = rule.map_or(0, |r| r.names.len() + 1);
                         let sub = rule.map_or(Ok(ANY), additional)?;

@@ -490,5 +490,10 @@ class Router:
         return Subscription(core, keypair=keypair, validate=self._core.validate_data)
 
     def counters(self) -> dict[str, int]:
-        """Published, routed and refused counts (policy, schema, backpressure)."""
+        """Published, routed and refused counts (policy, schema, backpressure).
+
+        ``read_back``: events durable consumers read back from the log because they
+        were not in their in-memory window (offline, or too far behind). With a
+        durable log, also ``fsyncs``, ``log_records``, ``log_bytes``, ``log_segments``
+        and ``events_per_fsync``."""
         return self._core.counters()

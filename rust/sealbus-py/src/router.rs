@@ -1160,6 +1160,7 @@ impl PyRouter {
             ("refused_backpressure", &c.refused_backpressure),
             ("routed", &c.routed),
             ("unrouted", &c.unrouted),
+            ("read_back", &c.read_back),
         ] {
             d.set_item(k, v.load(Ordering::Relaxed))?;
         }

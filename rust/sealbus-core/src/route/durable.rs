@@ -2,6 +2,7 @@
 //! saving cursors, and retention that respects what consumers still need.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
@@ -147,13 +148,19 @@ impl Router {
                 return Ok(());
             };
             let room = window.saturating_sub(st.queue.len());
-            if room == 0 || d.read_offset >= log.next_offset() {
+            // Not past an append whose events are about to be pushed to the windows.
+            let limit = self.inflight.horizon(log.next_offset());
+            if room == 0 || d.read_offset >= limit {
                 return Ok(());
             }
-            let records = log.read(d.read_offset, room.min(4096), REFILL_BYTES)?;
+            let below = usize::try_from(limit - d.read_offset).unwrap_or(usize::MAX);
+            let records = log.read(d.read_offset, room.min(4096).min(below), REFILL_BYTES)?;
             if records.is_empty() {
                 return Ok(());
             }
+            self.counters
+                .read_back
+                .fetch_add(records.len() as u64, Ordering::Relaxed);
             for r in records {
                 let Some(d) = st.durable.as_mut() else {
                     return Ok(());

@@ -11,6 +11,7 @@
 mod clock;
 mod deliver;
 mod durable;
+mod inflight;
 mod publish;
 mod queue;
 mod replay;
@@ -121,6 +122,9 @@ pub struct Counters {
     pub refused_backpressure: AtomicU64,
     pub routed: AtomicU64,
     pub unrouted: AtomicU64,
+    /// Events durable consumers read back from the log because they were not in
+    /// their in-memory window (offline, or too far behind).
+    pub read_back: AtomicU64,
 }
 
 #[derive(Debug)]
@@ -141,6 +145,8 @@ pub struct Router {
     /// Serialises the queue step between producers so check-then-push is atomic;
     /// consumers never take it.
     enqueue: Mutex<()>,
+    /// Appends not yet pushed to the windows: refills stop below them.
+    inflight: inflight::InFlight,
 }
 
 /// Pattern keys that would look inside sealed data.
@@ -174,6 +180,7 @@ impl Router {
             generation: AtomicU64::new(1),
             next_sub: AtomicU64::new(1),
             enqueue: Mutex::new(()),
+            inflight: inflight::InFlight::default(),
         }
     }
 

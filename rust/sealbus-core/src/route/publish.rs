@@ -380,15 +380,27 @@ impl Router {
                 break;
             }
         }
+        // Held until the events are in the windows, so no consumer reads them back
+        // from disk in between (see `inflight`).
+        let ticket = self
+            .log
+            .as_ref()
+            .map(|log| self.inflight.enter(log.next_offset()));
         let stored = self
             .seal(&mut events)
             .and_then(|frames| self.append(&mut events, attrs, frames.as_ref()));
         if let Err(e) = stored {
+            drop(ticket);
             Self::unreserve(subs, &need);
             return Err(e);
         }
         let items: Vec<Item> = events.into_iter().map(Arc::new).collect();
-        self.push(targets, start, &need, &items)?;
+        let woken = self.push(targets, start, &need, &items)?;
+        // Wake after the ticket is gone: a consumer held back by it can now read on.
+        drop(ticket);
+        for s in woken {
+            s.notify_events();
+        }
         Ok(items)
     }
 
@@ -425,12 +437,21 @@ impl Router {
     }
 
     /// Hand `items` (events `start..` of the batch `targets` describes) to their queues.
-    fn push(&self, targets: &Targets, start: usize, need: &[usize], items: &[Item]) -> Result<()> {
+    /// Returns the subscriptions to wake: those that received events, and durable ones
+    /// left behind the log (they read on from disk).
+    fn push(
+        &self,
+        targets: &Targets,
+        start: usize,
+        need: &[usize],
+        items: &[Item],
+    ) -> Result<Vec<Arc<Subscription>>> {
         let subs = &targets.subs[..];
         let range = items
             .first()
             .and_then(|i| i.offset)
             .map(|first| first..first + items.len() as u64);
+        let mut woken = Vec::with_capacity(subs.len());
         let mut per_sub: Vec<Vec<&Item>> = need.iter().map(|&n| Vec::with_capacity(n)).collect();
         for (j, item) in items.iter().enumerate() {
             for &i in targets.of(start + j) {
@@ -455,7 +476,7 @@ impl Router {
                 }
             }
             drop(st);
-            s.notify_events();
+            woken.push(Arc::clone(s));
         }
         // Durable consumers that wanted none of these still move past them.
         if let Some(range) = range {
@@ -463,12 +484,16 @@ impl Router {
                 if subs.iter().any(|t| t.id == s.id) {
                     continue;
                 }
-                if let Ok(mut st) = s.lock() {
+                let behind = s.lock().is_ok_and(|mut st| {
                     Self::push_durable(&mut st, &[], range.clone());
+                    st.durable.as_ref().is_some_and(|d| d.read_offset < range.end)
+                });
+                if behind {
+                    woken.push(s);
                 }
             }
         }
-        Ok(())
+        Ok(woken)
     }
 
     /// Fast path for a durable consumer that is caught up: hand it the new events

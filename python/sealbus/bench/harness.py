@@ -434,6 +434,11 @@ def sealbus_throughput(
             fig.seconds = time.perf_counter() - t_start
         fig.cpu_s_per_mevent = _per_mevent(cpu0, cpu_seconds(), events)
         fsync1 = _fsync_count(setup.router)
+        read_back = int(setup.router.counters().get("read_back", 0))
+        if read_back:
+            # Consumers outside their in-memory window read these from disk: correct,
+            # but it costs CPU, so a run where it happens is worth knowing about.
+            fig.notes.append(f"{read_back:,} deliveries read back from the log (a consumer fell out of its window)")
         if errors:
             raise errors[0]
         for c in consumers:

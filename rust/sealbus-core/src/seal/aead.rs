@@ -250,6 +250,7 @@ where
     std::thread::scope(|s| {
         let mut rest = out;
         let mut handles = Vec::new();
+        let mut own = None;
         for w in cuts.windows(2) {
             let (a, b) = (w[0], w[1]);
             let bytes = out_offsets[b] - out_offsets[a];
@@ -257,9 +258,15 @@ where
             rest = tail;
             let f = &f;
             let offs = &out_offsets[a..=b];
-            handles.push(s.spawn(move || f(a, offs, mine)));
+            if own.is_none() {
+                // The calling thread takes the first chunk itself: one thread fewer
+                // to start, and it does not sit idle in `join`.
+                own = Some((a, offs, mine));
+            } else {
+                handles.push(s.spawn(move || f(a, offs, mine)));
+            }
         }
-        let mut first_err = None;
+        let mut first_err = own.and_then(|(a, offs, mine)| f(a, offs, mine).err());
         for h in handles {
             let r = h.join().unwrap_or_else(|_| {
                 Err(Error::Seal {
@@ -478,6 +485,11 @@ mod tests {
         bad[co[200] + 3] ^= 0x80;
         let err = decrypt_batch(&key, &nonces, &bad, &co, BatchAad::Shared(b"ctx")).unwrap_err();
         assert!(err.to_string().contains("item 200"), "{err}");
+        // And in the first chunk, which the calling thread opens itself.
+        let mut bad = ct.clone();
+        bad[co[3] + 1] ^= 0x01;
+        let err = decrypt_batch(&key, &nonces, &bad, &co, BatchAad::Shared(b"ctx")).unwrap_err();
+        assert!(err.to_string().contains("item 3"), "{err}");
     }
 
     #[test]

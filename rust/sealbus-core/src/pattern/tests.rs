@@ -427,3 +427,39 @@ fn plain_numeric_key_agrees_with_decimal() {
     );
     assert!(value::plain_numeric_key(b"1e3").is_none());
 }
+
+/// A branch of four fields is anchored on one and checks its other three from one
+/// record (read without bounds checks): each of those three must be looked at, so
+/// failing any single one of them rejects the event, whichever field is the anchor.
+#[test]
+fn every_other_slot_of_a_record_is_checked() {
+    let p = r#"{"a":[{"prefix":"x-1"}],"b":["B"],"c":[{"numeric":[">",5]}],"d":[{"exists":true}]}"#;
+    let good = r#"{"a":"x-123","b":"B","c":7,"d":0}"#;
+    assert!(m(p, good));
+    for bad in [
+        r#"{"a":"y-123","b":"B","c":7,"d":0}"#,
+        r#"{"a":"x-123","b":"C","c":7,"d":0}"#,
+        r#"{"a":"x-123","b":"B","c":5,"d":0}"#,
+        r#"{"a":"x-123","b":"B","c":7}"#,
+    ] {
+        assert!(!m(p, bad), "{bad}");
+    }
+    // In a set, beside patterns sharing the broad fields, each still checks all of its own.
+    let mut set = PatternSet::new();
+    set.insert(0u32, Pattern::parse_json(p).unwrap());
+    set.insert(
+        1u32,
+        Pattern::parse_json(r#"{"b":["B"],"d":[{"exists":true}]}"#).unwrap(),
+    );
+    set.insert(
+        2u32,
+        Pattern::parse_json(r#"{"c":[{"numeric":[">",5]}],"b":["B"]}"#).unwrap(),
+    );
+    let mut out = Vec::new();
+    set.matches_json(good.as_bytes(), &mut out).unwrap();
+    assert_eq!(out, [0, 1, 2]);
+    out.clear();
+    set.matches_json(r#"{"a":"x-123","b":"B","c":5,"d":0}"#.as_bytes(), &mut out)
+        .unwrap();
+    assert_eq!(out, [1]);
+}

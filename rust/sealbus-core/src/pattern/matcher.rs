@@ -320,6 +320,7 @@ fn check_candidates(
     // `n_slots`: this slice is that invariant, checked once per event (it cannot fail
     // on any input; a broken invariant would panic here, never read out of bounds).
     let st = &st[..c.n_slots];
+    let e2 = epoch << 1;
     let mut kept = 0usize;
     for &anchor in anchors {
         let ai = anchor as usize;
@@ -338,7 +339,10 @@ fn check_candidates(
                     *st.get_unchecked(sz as usize),
                 )
             };
-            let ok = (sx >> 1 == epoch) & (sy >> 1 == epoch) & (sz >> 1 == epoch);
+            // A stamp is `epoch << 1 | in_array`: XOR with `epoch << 1` leaves at most
+            // the low bit exactly when the slot was satisfied in this event, so one
+            // shift tests all three.
+            let ok = ((sx ^ e2) | (sy ^ e2) | (sz ^ e2)) >> 1 == 0;
             let in_arrays = anchor_in_array + (sx & 1) + (sy & 1) + (sz & 1);
             // Rare: a branch longer than a record, or one that spans arrays.
             let keep = if ok & ((in_arrays >= 2) | (owner & LONG_BRANCH != 0)) {

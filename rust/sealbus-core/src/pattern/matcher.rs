@@ -312,6 +312,15 @@ fn check_candidates(
     if passed.len() < total {
         passed.resize(total, 0);
     }
+    // A slice, not the `Vec`: its length stays in a register instead of being
+    // reloaded from the `Vec` after every store (the store could alias it).
+    let passed = &mut passed[..total];
+    // `compile` guarantees every slot in `anchored` is below `n_slots` (it enforces
+    // it after building the records), and `Scratch::prepare` sized the stamps to
+    // `n_slots`: this slice is that invariant, checked once per event (it cannot fail
+    // on any input; a broken invariant would panic here, never read out of bounds).
+    let st = &st[..c.n_slots];
+    let e2 = epoch << 1;
     let mut kept = 0usize;
     for &anchor in anchors {
         let ai = anchor as usize;
@@ -319,8 +328,21 @@ fn check_candidates(
         let anchor_in_array = st[ai] & 1;
         for (ri, rec) in c.anchored[from..to].iter().enumerate() {
             let [owner, sx, sy, sz] = *rec;
-            let (sx, sy, sz) = (st[sx as usize], st[sy as usize], st[sz as usize]);
-            let ok = (sx >> 1 == epoch) & (sy >> 1 == epoch) & (sz >> 1 == epoch);
+            // SAFETY: `sx`, `sy` and `sz` come from a record of `c.anchored`, whose
+            // slots `compile` keeps below `c.n_slots`, and `st` is exactly `n_slots`
+            // long (sliced above). The three bounds checks were a third of the
+            // instructions of this loop, which runs once per candidate.
+            let (sx, sy, sz) = unsafe {
+                (
+                    *st.get_unchecked(sx as usize),
+                    *st.get_unchecked(sy as usize),
+                    *st.get_unchecked(sz as usize),
+                )
+            };
+            // A stamp is `epoch << 1 | in_array`: XOR with `epoch << 1` leaves at most
+            // the low bit exactly when the slot was satisfied in this event, so one
+            // shift tests all three.
+            let ok = ((sx ^ e2) | (sy ^ e2) | (sz ^ e2)) >> 1 == 0;
             let in_arrays = anchor_in_array + (sx & 1) + (sy & 1) + (sz & 1);
             // Rare: a branch longer than a record, or one that spans arrays.
             let keep = if ok & ((in_arrays >= 2) | (owner & LONG_BRANCH != 0)) {

@@ -427,3 +427,71 @@ fn plain_numeric_key_agrees_with_decimal() {
     );
     assert!(value::plain_numeric_key(b"1e3").is_none());
 }
+
+/// A branch of four fields is anchored on one and checks its other three from one
+/// record (read without bounds checks): each of those three must be looked at, so
+/// failing any single one of them rejects the event, whichever field is the anchor.
+#[test]
+fn every_other_slot_of_a_record_is_checked() {
+    let p = r#"{"a":[{"prefix":"x-1"}],"b":["B"],"c":[{"numeric":[">",5]}],"d":[{"exists":true}]}"#;
+    let good = r#"{"a":"x-123","b":"B","c":7,"d":0}"#;
+    assert!(m(p, good));
+    for bad in [
+        r#"{"a":"y-123","b":"B","c":7,"d":0}"#,
+        r#"{"a":"x-123","b":"C","c":7,"d":0}"#,
+        r#"{"a":"x-123","b":"B","c":5,"d":0}"#,
+        r#"{"a":"x-123","b":"B","c":7}"#,
+    ] {
+        assert!(!m(p, bad), "{bad}");
+    }
+    // In a set, beside patterns sharing the broad fields, each still checks all of its own.
+    let mut set = PatternSet::new();
+    set.insert(0u32, Pattern::parse_json(p).unwrap());
+    set.insert(
+        1u32,
+        Pattern::parse_json(r#"{"b":["B"],"d":[{"exists":true}]}"#).unwrap(),
+    );
+    set.insert(
+        2u32,
+        Pattern::parse_json(r#"{"c":[{"numeric":[">",5]}],"b":["B"]}"#).unwrap(),
+    );
+    let mut out = Vec::new();
+    set.matches_json(good.as_bytes(), &mut out).unwrap();
+    assert_eq!(out, [0, 1, 2]);
+    out.clear();
+    set.matches_json(r#"{"a":"x-123","b":"B","c":5,"d":0}"#.as_bytes(), &mut out)
+        .unwrap();
+    assert_eq!(out, [1]);
+}
+
+/// A batch long enough for its output to be sized from its first events (and whose
+/// later events match more than the first ones did) gives the matches of matching
+/// each event alone.
+#[test]
+fn long_batches_match_as_single_events() {
+    let mut set = PatternSet::new();
+    for i in 0..40u32 {
+        let p = format!(r#"{{"n":[{{"numeric":[">=",{i}]}}]}}"#);
+        set.insert(i, Pattern::parse_json(&p).unwrap());
+    }
+    let mut buf = Vec::new();
+    let mut offsets = vec![0];
+    for e in 0..6000usize {
+        // The first 1,024 events match little; later ones up to all 40 patterns.
+        let n = if e < 1024 { e % 2 } else { e % 41 };
+        buf.extend_from_slice(format!(r#"{{"n":{n}}}"#).as_bytes());
+        offsets.push(buf.len());
+    }
+    let (events, keys) = set.matches_batch(&buf, &offsets).unwrap();
+    let mut want_events = Vec::new();
+    let mut want_keys = Vec::new();
+    for (e, w) in offsets.windows(2).enumerate() {
+        let mut one = Vec::new();
+        set.matches_indices(&buf[w[0]..w[1]], &mut one).unwrap();
+        want_events.extend(std::iter::repeat_n(u32::try_from(e).unwrap(), one.len()));
+        want_keys.extend(one);
+    }
+    assert!(keys.len() > 100_000);
+    assert_eq!(events, want_events);
+    assert_eq!(keys, want_keys);
+}

@@ -247,7 +247,20 @@ def test_cli_runs_a_scenario_and_writes_json(tmp_path: Path, capsys: pytest.Capt
     assert "latency/sealbus" not in data["runs"]
 
 
-@pytest.mark.parametrize("bad", [["--events", "0"], ["--repeat", "-1"], ["--rate", "-5"]])
+def test_latency_runs_as_deployed_for_latency_unless_told() -> None:
+    """By default the latency consumers share one spinning Selector thread (what a
+    service that must react within microseconds runs); the flags give the others."""
+    import argparse
+
+    p = argparse.ArgumentParser()
+    harness.add_arguments(p)
+    cfg = harness.config_from_args(p.parse_args([]))
+    assert (cfg.busy_poll, cfg.latency_threads, cfg.shared_consumer_thread) == (0.0002, False, False)
+    cfg = harness.config_from_args(p.parse_args(["--latency-threads", "--busy-poll", "0"]))
+    assert (cfg.busy_poll, cfg.latency_threads) == (0.0, True)
+
+
+@pytest.mark.parametrize("bad", [["--events", "0"], ["--repeat", "-1"], ["--rate", "-5"], ["--busy-poll", "-1"]])
 def test_cli_refuses_nonsense(bad: list[str]) -> None:
     with pytest.raises(SystemExit):
         cli.main(["bench", "--no-nats", *bad])

@@ -191,10 +191,15 @@ class Config:
     switch_interval: float | None = None
     #: Producer threads in the ``throughput`` and ``durable`` scenarios.
     producers: int = 2
-    #: The ``latency`` consumers' ``busy_poll`` (seconds; 0: sleep at once).
-    busy_poll: float = 0.0
-    #: The three consumers share one thread through a :class:`sealbus.Selector`
-    #: instead of polling on a thread each.
+    #: The ``latency`` consumers' ``busy_poll`` (seconds; 0: sleep at once). A service
+    #: that must react within microseconds spins for news: a sleeping consumer waits
+    #: for the OS to wake it (20-40 µs on a virtual machine).
+    busy_poll: float = 0.0002
+    #: The ``latency`` consumers poll on a thread each instead of sharing one
+    #: :class:`sealbus.Selector` thread (which takes the GIL once for all three).
+    latency_threads: bool = False
+    #: The ``throughput`` and ``durable`` consumers share one thread through a
+    #: :class:`sealbus.Selector` instead of polling on a thread each.
     shared_consumer_thread: bool = False
 
 
@@ -865,7 +870,7 @@ def run(config: Config, out: TextIO | None = None) -> Report:
                     progress=p,
                     switch_interval=config.switch_interval,
                     busy_poll=config.busy_poll,
-                    shared_consumer_thread=config.shared_consumer_thread,
+                    shared_consumer_thread=not config.latency_threads,
                 ),
                 "latency",
                 "sealbus",
@@ -1273,14 +1278,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--busy-poll",
         type=float,
-        default=0.0,
+        default=0.0002,
         metavar="SECONDS",
-        help="the 'latency' consumers (or their shared selector) spin this long before sleeping (default 0)",
+        help="the 'latency' consumers' selector (or each consumer) spins this long before sleeping (default 0.0002; 0: sleep at once)",
+    )
+    p.add_argument(
+        "--latency-threads",
+        action="store_true",
+        help="the 'latency' consumers poll on a thread each (default: one sealbus.Selector thread for all three)",
     )
     p.add_argument(
         "--shared-consumer-thread",
         action="store_true",
-        help="the 3 consumers share one thread through a sealbus.Selector (default: a thread each)",
+        help="the 'throughput' and 'durable' consumers share one thread through a sealbus.Selector (default: a thread each)",
     )
     p.add_argument(
         "--producers",
@@ -1318,7 +1328,8 @@ def config_from_args(args: argparse.Namespace) -> Config:
         work_dir=args.dir,
         switch_interval=getattr(args, "switch_interval", None),
         producers=getattr(args, "producers", 2),
-        busy_poll=getattr(args, "busy_poll", 0.0),
+        busy_poll=getattr(args, "busy_poll", 0.0002),
+        latency_threads=bool(getattr(args, "latency_threads", False)),
         shared_consumer_thread=bool(getattr(args, "shared_consumer_thread", False)),
     )
     for name in ("events", "nats_events", "repeat", "backlog", "producers"):
@@ -1326,6 +1337,8 @@ def config_from_args(args: argparse.Namespace) -> Config:
             raise SystemExit(f"sealbus bench: --{name.replace('_', '-')} must be >= 1")
     if cfg.rate <= 0 or cfg.latency_seconds <= 0:
         raise SystemExit("sealbus bench: --rate and --latency-seconds must be > 0")
+    if not cfg.busy_poll >= 0:
+        raise SystemExit("sealbus bench: --busy-poll must be >= 0")
     return cfg
 
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::publish::aad_of;
 use super::queue::{DeadLetter, Delivery};
 use super::signal::spin_until;
-use super::subscription::{Item, SubState, Subscription};
+use super::subscription::{Item, Spinning, SubState, Subscription};
 use super::{poisoned, Router};
 use crate::envelope::Event;
 use crate::error::{Error, Result};
@@ -190,6 +190,7 @@ impl Router {
                 let seen = sub.wakes.load(Ordering::Acquire);
                 drop(st);
                 let until = started + busy_poll.min(remaining);
+                let _counted = Spinning::on(sub);
                 spin_until(until, || {
                     sub.wakes.load(Ordering::Acquire) != seen || sub.is_closed()
                 });

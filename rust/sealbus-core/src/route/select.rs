@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use super::queue::Delivery;
 use super::signal::{spin_until, Bell};
-use super::subscription::{Item, Subscription};
+use super::subscription::{Item, Spinning, Subscription};
 use super::Router;
 use crate::error::{Error, Result};
 
@@ -104,6 +104,7 @@ impl Router {
             if !spun {
                 spun = true;
                 let until = started + sel.busy_poll.min(remaining);
+                let _counted = Spinning::on_all(&sel.subs);
                 spin_until(until, || sel.bell.count() != seen);
                 continue;
             }
@@ -143,5 +144,20 @@ mod tests {
         let seen = other.bell.count();
         a.notify_events();
         assert_eq!(other.bell.count(), seen, "a is not watched by `other`");
+    }
+
+    #[test]
+    fn spinning_consumers_are_counted_while_they_spin() {
+        let (a, b) = (sub(1), sub(2));
+        let both = vec![a.clone(), b.clone()];
+        assert!(!a.has_spinner() && !b.has_spinner());
+        {
+            let _sel = Spinning::on_all(&both);
+            assert!(a.has_spinner() && b.has_spinner());
+            let one = Spinning::on(&a);
+            drop(one);
+            assert!(a.has_spinner(), "the selector still spins on a");
+        }
+        assert!(!a.has_spinner() && !b.has_spinner());
     }
 }

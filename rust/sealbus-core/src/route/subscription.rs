@@ -6,7 +6,7 @@
 //! it has read. Its in-memory queue is only a window onto the log.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
@@ -104,6 +104,9 @@ pub struct Subscription {
     /// Bumped with every `has_events` notification, so a busy-polling consumer can
     /// watch for news without the lock.
     pub(crate) wakes: AtomicU64,
+    /// Consumers busy-polling for this subscription right now (its own polls, and
+    /// selectors watching it): a producer that wakes one gives it a head start.
+    spinners: AtomicU32,
     /// The selectors watching this subscription, rung with every `has_events`.
     bells: Mutex<Vec<Arc<Bell>>>,
     /// Serialises cursor saves (taken before the state lock, never inside it).
@@ -133,6 +136,7 @@ impl Subscription {
                 durable,
             }),
             has_events: Signal::default(),
+            spinners: AtomicU32::new(0),
             has_room: Signal::default(),
             wakes: AtomicU64::new(0),
             bells: Mutex::new(Vec::new()),
@@ -151,6 +155,11 @@ impl Subscription {
                 b.ring();
             }
         }
+    }
+
+    /// Is a consumer busy-polling for this subscription right now?
+    pub(crate) fn has_spinner(&self) -> bool {
+        self.spinners.load(Ordering::Relaxed) > 0
     }
 
     pub(crate) fn watch(&self, bell: &Arc<Bell>) {
@@ -215,5 +224,41 @@ impl Subscription {
             dead_letters: s.queue.dead_len(),
             durable: d,
         })
+    }
+}
+
+/// Counts a busy-polling consumer on its subscriptions while it spins.
+pub(crate) struct Spinning<'a> {
+    one: Option<&'a Subscription>,
+    many: &'a [Arc<Subscription>],
+}
+
+impl<'a> Spinning<'a> {
+    /// A poll of one subscription.
+    pub(crate) fn on(sub: &'a Subscription) -> Self {
+        sub.spinners.fetch_add(1, Ordering::Relaxed);
+        Spinning {
+            one: Some(sub),
+            many: &[],
+        }
+    }
+
+    /// A selector over `subs`.
+    pub(crate) fn on_all(subs: &'a [Arc<Subscription>]) -> Self {
+        for s in subs {
+            s.spinners.fetch_add(1, Ordering::Relaxed);
+        }
+        Spinning {
+            one: None,
+            many: subs,
+        }
+    }
+}
+
+impl Drop for Spinning<'_> {
+    fn drop(&mut self) {
+        for s in self.one.into_iter().chain(self.many.iter().map(|s| &**s)) {
+            s.spinners.fetch_sub(1, Ordering::Relaxed);
+        }
     }
 }

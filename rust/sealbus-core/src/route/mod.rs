@@ -147,6 +147,8 @@ pub struct Router {
     enqueue: Mutex<()>,
     /// Appends not yet pushed to the windows: refills stop below them.
     inflight: inflight::InFlight,
+    /// Publishes in their queue step right now (sealing decides on threads by it).
+    enqueuing: std::sync::atomic::AtomicUsize,
 }
 
 /// Pattern keys that would look inside sealed data.
@@ -181,6 +183,7 @@ impl Router {
             next_sub: AtomicU64::new(1),
             enqueue: Mutex::new(()),
             inflight: inflight::InFlight::default(),
+            enqueuing: std::sync::atomic::AtomicUsize::new(0),
         }
     }
 

@@ -14,7 +14,7 @@ use super::subscription::{Early, Item, SubState, Subscription};
 use super::{poisoned, Receipt, Refused, Router, TypeRoute};
 use crate::envelope::{DataKind, Event};
 use crate::error::{Error, Result};
-use crate::seal::{frame, AadFields};
+use crate::seal::{aead, frame, AadFields};
 
 /// At-rest frames of a batch in one buffer: frame `i` is `buf[offs[i]..offs[i + 1]]`.
 struct Frames {
@@ -159,6 +159,7 @@ impl Router {
         block_timeout: Option<Duration>,
     ) -> std::result::Result<Vec<Receipt>, Box<Refused>> {
         let refused = |error: Error, receipts: Vec<Receipt>| Box::new(Refused { error, receipts });
+        let _counted = Enqueuing::enter(&self.enqueuing);
         let attrs = AttrsJson::of(&events);
         let targets = match self.targets(&events, &attrs) {
             Ok(t) => t,
@@ -340,7 +341,13 @@ impl Router {
         };
         let aads: Vec<AadFields<'_>> = events.iter().map(aad_of).collect();
         let payloads: Vec<&[u8]> = events.iter().map(|e| e.data.as_slice()).collect();
-        let (frames, foffs) = keys.seal_each(&aads, &payloads)?;
+        // Another publish in flight means the cores are busy: threads would only add
+        // their start-up (measured: durable, 4 producers, 468k -> 518k ev/s serial).
+        let (frames, foffs) = if self.enqueuing.load(Ordering::Relaxed) > 1 {
+            aead::serially(|| keys.seal_each(&aads, &payloads))?
+        } else {
+            keys.seal_each(&aads, &payloads)?
+        };
         drop((aads, payloads));
         if self.log.is_none() {
             for (i, e) in events.iter_mut().enumerate() {
@@ -585,6 +592,22 @@ impl Router {
             d.dirty = true;
         }
         true
+    }
+}
+
+/// Counts a publish in its queue step.
+struct Enqueuing<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl<'a> Enqueuing<'a> {
+    fn enter(count: &'a std::sync::atomic::AtomicUsize) -> Self {
+        count.fetch_add(1, Ordering::Relaxed);
+        Enqueuing(count)
+    }
+}
+
+impl Drop for Enqueuing<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

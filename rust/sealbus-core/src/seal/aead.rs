@@ -220,14 +220,35 @@ fn max_threads() -> usize {
     })
 }
 
+thread_local! {
+    static SERIAL: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Run `f` with this thread's batch sealing and opening kept on this thread.
+///
+/// Sealing a large batch on several threads shortens it when cores are idle; when
+/// they are already busy (other publishes in flight) the extra threads only add
+/// their start-up and hand-over to the same work. The router knows which case it is in.
+pub fn serially<R>(f: impl FnOnce() -> R) -> R {
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            SERIAL.with(|c| c.set(self.0));
+        }
+    }
+    let _restore = Restore(SERIAL.with(|c| c.replace(true)));
+    f()
+}
+
 /// Split `out` at item boundaries into about-equal byte chunks and run `f` on each,
-/// in parallel when the batch is large. `f(first_item, items_out_offsets, slice)`.
+/// in parallel when the batch is large (and not inside [`serially`]).
+/// `f(first_item, items_out_offsets, slice)`.
 pub(crate) fn par_chunks<F>(out: &mut [u8], out_offsets: &[usize], f: F) -> Result<()>
 where
     F: Fn(usize, &[usize], &mut [u8]) -> Result<()> + Sync,
 {
     let n = out_offsets.len().saturating_sub(1);
-    let threads = if out.len() >= PARALLEL_MIN_BYTES {
+    let threads = if out.len() >= PARALLEL_MIN_BYTES && !SERIAL.with(std::cell::Cell::get) {
         max_threads().min(n.max(1))
     } else {
         1
@@ -451,6 +472,25 @@ mod tests {
             decrypt(&key, &iv, &bad, &aad),
             Err(Error::Integrity { .. })
         ));
+    }
+
+    #[test]
+    fn serially_keeps_a_large_batch_on_the_calling_thread_and_then_restores() {
+        let offsets: Vec<usize> = (0..=64).map(|i| i * 16 * 1024).collect();
+        let mut out = vec![0u8; *offsets.last().unwrap()];
+        let chunks = |out: &mut [u8]| {
+            let calls = std::sync::atomic::AtomicUsize::new(0);
+            par_chunks(out, &offsets, |_, _, _| {
+                calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                Ok(())
+            })
+            .unwrap();
+            calls.into_inner()
+        };
+        let before = chunks(&mut out);
+        assert_eq!(before, max_threads().min(64));
+        assert_eq!(serially(|| chunks(&mut out)), 1);
+        assert_eq!(chunks(&mut out), before, "the flag is restored afterwards");
     }
 
     #[test]

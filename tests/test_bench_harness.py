@@ -256,6 +256,7 @@ def test_latency_runs_as_deployed_for_latency_unless_told() -> None:
     harness.add_arguments(p)
     cfg = harness.config_from_args(p.parse_args([]))
     assert (cfg.busy_poll, cfg.latency_threads, cfg.shared_consumer_thread) == (0.0002, False, False)
+    assert cfg.producers is None  # 2 in memory, 4 durable
     cfg = harness.config_from_args(p.parse_args(["--latency-threads", "--busy-poll", "0"]))
     assert (cfg.busy_poll, cfg.latency_threads) == (0.0, True)
 

@@ -14,8 +14,9 @@ Scenarios (``--scenario NAME``, repeatable; all by default):
     an absolute schedule so a late send does not lower the rate), p50/p99
     publish->deliver over every delivery to every consumer.
 ``durable``
-    ``throughput`` on ``Router(path=dir, fsync="batch")``; fsyncs/s and events per
-    fsync from the router's ``fsyncs`` counter.
+    ``throughput`` on ``Router(path=dir, fsync="batch")``, with ``--producers``
+    threads (4: two prepare their batches while two wait for their group commit);
+    fsyncs/s and events per fsync from the router's ``fsyncs`` counter.
 ``backlog``
     ``Router(path=dir, fsync="batch")``: publish 1M events while three subscribers
     never poll; RSS sampled every 100k. The target is an RSS that does not grow with
@@ -189,10 +190,11 @@ class Config:
     #: A consumer woken by the router may wait that long for the GIL while another
     #: thread runs Python code; a short interval bounds that wait at some CPU cost.
     switch_interval: float | None = None
-    #: Producer threads in the ``throughput`` and ``durable`` scenarios: a service
-    #: publishes from several request handlers at once, and their publishes share the
-    #: log's group commits (one fsync for several batches).
-    producers: int = 4
+    #: Producer threads in the ``throughput`` and ``durable`` scenarios (None: 2 in
+    #: memory, one per core; 4 durable, so two prepare their batches while two wait
+    #: for their group commit). A service publishes from several request handlers at
+    #: once, and their publishes share the log's fsyncs.
+    producers: int | None = None
     #: The ``latency`` consumers' ``busy_poll`` (seconds; 0: sleep at once). A service
     #: that must react within microseconds spins for news: a sleeping consumer waits
     #: for the OS to wake it (20-40 µs on a virtual machine).
@@ -817,7 +819,7 @@ def run(config: Config, out: TextIO | None = None) -> Report:
                     config.events,
                     max_pending=config.max_pending,
                     progress=p,
-                    producers=config.producers,
+                    producers=config.producers or 2,
                     shared_consumer_thread=config.shared_consumer_thread,
                 ),
                 "throughput",
@@ -833,7 +835,7 @@ def run(config: Config, out: TextIO | None = None) -> Report:
                         path=d,
                         max_pending=config.max_pending,
                         progress=p,
-                        producers=config.producers,
+                        producers=config.producers or 4,
                         shared_consumer_thread=config.shared_consumer_thread,
                     )
 
@@ -1282,7 +1284,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         type=float,
         default=0.0002,
         metavar="SECONDS",
-        help="the 'latency' consumers' selector (or each consumer) spins this long before sleeping (default 0.0002; 0: sleep at once)",
+        help="the 'latency' consumers' selector (or each consumer) spins this long before sleeping "
+        "(default 0.0002; 0: sleep at once)",
     )
     p.add_argument(
         "--latency-threads",
@@ -1292,13 +1295,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--shared-consumer-thread",
         action="store_true",
-        help="the 'throughput' and 'durable' consumers share one thread through a sealbus.Selector (default: a thread each)",
+        help="the 'throughput' and 'durable' consumers share one thread through a sealbus.Selector "
+        "(default: a thread each)",
     )
     p.add_argument(
         "--producers",
         type=int,
-        default=4,
-        help="producer threads in 'throughput' and 'durable' (default 4: concurrent publishes share group commits)",
+        default=None,
+        help="producer threads in 'throughput' and 'durable' "
+        "(default 2 in memory; 4 durable, where half wait for their fsync)",
     )
 
 
@@ -1329,13 +1334,13 @@ def config_from_args(args: argparse.Namespace) -> Config:
         json_path=args.json,
         work_dir=args.dir,
         switch_interval=getattr(args, "switch_interval", None),
-        producers=getattr(args, "producers", 4),
+        producers=getattr(args, "producers", None),
         busy_poll=getattr(args, "busy_poll", 0.0002),
         latency_threads=bool(getattr(args, "latency_threads", False)),
         shared_consumer_thread=bool(getattr(args, "shared_consumer_thread", False)),
     )
     for name in ("events", "nats_events", "repeat", "backlog", "producers"):
-        if getattr(cfg, name) < 1:
+        if getattr(cfg, name) is not None and getattr(cfg, name) < 1:
             raise SystemExit(f"sealbus bench: --{name.replace('_', '-')} must be >= 1")
     if cfg.rate <= 0 or cfg.latency_seconds <= 0:
         raise SystemExit("sealbus bench: --rate and --latency-seconds must be > 0")

@@ -440,3 +440,49 @@ def test_schemaless_json_data_must_be_utf8_and_json(router: Router) -> None:
     good = b'{"s": {"deep": ["]", "}", "\\"", 1e400]}, "n": 1}'
     producer.publish_raw("orders.placed", good, [0, len(good)])
     assert [m.data["n"] for m in sub.poll(10)] == [1]
+
+
+@pytest.mark.parametrize("mixed", [False, True], ids=["data-only patterns", "with an attribute pattern"])
+def test_routing_agrees_with_test_event_pattern_on_the_envelope(mixed: bool) -> None:
+    """Patterns that look only inside ``data`` are matched against the data itself
+    (the attributes are not scanned); that must decide as the whole envelope does,
+    for object data and for every other kind (arrays, scalars, binary)."""
+    router = Router(allow_schemaless=True)
+    checkout, reader = router.principal("checkout"), router.principal("reader")
+    router.policy.allow_publish(checkout, "orders.*")
+    router.policy.allow_subscribe(reader, "orders.*")
+    patterns: list[dict[str, object]] = [
+        {"data": {"total": [{"numeric": [">", 10]}]}},
+        {"data": {"items": {"sku": [{"prefix": "AB"}]}, "currency": ["USD"]}},
+        {"data": {"coupon": [{"exists": False}]}},
+        {"data": {"$or": [{"a": [1]}, {"b": {"c": [{"anything-but": "x"}]}}]}},
+    ]
+    if mixed:
+        patterns.append({"source": ["checkout"], "data": {"a": [1]}})
+    subs = [router.subscribe(reader, "orders.*", pattern=p) for p in patterns]
+    datas: list[object] = [
+        {"total": 15, "currency": "USD", "items": [{"sku": "ABC"}, {"sku": "X"}]},
+        {"total": 5, "coupon": "Y", "a": 1},
+        {"b": {"c": "x"}, "items": {"sku": "ABZ"}, "currency": "EUR"},
+        {"b": {"c": "z"}},
+        [{"total": 50}],
+        42,
+        "text",
+        None,
+        {},
+    ]
+    producer = router.producer(checkout)
+    for d in datas:
+        producer.publish("orders.placed", d)
+    producer.publish("orders.placed", b"\x01binary")
+    for p, sub in zip(patterns, subs, strict=True):
+        got = [m.event for m in sub.poll(100, 0)]
+        got_ids = {e.id for e in got}
+        for m in got:
+            m_doc = json.loads(m.to_json())
+            assert sealbus.test_event_pattern(p, {k: v for k, v in m_doc.items() if k != "data_base64"})
+        # Everything not delivered must not match either (binary data is not matched:
+        # its envelope has no `data`).
+        envelopes = [{"source": "checkout", "type": "orders.placed", "data": d} for d in datas]
+        envelopes.append({"source": "checkout", "type": "orders.placed"})
+        assert len(got_ids) == sum(sealbus.test_event_pattern(p, env) for env in envelopes), p

@@ -63,6 +63,43 @@ impl Pattern {
     pub fn top_level_keys(&self) -> Vec<String> {
         self.top_level.clone()
     }
+
+    /// The same pattern seen from inside `key`, if every condition lies under it:
+    /// `{"data": {"total": [..]}}` under `"data"` is `{"total": [..]}`. Matching it
+    /// against an object `D` decides exactly what matching the original decides for
+    /// any event whose `key` is `D` (the rest of the event is never consulted).
+    #[must_use]
+    pub fn under(&self, key: &str) -> Option<Pattern> {
+        let inside = |p: &parse::Path| p.len() >= 2 && &*p[0] == key;
+        if !self
+            .branches
+            .iter()
+            .all(|b| b.fields.iter().all(|(p, _)| inside(p)))
+        {
+            return None;
+        }
+        let branches: Vec<parse::Branch> = self
+            .branches
+            .iter()
+            .map(|b| parse::Branch {
+                fields: b
+                    .fields
+                    .iter()
+                    .map(|(p, slot)| (p[1..].to_vec(), slot.clone()))
+                    .collect(),
+            })
+            .collect();
+        let mut top_level: Vec<String> = branches
+            .iter()
+            .flat_map(|b| b.fields.iter().map(|(p, _)| p[0].to_string()))
+            .collect();
+        top_level.sort();
+        top_level.dedup();
+        Some(Pattern {
+            branches,
+            top_level,
+        })
+    }
 }
 
 /// Many patterns under keys, matched together. Mutations invalidate the compiled
@@ -296,3 +333,62 @@ mod differential;
 mod flatten_reference;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod under_tests {
+    use super::{Pattern, PatternSet};
+
+    fn matches(p: &Pattern, event: &str) -> bool {
+        let mut set = PatternSet::new();
+        set.insert(0u8, p.clone());
+        let mut out = Vec::new();
+        set.matches_json_trusted(event.as_bytes(), &mut out)
+            .unwrap();
+        !out.is_empty()
+    }
+
+    #[test]
+    fn a_pattern_under_a_key_decides_as_the_whole_does() {
+        let patterns = [
+            r#"{"data": {"total": [{"numeric": [">=", 100]}]}}"#,
+            r#"{"data": {"currency": ["USD", "EUR"], "items": {"sku": [{"prefix": "AB"}]}}}"#,
+            r#"{"data": {"coupon": [{"exists": false}]}}"#,
+            r#"{"data": {"$or": [{"a": [1]}, {"b": {"c": [{"anything-but": "x"}]}}]}}"#,
+            r#"{"data": {"items": {"n": [1], "m": [2]}}}"#,
+        ];
+        let datas = [
+            r#"{"total": 150, "currency": "USD", "items": [{"sku": "ABC"}]}"#,
+            r#"{"total": 99.5, "currency": "GBP", "coupon": "X", "items": []}"#,
+            r#"{"a": 1, "b": {"c": "y"}}"#,
+            r#"{"b": {"c": "x"}, "items": [{"n": 1, "m": 3}, {"n": 2, "m": 2}]}"#,
+            r#"{"items": [{"n": 1, "m": 2}], "total": 1e2}"#,
+            r#"{}"#,
+        ];
+        for text in patterns {
+            let whole = Pattern::parse_json(text).unwrap();
+            let inner = whole.under("data").unwrap();
+            for d in datas {
+                let event = format!(r#"{{"id":"1","source":"s","type":"t","data":{d}}}"#);
+                assert_eq!(matches(&inner, d), matches(&whole, &event), "{text} on {d}");
+            }
+        }
+    }
+
+    #[test]
+    fn only_patterns_entirely_under_the_key_have_a_view_from_inside() {
+        for text in [
+            r#"{"source": ["s"], "data": {"total": [1]}}"#,
+            r#"{"data": [{"exists": true}]}"#,
+            r#"{"$or": [{"data": {"a": [1]}}, {"type": ["t"]}]}"#,
+        ] {
+            assert!(
+                Pattern::parse_json(text).unwrap().under("data").is_none(),
+                "{text}"
+            );
+        }
+        let or = Pattern::parse_json(r#"{"$or": [{"data": {"a": [1]}}, {"data": {"b": [2]}}]}"#);
+        assert_eq!(
+            or.unwrap().under("data").unwrap().top_level_keys(),
+            ["a", "b"]
+        );
+    }
+}

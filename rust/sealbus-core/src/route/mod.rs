@@ -112,6 +112,10 @@ struct TypeRoute {
     subs: Vec<Arc<Subscription>>,
     unpatterned: usize,
     patterned: PatternSet<u32>,
+    /// `patterned` seen from inside `data`, when every pattern looks only there (the
+    /// common case): matched against the data itself, the envelope's attributes are
+    /// neither copied nor scanned.
+    data_only: Option<PatternSet<u32>>,
 }
 
 #[derive(Debug, Default)]
@@ -367,6 +371,7 @@ impl Router {
             subs: Vec::new(),
             unpatterned: 0,
             patterned: PatternSet::new(),
+            data_only: None,
         };
         let mut filtered = Vec::new();
         let mut ids: Vec<_> = subs.keys().copied().collect();
@@ -392,14 +397,20 @@ impl Router {
         }
         drop(subs);
         route.unpatterned = route.subs.len();
+        let mut data_only = Some(PatternSet::new());
         for (s, p) in filtered {
             let key = u32::try_from(route.subs.len()).map_err(|_| Error::InvalidArgument {
                 name: "subscriptions".into(),
                 reason: "more than 2^32 subscriptions to one event type".into(),
             })?;
+            data_only = data_only.and_then(|mut set| {
+                set.insert(key, p.under("data")?);
+                Some(set)
+            });
             route.patterned.insert(key, p);
             route.subs.push(s);
         }
+        route.data_only = data_only.filter(|set| !set.is_empty());
         let route = Arc::new(route);
         self.routes
             .write()

@@ -134,13 +134,22 @@ impl Router {
             t.idx.extend_from_slice(&local[..r.unpatterned]);
             if !r.patterned.is_empty() {
                 matched.clear();
-                json.clear();
-                json.extend_from_slice(attrs.get(k));
-                e.finish_json(e.data_kind == DataKind::Json && !e.sealed, &mut json);
+                let readable = e.data_kind == DataKind::Json && !e.sealed;
                 // Trusted: the router wrote the attributes, and `prepare` checked the
                 // data (schema, or JSON + UTF-8 when schemaless), so unreferenced
                 // values are skipped without being validated again.
-                r.patterned.matches_json_trusted(&json, &mut matched)?;
+                match &r.data_only {
+                    // Only an object is seen from inside as the envelope sees it.
+                    Some(inside) if readable && starts_object(&e.data) => {
+                        inside.matches_json_trusted(&e.data, &mut matched)?;
+                    }
+                    _ => {
+                        json.clear();
+                        json.extend_from_slice(attrs.get(k));
+                        e.finish_json(readable, &mut json);
+                        r.patterned.matches_json_trusted(&json, &mut matched)?;
+                    }
+                }
                 matched.sort_unstable();
                 t.idx
                     .extend(matched.iter().filter_map(|&m| local.get(m as usize)));
@@ -593,6 +602,13 @@ impl Router {
         }
         true
     }
+}
+
+/// Is this JSON text an object (its first non-blank byte `{`)?
+fn starts_object(json: &[u8]) -> bool {
+    json.iter()
+        .find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+        .is_some_and(|&b| b == b'{')
 }
 
 /// Counts a publish in its queue step.

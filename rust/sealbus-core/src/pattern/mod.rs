@@ -361,7 +361,7 @@ mod under_tests {
             r#"{"a": 1, "b": {"c": "y"}}"#,
             r#"{"b": {"c": "x"}, "items": [{"n": 1, "m": 3}, {"n": 2, "m": 2}]}"#,
             r#"{"items": [{"n": 1, "m": 2}], "total": 1e2}"#,
-            r#"{}"#,
+            r"{}",
         ];
         for text in patterns {
             let whole = Pattern::parse_json(text).unwrap();

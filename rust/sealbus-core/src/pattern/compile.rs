@@ -720,18 +720,7 @@ pub(crate) fn compile<'a>(
     }
     // `always_slot` anchors nothing.
     anchor_off.push(id32(records.len()));
-    // The matcher reads the stamps of a record's slots without bounds checks, relying
-    // on every one being below `n_slots`. Slot ids index `slot_info` and `always_slot`
-    // is its length, so this holds by construction; enforcing it here makes the
-    // invariant local (a slot out of range would become the always-satisfied one).
     let n_slots = slot_info.len() + 1;
-    for rec in &mut records {
-        for x in &mut rec[1..] {
-            if *x as usize >= n_slots {
-                *x = always_slot;
-            }
-        }
-    }
     Compiled {
         id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         trie,

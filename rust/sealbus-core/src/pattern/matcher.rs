@@ -315,11 +315,6 @@ fn check_candidates(
     // A slice, not the `Vec`: its length stays in a register instead of being
     // reloaded from the `Vec` after every store (the store could alias it).
     let passed = &mut passed[..total];
-    // `compile` guarantees every slot in `anchored` is below `n_slots` (it enforces
-    // it after building the records), and `Scratch::prepare` sized the stamps to
-    // `n_slots`: this slice is that invariant, checked once per event (it cannot fail
-    // on any input; a broken invariant would panic here, never read out of bounds).
-    let st = &st[..c.n_slots];
     let e2 = epoch << 1;
     let mut kept = 0usize;
     for &anchor in anchors {
@@ -328,17 +323,10 @@ fn check_candidates(
         let anchor_in_array = st[ai] & 1;
         for (ri, rec) in c.anchored[from..to].iter().enumerate() {
             let [owner, sx, sy, sz] = *rec;
-            // SAFETY: `sx`, `sy` and `sz` come from a record of `c.anchored`, whose
-            // slots `compile` keeps below `c.n_slots`, and `st` is exactly `n_slots`
-            // long (sliced above). The three bounds checks were a third of the
-            // instructions of this loop, which runs once per candidate.
-            let (sx, sy, sz) = unsafe {
-                (
-                    *st.get_unchecked(sx as usize),
-                    *st.get_unchecked(sy as usize),
-                    *st.get_unchecked(sz as usize),
-                )
-            };
+            // Bounds-checked on purpose: unchecked reads saved ~4% of the instructions
+            // at 10,000 subscriptions but nothing measurable in time, and a slot id
+            // out of range must stop the match, never read (or match) something else.
+            let (sx, sy, sz) = (st[sx as usize], st[sy as usize], st[sz as usize]);
             // A stamp is `epoch << 1 | in_array`: XOR with `epoch << 1` leaves at most
             // the low bit exactly when the slot was satisfied in this event, so one
             // shift tests all three.

@@ -1104,7 +1104,9 @@ impl<const TRUSTED: bool> Scanner<'_, TRUSTED> {
     }
 
     /// The length of the key at `i` (just past its opening quote) if it is the
-    /// guessed key: the same bytes, then the closing quote.
+    /// guessed key: the same bytes, then the closing quote and (compact JSON) the
+    /// colon. A key with space before its colon is not taken as guessed: the caller's
+    /// full walk then reads it.
     #[inline]
     fn key_is(&self, guess: &KeyGuess) -> Option<usize> {
         let n = guess.len as usize;
@@ -1113,7 +1115,7 @@ impl<const TRUSTED: bool> Scanner<'_, TRUSTED> {
             .get(self.i..self.i + 16)
             .and_then(|w| <[u8; 16]>::try_from(w).ok())?;
         (u128::from_le_bytes(w) & PRINT_MASKS[n.min(16)] == guess.bits
-            && self.b.get(self.i + n) == Some(&b'"'))
+            && self.b.get(self.i + n..self.i + n + 2) == Some(b"\":"))
         .then_some(n)
     }
 
@@ -1142,11 +1144,12 @@ impl<const TRUSTED: bool> Scanner<'_, TRUSTED> {
                 None
             };
             let child = if let Some(n) = guessed {
-                self.i += n + 1;
+                // The key, its closing quote and the colon.
+                self.i += n + 2;
                 (guess.child != NO_CHILD).then_some(guess.child)
             } else {
                 let (a, e, esc) = self.string_raw()?;
-                if esc {
+                let child = if esc {
                     let mut key = Vec::new();
                     self.unescape(a, e, &mut key)?;
                     trie.child(node, &KeyPrint::of(&key), &key)
@@ -1157,15 +1160,16 @@ impl<const TRUSTED: bool> Scanner<'_, TRUSTED> {
                         remember(flat, gat, tag, e - a, &print, child);
                     }
                     child
+                };
+                // Compact JSON: the colon follows the key directly.
+                if self.b.get(self.i) == Some(&b':') {
+                    self.i += 1;
+                } else {
+                    self.expect(b':', "expected ':'")?;
                 }
+                child
             };
             pos = pos.saturating_add(1);
-            // Compact JSON: the colon follows the key directly.
-            if self.b.get(self.i) == Some(&b':') {
-                self.i += 1;
-            } else {
-                self.expect(b':', "expected ':'")?;
-            }
             self.ws();
             match child {
                 Some(c) => {
@@ -1197,6 +1201,11 @@ impl<const TRUSTED: bool> Scanner<'_, TRUSTED> {
                     _ => self.skip(depth + 1)?,
                 },
                 None => self.skip(depth + 1)?,
+            }
+            // Compact JSON: a comma and the next key's quote (no space to skip).
+            if self.b.get(self.i..self.i + 2) == Some(b",\"") {
+                self.i += 2;
+                continue;
             }
             self.ws();
             match self.peek() {

@@ -385,3 +385,48 @@ fn hand_picked_inputs_flatten_or_fail_alike() {
         }
     }
 }
+
+/// Keys the scanner guessed from the previous event, then met with the bytes around
+/// them changed: every byte of a compact event replaced (by a space, a colon, a
+/// comma, a quote, a brace, a letter) or preceded by a space, each right after the
+/// unchanged event went through the same `Flat`, so the guessed key (with its closing
+/// quote and colon) and the comma-then-quote step are what meets the change.
+#[test]
+fn edits_next_to_guessed_keys_flatten_or_fail_alike() {
+    let base: &[u8] =
+        br#"{"a":1,"ab":"x","b":{"c":2,"d":{"e":3}},"zz":"q","arr":[{"x":1},{"x":2}],"n":5}"#;
+    let (new, old) = tries();
+    let mut flat = flatten::Flat::default();
+    let mut checked = 0;
+    for k in 0..=base.len() {
+        let mut edited: Vec<Vec<u8>> = Vec::new();
+        if k < base.len() {
+            for c in [b' ', b':', b',', b'"', b'}', b'x', b'\t'] {
+                let mut e = base.to_vec();
+                e[k] = c;
+                edited.push(e);
+            }
+            let mut cut = base.to_vec();
+            cut.remove(k);
+            edited.push(cut);
+        }
+        let mut spaced = base.to_vec();
+        spaced.insert(k, b' ');
+        edited.push(spaced);
+        for e in edited {
+            assert_eq!(
+                run_new_in(&mut flat, &new, base),
+                run_old(&old, base),
+                "base"
+            );
+            assert_eq!(
+                run_new_in(&mut flat, &new, &e),
+                run_old(&old, &e),
+                "input {:?}",
+                String::from_utf8_lossy(&e)
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked > 600, "{checked}");
+}

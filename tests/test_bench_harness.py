@@ -242,6 +242,7 @@ def test_cli_runs_a_scenario_and_writes_json(tmp_path: Path, capsys: pytest.Capt
     assert code == 0
     out = capsys.readouterr().out
     assert "events/s (all 3 acked)" in out and "not run" in out
+    assert "follow one uncounted run of 3,000 events" in out  # the warm-up, not in the runs
     data = json.loads(path.read_text())
     assert data["runs"]["throughput/sealbus"][0]["delivered"] == [3000] * 3
     assert "latency/sealbus" not in data["runs"]
@@ -257,6 +258,7 @@ def test_latency_runs_as_deployed_for_latency_unless_told() -> None:
     cfg = harness.config_from_args(p.parse_args([]))
     assert (cfg.busy_poll, cfg.latency_threads, cfg.shared_consumer_thread) == (0.0002, False, False)
     assert cfg.producers is None  # 2 in memory, 4 durable
+    assert cfg.warm_up and not harness.config_from_args(p.parse_args(["--no-warm-up"])).warm_up
     cfg = harness.config_from_args(p.parse_args(["--latency-threads", "--busy-poll", "0"]))
     assert (cfg.busy_poll, cfg.latency_threads) == (0.0, True)
 

@@ -322,11 +322,9 @@ def test_concurrent_producers_deliver_every_event_once_in_log_order(tmp_path: Pa
     assert sorted(n for _, n in received[0]) == sorted(
         p * 1000 + j for p in range(producers) for j in range(batches * size)
     )
-    read_back = router.counters()["read_back"]
     if window >= total:
         # Caught-up consumers get every batch in memory, even one that is in the log
-        # but not yet pushed when they poll: they never read it back from disk.
-        assert read_back == 0
-    else:
-        assert read_back > 0
+        # but not yet pushed when they poll: they never read it back from disk. (With
+        # the small window they may or may not fall behind: nothing to assert.)
+        assert router.counters()["read_back"] == 0
     router.close()

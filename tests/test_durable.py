@@ -141,9 +141,10 @@ def test_destroyed_key_shreds_the_in_memory_window_too(tmp_path: Path) -> None:
 
 
 def test_poll_batch_buffer_of_a_caught_up_window(tmp_path: Path) -> None:
-    """A caught-up durable consumer's window holds plaintext, copied once straight into
-    the batch's buffer: offsets and bytes line up event by event, also for a window
-    refilled from the log (sealed frames, opened) and for a batch spanning both."""
+    """A caught-up durable consumer's window holds plaintext, copied once into the
+    batch's buffer (a read-only memoryview): offsets and bytes line up event by event,
+    also for a window refilled from the log (sealed frames, opened) and for a batch
+    spanning both."""
     router, checkout, shipping = open_router(tmp_path)
     live = router.subscribe(shipping, "orders.*", name="live", durable=True)
     p = router.producer(checkout)
@@ -155,8 +156,8 @@ def test_poll_batch_buffer_of_a_caught_up_window(tmp_path: Path) -> None:
         batch = sub.poll_batch(100, 0.1)
         assert len(batch) == 40
         offs, buf = batch.offsets, batch.buffer
-        assert isinstance(buf, bytes) and len(offs) == 41 and offs[-1] == len(buf)
-        got = [json.loads(buf[offs[i] : offs[i + 1]]) for i in range(40)]
+        assert isinstance(buf, memoryview) and buf.readonly and len(offs) == 41 and offs[-1] == len(buf)
+        got = [json.loads(bytes(buf[offs[i] : offs[i + 1]])) for i in range(40)]
         assert got == sent
         assert [batch[i].data for i in (0, 39)] == [sent[0], sent[39]]
         assert batch.ack() == 40

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import gc
 import itertools
 import json
 import threading
@@ -419,7 +421,7 @@ def test_poll_batch_one_buffer(router: Router) -> None:
     batch = sub.poll_batch(4)
     assert len(batch) == 4
     offs = batch.offsets
-    assert [json.loads(batch.buffer[a:b]) for a, b in itertools.pairwise(offs)] == [{"n": i} for i in range(4)]
+    assert [json.loads(bytes(batch.buffer[a:b])) for a, b in itertools.pairwise(offs)] == [{"n": i} for i in range(4)]
     assert batch[-1].data == {"n": 3}
     with pytest.raises(IndexError):
         batch[4]
@@ -428,6 +430,26 @@ def test_poll_batch_one_buffer(router: Router) -> None:
     rest = sub.poll_batch(100)
     assert len(rest) == 6 and rest.nack() == 6
     assert len(sub.poll_batch(100, timeout=0)) == 6
+
+
+def test_poll_batch_buffer_is_a_read_only_view_that_outlives_the_batch(router: Router) -> None:
+    """The batch's data is lent to Python, not copied: a read-only memoryview that
+    keeps the data alive after the batch is gone, and whose owner's repr shows no
+    plaintext."""
+    producer, sub = shop(router)
+    producer.publish_many("orders.placed", [{"secret": f"s{i}"} for i in range(3)])
+    batch = sub.poll_batch(3)
+    view = batch.buffer
+    expected = bytes(view)
+    assert view.readonly and view.format == "B" and view.nbytes == batch.offsets[-1]
+    with pytest.raises(TypeError):
+        view[0:1] = b"x"
+    with pytest.raises((BufferError, TypeError)):
+        (ctypes.c_char * 1).from_buffer(view)  # asks for a writable buffer
+    assert "secret" not in repr(view.obj) and str(len(expected)) in repr(view.obj)
+    del batch
+    gc.collect()
+    assert bytes(view) == expected and b"s2" in expected
 
 
 def test_schemaless_json_data_must_be_utf8_and_json(router: Router) -> None:

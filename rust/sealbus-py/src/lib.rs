@@ -11,6 +11,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod error;
 mod gil;
+mod lent;
 mod log;
 mod pattern;
 mod router;

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyList};
+use pyo3::types::{PyBytes, PyDict, PyList, PyMemoryView};
 use sealbus_core::envelope::{Attributes, DataKind, Event};
 use sealbus_core::error::{Action, Error};
 use sealbus_core::log::{CursorStore, FsyncPolicy, Log, LogOptions, Retention};
@@ -20,6 +20,7 @@ use sealbus_core::schema::Compatibility;
 
 use crate::error::to_pyerr;
 use crate::gil::{attached, detached};
+use crate::lent::LentBytes;
 use crate::seal::PyKeyRing;
 
 fn action(s: &str) -> PyResult<Action> {
@@ -454,7 +455,8 @@ pub struct PyDeliveryBatch {
     /// The delivered items as the router holds them (still sealed at rest: the
     /// opened data is in `buffer`), their attempt, and why one could not be opened.
     opened: Vec<(Item, u32, Unopened)>,
-    buffer: Py<PyBytes>,
+    /// The opened data, built with the GIL released and lent to Python read only.
+    data: Py<LentBytes>,
     offsets: Vec<usize>,
     received_ns: u64,
 }
@@ -478,14 +480,7 @@ impl OpenedParts {
 
     pub(crate) fn into_batch(self, py: Python<'_>, handle: Handle) -> PyResult<PyDeliveryBatch> {
         let b = self.batch;
-        // The data is copied once, straight into the bytes object handed out (a
-        // durable window's plaintext is not copied into an intermediate buffer first).
-        let total = b.offsets.last().copied().unwrap_or(0);
-        let buffer = PyBytes::new_with(py, total, |out| {
-            Router::copy_batch_data(&b, out);
-            Ok(())
-        })?
-        .unbind();
+        let data = Py::new(py, LentBytes::new(b.buffer))?;
         let tags: Vec<u64> = b.deliveries.iter().map(|d| d.tag).collect();
         let opened = b
             .deliveries
@@ -497,7 +492,7 @@ impl OpenedParts {
             handle,
             tags,
             opened,
-            buffer,
+            data,
             offsets: b.offsets,
             received_ns: self.received_ns,
         })
@@ -523,11 +518,12 @@ impl PyDeliveryBatch {
     fn __len__(&self) -> usize {
         self.tags.len()
     }
-    /// All the events' data, concatenated (an event that could not be opened has
-    /// empty data here; index it to see why).
+    /// All the events' data, concatenated, as a read-only ``memoryview`` (no copy;
+    /// ``bytes(batch.buffer[a:b])`` copies one event out). An event that could not be
+    /// opened has empty data here; index it to see why.
     #[getter]
-    fn buffer(&self, py: Python<'_>) -> Py<PyBytes> {
-        self.buffer.clone_ref(py)
+    fn buffer<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyMemoryView>> {
+        PyMemoryView::from(self.data.bind(py).as_any())
     }
     /// `len + 1` boundaries into `buffer`.
     #[getter]
@@ -565,7 +561,7 @@ impl PyDeliveryBatch {
             e.data = if unopened.is_some() {
                 Vec::new()
             } else {
-                self.buffer.as_bytes(py)[self.offsets[j]..self.offsets[j + 1]].to_vec()
+                self.data.get().as_slice()[self.offsets[j]..self.offsets[j + 1]].to_vec()
             };
             Arc::new(e)
         } else {

@@ -29,16 +29,13 @@ pub struct Opened {
 /// sealed ones). `buffer[offsets[i]..offsets[i + 1]]` is delivery i's data (empty if
 /// it could not be opened; `errors[i]` says why).
 ///
-/// When no delivery is sealed (a durable consumer's window holds plaintext),
-/// `in_items` is true and `buffer` stays empty: delivery i's data is its item's own
-/// `data` (or nothing if `errors[i]` is set), and `offsets` say where it goes. The
-/// caller copies it once, straight into the buffer it hands out, instead of once here
-/// and again there ([`Router::copy_batch_data`]).
+/// Built with the GIL released, the buffer is what the binding hands out (lent to
+/// Python, not copied again): when no delivery is sealed (a durable consumer's window
+/// holds plaintext), each deliverable item's data is copied into it once.
 #[derive(Debug)]
 pub struct OpenedBatch {
     pub deliveries: Vec<Delivery<Item>>,
     pub buffer: Vec<u8>,
-    pub in_items: bool,
     pub offsets: Vec<usize>,
     pub errors: Vec<Option<Error>>,
 }
@@ -86,29 +83,27 @@ impl Router {
                 return OpenedBatch {
                     deliveries,
                     buffer,
-                    in_items: false,
                     offsets,
                     errors,
                 };
             }
         }
         if deliveries.iter().all(|d| !d.item.sealed) {
-            // Plaintext only: check the keys, leave the data where it is.
+            // Plaintext only: check the keys, copy the data once.
+            let mut buffer = Vec::with_capacity(deliveries.iter().map(|d| d.item.data.len()).sum());
             let mut offsets = Vec::with_capacity(n + 1);
             offsets.push(0);
-            let mut end = 0;
             let mut keys_seen = KeyCheck::default();
             for (d, err) in deliveries.iter().zip(errors.iter_mut()) {
                 match keys_seen.check(self, &d.item) {
-                    Ok(()) => end += d.item.data.len(),
+                    Ok(()) => buffer.extend_from_slice(&d.item.data),
                     Err(e) => *err = Some(e),
                 }
-                offsets.push(end);
+                offsets.push(buffer.len());
             }
             return OpenedBatch {
                 deliveries,
-                buffer: Vec::new(),
-                in_items: true,
+                buffer,
                 offsets,
                 errors,
             };
@@ -135,26 +130,8 @@ impl Router {
         OpenedBatch {
             deliveries,
             buffer,
-            in_items: false,
             offsets,
             errors,
-        }
-    }
-
-    /// Copy an [`OpenedBatch`]'s data into `out` (`offsets.last()` bytes long): the
-    /// buffer, or with `in_items` each deliverable item's own data.
-    pub fn copy_batch_data(b: &OpenedBatch, out: &mut [u8]) {
-        if !b.in_items {
-            let n = b.buffer.len().min(out.len());
-            out[..n].copy_from_slice(&b.buffer[..n]);
-            return;
-        }
-        for ((d, err), w) in b.deliveries.iter().zip(&b.errors).zip(b.offsets.windows(2)) {
-            if err.is_none() {
-                if let Some(dst) = out.get_mut(w[0]..w[1]) {
-                    dst.copy_from_slice(&d.item.data);
-                }
-            }
         }
     }
 

@@ -142,6 +142,13 @@ fn format_time(t: OffsetDateTime) -> String {
     t.format(&Rfc3339).unwrap_or_default()
 }
 
+/// The RFC 3339 text the router stamps for an instant (`None` if out of range): what
+/// [`now`] returns beside `ns`, so a stored event keeps its time as 8 bytes.
+pub(crate) fn format_time_ns(ns: u64) -> Option<String> {
+    let t = OffsetDateTime::from_unix_timestamp_nanos(i128::from(ns)).ok()?;
+    t.format(&Rfc3339).ok()
+}
+
 /// Parse an RFC 3339 timestamp into nanoseconds since the epoch.
 pub fn parse_time(text: &str) -> Result<u64> {
     let t = OffsetDateTime::parse(text, &Rfc3339)
@@ -161,7 +168,7 @@ pub fn new_id() -> String {
 }
 
 /// Check a non-empty attribute of printable text.
-fn check_text(field: &str, v: &str, max: usize) -> Result<()> {
+pub(crate) fn check_text(field: &str, v: &str, max: usize) -> Result<()> {
     if v.is_empty() {
         return Err(invalid(field, "must not be empty"));
     }

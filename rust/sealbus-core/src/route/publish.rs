@@ -71,23 +71,34 @@ fn pending(st: &SubState) -> usize {
     }
 }
 
-/// The attributes JSON of every event of a batch (without the closing brace), in one
-/// buffer: written once per event, read by the matcher and by the log encoder.
-pub(super) struct AttrsJson {
+/// The stored attributes of every event of a batch (see [`stored`]), in one buffer;
+/// empty on a router without a log.
+#[derive(Default)]
+pub(super) struct StoredAttrs {
     buf: Vec<u8>,
     offs: Vec<usize>,
 }
 
-impl AttrsJson {
-    fn of(events: &[Event]) -> Self {
-        let mut buf = Vec::with_capacity(events.len() * 320);
+impl StoredAttrs {
+    fn of(events: &[Event]) -> Result<Self> {
+        let mut buf = Vec::with_capacity(events.len() * 64);
         let mut offs = Vec::with_capacity(events.len() + 1);
         offs.push(0);
+        // The events of a publish share one time: is it the stamped text? Asked once.
+        let mut time: Option<(&Arc<str>, bool)> = None;
         for e in events {
-            e.write_attributes_json(&mut buf);
+            let stamped = match time {
+                Some((t, stamped)) if Arc::ptr_eq(t, &e.time) => stamped,
+                _ => {
+                    let stamped = stored::time_is_stamped(e);
+                    time = Some((&e.time, stamped));
+                    stamped
+                }
+            };
+            stored::write_attributes(e, stamped, &mut buf)?;
             offs.push(buf.len());
         }
-        AttrsJson { buf, offs }
+        Ok(StoredAttrs { buf, offs })
     }
 
     fn get(&self, i: usize) -> &[u8] {
@@ -97,7 +108,7 @@ impl AttrsJson {
 
 impl Router {
     /// Which subscriptions each event goes to (indices into the returned list).
-    pub(super) fn targets(&self, events: &[Event], attrs: &AttrsJson) -> Result<Targets> {
+    pub(super) fn targets(&self, events: &[Event]) -> Result<Targets> {
         let mut t = Targets {
             subs: Vec::new(),
             idx: Vec::with_capacity(events.len() * 2),
@@ -111,7 +122,7 @@ impl Router {
         let mut route: Option<(&str, Arc<TypeRoute>, Vec<u32>)> = None;
         // One scratch buffer for the CloudEvents JSON the matcher reads.
         let mut json = Vec::new();
-        for (k, e) in events.iter().enumerate() {
+        for e in events {
             if route
                 .as_ref()
                 .is_none_or(|(ty, _, _)| *ty != &*e.event_type)
@@ -145,7 +156,7 @@ impl Router {
                     }
                     _ => {
                         json.clear();
-                        json.extend_from_slice(attrs.get(k));
+                        e.write_attributes_json(&mut json);
                         e.finish_json(readable, &mut json);
                         r.patterned.matches_json_trusted(&json, &mut matched)?;
                     }
@@ -169,8 +180,15 @@ impl Router {
     ) -> std::result::Result<Vec<Receipt>, Box<Refused>> {
         let refused = |error: Error, receipts: Vec<Receipt>| Box::new(Refused { error, receipts });
         let _counted = Enqueuing::enter(&self.enqueuing);
-        let attrs = AttrsJson::of(&events);
-        let targets = match self.targets(&events, &attrs) {
+        let attrs = match &self.log {
+            Some(_) => StoredAttrs::of(&events),
+            None => Ok(StoredAttrs::default()),
+        };
+        let attrs = match attrs {
+            Ok(a) => a,
+            Err(e) => return Err(refused(e, Vec::new())),
+        };
+        let targets = match self.targets(&events) {
             Ok(t) => t,
             Err(e) => return Err(refused(e, Vec::new())),
         };
@@ -384,7 +402,7 @@ impl Router {
         &self,
         targets: &Targets,
         mut events: Vec<Event>,
-        attrs: (&AttrsJson, usize),
+        attrs: (&StoredAttrs, usize),
         deadline: Option<Instant>,
     ) -> Result<Vec<Item>> {
         let start = attrs.1;
@@ -426,12 +444,12 @@ impl Router {
     }
 
     /// Append to the durable log; returns once durable per the fsync policy.
-    /// `attrs`: the batch's attributes JSON and the index of `events[0]` in it;
+    /// `attrs`: the batch's stored attributes and the index of `events[0]` in it;
     /// `frames`: the at-rest frames to store in place of the data, if sealed.
     fn append(
         &self,
         events: &mut [Event],
-        (attrs, start): (&AttrsJson, usize),
+        (attrs, start): (&StoredAttrs, usize),
         frames: Option<&Frames>,
     ) -> Result<()> {
         let Some(log) = &self.log else { return Ok(()) };
@@ -443,10 +461,10 @@ impl Router {
         let heads: Vec<[u8; stored::HEADER_LEN]> = (0..events.len())
             .map(|i| stored::header(&events[i], data(i).0, attrs.get(start + i).len()))
             .collect();
-        let parts: Vec<[&[u8]; 4]> = heads
+        let parts: Vec<[&[u8]; 3]> = heads
             .iter()
             .enumerate()
-            .map(|(i, h)| [&h[..], attrs.get(start + i), b"}", data(i).1])
+            .map(|(i, h)| [&h[..], attrs.get(start + i), data(i).1])
             .collect();
         let ts = events.first().map_or(0, |e| e.time_ns);
         let offsets = log.append_batch_parts(&parts, ts)?;

@@ -135,8 +135,10 @@ fn put_text(out: &mut Vec<u8>, field: &str, v: &str) -> Result<()> {
 /// hyphenated), so that formatting them gives the same text back; `None` for any
 /// other id, which is stored as text.
 fn uuid_bytes(id: &str) -> Option<[u8; 16]> {
-    let b = id.as_bytes();
-    if b.len() != 36 || [8, 13, 18, 23].iter().any(|&i| b[i] != b'-') {
+    // Where each byte's two hex digits start in `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx`.
+    const AT: [usize; 16] = [0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34];
+    let b: &[u8; 36] = id.as_bytes().try_into().ok()?;
+    if b[8] != b'-' || b[13] != b'-' || b[18] != b'-' || b[23] != b'-' {
         return None;
     }
     let nibble = |c: u8| match c {
@@ -145,11 +147,8 @@ fn uuid_bytes(id: &str) -> Option<[u8; 16]> {
         _ => None,
     };
     let mut out = [0u8; 16];
-    let mut digits = b.iter().copied().filter(|&c| c != b'-');
-    for byte in &mut out {
-        let hi = nibble(digits.next()?)?;
-        let lo = nibble(digits.next()?)?;
-        *byte = hi << 4 | lo;
+    for (byte, &at) in out.iter_mut().zip(&AT) {
+        *byte = nibble(b[at])? << 4 | nibble(b[at + 1])?;
     }
     Some(out)
 }
@@ -488,6 +487,16 @@ mod tests {
     }
 
     proptest! {
+        /// The canonical text of any 16 bytes packs back to them; its uppercase does not.
+        #[test]
+        fn uuid_text_packs_back(b in any::<[u8; 16]>()) {
+            let text = uuid_text(&b);
+            prop_assert_eq!(uuid_bytes(&text), Some(b));
+            if text.bytes().any(|c| c.is_ascii_alphabetic()) {
+                prop_assert_eq!(uuid_bytes(&text.to_uppercase()), None);
+            }
+        }
+
         /// Any bytes at all decode to an event or a typed error, never a panic.
         #[test]
         fn arbitrary_records_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {

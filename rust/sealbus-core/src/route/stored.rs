@@ -21,7 +21,7 @@
 //! ... id, time, source, type, then the attributes present, in that order
 //! ```
 //!
-//! A record is a third smaller than with JSON attributes (848 -> ~690 bytes for an
+//! A record is a fifth smaller than with JSON attributes (848 -> ~690 bytes for an
 //! `OrderPlaced` event): fewer bytes to checksum, copy, write and fsync per event.
 //! The log's record layer adds length and CRC32C around this (docs/FORMAT-LOG.md).
 

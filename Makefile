@@ -37,4 +37,5 @@ crash-long:     ## thousands of SIGKILL iterations against the durable log
 	SEALBUS_CRASH_ITERS=3000 python -m pytest -m slow tests/test_log_crash.py
 
 fuzz:           ## needs cargo-fuzz and a nightly toolchain
-	cd rust/sealbus-core/fuzz && cargo fuzz run frame_decode -- -max_total_time=300
+	cd rust/sealbus-core/fuzz && for t in frame_decode keyring_open stored_decode; do \
+		cargo fuzz run $$t -- -max_total_time=300 || exit 1; done

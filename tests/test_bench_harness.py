@@ -65,6 +65,11 @@ def test_durable_scenarios_run_or_say_not_available(pool: list[workload.Batch], 
     assert fig.status == "ok" or fig.status.startswith("not available"), fig.status
     if fig.ok:
         assert fig.delivered == [3_000] * 3
+        # Each record: the sealed payload plus its header, attributes and frame (about
+        # 150 bytes with binary stored attributes; JSON attributes made it ~310).
+        payload = sum(b.offsets[-1] for b in pool) / sum(b.count for b in pool)
+        assert payload + 100 < fig.log_bytes_per_event < payload + 250, (payload, fig.log_bytes_per_event)
+        assert fig.log_write_bytes_per_s > 0
     fig = harness._guard(
         "sealbus", "backlog", lambda: harness.sealbus_backlog(pool, 3_000, 1_000, path=tmp_path / "bl")
     )

@@ -145,6 +145,10 @@ class Figures:
     router_p99_us: float = float("nan")
     fsyncs_per_s: float = float("nan")
     events_per_fsync: float = float("nan")
+    #: Durable: bytes the log grew by per event (record header, attributes, sealed
+    #: data), and the write rate that makes: what the disk must keep up with.
+    log_bytes_per_event: float = float("nan")
+    log_write_bytes_per_s: float = float("nan")
     rss_bytes: float = float("nan")
     #: CPU seconds (all threads; for NATS server + client) per million events.
     cpu_s_per_mevent: float = float("nan")
@@ -254,6 +258,12 @@ def _make_router(path: Path | None, max_pending: int, timeout: float | None = No
             )
         )
     return _Setup(router, router.producer(checkout, timeout=timeout), subs)
+
+
+def _log_bytes(router: sealbus.Router) -> int | None:
+    """Bytes in the durable log (``counters()["log_bytes"]``; None in memory)."""
+    value = router.counters().get("log_bytes")
+    return None if value is None else int(value)
 
 
 def _fsync_count(router: sealbus.Router) -> int | None:
@@ -391,7 +401,7 @@ def sealbus_throughput(
     # Backpressure (reported as an error) instead of blocking forever.
     setup = _make_router(path, max_pending, timeout=30.0)
     try:
-        fsync0 = _fsync_count(setup.router)
+        fsync0, bytes0 = _fsync_count(setup.router), _log_bytes(setup.router)
         limit = timeout if timeout is not None else max(60.0, events / 5_000)
         sent: dict[int, tuple[int, int]] = {}
         deadline = time.monotonic() + limit
@@ -444,7 +454,7 @@ def sealbus_throughput(
                 c.join()
             fig.seconds = time.perf_counter() - t_start
         fig.cpu_s_per_mevent = _per_mevent(cpu0, cpu_seconds(), events)
-        fsync1 = _fsync_count(setup.router)
+        fsync1, bytes1 = _fsync_count(setup.router), _log_bytes(setup.router)
         read_back = int(setup.router.counters().get("read_back", 0))
         if read_back:
             # Consumers outside their in-memory window read these from disk: correct,
@@ -474,6 +484,9 @@ def sealbus_throughput(
             fig.events_per_fsync = events / n_fsync if n_fsync else float("inf")
         elif path is not None:
             fig.notes.append("router exposes no counters()['fsyncs']")
+        if bytes0 is not None and bytes1 is not None:
+            fig.log_bytes_per_event = (bytes1 - bytes0) / events
+            fig.log_write_bytes_per_s = (bytes1 - bytes0) / fig.seconds
         short = [i for i, c in enumerate(tallies) if c.got < events]
         if short:
             fig.status = "error: " + ", ".join(
@@ -1003,8 +1016,10 @@ def _fmt(value: float, unit: str) -> str:
         return f"{value:,.0f}"
     if unit == "µs":
         return f"{value:,.1f}" if value < 1000 else f"{value:,.0f}"
-    if unit == "MiB":
+    if unit in ("MiB", "MiB/s"):
         return f"{value / MiB:,.1f}"
+    if unit == "B":
+        return f"{value:,.0f}"
     if unit in ("/s", "s"):
         return f"{value:,.1f}"
     if unit == "ev":
@@ -1036,6 +1051,8 @@ _ROWS: dict[str, list[tuple[str, str, str, bool | None]]] = {
         ("p99 publish→deliver", "p99_us", "µs", False),
         ("fsyncs/s", "fsyncs_per_s", "/s", False),
         ("events per fsync", "events_per_fsync", "ev", True),
+        ("log bytes per event", "log_bytes_per_event", "B", False),
+        ("log written", "log_write_bytes_per_s", "MiB/s", None),
         ("CPU per 1M events", "cpu_s_per_mevent", "s", False),
         ("RSS peak", "rss_bytes", "MiB", False),
     ],
@@ -1091,7 +1108,7 @@ def print_table(report: Report, out: TextIO) -> None:
             s, n = median_of(s_runs, attr), median_of(n_runs, attr)
             sval = _fmt(s, unit) if any(r.ok for r in s_runs) else _status_word(s_runs)
             nval = _fmt(n, unit) if any(r.ok for r in n_runs) else _status_word(n_runs)
-            if attr in ("fsyncs_per_s", "events_per_fsync") and n != n:
+            if attr in ("fsyncs_per_s", "events_per_fsync", "log_bytes_per_event", "log_write_bytes_per_s") and n != n:
                 nval = "n/a" if n_runs else nval
             rows.append((scen if i == 0 else "", f"{label} ({unit})", sval, nval, _ratio(s, n, hib)))
         if scen == "latency":

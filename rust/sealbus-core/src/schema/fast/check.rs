@@ -4,8 +4,8 @@
 
 use super::text::DomainMemo;
 use super::{
-    FastSchema, Format, Members, Node, Verdict, ANY, DENIED, EXACT_F64_INT, T_ARR, T_BOOL, T_INT,
-    T_NULL, T_NUM, T_OBJ, T_STR,
+    FastSchema, Format, Fused, Members, Node, Verdict, ANY, DENIED, EXACT_F64_INT, T_ARR, T_BOOL,
+    T_INT, T_NULL, T_NUM, T_OBJ, T_STR,
 };
 use crate::schema::tape::{Document, MAX_DEPTH};
 
@@ -59,7 +59,10 @@ const NO_PREDICTION: u8 = u8::MAX;
 #[allow(clippy::inline_always)] // once per member, on the hot path
 #[inline(always)]
 fn declared_once(seen: &mut u64, j: usize, sub: u32) -> Result<u32, Stop> {
-    let bit = 1_u64 << j;
+    // `j` is below MAX_NAMES (64): an index into a rule's names. The wrapping shift
+    // skips the overflow check's branch.
+    #[allow(clippy::cast_possible_truncation)]
+    let bit = 1_u64.wrapping_shl(j as u32);
     if *seen & bit != 0 {
         return Err(Stop::Unknown);
     }
@@ -204,6 +207,10 @@ impl Checker<'_> {
         }
     }
 
+    /// Inlined into its callers (objects, arrays, the root): most values are leaves, and
+    /// a call per member cost more than the leaf's own checks. Containers are calls.
+    #[allow(clippy::inline_always)] // measured: see above
+    #[inline(always)]
     fn value(&mut self, id: u32, depth: usize) -> Step {
         let schema = self.schema;
         let Some(node) = schema.nodes.get(id as usize) else {
@@ -216,7 +223,13 @@ impl Checker<'_> {
             self.skip_ws();
         }
         match self.peek() {
-            b'"' => self.string_value(node),
+            b'"' => {
+                if self.fused_string(node) {
+                    Ok(())
+                } else {
+                    self.string_value(node)
+                }
+            }
             b'{' => self.object(node, depth + 1),
             b'[' => self.array(node, depth + 1),
             b't' => self.literal(b"true", node, T_BOOL, |m| m.truth),
@@ -310,6 +323,55 @@ impl Checker<'_> {
             // An escape or a control character.
             Err(Stop::Unknown)
         }
+    }
+
+    /// At a string's opening quote: if the node's [`Fused`] test accepts the string,
+    /// moves past its closing quote and returns true (the value is valid); otherwise
+    /// leaves the cursor where it is.
+    #[allow(clippy::inline_always)] // once per string value, on the hot path
+    #[inline(always)]
+    fn fused_string(&mut self, node: &Node) -> bool {
+        let start = self.i + 1;
+        let accepted = match &node.fused {
+            Fused::None => return false,
+            Fused::Literals(lits) => {
+                let Some(next) = self.s.get(start..).and_then(<[u8]>::first_chunk::<16>) else {
+                    return false;
+                };
+                let next = u128::from_le_bytes(*next);
+                match lits.iter().find(|l| l.matches(next)) {
+                    Some(l) => {
+                        self.i += usize::from(l.advance);
+                        return true;
+                    }
+                    None => return false,
+                }
+            }
+            Fused::Pattern(len) => {
+                let len = *len;
+                self.s.get(start + len) == Some(&b'"')
+                    && node.pattern.as_ref().and_then(|p| p.fixed()).is_some_and(|f| {
+                        self.s.get(start..start + len).is_some_and(|t| f.accepts(t))
+                    })
+                    && {
+                        self.i = start + len + 1;
+                        true
+                    }
+            }
+            Fused::Format(shortcut, len) => {
+                let len = *len;
+                self.s.get(start + len) == Some(&b'"')
+                    && self
+                        .s
+                        .get(start..start + len)
+                        .is_some_and(|t| shortcut.accepts(t))
+                    && {
+                        self.i = start + len + 1;
+                        true
+                    }
+            }
+        };
+        accepted
     }
 
     fn string_value(&mut self, node: &Node) -> Step {
@@ -547,6 +609,7 @@ impl Checker<'_> {
         })
     }
 
+    #[inline(never)] // the recursion's call (see `value`)
     fn object(&mut self, node: &Node, depth: usize) -> Step {
         if depth > MAX_DEPTH {
             return Err(Stop::Unknown);
@@ -666,6 +729,7 @@ impl Checker<'_> {
         Ok(())
     }
 
+    #[inline(never)] // the recursion's call (see `value`)
     fn array(&mut self, node: &Node, depth: usize) -> Step {
         if depth > MAX_DEPTH {
             return Err(Stop::Unknown);

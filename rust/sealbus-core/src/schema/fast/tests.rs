@@ -1430,3 +1430,32 @@ fn strings_of_every_length_and_alignment_agree_with_the_crate() {
         }
     }
 }
+
+/// Not a test: a fixed amount of fast-path work for instruction counts. Reads bodies
+/// one a line from `$SEALBUS_FAST_EVENTS` (e.g. the bench pool, written by
+/// `encode_pool(2048, 1024)`), checks each four times with one warm scratch, and
+/// asserts they are all `Valid`. Run under callgrind:
+///
+///     CARGO_PROFILE_RELEASE_DEBUG=line-tables-only cargo test --release -p sealbus-core \
+///         --lib -- --ignored --exact schema::fast::tests::count_instructions_on_the_pool
+///     (then valgrind --tool=callgrind on the test binary with the same arguments, and
+///     divide `FastSchema::check`'s inclusive count by 4 x the number of bodies)
+#[test]
+#[ignore = "a measurement harness, run by hand under callgrind"]
+fn count_instructions_on_the_pool() {
+    let Ok(path) = std::env::var("SEALBUS_FAST_EVENTS") else {
+        return;
+    };
+    let text = std::fs::read(path).unwrap();
+    let bodies: Vec<&[u8]> = text
+        .split(|&c| c == b'\n')
+        .filter(|l| !l.is_empty())
+        .collect();
+    let c = &ORDERS[0];
+    let mut scratch = Scratch::default();
+    for _ in 0..4 {
+        for body in &bodies {
+            assert_eq!(c.fast_verdict(body, &mut scratch), Verdict::Valid);
+        }
+    }
+}

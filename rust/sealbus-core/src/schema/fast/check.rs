@@ -412,7 +412,10 @@ impl Checker<'_> {
     }
 
     fn number(&mut self, node: &Node) -> Step {
-        let n = self.scan_number()?;
+        let n = match self.short_number() {
+            Some(n) => n,
+            None => self.scan_number()?,
+        };
         type_error(node, if n.integer { T_INT } else { T_NUM })?;
         for m in &node.members {
             // Strings, booleans and null never equal a number.
@@ -431,10 +434,72 @@ impl Checker<'_> {
 
     fn digits(&mut self) -> usize {
         let start = self.i;
+        while let Some(x) = self.word() {
+            let n = leading_digits(x);
+            self.i += n;
+            if n < 8 {
+                return self.i - start;
+            }
+        }
         while self.peek().is_ascii_digit() {
             self.i += 1;
         }
         self.i - start
+    }
+
+    /// The commonest numbers in one step: a non-negative decimal `d+` or `d+.d+` with
+    /// one to seven digits on each side, no exponent, within the next sixteen bytes.
+    /// Gives what [`Checker::scan_number`] gives for it (the same grammar and the same
+    /// Clinger fast path: at most 14 digits, below 2^53, over at most 10^7); anything
+    /// else is `None` and the cursor stays where it is, for `scan_number`.
+    #[allow(clippy::inline_always)] // once per number, on the hot path
+    #[inline(always)]
+    fn short_number(&mut self) -> Option<Num> {
+        let w = self.s.get(self.i..)?.first_chunk::<16>()?;
+        let (head, _) = w.split_first_chunk::<8>()?;
+        let int_len = leading_digits(u64::from_le_bytes(*head));
+        // No digit ('-'), eight or more (long: the general scan), or a leading zero
+        // before more digits (refused by the grammar: the general scan decides).
+        if int_len == 0 || int_len == 8 || (w[0] == b'0' && int_len > 1) {
+            return None;
+        }
+        let mut end = int_len;
+        let mut frac_len = 0;
+        if w.get(int_len) == Some(&b'.') {
+            let frac = w.get(int_len + 1..)?.first_chunk::<8>()?;
+            frac_len = leading_digits(u64::from_le_bytes(*frac));
+            if frac_len == 0 || frac_len == 8 {
+                return None;
+            }
+            end = int_len + 1 + frac_len;
+        }
+        // The byte after the digits (within the sixteen: `end` is at most 15) must not
+        // start an exponent.
+        if matches!(w.get(end), None | Some(b'e' | b'E')) {
+            return None;
+        }
+        let int_digits = w.get(..int_len)?;
+        let frac_digits = w.get(end - frac_len..end)?;
+        let m = accumulate(frac_digits, accumulate(int_digits, 0));
+        self.i += end;
+        #[allow(clippy::cast_precision_loss)] // below 10^14 < 2^53: exact
+        let v = m as f64;
+        if frac_len == 0 {
+            return Some(Num {
+                value: v,
+                exact: true,
+                integer: true,
+                quotient: None,
+            });
+        }
+        Some(Num {
+            value: v * INV_POW10.get(frac_len).copied()?,
+            exact: true,
+            // `m / 10^k` is integral exactly when the fraction's digits are all zeros
+            // (as `scan_number` decides: trailing zeros at least `k`).
+            integer: frac_digits.iter().all(|&d| d == b'0'),
+            quotient: Some((v, POW10.get(frac_len).copied()?)),
+        })
     }
 
     /// The tape's number grammar and value (see `tape::Parser::number`).
@@ -789,6 +854,19 @@ fn specials(x: u64) -> u64 {
         | (backslash.wrapping_sub(ONES) & !backslash)
         | (x.wrapping_sub(ONES * 0x20) & !x))
         & HIGH
+}
+
+/// How many of `x`'s bytes, from the first (lowest), are ASCII digits before the first
+/// that is not (8 when all are).
+#[inline]
+fn leading_digits(x: u64) -> usize {
+    // Per byte, with no borrow between bytes: with the high bit set first, `v - k`
+    // keeps it exactly when `v >= k` (both at most 0x80); `!x` keeps ASCII bytes only.
+    let v = x | HIGH;
+    let at_least_zero = v.wrapping_sub(ONES * u64::from(b'0'));
+    let above_nine = v.wrapping_sub(ONES * u64::from(b'9' + 1));
+    let digit = at_least_zero & !above_nine & !x & HIGH;
+    (!digit & HIGH).trailing_zeros() as usize / 8
 }
 
 /// The first eight bytes of `s[a..b]` as a little-endian word, zero-padded (as

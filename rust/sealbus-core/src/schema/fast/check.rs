@@ -911,3 +911,42 @@ fn length_within(text: &str, min: u64, max: u64) -> bool {
     }
     (min..=max).contains(&(text.chars().count() as u64))
 }
+
+/// A number's reading as comparable parts: value bits, exact, integer, quotient bits.
+#[cfg(test)]
+pub(super) type NumParts = (u64, bool, bool, Option<(u64, u64)>);
+
+/// Both number routes over `bytes` from its start: [`Checker::short_number`]'s reading
+/// and cursor (when it takes the number), and [`Checker::scan_number`]'s (when the
+/// grammar accepts it), for tests that they agree.
+#[cfg(test)]
+pub(super) fn both_number_scans(
+    schema: &FastSchema,
+    bytes: &[u8],
+) -> (Option<(NumParts, usize)>, Option<(NumParts, usize)>) {
+    let parts = |n: Num| {
+        (
+            n.value.to_bits(),
+            n.exact,
+            n.integer,
+            n.quotient.map(|(m, p)| (m.to_bits(), p.to_bits())),
+        )
+    };
+    let src = std::str::from_utf8(bytes).unwrap_or_default();
+    let mut scratch = Scratch::default();
+    scratch.successors.resize(schema.successors, NO_PREDICTION);
+    let mut c = Checker {
+        src,
+        s: bytes,
+        i: 0,
+        schema,
+        keys: &mut scratch.keys,
+        text: &mut scratch.text,
+        domain: &mut scratch.domain,
+        successors: &mut scratch.successors,
+    };
+    let short = c.short_number().map(|n| (parts(n), c.i));
+    c.i = 0;
+    let scanned = c.scan_number().ok().map(|n| (parts(n), c.i));
+    (short, scanned)
+}

@@ -189,7 +189,9 @@ impl FixedPattern {
     /// JSON spelling, with no quote in it (what [`super::Fused`] needs).
     pub(super) fn is_plain(&self) -> bool {
         let specials = (0..0x20_usize).chain([usize::from(b'"'), usize::from(b'\\')]);
-        specials.into_iter().all(|b| self.table.get(b).is_some_and(|&t| t == 0))
+        specials
+            .into_iter()
+            .all(|b| self.table.get(b).is_some_and(|&t| t == 0))
     }
 
     /// Whether `text` certainly matches.

@@ -332,27 +332,30 @@ impl Checker<'_> {
     #[inline(always)]
     fn fused_string(&mut self, node: &Node) -> bool {
         let start = self.i + 1;
-        let accepted = match &node.fused {
-            Fused::None => return false,
+        match &node.fused {
+            Fused::None => false,
             Fused::Literals(lits) => {
                 let Some(next) = self.s.get(start..).and_then(<[u8]>::first_chunk::<16>) else {
                     return false;
                 };
                 let next = u128::from_le_bytes(*next);
-                match lits.iter().find(|l| l.matches(next)) {
-                    Some(l) => {
-                        self.i += usize::from(l.advance);
-                        return true;
-                    }
-                    None => return false,
+                if let Some(l) = lits.iter().find(|l| l.matches(next)) {
+                    self.i += usize::from(l.advance);
+                    true
+                } else {
+                    false
                 }
             }
             Fused::Pattern(len) => {
                 let len = *len;
                 self.s.get(start + len) == Some(&b'"')
-                    && node.pattern.as_ref().and_then(|p| p.fixed()).is_some_and(|f| {
-                        self.s.get(start..start + len).is_some_and(|t| f.accepts(t))
-                    })
+                    && node
+                        .pattern
+                        .as_ref()
+                        .and_then(|p| p.fixed())
+                        .is_some_and(|f| {
+                            self.s.get(start..start + len).is_some_and(|t| f.accepts(t))
+                        })
                     && {
                         self.i = start + len + 1;
                         true
@@ -370,8 +373,7 @@ impl Checker<'_> {
                         true
                     }
             }
-        };
-        accepted
+        }
     }
 
     fn string_value(&mut self, node: &Node) -> Step {

@@ -918,14 +918,15 @@ fn length_within(text: &str, min: u64, max: u64) -> bool {
 #[cfg(test)]
 pub(super) type NumParts = (u64, bool, bool, Option<(u64, u64)>);
 
+/// A number route's reading and where its cursor ended, if it took the number.
+#[cfg(test)]
+pub(super) type NumRead = Option<(NumParts, usize)>;
+
 /// Both number routes over `bytes` from its start: [`Checker::short_number`]'s reading
 /// and cursor (when it takes the number), and [`Checker::scan_number`]'s (when the
 /// grammar accepts it), for tests that they agree.
 #[cfg(test)]
-pub(super) fn both_number_scans(
-    schema: &FastSchema,
-    bytes: &[u8],
-) -> (Option<(NumParts, usize)>, Option<(NumParts, usize)>) {
+pub(super) fn both_number_scans(schema: &FastSchema, bytes: &[u8]) -> (NumRead, NumRead) {
     let parts = |n: Num| {
         (
             n.value.to_bits(),

@@ -25,6 +25,9 @@
 //!   called directly; plain e-mail addresses). Ahead of the crate, accept-only
 //!   recognisers ([`accept`]: `uuid`, `date`, `date-time`, fixed-length anchored
 //!   patterns) may accept a string; what they do not accept still goes to the crate.
+//!   A string node whose one check is such a recogniser or an `enum`/`const` of plain
+//!   strings also gets a [`Fused`] test at the opening quote (the bytes where the
+//!   closing quote must be, tested once), accept-only in the same way.
 //! - The JSON grammar is the tape's ([`super::tape`]): a body the tape refuses (duplicate
 //!   keys, nesting past 128, bad UTF-8, control characters) is never `Valid` here.
 //! - Differential tests (`fast/tests.rs` with proptest, `tests/test_schema_fast.py` with

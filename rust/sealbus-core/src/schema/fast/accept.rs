@@ -179,6 +179,21 @@ impl FixedPattern {
         })
     }
 
+    /// The one length of the strings it accepts.
+    pub(super) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether no position allows a byte that JSON spells differently inside a string
+    /// (a quote, a backslash, a control byte): every string it accepts is then its own
+    /// JSON spelling, with no quote in it (what [`super::Fused`] needs).
+    pub(super) fn is_plain(&self) -> bool {
+        let specials = (0..0x20_usize).chain([usize::from(b'"'), usize::from(b'\\')]);
+        specials
+            .into_iter()
+            .all(|b| self.table.get(b).is_some_and(|&t| t == 0))
+    }
+
     /// Whether `text` certainly matches.
     #[inline]
     pub(super) fn accepts(&self, text: &[u8]) -> bool {

@@ -4,8 +4,8 @@
 
 use super::text::DomainMemo;
 use super::{
-    FastSchema, Format, Members, Node, Verdict, ANY, DENIED, EXACT_F64_INT, T_ARR, T_BOOL, T_INT,
-    T_NULL, T_NUM, T_OBJ, T_STR,
+    FastSchema, Format, Fused, Members, Node, Verdict, ANY, DENIED, EXACT_F64_INT, T_ARR, T_BOOL,
+    T_INT, T_NULL, T_NUM, T_OBJ, T_STR,
 };
 use crate::schema::tape::{Document, MAX_DEPTH};
 
@@ -59,7 +59,10 @@ const NO_PREDICTION: u8 = u8::MAX;
 #[allow(clippy::inline_always)] // once per member, on the hot path
 #[inline(always)]
 fn declared_once(seen: &mut u64, j: usize, sub: u32) -> Result<u32, Stop> {
-    let bit = 1_u64 << j;
+    // `j` is below MAX_NAMES (64): an index into a rule's names. The wrapping shift
+    // skips the overflow check's branch.
+    #[allow(clippy::cast_possible_truncation)]
+    let bit = 1_u64.wrapping_shl(j as u32);
     if *seen & bit != 0 {
         return Err(Stop::Unknown);
     }
@@ -204,6 +207,10 @@ impl Checker<'_> {
         }
     }
 
+    /// Inlined into its callers (objects, arrays, the root): most values are leaves, and
+    /// a call per member cost more than the leaf's own checks. Containers are calls.
+    #[allow(clippy::inline_always)] // measured: see above
+    #[inline(always)]
     fn value(&mut self, id: u32, depth: usize) -> Step {
         let schema = self.schema;
         let Some(node) = schema.nodes.get(id as usize) else {
@@ -216,7 +223,13 @@ impl Checker<'_> {
             self.skip_ws();
         }
         match self.peek() {
-            b'"' => self.string_value(node),
+            b'"' => {
+                if self.fused_string(node) {
+                    Ok(())
+                } else {
+                    self.string_value(node)
+                }
+            }
             b'{' => self.object(node, depth + 1),
             b'[' => self.array(node, depth + 1),
             b't' => self.literal(b"true", node, T_BOOL, |m| m.truth),
@@ -312,6 +325,57 @@ impl Checker<'_> {
         }
     }
 
+    /// At a string's opening quote: if the node's [`Fused`] test accepts the string,
+    /// moves past its closing quote and returns true (the value is valid); otherwise
+    /// leaves the cursor where it is.
+    #[allow(clippy::inline_always)] // once per string value, on the hot path
+    #[inline(always)]
+    fn fused_string(&mut self, node: &Node) -> bool {
+        let start = self.i + 1;
+        match &node.fused {
+            Fused::None => false,
+            Fused::Literals(lits) => {
+                let Some(next) = self.s.get(start..).and_then(<[u8]>::first_chunk::<16>) else {
+                    return false;
+                };
+                let next = u128::from_le_bytes(*next);
+                if let Some(l) = lits.iter().find(|l| l.matches(next)) {
+                    self.i += usize::from(l.advance);
+                    true
+                } else {
+                    false
+                }
+            }
+            Fused::Pattern(len) => {
+                let len = *len;
+                self.s.get(start + len) == Some(&b'"')
+                    && node
+                        .pattern
+                        .as_ref()
+                        .and_then(|p| p.fixed())
+                        .is_some_and(|f| {
+                            self.s.get(start..start + len).is_some_and(|t| f.accepts(t))
+                        })
+                    && {
+                        self.i = start + len + 1;
+                        true
+                    }
+            }
+            Fused::Format(shortcut, len) => {
+                let len = *len;
+                self.s.get(start + len) == Some(&b'"')
+                    && self
+                        .s
+                        .get(start..start + len)
+                        .is_some_and(|t| shortcut.accepts(t))
+                    && {
+                        self.i = start + len + 1;
+                        true
+                    }
+            }
+        }
+    }
+
     fn string_value(&mut self, node: &Node) -> Step {
         let (a, b, head) = self.string()?;
         if !node.checks_text() {
@@ -350,7 +414,10 @@ impl Checker<'_> {
     }
 
     fn number(&mut self, node: &Node) -> Step {
-        let n = self.scan_number()?;
+        let n = match self.short_number() {
+            Some(n) => n,
+            None => self.scan_number()?,
+        };
         type_error(node, if n.integer { T_INT } else { T_NUM })?;
         for m in &node.members {
             // Strings, booleans and null never equal a number.
@@ -369,10 +436,72 @@ impl Checker<'_> {
 
     fn digits(&mut self) -> usize {
         let start = self.i;
+        while let Some(x) = self.word() {
+            let n = leading_digits(x);
+            self.i += n;
+            if n < 8 {
+                return self.i - start;
+            }
+        }
         while self.peek().is_ascii_digit() {
             self.i += 1;
         }
         self.i - start
+    }
+
+    /// The commonest numbers in one step: a non-negative decimal `d+` or `d+.d+` with
+    /// one to seven digits on each side, no exponent, within the next sixteen bytes.
+    /// Gives what [`Checker::scan_number`] gives for it (the same grammar and the same
+    /// Clinger fast path: at most 14 digits, below 2^53, over at most 10^7); anything
+    /// else is `None` and the cursor stays where it is, for `scan_number`.
+    #[allow(clippy::inline_always)] // once per number, on the hot path
+    #[inline(always)]
+    fn short_number(&mut self) -> Option<Num> {
+        let w = self.s.get(self.i..)?.first_chunk::<16>()?;
+        let (head, _) = w.split_first_chunk::<8>()?;
+        let int_len = leading_digits(u64::from_le_bytes(*head));
+        // No digit ('-'), eight or more (long: the general scan), or a leading zero
+        // before more digits (refused by the grammar: the general scan decides).
+        if int_len == 0 || int_len == 8 || (w[0] == b'0' && int_len > 1) {
+            return None;
+        }
+        let mut end = int_len;
+        let mut frac_len = 0;
+        if w.get(int_len) == Some(&b'.') {
+            let frac = w.get(int_len + 1..)?.first_chunk::<8>()?;
+            frac_len = leading_digits(u64::from_le_bytes(*frac));
+            if frac_len == 0 || frac_len == 8 {
+                return None;
+            }
+            end = int_len + 1 + frac_len;
+        }
+        // The byte after the digits (within the sixteen: `end` is at most 15) must not
+        // start an exponent.
+        if matches!(w.get(end), None | Some(b'e' | b'E')) {
+            return None;
+        }
+        let int_digits = w.get(..int_len)?;
+        let frac_digits = w.get(end - frac_len..end)?;
+        let m = accumulate(frac_digits, accumulate(int_digits, 0));
+        self.i += end;
+        #[allow(clippy::cast_precision_loss)] // below 10^14 < 2^53: exact
+        let v = m as f64;
+        if frac_len == 0 {
+            return Some(Num {
+                value: v,
+                exact: true,
+                integer: true,
+                quotient: None,
+            });
+        }
+        Some(Num {
+            value: v * INV_POW10.get(frac_len).copied()?,
+            exact: true,
+            // `m / 10^k` is integral exactly when the fraction's digits are all zeros
+            // (as `scan_number` decides: trailing zeros at least `k`).
+            integer: frac_digits.iter().all(|&d| d == b'0'),
+            quotient: Some((v, POW10.get(frac_len).copied()?)),
+        })
     }
 
     /// The tape's number grammar and value (see `tape::Parser::number`).
@@ -547,6 +676,7 @@ impl Checker<'_> {
         })
     }
 
+    #[inline(never)] // the recursion's call (see `value`)
     fn object(&mut self, node: &Node, depth: usize) -> Step {
         if depth > MAX_DEPTH {
             return Err(Stop::Unknown);
@@ -666,6 +796,7 @@ impl Checker<'_> {
         Ok(())
     }
 
+    #[inline(never)] // the recursion's call (see `value`)
     fn array(&mut self, node: &Node, depth: usize) -> Step {
         if depth > MAX_DEPTH {
             return Err(Stop::Unknown);
@@ -727,6 +858,19 @@ fn specials(x: u64) -> u64 {
         & HIGH
 }
 
+/// How many of `x`'s bytes, from the first (lowest), are ASCII digits before the first
+/// that is not (8 when all are).
+#[inline]
+fn leading_digits(x: u64) -> usize {
+    // Per byte, with no borrow between bytes: with the high bit set first, `v - k`
+    // keeps it exactly when `v >= k` (both at most 0x80); `!x` keeps ASCII bytes only.
+    let v = x | HIGH;
+    let at_least_zero = v.wrapping_sub(ONES * u64::from(b'0'));
+    let above_nine = v.wrapping_sub(ONES * u64::from(b'9' + 1));
+    let digit = at_least_zero & !above_nine & !x & HIGH;
+    (!digit & HIGH).trailing_zeros() as usize / 8
+}
+
 /// The first eight bytes of `s[a..b]` as a little-endian word, zero-padded (as
 /// [`super::Name`] stores them).
 #[inline]
@@ -768,4 +912,44 @@ fn length_within(text: &str, min: u64, max: u64) -> bool {
         return false;
     }
     (min..=max).contains(&(text.chars().count() as u64))
+}
+
+/// A number's reading as comparable parts: value bits, exact, integer, quotient bits.
+#[cfg(test)]
+pub(super) type NumParts = (u64, bool, bool, Option<(u64, u64)>);
+
+/// A number route's reading and where its cursor ended, if it took the number.
+#[cfg(test)]
+pub(super) type NumRead = Option<(NumParts, usize)>;
+
+/// Both number routes over `bytes` from its start: [`Checker::short_number`]'s reading
+/// and cursor (when it takes the number), and [`Checker::scan_number`]'s (when the
+/// grammar accepts it), for tests that they agree.
+#[cfg(test)]
+pub(super) fn both_number_scans(schema: &FastSchema, bytes: &[u8]) -> (NumRead, NumRead) {
+    let parts = |n: Num| {
+        (
+            n.value.to_bits(),
+            n.exact,
+            n.integer,
+            n.quotient.map(|(m, p)| (m.to_bits(), p.to_bits())),
+        )
+    };
+    let src = std::str::from_utf8(bytes).unwrap_or_default();
+    let mut scratch = Scratch::default();
+    scratch.successors.resize(schema.successors, NO_PREDICTION);
+    let mut c = Checker {
+        src,
+        s: bytes,
+        i: 0,
+        schema,
+        keys: &mut scratch.keys,
+        text: &mut scratch.text,
+        domain: &mut scratch.domain,
+        successors: &mut scratch.successors,
+    };
+    let short = c.short_number().map(|n| (parts(n), c.i));
+    c.i = 0;
+    let scanned = c.scan_number().ok().map(|n| (parts(n), c.i));
+    (short, scanned)
 }

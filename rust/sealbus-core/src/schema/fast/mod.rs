@@ -25,6 +25,9 @@
 //!   called directly; plain e-mail addresses). Ahead of the crate, accept-only
 //!   recognisers ([`accept`]: `uuid`, `date`, `date-time`, fixed-length anchored
 //!   patterns) may accept a string; what they do not accept still goes to the crate.
+//!   A string node whose one check is such a recogniser or an `enum`/`const` of plain
+//!   strings also gets a [`Fused`] test at the opening quote (the bytes where the
+//!   closing quote must be, tested once), accept-only in the same way.
 //! - The JSON grammar is the tape's ([`super::tape`]): a body the tape refuses (duplicate
 //!   keys, nesting past 128, bad UTF-8, control characters) is never `Valid` here.
 //! - Differential tests (`fast/tests.rs` with proptest, `tests/test_schema_fast.py` with
@@ -236,6 +239,8 @@ struct Node {
     items: u32,
     min_items: u64,
     max_items: u64,
+    /// A one-step test for the common strings of this node (see [`Fused`]).
+    fused: Fused,
 }
 
 impl Default for Node {
@@ -257,6 +262,7 @@ impl Default for Node {
             items: ANY,
             min_items: 0,
             max_items: u64::MAX,
+            fused: Fused::None,
         }
     }
 }
@@ -274,6 +280,122 @@ impl Node {
             || self.has_length
             || self.pattern.is_some()
             || self.format.is_some()
+    }
+}
+
+/// A string value's scan and checks fused into one test at its opening quote, for
+/// nodes whose accepted strings (or a common subset of them) are each their own JSON
+/// spelling (no quote, backslash or control byte) and have a known length.
+///
+/// Why: most strings of an event are enum members, fixed-shape identifiers, UUIDs and
+/// UTC timestamps. The general route scans for the closing quote, then runs each check
+/// on the span; a fused test reads the bytes once where the closing quote must be.
+///
+/// Accept-only, like [`accept`]: when the test passes, the bytes after the opening
+/// quote are exactly a string the node's checks accept (none of them is a quote, so
+/// the quote after them closes the string; none needs escaping, so the text is the
+/// raw bytes), and the node allows strings; the general route would say `Valid` for
+/// this value too. When it fails, the general route runs as before, so a verdict
+/// never changes.
+enum Fused {
+    None,
+    /// The node's only string check is one `enum`/`const`: its plain string members
+    /// (of at most [`MAX_LIT_NAME`] + 1 bytes) that meet its length bounds, each with
+    /// its closing quote.
+    Literals(Box<[StrLit]>),
+    /// The node's only string check is a fixed-length `pattern` ([`accept::FixedPattern`],
+    /// plain), of this length.
+    Pattern(usize),
+    /// The node's only string check is a `format` with a plain recogniser, tried on
+    /// strings of this length (`uuid`: 36, `date-time`: 20, the `...Z` form).
+    Format(Shortcut, usize),
+}
+
+/// A string literal as compact JSON spells it after its opening quote: the text and
+/// its closing quote, as the first bytes of a little-endian `u128` with a mask.
+#[derive(Clone, Copy)]
+struct StrLit {
+    bytes: u128,
+    mask: u128,
+    /// Bytes from the opening quote to past the closing one.
+    advance: u8,
+}
+
+impl StrLit {
+    /// The literal for `text`, if it is plain and fits (with its quote) in 16 bytes.
+    fn new(text: &[u8]) -> Option<Self> {
+        if text.len() > MAX_LIT_NAME + 1 || !is_plain(text) {
+            return None;
+        }
+        let mut word = [0_u8; 16];
+        let mut mask = [0_u8; 16];
+        for (at, &c) in text.iter().chain(b"\"").enumerate() {
+            *word.get_mut(at)? = c;
+            *mask.get_mut(at)? = 0xff;
+        }
+        Some(StrLit {
+            bytes: u128::from_le_bytes(word),
+            mask: u128::from_le_bytes(mask),
+            advance: u8::try_from(text.len() + 2).ok()?,
+        })
+    }
+
+    /// Whether `next` (the sixteen bytes after a string's opening quote) starts with
+    /// this literal and its closing quote.
+    #[inline]
+    fn matches(&self, next: u128) -> bool {
+        (next ^ self.bytes) & self.mask == 0
+    }
+}
+
+/// Whether `text` is its own JSON spelling inside quotes, with no quote in it.
+fn is_plain(text: &[u8]) -> bool {
+    text.iter().all(|&c| c >= 0x20 && c != b'"' && c != b'\\')
+}
+
+impl Node {
+    /// The node's [`Fused`] test, from its checks (call once they are all set).
+    fn fused(&self) -> Fused {
+        if self.types & T_STR == 0 {
+            return Fused::None;
+        }
+        let length_ok = |chars: usize| {
+            !self.has_length || (self.min_len..=self.max_len).contains(&(chars as u64))
+        };
+        match (&*self.members, &self.pattern, &self.format) {
+            ([one], None, None) if !one.strings.is_empty() => {
+                let lits: Vec<StrLit> = one
+                    .strings
+                    .iter()
+                    .filter(|n| {
+                        std::str::from_utf8(&n.bytes).is_ok_and(|t| length_ok(t.chars().count()))
+                    })
+                    .filter_map(|n| StrLit::new(&n.bytes))
+                    .collect();
+                if lits.is_empty() {
+                    Fused::None
+                } else {
+                    Fused::Literals(lits.into())
+                }
+            }
+            ([], Some(p), None) => match p.fixed() {
+                Some(f) if f.is_plain() && length_ok(f.len()) => Fused::Pattern(f.len()),
+                _ => Fused::None,
+            },
+            ([], None, Some(Format::Crate(Some(shortcut), _))) => {
+                let len = match shortcut {
+                    Shortcut::Uuid => 36,
+                    Shortcut::Date => 10,
+                    Shortcut::DateTime => 20,
+                };
+                if length_ok(len) {
+                    Fused::Format(*shortcut, len)
+                } else {
+                    Fused::None
+                }
+            }
+            _ => Fused::None,
+        }
     }
 }
 
@@ -376,7 +498,9 @@ impl FastSchema {
         })
     }
 
-    /// The verdict on the JSON text `bytes`. `scratch` is reused across calls.
+    /// The verdict on the JSON text `bytes`. `scratch` is reused across calls. Never
+    /// inlined, so instruction counts can name it (one call per body).
+    #[inline(never)]
     pub(crate) fn check(&self, bytes: &[u8], scratch: &mut Scratch) -> Verdict {
         check::run(self, bytes, scratch)
     }
@@ -638,6 +762,7 @@ impl Compiler<'_> {
                 max_props,
             }));
         }
+        node.fused = node.fused();
         let slot = self.nodes.get_mut(id as usize)?;
         *slot = node;
         Some(id)

@@ -1430,3 +1430,278 @@ fn strings_of_every_length_and_alignment_agree_with_the_crate() {
         }
     }
 }
+
+/// Not a test: a fixed amount of fast-path work for instruction counts. Reads bodies
+/// one a line from `$SEALBUS_FAST_EVENTS` (e.g. the bench pool, written by
+/// `encode_pool(2048, 1024)`), checks each four times with one warm scratch, and
+/// asserts they are all `Valid`. Run under callgrind:
+///
+///     CARGO_PROFILE_RELEASE_DEBUG=line-tables-only cargo test --release -p sealbus-core \
+///         --lib -- --ignored --exact schema::fast::tests::count_instructions_on_the_pool
+///     (then valgrind --tool=callgrind on the test binary with the same arguments, and
+///     divide `FastSchema::check`'s inclusive count by 4 x the number of bodies)
+#[test]
+#[ignore = "a measurement harness, run by hand under callgrind"]
+fn count_instructions_on_the_pool() {
+    let Ok(path) = std::env::var("SEALBUS_FAST_EVENTS") else {
+        return;
+    };
+    let text = std::fs::read(path).unwrap();
+    let bodies: Vec<&[u8]> = text
+        .split(|&c| c == b'\n')
+        .filter(|l| !l.is_empty())
+        .collect();
+    let c = &ORDERS[0];
+    let mut scratch = Scratch::default();
+    for _ in 0..4 {
+        for body in &bodies {
+            assert_eq!(c.fast_verdict(body, &mut scratch), Verdict::Valid);
+        }
+    }
+}
+
+// ---- fused string tests and short numbers --------------------------------------------
+
+/// Schemas whose string nodes get each kind of [`super::Fused`] test, with length
+/// bounds that cut some members and types that refuse strings.
+fn fused_schemas() -> Vec<Value> {
+    let subs = [
+        json!({"enum": ["web", "mobile", "store", "partner"]}),
+        json!({"const": "OrderPlaced"}),
+        json!({"enum": ["ab", "abcd", "abcdefghijklmno", "abcdefghijklmnop", "a\"b", "é", 1]}),
+        json!({"enum": ["ab", "abcd", "é"], "maxLength": 2}),
+        json!({"enum": ["ab", "abcd"], "minLength": 3}),
+        json!({"type": "integer", "enum": ["ab", 1]}),
+        json!({"type": ["string", "null"], "enum": ["ab", null]}),
+        json!({"type": "string", "pattern": "^[A-Z]{3}-[0-9]{4}$"}),
+        json!({"type": "string", "pattern": "^ord-[0-9a-f]{12}$"}),
+        json!({"type": "string", "pattern": "^[A-Z]{2}$"}),
+        json!({"type": "string", "pattern": "^[A-Z]{2}$", "maxLength": 1}),
+        json!({"type": "string", "pattern": "^a.c$"}),
+        json!({"type": "string", "pattern": "^a[^b]c$"}),
+        json!({"type": "number", "pattern": "^[A-Z]{2}$"}),
+        json!({"type": "string", "format": "uuid"}),
+        json!({"type": "string", "format": "uuid", "maxLength": 35}),
+        json!({"type": "string", "format": "date-time"}),
+        json!({"type": "string", "format": "date"}),
+        json!({"format": "date-time", "minLength": 21}),
+    ];
+    subs.into_iter()
+        .map(|sub| {
+            json!({
+                "$schema": "https://json-schema.org/draft/2020-12/schema",
+                "type": "object",
+                "properties": {"v": sub, "w": {"type": "integer"}},
+            })
+        })
+        .collect()
+}
+
+static FUSED: LazyLock<Vec<CompiledSchema>> =
+    LazyLock::new(|| fused_schemas().iter().map(compiled).collect());
+
+/// Strings near the fused tests' edges: members, their prefixes and extensions, the
+/// length cut, escapes, quotes, multibyte text, shapes one byte off.
+const FUSED_STRINGS: &[&str] = &[
+    "web",
+    "webs",
+    "we",
+    "mobile",
+    "partner",
+    "partners",
+    "Web",
+    "w\\u0065b",
+    "OrderPlaced",
+    "OrderPlacedX",
+    "OrderPlace",
+    "ab",
+    "abc",
+    "abcd",
+    "abcde",
+    "abcdefghijklmno",
+    "abcdefghijklmnop",
+    "abcdefghijklmnopq",
+    "a\\\"b",
+    "é",
+    "e\\u0301",
+    "",
+    "ABC-1234",
+    "ABC-12345",
+    "ABC-123",
+    "AB-1234",
+    "abc-1234",
+    "ABC\\u002d1234",
+    "ord-0123456789ab",
+    "ord-0123456789abc",
+    "ord-0123456789AB",
+    "US",
+    "U",
+    "USA",
+    "u\\u0053",
+    "aXc",
+    "a\\\"c",
+    "a\\\\c",
+    "abc",
+    "a\\tc",
+    "a\\u0000c",
+    "aéc",
+    "3b8faa18-37f8-488b-97fc-695a07a0ca6e",
+    "3b8faa18-37f8-488b-97fc-695a07a0ca6",
+    "3b8faa18-37f8-488b-97fc-695a07a0ca6eX",
+    "3b8faa18-37f8-488b-97fc-695a07a0ca6\\u0065",
+    "3B8FAA18-37F8-488B-97FC-695A07A0CA6E",
+    "3b8faa1837f8-488b-97fc-695a07a0ca6e-",
+    "2024-01-13T08:14:09Z",
+    "2024-01-13T08:14:09ZZ",
+    "2024-01-13T08:14:09",
+    "2024-01-13T08:14:09.5Z",
+    "2024-02-30T08:14:09Z",
+    "2024-01-13t08:14:09z",
+    "2024-01-13T08:14:60Z",
+    "2024-01-13T08:14:09+01:00",
+    "2024-01-13",
+    "2024-02-29",
+    "2023-02-29",
+    "2024-01-1\\u0033",
+];
+
+#[test]
+fn fused_tests_are_chosen_for_every_order_string_with_one_shape() {
+    let fast = super::FastSchema::compile(&orders_schema(), "2020-12").unwrap();
+    let count = |f: fn(&super::Fused) -> bool| fast.nodes.iter().filter(|n| f(&n.fused)).count();
+    // eventType, source, tier, currency, shippingMethod.
+    assert_eq!(count(|f| matches!(f, super::Fused::Literals(_))), 5);
+    // orderId, customer id, country, sku: all four patterns.
+    assert_eq!(count(|f| matches!(f, super::Fused::Pattern(_))), 4);
+    // eventId (uuid), occurredAt (date-time); the e-mail is not fused.
+    assert_eq!(count(|f| matches!(f, super::Fused::Format(..))), 2);
+    // Length bounds cut members, and a type without strings has no fused test.
+    let schemas: Vec<super::FastSchema> = fused_schemas()
+        .iter()
+        .map(|s| super::FastSchema::compile(s, "2020-12").unwrap())
+        .collect();
+    let literals = |s: &super::FastSchema| -> Vec<usize> {
+        s.nodes
+            .iter()
+            .filter_map(|n| match &n.fused {
+                super::Fused::Literals(l) => Some(l.len()),
+                _ => None,
+            })
+            .collect()
+    };
+    assert_eq!(literals(&schemas[2]), vec![4]); // no 16-byte member, no quoted one
+    assert_eq!(literals(&schemas[3]), vec![2]); // "ab" and "é" (one code point)
+    assert_eq!(literals(&schemas[4]), vec![1]);
+    assert_eq!(literals(&schemas[5]), Vec::<usize>::new());
+    let fused_none = |s: &super::FastSchema| {
+        s.nodes
+            .iter()
+            .skip(2)
+            .all(|n| matches!(n.fused, super::Fused::None))
+    };
+    for at in [10, 11, 12, 13, 15, 18] {
+        assert!(
+            fused_none(&schemas[at]),
+            "schema {at} should have no fused test"
+        );
+    }
+}
+
+#[test]
+fn fused_strings_agree_with_the_crate_in_every_position() {
+    let mut decided = 0;
+    for c in FUSED.iter() {
+        for s in FUSED_STRINGS {
+            for body in [
+                format!("{{\"v\":\"{s}\"}}"),
+                format!("{{\"v\":\"{s}\",\"w\":1}}"),
+                format!("{{\"v\":\"{s}\" ,\"w\":1}}"),
+                format!("{{\"w\":1,\"v\":\"{s}\"}}"),
+                format!("{{\"v\":\"{s}\",\"v\":\"{s}\"}}"),
+                format!("{{\"v\":\"{s}\"                    }}"),
+                format!("{{\"v\":\"{s}"),
+                format!("{{\"v\":\"{s}\"x\"}}"),
+                // No closing quote: a test that skipped one byte as if it were the quote
+                // would reach the brace and say Valid on broken JSON.
+                // (padded too: the literal test reads sixteen bytes past the quote).
+                format!("{{\"v\":\"{s}}}"),
+                format!("{{\"v\":\"{s}}}                "),
+                format!("{{\"v\":\"{s},\"w\":1}}                "),
+            ] {
+                if agreed(c, body.as_bytes()) != Verdict::Unknown {
+                    decided += 1;
+                }
+            }
+        }
+    }
+    // Most bodies are decided: the test would say little if everything were Unknown.
+    assert!(decided > FUSED.len() * FUSED_STRINGS.len() * 4, "{decided}");
+}
+
+#[test]
+fn short_numbers_read_as_the_general_scan_does() {
+    let fast = super::FastSchema::compile(&json!(true), "2020-12").unwrap();
+    let ints = [
+        "0",
+        "00",
+        "01",
+        "1",
+        "7",
+        "10",
+        "999",
+        "1234567",
+        "12345678",
+        "123456789",
+    ];
+    let fracs = [
+        "",
+        ".",
+        ".0",
+        ".00",
+        ".5",
+        ".50",
+        ".05",
+        ".1000",
+        ".1234567",
+        ".12345678",
+        ".0000000",
+        ".x",
+    ];
+    let tails = [
+        "",
+        ",",
+        "}",
+        "]",
+        " ",
+        "e5",
+        "E-2",
+        "e",
+        ".",
+        ".5",
+        "-",
+        "x",
+        "0",
+        ",\"k\":1}",
+        ",\"k\":1234567890}",
+    ];
+    let mut short_taken = 0;
+    for sign in ["", "-"] {
+        for int in ints {
+            for frac in fracs {
+                for tail in tails {
+                    // Unpadded (the short read needs sixteen bytes) and padded.
+                    for pad in ["", "                "] {
+                        let text = format!("{sign}{int}{frac}{tail}{pad}");
+                        let (short, scanned) =
+                            super::check::both_number_scans(&fast, text.as_bytes());
+                        if let Some(short) = short {
+                            short_taken += 1;
+                            assert_eq!(Some(short), scanned, "on {text:?}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+    assert!(short_taken > 200, "{short_taken}");
+}

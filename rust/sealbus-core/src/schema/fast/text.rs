@@ -84,6 +84,11 @@ impl PatternCheck {
         }
     }
 
+    /// The accept-only fixed-length recogniser, if the pattern has that shape.
+    pub(super) fn fixed(&self) -> Option<&FixedPattern> {
+        self.fixed.as_ref()
+    }
+
     pub(super) fn is_valid(&self, text: &str, buffer: &mut Document<'static>) -> bool {
         if self
             .fixed

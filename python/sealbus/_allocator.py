@@ -1,11 +1,12 @@
 """Tuning for the extension's allocator, applied once before it is loaded.
 
 The Rust core allocates with mimalloc, which reads its options from the environment
-when the extension is loaded. By default it returns freed memory to the OS after
-10 ms; the publish path frees and re-allocates batch buffers of a few hundred KiB
-every few milliseconds, so each batch would fault fresh (huge) pages in and zero
-them again: ~10% of the CPU of a durable run. Keeping freed memory for a second
-costs at most a few batches of RSS. The variable is set only for the load and then
+when the extension is loaded. mimalloc 2 returned freed memory to the OS after 10 ms
+by default; the publish path frees and re-allocates batch buffers of a few hundred KiB
+every few milliseconds, so each batch faulted fresh (huge) pages in and zeroed them
+again: ~10% of the CPU of a durable run. mimalloc 3 (the one built now) waits 1 s by
+default; the delay is pinned here so that a change of default does not bring the
+faults back. Keeping freed memory for a second costs at most a few batches of RSS. The variable is set only for the load and then
 removed again, so the process environment (and its children) is left as it was; a
 value the user set (``MIMALLOC_PURGE_DELAY``) wins.
 """

@@ -448,11 +448,12 @@ fn edits_next_to_guessed_keys_of_every_length_flatten_or_fail_alike() {
         "abcdefghijklmnop",
         "abcdefghijklmnopq",
     ];
-    let mut base = String::from("{");
-    for (i, k) in keys.iter().enumerate() {
-        base.push_str(&format!("\"{k}\":{i},"));
-    }
-    base.push_str("\"s\":\"end\"}");
+    let members: Vec<String> = keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| format!("\"{k}\":{i}"))
+        .collect();
+    let base = format!("{{{},\"s\":\"end\"}}", members.join(","));
     let base = base.into_bytes();
     let (new, old) = tries();
     let mut flat = flatten::Flat::default();

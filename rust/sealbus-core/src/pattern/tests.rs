@@ -546,13 +546,13 @@ fn plain_numeric_key_equals_its_two_pass_form() {
         x ^= x << 13;
         x ^= x >> 7;
         x ^= x << 17;
-        let len = (x % 24) as usize;
+        let len = x % 24;
         let t: String = (0..len)
             .map(|k| {
-                let r = x.rotate_left(5 * k as u32) % 40;
+                let r = x.rotate_left(u32::try_from(5 * k).unwrap_or(0)) % 40;
                 // Mostly digits, some dots and signs.
                 if r < 30 {
-                    (b'0' + (r % 10) as u8) as char
+                    char::from(b"0123456789"[usize::try_from(r % 10).unwrap_or(0)])
                 } else if r < 36 {
                     '.'
                 } else {

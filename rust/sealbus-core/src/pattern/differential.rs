@@ -430,3 +430,72 @@ fn edits_next_to_guessed_keys_flatten_or_fail_alike() {
     }
     assert!(checked > 600, "{checked}");
 }
+
+/// `edits_next_to_guessed_keys_flatten_or_fail_alike` with keys of every length
+/// around the guess's 16-byte window: up to 14 bytes the closing quote and colon are
+/// compared with the key in one masked word, at 15 and 16 they lie past it, past 16
+/// keys are not guessed. Each edit is checked through the validating scan and, where
+/// the edited event is still valid JSON, through the trusted one, both right after
+/// the unchanged event taught the `Flat` its keys.
+#[test]
+fn edits_next_to_guessed_keys_of_every_length_flatten_or_fail_alike() {
+    let keys = [
+        "",
+        "a",
+        "abcdefghijklm",
+        "abcdefghijklmn",
+        "abcdefghijklmno",
+        "abcdefghijklmnop",
+        "abcdefghijklmnopq",
+    ];
+    let members: Vec<String> = keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| format!("\"{k}\":{i}"))
+        .collect();
+    let base = format!("{{{},\"s\":\"end\"}}", members.join(","));
+    let base = base.into_bytes();
+    let (new, old) = tries();
+    let mut flat = flatten::Flat::default();
+    let mut checked = 0;
+    for k in 0..=base.len() {
+        let mut edited: Vec<Vec<u8>> = Vec::new();
+        if k < base.len() {
+            for c in [b' ', b':', b',', b'"', b'x', b'q'] {
+                let mut e = base.clone();
+                e[k] = c;
+                edited.push(e);
+            }
+            let mut cut = base.clone();
+            cut.remove(k);
+            edited.push(cut);
+        }
+        let mut spaced = base.clone();
+        spaced.insert(k, b' ');
+        edited.push(spaced);
+        let mut grown = base.clone();
+        grown.insert(k, b'z');
+        edited.push(grown);
+        for e in edited {
+            let want = run_old(&old, &e);
+            assert_eq!(run_new_in(&mut flat, &new, &base), run_old(&old, &base));
+            assert_eq!(
+                run_new_in(&mut flat, &new, &e),
+                want,
+                "input {:?}",
+                String::from_utf8_lossy(&e)
+            );
+            if want.is_ok() {
+                assert_eq!(run_trusted_in(&mut flat, &new, &base), run_old(&old, &base));
+                assert_eq!(
+                    run_trusted_in(&mut flat, &new, &e),
+                    want,
+                    "trusted, input {:?}",
+                    String::from_utf8_lossy(&e)
+                );
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked > 1000, "{checked}");
+}

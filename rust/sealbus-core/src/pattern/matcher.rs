@@ -36,6 +36,8 @@ pub(crate) struct Scratch {
     owner_bits: Vec<u64>,
     owner_words: Vec<u64>,
     hits: Vec<u32>,
+    /// The matched indexes of one event on their way to keys (`PatternSet::keys_with`).
+    pub idx: Vec<u32>,
     folded: String,
     canon: String,
 }

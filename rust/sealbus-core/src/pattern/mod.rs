@@ -190,10 +190,7 @@ impl<K: Clone + Eq + Hash> PatternSet<K> {
     /// Keys whose pattern matches the JSON event (an object). Bad JSON or a non-object
     /// is `Error::InvalidEvent`.
     pub fn matches_json(&self, event_json: &[u8], out: &mut Vec<K>) -> Result<()> {
-        let mut idx = Vec::new();
-        self.matches_indices(event_json, &mut idx)?;
-        self.keys_of(idx, out);
-        Ok(())
+        self.keys_with(flatten::flatten_json, event_json, out)
     }
 
     /// Like `matches_json`, giving dense key indexes (see `keys`), sorted.
@@ -207,10 +204,7 @@ impl<K: Clone + Eq + Hash> PatternSet<K> {
     /// `matches_json`; on invalid JSON they are unspecified (never a panic), so user
     /// input goes through `matches_json`.
     pub fn matches_json_trusted(&self, event_json: &[u8], out: &mut Vec<K>) -> Result<()> {
-        let mut idx = Vec::new();
-        self.matches_indices_trusted(event_json, &mut idx)?;
-        self.keys_of(idx, out);
-        Ok(())
+        self.keys_with(flatten::flatten_json_trusted, event_json, out)
     }
 
     /// `matches_indices` for already validated JSON (see `matches_json_trusted`).
@@ -234,8 +228,25 @@ impl<K: Clone + Eq + Hash> PatternSet<K> {
         })
     }
 
-    fn keys_of(&self, idx: Vec<u32>, out: &mut Vec<K>) {
-        out.extend(idx.into_iter().map(|i| self.keys[i as usize].clone()));
+    /// `indices_with`, then the keys of the indexes: the indexes go through the
+    /// scratch's own buffer, so a match costs no allocation of its own (the router
+    /// calls this once per event).
+    fn keys_with(
+        &self,
+        scan: impl Fn(&flatten::PathTrie, &[u8], &mut flatten::Flat) -> Result<()>,
+        event_json: &[u8],
+        out: &mut Vec<K>,
+    ) -> Result<()> {
+        let c = self.compiled();
+        matcher::with_scratch(c, |s| {
+            scan(&c.trie, event_json, &mut s.flat)?;
+            let mut idx = std::mem::take(&mut s.idx);
+            idx.clear();
+            matcher::run(c, s, event_json, &mut idx);
+            out.extend(idx.iter().map(|&i| self.keys[i as usize].clone()));
+            s.idx = idx;
+            Ok(())
+        })
     }
 
     /// Keys whose pattern matches a parsed event. A non-object matches nothing.

@@ -495,3 +495,137 @@ fn long_batches_match_as_single_events() {
     assert_eq!(events, want_events);
     assert_eq!(keys, want_keys);
 }
+
+/// The one-pass `plain_numeric_key` gives what the two-pass form gave on every text
+/// (refusals included): digits, dots, signs and an exponent in any order and length.
+#[test]
+fn plain_numeric_key_equals_its_two_pass_form() {
+    let mut texts: Vec<String> = [
+        "",
+        "-",
+        ".",
+        "-.",
+        "0",
+        "-0",
+        "00",
+        "0.",
+        ".0",
+        "1..2",
+        "1.2.",
+        "--1",
+        "1-",
+        "12345678901",
+        "1234567890",
+        "1234567890.123456",
+        "1234567890.1234567",
+        "99999999999999999999",
+        "9999999999.999999",
+        "0.000000",
+        "0.0000000",
+        "+1",
+        " 1",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    let alphabet = b"0123456789.-e+";
+    // Every string of up to four bytes over the alphabet, then longer pseudo-random ones.
+    let mut frontier = vec![String::new()];
+    for _ in 0..4 {
+        let mut next = Vec::new();
+        for s in &frontier {
+            for &c in alphabet {
+                next.push(format!("{s}{}", c as char));
+            }
+        }
+        texts.extend(next.iter().cloned());
+        frontier = next;
+    }
+    let mut x = 0x2545_F491_4F6C_DD1Du64;
+    for _ in 0..50_000 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let len = x % 24;
+        let t: String = (0..len)
+            .map(|k| {
+                let r = x.rotate_left(u32::try_from(5 * k).unwrap_or(0)) % 40;
+                // Mostly digits, some dots and signs.
+                if r < 30 {
+                    char::from(b"0123456789"[usize::try_from(r % 10).unwrap_or(0)])
+                } else if r < 36 {
+                    '.'
+                } else {
+                    '-'
+                }
+            })
+            .collect();
+        texts.push(t);
+    }
+    for t in &texts {
+        assert_eq!(
+            value::plain_numeric_key(t.as_bytes()),
+            value::plain_numeric_key_reference(t.as_bytes()),
+            "{t:?}"
+        );
+    }
+}
+
+proptest::proptest! {
+    #[test]
+    fn plain_numeric_key_equals_its_two_pass_form_on_any_number_text(
+        t in "-?[0-9]{0,12}(\\.[0-9]{0,8})?(\\.[0-9]{0,2})?",
+    ) {
+        proptest::prop_assert_eq!(
+            value::plain_numeric_key(t.as_bytes()),
+            value::plain_numeric_key_reference(t.as_bytes())
+        );
+    }
+}
+
+/// `matches_json` and `matches_json_trusted` pass each event's indexes through one
+/// reused buffer: event after event (matching, not matching, different keys), each
+/// call appends exactly that event's keys, the same as `matches_value` gives.
+#[test]
+fn repeated_matches_append_only_the_events_own_keys() {
+    let mut set = PatternSet::new();
+    set.insert(
+        "total",
+        Pattern::parse_json(r#"{"total":[{"numeric":[">=",0]}]}"#).unwrap(),
+    );
+    set.insert(
+        "cur",
+        Pattern::parse_json(r#"{"currency":["USD","EUR","GBP","JPY"]}"#).unwrap(),
+    );
+    set.insert(
+        "big",
+        Pattern::parse_json(r#"{"total":[{"numeric":[">",1000]}]}"#).unwrap(),
+    );
+    let events = [
+        r#"{"currency":"JPY","total":25154.0,"items":[{"a":1}]}"#,
+        r#"{"currency":"XXX","total":-1}"#,
+        r#"{"currency":"EUR","total":5}"#,
+        r#"{"x":{"currency":"EUR"}}"#,
+        r#"{"currency":["CHF","USD"],"total":[1,2000]}"#,
+        r#"{"currency":"JPY","total":25154.0,"items":[{"a":1}]}"#,
+    ];
+    for round in 0..3 {
+        for e in events {
+            let v: serde_json::Value = serde_json::from_str(e).unwrap();
+            let mut want = vec!["seed"];
+            set.matches_value(&v, &mut want);
+            let mut got = vec!["seed"];
+            set.matches_json(e.as_bytes(), &mut got).unwrap();
+            assert_eq!(got, want, "round {round}: {e}");
+            let mut got = vec!["seed"];
+            set.matches_json_trusted(e.as_bytes(), &mut got).unwrap();
+            assert_eq!(got, want, "trusted, round {round}: {e}");
+        }
+    }
+    // A refused event leaves the next one unaffected.
+    let mut out = Vec::new();
+    assert!(set.matches_json_trusted(b"[1]", &mut out).is_err());
+    set.matches_json_trusted(events[1].as_bytes(), &mut out)
+        .unwrap();
+    assert!(out.is_empty(), "{out:?}");
+}

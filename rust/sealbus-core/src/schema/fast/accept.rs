@@ -376,7 +376,87 @@ fn date_prefix(b: &[u8]) -> bool {
 /// with an upper-case `T`, a real date, hours to 23, minutes and seconds to 59 and an
 /// offset to 23:59. Leap seconds (`:60`, valid only at 23:59 UTC) and lower-case
 /// separators are left to the crate.
+#[inline]
 pub(super) fn date_time(b: &[u8]) -> bool {
+    match b.first_chunk::<20>() {
+        Some(utc) if b.len() == 20 => date_time_utc(utc),
+        _ => date_time_general(b),
+    }
+}
+
+/// Days per month, for a year that is not a leap year (index 0 unused).
+const MONTH_DAYS: [u8; 13] = [0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+
+/// A byte of '0' in every lane.
+const ZEROS: u64 = ONES * 0x30;
+
+/// Whether `x`, with the lanes in `separators` (0xff per lane) equal to those of
+/// `expected` and the others ASCII digits; gives the lanes' digit values (separator
+/// lanes 0).
+#[inline]
+fn digits_and_separators(x: u64, separators: u64, expected: u64) -> Option<u64> {
+    if x & separators != expected {
+        return None;
+    }
+    let d = (x & !separators) | (ZEROS & separators);
+    if d & HIGH != 0 {
+        return None;
+    }
+    let digit = at_least(d, ZEROS) & !at_least(d, ONES * u64::from(b'9' + 1));
+    (digit == HIGH).then(|| d - ZEROS)
+}
+
+/// [`date_time_general`] on its only 20-byte form, `YYYY-MM-DDTHH:MM:SSZ`, as three
+/// word tests and a few lane extractions instead of a test per field.
+///
+/// Why: the order workload's timestamps all take this form, and the per-pair parse
+/// cost about 190 instructions an event. The tests check that both routes agree on
+/// every 20-byte string they try, not only that this one stays inside the crate.
+#[inline]
+fn date_time_utc(b: &[u8; 20]) -> bool {
+    let (lo, rest) = b.split_first_chunk::<8>().unwrap_or((&[0; 8], &[]));
+    let (mid, hi) = rest.split_first_chunk::<8>().unwrap_or((&[0; 8], &[]));
+    let Some(&[h0, h1, h2, h3]) = hi.first_chunk::<4>() else {
+        return false;
+    };
+    // "YYYY-MM-", "DDTHH:MM", ":SSZ" padded with '0's.
+    let words = (
+        digits_and_separators(
+            u64::from_le_bytes(*lo),
+            0xff00_00ff_0000_0000,
+            0x2d00_002d_0000_0000,
+        ),
+        digits_and_separators(
+            u64::from_le_bytes(*mid),
+            0x0000_ff00_00ff_0000,
+            0x0000_3a00_0054_0000,
+        ),
+        digits_and_separators(
+            u64::from_le_bytes([h0, h1, h2, h3, b'0', b'0', b'0', b'0']),
+            0x0000_0000_ff00_00ff,
+            0x0000_0000_5a00_003a,
+        ),
+    );
+    let (Some(lo), Some(mid), Some(hi)) = words else {
+        return false;
+    };
+    // Two digit lanes `k`, `k + 1` of `v` as a number.
+    #[allow(clippy::cast_possible_truncation)] // each lane holds one digit
+    let pair =
+        |v: u64, k: u32| ((v >> (8 * k)) as u8 & 0xf) * 10 + ((v >> (8 * k + 8)) as u8 & 0xf);
+    let (century, yy, month) = (pair(lo, 0), pair(lo, 2), pair(lo, 5));
+    let (day, hour, minute, second) = (pair(mid, 0), pair(mid, 3), pair(mid, 6), pair(hi, 1));
+    let year = u16::from(century) * 100 + u16::from(yy);
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    let Some(&days) = MONTH_DAYS.get(usize::from(month)) else {
+        return false;
+    };
+    let days = days + u8::from(month == 2 && leap);
+    day != 0 && day <= days && hour <= 23 && minute <= 59 && second <= 59
+}
+
+/// [`date_time`] for any length (the reference [`date_time_utc`] is tested against).
+pub(super) fn date_time_general(b: &[u8]) -> bool {
     if b.len() < 20 || !date_prefix(b) || b.get(10) != Some(&b'T') {
         return false;
     }

@@ -412,13 +412,13 @@ impl Node {
 /// backslash or control byte, so it is its own JSON spelling) and a quote: the key is
 /// that name, as the hash lookup would have found. A miss takes the lookup as before,
 /// so a prediction changes only the speed, never the verdict.
-#[derive(Clone, Copy, Default)]
+#[derive(Clone, Copy)]
 struct KeyLit {
     bytes: u128,
     mask: u128,
     /// Bytes from the opening quote to past the colon; 0 when the name is too long (over
     /// 14 bytes, so that with its quote and colon it fits 16) or needs escaping, and is
-    /// never predicted.
+    /// never predicted (its `bytes` and `mask` then match no UTF-8 text).
     advance: u8,
     /// The name's value schema, as [`Slot::target`].
     target: u32,
@@ -431,9 +431,14 @@ impl KeyLit {
     fn new(name: &[u8], target: u32) -> Self {
         let plain = name.iter().all(|&c| c >= 0x20 && c != b'"' && c != b'\\');
         if name.len() > MAX_LIT_NAME || !plain {
+            // A first byte of 0xff never occurs in UTF-8, and the body is checked to
+            // be UTF-8 before any key is read: this literal never matches, so the
+            // match itself need not test `advance`.
             return KeyLit {
+                bytes: 0xff,
+                mask: 0xff,
+                advance: 0,
                 target,
-                ..KeyLit::default()
             };
         }
         let mut word = [0_u8; 16];
@@ -454,11 +459,11 @@ impl KeyLit {
         }
     }
 
-    /// Whether `next` (the sixteen bytes after a key's opening quote) starts with this
-    /// key, its closing quote and the colon.
+    /// Whether `next` (the sixteen bytes after a key's opening quote, from a UTF-8
+    /// body) starts with this key, its closing quote and the colon.
     #[inline]
     fn matches(&self, next: u128) -> bool {
-        self.advance != 0 && (next ^ self.bytes) & self.mask == 0
+        (next ^ self.bytes) & self.mask == 0
     }
 }
 

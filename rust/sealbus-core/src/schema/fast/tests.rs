@@ -700,6 +700,44 @@ fn plain_address_shortcut_matches_the_crates_email_check() {
     }
 }
 
+/// The word-at-a-time route to a plain local part against the byte loop: runs of
+/// letters and digits of every length around the eight-byte steps and the 64-byte
+/// limit, ended by an `@` or by a byte at each edge of the letter and digit ranges,
+/// before domains around the 254-byte limit; and the crate agrees on the addresses.
+#[test]
+fn alnum_local_part_route_agrees_with_the_byte_loop() {
+    let email = compiled(&json!({"type": "string", "format": "email"}));
+    let run_chars = b"09azAZ5mQ";
+    let enders = b"@@@@./:`{[\x40\x2f\x3a\x60\x7b\x5b\x41\x7a\x7f+-_\xc3";
+    let mut r = Rng(17);
+    let mut fast = 0;
+    for run in 0..=72 {
+        for &ender in enders {
+            for domain in [0_usize, 1, 11, 253, 254, 255] {
+                for tail in [&b""[..], b"@x", b".x", b"x"] {
+                    let mut b: Vec<u8> = (0..run)
+                        .map(|_| run_chars[r.below(run_chars.len() as u64) as usize])
+                        .collect();
+                    b.push(ender);
+                    b.extend(std::iter::repeat_n(b'd', domain));
+                    b.extend_from_slice(tail);
+                    let expected = super::text::plain_local_part_bytewise(&b);
+                    assert_eq!(super::text::plain_local_part(&b), expected, "{b:?}");
+                    if expected.is_some() && b.len() >= 8 {
+                        fast += 1;
+                    }
+                    if domain < 30 {
+                        if let Ok(text) = std::str::from_utf8(&b) {
+                            agreed(&email, serde_json::to_string(text).unwrap().as_bytes());
+                        }
+                    }
+                }
+            }
+        }
+    }
+    assert!(fast > 1000, "{fast}");
+}
+
 // ---- random documents ----------------------------------------------------------------
 
 const KEYS: &[&str] = &[
@@ -972,12 +1010,72 @@ fn date_time_recogniser_stays_inside_the_crates_format_over_every_field_edge() {
                 accepted += 1;
             }
         }
+        // The 20-byte route gives what the general one gives.
+        assert_eq!(
+            accept::date_time(text.as_bytes()),
+            accept::date_time_general(text.as_bytes()),
+            "{text}"
+        );
         let date = text.get(..10).unwrap_or_default();
         for check in DATE_CHECKS.iter() {
             within(&accept::date, check, date);
         }
     }
     assert!(accepted > 1000, "only {accepted} accepted");
+}
+
+/// The 20-byte `...Z` route of the date-time recogniser against the general one, on
+/// valid forms with every position replaced by each byte that matters there (digits at
+/// their edges, each separator, their neighbours, non-ASCII), and with two positions
+/// changed at random.
+#[test]
+fn date_time_utc_route_agrees_with_the_general_one_at_every_position() {
+    let bases = [
+        "2024-02-29T23:59:59Z",
+        "2023-02-28T00:00:00Z",
+        "1900-12-31T12:30:45Z",
+        "2000-02-29T09:09:09Z",
+        "2100-04-30T19:19:19Z",
+    ];
+    let alphabet = b"0123456789/:-.TZtz +\x7f\xc3\x80\x00";
+    let mut accepted = 0;
+    let mut agree = |bytes: &[u8]| {
+        let fast = accept::date_time(bytes);
+        assert_eq!(fast, accept::date_time_general(bytes), "{bytes:?}");
+        if fast {
+            accepted += 1;
+        }
+    };
+    for base in bases {
+        for at in 0..20 {
+            for &c in alphabet {
+                let mut bytes = base.as_bytes().to_vec();
+                bytes[at] = c;
+                agree(&bytes);
+            }
+        }
+    }
+    let mut r = Rng(11);
+    for _ in 0..20_000 {
+        let mut bytes = bases[r.below(bases.len() as u64) as usize]
+            .as_bytes()
+            .to_vec();
+        for _ in 0..2 {
+            let at = r.below(20) as usize;
+            bytes[at] = alphabet[r.below(alphabet.len() as u64) as usize];
+        }
+        agree(&bytes);
+    }
+    // Each year, month and day of a leap cycle edge.
+    for year in ["1900", "2000", "2023", "2024", "2100", "0000", "9999"] {
+        for month in 0..=13 {
+            for day in 0..=32 {
+                let text = format!("{year}-{month:02}-{day:02}T23:59:59Z");
+                agree(text.as_bytes());
+            }
+        }
+    }
+    assert!(accepted > 1000, "{accepted}");
 }
 
 #[test]
@@ -1650,6 +1748,9 @@ fn short_numbers_read_as_the_general_scan_does() {
         "10",
         "999",
         "1234567",
+        "9876543",
+        "305",
+        "4060",
         "12345678",
         "123456789",
     ];
@@ -1663,6 +1764,9 @@ fn short_numbers_read_as_the_general_scan_does() {
         ".05",
         ".1000",
         ".1234567",
+        ".9876543",
+        ".0102030",
+        ".99",
         ".12345678",
         ".0000000",
         ".x",

@@ -190,9 +190,56 @@ fn in_set(set: u128, c: u8) -> bool {
     c < 128 && set >> c & 1 == 1
 }
 
+/// SWAR masks: a one in every byte, and every byte's high bit.
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGH: u64 = 0x8080_8080_8080_8080;
+
+/// Per lane of `x`, the high bit set when the byte is an ASCII letter or digit.
+#[inline]
+fn alnum_lanes(x: u64) -> u64 {
+    // With the high bit set first, `v - k` keeps it exactly when `v >= k` (no borrow
+    // crosses lanes: `k` is below 0x80); `!x` drops bytes past ASCII. Setting 0x20
+    // folds upper-case letters onto lower-case ones and moves no other byte into
+    // `a..=z`.
+    let at_least = |v: u64, k: u8| (v | HIGH).wrapping_sub(ONES * u64::from(k));
+    let digit = at_least(x, b'0') & !at_least(x, b'9' + 1);
+    let folded = x | (ONES * 0x20);
+    let letter = at_least(folded, b'a') & !at_least(folded, b'z' + 1);
+    (digit | letter) & !x & HIGH
+}
+
+/// Where the `@` is when `b` starts with a run of ASCII letters and digits ended by
+/// an `@`, found eight bytes at a time; `None` when it does not (or the run reaches
+/// the last eight bytes), for the byte-at-a-time test.
+#[inline]
+fn alnum_local_part(b: &[u8]) -> Option<usize> {
+    let mut i = 0;
+    while let Some(chunk) = b.get(i..).and_then(<[u8]>::first_chunk::<8>) {
+        let other = !alnum_lanes(u64::from_le_bytes(*chunk)) & HIGH;
+        if other != 0 {
+            let at = i + (other.trailing_zeros() / 8) as usize;
+            return (at > 0 && b.get(at) == Some(&b'@')).then_some(at);
+        }
+        i += 8;
+    }
+    None
+}
+
 /// Where the `@` of `local@rest` is, when `local` is a plain local part (see
 /// [`Email`]) and `rest` has no `@` and is 1 to 254 bytes long.
-fn plain_local_part(b: &[u8]) -> Option<usize> {
+pub(super) fn plain_local_part(b: &[u8]) -> Option<usize> {
+    // Letters and digits alone (the common local part) are plain atext with no dot:
+    // the byte loop would accept them, and their `@` is the first one.
+    if let Some(at) = alnum_local_part(b) {
+        let domain = b.len() - at - 1;
+        return (at <= 64 && domain > 0 && domain <= 254).then_some(at);
+    }
+    plain_local_part_bytewise(b)
+}
+
+/// [`plain_local_part`] a byte at a time (the reference its word route is tested
+/// against).
+pub(super) fn plain_local_part_bytewise(b: &[u8]) -> Option<usize> {
     let at = b.iter().position(|&c| c == b'@')?;
     let (local, domain) = (b.get(..at)?, b.get(at + 1..)?);
     if local.is_empty() || local.len() > 64 || domain.is_empty() || domain.len() > 254 {

@@ -6,9 +6,10 @@ by default; the publish path frees and re-allocates batch buffers of a few hundr
 every few milliseconds, so each batch faulted fresh (huge) pages in and zeroed them
 again: ~10% of the CPU of a durable run. mimalloc 3 (the one built now) waits 1 s by
 default; the delay is pinned here so that a change of default does not bring the
-faults back. Keeping freed memory for a second costs at most a few batches of RSS. The variable is set only for the load and then
-removed again, so the process environment (and its children) is left as it was; a
-value the user set (``MIMALLOC_PURGE_DELAY``) wins.
+faults back. Keeping freed memory for a second costs at most a few batches of RSS.
+The variable is set only for the load and then removed again, so the process
+environment (and its children) is left as it was; a value the user set
+(``MIMALLOC_PURGE_DELAY``) wins.
 """
 
 from __future__ import annotations

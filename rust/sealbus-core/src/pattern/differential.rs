@@ -391,6 +391,28 @@ fn hand_picked_inputs_flatten_or_fail_alike() {
 /// comma, a quote, a brace, a letter) or preceded by a space, each right after the
 /// unchanged event went through the same `Flat`, so the guessed key (with its closing
 /// quote and colon) and the comma-then-quote step are what meets the change.
+/// The one-byte edits of `base` at position `k`: each of `replace` in place of its
+/// byte, the byte removed (both only inside `base`), and each of `insert` put before it.
+fn edits_at(base: &[u8], k: usize, replace: &[u8], insert: &[u8]) -> Vec<Vec<u8>> {
+    let mut edited = Vec::new();
+    if k < base.len() {
+        for &c in replace {
+            let mut e = base.to_vec();
+            e[k] = c;
+            edited.push(e);
+        }
+        let mut cut = base.to_vec();
+        cut.remove(k);
+        edited.push(cut);
+    }
+    for &c in insert {
+        let mut e = base.to_vec();
+        e.insert(k, c);
+        edited.push(e);
+    }
+    edited
+}
+
 #[test]
 fn edits_next_to_guessed_keys_flatten_or_fail_alike() {
     let base: &[u8] =
@@ -399,21 +421,7 @@ fn edits_next_to_guessed_keys_flatten_or_fail_alike() {
     let mut flat = flatten::Flat::default();
     let mut checked = 0;
     for k in 0..=base.len() {
-        let mut edited: Vec<Vec<u8>> = Vec::new();
-        if k < base.len() {
-            for c in [b' ', b':', b',', b'"', b'}', b'x', b'\t'] {
-                let mut e = base.to_vec();
-                e[k] = c;
-                edited.push(e);
-            }
-            let mut cut = base.to_vec();
-            cut.remove(k);
-            edited.push(cut);
-        }
-        let mut spaced = base.to_vec();
-        spaced.insert(k, b' ');
-        edited.push(spaced);
-        for e in edited {
+        for e in edits_at(base, k, b" :,\"}x\t", b" ") {
             assert_eq!(
                 run_new_in(&mut flat, &new, base),
                 run_old(&old, base),
@@ -459,24 +467,7 @@ fn edits_next_to_guessed_keys_of_every_length_flatten_or_fail_alike() {
     let mut flat = flatten::Flat::default();
     let mut checked = 0;
     for k in 0..=base.len() {
-        let mut edited: Vec<Vec<u8>> = Vec::new();
-        if k < base.len() {
-            for c in [b' ', b':', b',', b'"', b'x', b'q'] {
-                let mut e = base.clone();
-                e[k] = c;
-                edited.push(e);
-            }
-            let mut cut = base.clone();
-            cut.remove(k);
-            edited.push(cut);
-        }
-        let mut spaced = base.clone();
-        spaced.insert(k, b' ');
-        edited.push(spaced);
-        let mut grown = base.clone();
-        grown.insert(k, b'z');
-        edited.push(grown);
-        for e in edited {
+        for e in edits_at(&base, k, b" :,\"xq", b" z") {
             let want = run_old(&old, &e);
             assert_eq!(run_new_in(&mut flat, &new, &base), run_old(&old, &base));
             assert_eq!(

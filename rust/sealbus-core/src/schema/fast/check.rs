@@ -90,20 +90,7 @@ pub(super) fn run(schema: &FastSchema, bytes: &[u8], scratch: &mut Scratch) -> V
     let Ok(src) = simdutf8::basic::from_utf8(bytes) else {
         return Verdict::Unknown;
     };
-    scratch.keys.clear();
-    if scratch.successors.len() < schema.successors {
-        scratch.successors.resize(schema.successors, NO_PREDICTION);
-    }
-    let mut c = Checker {
-        src,
-        s: bytes,
-        i: 0,
-        schema,
-        keys: &mut scratch.keys,
-        text: &mut scratch.text,
-        domain: &mut scratch.domain,
-        successors: &mut scratch.successors,
-    };
+    let mut c = Checker::new(schema, src, scratch);
     let result = c.value(schema.root, 0).and_then(|()| {
         c.skip_ws();
         if c.i == bytes.len() {
@@ -129,6 +116,26 @@ struct Checker<'a> {
     text: &'a mut Document<'static>,
     domain: &'a mut DomainMemo,
     successors: &'a mut [u8],
+}
+
+impl<'a> Checker<'a> {
+    /// A checker at the start of `src`, with `scratch` made ready for `schema`.
+    fn new(schema: &'a FastSchema, src: &'a str, scratch: &'a mut Scratch) -> Self {
+        scratch.keys.clear();
+        if scratch.successors.len() < schema.successors {
+            scratch.successors.resize(schema.successors, NO_PREDICTION);
+        }
+        Checker {
+            src,
+            s: src.as_bytes(),
+            i: 0,
+            schema,
+            keys: &mut scratch.keys,
+            text: &mut scratch.text,
+            domain: &mut scratch.domain,
+            successors: &mut scratch.successors,
+        }
+    }
 }
 
 /// A number as the tape reads it: `value` is exact when `exact` (the tape's `f64`, or an
@@ -965,17 +972,7 @@ pub(super) fn both_number_scans(schema: &FastSchema, bytes: &[u8]) -> (NumRead, 
     };
     let src = std::str::from_utf8(bytes).unwrap_or_default();
     let mut scratch = Scratch::default();
-    scratch.successors.resize(schema.successors, NO_PREDICTION);
-    let mut c = Checker {
-        src,
-        s: bytes,
-        i: 0,
-        schema,
-        keys: &mut scratch.keys,
-        text: &mut scratch.text,
-        domain: &mut scratch.domain,
-        successors: &mut scratch.successors,
-    };
+    let mut c = Checker::new(schema, src, &mut scratch);
     let short = c.short_number().map(|n| (parts(n), c.i));
     c.i = 0;
     let scanned = c.scan_number().ok().map(|n| (parts(n), c.i));

@@ -187,6 +187,34 @@ def test_rss_is_read_from_proc() -> None:
     assert procstat.rss_bytes(2**22 + 12345) is None  # no such process
 
 
+def _timer_slack_ns() -> int:
+    """This thread's timer slack (prctl PR_GET_TIMERSLACK), asked independently of
+    the code under test."""
+    import ctypes
+    import ctypes.util
+
+    return int(ctypes.CDLL(ctypes.util.find_library("c")).prctl(30, 0, 0, 0, 0))
+
+
+@pytest.mark.skipif(not Path("/proc/self/timerslack_ns").exists(), reason="Linux only")
+def test_timer_slack_is_set_for_the_pacer_and_restored() -> None:
+    before = _timer_slack_ns()
+    with procstat.timer_slack(1_000) as precise:
+        assert precise
+        assert _timer_slack_ns() == 1_000
+    assert _timer_slack_ns() == before
+    with pytest.raises(RuntimeError), procstat.timer_slack(2_000):
+        raise RuntimeError("the slack comes back on the way out of an error too")
+    assert _timer_slack_ns() == before
+
+
+def test_latency_run_says_how_it_paced(pool: list[workload.Batch]) -> None:
+    fig = harness.sealbus_latency(pool, 50, rate=5_000.0, shared_consumer_thread=True, busy_poll=0.0001)
+    assert fig.status == "ok", fig.status
+    assert any("timer slack" in n for n in fig.notes) == Path("/proc/self/timerslack_ns").exists()
+    assert len(fig.latency_quantiles_us) == 201 and fig.latency_quantiles_us[0] > 0
+
+
 def _report() -> harness.Report:
     cfg = harness.Config(scenarios=["throughput", "latency"], repeat=2, events=1000, nats_events=1000)
     rep = harness.Report(cfg, environment={"python": "3.x", "cpus": 2, "loadavg_at_start": [1.0]})

@@ -8,7 +8,7 @@ import ctypes.util
 import gc
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 
 def rss_bytes(pid: int | str = "self") -> int | None:
@@ -47,6 +47,35 @@ def release_memory() -> None:
         return
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(name).malloc_trim(0)
+
+
+# prctl(2) options: the calling thread's timer slack, in nanoseconds.
+_PR_SET_TIMERSLACK, _PR_GET_TIMERSLACK = 29, 30
+
+
+@contextlib.contextmanager
+def timer_slack(ns: int) -> Iterator[bool]:
+    """Let this thread's sleeps end within ``ns`` of their deadline (Linux), restoring
+    the old slack after. Yields whether it took effect.
+
+    Linux lets a normal thread's timer fire up to 50 µs late so that wake-ups can be
+    batched. A pacer that sleeps between sends 100 µs apart then wakes up to half an
+    interval late and catches up with a send right after: the offered load arrives in
+    pairs, not at the stated rate. Load generators set the slack of their pacing
+    thread for that reason; only this thread's timers change."""
+    prctl = None
+    name = ctypes.util.find_library("c")
+    if name is not None:
+        with contextlib.suppress(OSError, AttributeError):  # no prctl: not Linux
+            prctl = ctypes.CDLL(name).prctl
+    old = prctl(_PR_GET_TIMERSLACK, 0, 0, 0, 0) if prctl is not None else -1
+    if prctl is None or old < 0 or prctl(_PR_SET_TIMERSLACK, ns, 0, 0, 0) != 0:
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        prctl(_PR_SET_TIMERSLACK, old, 0, 0, 0)
 
 
 class RssSampler:

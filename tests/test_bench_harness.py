@@ -289,7 +289,7 @@ def test_latency_runs_as_deployed_for_latency_unless_told() -> None:
     p = argparse.ArgumentParser()
     harness.add_arguments(p)
     cfg = harness.config_from_args(p.parse_args([]))
-    assert (cfg.busy_poll, cfg.latency_threads, cfg.shared_consumer_thread) == (0.0002, False, False)
+    assert (cfg.busy_poll, cfg.latency_threads, cfg.shared_consumer_thread) == (0.001, False, False)
     assert cfg.producers is None  # 2 in memory, 4 durable
     assert cfg.warm_up and not harness.config_from_args(p.parse_args(["--no-warm-up"])).warm_up
     cfg = harness.config_from_args(p.parse_args(["--latency-threads", "--busy-poll", "0"]))

@@ -34,7 +34,7 @@ bench-full:     ## the end-to-end harness, with NATS JetStream as the same-run b
 	sealbus bench --full
 
 crash-long:     ## thousands of SIGKILL iterations against the durable log
-	SEALBUS_CRASH_ITERS=3000 python -m pytest -m slow tests/test_log_crash.py
+	SEALBUS_CRASH_ITERS=3000 python -m pytest -s -m slow tests/test_log_crash.py
 
 fuzz:           ## needs cargo-fuzz and a nightly toolchain
 	cd rust/sealbus-core/fuzz && for t in frame_decode keyring_open stored_decode; do \

@@ -200,4 +200,5 @@ def test_sigkill_long_mode(tmp_path: Path, request: pytest.FixtureRequest) -> No
     if "slow" not in (request.config.getoption("-m") or ""):
         pytest.skip("long mode: run with -m slow")
     totals = _run(tmp_path, _iterations(3000), seed=2)
+    print(f"\nlong mode: {totals}")  # the figures for the closing note (-s shows them)
     assert totals["acknowledged_batches"] > totals["iterations"]

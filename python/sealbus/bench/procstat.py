@@ -69,13 +69,14 @@ def timer_slack(ns: int) -> Iterator[bool]:
         with contextlib.suppress(OSError, AttributeError):  # no prctl: not Linux
             prctl = ctypes.CDLL(name).prctl
     old = prctl(_PR_GET_TIMERSLACK, 0, 0, 0, 0) if prctl is not None else -1
-    if prctl is None or old < 0 or prctl(_PR_SET_TIMERSLACK, ns, 0, 0, 0) != 0:
+    # prctl takes unsigned longs: pass them as such, not as C ints.
+    if prctl is None or old < 0 or prctl(_PR_SET_TIMERSLACK, ctypes.c_ulong(ns), 0, 0, 0) != 0:
         yield False
         return
     try:
         yield True
     finally:
-        prctl(_PR_SET_TIMERSLACK, old, 0, 0, 0)
+        prctl(_PR_SET_TIMERSLACK, ctypes.c_ulong(old), 0, 0, 0)
 
 
 class RssSampler:

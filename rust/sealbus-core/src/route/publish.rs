@@ -115,7 +115,9 @@ impl Router {
             ends: Vec::with_capacity(events.len() + 1),
         };
         t.ends.push(0);
-        let mut index: HashMap<u64, u32> = HashMap::new();
+        // Where each subscription sits in `t.subs`, by id: only needed, and only built,
+        // once a second event type shows up (a publish has one type).
+        let mut index: Option<HashMap<u64, u32>> = None;
         let mut matched: Vec<u32> = Vec::new();
         // The current event type's route, and where each of its subscriptions sits in
         // `t.subs` (mapped once per type change, not per event).
@@ -128,15 +130,24 @@ impl Router {
                 .is_none_or(|(ty, _, _)| *ty != &*e.event_type)
             {
                 let r = self.route_for(&e.event_type)?;
-                let mut local = Vec::with_capacity(r.subs.len());
-                for s in &r.subs {
-                    let next = u32::try_from(t.subs.len()).unwrap_or(u32::MAX);
-                    let i = *index.entry(s.id).or_insert_with(|| {
-                        t.subs.push(s.clone());
-                        next
+                let local = if route.is_none() {
+                    t.subs.extend(r.subs.iter().cloned());
+                    (0..u32::try_from(r.subs.len()).unwrap_or(u32::MAX)).collect()
+                } else {
+                    let index = index.get_or_insert_with(|| {
+                        (0u32..).zip(&t.subs).map(|(i, s)| (s.id, i)).collect()
                     });
-                    local.push(i);
-                }
+                    let mut local = Vec::with_capacity(r.subs.len());
+                    for s in &r.subs {
+                        let next = u32::try_from(t.subs.len()).unwrap_or(u32::MAX);
+                        let i = *index.entry(s.id).or_insert_with(|| {
+                            t.subs.push(s.clone());
+                            next
+                        });
+                        local.push(i);
+                    }
+                    local
+                };
                 route = Some((&e.event_type, r, local));
             }
             let Some((_, r, local)) = &route else {
@@ -672,5 +683,68 @@ pub(super) fn aad_of(e: &Event) -> AadFields<'_> {
         event_type: &e.event_type,
         source: &e.source,
         schema_version: e.schema_version.unwrap_or(0),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::Action;
+    use crate::route::{Clock, Outgoing, QueueConfig, RouterConfig};
+
+    fn prepared(r: &Router, token: &[u8], event_type: &str, subjects: &[&str]) -> Vec<Event> {
+        let items = subjects
+            .iter()
+            .map(|s| Outgoing {
+                kind: DataKind::Json,
+                data: format!(r#"{{"n":"{s}"}}"#).into_bytes(),
+                id: None,
+                end_to_end: false,
+            })
+            .collect();
+        let attrs = crate::envelope::Attributes::default();
+        r.prepare("p", token, event_type, None, &attrs, items)
+            .expect("prepare")
+    }
+
+    /// `enqueue` is public and takes any prepared events: a batch that mixes types
+    /// reaches each subscription with exactly its own events, in batch order, and one
+    /// subscribed to both types is counted once.
+    #[test]
+    fn a_batch_of_several_types_reaches_each_subscriber_once_in_order() {
+        let r = Router::new(
+            RouterConfig {
+                allow_schemaless: true,
+                ..RouterConfig::default()
+            },
+            Clock::default(),
+        );
+        let token = r.policy.register("p").expect("register");
+        r.allow("p", Action::Publish, "t.*").expect("allow");
+        r.allow("p", Action::Subscribe, "t.*").expect("allow");
+        let sub = |types: &[&str]| {
+            let types = types.iter().map(|t| (*t).to_owned()).collect();
+            r.subscribe("p", &token, None, types, None, QueueConfig::default(), None)
+                .expect("subscribe")
+        };
+        let (only_a, only_b, both) = (sub(&["t.a"]), sub(&["t.b"]), sub(&["t.*"]));
+        let mut events = prepared(&r, &token, "t.a", &["a1"]);
+        events.extend(prepared(&r, &token, "t.b", &["b1", "b2"]));
+        events.extend(prepared(&r, &token, "t.a", &["a2"]));
+        let receipts = r.enqueue(events, None).expect("enqueue");
+        let routed: Vec<usize> = receipts.iter().map(|x| x.routed).collect();
+        assert_eq!(routed, [2, 2, 2, 2]);
+        let got = |s: &Subscription| -> Vec<String> {
+            let polled = r.poll(s, 100, Some(Duration::ZERO)).expect("poll");
+            polled
+                .iter()
+                .map(|d| String::from_utf8_lossy(&d.item.data).into_owned())
+                .collect()
+        };
+        let n =
+            |v: &[&str]| -> Vec<String> { v.iter().map(|s| format!(r#"{{"n":"{s}"}}"#)).collect() };
+        assert_eq!(got(&only_a), n(&["a1", "a2"]));
+        assert_eq!(got(&only_b), n(&["b1", "b2"]));
+        assert_eq!(got(&both), n(&["a1", "b1", "b2", "a2"]));
     }
 }

@@ -15,8 +15,8 @@ import time
 
 import sealbus
 from sealbus.bench import harness
-from sealbus.bench.harness import BUSY_POLL, EVENT_TYPE, PACER_SLACK_NS
-from sealbus.bench.procstat import timer_slack
+from sealbus.bench.harness import BUSY_POLL, EVENT_TYPE
+from sealbus.bench.procstat import PACER_SLACK_NS, timer_slack
 from sealbus.bench.workload import encode_pool
 
 

@@ -17,6 +17,7 @@ fsync each write) unless ``sync_always=True``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib.metadata
 import os
 import shutil
@@ -33,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sealbus.bench.procstat import RssSampler, cpu_seconds, percentile, rss_bytes
+from sealbus.bench.procstat import PACER_SLACK_NS, RssSampler, cpu_seconds, percentile, rss_bytes, timer_slack
 from sealbus.bench.workload import Batch
 
 STREAM = "SEALBUS_BENCH"
@@ -512,7 +513,10 @@ def run_throughput(
     if not nats_py_available():
         raise NatsUnavailable("nats-py is not installed: pip install nats-py (in the 'bench' extra)")
     limit = timeout if timeout is not None else max(60.0, events / 2_000)
-    with NatsServer(sync_always=sync_always) as server:
+    # Paced runs get the pacer's timer slack sealbus's latency run gets: the same
+    # offered load on both sides.
+    paced = timer_slack(PACER_SLACK_NS) if rate is not None else contextlib.nullcontext(False)
+    with NatsServer(sync_always=sync_always) as server, paced:
         return asyncio.run(
             _run(
                 server.url,

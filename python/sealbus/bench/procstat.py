@@ -51,6 +51,8 @@ def release_memory() -> None:
 
 # prctl(2) options: the calling thread's timer slack, in nanoseconds.
 _PR_SET_TIMERSLACK, _PR_GET_TIMERSLACK = 29, 30
+# The latency pacers' timer slack: their sleeps end within 1 µs of the send time.
+PACER_SLACK_NS = 1_000
 
 
 @contextlib.contextmanager

@@ -19,14 +19,16 @@ import os
 from types import ModuleType
 
 _OPTION = "MIMALLOC_PURGE_DELAY"
-_PURGE_DELAY_MS = "1000"
+#: How long freed memory stays resident before mimalloc returns it (unless the user
+#: set the variable).
+PURGE_DELAY_MS = 1000
 
 
 def _load_extension() -> ModuleType:
     """Import ``sealbus._sealbus`` with the allocator tuned."""
     if _OPTION in os.environ:
         return importlib.import_module("sealbus._sealbus")
-    os.environ[_OPTION] = _PURGE_DELAY_MS
+    os.environ[_OPTION] = str(PURGE_DELAY_MS)
     try:
         return importlib.import_module("sealbus._sealbus")
     finally:

@@ -695,12 +695,13 @@ mod tests {
     use crate::error::Action;
     use crate::route::{Clock, Outgoing, QueueConfig, RouterConfig};
 
-    fn prepared(r: &Router, token: &[u8], event_type: &str, subjects: &[&str]) -> Vec<Event> {
-        let items = subjects
+    /// Events of `event_type` whose data are `{"n": value}`, one per value.
+    fn prepared(r: &Router, token: &[u8], event_type: &str, values: &[&str]) -> Vec<Event> {
+        let items = values
             .iter()
-            .map(|s| Outgoing {
+            .map(|v| Outgoing {
                 kind: DataKind::Json,
-                data: format!(r#"{{"n":"{s}"}}"#).into_bytes(),
+                data: format!(r#"{{"n":"{v}"}}"#).into_bytes(),
                 id: None,
                 end_to_end: false,
             })

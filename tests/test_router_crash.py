@@ -1,6 +1,7 @@
 """SIGKILL a publishing router at random moments: every publish that returned is in
 the log exactly once after reopening, and nothing else is, beyond the one batch that
-was in flight. Long mode: SEALBUS_ROUTER_CRASH_ITERS=2000 pytest -m slow ..."""
+was in flight. Long mode: SEALBUS_ROUTER_CRASH_ITERS=1000 pytest tests/test_router_crash.py
+(one test per iteration; not marked slow)."""
 
 from __future__ import annotations
 

@@ -843,7 +843,7 @@ def run(config: Config, out: TextIO | None = None) -> Report:
         report.add(fig)
 
     # The JetStream throughput run serves both throughput rows (file storage is its
-    # only durable mode and the brief's baseline): run it once per repeat.
+    # only durable mode and the baseline we compare against): run it once per repeat.
     nats_tp: list[Figures] = []
     n_nats = min(config.nats_events, config.events)
     if config.warm_up:
@@ -1195,7 +1195,7 @@ def _status_word(runs: Sequence[Figures]) -> str:
 
 
 def targets(report: Report) -> list[str]:
-    """The issue's targets, checked against this run's medians."""
+    """The project's performance targets, checked against this run's medians."""
     lines = ["targets:"]
 
     def verdict(ok: bool | None) -> str:

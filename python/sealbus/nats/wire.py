@@ -1,0 +1,235 @@
+"""The bridge's message on the wire: a batch of events of one type, sealed and signed.
+
+Layout (all integers big-endian)::
+
+    magic   b"SBX1"
+    u16 + utf-8   exporting router's name
+    u16 + utf-8   event type
+    u32           number of events n
+    n times:      u8 + ascii event id, u32 schema version + 1 (0: none), u32 frame length
+    frames        n transit-sealed frames (docs/FORMAT.md), one after the other
+
+Frame ``i`` seals ``u32 attribute length + attributes (JSON) + data`` under the
+transit key ring, bound (AAD) to the event's id, type, schema version and the
+exporting router's name, so no attribute other than the id and type is readable on
+the wire or in JetStream's store, and no frame can be moved to another event. The
+whole body is signed with the exporting router's Ed25519 identity, together with the
+NATS subject it is published on (``sealbus.<type>``), and the signature travels in
+the ``Sealbus-Signature`` header.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import struct
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sealbus.errors import FrameError
+from sealbus.keys import KeyRing
+from sealbus.nats.identity import Identity, verify
+
+__all__ = ["SIGNATURE_HEADER", "Outgoing", "Signed", "WireError", "decode", "encode", "subject_of"]
+
+MAGIC = b"SBX1"
+SIGNATURE_HEADER = "Sealbus-Signature"
+_DOMAIN = b"sealbus.bridge.v1\x00"
+_ATTRS = ("source", "time", "subject", "traceparent", "dataschema", "datacontenttype", "kind")
+
+
+class WireError(FrameError):
+    """A bridge message is malformed (``reason``); nothing of it is imported."""
+
+
+def subject_of(event_type: str) -> str:
+    return f"sealbus.{event_type}"
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """One event as the exporter reads it from its router's log."""
+
+    id: str
+    source: str
+    time: str
+    schema_version: int | None
+    kind: str
+    data: bytes
+    subject: str | None = None
+    traceparent: str | None = None
+    dataschema: str | None = None
+    datacontenttype: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Signed:
+    """A decoded message whose signature has been checked and frames opened."""
+
+    router: str
+    event_type: str
+    events: list[Outgoing]
+
+
+def _attrs_json(ev: Outgoing) -> bytes:
+    d = {k: getattr(ev, k) for k in _ATTRS if getattr(ev, k) is not None}
+    return json.dumps(d, separators=(",", ":")).encode()
+
+
+def _signed_bytes(subject: str, body: bytes) -> bytes:
+    return _DOMAIN + subject.encode() + b"\x00" + body
+
+
+def encode(
+    router: str, event_type: str, events: Sequence[Outgoing], transit: KeyRing, identity: Identity
+) -> tuple[bytes, dict[str, str]]:
+    """The body and headers of one message carrying ``events`` (all of ``event_type``)."""
+    parts: list[bytes] = []
+    offsets = [0]
+    for ev in events:
+        a = _attrs_json(ev)
+        parts.append(struct.pack(">I", len(a)) + a + ev.data)
+        offsets.append(offsets[-1] + len(parts[-1]))
+    ids = [ev.id for ev in events]
+    versions = [ev.schema_version or 0 for ev in events]
+    frames, frame_offs = transit.seal_batch(
+        b"".join(parts), offsets, event_ids=ids, event_type=event_type, source=router, schema_version=versions
+    )
+    fo = [int(x) for x in frame_offs]
+    r, t = router.encode(), event_type.encode()
+    head = [MAGIC, struct.pack(">H", len(r)), r, struct.pack(">H", len(t)), t, struct.pack(">I", len(events))]
+    for i, ev in enumerate(events):
+        eid = ev.id.encode("ascii")
+        v = 0 if ev.schema_version is None else ev.schema_version + 1
+        head.append(struct.pack(">B", len(eid)) + eid + struct.pack(">II", v, fo[i + 1] - fo[i]))
+    body = b"".join(head) + bytes(frames)
+    sig = identity.sign(_signed_bytes(subject_of(event_type), body))
+    headers = {
+        "Nats-Msg-Id": f"{router}.{ids[0]}.{len(ids)}",
+        SIGNATURE_HEADER: base64.b64encode(sig).decode(),
+    }
+    return body, headers
+
+
+class _Reader:
+    def __init__(self, body: bytes) -> None:
+        self.b = memoryview(body)
+        self.at = 0
+
+    def take(self, n: int) -> bytes:
+        if n < 0 or self.at + n > len(self.b):
+            raise WireError(f"wire error: message truncated at byte {self.at}", reason="truncated", offset=self.at)
+        out = bytes(self.b[self.at : self.at + n])
+        self.at += n
+        return out
+
+    def u(self, fmt: str) -> int:
+        size = struct.calcsize(fmt)
+        value: int = struct.unpack(fmt, self.take(size))[0]
+        return value
+
+    def text(self, width: str, what: str) -> str:
+        raw = self.take(self.u(width))
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise WireError(f"wire error: {what} is not UTF-8", reason=f"{what} not UTF-8", offset=self.at) from None
+
+
+def peek_router(body: bytes) -> str:
+    """The router a message claims to come from (before its signature is checked)."""
+    r = _Reader(body)
+    if r.take(4) != MAGIC:
+        raise WireError("wire error: not a sealbus bridge message", reason="magic", offset=0)
+    return r.text(">H", "router")
+
+
+def decode(
+    subject: str,
+    body: bytes,
+    headers: dict[str, str] | None,
+    trust: dict[str, bytes],
+    transit: KeyRing,
+) -> Signed:
+    """Check the signature against ``trust``, then open every frame.
+
+    Raises :class:`SignatureRefused` for an unknown router or a bad signature, and
+    :class:`WireError` / :class:`sealbus.IntegrityError` for a malformed or tampered
+    message."""
+    router = peek_router(body)
+    key = trust.get(router)
+    if key is None:
+        raise SignatureRefused(
+            f"signature refused: router {router!r} is not trusted", router=router, reason="untrusted"
+        )
+    sig_text = (headers or {}).get(SIGNATURE_HEADER)
+    try:
+        sig = base64.b64decode(sig_text or "", validate=True)
+    except ValueError:
+        sig = b""
+    if len(sig) != 64 or not verify(key, sig, _signed_bytes(subject, body)):
+        raise SignatureRefused(
+            f"signature refused: the message on {subject} is not signed by router {router!r}",
+            router=router,
+            reason="bad signature",
+        )
+    r = _Reader(body)
+    r.take(4)
+    r.text(">H", "router")
+    event_type = r.text(">H", "type")
+    if subject != subject_of(event_type):
+        raise WireError(f"wire error: type {event_type!r} published on {subject}", reason="subject", offset=0)
+    n = r.u(">I")
+    if n == 0 or n > 1_000_000:
+        raise WireError(f"wire error: {n} events in one message", reason="count", offset=r.at)
+    ids: list[str] = []
+    versions: list[int | None] = []
+    offsets = [0]
+    for _ in range(n):
+        try:
+            ids.append(r.take(r.u(">B")).decode("ascii"))
+        except UnicodeDecodeError:
+            raise WireError("wire error: an event id is not ASCII", reason="id", offset=r.at) from None
+        v = r.u(">I")
+        versions.append(None if v == 0 else v - 1)
+        offsets.append(offsets[-1] + r.u(">I"))
+    frames = r.take(offsets[-1])
+    if r.at != len(r.b):
+        raise WireError("wire error: bytes after the last frame", reason="trailing bytes", offset=r.at)
+    plain, poffs = transit.open_batch(
+        frames, offsets, event_ids=ids, event_type=event_type, source=router, schema_version=[v or 0 for v in versions]
+    )
+    po = [int(x) for x in poffs]
+    events = []
+    view = memoryview(plain)
+    for i in range(n):
+        item = bytes(view[po[i] : po[i + 1]])
+        if len(item) < 4:
+            raise WireError("wire error: a sealed item is shorter than its header", reason="item", offset=i)
+        alen = struct.unpack(">I", item[:4])[0]
+        try:
+            attrs: dict[str, Any] = json.loads(item[4 : 4 + alen])
+        except ValueError:
+            raise WireError("wire error: an event's attributes are not JSON", reason="attributes", offset=i) from None
+        if not isinstance(attrs, dict) or not all(isinstance(attrs.get(k, ""), str) for k in _ATTRS):
+            raise WireError("wire error: an event's attributes are malformed", reason="attributes", offset=i)
+        events.append(
+            Outgoing(
+                id=ids[i],
+                source=attrs.get("source", ""),
+                time=attrs.get("time", ""),
+                schema_version=versions[i],
+                kind=attrs.get("kind", "json"),
+                data=item[4 + alen :],
+                subject=attrs.get("subject"),
+                traceparent=attrs.get("traceparent"),
+                dataschema=attrs.get("dataschema"),
+                datacontenttype=attrs.get("datacontenttype"),
+            )
+        )
+    return Signed(router, event_type, events)
+
+
+class SignatureRefused(WireError):
+    """A message is not signed by a router this one trusts (``router``, ``reason``)."""

@@ -2,23 +2,25 @@
 the bridge tests. Prints one line per acknowledged publish (``acked <id>,<id>,...``),
 so the test knows exactly which events the router promised to keep.
 
-    python bridge_peer.py LOG NATS_URL TRANSIT IDENTITY BATCHES BATCH_SIZE [PAUSE]
+    python bridge_peer.py LOG NATS_URL TRANSIT IDENTITY BATCHES BATCH_SIZE [PAUSE [PUBLISH_TIMEOUT]]
 """
 
 from __future__ import annotations
 
+import json
 import random
 import sys
 import time
 
 import sealbus
-from sealbus.nats import Bridge, Identity
 from orders import SCHEMA, valid_event  # type: ignore[import-not-found]
+from sealbus.nats import Bridge, Identity
 
 
 def main() -> None:
     log, url, transit, identity, batches, size = sys.argv[1:7]
     pause = float(sys.argv[7]) if len(sys.argv) > 7 else 0.0
+    publish_timeout = float(sys.argv[8]) if len(sys.argv) > 8 else 5.0
     router = sealbus.Router(log)
     router.schemas.register("orders.placed", SCHEMA)
     checkout = router.principal("checkout")
@@ -30,6 +32,7 @@ def main() -> None:
         identity=Identity.load_or_create(identity),
         transit_keys=transit,
         exports=["orders.*"],
+        publish_timeout=publish_timeout,
     ).start(timeout=5.0)
     rng = random.Random(7)
     with router.producer(checkout) as p:
@@ -39,7 +42,9 @@ def main() -> None:
             print("acked " + ",".join(receipts.ids), flush=True)
             if pause:
                 time.sleep(pause)
-    print("flushed" if bridge.flush(60.0) else "flush timed out", flush=True)
+    flushed = bridge.flush(60.0)
+    print("stats " + json.dumps(bridge.stats()), flush=True)
+    print("flushed" if flushed else "flush timed out", flush=True)
     bridge.close()
     router.close()
 

@@ -96,6 +96,10 @@ class Bridge:
     names a CA file to verify the server with, ``creds`` a NATS credentials file and
     ``nkey_seed`` an NKey seed file. ``stream_replicas`` is the replication of the
     ``SEALBUS`` stream when the bridge creates it (3 in production clusters).
+    ``max_in_flight`` bounds the exports awaiting JetStream's acknowledgement,
+    ``fetch_batch`` the messages an import takes at a time (at most four batches are
+    unacknowledged), and ``publish_timeout`` how long an export waits for its
+    acknowledgement before it is sent again.
 
     >>> with Bridge(router, "nats://127.0.0.1:4222", name="shop-a", identity=ident,
     ...             transit_keys="/etc/shop/transit.keys", exports=["orders.*"]) as b:  # doctest: +SKIP
@@ -119,6 +123,7 @@ class Bridge:
         stream_replicas: int = 1,
         max_in_flight: int = _IN_FLIGHT,
         fetch_batch: int = _FETCH,
+        publish_timeout: float = 5.0,
     ) -> None:
         if not name or "/" in name or "." in name or any(c.isspace() for c in name):
             raise InvalidArgument(
@@ -148,6 +153,7 @@ class Bridge:
         self._replicas = stream_replicas
         self._max_in_flight = max_in_flight
         self._fetch = fetch_batch
+        self._publish_timeout = publish_timeout
         if self.exports and not router.durable:
             raise BridgeError(
                 "bridge error: exports need a durable router (the log is the outbox)", reason="not durable"
@@ -326,7 +332,7 @@ class Bridge:
         self._stop = asyncio.Event()
         nc = await self._connect()
         try:
-            js = nc.jetstream(timeout=5.0)
+            js = nc.jetstream(timeout=self._publish_timeout)
             while True:
                 try:
                     await self._ensure_stream(js)

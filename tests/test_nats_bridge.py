@@ -349,7 +349,8 @@ def test_nats_server_killed_mid_stream_loses_no_acknowledged_event(tmp_path: Pat
 
 
 def test_a_stalled_consumer_slows_the_import_not_memory(tmp_path: Path, server: Server) -> None:
-    peer = Peer(tmp_path, server.url, batches=40, size=50)
+    # Small batches, a little apart: many small messages, more than may be in flight.
+    peer = Peer(tmp_path, server.url, batches=200, size=10, pause=0.005)
     rb = importer(tmp_path)
     rb.policy.allow_publish("shop-a/checkout", "orders.*")
     shipping = rb.principal("shipping")

@@ -42,7 +42,7 @@ from sealbus.errors import (
 )
 from sealbus.keys import KeyRing
 from sealbus.nats.identity import Identity
-from sealbus.nats.wire import Outgoing, SignatureRefused, WireError, decode, encode, subject_of
+from sealbus.nats.wire import Outgoing, SignatureRefused, Signed, WireError, decode, encode, subject_of
 from sealbus.principal import Principal
 from sealbus.router import Router
 
@@ -59,6 +59,11 @@ _LOCAL_BLOCK_TIMEOUT = 1.0
 
 class BridgeError(SealbusError):
     """The bridge is misconfigured or could not start (``reason``)."""
+
+
+def _attributes(ev: Outgoing) -> tuple[Any, ...]:
+    """What one local publish call shares across its events."""
+    return (ev.source, ev.schema_version, ev.kind, ev.subject, ev.traceparent, ev.dataschema, ev.datacontenttype)
 
 
 def _globs(value: str | Iterable[str]) -> list[str]:
@@ -356,8 +361,7 @@ class Bridge:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await t
         finally:
-            # Every message handled has been acked or published by now; a drain would
-            # wait out its timeout on the pull subscription's pending fetch.
+            # Every message handled has been acked or published by now.
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(nc.close(), 5.0)
 
@@ -465,103 +469,116 @@ class Bridge:
                     self._seen.add(ev.id)
 
     async def _import_loop(self, js: Any) -> None:
-        from nats.errors import TimeoutError as NatsTimeout
-        from nats.js.api import AckPolicy, ConsumerConfig
+        """A durable push consumer delivering to a fixed subject: messages arrive as
+        soon as they are stored (no pull to wait out), at most ``4 * fetch_batch``
+        unacknowledged at a time (JetStream's ``max_ack_pending``), which bounds this
+        process's memory whatever the local consumers do."""
+        from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
         assert self._stop is not None
+        nc = js._nc
         durable = f"sealbus-import-{self.name}"
-        subjects = [f"sealbus.{g}" if not g.endswith("*") else f"sealbus.{g[:-1]}>" for g in self.imports]
+        deliver = f"_sealbus.import.{self.name}"
+        subjects = [f"sealbus.{g[:-1]}>" if g.endswith("*") else f"sealbus.{g}" for g in self.imports]
         config = ConsumerConfig(
             durable_name=durable,
+            deliver_subject=deliver,
+            deliver_policy=DeliverPolicy.ALL,
             ack_policy=AckPolicy.EXPLICIT,
             max_ack_pending=self._fetch * 4,
             ack_wait=60.0,
             filter_subjects=subjects,
         )
-        psub = None
-        while psub is None:
+        inbox: asyncio.Queue[Any] = asyncio.Queue()
+
+        async def arrived(msg: Any) -> None:
+            inbox.put_nowait(msg)
+
+        sub = await nc.subscribe(deliver, cb=arrived, pending_msgs_limit=self._fetch * 8)
+        while True:
             if self._stop.is_set():
                 return
             try:
                 # Idempotent: the same config binds to the consumer a previous run made.
                 await js.add_consumer(STREAM, config)
-                psub = await js.pull_subscribe_bind(durable, STREAM)
+                break
             except Exception:
                 await asyncio.sleep(0.5)
         loop = asyncio.get_running_loop()
-        while not self._stop.is_set():
-            try:
-                msgs = await psub.fetch(self._fetch, timeout=0.5)
-            except NatsTimeout:
-                continue
-            except Exception:
-                await asyncio.sleep(0.2)
-                continue
-            # Opening, checks and the local publish run off the loop; the messages are
-            # acknowledged only once their events are durable here.
-            verdicts = await loop.run_in_executor(None, self._import_messages, msgs)
-            for msg, verdict in zip(msgs, verdicts, strict=True):
-                with contextlib.suppress(Exception):
-                    if verdict is True:
-                        await msg.ack()
-                    elif verdict is False:
-                        await msg.term()
-                    else:
-                        await msg.nak(delay=0.5)
+        try:
+            while not self._stop.is_set():
+                msgs = [await inbox.get()]
+                while len(msgs) < self._fetch and not inbox.empty():
+                    msgs.append(inbox.get_nowait())
+                # Opening, checks and the local publish run off the loop; the messages
+                # are acknowledged only once their events are durable here.
+                verdicts = await loop.run_in_executor(None, self._import_messages, msgs)
+                for msg, verdict in zip(msgs, verdicts, strict=True):
+                    with contextlib.suppress(Exception):
+                        if verdict is True:
+                            await msg.ack()
+                        elif verdict is False:
+                            await msg.term()
+                        else:
+                            await msg.nak(delay=0.5)
+        finally:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
 
     def _import_messages(self, msgs: Sequence[Any]) -> list[bool | None]:
-        """Import each message: True to acknowledge it, False to drop it for good (a
-        refusal that a redelivery cannot change), None to have it redelivered (a local
-        queue refused with ``reject``, or the router failed). A full ``block`` queue
-        waits here, which is how a slow local consumer slows the import."""
-        out: list[bool | None] = []
-        for msg in msgs:
-            try:
-                out.append(self._import_one(msg.subject, msg.data, msg.headers))
-            except SealbusError:
-                out.append(None)
-        return out
+        """Import a delivery of messages: True to acknowledge one, False to drop it for
+        good (a refusal that a redelivery cannot change), None to have it redelivered
+        (a local queue refused with ``reject``, or the router failed). A full ``block``
+        queue waits here, which is how a slow local consumer slows the import.
 
-    def _import_one(self, subject: str, body: bytes, headers: dict[str, str] | None) -> bool:
+        Consecutive events that share type, producer, schema version and attributes go
+        into the local router as one batch (one group commit), across messages."""
+        verdicts: list[bool | None] = []
+        runs: list[tuple[tuple[Any, ...], list[Outgoing], set[int]]] = []
+        for n, msg in enumerate(msgs):
+            signed = self._open(msg.subject, msg.data, msg.headers)
+            verdicts.append(signed is not None)
+            if signed is None:
+                continue
+            fresh = [ev for ev in signed.events if ev.id not in self._seen]
+            self._count("duplicates", len(signed.events) - len(fresh))
+            for ev in fresh:
+                key = (signed.router, signed.event_type, *_attributes(ev))
+                if runs and runs[-1][0] == key:
+                    runs[-1][1].append(ev)
+                    runs[-1][2].add(n)
+                else:
+                    runs.append((key, [ev], {n}))
+        for at, (key, events, _owners) in enumerate(runs):
+            try:
+                self._publish_local(key[0], key[1], events)
+            except SealbusError:
+                # Nothing of this run or after it is acknowledged: JetStream sends
+                # those messages again, and what was stored of them is recognised.
+                for _key, _events, later in runs[at:]:
+                    for n in later:
+                        verdicts[n] = None
+                break
+        return verdicts
+
+    def _open(self, subject: str, body: bytes, headers: dict[str, str] | None) -> Signed | None:
+        """The message's events, or None (counted) when it is refused."""
         try:
             signed = decode(subject, body, headers, self.trust, self.transit)
         except SignatureRefused:
             self._count("refused_signature")
-            return False
+            return None
         except WireError:
             self._count("refused_malformed")
-            return False
+            return None
         except (IntegrityError, KeyNotFound):
             # Tampered under a valid signature, or sealed under a transit key this
             # router does not hold: distribute a new transit key to every importer
             # before any exporter seals with it.
             self._count("refused_integrity")
-            return False
+            return None
         self._count("import_messages")
-        fresh = [ev for ev in signed.events if ev.id not in self._seen]
-        self._count("duplicates", len(signed.events) - len(fresh))
-        # Events that share who, version and attributes go in as one local batch.
-        group: list[Outgoing] = []
-
-        def key(ev: Outgoing) -> tuple[Any, ...]:
-            return (
-                ev.source,
-                ev.schema_version,
-                ev.kind,
-                ev.subject,
-                ev.traceparent,
-                ev.dataschema,
-                ev.datacontenttype,
-            )
-
-        for ev in fresh:
-            if group and key(group[-1]) != key(ev):
-                self._publish_local(signed.router, signed.event_type, group)
-                group = []
-            group.append(ev)
-        if group:
-            self._publish_local(signed.router, signed.event_type, group)
-        return True
+        return signed
 
     def _remote_principal(self, router: str, source: str) -> Principal:
         name = f"{router}/{source}"

@@ -27,7 +27,7 @@ def main() -> None:
     router.policy.allow_publish(checkout, "orders.*")
     bridge = Bridge(
         router,
-        url,
+        url.split(","),
         name="shop-a",
         identity=Identity.load_or_create(identity),
         transit_keys=transit,

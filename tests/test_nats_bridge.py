@@ -264,14 +264,9 @@ def test_forged_and_tampered_messages_are_refused_and_counted(tmp_path: Path, se
     rb = importer(tmp_path)
     rb.policy.allow_publish("shop-a/checkout", "orders.*")
     transit = peer.transit_ring()
-    ev = Outgoing(
-        id=sealbus._sealbus.new_event_ids(1)[0],
-        source="checkout",
-        time="2026-01-01T00:00:00Z",
-        schema_version=None,
-        kind="json",
-        data=b'{"forged": true}',
-    )
+    event_id = sealbus._sealbus.new_event_ids(1)[0]
+    forged_event = {"specversion": "1.0", "id": event_id, "source": "checkout", "type": "orders.placed"}
+    ev = Outgoing(event_id, None, json.dumps({**forged_event, "data": {"forged": True}}).encode())
     # Signed by someone who claims to be shop-a but does not hold its identity.
     forged, forged_headers = encode("shop-a", "orders.placed", [ev], transit, Identity.generate())
     # Signed by an identity nobody trusts.
@@ -386,3 +381,66 @@ def test_a_stalled_consumer_slows_the_import_not_memory(tmp_path: Path, server: 
         got = drain(sub, 2000)
     assert len(got) == 2000
     rb.close()
+
+
+CLUSTER = Path(__file__).parent.parent / "scripts" / "nats-cluster.sh"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.environ.get("SEALBUS_NATS_CLUSTER"), reason="long mode: SEALBUS_NATS_CLUSTER=1")
+def test_a_cluster_node_killed_mid_stream_loses_no_acknowledged_event(tmp_path: Path) -> None:
+    """Long mode (``SEALBUS_NATS_CLUSTER=1 pytest -m slow tests/test_nats_bridge.py``):
+    a three-node cluster, the SEALBUS stream replicated three times, one node SIGKILLed
+    while the exporter streams 15,000 events."""
+    assert SERVER is not None
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        base = 20_000 + s.getsockname()[1] % 20_000
+    env = dict(os.environ, SEALBUS_NATS_SERVER=SERVER)
+    run = ["bash", str(CLUSTER)]
+    urls = subprocess.run(
+        [*run, "start", str(tmp_path / "cluster"), str(base)], env=env, check=True, capture_output=True, text=True
+    ).stdout.strip()
+    try:
+
+        async def replicated_stream() -> None:
+            import nats
+            from nats.js.api import StreamConfig
+
+            nc = await nats.connect(urls.split(","))
+            for _ in range(60):
+                try:
+                    await nc.jetstream().add_stream(
+                        StreamConfig(name="SEALBUS", subjects=["sealbus.>"], num_replicas=3, duplicate_window=120.0)
+                    )
+                    break
+                except Exception:
+                    await asyncio.sleep(0.5)
+            await nc.close()
+
+        asyncio.run(replicated_stream())
+        peer = Peer(tmp_path, urls, batches=300, size=50, pause=0.002, publish_timeout=1.0)
+        rb = importer(tmp_path)
+        rb.policy.allow_publish("shop-a/checkout", "orders.*")
+        shipping = rb.principal("shipping")
+        rb.policy.allow_subscribe(shipping, "orders.*")
+        sub = rb.subscribe(shipping, "orders.placed", name="shipping", durable=True)
+        with Bridge(
+            rb,
+            urls.split(","),
+            name="shop-b",
+            identity=Identity.generate(),
+            transit_keys=peer.transit_ring(),
+            imports=["orders.*"],
+            trust={"shop-a": peer.identity.public_bytes},
+        ):
+            assert wait_for(lambda: len(peer.acked) >= 3000)
+            subprocess.run([*run, "kill", str(tmp_path / "cluster"), "1"], env=env, check=True)
+            peer.wait(300)
+            got = drain(sub, 15_000, timeout=300)
+        assert len(peer.acked) == 15_000
+        ids = [m.id for m in got]
+        assert sorted(set(ids)) == sorted(peer.acked) and len(ids) == len(set(ids))
+        rb.close()
+    finally:
+        subprocess.run([*run, "stop", str(tmp_path / "cluster")], env=env, check=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 from pathlib import Path
@@ -56,35 +57,42 @@ def test_repr_never_shows_the_private_key(tmp_path: Path) -> None:
         pickle.dumps(ident)
 
 
-def _message(ring: sealbus.KeyRing, ident: Identity, data: bytes = b'{"a":1}') -> tuple[bytes, dict[str, str]]:
-    ev = Outgoing(
-        id=EVENT_ID,
-        source="checkout",
-        time="2026-01-01T00:00:00Z",
-        schema_version=2,
-        kind="json",
-        data=data,
-        subject="customer-4711",
-        traceparent="00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
-    )
-    return encode("shop-a", "orders.placed", [ev], ring, ident)
+def _message(ring: sealbus.KeyRing, ident: Identity, data: object = None) -> tuple[bytes, dict[str, str]]:
+    event = {
+        "specversion": "1.0",
+        "id": EVENT_ID,
+        "source": "checkout",
+        "type": "orders.placed",
+        "time": "2026-01-01T00:00:00Z",
+        "subject": "customer-4711",
+        "traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+        "data": {"a": 1} if data is None else data,
+    }
+    item = Outgoing(EVENT_ID, 2, json.dumps(event).encode())
+    return encode("shop-a", "orders.placed", [item], ring, ident)
 
 
 def test_a_message_round_trips_with_its_attributes_sealed() -> None:
     ring, ident = sealbus.KeyRing.generate(), Identity.generate()
     body, headers = _message(ring, ident)
-    assert b"customer-4711" not in body and b'{"a":1}' not in body
+    assert b"customer-4711" not in body and b'"a"' not in body
     signed = decode("sealbus.orders.placed", body, headers, {"shop-a": ident.public_bytes}, ring)
     (ev,) = signed.events
-    assert (signed.router, signed.event_type) == ("shop-a", "orders.placed")
-    assert (ev.id, ev.source, ev.subject, ev.schema_version, ev.data) == (
-        EVENT_ID,
-        "checkout",
-        "customer-4711",
-        2,
-        b'{"a":1}',
-    )
+    assert (signed.router, signed.event_type, signed.schema_versions) == ("shop-a", "orders.placed", [2])
+    assert (ev.id, ev.source, ev.subject, ev.kind, ev.data) == (EVENT_ID, "checkout", "customer-4711", "json", {"a": 1})
     assert ev.traceparent is not None and ev.traceparent.startswith("00-0af765")
+    body, headers = _message(ring, ident, data=None)
+    binary = json.loads(
+        sealbus.Event.from_json(
+            json.dumps(
+                {"specversion": "1.0", "id": EVENT_ID, "source": "s", "type": "orders.placed", "data_base64": "AAE="}
+            )
+        ).to_json()
+    )
+    item = Outgoing(EVENT_ID, None, json.dumps(binary).encode())
+    body, headers = encode("shop-a", "orders.placed", [item], ring, ident)
+    (ev,) = decode("sealbus.orders.placed", body, headers, {"shop-a": ident.public_bytes}, ring).events
+    assert (ev.kind, ev.data_bytes) == ("binary", b"\x00\x01")
 
 
 def test_another_subject_another_key_or_an_unknown_router_is_refused() -> None:

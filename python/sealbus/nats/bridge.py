@@ -29,6 +29,7 @@ from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from sealbus._sealbus import Event
 from sealbus.errors import (
     Backpressure,
     Closed,
@@ -61,9 +62,9 @@ class BridgeError(SealbusError):
     """The bridge is misconfigured or could not start (``reason``)."""
 
 
-def _attributes(ev: Outgoing) -> tuple[Any, ...]:
+def _attributes(ev: Event) -> tuple[Any, ...]:
     """What one local publish call shares across its events."""
-    return (ev.source, ev.schema_version, ev.kind, ev.subject, ev.traceparent, ev.dataschema, ev.datacontenttype)
+    return (ev.source, ev.kind, ev.subject, ev.traceparent, ev.dataschema, ev.datacontenttype)
 
 
 def _globs(value: str | Iterable[str]) -> list[str]:
@@ -403,29 +404,13 @@ class Bridge:
 
         for i in range(len(batch)):
             ev = batch[i].event
-            data = ev.data_bytes
-            if (
-                ev.type != run_type
-                or len(run) >= _MAX_EVENTS_PER_MESSAGE
-                or run_bytes + len(data) > _MAX_BYTES_PER_MESSAGE
-            ):
+            item = Outgoing.of(ev)
+            size = len(item.cloudevent)
+            if ev.type != run_type or len(run) >= _MAX_EVENTS_PER_MESSAGE or run_bytes + size > _MAX_BYTES_PER_MESSAGE:
                 cut()
                 run, run_type, run_bytes = [], ev.type, 0
-            run.append(
-                Outgoing(
-                    id=ev.id,
-                    source=ev.source,
-                    time=ev.time,
-                    schema_version=ev.schema_version,
-                    kind="binary" if isinstance(ev.data, bytes) else "json",
-                    data=data,
-                    subject=ev.subject,
-                    traceparent=ev.traceparent,
-                    dataschema=ev.dataschema,
-                    datacontenttype=ev.datacontenttype,
-                )
-            )
-            run_bytes += len(data)
+            run.append(item)
+            run_bytes += size
         cut()
         return out
 
@@ -534,16 +519,18 @@ class Bridge:
         Consecutive events that share type, producer, schema version and attributes go
         into the local router as one batch (one group commit), across messages."""
         verdicts: list[bool | None] = []
-        runs: list[tuple[tuple[Any, ...], list[Outgoing], set[int]]] = []
+        runs: list[tuple[tuple[Any, ...], list[Event], set[int]]] = []
         for n, msg in enumerate(msgs):
             signed = self._open(msg.subject, msg.data, msg.headers)
             verdicts.append(signed is not None)
             if signed is None:
                 continue
-            fresh = [ev for ev in signed.events if ev.id not in self._seen]
+            fresh = [
+                (ev, v) for ev, v in zip(signed.events, signed.schema_versions, strict=True) if ev.id not in self._seen
+            ]
             self._count("duplicates", len(signed.events) - len(fresh))
-            for ev in fresh:
-                key = (signed.router, signed.event_type, *_attributes(ev))
+            for ev, version in fresh:
+                key = (signed.router, signed.event_type, version, *_attributes(ev))
                 if runs and runs[-1][0] == key:
                     runs[-1][1].append(ev)
                     runs[-1][2].add(n)
@@ -551,7 +538,7 @@ class Bridge:
                     runs.append((key, [ev], {n}))
         for at, (key, events, _owners) in enumerate(runs):
             try:
-                self._publish_local(key[0], key[1], events)
+                self._publish_local(key[0], key[1], key[2], events)
             except SealbusError:
                 # Nothing of this run or after it is acknowledged: JetStream sends
                 # those messages again, and what was stored of them is recognised.
@@ -588,7 +575,7 @@ class Bridge:
             self._remote[name] = p
         return p
 
-    def _publish_local(self, router: str, event_type: str, events: list[Outgoing]) -> None:
+    def _publish_local(self, router: str, event_type: str, version: int | None, events: list[Event]) -> None:
         first = events[0]
         who = self._remote_principal(router, first.source)
         attrs: dict[str, str | None] = {
@@ -601,10 +588,11 @@ class Bridge:
             )
             if v is not None
         }
-        buffer = b"".join(ev.data for ev in events)
+        datas = [ev.data_bytes for ev in events]
+        buffer = b"".join(datas)
         offsets = [0]
-        for ev in events:
-            offsets.append(offsets[-1] + len(ev.data))
+        for d in datas:
+            offsets.append(offsets[-1] + len(d))
         try:
             self.router._core.publish(
                 who.name,
@@ -612,8 +600,8 @@ class Bridge:
                 event_type,
                 buffer,
                 offsets,
-                first.kind if first.kind in ("json", "binary") else "binary",
-                first.schema_version,
+                "binary" if first.kind == "binary" else "json",
+                version,
                 attrs or None,
                 # A full local queue holds the import here (that is the flow control),
                 # but not forever: the message goes back to JetStream and comes again.
@@ -627,7 +615,7 @@ class Bridge:
             if len(events) > 1:
                 # One bad event must not take its neighbours with it.
                 for ev in events:
-                    self._publish_local(router, event_type, [ev])
+                    self._publish_local(router, event_type, version, [ev])
                 return
             self._count("refused_schema")
             return

@@ -9,10 +9,11 @@ Layout (all integers big-endian)::
     n times:      u8 + ascii event id, u32 schema version + 1 (0: none), u32 frame length
     frames        n transit-sealed frames (docs/FORMAT.md), one after the other
 
-Frame ``i`` seals ``u32 attribute length + attributes (JSON) + data`` under the
-transit key ring, bound (AAD) to the event's id, type, schema version and the
-exporting router's name, so no attribute other than the id and type is readable on
-the wire or in JetStream's store, and no frame can be moved to another event. The
+Frame ``i`` seals the event in the CloudEvents JSON format (structured mode: every
+attribute, and ``data`` or ``data_base64``) under the transit key ring, bound (AAD) to
+the event's id, type, schema version and the exporting router's name, so no attribute
+other than the id and type is readable on the wire or in JetStream's store, and no
+frame can be moved to another event. The
 whole body is signed with the exporting router's Ed25519 identity, together with the
 NATS subject it is published on (``sealbus.<type>``), and the signature travels in
 the ``Sealbus-Signature`` header.
@@ -21,13 +22,12 @@ the ``Sealbus-Signature`` header.
 from __future__ import annotations
 
 import base64
-import json
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
-from sealbus.errors import FrameError
+from sealbus._sealbus import Event
+from sealbus.errors import FrameError, SealbusError
 from sealbus.keys import KeyRing
 from sealbus.nats.identity import Identity, verify
 
@@ -36,7 +36,6 @@ __all__ = ["SIGNATURE_HEADER", "Outgoing", "Signed", "WireError", "decode", "enc
 MAGIC = b"SBX1"
 SIGNATURE_HEADER = "Sealbus-Signature"
 _DOMAIN = b"sealbus.bridge.v1\x00"
-_ATTRS = ("source", "time", "subject", "traceparent", "dataschema", "datacontenttype", "kind")
 
 
 class WireError(FrameError):
@@ -49,18 +48,15 @@ def subject_of(event_type: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Outgoing:
-    """One event as the exporter reads it from its router's log."""
+    """One event on its way out: its id, schema version and CloudEvents JSON."""
 
     id: str
-    source: str
-    time: str
     schema_version: int | None
-    kind: str
-    data: bytes
-    subject: str | None = None
-    traceparent: str | None = None
-    dataschema: str | None = None
-    datacontenttype: str | None = None
+    cloudevent: bytes
+
+    @classmethod
+    def of(cls, event: Event) -> Outgoing:
+        return cls(event.id, event.schema_version, event.to_json().encode())
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,12 +65,8 @@ class Signed:
 
     router: str
     event_type: str
-    events: list[Outgoing]
-
-
-def _attrs_json(ev: Outgoing) -> bytes:
-    d = {k: getattr(ev, k) for k in _ATTRS if getattr(ev, k) is not None}
-    return json.dumps(d, separators=(",", ":")).encode()
+    events: list[Event]
+    schema_versions: list[int | None]
 
 
 def _signed_bytes(subject: str, body: bytes) -> bytes:
@@ -85,16 +77,18 @@ def encode(
     router: str, event_type: str, events: Sequence[Outgoing], transit: KeyRing, identity: Identity
 ) -> tuple[bytes, dict[str, str]]:
     """The body and headers of one message carrying ``events`` (all of ``event_type``)."""
-    parts: list[bytes] = []
     offsets = [0]
     for ev in events:
-        a = _attrs_json(ev)
-        parts.append(struct.pack(">I", len(a)) + a + ev.data)
-        offsets.append(offsets[-1] + len(parts[-1]))
+        offsets.append(offsets[-1] + len(ev.cloudevent))
     ids = [ev.id for ev in events]
     versions = [ev.schema_version or 0 for ev in events]
     frames, frame_offs = transit.seal_batch(
-        b"".join(parts), offsets, event_ids=ids, event_type=event_type, source=router, schema_version=versions
+        b"".join(ev.cloudevent for ev in events),
+        offsets,
+        event_ids=ids,
+        event_type=event_type,
+        source=router,
+        schema_version=versions,
     )
     fo = [int(x) for x in frame_offs]
     r, t = router.encode(), event_type.encode()
@@ -204,31 +198,16 @@ def decode(
     events = []
     view = memoryview(plain)
     for i in range(n):
-        item = bytes(view[po[i] : po[i + 1]])
-        if len(item) < 4:
-            raise WireError("wire error: a sealed item is shorter than its header", reason="item", offset=i)
-        alen = struct.unpack(">I", item[:4])[0]
         try:
-            attrs: dict[str, Any] = json.loads(item[4 : 4 + alen])
-        except ValueError:
-            raise WireError("wire error: an event's attributes are not JSON", reason="attributes", offset=i) from None
-        if not isinstance(attrs, dict) or not all(isinstance(attrs.get(k, ""), str) for k in _ATTRS):
-            raise WireError("wire error: an event's attributes are malformed", reason="attributes", offset=i)
-        events.append(
-            Outgoing(
-                id=ids[i],
-                source=attrs.get("source", ""),
-                time=attrs.get("time", ""),
-                schema_version=versions[i],
-                kind=attrs.get("kind", "json"),
-                data=item[4 + alen :],
-                subject=attrs.get("subject"),
-                traceparent=attrs.get("traceparent"),
-                dataschema=attrs.get("dataschema"),
-                datacontenttype=attrs.get("datacontenttype"),
-            )
-        )
-    return Signed(router, event_type, events)
+            ev = Event.from_json(bytes(view[po[i] : po[i + 1]]))
+        except SealbusError as exc:
+            raise WireError(
+                f"wire error: event {i} is not a CloudEvent ({exc})", reason="cloudevent", offset=i
+            ) from None
+        if ev.id != ids[i] or ev.type != event_type:
+            raise WireError(f"wire error: event {i} does not match its header", reason="header", offset=i)
+        events.append(ev)
+    return Signed(router, event_type, events, versions)
 
 
 class SignatureRefused(WireError):

@@ -444,3 +444,106 @@ def test_a_cluster_node_killed_mid_stream_loses_no_acknowledged_event(tmp_path: 
         rb.close()
     finally:
         subprocess.run([*run, "stop", str(tmp_path / "cluster")], env=env, check=False)
+
+
+def _tls_files(tmp: Path) -> tuple[Path, Path, Path]:
+    """A CA and a server certificate for 127.0.0.1, made with ``cryptography``."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.datetime.now(datetime.UTC)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "sealbus test CA")])
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    paths = tmp / "ca.pem", tmp / "server.pem", tmp / "server.key"
+    paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    paths[1].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    paths[2].write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return paths
+
+
+def test_events_cross_a_tls_server_with_a_private_ca(tmp_path: Path) -> None:
+    assert SERVER is not None
+    ca, cert, key = _tls_files(tmp_path)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    conf = tmp_path / "tls.conf"
+    conf.write_text(
+        f'listen: "127.0.0.1:{port}"\njetstream {{ store_dir: "{tmp_path / "js"}" }}\n'
+        f'tls {{ cert_file: "{cert}"\n key_file: "{key}" }}\n'
+    )
+    proc = subprocess.Popen([SERVER, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        url = f"tls://127.0.0.1:{port}"
+        assert wait_for(lambda: _accepts(port), 20)
+        transit = sealbus.KeyRing.generate()
+        ra, rb = sealbus.Router(tmp_path / "a"), importer(tmp_path)
+        ra.schemas.register("orders.placed", SCHEMA)
+        checkout = ra.principal("checkout")
+        ra.policy.allow_publish(checkout, "orders.*")
+        rb.policy.allow_publish("shop-a/checkout", "orders.*")
+        shipping = rb.principal("shipping")
+        rb.policy.allow_subscribe(shipping, "orders.*")
+        sub = rb.subscribe(shipping, "orders.placed")
+        ia = Identity.generate()
+        with (
+            Bridge(ra, url, name="shop-a", identity=ia, transit_keys=transit, exports=["orders.*"], tls_ca=ca),
+            Bridge(
+                rb,
+                url,
+                name="shop-b",
+                identity=Identity.generate(),
+                transit_keys=transit,
+                imports=["orders.*"],
+                trust={"shop-a": ia.public_bytes},
+                tls_ca=ca,
+            ) as bb,
+        ):
+            rng = random.Random(3)
+            receipts = ra.producer(checkout).publish_many("orders.placed", [valid_event(rng) for _ in range(50)])
+            got = drain(sub, 50, timeout=60)
+            assert bb.stats()["imported"] == 50
+        assert [m.id for m in got] == receipts.ids
+        ra.close()
+        rb.close()
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def _accepts(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
+            return s.recv(4).startswith(b"INFO")
+    except OSError:
+        return False

@@ -21,6 +21,12 @@ Scenarios (``--scenario NAME``, repeatable; all by default):
     ``Router(path=dir, fsync="batch")``: publish 1M events while three subscribers
     never poll; RSS sampled every 100k. The target is an RSS that does not grow with
     the backlog.
+``bridge`` (only when asked for)
+    Two durable routers in two processes joined through JetStream by
+    :class:`sealbus.nats.Bridge` (sealed, signed, checked at both ends): events/s from
+    a producer in one to a consumer in the other, beside nats-py publishing the same
+    payloads with 200 coroutines to the same server; and latency at 1,000 events/s.
+    See :mod:`sealbus.bench.bridge`.
 
 Each scenario runs ``--repeat`` times (3) and the table shows medians. The JetStream
 baseline (see :mod:`sealbus.bench.nats_baseline`) runs the same scenario in the same
@@ -63,7 +69,9 @@ from sealbus.bench.procstat import (
 from sealbus.bench.workload import SCHEMA, Batch, encode_pool
 from sealbus.errors import Backpressure
 
-SCENARIOS = ("throughput", "latency", "durable", "backlog")
+SCENARIOS = ("throughput", "latency", "durable", "backlog", "bridge")
+#: What runs without ``--scenario``: the bridge needs two more processes and a minute.
+DEFAULT_SCENARIOS = ("throughput", "latency", "durable", "backlog")
 
 # How long the latency consumers spin for news before they sleep: ten send intervals
 # at 10k events/s. With two (200 µs), every send the pacer's wake-up made more than
@@ -938,6 +946,8 @@ def run(config: Config, out: TextIO | None = None) -> Report:
                     "latency",
                     "nats",
                 )
+        if "bridge" in config.scenarios and nats_ok:
+            _bridge_step(report, config, step)
     # The backlog scenario runs after every repeat of the others, not in their rounds.
     # It writes ~1.4 GB (a 1M-event log and JetStream's store) and deletes it, and the
     # scenario after it ran slower: durable runs right after a backlog run took 3.0-3.4
@@ -983,6 +993,24 @@ def run(config: Config, out: TextIO | None = None) -> Report:
         for msg in write_plots(report, config.plots):
             print(msg, file=out)
     return report
+
+
+def _bridge_step(report: Report, config: Config, step: Callable[..., None]) -> None:
+    from sealbus.bench import bridge
+
+    events = min(config.events, 100_000)
+    result: list[bridge.BridgeResult] = []
+
+    def run(_p: Callable[[int], None]) -> Figures:
+        r = bridge.run(events, rate=1_000.0, seconds=min(config.latency_seconds, 10.0))
+        result.append(r)
+        return Figures(
+            "sealbus", "bridge", events=events, events_per_s=r.events_per_s, p50_us=r.p50_us, p99_us=r.p99_us
+        )
+
+    step("bridge (two processes through JetStream)", events, run, "bridge", "sealbus")
+    if result:
+        report.add(Figures("nats", "bridge", events=events, events_per_s=result[-1].nats_py_events_per_s))
 
 
 #: Events in the uncounted warm-up run of each throughput scenario.
@@ -1090,6 +1118,16 @@ _ROWS: dict[str, list[tuple[str, str, str, bool | None]]] = {
         ("log written", "log_write_bytes_per_s", "MiB/s", None),
         ("CPU per 1M events", "cpu_s_per_mevent", "s", False),
         ("RSS peak", "rss_bytes", "MiB", False),
+    ],
+    "bridge": [
+        (
+            "events/s, producer → consumer in another process (NATS: nats-py, 200 coroutines)",
+            "events_per_s",
+            "ev/s",
+            True,
+        ),
+        ("p50 publish→remote deliver at 1,000 ev/s", "p50_us", "µs", False),
+        ("p99 publish→remote deliver at 1,000 ev/s", "p99_us", "µs", False),
     ],
     "backlog": [
         ("publish events/s", "events_per_s", "ev/s", True),
@@ -1218,6 +1256,18 @@ def targets(report: Report) -> list[str]:
         f"{report.config.rate:,.0f} events/s in memory: {_fmt(p99, 'µs')} µs "
         f"(to the consumer's thread, before it has the GIL back: {_fmt(rp99, 'µs')} µs)"
     )
+    b, bn = (
+        median_of(report.get("bridge", "sealbus"), "events_per_s"),
+        median_of(report.get("bridge", "nats"), "events_per_s"),
+    )
+    if b == b:
+        br = b / bn if bn == bn and bn > 0 else float("nan")
+        lines.append(f"  [{verdict(None if br != br else br >= 2)}] bridge >= 2x nats-py (200 coroutines): {br:,.2f}x")
+        bp99 = median_of(report.get("bridge", "sealbus"), "p99_us")
+        lines.append(
+            f"  [{verdict(None if bp99 != bp99 else bp99 <= 5000)}] bridge p99 <= 5 ms at 1,000 ev/s: "
+            f"{_fmt(bp99, 'µs')} µs"
+        )
     g = median_of(report.get("backlog", "sealbus"), "rss_growth_bytes")
     lines.append(
         f"  [{verdict(None if g != g else g <= 50 * MiB)}] RSS independent of backlog "
@@ -1415,7 +1465,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
     events = pick(args.events, 20_000, 200_000, 1_000_000)
     backlog = pick(args.backlog, 100_000, 1_000_000)
     cfg = Config(
-        scenarios=list(dict.fromkeys(args.scenario or SCENARIOS)),
+        scenarios=list(dict.fromkeys(args.scenario or DEFAULT_SCENARIOS)),
         events=events,
         nats_events=pick(args.nats_events, 3_000, 50_000, 100_000),
         repeat=pick(args.repeat, 1, 3),

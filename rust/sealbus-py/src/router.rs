@@ -214,6 +214,15 @@ impl PyEvent {
         let _ = self.data.set(value.clone_ref(py));
         Ok(value)
     }
+    /// How the data is held: ``"json"`` (JSON text), ``"binary"`` or ``"none"``.
+    #[getter]
+    fn kind(&self) -> &'static str {
+        match self.inner.data_kind {
+            DataKind::Json => "json",
+            DataKind::Binary => "binary",
+            DataKind::None => "none",
+        }
+    }
     /// The data as raw bytes (JSON text for JSON events).
     #[getter]
     fn data_bytes<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {

@@ -53,7 +53,9 @@ def test_a_field_after_or_is_written_over_every_branch() -> None:
     # The same pattern as JSON text keeps its order too.
     text = '{"$or": [{"name": [{"anything-but": "a"}]}, {"condition1": ["x"]}], "name": ["a", "b"]}'
     assert not sealbus.test_event_pattern(text, {"name": "c"})
- to match (event-ruler's
+
+
+# Wildcards EventBridge refuses as too complex to match (event-ruler's
 # MachineComplexityEvaluator measure): five `*` between `:` separators are refused,
 # four are accepted.
 @pytest.mark.parametrize(

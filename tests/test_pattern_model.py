@@ -12,7 +12,7 @@ from typing import Any
 
 import pattern_reference as ref
 import sealbus
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 KEYS = ["a", "b"]
@@ -156,6 +156,17 @@ def spelled(draw: st.DrawFn, value: Any) -> str:
     return json.dumps(value)
 
 
+def too_complex(pattern: dict[str, Any]) -> bool:
+    """Several wildcards on one field can be refused as too complex to match (as
+    EventBridge refuses them); any other refusal is a failure."""
+    try:
+        sealbus.PatternSet().add("p", pattern)
+    except sealbus.PatternError as e:
+        assert "too complex" in e.reason, (pattern, e.reason)
+        return True
+    return False
+
+
 SETTINGS = settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -166,6 +177,7 @@ def test_single_pattern_agrees_with_reference(
 ) -> None:
     text = data.draw(spelled(event))
     want = ref.matches(pattern, event)
+    assume(not too_complex(pattern))
     assert sealbus.test_event_pattern(pattern, text) is want, (pattern, text)
 
 
@@ -178,6 +190,8 @@ def test_single_pattern_agrees_with_reference(
 def test_pattern_set_agrees_with_reference(
     pats: list[dict[str, Any]], evs: list[dict[str, Any]], data: st.DataObject
 ) -> None:
+    pats = [p for p in pats if not too_complex(p)]
+    assume(pats)
     ps = sealbus.PatternSet()
     for i, p in enumerate(pats):
         ps.add(f"p{i}", p)

@@ -14,6 +14,7 @@ mod flatten;
 mod matcher;
 mod parse;
 mod value;
+mod wildcard_complexity;
 
 use std::collections::HashMap;
 use std::hash::Hash;

@@ -230,9 +230,39 @@ pub(crate) fn parse_pattern(v: &Node) -> Result<Vec<Branch>> {
     let mut out = Vec::with_capacity(raw.len());
     for mut fields in raw {
         fields.sort_by(|a, b| a.0.cmp(&b.0));
+        for (path, slot) in &fields {
+            check_wildcards(path, slot)?;
+        }
         out.push(Branch { fields });
     }
     Ok(out)
+}
+
+/// Refuse a field whose wildcards EventBridge would find too complex to match
+/// (see `wildcard_complexity`).
+fn check_wildcards(path: &Path, slot: &Slot) -> Result<()> {
+    let globs: Vec<&Glob> = slot
+        .preds
+        .iter()
+        .filter_map(|p| match p {
+            Pred::Wildcard(g) => Some(g),
+            _ => None,
+        })
+        .collect();
+    if globs.is_empty() {
+        return Ok(());
+    }
+    let limit = super::wildcard_complexity::MAX_COMPLEXITY;
+    if super::wildcard_complexity::complexity(&globs, limit + 1) > limit {
+        let shown: Vec<&str> = path.iter().map(AsRef::as_ref).collect();
+        return Err(err(
+            &shown.join("."),
+            format!(
+                "the rule is too complex: its wildcards can match more than {limit} prefixes at once; use fewer wildcards, or fewer repeated characters after a wildcard"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 type RawBranch = Vec<(Path, Slot)>;

@@ -6,6 +6,11 @@ against every leaf value of the event; arrays are tried element by element, and 
 fields may not be taken from different elements of one array (EventBridge's
 array-consistent matching). It assumes the pattern is valid.
 
+A key is a path of steps separated by dots, in patterns and events alike
+(``{"a.b": [1]}`` is ``{"a": {"b": [1]}}`` and matches ``{"a.b": 1}``), and a path
+given again in one alternative replaces the earlier one, in document order (dicts keep
+it), as EventBridge's compiler does.
+
 Numbers in events may be ``int``, ``float`` or ``Decimal``; they are compared by
 decimal value (``float`` by its ``repr``, which is what ``json.dumps`` writes).
 """
@@ -77,7 +82,7 @@ def leaves(event: dict[str, Any]) -> list[tuple[tuple[str, ...], Any, tuple[tupl
     def walk(v: Any, path: tuple[str, ...], mem: tuple[tuple[int, int], ...]) -> None:
         if isinstance(v, dict):
             for k, x in v.items():
-                walk(x, (*path, k), mem)
+                walk(x, (*path, *k.split(".")), mem)
         elif isinstance(v, list):
             aid = next(next_array)
             for i, x in enumerate(v):
@@ -96,9 +101,9 @@ def branches(pattern: dict[str, Any], prefix: tuple[str, ...] = ()) -> list[dict
         if key == "$or":
             alts = [b for alt in value for b in branches(alt, prefix)]
         elif isinstance(value, list):
-            alts = [{(*prefix, key): value}]
+            alts = [{(*prefix, *key.split(".")): value}]
         else:
-            alts = branches(value, (*prefix, key))
+            alts = branches(value, (*prefix, *key.split(".")))
         result = [{**r, **a} for r in result for a in alts]
     return result
 

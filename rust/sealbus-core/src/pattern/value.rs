@@ -370,6 +370,11 @@ impl Glob {
         Ok(Glob { pieces })
     }
 
+    /// The literal pieces between the unescaped `*`s (one more than there are `*`s).
+    pub(crate) fn pieces(&self) -> &[Vec<u8>] {
+        &self.pieces
+    }
+
     /// The literal text before the first `*` (all of it if there is no `*`).
     pub(crate) fn head(&self) -> &[u8] {
         self.pieces.first().map_or(&[], Vec::as_slice)

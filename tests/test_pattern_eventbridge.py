@@ -1,0 +1,82 @@
+"""Behaviours where EventBridge's own answers decide: its TestEventPattern API, its
+user guide, and the tests of its open-source engine, aws/event-ruler (each case names
+its source)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import sealbus
+
+# A dot in a key is a path step, in patterns and events (answers from TestEventPattern).
+DOTTED: list[tuple[dict[str, Any], dict[str, Any], bool]] = [
+    ({"detail": {"state.status": ["running"]}}, {"detail": {"state": {"status": ["running"]}}}, True),
+    ({"detail": {"state.status": ["running"]}}, {"detail": {"state": {"status": "running"}}}, True),
+    ({"detail": {"state": {"status": ["running"]}}}, {"detail": {"state.status": "running"}}, True),
+    ({"detail.count": [{"numeric": ["<=", 2]}]}, {"detail": {"count": 2}}, True),
+    ({"detail.count": [{"numeric": ["<=", 2]}]}, {"detail": {"count": 3}}, False),
+    ({"detail.count": [{"numeric": ["<=", 2]}]}, {"detail.count": 1}, True),
+    ({"detail": {"state.status": ["running"]}}, {"detail": {"state": "running"}}, False),
+    ({"a.b": [{"exists": False}]}, {"a": {"b": 1}}, False),
+]
+
+# A field beside `$or` and inside one of its branches (event-ruler's default compiler
+# accepts it: each branch is the fields so far with its own written over them).
+OVERRIDE = {"name": ["a", "b"], "$or": [{"name": [{"anything-but": "a"}]}, {"condition1": ["x"]}]}
+OVERRIDE_CASES = [
+    ({"name": "c"}, True),
+    ({"name": "b"}, True),
+    ({"name": "a"}, False),
+    ({"name": "a", "condition1": "x"}, True),
+    ({"name": "a", "condition1": "y"}, False),
+]
+
+
+@pytest.mark.parametrize(("pattern", "event", "expected"), DOTTED)
+def test_dotted_keys_are_path_steps(pattern: dict[str, Any], event: dict[str, Any], expected: bool) -> None:
+    assert sealbus.test_event_pattern(pattern, event) is expected
+    ps = sealbus.PatternSet()
+    ps.add("p", pattern)
+    assert (ps.matches(event) == ["p"]) is expected
+
+
+@pytest.mark.parametrize(("event", "expected"), OVERRIDE_CASES)
+def test_a_field_beside_or_and_inside_a_branch(event: dict[str, Any], expected: bool) -> None:
+    assert sealbus.test_event_pattern(OVERRIDE, event) is expected
+
+
+def test_a_field_after_or_is_written_over_every_branch() -> None:
+    after = {"$or": OVERRIDE["$or"], "name": ["a", "b"]}
+    assert not sealbus.test_event_pattern(after, {"name": "c"})
+    assert sealbus.test_event_pattern(after, {"name": "b", "condition1": "y"})
+    # The same pattern as JSON text keeps its order too.
+    text = '{"$or": [{"name": [{"anything-but": "a"}]}, {"condition1": ["x"]}], "name": ["a", "b"]}'
+    assert not sealbus.test_event_pattern(text, {"name": "c"})
+
+
+# Wildcards EventBridge refuses as too complex to match (event-ruler's
+# MachineComplexityEvaluator measure): five `*` between `:` separators are refused,
+# four are accepted.
+@pytest.mark.parametrize(
+    ("wildcards", "refused"),
+    [
+        (["arn:aws:*:*:*:*:*"], True),
+        (["arn:aws:*:*:*:*"], False),
+        (["*a*a*a*a*a*"], True),
+        (["*.png"], False),
+        (["a*bb"], False),
+        # Scores add up over one field's wildcards: 2 + 2 + 3, then 2 + 2 + 2 + 3.
+        (["*ab*", "*cd*", "*ef*"], False),
+        (["*ab*", "*cd*", "*ef*", "*gh*"], True),
+    ],
+)
+def test_too_complex_wildcards_are_refused(wildcards: list[str], refused: bool) -> None:
+    pattern = {"detail": {"arn": [{"wildcard": w} for w in wildcards]}}
+    if refused:
+        with pytest.raises(sealbus.PatternError) as info:
+            sealbus.PatternSet().add("p", pattern)
+        assert info.value.path == "detail.arn"
+        assert "too complex" in info.value.reason
+    else:
+        sealbus.PatternSet().add("p", pattern)

@@ -37,5 +37,5 @@ crash-long:     ## thousands of SIGKILL iterations against the durable log
 	SEALBUS_CRASH_ITERS=3000 python -m pytest -s -m slow tests/test_log_crash.py
 
 fuzz:           ## needs cargo-fuzz and a nightly toolchain
-	cd rust/sealbus-core/fuzz && for t in frame_decode keyring_open stored_decode; do \
+	cd rust/sealbus-core/fuzz && for t in frame_decode keyring_open stored_decode keyfile_decode; do \
 		cargo fuzz run $$t -- -max_total_time=300 || exit 1; done

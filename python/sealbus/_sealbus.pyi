@@ -354,6 +354,24 @@ class KeyRing:
         schema_version: int | Sequence[int],
     ) -> tuple[bytes, memoryview]: ...
 
+class KeyFileKey(TypedDict):
+    id: str
+    state: str
+    created: int
+    seals: int
+    check: str | None
+
+class KeyFileReport(TypedDict):
+    path: str
+    version: int
+    verified: bool
+    active: str
+    max_seals_per_key: int | None
+    keys: list[KeyFileKey]
+
+def inspect_key_file(path: str | PathLike[str]) -> KeyFileReport: ...
+def inspect_key_document(data: bytes, name: str = "<bytes>") -> KeyFileReport: ...
+
 class FrameInfo(TypedDict):
     version: int
     mode: str

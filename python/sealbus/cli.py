@@ -17,6 +17,9 @@ def main(argv: list[str] | None = None) -> int:
     insp.add_argument("path")
     insp.add_argument("--verify", action="store_true", help="check every record's checksums")
     insp.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    from sealbus import keys_cli
+
+    keys_cli.add_arguments(sub.add_parser("keys", help="verify or show a key file (never key bytes)"))
     from sealbus.bench import harness
 
     harness.add_arguments(sub.add_parser("bench", help="end-to-end benchmarks beside NATS JetStream"))
@@ -29,6 +32,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "log":
         return _log_inspect(args.path, verify=args.verify, as_json=args.json)
+    if args.command == "keys":
+        return keys_cli.main(args)
     if args.command == "bench":
         return harness.main(args)
     if args.command == "version":

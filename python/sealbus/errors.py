@@ -105,6 +105,16 @@ class KeyNotFound(SealError, LookupError):
     """No key with this id in the key ring."""
 
 
+class KeyFileError(SealError):
+    """A key file is unreadable, damaged or edited, and was refused whole: ``path``
+    names the file, ``key_id`` the key whose entry is to blame (``None`` when the
+    change is in the document as a whole), ``reason`` what was found. Never key bytes."""
+
+    path: str
+    key_id: str | None
+    reason: str
+
+
 class FrameError(IntegrityError, ValueError):
     """A sealed frame is malformed (``offset``, ``reason``)."""
 
@@ -133,6 +143,7 @@ __all__ = [
     "InvalidArgument",
     "InvalidEvent",
     "KeyDestroyed",
+    "KeyFileError",
     "KeyNotFound",
     "LogCorrupted",
     "LogError",

@@ -113,6 +113,14 @@ pub enum Error {
     /// No key with this id in the ring.
     #[error("unknown key id {key_id}")]
     KeyNotFound { key_id: String },
+    /// A key file is unreadable, damaged or edited: refused whole at load, naming the
+    /// file and, where one entry is to blame, its key id (never key bytes).
+    #[error("key file {path}{}: {reason}", key_id.as_ref().map(|k| format!(", key {k}")).unwrap_or_default())]
+    KeyFile {
+        path: String,
+        key_id: Option<String>,
+        reason: String,
+    },
     /// A sealed frame is malformed (truncated, bad version, bad lengths).
     #[error("malformed sealed frame at byte {offset}: {reason}")]
     Frame { offset: usize, reason: String },

@@ -168,6 +168,20 @@ pub fn to_pyerr(py: Python<'_>, err: Error) -> PyErr {
         Error::Integrity { reason } => build(py, "IntegrityError", msg, &[("reason", s(&reason))]),
         Error::KeyDestroyed { key_id } => build(py, "KeyDestroyed", msg, &[("key_id", s(&key_id))]),
         Error::KeyNotFound { key_id } => build(py, "KeyNotFound", msg, &[("key_id", s(&key_id))]),
+        Error::KeyFile {
+            path,
+            key_id,
+            reason,
+        } => build(
+            py,
+            "KeyFileError",
+            msg,
+            &[
+                ("path", s(&path)),
+                ("key_id", key_id.map_or_else(|| py.None(), |k| s(&k))),
+                ("reason", s(&reason)),
+            ],
+        ),
         Error::Frame { offset, reason } => build(
             py,
             "FrameError",

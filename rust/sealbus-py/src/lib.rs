@@ -11,6 +11,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod error;
 mod gil;
+mod keyfile;
 mod lent;
 mod log;
 mod pattern;
@@ -25,6 +26,7 @@ fn _sealbus(m: &Bound<'_, PyModule>) -> PyResult<()> {
     pattern::register(m)?;
     schema::register(m)?;
     seal::register(m)?;
+    keyfile::register(m)?;
     log::register(m)?;
     router::register(m)?;
     select::register(m)?;

@@ -4,7 +4,8 @@
 //!   time or in batches over one buffer plus offsets.
 //! - [`aad`]: the canonical associated data that binds a seal to its event.
 //! - [`nonce`]: random per-instance prefix + counter, with a persisted high-water mark.
-//! - [`keyring`]: key ids, rotation, retirement, destruction, the key file.
+//! - [`keyring`]: key ids, rotation, retirement, destruction.
+//! - [`keyfile`]: the key file's format, check values and MACs (damage is refused).
 //! - [`frame`]: the sealed frame (docs/FORMAT.md), and its never-panicking decoder.
 //! - [`e2e`]: end-to-end frames sealed under a producer's data key.
 
@@ -12,6 +13,7 @@ pub mod aad;
 pub mod aead;
 pub mod e2e;
 pub mod frame;
+pub mod keyfile;
 pub mod keyring;
 pub mod nonce;
 

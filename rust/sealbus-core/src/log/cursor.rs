@@ -457,7 +457,7 @@ mod tests {
                     c.ack(at);
                     model.insert(at);
                 }
-                let committed = (0..).find(|o| !model.contains(o)).unwrap_or(0);
+                let committed = (0..u64::MAX).find(|o| !model.contains(o)).unwrap_or(0);
                 proptest::prop_assert_eq!(c.committed, committed);
                 for o in 0..72 {
                     proptest::prop_assert_eq!(c.is_settled(o), model.contains(&o), "offset {}", o);

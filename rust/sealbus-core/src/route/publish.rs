@@ -51,15 +51,14 @@ fn slot(
     }
     let s = &route[k];
     let next = u32::try_from(subs.len()).unwrap_or(UNSEEN);
-    let i = match by_id {
-        Some(map) => *map.entry(s.id).or_insert_with(|| {
+    let i = if let Some(map) = by_id {
+        *map.entry(s.id).or_insert_with(|| {
             subs.push(Arc::clone(s));
             next
-        }),
-        None => {
-            subs.push(Arc::clone(s));
-            next
-        }
+        })
+    } else {
+        subs.push(Arc::clone(s));
+        next
     };
     local[k] = i;
     i

@@ -992,6 +992,9 @@ def run(config: Config, out: TextIO | None = None) -> Report:
                     fig_f = fanout.run_once(n, config.fanout_events, d, progress=bar.update)
                 except Exception as exc:  # reported in the table, the other runs go on
                     fig_f = fanout.FanoutFigures(n, config.fanout_events, status=f"error: {exc!r}")
+                finally:
+                    # The at-rest key file the router created beside its folder.
+                    Path(f"{d}.keys").unlink(missing_ok=True)
             bar.finish()
             report.fanout.append(fig_f)
     print_table(report, out)

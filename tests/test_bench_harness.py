@@ -6,10 +6,11 @@ from __future__ import annotations
 import io
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sealbus import cli
-from sealbus.bench import harness, procstat, workload
+from sealbus.bench import fanout, harness, procstat, workload
 
 
 @pytest.fixture(scope="module")
@@ -251,3 +252,31 @@ def test_latency_runs_as_deployed_for_latency_unless_told() -> None:
 def test_cli_refuses_nonsense(bad: list[str]) -> None:
     with pytest.raises(SystemExit):
         cli.main(["bench", "--no-nats", *bad])
+
+
+def test_fanout_runs_each_consumer_count_and_checks_deliveries(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "f.json"
+    args = ["bench", "--no-nats", "--repeat", "1", "--scenario", "fanout", "--fanout-events", "3000"]
+    code = cli.main([*args, "--fanout-subscriptions", "1", "--fanout-subscriptions", "150", "--json", str(path)])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "fanout: durable publish" in out and "fanout 1,000 consumers >= 50%" in out
+    runs = json.loads(path.read_text())["fanout"]
+    assert [(r["subscriptions"], r["status"]) for r in runs] == [(1, "ok"), (150, "ok")]
+    # Each consumer gets 1% of the events: 30 each.
+    assert [r["delivered"] for r in runs] == [30, 150 * 30]
+    assert all(r["events_per_s"] > 0 and r["reopen_s"] >= 0 for r in runs)
+
+
+def test_fanout_check_names_a_consumer_that_got_the_wrong_events() -> None:
+    class Named:
+        name = "tenant-00003"
+
+    sub: Any = Named()
+    assert fanout.check(sub, list(range(3, 1000, 100)), 3, 1000) is None
+    assert "tenant-00003 received 9" in (fanout.check(sub, list(range(3, 900, 100)), 3, 1000) or "")
+    # Out of order, or one twice, is wrong too.
+    assert fanout.check(sub, [103, 3, *range(203, 1000, 100)], 3, 1000) is not None
+    assert fanout.check(sub, [3, 3, *range(103, 1000, 100)], 3, 1000) is not None

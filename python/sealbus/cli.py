@@ -17,6 +17,11 @@ def main(argv: list[str] | None = None) -> int:
     insp.add_argument("path")
     insp.add_argument("--verify", action="store_true", help="check every record's checksums")
     insp.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    insp.add_argument(
+        "--all-consumers",
+        action="store_true",
+        help=f"one line per consumer even when there are more than {CONSUMER_LINES} (default: a summary)",
+    )
     from sealbus import keys_cli
 
     keys_cli.add_arguments(sub.add_parser("keys", help="verify or show a key file (never key bytes)"))
@@ -31,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
         demo_mod.run(orders=args.orders)
         return 0
     if args.command == "log":
-        return _log_inspect(args.path, verify=args.verify, as_json=args.json)
+        return _log_inspect(args.path, verify=args.verify, as_json=args.json, all_consumers=args.all_consumers)
     if args.command == "keys":
         return keys_cli.main(args)
     if args.command == "bench":
@@ -45,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     return 2
 
 
-def _log_inspect(path: str, *, verify: bool, as_json: bool) -> int:
+def _log_inspect(path: str, *, verify: bool, as_json: bool, all_consumers: bool = False) -> int:
     import json
     import os
 
@@ -76,9 +81,42 @@ def _log_inspect(path: str, *, verify: bool, as_json: bool) -> int:
         print(f"recovery: {rec}")
     if "verified" in info:
         print(f"verified: {info['verified']}")
-    for name, c in (info.get("cursors") or {}).items():
-        print(f"consumer {name}: {c}")
+    cursors_info = info.get("cursors") or {}
+    if all_consumers or len(cursors_info) <= CONSUMER_LINES:
+        for name, c in cursors_info.items():
+            print(f"consumer {name}: {c}")
+    else:
+        _print_consumer_summary(cursors_info)
     return 0
+
+
+#: Up to this many consumers, ``log inspect`` prints one line each; beyond, a summary.
+CONSUMER_LINES = 20
+
+
+def _print_consumer_summary(cursors: dict[str, dict[str, int]]) -> None:
+    """Thousands of consumers in a few lines: how far behind they are, what they hold,
+    and the ones furthest behind."""
+    lags = sorted(c["lag"] for c in cursors.values())
+    in_flight = sum(c["in_flight"] for c in cursors.values())
+    dead = sum(c["dead_letters"] for c in cursors.values())
+    caught_up = sum(1 for lag in lags if lag == 0)
+    print(
+        f"consumers: {len(cursors):,} ({caught_up:,} caught up); lag min {lags[0]:,}, "
+        f"median {lags[len(lags) // 2]:,}, max {lags[-1]:,}; {in_flight:,} in flight, {dead:,} dead letters"
+    )
+    behind = sorted(cursors.items(), key=lambda kv: (-kv[1]["lag"], kv[0]))[:10]
+    if behind and behind[0][1]["lag"] > 0:
+        print("furthest behind:")
+        for name, c in behind:
+            if c["lag"] > 0:
+                print(f"  consumer {name}: {c}")
+    with_dead = sorted((kv for kv in cursors.items() if kv[1]["dead_letters"]), key=lambda kv: -kv[1]["dead_letters"])
+    if with_dead:
+        print("with dead letters:")
+        for name, c in with_dead[:10]:
+            print(f"  consumer {name}: {c}")
+    print("(--all-consumers lists every one; --json gives them all)")
 
 
 if __name__ == "__main__":

@@ -27,6 +27,10 @@ Scenarios (``--scenario NAME``, repeatable; all by default):
     a producer in one to a consumer in the other, beside nats-py publishing the same
     payloads with 200 coroutines to the same server; and latency at 1,000 events/s.
     See :mod:`sealbus.bench.bridge`.
+``fanout`` (only when asked for)
+    Durable publish with 1, 100, 1,000 and 10,000 online durable consumers, each
+    matching 1% of the events (:mod:`sealbus.bench.fanout`; ``--fanout-events``,
+    ``--fanout-subscriptions``), rates compared within the run; no NATS baseline.
 
 Each scenario runs ``--repeat`` times (3) and the table shows medians. The JetStream
 baseline (see :mod:`sealbus.bench.nats_baseline`) runs the same scenario in the same
@@ -54,7 +58,7 @@ from typing import Any, TextIO
 
 import sealbus
 from sealbus._allocator import PURGE_DELAY_MS
-from sealbus.bench import nats_baseline
+from sealbus.bench import fanout, nats_baseline
 from sealbus.bench.procstat import (
     PACER_SLACK_NS,
     RssSampler,
@@ -69,8 +73,8 @@ from sealbus.bench.procstat import (
 from sealbus.bench.workload import SCHEMA, Batch, encode_pool
 from sealbus.errors import Backpressure
 
-SCENARIOS = ("throughput", "latency", "durable", "backlog", "bridge")
-#: What runs without ``--scenario``: the bridge needs two more processes and a minute.
+SCENARIOS = ("throughput", "latency", "durable", "backlog", "bridge", "fanout")
+#: What runs without ``--scenario``: the bridge and fanout scenarios take minutes of their own.
 DEFAULT_SCENARIOS = ("throughput", "latency", "durable", "backlog")
 
 # How long the latency consumers spin for news before they sleep: ten send intervals
@@ -230,6 +234,9 @@ class Config:
     shared_consumer_thread: bool = False
     #: One short uncounted run of ``throughput`` and ``durable`` first (see ``run``).
     warm_up: bool = True
+    #: The ``fanout`` scenario: events per run, and the numbers of consumers.
+    fanout_events: int = 65_536
+    fanout_subscriptions: tuple[int, ...] = fanout.SUBSCRIPTIONS
 
 
 # ---- sealbus side ------------------------------------------------------------------------
@@ -787,6 +794,7 @@ class Report:
     config: Config
     runs: dict[str, list[Figures]] = field(default_factory=dict)  # "scenario/system" -> runs
     environment: dict[str, Any] = field(default_factory=dict)
+    fanout: list[fanout.FanoutFigures] = field(default_factory=list)
 
     def add(self, fig: Figures) -> None:
         self.runs.setdefault(f"{fig.scenario}/{fig.system}", []).append(fig)
@@ -985,6 +993,20 @@ def run(config: Config, out: TextIO | None = None) -> Report:
                 "backlog",
                 "nats",
             )
+    for rep in range(1, config.repeat + 1) if "fanout" in config.scenarios else ():
+        for n in config.fanout_subscriptions:
+            release_memory()
+            bar.start(f"fanout {n:,} consumers {rep}/{config.repeat}", config.fanout_events)
+            with _scratch(config.work_dir, "sealbus-bench-fanout-") as d:
+                try:
+                    fig_f = fanout.run_once(n, config.fanout_events, d, progress=bar.update)
+                except Exception as exc:  # reported in the table, the other runs go on
+                    fig_f = fanout.FanoutFigures(n, config.fanout_events, status=f"error: {exc!r}")
+                finally:
+                    # The at-rest key file the router created beside its folder.
+                    Path(f"{d}.keys").unlink(missing_ok=True)
+            bar.finish()
+            report.fanout.append(fig_f)
     print_table(report, out)
     if config.json_path:
         write_json(report, config.json_path)
@@ -1171,6 +1193,8 @@ def print_table(report: Report, out: TextIO) -> None:
     if report.environment.get("warm_up"):
         notes.append(f"sealbus throughput and durable medians follow {report.environment['warm_up']}")
     for scen in c.scenarios:
+        if scen == "fanout":
+            continue  # a table of its own, below
         s_runs, n_runs = report.get(scen, "sealbus"), report.get(scen, "nats")
         for runs in (s_runs, n_runs):
             for fr in runs:
@@ -1221,6 +1245,7 @@ def print_table(report: Report, out: TextIO) -> None:
         )
     for note in notes:
         print(f"note: {note}", file=out)
+    fanout.print_table(report.fanout, out)
     for t in targets(report):
         print(t, file=out)
 
@@ -1273,6 +1298,7 @@ def targets(report: Report) -> list[str]:
         f"  [{verdict(None if g != g else g <= 50 * MiB)}] RSS independent of backlog "
         f"({report.config.backlog:,} stored events; growth <= 50 MiB): {_fmt(g, 'MiB')} MiB"
     )
+    lines.extend(fanout.targets(report.fanout))
     return lines
 
 
@@ -1292,6 +1318,7 @@ def write_json(report: Report, path: str) -> None:
         "config": asdict(report.config),
         "environment": report.environment,
         "runs": {k: [asdict(f) for f in v] for k, v in report.runs.items()},
+        "fanout": [fanout.as_dict(f) for f in report.fanout],
         "medians": {
             k: {attr: median_of(v, attr) for _, attr, _, _ in _ROWS[k.split("/")[0]]} for k, v in report.runs.items()
         },
@@ -1452,6 +1479,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="producer threads in 'throughput' and 'durable' "
         "(default 2 in memory; 4 durable, where half wait for their fsync)",
     )
+    p.add_argument("--fanout-events", type=int, help="events per 'fanout' run (default 65,536; quick 16,384)")
+    p.add_argument(
+        "--fanout-subscriptions",
+        type=int,
+        action="append",
+        metavar="N",
+        help="online durable consumers in a 'fanout' run (repeatable; default 1, 100, 1,000 and 10,000)",
+    )
 
 
 def config_from_args(args: argparse.Namespace) -> Config:
@@ -1486,7 +1521,11 @@ def config_from_args(args: argparse.Namespace) -> Config:
         latency_threads=bool(getattr(args, "latency_threads", False)),
         shared_consumer_thread=bool(getattr(args, "shared_consumer_thread", False)),
         warm_up=not getattr(args, "no_warm_up", False),
+        fanout_events=pick(getattr(args, "fanout_events", None), 16_384, 65_536),
+        fanout_subscriptions=tuple(getattr(args, "fanout_subscriptions", None) or fanout.SUBSCRIPTIONS),
     )
+    if cfg.fanout_events < 1 or any(n < 1 for n in cfg.fanout_subscriptions):
+        raise SystemExit("sealbus bench: --fanout-events and --fanout-subscriptions must be >= 1")
     for name in ("events", "nats_events", "repeat", "backlog", "producers"):
         if getattr(cfg, name) is not None and getattr(cfg, name) < 1:
             raise SystemExit(f"sealbus bench: --{name.replace('_', '-')} must be >= 1")

@@ -51,7 +51,54 @@ impl Cursor {
     }
 
     pub fn is_settled(&self, offset: u64) -> bool {
-        offset < self.committed || self.acked.iter().any(|&(s, e)| s <= offset && offset < e)
+        if offset < self.committed {
+            return true;
+        }
+        // The ranges are sorted and disjoint: the only candidate is the last one
+        // starting at or before `offset` (a consumer far behind holds thousands).
+        let i = self.acked.partition_point(|&(s, _)| s <= offset);
+        i > 0 && offset < self.acked[i - 1].1
+    }
+
+    /// Settle every offset of `start..end` at once: offsets the consumer does not
+    /// want, which it was never handed (so none of them has a delivery count). The
+    /// common case, a range just past everything settled, is an O(1) extension.
+    pub fn settle_unwanted(&mut self, start: u64, end: u64) {
+        let start = start.max(self.committed);
+        if start >= end {
+            return;
+        }
+        match self.acked.last_mut() {
+            // Past everything settled: extend or append (the path of a follower).
+            Some(last) if last.1 == start => {
+                last.1 = end;
+                return;
+            }
+            Some(last) if last.1 < start => {
+                self.acked.push((start, end));
+                return;
+            }
+            None if start > self.committed => {
+                self.acked.push((start, end));
+                return;
+            }
+            None => {
+                self.committed = end;
+                self.deliveries.remove_below(end);
+                return;
+            }
+            Some(_) => {}
+        }
+        // The ranges that touch or overlap `start..end` merge with it into one.
+        let i = self.acked.partition_point(|&(_, e)| e < start);
+        let j = self.acked.partition_point(|&(s, _)| s <= end);
+        let (mut s, mut e) = (start, end);
+        if i < j {
+            s = s.min(self.acked[i].0);
+            e = e.max(self.acked[j - 1].1);
+        }
+        self.acked.splice(i..j, std::iter::once((s, e)));
+        self.compact();
     }
 
     /// Mark `offset` settled. Returns false if it already was.
@@ -105,12 +152,14 @@ impl Cursor {
     }
 
     fn compact(&mut self) {
-        while let Some(&(s, e)) = self.acked.first() {
-            if s > self.committed {
-                break;
-            }
-            self.committed = self.committed.max(e);
-            self.acked.remove(0);
+        let merged = self
+            .acked
+            .iter()
+            .take_while(|&&(s, _)| s <= self.committed)
+            .count();
+        if merged > 0 {
+            self.committed = self.committed.max(self.acked[merged - 1].1);
+            self.acked.drain(..merged);
         }
         // Only the prefix below `committed` can be settled here: pop it instead of
         // scanning every pending delivery (a retain per ack was O(n) per ack, O(n^2)
@@ -388,6 +437,37 @@ mod tests {
         assert!(c.ack(11));
         assert_eq!((c.committed, c.acked.clone()), (15, vec![]));
         assert!(c.is_settled(3) && !c.is_settled(15));
+    }
+
+    proptest::proptest! {
+        /// Acks of single offsets and settled ranges, in any order, agree with a set
+        /// of settled offsets; the ranges stay sorted, disjoint and non-adjacent.
+        #[test]
+        fn settle_unwanted_agrees_with_a_set(
+            start in 0u64..8,
+            ops in proptest::collection::vec((0u64..64, 0u64..6, proptest::bool::ANY), 0..40),
+        ) {
+            let mut c = Cursor::starting_at(start);
+            let mut model: std::collections::BTreeSet<u64> = (0..start).collect();
+            for (at, len, range) in ops {
+                if range {
+                    c.settle_unwanted(at, at + len);
+                    model.extend(at..at + len);
+                } else {
+                    c.ack(at);
+                    model.insert(at);
+                }
+                let committed = (0..u64::MAX).find(|o| !model.contains(o)).unwrap_or(0);
+                proptest::prop_assert_eq!(c.committed, committed);
+                for o in 0..72 {
+                    proptest::prop_assert_eq!(c.is_settled(o), model.contains(&o), "offset {}", o);
+                }
+                for w in c.acked.windows(2) {
+                    proptest::prop_assert!(w[0].1 < w[1].0);
+                }
+                proptest::prop_assert!(c.acked.iter().all(|&(s, e)| s > c.committed && s < e));
+            }
+        }
     }
 
     #[test]

@@ -11,6 +11,7 @@
 mod clock;
 mod deliver;
 mod durable;
+mod follow;
 mod inflight;
 mod publish;
 mod queue;
@@ -153,6 +154,9 @@ pub struct Router {
     inflight: inflight::InFlight,
     /// Publishes in their queue step right now (sealing decides on threads by it).
     enqueuing: std::sync::atomic::AtomicUsize,
+    /// Durable subscriptions holding a batch that waits for an earlier append to
+    /// finish (see `follow`).
+    waiting: Mutex<Vec<Arc<Subscription>>>,
 }
 
 /// Pattern keys that would look inside sealed data.
@@ -188,6 +192,7 @@ impl Router {
             enqueue: Mutex::new(()),
             inflight: inflight::InFlight::default(),
             enqueuing: std::sync::atomic::AtomicUsize::new(0),
+            waiting: Mutex::new(Vec::new()),
         }
     }
 
@@ -318,7 +323,23 @@ impl Router {
         }
         subs.insert(id, sub.clone());
         drop(subs);
-        self.invalidate_routes();
+        match &self.log {
+            Some(log) if sub.is_durable() => {
+                // Batches routed before this generation do not know the new
+                // subscription: it reads back everything stored so far, and any of
+                // them stored later tells it (`follow`).
+                let (since, stored) = self
+                    .inflight
+                    .new_generation(&self.generation, || log.next_offset());
+                let mut st = sub.lock()?;
+                if let Some(d) = st.durable.as_mut() {
+                    d.since_generation = since;
+                    d.read_until = stored;
+                }
+                self.try_follow(&mut st);
+            }
+            _ => self.invalidate_routes(),
+        }
         Ok(sub)
     }
 

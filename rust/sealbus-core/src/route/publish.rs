@@ -8,9 +8,10 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::follow;
 use super::queue::OnFull;
 use super::stored;
-use super::subscription::{Early, Item, SubState, Subscription};
+use super::subscription::{Item, SubState, Subscription};
 use super::{poisoned, Receipt, Refused, Router, TypeRoute};
 use crate::envelope::{DataKind, Event};
 use crate::error::{Error, Result};
@@ -28,9 +29,47 @@ pub(super) struct Targets {
     subs: Vec<Arc<Subscription>>,
     idx: Vec<u32>,
     ends: Vec<usize>,
+    /// The oldest routing generation the batch was routed under: a subscription
+    /// that came later was not asked (see `follow`).
+    pub(super) generation: u64,
+}
+
+/// A route's subscription that has not received an event of the batch yet.
+const UNSEEN: u32 = u32::MAX;
+
+/// Where route subscription `k` sits in `subs`, adding it on its first event.
+/// `by_id` (batches of several types) keeps one entry per subscription.
+fn slot(
+    subs: &mut Vec<Arc<Subscription>>,
+    by_id: Option<&mut HashMap<u64, u32>>,
+    local: &mut [u32],
+    route: &[Arc<Subscription>],
+    k: usize,
+) -> u32 {
+    if local[k] != UNSEEN {
+        return local[k];
+    }
+    let s = &route[k];
+    let next = u32::try_from(subs.len()).unwrap_or(UNSEEN);
+    let i = if let Some(map) = by_id {
+        *map.entry(s.id).or_insert_with(|| {
+            subs.push(Arc::clone(s));
+            next
+        })
+    } else {
+        subs.push(Arc::clone(s));
+        next
+    };
+    local[k] = i;
+    i
 }
 
 impl Targets {
+    /// The ids of the subscriptions that receive any event of the batch.
+    pub(super) fn ids(&self) -> std::collections::HashSet<u64> {
+        self.subs.iter().map(|s| s.id).collect()
+    }
+
     fn of(&self, i: usize) -> &[u32] {
         &self.idx[self.ends[i]..self.ends[i + 1]]
     }
@@ -107,20 +146,23 @@ impl StoredAttrs {
 }
 
 impl Router {
-    /// Which subscriptions each event goes to (indices into the returned list).
+    /// Which subscriptions each event goes to (indices into the returned list, which
+    /// holds only the subscriptions that receive at least one event: a publish does
+    /// no work for the others, however many there are).
     pub(super) fn targets(&self, events: &[Event]) -> Result<Targets> {
         let mut t = Targets {
             subs: Vec::new(),
             idx: Vec::with_capacity(events.len() * 2),
             ends: Vec::with_capacity(events.len() + 1),
+            generation: u64::MAX,
         };
         t.ends.push(0);
         // Where each subscription sits in `t.subs`, by id: only needed, and only built,
         // once a second event type shows up (a publish has one type).
-        let mut index: Option<HashMap<u64, u32>> = None;
+        let mut by_id: Option<HashMap<u64, u32>> = None;
         let mut matched: Vec<u32> = Vec::new();
         // The current event type's route, and where each of its subscriptions sits in
-        // `t.subs` (mapped once per type change, not per event).
+        // `t.subs` (`UNSEEN` until it first receives an event of the batch).
         let mut route: Option<(&str, Arc<TypeRoute>, Vec<u32>)> = None;
         // One scratch buffer for the CloudEvents JSON the matcher reads.
         let mut json = Vec::new();
@@ -130,30 +172,20 @@ impl Router {
                 .is_none_or(|(ty, _, _)| *ty != &*e.event_type)
             {
                 let r = self.route_for(&e.event_type)?;
-                let local = if route.is_none() {
-                    t.subs.extend(r.subs.iter().cloned());
-                    (0..u32::try_from(r.subs.len()).unwrap_or(u32::MAX)).collect()
-                } else {
-                    let index = index.get_or_insert_with(|| {
-                        (0u32..).zip(&t.subs).map(|(i, s)| (s.id, i)).collect()
-                    });
-                    let mut local = Vec::with_capacity(r.subs.len());
-                    for s in &r.subs {
-                        let next = u32::try_from(t.subs.len()).unwrap_or(u32::MAX);
-                        let i = *index.entry(s.id).or_insert_with(|| {
-                            t.subs.push(s.clone());
-                            next
-                        });
-                        local.push(i);
-                    }
-                    local
-                };
+                if route.is_some() && by_id.is_none() {
+                    by_id = Some((0u32..).zip(&t.subs).map(|(i, s)| (s.id, i)).collect());
+                }
+                t.generation = t.generation.min(r.generation);
+                let local = vec![UNSEEN; r.subs.len()];
                 route = Some((&e.event_type, r, local));
             }
-            let Some((_, r, local)) = &route else {
+            let Some((_, r, local)) = &mut route else {
                 continue; // unreachable: set just above
             };
-            t.idx.extend_from_slice(&local[..r.unpatterned]);
+            for k in 0..r.unpatterned {
+                let i = slot(&mut t.subs, by_id.as_mut(), local, &r.subs, k);
+                t.idx.push(i);
+            }
             if !r.patterned.is_empty() {
                 matched.clear();
                 let readable = e.data_kind == DataKind::Json && !e.sealed;
@@ -173,8 +205,12 @@ impl Router {
                     }
                 }
                 matched.sort_unstable();
-                t.idx
-                    .extend(matched.iter().filter_map(|&m| local.get(m as usize)));
+                for &m in &matched {
+                    if (m as usize) < r.subs.len() {
+                        let i = slot(&mut t.subs, by_id.as_mut(), local, &r.subs, m as usize);
+                        t.idx.push(i);
+                    }
+                }
             }
             t.ends.push(t.idx.len());
         }
@@ -207,11 +243,12 @@ impl Router {
         // A batch larger than a blocking queue can ever hold goes one event at a time.
         let need = targets.need(0..events.len());
         let too_big = targets.subs.iter().zip(&need).any(|(s, &n)| {
-            s.lock().is_ok_and(|st| {
-                st.durable.is_none()
-                    && st.queue.config().on_full == OnFull::Block
-                    && n > st.queue.config().max_pending
-            })
+            !s.is_durable()
+                && s.lock().is_ok_and(|st| {
+                    st.durable.is_none()
+                        && st.queue.config().on_full == OnFull::Block
+                        && n > st.queue.config().max_pending
+                })
         });
         let n = events.len();
         // (start, len) of each chunk.
@@ -440,9 +477,32 @@ impl Router {
             return Err(e);
         }
         let items: Vec<Item> = events.into_iter().map(Arc::new).collect();
-        let woken = self.push(targets, start, &need, &items)?;
+        let range = items
+            .first()
+            .and_then(|i| i.offset)
+            .map(|first| first..first + items.len() as u64);
+        // Every append below `floor` but this one has finished its push.
+        let floor = match (&self.log, &ticket, &range) {
+            (Some(log), Some(t), Some(r)) => {
+                self.inflight.stored(t, r.start);
+                self.inflight.horizon_besides(t, log.next_offset())
+            }
+            _ => 0,
+        };
+        let mut woken = self.push(targets, start, &need, &items, floor)?;
+        if let (Some(range), Some(t)) = (&range, &ticket) {
+            if self
+                .inflight
+                .routed_before_change(t, targets.generation, &self.generation)
+            {
+                woken.extend(self.not_asked(targets, range.clone(), floor)?);
+            }
+        }
         // Wake after the ticket is gone: a consumer held back by it can now read on.
         drop(ticket);
+        if range.is_some() {
+            woken.extend(self.release_waiting()?);
+        }
         let mut spinner = false;
         for s in woken {
             spinner |= s.has_spinner();
@@ -487,14 +547,15 @@ impl Router {
     }
 
     /// Hand `items` (events `start..` of the batch `targets` describes) to their queues.
-    /// Returns the subscriptions to wake: those that received events, and durable ones
-    /// left behind the log (they read on from disk).
+    /// Returns the subscriptions to wake: those that received events. Durable ones
+    /// that wanted none of these are not touched (see `follow`).
     fn push(
         &self,
         targets: &Targets,
         start: usize,
         need: &[usize],
         items: &[Item],
+        floor: u64,
     ) -> Result<Vec<Arc<Subscription>>> {
         let subs = &targets.subs[..];
         let range = items
@@ -502,6 +563,7 @@ impl Router {
             .and_then(|i| i.offset)
             .map(|first| first..first + items.len() as u64);
         let mut woken = Vec::with_capacity(subs.len());
+        let mut waiting = Vec::new();
         let mut per_sub: Vec<Vec<&Item>> = need.iter().map(|&n| Vec::with_capacity(n)).collect();
         for (j, item) in items.iter().enumerate() {
             for &i in targets.of(start + j) {
@@ -515,7 +577,10 @@ impl Router {
             let mut st = s.lock()?;
             if st.durable.is_some() {
                 if let Some(range) = &range {
-                    Self::push_durable(&mut st, &mine, range.clone());
+                    let pushed = follow::push_durable(&mut st, &mine, range.clone(), floor);
+                    if pushed.wait {
+                        waiting.push(Arc::clone(s));
+                    }
                 }
             } else {
                 if st.queue.config().on_full != OnFull::DropOldest {
@@ -528,108 +593,8 @@ impl Router {
             drop(st);
             woken.push(Arc::clone(s));
         }
-        // Durable consumers that wanted none of these still move past them.
-        if let Some(range) = range {
-            for s in self.subscriptions() {
-                if subs.iter().any(|t| t.id == s.id) {
-                    continue;
-                }
-                let behind = s.lock().is_ok_and(|mut st| {
-                    Self::push_durable(&mut st, &[], range.clone());
-                    st.durable
-                        .as_ref()
-                        .is_some_and(|d| d.read_offset < range.end)
-                });
-                if behind {
-                    woken.push(s);
-                }
-            }
-        }
+        self.wait_for_earlier(waiting)?;
         Ok(woken)
-    }
-
-    /// Fast path for a durable consumer that is caught up: hand it the new events
-    /// directly instead of reading them back from disk. A batch that arrives before
-    /// an earlier one (concurrent producers) waits in `early` and joins in log order.
-    /// Whatever does not fit in the window is read back from the log later.
-    fn push_durable(st: &mut SubState, mine: &[&Item], range: std::ops::Range<u64>) {
-        let window = st.queue.config().max_pending;
-        let queued = st.queue.len();
-        let Some(d) = st.durable.as_mut() else {
-            return;
-        };
-        if range.start < d.read_offset {
-            return; // already read back from the log
-        }
-        if range.start > d.read_offset {
-            if queued + d.early_items + mine.len() <= window {
-                d.early_items += mine.len();
-                let items = mine.iter().map(|i| Arc::clone(i)).collect();
-                d.early.insert(
-                    range.start,
-                    Early {
-                        end: range.end,
-                        items,
-                    },
-                );
-            }
-            return;
-        }
-        if !Self::join_window(st, mine.iter().copied(), range, window) {
-            return;
-        }
-        // Then whatever was waiting for this batch, in log order.
-        loop {
-            let Some(d) = st.durable.as_mut() else { return };
-            let Some(entry) = d.early.first_entry() else {
-                return;
-            };
-            if *entry.key() > d.read_offset {
-                return;
-            }
-            let (first, early) = entry.remove_entry();
-            d.early_items = d.early_items.saturating_sub(early.items.len());
-            if first < d.read_offset {
-                continue;
-            }
-            if !Self::join_window(st, early.items.iter(), first..early.end, window) {
-                if let Some(d) = st.durable.as_mut() {
-                    // The window is full: the rest is read back from the log.
-                    d.early.clear();
-                    d.early_items = 0;
-                }
-                return;
-            }
-        }
-    }
-
-    /// Put one batch's share into the window and move the read offset past the batch
-    /// (settling the offsets this subscription did not want). False if it does not fit.
-    fn join_window<'a>(
-        st: &mut SubState,
-        mine: impl ExactSizeIterator<Item = &'a Item> + Clone,
-        range: std::ops::Range<u64>,
-        window: usize,
-    ) -> bool {
-        if st.queue.len() + mine.len() > window {
-            return false;
-        }
-        let mut wanted = mine.clone().filter_map(|i| i.offset).peekable();
-        for item in mine {
-            st.queue.push(Arc::clone(item));
-        }
-        if let Some(d) = &mut st.durable {
-            for o in range.clone() {
-                if wanted.peek() == Some(&o) {
-                    wanted.next();
-                } else {
-                    d.cursor.ack(o);
-                }
-            }
-            d.read_offset = range.end;
-            d.dirty = true;
-        }
-        true
     }
 }
 

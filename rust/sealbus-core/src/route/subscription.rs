@@ -35,6 +35,9 @@ pub struct Durable {
     pub lost: u64,
     pub dirty: bool,
     pub last_save: Instant,
+    /// The committed offset of the last save: a following consumer's cursor moves
+    /// on without it being dirty, and is saved now and then (see `durable`).
+    pub saved_committed: u64,
     /// This subscription's pattern alone, for filtering what it reads back.
     pub filter: Option<PatternSet<u8>>,
     /// Batches stored after one whose producer has not pushed it yet (concurrent
@@ -43,6 +46,19 @@ pub struct Durable {
     pub early: BTreeMap<u64, Early>,
     /// Items held in `early`, counted against the window.
     pub early_items: usize,
+    /// Following the log (see `route::follow`): every batch at or past `read_offset`
+    /// that this subscription wants reaches it through its producer's push, so the
+    /// offsets between those batches are not its own and settle without being read.
+    /// Otherwise it reads the log back from `read_offset`.
+    pub following: bool,
+    /// It may follow only once `read_offset` reaches this: the end of every batch it
+    /// wanted and could not hold, and of every batch stored before it subscribed.
+    pub read_until: u64,
+    /// The routing generation that first included it: a batch routed under an older
+    /// one never reached it, and must be read back.
+    pub since_generation: u64,
+    /// Registered with the router to be caught up when an earlier append finishes.
+    pub waiting: bool,
 }
 
 impl Durable {
@@ -112,6 +128,9 @@ pub struct Subscription {
     /// Serialises cursor saves (taken before the state lock, never inside it).
     pub(crate) save_lock: Mutex<()>,
     closed: AtomicBool,
+    /// Whether it has a cursor in the durable log (fixed at subscribe): asked on
+    /// every publish and ack, so not behind the lock.
+    durable: bool,
 }
 
 impl Subscription {
@@ -124,6 +143,7 @@ impl Subscription {
         cfg: QueueConfig,
         durable: Option<Durable>,
     ) -> Self {
+        let is_durable = durable.is_some();
         Subscription {
             id,
             name,
@@ -142,6 +162,7 @@ impl Subscription {
             bells: Mutex::new(Vec::new()),
             save_lock: Mutex::new(()),
             closed: AtomicBool::new(false),
+            durable: is_durable,
         }
     }
 
@@ -193,7 +214,7 @@ impl Subscription {
     }
 
     pub fn is_durable(&self) -> bool {
-        self.lock().is_ok_and(|s| s.durable.is_some())
+        self.durable
     }
 
     pub(crate) fn close(&self) {

@@ -121,6 +121,14 @@ class LogIOError(LogError, OSError):
     """An I/O error in the log; the writer stopped (fail-stop) until reopened."""
 
 
+class LogLocked(LogError):
+    """Another open log holds the folder (``path``): one writer at a time, in this
+    process or any other. ``holder`` is the holding process id when known."""
+
+    path: str
+    holder: int | None
+
+
 class LogFailed(LogError):
     """The log writer stopped after an earlier failure; reopen the router."""
 
@@ -138,6 +146,7 @@ __all__ = [
     "LogError",
     "LogFailed",
     "LogIOError",
+    "LogLocked",
     "NotFound",
     "PatternError",
     "PolicyDenied",

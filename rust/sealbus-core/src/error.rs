@@ -133,6 +133,10 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// Another open log (in this process or another) holds the folder's writer lock.
+    #[error("log folder {path} is in use by another open log{}; one writer at a time",
+            holder.map(|p| format!(" (process {p})")).unwrap_or_default())]
+    LogLocked { path: String, holder: Option<u32> },
     /// The log writer stopped after an earlier I/O error; reopen the router.
     #[error("log writer stopped after an earlier failure ({reason}); reopen to recover")]
     LogFailed { reason: String },

@@ -198,6 +198,18 @@ pub fn to_pyerr(py: Python<'_>, err: Error) -> PyErr {
                 ("reason", s(&source.to_string())),
             ],
         ),
+        Error::LogLocked { path, holder } => build(
+            py,
+            "LogLocked",
+            msg,
+            &[
+                ("path", s(&path)),
+                (
+                    "holder",
+                    holder.map_or_else(|| py.None(), |p| n(u64::from(p))),
+                ),
+            ],
+        ),
         Error::LogFailed { reason } => build(py, "LogFailed", msg, &[("reason", s(&reason))]),
         _ => build(py, "SealbusError", msg, &[]),
     }

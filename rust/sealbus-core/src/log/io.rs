@@ -50,6 +50,13 @@ pub trait StorageFile: Send + Sync + fmt::Debug {
     fn truncate(&self, len: u64) -> io::Result<()>;
 }
 
+/// Mode of the folders a log creates: its owner alone may list or enter them.
+pub const DIR_MODE: u32 = 0o700;
+/// Mode of the files a log creates (segments, indexes, cursors): its owner alone may
+/// read them, as with the key file. Attributes stored in the clear, the shape of the
+/// traffic and, on a router that does not seal, the data are nobody else's business.
+pub const FILE_MODE: u32 = 0o600;
+
 /// The real thing: files in a directory.
 #[derive(Debug)]
 pub struct FileStorage {

@@ -206,6 +206,11 @@ impl Router {
         let Some(cursors) = &self.cursors else {
             return Ok(());
         };
+        // A closed log has released its folder to the next writer: its cursor files
+        // are no longer this router's to write (an ack after close is redelivered).
+        if self.log.as_ref().is_some_and(|l| l.is_closed()) {
+            return Ok(());
+        }
         let _one_at_a_time = sub.save_lock.lock().map_err(|_| poisoned("cursor save"))?;
         let bytes = {
             let mut st = sub.lock()?;

@@ -334,7 +334,7 @@ impl Router {
             s.close();
             self.invalidate_routes();
             self.flush_cursor(s)?;
-            if forget && s.is_durable() {
+            if forget && s.is_durable() && !self.log.as_ref().is_some_and(|l| l.is_closed()) {
                 if let Some(c) = &self.cursors {
                     c.remove(&s.name)?;
                 }

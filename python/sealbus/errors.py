@@ -81,6 +81,18 @@ class Backpressure(SealbusError):
     pending: int
 
 
+class TooLarge(InvalidEvent):
+    """An event, or a whole publish, is larger than the router allows: ``size`` bytes
+    over ``limit`` (``limit_name``: ``max_event_bytes`` or ``max_batch_bytes``);
+    ``index`` is the event's place in the batch (None for the batch's total). Nothing
+    of the publish was stored."""
+
+    limit_name: str
+    size: int
+    limit: int
+    index: int | None
+
+
 class NotFound(SealbusError, LookupError):
     """A subscription, message, consumer or key does not exist."""
 
@@ -156,5 +168,6 @@ __all__ = [
     "SchemaNotFound",
     "SealError",
     "SealbusError",
+    "TooLarge",
     "ValidationError",
 ]

@@ -90,6 +90,17 @@ pub enum Error {
         /// How many events of the batch were accepted before the refusal.
         accepted: usize,
     },
+    /// An event or a whole publish is larger than the router's limit (`limit_name`:
+    /// `max_event_bytes` or `max_batch_bytes`); `index` is the event's place in the
+    /// batch (None for the batch's total).
+    #[error("too large: {} is {size} bytes, over {limit_name} = {limit}",
+            index.map_or_else(|| "the batch".to_owned(), |i| format!("event {i} of the batch")))]
+    TooLarge {
+        limit_name: &'static str,
+        size: u64,
+        limit: u64,
+        index: Option<usize>,
+    },
     /// The named subscription, message or consumer does not exist (any more).
     #[error("not found: {what}")]
     NotFound { what: String },

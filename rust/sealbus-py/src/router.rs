@@ -13,8 +13,8 @@ use sealbus_core::error::{Action, Error};
 use sealbus_core::log::{CursorStore, FsyncPolicy, Log, LogOptions, Retention};
 use sealbus_core::pattern::Pattern;
 use sealbus_core::route::{
-    Clock, Delivery, Item, OnFull, Opened, OpenedBatch, QueueConfig, Receipt, Replay, Router,
-    RouterConfig, Start, Subscription,
+    Clock, Delivery, Item, Limits, OnFull, Opened, OpenedBatch, QueueConfig, Receipt, Replay,
+    Router, RouterConfig, Start, Subscription, DEFAULT_MAX_BATCH_BYTES, DEFAULT_MAX_EVENT_BYTES,
 };
 use sealbus_core::schema::Compatibility;
 
@@ -768,7 +768,7 @@ pub struct PyRouter {
 #[pymethods]
 impl PyRouter {
     #[new]
-    #[pyo3(signature = (allow_schemaless=false, clock=None, path=None, fsync="batch", keys=None, segment_bytes=None, retention_max_age=None, retention_max_bytes=None, retention_respect_consumers=true))]
+    #[pyo3(signature = (allow_schemaless=false, clock=None, path=None, fsync="batch", keys=None, segment_bytes=None, retention_max_age=None, retention_max_bytes=None, retention_respect_consumers=true, max_event_bytes=DEFAULT_MAX_EVENT_BYTES, max_batch_bytes=DEFAULT_MAX_BATCH_BYTES, seal_subject=false))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -781,7 +781,26 @@ impl PyRouter {
         retention_max_age: Option<f64>,
         retention_max_bytes: Option<u64>,
         retention_respect_consumers: bool,
+        max_event_bytes: usize,
+        max_batch_bytes: usize,
+        seal_subject: bool,
     ) -> PyResult<Self> {
+        if seal_subject && (keys.is_none() || path.is_none()) {
+            return attached(
+                py,
+                Err(Error::InvalidArgument {
+                    name: "seal_subject".into(),
+                    reason: "seals the subject in the durable log: it needs a path and \
+                             at-rest sealing"
+                        .into(),
+                }),
+            );
+        }
+        let limits = Limits {
+            max_event_bytes,
+            max_batch_bytes,
+        };
+        attached(py, limits.validate())?;
         let clock = clock.map_or_else(Clock::default, |c| Clock::Manual(c.get().ns.clone()));
         let log = match path {
             None => None,
@@ -812,6 +831,8 @@ impl PyRouter {
             allow_schemaless,
             keys: keys.map(|k| k.get().ring()),
             log,
+            limits,
+            seal_subject,
         };
         let router = Arc::new(Router::new(config, clock));
         router.start_housekeeping(Duration::from_millis(200), Duration::from_secs(5));
@@ -980,6 +1001,23 @@ impl PyRouter {
         )
     }
 
+    /// Check a publish's sizes (`n + 1` offsets) against the router's limits, as a
+    /// publish does first (producers that seal end to end check before sealing).
+    #[allow(clippy::needless_pass_by_value)] // PyO3 extracts the list into a Vec
+    fn check_sizes(&self, py: Python<'_>, offsets: Vec<usize>) -> PyResult<()> {
+        attached(py, self.router.limits().check_offsets(&offsets, false))
+    }
+
+    #[getter]
+    fn max_event_bytes(&self) -> usize {
+        self.router.limits().max_event_bytes
+    }
+
+    #[getter]
+    fn max_batch_bytes(&self) -> usize {
+        self.router.limits().max_batch_bytes
+    }
+
     /// Validate JSON data against the type's latest schema (consumers of end-to-end
     /// events call this after opening, since the router could not).
     fn validate_data(&self, py: Python<'_>, event_type: &str, data: &[u8]) -> PyResult<u32> {
@@ -1042,6 +1080,8 @@ impl PyRouter {
             }
         }
         let block_timeout = timeout_arg(block_timeout)?;
+        // Sizes first: nothing of an oversized publish is copied, validated or stored.
+        attached(py, self.router.limits().check_offsets(&offsets, end_to_end))?;
         // Copy out of Python objects before the GIL is released.
         // The buffer is split into the events' own data here, under the GIL: one copy
         // of the batch instead of a copy of the buffer and then of each event.

@@ -33,21 +33,36 @@ impl Router {
         })
     }
 
+    /// Open (or create) the durable consumer `name` for `principal`. A consumer
+    /// belongs to the principal that created it: anyone else is refused with
+    /// `PolicyDenied` before its cursor is touched, so its backlog stays its own.
     pub(super) fn open_durable(
         &self,
+        principal: &str,
         name: &str,
         start: Start,
         max_backlog: Option<u64>,
         pattern: Option<&Pattern>,
     ) -> Result<Durable> {
         let (log, cursors) = self.durable_parts()?;
-        let cursor = if let Some(c) = cursors.load(name)? {
+        let cursor = if let Some(mut c) = cursors.load(name)? {
+            match c.owner.as_deref() {
+                Some(owner) if owner != principal => return Err(not_owner(principal, name)),
+                Some(_) => {}
+                None => {
+                    // Written before owners were recorded: the first principal to
+                    // resume it adopts it, and it is recorded at once.
+                    c.owner = Some(principal.to_owned());
+                    cursors.save(name, &c)?;
+                }
+            }
             c
         } else {
-            let c = Cursor::starting_at(match start {
+            let mut c = Cursor::starting_at(match start {
                 Start::Latest => log.next_offset(),
                 Start::Earliest => log.first_offset(),
             });
+            c.owner = Some(principal.to_owned());
             // Stored at once: from now on the consumer is owed every event, online or not.
             cursors.save(name, &c)?;
             c
@@ -314,6 +329,16 @@ impl Router {
             e.at_rest_key = Some(key);
         }
         e
+    }
+}
+
+/// The refusal of a principal that asks for another principal's durable consumer.
+/// It names neither the owner nor what the consumer holds.
+pub(super) fn not_owner(principal: &str, name: &str) -> Error {
+    Error::PolicyDenied {
+        principal: principal.to_owned(),
+        action: Action::Subscribe,
+        event_type: format!("as durable consumer {name:?}, which belongs to another principal"),
     }
 }
 

@@ -331,7 +331,11 @@ impl Router {
             }
         };
         let mut subs = self.subs.write().map_err(|_| poisoned("subscriptions"))?;
-        if durable.is_some() && subs.values().any(|s| s.name == name && s.is_durable()) {
+        let open = subs.values().find(|s| s.name == name && s.is_durable());
+        if let (Some(s), Some(_)) = (open, durable) {
+            if s.principal != principal {
+                return Err(durable::not_owner(principal, &name));
+            }
             return Err(Error::InvalidArgument {
                 name: "name".into(),
                 reason: format!("durable subscription {name:?} is already open"),
@@ -340,7 +344,7 @@ impl Router {
         let durable = match durable {
             Some((start, max_backlog)) => {
                 Self::check_durable_policy(cfg.on_full, max_backlog)?;
-                Some(self.open_durable(&name, start, max_backlog, pattern.as_ref())?)
+                Some(self.open_durable(principal, &name, start, max_backlog, pattern.as_ref())?)
             }
             None => None,
         };

@@ -459,6 +459,8 @@ pub struct PyDeliveryBatch {
     data: Py<LentBytes>,
     offsets: Vec<usize>,
     received_ns: u64,
+    /// Events whose slot in `data` is an end-to-end frame (see `OpenedBatch`).
+    end_to_end: Vec<usize>,
 }
 
 /// A polled batch opened with the GIL released; it becomes a `DeliveryBatch` once
@@ -482,12 +484,25 @@ impl OpenedParts {
         let b = self.batch;
         let data = Py::new(py, LentBytes::new(b.buffer))?;
         let tags: Vec<u64> = b.deliveries.iter().map(|d| d.tag).collect();
-        let opened = b
+        let mut opened: Vec<(Item, u32, Unopened)> = b
             .deliveries
             .into_iter()
             .zip(b.errors)
             .map(|(d, e)| (d.item, d.attempt, e.map(unopened_reason)))
             .collect();
+        // Indexed alone, an end-to-end event refuses its data: the frame is not it.
+        for &j in &b.end_to_end {
+            if let Some((item, _, unopened)) = opened.get_mut(j) {
+                *unopened = Some((
+                    false,
+                    format!(
+                        "event {} is sealed end to end; sealbus.Subscription.poll_batch opens it \
+                         with the consumer's key pair",
+                        item.id
+                    ),
+                ));
+            }
+        }
         Ok(PyDeliveryBatch {
             handle,
             tags,
@@ -495,6 +510,7 @@ impl OpenedParts {
             data,
             offsets: b.offsets,
             received_ns: self.received_ns,
+            end_to_end: b.end_to_end,
         })
     }
 }
@@ -543,6 +559,12 @@ impl PyDeliveryBatch {
     #[getter]
     fn received_ns(&self) -> u64 {
         self.received_ns
+    }
+    /// Indices of the events whose slot in `buffer` is an end-to-end frame, which
+    /// only the consumer's key pair opens (`sealbus.Subscription.poll_batch` does).
+    #[getter]
+    fn end_to_end(&self) -> Vec<usize> {
+        self.end_to_end.clone()
     }
     /// Event `i` as a Message (ack/nack it alone if you like).
     fn __getitem__(&self, py: Python<'_>, i: isize) -> PyResult<PyMessage> {

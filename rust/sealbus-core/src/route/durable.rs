@@ -111,7 +111,7 @@ impl Router {
         for dl in letters {
             if let Some(r) = log.read(dl.offset, 1, REFILL_BYTES)?.into_iter().next() {
                 if r.offset == dl.offset {
-                    let e = stored::decode(&r.payload, r.offset, "")?;
+                    let e = stored::decode_with(&r.payload, r.offset, "", self.keys.as_deref())?;
                     let reason = if dl.reason == "nacked" {
                         "nacked"
                     } else {
@@ -192,7 +192,12 @@ impl Router {
                 if d.cursor.is_settled(r.offset) {
                     continue;
                 }
-                let e = self.open_stored(stored::decode(&r.payload, r.offset, "")?);
+                let e = self.open_stored(stored::decode_with(
+                    &r.payload,
+                    r.offset,
+                    "",
+                    self.keys.as_deref(),
+                )?);
                 let filter = d.filter.take();
                 let wanted = self.wants(sub, filter.as_ref(), &e);
                 let Some(d) = st.durable.as_mut() else {

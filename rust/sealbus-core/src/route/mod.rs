@@ -306,6 +306,7 @@ impl Router {
                 }
             }
         }
+        self.check_pattern_keys(pattern.as_ref())?;
         if cfg.max_pending == 0 {
             return Err(Error::InvalidArgument {
                 name: "max_pending".into(),

@@ -14,7 +14,7 @@ use super::subscription::{Early, Item, SubState, Subscription};
 use super::{poisoned, Receipt, Refused, Router, TypeRoute};
 use crate::envelope::{DataKind, Event};
 use crate::error::{Error, Result};
-use crate::seal::{aead, frame, AadFields};
+use crate::seal::{aead, frame, AadFields, KeyRing};
 
 /// At-rest frames of a batch in one buffer: frame `i` is `buf[offs[i]..offs[i + 1]]`.
 struct Frames {
@@ -80,13 +80,17 @@ pub(super) struct StoredAttrs {
 }
 
 impl StoredAttrs {
-    fn of(events: &[Event]) -> Result<Self> {
+    /// `subjects`: seal each subject with this key ring instead of storing its text.
+    fn of(events: &[Event], subjects: Option<&KeyRing>) -> Result<Self> {
+        let sealed = subjects
+            .map(|keys| stored::seal_subjects(keys, events))
+            .transpose()?;
         let mut buf = Vec::with_capacity(events.len() * 64);
         let mut offs = Vec::with_capacity(events.len() + 1);
         offs.push(0);
         // The events of a publish share one time: is it the stamped text? Asked once.
         let mut time: Option<(&Arc<str>, bool)> = None;
-        for e in events {
+        for (i, e) in events.iter().enumerate() {
             let stamped = match time {
                 Some((t, stamped)) if Arc::ptr_eq(t, &e.time) => stamped,
                 _ => {
@@ -95,7 +99,11 @@ impl StoredAttrs {
                     stamped
                 }
             };
-            stored::write_attributes(e, stamped, &mut buf)?;
+            let subject = sealed
+                .as_ref()
+                .map(|(frames, fo)| &frames[fo[i]..fo[i + 1]])
+                .filter(|f| !f.is_empty());
+            stored::write_attributes_with(e, stamped, subject, &mut buf)?;
             offs.push(buf.len());
         }
         Ok(StoredAttrs { buf, offs })
@@ -192,7 +200,10 @@ impl Router {
         let refused = |error: Error, receipts: Vec<Receipt>| Box::new(Refused { error, receipts });
         let _counted = Enqueuing::enter(&self.enqueuing);
         let attrs = match &self.log {
-            Some(_) => StoredAttrs::of(&events),
+            Some(_) => {
+                let subjects = self.keys.as_deref().filter(|_| self.seal_subject);
+                StoredAttrs::of(&events, subjects)
+            }
             None => Ok(StoredAttrs::default()),
         };
         let attrs = match attrs {
@@ -470,7 +481,10 @@ impl Router {
         };
         // Each record is gathered from its parts by the log: no buffer per event.
         let heads: Vec<[u8; stored::HEADER_LEN]> = (0..events.len())
-            .map(|i| stored::header(&events[i], data(i).0, attrs.get(start + i).len()))
+            .map(|i| {
+                let len = attrs.get(start + i).len();
+                stored::header(&events[i], data(i).0, self.seal_subject, len)
+            })
             .collect();
         let parts: Vec<[&[u8]; 3]> = heads
             .iter()

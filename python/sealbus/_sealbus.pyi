@@ -168,8 +168,8 @@ class RouterCore:
         retention_max_age: float | None = None,
         retention_max_bytes: int | None = None,
         retention_respect_consumers: bool = True,
-        max_event_bytes: int = 1048576,
-        max_batch_bytes: int = 67108864,
+        max_event_bytes: int = ...,
+        max_batch_bytes: int = ...,
         seal_subject: bool = False,
     ) -> RouterCore: ...
     @property

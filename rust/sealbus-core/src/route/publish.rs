@@ -935,8 +935,8 @@ mod tests {
             "{:?}",
             refused.error
         );
-        let taken: Vec<_> = subs.iter().map(|s| room_taken(s)).collect();
-        assert_eq!(taken, [(0, None), (0, None), (0, None), (0, Some(3))]);
+        let left: Vec<_> = subs.iter().map(|s| room_taken(s)).collect();
+        assert_eq!(left, [(0, None), (0, None), (0, None), (0, Some(3))]);
     }
 
     /// A queue's lock is poisoned while the publish is in the log (another thread
@@ -973,8 +973,8 @@ mod tests {
             refused.error
         );
         assert_eq!(a.state.lock().expect("a").queue.len(), 2);
-        let taken: Vec<_> = [&a, &b, &c].iter().map(|s| room_taken(s)).collect();
-        assert_eq!(taken, [(0, None), (0, None), (0, None)]);
+        let left: Vec<_> = [&a, &b, &c].iter().map(|s| room_taken(s)).collect();
+        assert_eq!(left, [(0, None), (0, None), (0, None)]);
         // c can still be filled to its bound.
         let rest: Vec<String> = (0..10).map(|i| i.to_string()).collect();
         let rest: Vec<&str> = rest.iter().map(String::as_str).collect();

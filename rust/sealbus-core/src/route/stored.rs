@@ -528,9 +528,14 @@ mod tests {
         let mut e = event(DataKind::Json, &attrs);
         e.schema_version = Some(4);
         let (record, keys) = with_sealed_subject(&e);
-        assert!(!record.windows(subject.len()).any(|w| w == subject.as_bytes()));
+        assert!(!record
+            .windows(subject.len())
+            .any(|w| w == subject.as_bytes()));
         assert_eq!(record[1], FLAG_SUBJECT_SEALED);
-        assert_eq!(decode_with(&record, 7, "s", Some(&keys)).unwrap(), as_stored(&e));
+        assert_eq!(
+            decode_with(&record, 7, "s", Some(&keys)).unwrap(),
+            as_stored(&e)
+        );
         // Without the ring, or with another, it is refused with the record's offset.
         let other = KeyRing::generate().unwrap();
         for ring in [None, Some(&other)] {

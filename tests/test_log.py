@@ -186,11 +186,13 @@ def test_retention_keeps_what_consumers_need(tmp_path: Path) -> None:
 def test_cursor_store(tmp_path: Path) -> None:
     store = CursorStore(tmp_path / "cursors")
     assert store.load("shipping") is None
-    store.save("shipping", 10, acked=[(12, 14)], deliveries={10: 2}, dead_letters=[(9, 5, 1, "boom")])
+    store.save("shipping", 10, acked=[(12, 14)], deliveries={10: 2}, dead_letters=[(9, 5, 1, "boom")], owner="ship")
     store.save("analytics", 3)
     again = CursorStore(tmp_path / "cursors")
+    assert again.load("analytics")["owner"] is None  # type: ignore[index]
     c = again.load("shipping")
     assert c == {
+        "owner": "ship",
         "committed": 10,
         "acked": [(12, 14)],
         "deliveries": {10: 2},

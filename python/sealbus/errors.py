@@ -81,6 +81,18 @@ class Backpressure(SealbusError):
     pending: int
 
 
+class TooLarge(InvalidEvent):
+    """An event, or a whole publish, is larger than the router allows: ``size`` bytes
+    over ``limit`` (``limit_name``: ``max_event_bytes`` or ``max_batch_bytes``);
+    ``index`` is the event's place in the batch (None for the batch's total). Nothing
+    of the publish was stored."""
+
+    limit_name: str
+    size: int
+    limit: int
+    index: int | None
+
+
 class NotFound(SealbusError, LookupError):
     """A subscription, message, consumer or key does not exist."""
 
@@ -131,6 +143,14 @@ class LogIOError(LogError, OSError):
     """An I/O error in the log; the writer stopped (fail-stop) until reopened."""
 
 
+class LogLocked(LogError):
+    """Another open log holds the folder (``path``): one writer at a time, in this
+    process or any other. ``holder`` is the holding process id when known."""
+
+    path: str
+    holder: int | None
+
+
 class LogFailed(LogError):
     """The log writer stopped after an earlier failure; reopen the router."""
 
@@ -149,6 +169,7 @@ __all__ = [
     "LogError",
     "LogFailed",
     "LogIOError",
+    "LogLocked",
     "NotFound",
     "PatternError",
     "PolicyDenied",
@@ -158,5 +179,6 @@ __all__ = [
     "SchemaNotFound",
     "SealError",
     "SealbusError",
+    "TooLarge",
     "ValidationError",
 ]

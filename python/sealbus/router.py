@@ -224,6 +224,8 @@ class Producer:
         # A producer that may not publish the type is refused (and counted) by the
         # router before anything is sealed.
         if core.requires_end_to_end(event_type) and core.allows(self._who.name, "publish", event_type):
+            # Sizes before the plaintext is validated or sealed, as the router does.
+            core.check_sizes(offsets)
             kind, buffer, offsets, ids = self._seal_end_to_end(event_type, kind, buffer, offsets)
         try:
             return self._router._core.publish(
@@ -312,6 +314,18 @@ class Router:
     0600 *beside* (never inside) the log folder: ``<path>.keys``. ``key_source`` says
     which.
 
+    Size limits: an event's data may be at most ``max_event_bytes`` (1 MiB, NATS's
+    default ``max_payload``) and one publish call at most ``max_batch_bytes`` (64 MiB)
+    in all; larger ones are refused with :class:`~sealbus.TooLarge` before anything of
+    them is copied, validated or stored.
+
+    On disk, an event's data is sealed, and its attributes (``id``, ``source``,
+    ``type``, ``time``, ``datacontenttype``, ``dataschema``, ``subject``,
+    ``traceparent``, schema version) are stored in the clear, so that the log can be
+    routed, filtered and replayed without opening every event. ``seal_subject=True``
+    seals the ``subject`` too (a durable, sealing router only); patterns on
+    ``subject`` are then refused with :class:`~sealbus.PatternError`.
+
     >>> router = Router()
     >>> checkout = router.principal("checkout")
     >>> router.policy.allow_publish(checkout, "orders.*")
@@ -330,6 +344,9 @@ class Router:
         retention_max_age: float | None = None,
         retention_max_bytes: int | None = None,
         retention_respect_consumers: bool = True,
+        max_event_bytes: int = 1 << 20,
+        max_batch_bytes: int = 64 << 20,
+        seal_subject: bool = False,
     ) -> None:
         ring, self.key_source = _key_ring(path, seal, keys)
         self._core = RouterCore(
@@ -342,6 +359,9 @@ class Router:
             retention_max_age=retention_max_age,
             retention_max_bytes=retention_max_bytes,
             retention_respect_consumers=retention_respect_consumers,
+            max_event_bytes=max_event_bytes,
+            max_batch_bytes=max_batch_bytes,
+            seal_subject=seal_subject,
         )
         self.keys = ring
         self.path = None if path is None else Path(path)

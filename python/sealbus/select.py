@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sealbus._sealbus import DeliveryBatch, Message, SelectorCore
+from sealbus._sealbus import Message, SelectorCore
+from sealbus.endtoend import Batch
 from sealbus.subscription import Subscription
 
 
@@ -44,14 +45,15 @@ class Selector:
     def __repr__(self) -> str:
         return f"Selector({[s.name for s in self._subs]!r})"
 
-    def poll_batch(
-        self, max_messages: int = 4096, timeout: float | None = 0.0
-    ) -> list[tuple[Subscription, DeliveryBatch]]:
+    def poll_batch(self, max_messages: int = 4096, timeout: float | None = 0.0) -> list[tuple[Subscription, Batch]]:
         """For each subscription with events, up to ``max_messages`` of them as one
         :class:`~sealbus.DeliveryBatch`, waiting up to ``timeout`` seconds (``None``:
         until any arrives) with the GIL released. Only subscriptions that have events
-        are listed, in the selector's order."""
-        return [(self._subs[i], b) for i, b in self._live().poll_batch(max_messages, timeout)]
+        are listed, in the selector's order. End-to-end events are opened as
+        :meth:`Subscription.poll_batch` opens them."""
+        return [
+            (self._subs[i], self._subs[i]._finish_batch(b)) for i, b in self._live().poll_batch(max_messages, timeout)
+        ]
 
     def poll(self, max_messages: int = 512, timeout: float | None = 0.0) -> list[tuple[Subscription, list[Message]]]:
         """Like :meth:`poll_batch`, with a :class:`~sealbus.Message` per event, opened

@@ -156,6 +156,22 @@ pub fn to_pyerr(py: Python<'_>, err: Error) -> PyErr {
                 ("accepted", n(accepted as u64)),
             ],
         ),
+        Error::TooLarge {
+            limit_name,
+            size,
+            limit,
+            index,
+        } => build(
+            py,
+            "TooLarge",
+            msg,
+            &[
+                ("limit_name", s(limit_name)),
+                ("size", n(size)),
+                ("limit", n(limit)),
+                ("index", index.map_or_else(|| py.None(), |i| n(i as u64))),
+            ],
+        ),
         Error::NotFound { what } => build(py, "NotFound", msg, &[("what", s(&what))]),
         Error::Closed { what } => build(py, "Closed", msg, &[("what", s(&what))]),
         Error::InvalidArgument { name, reason } => build(
@@ -210,6 +226,18 @@ pub fn to_pyerr(py: Python<'_>, err: Error) -> PyErr {
                 ("op", s(op)),
                 ("path", s(&path)),
                 ("reason", s(&source.to_string())),
+            ],
+        ),
+        Error::LogLocked { path, holder } => build(
+            py,
+            "LogLocked",
+            msg,
+            &[
+                ("path", s(&path)),
+                (
+                    "holder",
+                    holder.map_or_else(|| py.None(), |p| n(u64::from(p))),
+                ),
             ],
         ),
         Error::LogFailed { reason } => build(py, "LogFailed", msg, &[("reason", s(&reason))]),

@@ -13,8 +13,8 @@ use sealbus_core::error::{Action, Error};
 use sealbus_core::log::{CursorStore, FsyncPolicy, Log, LogOptions, Retention};
 use sealbus_core::pattern::Pattern;
 use sealbus_core::route::{
-    Clock, Delivery, Item, OnFull, Opened, OpenedBatch, QueueConfig, Receipt, Replay, Router,
-    RouterConfig, Start, Subscription,
+    Clock, Delivery, Item, Limits, OnFull, Opened, OpenedBatch, QueueConfig, Receipt, Replay,
+    Router, RouterConfig, Start, Subscription, DEFAULT_MAX_BATCH_BYTES, DEFAULT_MAX_EVENT_BYTES,
 };
 use sealbus_core::schema::Compatibility;
 
@@ -468,6 +468,8 @@ pub struct PyDeliveryBatch {
     data: Py<LentBytes>,
     offsets: Vec<usize>,
     received_ns: u64,
+    /// Events whose slot in `data` is an end-to-end frame (see `OpenedBatch`).
+    end_to_end: Vec<usize>,
 }
 
 /// A polled batch opened with the GIL released; it becomes a `DeliveryBatch` once
@@ -491,12 +493,25 @@ impl OpenedParts {
         let b = self.batch;
         let data = Py::new(py, LentBytes::new(b.buffer))?;
         let tags: Vec<u64> = b.deliveries.iter().map(|d| d.tag).collect();
-        let opened = b
+        let mut opened: Vec<(Item, u32, Unopened)> = b
             .deliveries
             .into_iter()
             .zip(b.errors)
             .map(|(d, e)| (d.item, d.attempt, e.map(unopened_reason)))
             .collect();
+        // Indexed alone, an end-to-end event refuses its data: the frame is not it.
+        for &j in &b.end_to_end {
+            if let Some((item, _, unopened)) = opened.get_mut(j) {
+                *unopened = Some((
+                    false,
+                    format!(
+                        "event {} is sealed end to end; sealbus.Subscription.poll_batch opens it \
+                         with the consumer's key pair",
+                        item.id
+                    ),
+                ));
+            }
+        }
         Ok(PyDeliveryBatch {
             handle,
             tags,
@@ -504,6 +519,7 @@ impl OpenedParts {
             data,
             offsets: b.offsets,
             received_ns: self.received_ns,
+            end_to_end: b.end_to_end,
         })
     }
 }
@@ -552,6 +568,12 @@ impl PyDeliveryBatch {
     #[getter]
     fn received_ns(&self) -> u64 {
         self.received_ns
+    }
+    /// Indices of the events whose slot in `buffer` is an end-to-end frame, which
+    /// only the consumer's key pair opens (`sealbus.Subscription.poll_batch` does).
+    #[getter]
+    fn end_to_end(&self) -> Vec<usize> {
+        self.end_to_end.clone()
     }
     /// Event `i` as a Message (ack/nack it alone if you like).
     fn __getitem__(&self, py: Python<'_>, i: isize) -> PyResult<PyMessage> {
@@ -777,7 +799,7 @@ pub struct PyRouter {
 #[pymethods]
 impl PyRouter {
     #[new]
-    #[pyo3(signature = (allow_schemaless=false, clock=None, path=None, fsync="batch", keys=None, segment_bytes=None, retention_max_age=None, retention_max_bytes=None, retention_respect_consumers=true))]
+    #[pyo3(signature = (allow_schemaless=false, clock=None, path=None, fsync="batch", keys=None, segment_bytes=None, retention_max_age=None, retention_max_bytes=None, retention_respect_consumers=true, max_event_bytes=DEFAULT_MAX_EVENT_BYTES, max_batch_bytes=DEFAULT_MAX_BATCH_BYTES, seal_subject=false))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -790,7 +812,26 @@ impl PyRouter {
         retention_max_age: Option<f64>,
         retention_max_bytes: Option<u64>,
         retention_respect_consumers: bool,
+        max_event_bytes: usize,
+        max_batch_bytes: usize,
+        seal_subject: bool,
     ) -> PyResult<Self> {
+        if seal_subject && (keys.is_none() || path.is_none()) {
+            return attached(
+                py,
+                Err(Error::InvalidArgument {
+                    name: "seal_subject".into(),
+                    reason: "seals the subject in the durable log: it needs a path and \
+                             at-rest sealing"
+                        .into(),
+                }),
+            );
+        }
+        let limits = Limits {
+            max_event_bytes,
+            max_batch_bytes,
+        };
+        attached(py, limits.validate())?;
         let clock = clock.map_or_else(Clock::default, |c| Clock::Manual(c.get().ns.clone()));
         let log = match path {
             None => None,
@@ -821,6 +862,8 @@ impl PyRouter {
             allow_schemaless,
             keys: keys.map(|k| k.get().ring()),
             log,
+            limits,
+            seal_subject,
         };
         let router = Arc::new(Router::new(config, clock));
         router.start_housekeeping(Duration::from_millis(200), Duration::from_secs(5));
@@ -989,6 +1032,23 @@ impl PyRouter {
         )
     }
 
+    /// Check a publish's sizes (`n + 1` offsets) against the router's limits, as a
+    /// publish does first (producers that seal end to end check before sealing).
+    #[allow(clippy::needless_pass_by_value)] // PyO3 extracts the list into a Vec
+    fn check_sizes(&self, py: Python<'_>, offsets: Vec<usize>) -> PyResult<()> {
+        attached(py, self.router.limits().check_offsets(&offsets, false))
+    }
+
+    #[getter]
+    fn max_event_bytes(&self) -> usize {
+        self.router.limits().max_event_bytes
+    }
+
+    #[getter]
+    fn max_batch_bytes(&self) -> usize {
+        self.router.limits().max_batch_bytes
+    }
+
     /// Validate JSON data against the type's latest schema (consumers of end-to-end
     /// events call this after opening, since the router could not).
     fn validate_data(&self, py: Python<'_>, event_type: &str, data: &[u8]) -> PyResult<u32> {
@@ -1051,6 +1111,8 @@ impl PyRouter {
             }
         }
         let block_timeout = timeout_arg(block_timeout)?;
+        // Sizes first: nothing of an oversized publish is copied, validated or stored.
+        attached(py, self.router.limits().check_offsets(&offsets, end_to_end))?;
         // Copy out of Python objects before the GIL is released.
         // The buffer is split into the events' own data here, under the GIL: one copy
         // of the batch instead of a copy of the buffer and then of each event.

@@ -13,7 +13,10 @@ use super::io::{FileStorage, Storage};
 use super::recovery::io_err;
 use crate::error::{Error, Result};
 
+/// A cursor without an owner (as written before cursors had one).
 const MAGIC: &[u8; 8] = b"SBUSCUR1";
+/// A cursor that names the principal owning the consumer.
+const MAGIC_OWNED: &[u8; 8] = b"SBUSCUR2";
 const MAX_NAME: usize = 100;
 /// Dead-letter reasons are cut to this many bytes (at a character boundary).
 const MAX_REASON: usize = 1024;
@@ -30,6 +33,10 @@ pub struct DeadLetter {
 /// Where one consumer stands.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Cursor {
+    /// The principal that created the consumer, and alone may resume it. `None` in
+    /// a cursor file written before owners were recorded (the router adopts it for
+    /// the first principal that resumes it).
+    pub owner: Option<String>,
     /// Every offset below this is settled (acked or dead-lettered).
     pub committed: u64,
     /// Settled offsets at or beyond `committed`: sorted, disjoint, non-adjacent
@@ -167,10 +174,20 @@ impl Cursor {
         self.deliveries.remove_below(self.committed);
     }
 
-    /// Encode (see docs/FORMAT-LOG.md, "Cursor files").
+    /// Encode (see docs/FORMAT-LOG.md, "Cursor files"): version 2 with the owner,
+    /// version 1 for a cursor without one.
     pub fn encode(&self) -> Vec<u8> {
         let mut b = Vec::with_capacity(64 + self.acked.len() * 16 + self.deliveries.len() * 12);
-        b.extend_from_slice(MAGIC);
+        match &self.owner {
+            Some(owner) => {
+                b.extend_from_slice(MAGIC_OWNED);
+                // Principal names are far shorter than 64 KiB (the policy checks them).
+                let len = u16::try_from(owner.len()).unwrap_or(u16::MAX);
+                b.extend_from_slice(&len.to_le_bytes());
+                b.extend_from_slice(&owner.as_bytes()[..usize::from(len)]);
+            }
+            None => b.extend_from_slice(MAGIC),
+        }
         b.extend_from_slice(&self.committed.to_le_bytes());
         let n = |x: usize| u32::try_from(x).unwrap_or(u32::MAX).to_le_bytes();
         b.extend_from_slice(&n(self.acked.len()));
@@ -209,11 +226,22 @@ impl Cursor {
         if stored != crc32c::crc32c(body) {
             return Err((body.len(), "cursor checksum mismatch".into()));
         }
-        if &body[..8] != MAGIC {
-            return Err((0, "not a sealbus cursor file (bad magic)".into()));
-        }
         let mut r = Reader { b: body, at: 8 };
+        let owner = match &body[..8] {
+            m if m == MAGIC => None,
+            m if m == MAGIC_OWNED => {
+                let len = usize::from(r.u16()?);
+                let at = r.at;
+                let owner = std::str::from_utf8(r.take(len)?)
+                    .ok()
+                    .filter(|o| !o.is_empty())
+                    .ok_or_else(|| (at, "owner is not a principal name".to_owned()))?;
+                Some(owner.to_owned())
+            }
+            _ => return Err((0, "not a sealbus cursor file (bad magic)".into())),
+        };
         let mut c = Cursor {
+            owner,
             committed: r.u64()?,
             ..Cursor::default()
         };
@@ -266,6 +294,10 @@ impl Reader<'_> {
         let s = &self.b[self.at..end];
         self.at = end;
         Ok(s)
+    }
+    fn u16(&mut self) -> std::result::Result<u16, (usize, String)> {
+        let s = self.take(2)?;
+        Ok(u16::from_le_bytes([s[0], s[1]]))
     }
     fn u32(&mut self) -> std::result::Result<u32, (usize, String)> {
         let s = self.take(4)?;
@@ -494,21 +526,45 @@ mod tests {
 
     #[test]
     fn codec_round_trip_and_corruption() {
-        let mut c = Cursor::starting_at(5);
-        c.ack(7);
-        c.ack(9);
-        c.record_delivery(6);
-        c.dead_letter(11, "nope", 3);
-        let b = c.encode();
-        assert_eq!(Cursor::decode(&b).unwrap(), c);
-        for bit in 0..b.len() * 8 {
-            let mut x = b.clone();
-            x[bit / 8] ^= 1 << (bit % 8);
-            assert!(Cursor::decode(&x).is_err(), "bit {bit}");
+        for owner in [None, Some("analytics".to_owned())] {
+            let mut c = Cursor::starting_at(5);
+            c.owner = owner;
+            c.ack(7);
+            c.ack(9);
+            c.record_delivery(6);
+            c.dead_letter(11, "nope", 3);
+            let b = c.encode();
+            assert_eq!(Cursor::decode(&b).unwrap(), c);
+            for bit in 0..b.len() * 8 {
+                let mut x = b.clone();
+                x[bit / 8] ^= 1 << (bit % 8);
+                assert!(Cursor::decode(&x).is_err(), "bit {bit}");
+            }
+            for cut in 0..b.len() {
+                assert!(Cursor::decode(&b[..cut]).is_err());
+            }
         }
-        for cut in 0..b.len() {
-            assert!(Cursor::decode(&b[..cut]).is_err());
+    }
+
+    /// A version-1 file, as written before owners were recorded, still decodes (with
+    /// no owner); a cursor with an owner is version 2 and names it.
+    #[test]
+    fn version_1_cursors_decode_without_an_owner() {
+        let mut v1 = MAGIC.to_vec();
+        v1.extend_from_slice(&42u64.to_le_bytes());
+        v1.extend_from_slice(&[0; 12]);
+        v1.extend_from_slice(&crc32c::crc32c(&v1).to_le_bytes());
+        let c = Cursor::decode(&v1).unwrap();
+        assert_eq!((c.owner.as_deref(), c.committed), (None, 42));
+        assert_eq!(c.encode(), v1);
+        let owned = Cursor {
+            owner: Some("analytics".into()),
+            ..c
         }
+        .encode();
+        assert_eq!(&owned[..8], MAGIC_OWNED);
+        assert_eq!(&owned[8..10], &9u16.to_le_bytes());
+        assert_eq!(&owned[10..19], b"analytics");
     }
 
     #[test]

@@ -5,9 +5,9 @@
 //! never retries a failed call: the caller turns the error into fail-stop.
 
 use std::fmt;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io;
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -50,6 +50,13 @@ pub trait StorageFile: Send + Sync + fmt::Debug {
     fn truncate(&self, len: u64) -> io::Result<()>;
 }
 
+/// Mode of the folders a log creates: its owner alone may list or enter them.
+pub const DIR_MODE: u32 = 0o700;
+/// Mode of the files a log creates (segments, indexes, cursors): its owner alone may
+/// read them, as with the key file. Attributes stored in the clear, the shape of the
+/// traffic and, on a router that does not seal, the data are nobody else's business.
+pub const FILE_MODE: u32 = 0o600;
+
 /// The real thing: files in a directory.
 #[derive(Debug)]
 pub struct FileStorage {
@@ -58,9 +65,13 @@ pub struct FileStorage {
 }
 
 impl FileStorage {
-    /// Use `dir`, creating it if needed.
+    /// Use `dir`, creating it (and any missing parent) with mode [`DIR_MODE`] if
+    /// needed. An existing folder keeps its mode: it is the operator's.
     pub fn new(dir: &Path) -> io::Result<FileStorage> {
-        fs::create_dir_all(dir)?;
+        DirBuilder::new()
+            .recursive(true)
+            .mode(DIR_MODE)
+            .create(dir)?;
         Ok(FileStorage {
             dir: dir.to_path_buf(),
             read_only: false,
@@ -118,6 +129,7 @@ impl Storage for FileStorage {
                 .write(true)
                 .create(create)
                 .truncate(false)
+                .mode(FILE_MODE)
                 .open(self.dir.join(name))?
         };
         Ok(Arc::new(RealFile { file }))

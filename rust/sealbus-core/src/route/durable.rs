@@ -36,21 +36,36 @@ impl Router {
         })
     }
 
+    /// Open (or create) the durable consumer `name` for `principal`. A consumer
+    /// belongs to the principal that created it: anyone else is refused with
+    /// `PolicyDenied` before its cursor is touched, so its backlog stays its own.
     pub(super) fn open_durable(
         &self,
+        principal: &str,
         name: &str,
         start: Start,
         max_backlog: Option<u64>,
         pattern: Option<&Pattern>,
     ) -> Result<Durable> {
         let (log, cursors) = self.durable_parts()?;
-        let cursor = if let Some(c) = cursors.load(name)? {
+        let cursor = if let Some(mut c) = cursors.load(name)? {
+            match c.owner.as_deref() {
+                Some(owner) if owner != principal => return Err(not_owner(principal, name)),
+                Some(_) => {}
+                None => {
+                    // Written before owners were recorded: the first principal to
+                    // resume it adopts it, and it is recorded at once.
+                    c.owner = Some(principal.to_owned());
+                    cursors.save(name, &c)?;
+                }
+            }
             c
         } else {
-            let c = Cursor::starting_at(match start {
+            let mut c = Cursor::starting_at(match start {
                 Start::Latest => log.next_offset(),
                 Start::Earliest => log.first_offset(),
             });
+            c.owner = Some(principal.to_owned());
             // Stored at once: from now on the consumer is owed every event, online or not.
             cursors.save(name, &c)?;
             c
@@ -105,7 +120,7 @@ impl Router {
         for dl in letters {
             if let Some(r) = log.read(dl.offset, 1, REFILL_BYTES)?.into_iter().next() {
                 if r.offset == dl.offset {
-                    let e = stored::decode(&r.payload, r.offset, "")?;
+                    let e = stored::decode_with(&r.payload, r.offset, "", self.keys.as_deref())?;
                     let reason = if dl.reason == "nacked" {
                         "nacked"
                     } else {
@@ -190,7 +205,12 @@ impl Router {
                 if d.cursor.is_settled(r.offset) {
                     continue;
                 }
-                let e = self.open_stored(stored::decode(&r.payload, r.offset, "")?);
+                let e = self.open_stored(stored::decode_with(
+                    &r.payload,
+                    r.offset,
+                    "",
+                    self.keys.as_deref(),
+                )?);
                 let filter = d.filter.take();
                 let wanted = self.wants(sub, filter.as_ref(), &e);
                 let Some(d) = st.durable.as_mut() else {
@@ -227,6 +247,11 @@ impl Router {
         let Some(cursors) = &self.cursors else {
             return Ok(());
         };
+        // A closed log has released its folder to the next writer: its cursor files
+        // are no longer this router's to write (an ack after close is redelivered).
+        if self.log.as_ref().is_some_and(|l| l.is_closed()) {
+            return Ok(());
+        }
         let _one_at_a_time = sub.save_lock.lock().map_err(|_| poisoned("cursor save"))?;
         let (bytes, joined) = {
             let mut st = sub.lock()?;
@@ -366,6 +391,16 @@ impl Router {
             e.at_rest_key = Some(key);
         }
         e
+    }
+}
+
+/// The refusal of a principal that asks for another principal's durable consumer.
+/// It names neither the owner nor what the consumer holds.
+pub(super) fn not_owner(principal: &str, name: &str) -> Error {
+    Error::PolicyDenied {
+        principal: principal.to_owned(),
+        action: Action::Subscribe,
+        event_type: format!("as durable consumer {name:?}, which belongs to another principal"),
     }
 }
 

@@ -15,7 +15,7 @@ use super::subscription::{Item, SubState, Subscription};
 use super::{poisoned, Receipt, Refused, Router, TypeRoute};
 use crate::envelope::{DataKind, Event};
 use crate::error::{Error, Result};
-use crate::seal::{aead, frame, AadFields};
+use crate::seal::{aead, frame, AadFields, KeyRing};
 
 /// At-rest frames of a batch in one buffer: frame `i` is `buf[offs[i]..offs[i + 1]]`.
 struct Frames {
@@ -119,13 +119,17 @@ pub(super) struct StoredAttrs {
 }
 
 impl StoredAttrs {
-    fn of(events: &[Event]) -> Result<Self> {
+    /// `subjects`: seal each subject with this key ring instead of storing its text.
+    fn of(events: &[Event], subjects: Option<&KeyRing>) -> Result<Self> {
+        let sealed = subjects
+            .map(|keys| stored::seal_subjects(keys, events))
+            .transpose()?;
         let mut buf = Vec::with_capacity(events.len() * 64);
         let mut offs = Vec::with_capacity(events.len() + 1);
         offs.push(0);
         // The events of a publish share one time: is it the stamped text? Asked once.
         let mut time: Option<(&Arc<str>, bool)> = None;
-        for e in events {
+        for (i, e) in events.iter().enumerate() {
             let stamped = match time {
                 Some((t, stamped)) if Arc::ptr_eq(t, &e.time) => stamped,
                 _ => {
@@ -134,7 +138,11 @@ impl StoredAttrs {
                     stamped
                 }
             };
-            stored::write_attributes(e, stamped, &mut buf)?;
+            let subject = sealed
+                .as_ref()
+                .map(|(frames, fo)| &frames[fo[i]..fo[i + 1]])
+                .filter(|f| !f.is_empty());
+            stored::write_attributes_with(e, stamped, subject, &mut buf)?;
             offs.push(buf.len());
         }
         Ok(StoredAttrs { buf, offs })
@@ -228,7 +236,10 @@ impl Router {
         let refused = |error: Error, receipts: Vec<Receipt>| Box::new(Refused { error, receipts });
         let _counted = Enqueuing::enter(&self.enqueuing);
         let attrs = match &self.log {
-            Some(_) => StoredAttrs::of(&events),
+            Some(_) => {
+                let subjects = self.keys.as_deref().filter(|_| self.seal_subject);
+                StoredAttrs::of(&events, subjects)
+            }
             None => Ok(StoredAttrs::default()),
         };
         let attrs = match attrs {
@@ -356,8 +367,12 @@ impl Router {
     }
 
     /// Reserve room in every target queue, atomically with respect to other producers.
-    /// Returns false when a blocking queue filled up meanwhile (wait and try again).
-    fn reserve(&self, subs: &[Arc<Subscription>], need: &[usize]) -> Result<bool> {
+    /// Returns None when a blocking queue filled up meanwhile (wait and try again).
+    fn reserve<'a>(
+        &self,
+        subs: &'a [Arc<Subscription>],
+        need: &[usize],
+    ) -> Result<Option<Reservation<'a>>> {
         let _guard = self.enqueue.lock().map_err(|_| poisoned("router"))?;
         let mut guards = Vec::with_capacity(subs.len());
         for (s, &n) in subs.iter().zip(need) {
@@ -372,35 +387,30 @@ impl Router {
             if !room(&st, n) {
                 match st.queue.config().on_full {
                     OnFull::Reject => return Err(backpressure(s, pending(&st))),
-                    OnFull::Block => return Ok(false),
+                    OnFull::Block => return Ok(None),
                     OnFull::DropOldest => {}
                 }
             }
             guards.push(Some(st));
         }
-        for (g, &n) in guards.iter_mut().zip(need) {
+        let mut held = vec![Held::Nothing; subs.len()];
+        for ((g, &n), h) in guards.iter_mut().zip(need).zip(&mut held) {
             if let Some(st) = g {
                 let drop_oldest = st.queue.config().on_full == OnFull::DropOldest;
                 match &mut st.durable {
-                    Some(d) => d.owed += n as u64,
-                    None if !drop_oldest => st.reserved += n,
+                    Some(d) => {
+                        d.owed += n as u64;
+                        *h = Held::Backlog(n as u64);
+                    }
+                    None if !drop_oldest => {
+                        st.reserved += n;
+                        *h = Held::Window(n);
+                    }
                     None => {}
                 }
             }
         }
-        Ok(true)
-    }
-
-    fn unreserve(subs: &[Arc<Subscription>], need: &[usize]) {
-        for (s, &n) in subs.iter().zip(need) {
-            if let Ok(mut st) = s.lock() {
-                match &mut st.durable {
-                    Some(d) => d.owed = d.owed.saturating_sub(n as u64),
-                    None => st.reserved = st.reserved.saturating_sub(n),
-                }
-            }
-            s.has_room.notify_all();
-        }
+        Ok(Some(Reservation { subs, held }))
     }
 
     /// Seal the batch's data with the router's key ring (at rest).
@@ -456,25 +466,26 @@ impl Router {
         let start = attrs.1;
         let subs = &targets.subs[..];
         let need = targets.need(start..start + events.len());
-        loop {
+        // Whatever fails from here on (sealing, the log, a queue) gives back the room
+        // not yet filled when the reservation is dropped.
+        let mut reservation = loop {
             self.wait_for_room(subs, &need, deadline)?;
-            if self.reserve(subs, &need)? {
-                break;
+            if let Some(r) = self.reserve(subs, &need)? {
+                break r;
             }
-        }
+        };
         // Held until the events are in the windows, so no consumer reads them back
         // from disk in between (see `inflight`).
         let ticket = self
             .log
             .as_ref()
             .map(|log| self.inflight.enter(log.next_offset()));
-        let stored = self
-            .seal(&mut events)
-            .and_then(|frames| self.append(&mut events, attrs, frames.as_ref()));
-        if let Err(e) = stored {
-            drop(ticket);
-            Self::unreserve(subs, &need);
-            return Err(e);
+        let frames = self.seal(&mut events)?;
+        self.append(&mut events, attrs, frames.as_ref())?;
+        if self.log.is_some() {
+            // Stored: durable consumers are owed these events whether or not they
+            // reach their windows (what does not is read back from the log).
+            reservation.commit_backlogs();
         }
         let items: Vec<Item> = events.into_iter().map(Arc::new).collect();
         let range = items
@@ -489,7 +500,7 @@ impl Router {
             }
             _ => 0,
         };
-        let mut woken = self.push(targets, start, &need, &items, floor)?;
+        let mut woken = self.push(targets, start, &need, &items, floor, &mut reservation)?;
         if let (Some(range), Some(t)) = (&range, &ticket) {
             if self
                 .inflight
@@ -530,7 +541,10 @@ impl Router {
         };
         // Each record is gathered from its parts by the log: no buffer per event.
         let heads: Vec<[u8; stored::HEADER_LEN]> = (0..events.len())
-            .map(|i| stored::header(&events[i], data(i).0, attrs.get(start + i).len()))
+            .map(|i| {
+                let len = attrs.get(start + i).len();
+                stored::header(&events[i], data(i).0, self.seal_subject, len)
+            })
             .collect();
         let parts: Vec<[&[u8]; 3]> = heads
             .iter()
@@ -556,6 +570,7 @@ impl Router {
         need: &[usize],
         items: &[Item],
         floor: u64,
+        reservation: &mut Reservation<'_>,
     ) -> Result<Vec<Arc<Subscription>>> {
         let subs = &targets.subs[..];
         let range = items
@@ -570,7 +585,7 @@ impl Router {
                 per_sub[i as usize].push(item);
             }
         }
-        for ((s, mine), &n) in subs.iter().zip(per_sub).zip(need) {
+        for (k, ((s, mine), &n)) in subs.iter().zip(per_sub).zip(need).enumerate() {
             if n == 0 {
                 continue;
             }
@@ -583,18 +598,81 @@ impl Router {
                     }
                 }
             } else {
-                if st.queue.config().on_full != OnFull::DropOldest {
-                    st.reserved = st.reserved.saturating_sub(n);
-                }
                 for item in mine {
                     st.queue.push(item.clone());
                 }
             }
+            // The promised room is now filled by the events themselves.
+            reservation.commit(k, &mut st);
             drop(st);
             woken.push(Arc::clone(s));
         }
         self.wait_for_earlier(waiting)?;
         Ok(woken)
+    }
+}
+
+/// What a [`Reservation`] holds in one queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Held {
+    Nothing,
+    /// Places in an in-memory queue (`SubState::reserved`).
+    Window(usize),
+    /// Events counted against a durable consumer's backlog (`Durable::owed`).
+    Backlog(u64),
+}
+
+/// Room reserved in the target queues of one publish, as tokio's `Permit` holds a
+/// bounded channel's capacity: queue by queue it is committed as the events land,
+/// and whatever is still held when it is dropped (an error or a panic on the way:
+/// sealing, the log, a queue's lock) goes back to its queue, and the producers
+/// waiting there are woken.
+#[must_use]
+struct Reservation<'a> {
+    subs: &'a [Arc<Subscription>],
+    held: Vec<Held>,
+}
+
+impl Reservation<'_> {
+    /// Queue `k` received its events (its state locked by the caller): the room is
+    /// theirs now.
+    fn commit(&mut self, k: usize, st: &mut SubState) {
+        if let Held::Window(n) = self.held[k] {
+            st.reserved = st.reserved.saturating_sub(n);
+        }
+        self.held[k] = Held::Nothing;
+    }
+
+    /// The events are in the log: durable consumers are owed them from now on.
+    fn commit_backlogs(&mut self) {
+        for h in &mut self.held {
+            if matches!(h, Held::Backlog(_)) {
+                *h = Held::Nothing;
+            }
+        }
+    }
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        for (s, h) in self.subs.iter().zip(&self.held) {
+            if *h == Held::Nothing {
+                continue;
+            }
+            // A poisoned lock still gets its room back: the counts are plain numbers,
+            // and a queue that can never again admit a producer is worse.
+            let mut st = s
+                .state
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            match (*h, &mut st.durable) {
+                (Held::Backlog(n), Some(d)) => d.owed = d.owed.saturating_sub(n),
+                (Held::Window(n), _) => st.reserved = st.reserved.saturating_sub(n),
+                _ => {}
+            }
+            drop(st);
+            s.has_room.notify_all();
+        }
     }
 }
 
@@ -658,6 +736,9 @@ pub(super) fn aad_of(e: &Event) -> AadFields<'_> {
 mod tests {
     use super::*;
     use crate::error::Action;
+    use crate::log::{
+        CursorStore, FaultyStorage, FileStorage, Log, LogOptions, Storage, StorageFile,
+    };
     use crate::route::{Clock, Outgoing, QueueConfig, RouterConfig};
 
     /// Events of `event_type` whose data are `{"n": value}`, one per value.
@@ -674,6 +755,203 @@ mod tests {
         let attrs = crate::envelope::Attributes::default();
         r.prepare("p", token, event_type, None, &attrs, items)
             .expect("prepare")
+    }
+
+    /// A storage that runs `hook` before each write once armed: a test's way to make
+    /// something go wrong while a publish holds its reservation.
+    #[derive(Debug)]
+    struct Hooked {
+        inner: Arc<dyn Storage>,
+        hook: Arc<Hook>,
+    }
+
+    #[derive(Default)]
+    struct Hook(std::sync::Mutex<Option<Box<dyn FnOnce() + Send>>>);
+
+    impl std::fmt::Debug for Hook {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("Hook")
+        }
+    }
+
+    #[derive(Debug)]
+    struct HookedFile {
+        inner: Arc<dyn StorageFile>,
+        hook: Arc<Hook>,
+    }
+
+    impl Storage for Hooked {
+        fn path_of(&self, name: &str) -> String {
+            self.inner.path_of(name)
+        }
+        fn list(&self) -> std::io::Result<Vec<String>> {
+            self.inner.list()
+        }
+        fn open(&self, name: &str, create: bool) -> std::io::Result<Arc<dyn StorageFile>> {
+            Ok(Arc::new(HookedFile {
+                inner: self.inner.open(name, create)?,
+                hook: Arc::clone(&self.hook),
+            }))
+        }
+        fn remove(&self, name: &str) -> std::io::Result<()> {
+            self.inner.remove(name)
+        }
+        fn rename(&self, from: &str, to: &str) -> std::io::Result<()> {
+            self.inner.rename(from, to)
+        }
+        fn fsync_dir(&self) -> std::io::Result<()> {
+            self.inner.fsync_dir()
+        }
+    }
+
+    impl StorageFile for HookedFile {
+        fn len(&self) -> std::io::Result<u64> {
+            self.inner.len()
+        }
+        fn read_at(&self, pos: u64, buf: &mut [u8]) -> std::io::Result<()> {
+            self.inner.read_at(pos, buf)
+        }
+        fn write_at(&self, pos: u64, data: &[u8]) -> std::io::Result<()> {
+            let hook = self.hook.0.lock().expect("hook").take();
+            if let Some(f) = hook {
+                f();
+            }
+            self.inner.write_at(pos, data)
+        }
+        fn fsync(&self) -> std::io::Result<()> {
+            self.inner.fsync()
+        }
+        fn truncate(&self, len: u64) -> std::io::Result<()> {
+            self.inner.truncate(len)
+        }
+    }
+
+    /// A schemaless router over `storage`, with principal "p" allowed `t.*` both ways.
+    fn durable_router(dir: &std::path::Path, storage: Arc<dyn Storage>) -> (Router, [u8; 32]) {
+        let log = Log::open_with_storage(storage, LogOptions::default()).expect("log");
+        let cursors = CursorStore::open(&dir.join("cursors")).expect("cursors");
+        let r = Router::new(
+            RouterConfig {
+                allow_schemaless: true,
+                log: Some((Arc::new(log), cursors)),
+                ..RouterConfig::default()
+            },
+            Clock::default(),
+        );
+        let token = r.policy.register("p").expect("register");
+        r.allow("p", Action::Publish, "t.*").expect("allow");
+        r.allow("p", Action::Subscribe, "t.*").expect("allow");
+        (r, token)
+    }
+
+    fn queue(on_full: OnFull) -> QueueConfig {
+        QueueConfig {
+            max_pending: 10,
+            on_full,
+            ..QueueConfig::default()
+        }
+    }
+
+    /// (reserved places, durable backlog) of a subscription, even behind a poisoned lock.
+    fn room_taken(s: &Subscription) -> (usize, Option<u64>) {
+        let st = s
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        (st.reserved, st.durable.as_ref().map(|d| d.owed))
+    }
+
+    /// The log fails the write of a publish that holds room in every kind of queue:
+    /// each gets its room back, and a durable backlog owes nothing for it.
+    #[test]
+    fn a_log_error_after_the_reservation_gives_every_queue_its_room_back() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let files = Arc::new(FileStorage::new(dir.path()).expect("storage"));
+        let (faulty, plan) = FaultyStorage::new(files);
+        let (r, token) = durable_router(dir.path(), Arc::new(faulty));
+        let subs: Vec<_> = [OnFull::Block, OnFull::Reject, OnFull::DropOldest]
+            .into_iter()
+            .map(|f| {
+                let types = vec!["t.a".to_owned()];
+                r.subscribe("p", &token, None, types, None, queue(f), None)
+                    .expect("subscribe")
+            })
+            .chain(std::iter::once(
+                r.subscribe(
+                    "p",
+                    &token,
+                    Some("d".into()),
+                    vec!["t.a".into()],
+                    None,
+                    queue(OnFull::Block),
+                    Some((crate::route::Start::Latest, Some(10))),
+                )
+                .expect("durable"),
+            ))
+            .collect();
+        r.enqueue(prepared(&r, &token, "t.a", &["1", "2", "3"]), None)
+            .expect("publish");
+        plan.fail_write_on(1);
+        let refused = r
+            .enqueue(prepared(&r, &token, "t.a", &["4", "5"]), None)
+            .expect_err("the write fails");
+        assert!(
+            matches!(refused.error, Error::LogIo { .. }),
+            "{:?}",
+            refused.error
+        );
+        let left: Vec<_> = subs.iter().map(|s| room_taken(s)).collect();
+        assert_eq!(left, [(0, None), (0, None), (0, None), (0, Some(3))]);
+    }
+
+    /// A queue's lock is poisoned while the publish is in the log (another thread
+    /// panicked holding it): the queue before it got its events, and neither it nor
+    /// the queue after it is left with room promised to events that never come.
+    #[test]
+    fn a_queue_that_fails_after_the_log_leaves_no_room_promised() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let hook = Arc::new(Hook::default());
+        let files = Arc::new(FileStorage::new(dir.path()).expect("storage"));
+        let storage = Hooked {
+            inner: files,
+            hook: Arc::clone(&hook),
+        };
+        let (r, token) = durable_router(dir.path(), Arc::new(storage));
+        let [a, b, c] = [OnFull::Block, OnFull::Reject, OnFull::Block].map(|f| {
+            r.subscribe("p", &token, None, vec!["t.a".into()], None, queue(f), None)
+                .expect("subscribe")
+        });
+        let poisoned = Arc::clone(&b);
+        *hook.0.lock().expect("hook") = Some(Box::new(move || {
+            let held = std::thread::spawn(move || {
+                let _st = poisoned.state.lock();
+                panic!("a consumer thread dies holding its queue (planted by the test)");
+            });
+            assert!(held.join().is_err());
+        }));
+        let refused = r
+            .enqueue(prepared(&r, &token, "t.a", &["1", "2"]), None)
+            .expect_err("b's lock is poisoned");
+        assert!(
+            matches!(refused.error, Error::Closed { .. }),
+            "{:?}",
+            refused.error
+        );
+        assert_eq!(a.state.lock().expect("a").queue.len(), 2);
+        let left: Vec<_> = [&a, &b, &c].iter().map(|s| room_taken(s)).collect();
+        assert_eq!(left, [(0, None), (0, None), (0, None)]);
+        // c can still be filled to its bound.
+        let rest: Vec<String> = (0..10).map(|i| i.to_string()).collect();
+        let rest: Vec<&str> = rest.iter().map(String::as_str).collect();
+        // b's state cannot be saved any more, but it is gone from the routes.
+        assert!(r.unsubscribe(b.id, false).is_err());
+        assert!(r.subscriptions().iter().all(|s| s.id != b.id));
+        r.enqueue(
+            prepared(&r, &token, "t.a", &rest[..8]),
+            Some(Duration::ZERO),
+        )
+        .expect("a has room for 8 more, c for 10");
+        assert_eq!(c.state.lock().expect("c").queue.len(), 8);
     }
 
     /// `enqueue` is public and takes any prepared events: a batch that mixes types

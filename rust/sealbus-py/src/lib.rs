@@ -9,6 +9,7 @@ use pyo3::prelude::*;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod aio;
 mod error;
 mod gil;
 mod lent;
@@ -28,5 +29,6 @@ fn _sealbus(m: &Bound<'_, PyModule>) -> PyResult<()> {
     log::register(m)?;
     router::register(m)?;
     select::register(m)?;
+    aio::register(m)?;
     Ok(())
 }

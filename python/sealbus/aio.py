@@ -29,6 +29,9 @@ from sealbus.errors import Backpressure, InvalidEvent
 
 T = TypeVar("T")
 
+#: Publishes whose receipts one turn of the loop hands out (see ``_resolve``).
+RESOLVE_SLICE = 32
+
 #: Events a ``publish_many_async`` encodes between two turns of the loop: JSON
 #: encoding runs on the loop's thread, and a slice this size takes well under 1 ms.
 ENCODE_SLICE = 512
@@ -41,15 +44,26 @@ class _Publisher:
     def __init__(self, core: RouterCore, loop: asyncio.AbstractEventLoop) -> None:
         self.core = CommitterCore(core)
         self.waiting: deque[tuple[asyncio.Future[Any], Sequence[Any]]] = deque()
+        self.outcomes: deque[Any] = deque()
         self.stopped = False
         self.flushing = False
+        self.resolving = False
         self._loop = weakref.ref(loop)
         loop.add_reader(self.core.fileno(), self._collect)
 
     def _collect(self) -> None:
         """The loop's reader callback: one call per commit, however many events."""
-        waiting = self.waiting
-        for outcome in self.core.take():
+        self.outcomes.extend(self.core.take())
+        self._resolve()
+
+    def _resolve(self) -> None:
+        """Hand out up to ``RESOLVE_SLICE`` outcomes, and the rest in later turns of
+        the loop: each resolved future resumes its coroutine in the next turn, and a
+        turn that resumes hundreds of them makes the loop late for everything else
+        (its timers are only looked at between turns)."""
+        waiting, outcomes = self.waiting, self.outcomes
+        for _ in range(min(len(outcomes), RESOLVE_SLICE)):
+            outcome = outcomes.popleft()
             fut, originals = waiting.popleft()
             if fut.done():
                 # Cancelled: the event was handed over and is published (or refused)
@@ -62,8 +76,17 @@ class _Publisher:
                 fut.set_exception(outcome)
             else:
                 fut.set_result(outcome)
-        if self.stopped and not waiting:
+        if outcomes:
+            loop = self._loop()
+            if loop is not None and not self.resolving:
+                self.resolving = True
+                loop.call_soon(self._resolve_rest)
+        elif self.stopped and not waiting:
             self._detach()
+
+    def _resolve_rest(self) -> None:
+        self.resolving = False
+        self._resolve()
 
     def flush(self) -> None:
         """Called once per turn of the loop that submitted: the committer takes the

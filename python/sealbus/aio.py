@@ -122,6 +122,26 @@ _PUBLISHERS: weakref.WeakKeyDictionary[object, weakref.WeakKeyDictionary[asyncio
 )
 
 
+def _dead() -> None:
+    return None
+
+
+# The last (router, loop) that published and its publisher, held weakly: most
+# processes have one of each, and two weak-dictionary lookups per publish cost more
+# than the rest of a submit.
+_last: tuple[Callable[[], object], Callable[[], object], Callable[[], _Publisher | None]] = (_dead, _dead, _dead)
+
+
+def _publisher(router: object, core: RouterCore, loop: asyncio.AbstractEventLoop) -> _Publisher:
+    per_loop = _PUBLISHERS.get(router)
+    if per_loop is None:
+        per_loop = _PUBLISHERS[router] = weakref.WeakKeyDictionary()
+    pub = per_loop.get(loop)
+    if pub is None:
+        pub = per_loop[loop] = _Publisher(core, loop)
+    return pub
+
+
 def submit(
     router: object,
     core: RouterCore,
@@ -140,13 +160,13 @@ def submit(
 ) -> asyncio.Future[Any]:
     """Queue a publish for the running loop's next group commit; the future resolves
     to its ``Receipt`` (``single``) or ``Receipts``, or raises why it was refused."""
+    global _last
     loop = asyncio.get_running_loop()
-    per_loop = _PUBLISHERS.get(router)
-    if per_loop is None:
-        per_loop = _PUBLISHERS[router] = weakref.WeakKeyDictionary()
-    pub = per_loop.get(loop)
-    if pub is None:
-        pub = per_loop[loop] = _Publisher(core, loop)
+    last_router, last_loop, last_pub = _last
+    pub = last_pub()
+    if last_router() is not router or last_loop() is not loop or pub is None or pub.stopped:
+        pub = _publisher(router, core, loop)
+        _last = (weakref.ref(router), weakref.ref(loop), weakref.ref(pub))
     fut: asyncio.Future[Any] = loop.create_future()
     pub.core.submit(
         principal,

@@ -300,7 +300,8 @@ class Producer:
         attrs: Mapping[str, str | None],
         single: bool = True,
     ) -> asyncio.Future[Any]:
-        _check_attrs(attrs)
+        if attrs:
+            _check_attrs(attrs)
         ids: list[str] | None = None
         core = self._router._core
         if core.requires_end_to_end(event_type) and core.allows(self._who.name, "publish", event_type):

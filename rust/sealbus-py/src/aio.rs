@@ -149,7 +149,8 @@ impl PyLoopBell {
 
     /// Seconds until the earliest ack deadline among `subscriptions` (an event in
     /// flight is delivered again then, without news), or None.
-    #[allow(clippy::needless_pass_by_value)] // PyO3 extracts the list into a Vec
+    // A method of the loop's bell, as Python calls it; PyO3 extracts the list into a Vec.
+    #[allow(clippy::unused_self, clippy::needless_pass_by_value)]
     fn redelivery_in(
         &self,
         py: Python<'_>,
@@ -182,10 +183,10 @@ pub struct PyCommitter {
 #[pymethods]
 impl PyCommitter {
     #[new]
-    fn new(py: Python<'_>, router: PyRef<'_, PyRouter>) -> PyResult<Self> {
+    fn new(py: Python<'_>, router: &Bound<'_, PyRouter>) -> PyResult<Self> {
         let bell = doorbell(py)?;
         Ok(PyCommitter {
-            committer: Committer::new(router.router.clone(), bell.clone()),
+            committer: Committer::new(router.get().router.clone(), bell.clone()),
             bell,
             single: Mutex::new(VecDeque::new()),
         })

@@ -6,12 +6,14 @@ an API that reads like its documentation.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
+from sealbus import aio
 from sealbus._sealbus import Event, KeyRing, ManualClock, Receipt, Receipts, RouterCore, new_event_ids
 from sealbus.codec import encode_batch, encode_one
 from sealbus.e2e import ConsumerKeyPair, seal_e2e
@@ -143,6 +145,16 @@ class Schemas:
         return self._core.schema_latest_version(event_type)
 
 
+def _check_attrs(attrs: Mapping[str, str | None]) -> None:
+    for k in attrs:
+        if k not in _ATTRS:
+            raise InvalidArgument(
+                f"invalid argument: {k}: not a CloudEvents attribute ({', '.join(_ATTRS)})",
+                name=k,
+                reason="unknown attribute",
+            )
+
+
 class Producer:
     """Publishes events as one principal. Obtain with :meth:`Router.producer`."""
 
@@ -212,13 +224,7 @@ class Producer:
         timeout: float | None,
         attrs: Mapping[str, str | None],
     ) -> Receipts:
-        for k in attrs:
-            if k not in _ATTRS:
-                raise InvalidArgument(
-                    f"invalid argument: {k}: not a CloudEvents attribute ({', '.join(_ATTRS)})",
-                    name=k,
-                    reason="unknown attribute",
-                )
+        _check_attrs(attrs)
         ids: list[str] | None = None
         core = self._router._core
         # A producer that may not publish the type is refused (and counted) by the
@@ -248,6 +254,76 @@ class Producer:
             else:
                 exc.events = [buffer[offsets[i] : offsets[i + 1]] for i in range(accepted, len(offsets) - 1)]
             raise
+
+    async def publish_async(
+        self,
+        event_type: str,
+        data: Any = None,
+        *,
+        version: int | None = None,
+        timeout: float | None = None,
+        **attrs: str | None,
+    ) -> Receipt:
+        """:meth:`publish` for asyncio: returns the receipt once the event is stored
+        (on disk per ``fsync``), without blocking the loop. Concurrent coroutines'
+        events share group commits; see :mod:`sealbus.aio`. Cancelling the await
+        does not withdraw the event: it is published (or refused) all the same.
+        ``timeout`` bounds the wait on a full ``block`` queue (then ``Backpressure``)."""
+        kind, blob = encode_one(data)
+        receipt: Receipt = await self._submit(event_type, kind, blob, [0, len(blob)], [data], version, timeout, attrs)
+        return receipt
+
+    async def publish_many_async(
+        self,
+        event_type: str,
+        batch: Sequence[Any],
+        *,
+        version: int | None = None,
+        timeout: float | None = None,
+        **attrs: str | None,
+    ) -> Receipts:
+        """:meth:`publish_many` for asyncio (all or nothing, like it), in the same
+        group commits as :meth:`publish_async`."""
+        kind, buffer, offsets = await aio.encode_batch_async(batch)
+        receipts: Receipts = await self._submit(
+            event_type, kind, buffer, offsets, batch, version, timeout, attrs, single=False
+        )
+        return receipts
+
+    def _submit(
+        self,
+        event_type: str,
+        kind: str,
+        buffer: bytes,
+        offsets: list[int],
+        originals: Sequence[Any],
+        version: int | None,
+        timeout: float | None,
+        attrs: Mapping[str, str | None],
+        single: bool = True,
+    ) -> asyncio.Future[Any]:
+        if attrs:
+            _check_attrs(attrs)
+        ids: list[str] | None = None
+        core = self._router._core
+        if core.requires_end_to_end(event_type) and core.allows(self._who.name, "publish", event_type):
+            kind, buffer, offsets, ids = self._seal_end_to_end(event_type, kind, buffer, offsets)
+        return aio.submit(
+            self._router,
+            core,
+            self._who.name,
+            self._who._token,
+            event_type,
+            kind,
+            buffer,
+            offsets,
+            originals,
+            version,
+            timeout if timeout is not None else self._timeout,
+            attrs,
+            ids,
+            single,
+        )
 
     def _seal_end_to_end(
         self, event_type: str, kind: str, buffer: bytes, offsets: list[int]
@@ -382,6 +458,7 @@ class Router:
 
     def close(self) -> None:
         """Save consumer cursors and close the log. Reopen with ``Router(path)``."""
+        aio.close_publishers(self)
         self._core.close()
 
     def __enter__(self) -> Router:

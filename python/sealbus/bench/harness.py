@@ -21,6 +21,10 @@ Scenarios (``--scenario NAME``, repeatable; all by default):
     ``Router(path=dir, fsync="batch")``: publish 1M events while three subscribers
     never poll; RSS sampled every 100k. The target is an RSS that does not grow with
     the backlog.
+``asyncio`` (only when asked for)
+    200 coroutines, one durable ``await publish_async`` each at a time, beside
+    nats-py's ``await js.publish`` from 200 coroutines; loop lag throughout; then an
+    ``async for`` consumer's latency at 5,000 events/s (see :mod:`sealbus.bench.aio`).
 ``bridge`` (only when asked for)
     Two durable routers in two processes joined through JetStream by
     :class:`sealbus.nats.Bridge` (sealed, signed, checked at both ends): events/s from
@@ -58,6 +62,7 @@ from typing import Any, TextIO
 
 import sealbus
 from sealbus._allocator import PURGE_DELAY_MS
+from sealbus.bench import aio as aio_bench
 from sealbus.bench import fanout, nats_baseline
 from sealbus.bench.procstat import (
     PACER_SLACK_NS,
@@ -74,8 +79,8 @@ from sealbus.bench.workload import SCHEMA, Batch, encode_pool
 from sealbus.endtoend import Batch as PolledBatch
 from sealbus.errors import Backpressure
 
-SCENARIOS = ("throughput", "latency", "durable", "backlog", "bridge", "fanout")
-#: What runs without ``--scenario``: the bridge and fanout scenarios take minutes of their own.
+SCENARIOS = ("throughput", "latency", "durable", "backlog", "asyncio", "bridge", "fanout")
+#: What runs without ``--scenario``: asyncio, bridge and fanout take minutes of their own.
 DEFAULT_SCENARIOS = ("throughput", "latency", "durable", "backlog")
 
 # How long the latency consumers spin for news before they sleep: ten send intervals
@@ -189,11 +194,28 @@ class Figures:
     producers: int = 1
     rss_samples: list[tuple[int, int]] = field(default_factory=list)
     latency_quantiles_us: list[float] = field(default_factory=list)
+    #: asyncio: the longest gaps between a ticker coroutine's turns of the loop, and
+    #: publish -> ``async for`` body at a paced rate.
+    lag_p99_us: float = float("nan")
+    lag_max_us: float = float("nan")
+    lag_cpu_p99_us: float = float("nan")
+    consumer_p50_us: float = float("nan")
+    consumer_p99_us: float = float("nan")
     notes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         return self.status == "ok"
+
+
+def _from_aio(a: aio_bench.AsyncFigures) -> Figures:
+    fig = Figures(a.system, "asyncio", status=a.status, events=a.events, seconds=a.seconds)
+    fig.events_per_s, fig.p50_us, fig.p99_us = a.events_per_s, a.publish_p50_us, a.publish_p99_us
+    fig.lag_p99_us, fig.lag_max_us, fig.lag_cpu_p99_us = a.lag_p99_us, a.lag_max_us, a.lag_cpu_p99_us
+    fig.consumer_p50_us, fig.consumer_p99_us = a.consumer_p50_us, a.consumer_p99_us
+    fig.cpu_s_per_mevent, fig.offered_rate, fig.sent_rate = a.cpu_s_per_mevent, aio_bench.RATE, a.consumer_rate
+    fig.notes = list(a.notes)
+    return fig
 
 
 @dataclass
@@ -957,6 +979,22 @@ def run(config: Config, out: TextIO | None = None) -> Report:
                 )
         if "bridge" in config.scenarios and nats_ok:
             _bridge_step(report, config, step)
+        if "asyncio" in config.scenarios:
+            step(
+                f"asyncio sealbus {tag}",
+                config.events,
+                lambda p: _from_aio(aio_bench.sealbus_asyncio(config.events, work_dir=config.work_dir)),
+                "asyncio",
+                "sealbus",
+            )
+            if nats_ok:
+                step(
+                    f"asyncio NATS {tag}",
+                    n_nats,
+                    lambda p: _from_aio(aio_bench.nats_asyncio(n_nats)),
+                    "asyncio",
+                    "nats",
+                )
     # The backlog scenario runs after every repeat of the others, not in their rounds.
     # It writes ~1.4 GB (a 1M-event log and JetStream's store) and deletes it, and the
     # scenario after it ran slower: durable runs right after a backlog run took 3.0-3.4
@@ -1152,6 +1190,17 @@ _ROWS: dict[str, list[tuple[str, str, str, bool | None]]] = {
         ("p50 publish→remote deliver at 1,000 ev/s", "p50_us", "µs", False),
         ("p99 publish→remote deliver at 1,000 ev/s", "p99_us", "µs", False),
     ],
+    "asyncio": [
+        ("events/s (200 coroutines)", "events_per_s", "ev/s", True),
+        ("p50 publish→receipt", "p50_us", "µs", False),
+        ("p99 publish→receipt", "p99_us", "µs", False),
+        ("loop lag p99", "lag_p99_us", "µs", False),
+        ("loop lag max", "lag_max_us", "µs", False),
+        ("loop lag p99, loop thread's CPU", "lag_cpu_p99_us", "µs", False),
+        ("CPU per 1M events", "cpu_s_per_mevent", "s", False),
+        ("p50 publish→async for (5k/s)", "consumer_p50_us", "µs", False),
+        ("p99 publish→async for (5k/s)", "consumer_p99_us", "µs", False),
+    ],
     "backlog": [
         ("publish events/s", "events_per_s", "ev/s", True),
         ("RSS peak", "rss_bytes", "MiB", False),
@@ -1293,6 +1342,25 @@ def targets(report: Report) -> list[str]:
         lines.append(
             f"  [{verdict(None if bp99 != bp99 else bp99 <= 5000)}] bridge p99 <= 5 ms at 1,000 ev/s: "
             f"{_fmt(bp99, 'µs')} µs"
+        )
+    if "asyncio" in report.config.scenarios:
+        a = median_of(report.get("asyncio", "sealbus"), "events_per_s")
+        an = median_of(report.get("asyncio", "nats"), "events_per_s")
+        ar = a / an if a == a and an == an and an > 0 else float("nan")
+        lag = median_of(report.get("asyncio", "sealbus"), "lag_p99_us")
+        lag_cpu = median_of(report.get("asyncio", "sealbus"), "lag_cpu_p99_us")
+        cp99 = median_of(report.get("asyncio", "sealbus"), "consumer_p99_us")
+        lines.append(
+            f"  [{verdict(None if ar != ar else ar >= 3)}] asyncio >= 3x nats-py's await js.publish: "
+            f"{_fmt(a, 'ev/s')} vs {_fmt(an, 'ev/s')} ev/s ({'n/a' if ar != ar else f'{ar:,.2f}x'})"
+        )
+        lines.append(
+            f"  [{verdict(None if lag != lag else lag <= 2000)}] asyncio loop lag p99 <= 2 ms: {_fmt(lag, 'µs')} µs "
+            f"(the loop thread's CPU beyond the timer: {_fmt(lag_cpu, 'µs')} µs)"
+        )
+        lines.append(
+            f"  [{verdict(None if cp99 != cp99 else cp99 <= 500)}] async consumer p99 <= 500 µs at "
+            f"{aio_bench.RATE:,.0f} events/s: {_fmt(cp99, 'µs')} µs"
         )
     g = median_of(report.get("backlog", "sealbus"), "rss_growth_bytes")
     lines.append(

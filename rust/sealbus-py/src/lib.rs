@@ -9,6 +9,7 @@ use pyo3::prelude::*;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod aio;
 mod error;
 mod gil;
 mod keyfile;
@@ -30,5 +31,6 @@ fn _sealbus(m: &Bound<'_, PyModule>) -> PyResult<()> {
     log::register(m)?;
     router::register(m)?;
     select::register(m)?;
+    aio::register(m)?;
     Ok(())
 }

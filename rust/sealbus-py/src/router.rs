@@ -13,8 +13,9 @@ use sealbus_core::error::{Action, Error};
 use sealbus_core::log::{CursorStore, FsyncPolicy, Log, LogOptions, Retention};
 use sealbus_core::pattern::Pattern;
 use sealbus_core::route::{
-    Clock, Delivery, Item, Limits, OnFull, Opened, OpenedBatch, QueueConfig, Receipt, Replay,
-    Router, RouterConfig, Start, Subscription, DEFAULT_MAX_BATCH_BYTES, DEFAULT_MAX_EVENT_BYTES,
+    Clock, Delivery, Item, Limits, OnFull, Opened, OpenedBatch, QueueConfig, Receipt, Refused,
+    Replay, Router, RouterConfig, Start, Subscription, DEFAULT_MAX_BATCH_BYTES,
+    DEFAULT_MAX_EVENT_BYTES,
 };
 use sealbus_core::schema::Compatibility;
 
@@ -65,6 +66,56 @@ pub fn split_buffer(buffer: &[u8], offsets: &[usize]) -> sealbus_core::Result<Ve
         out.push(buffer[a..b].to_vec());
     }
     Ok(out)
+}
+
+/// A publish's `kind` argument: the data kind, and whether it is sealed end to end.
+pub(crate) fn data_kind(kind: &str) -> PyResult<(DataKind, bool)> {
+    match kind {
+        "json" => Ok((DataKind::Json, false)),
+        "binary" => Ok((DataKind::Binary, false)),
+        "e2e" => Ok((DataKind::Binary, true)),
+        _ => Err(PyValueError::new_err(
+            "kind must be 'json', 'binary' or 'e2e'",
+        )),
+    }
+}
+
+/// A publish's optional `CloudEvents` attributes.
+pub(crate) fn attributes(
+    py: Python<'_>,
+    attrs: Option<&Bound<'_, PyDict>>,
+) -> PyResult<Attributes> {
+    let mut a = Attributes::default();
+    if let Some(d) = attrs {
+        for (k, v) in d.iter() {
+            let k: String = k.extract()?;
+            let v: Option<String> = v.extract()?;
+            match k.as_str() {
+                "subject" => a.subject = v,
+                "datacontenttype" => a.datacontenttype = v,
+                "dataschema" => a.dataschema = v,
+                "traceparent" => a.traceparent = v,
+                other => {
+                    return Err(to_pyerr(
+                        py,
+                        Error::InvalidEvent {
+                            field: other.to_owned(),
+                            reason: "unknown attribute".into(),
+                        },
+                    ))
+                }
+            }
+        }
+    }
+    Ok(a)
+}
+
+/// The exception for a refused publish, carrying the receipts of what was queued.
+pub(crate) fn refused_error(py: Python<'_>, refused: Refused) -> PyResult<PyErr> {
+    let err = to_pyerr(py, refused.error);
+    let receipts: Vec<PyReceipt> = refused.receipts.into_iter().map(PyReceipt::from).collect();
+    err.value(py).setattr("receipts", receipts)?;
+    Ok(err)
 }
 
 /// A clock that only moves when told to: for deterministic tests of ack timeouts.
@@ -307,6 +358,10 @@ pub struct PyReceipts {
 }
 
 impl PyReceipts {
+    pub(crate) fn new(inner: Vec<Receipt>) -> Self {
+        PyReceipts { inner }
+    }
+
     fn one(&self, j: usize) -> PyReceipt {
         PyReceipt::from(self.inner[j].clone())
     }
@@ -793,7 +848,7 @@ impl PyReplay {
 /// The Rust side of a router. The public `sealbus.Router` wraps it.
 #[pyclass(frozen, module = "sealbus._sealbus", name = "RouterCore")]
 pub struct PyRouter {
-    router: Arc<Router>,
+    pub(crate) router: Arc<Router>,
 }
 
 #[pymethods]
@@ -1078,38 +1133,8 @@ impl PyRouter {
         block_timeout: Option<f64>,
         ids: Option<Vec<String>>,
     ) -> PyResult<PyReceipts> {
-        let (kind, end_to_end) = match kind {
-            "json" => (DataKind::Json, false),
-            "binary" => (DataKind::Binary, false),
-            "e2e" => (DataKind::Binary, true),
-            _ => {
-                return Err(PyValueError::new_err(
-                    "kind must be 'json', 'binary' or 'e2e'",
-                ))
-            }
-        };
-        let mut a = Attributes::default();
-        if let Some(d) = attrs {
-            for (k, v) in d.iter() {
-                let k: String = k.extract()?;
-                let v: Option<String> = v.extract()?;
-                match k.as_str() {
-                    "subject" => a.subject = v,
-                    "datacontenttype" => a.datacontenttype = v,
-                    "dataschema" => a.dataschema = v,
-                    "traceparent" => a.traceparent = v,
-                    other => {
-                        return Err(to_pyerr(
-                            py,
-                            Error::InvalidEvent {
-                                field: other.to_owned(),
-                                reason: "unknown attribute".into(),
-                            },
-                        ))
-                    }
-                }
-            }
-        }
+        let (kind, end_to_end) = data_kind(kind)?;
+        let a = attributes(py, attrs)?;
         let block_timeout = timeout_arg(block_timeout)?;
         // Sizes first: nothing of an oversized publish is copied, validated or stored.
         attached(py, self.router.limits().check_offsets(&offsets, end_to_end))?;
@@ -1146,13 +1171,7 @@ impl PyRouter {
         match result {
             Err(e) => Err(to_pyerr(py, e)),
             Ok(Ok(receipts)) => Ok(PyReceipts { inner: receipts }),
-            Ok(Err(refused)) => {
-                let err = to_pyerr(py, refused.error);
-                let receipts: Vec<PyReceipt> =
-                    refused.receipts.into_iter().map(PyReceipt::from).collect();
-                err.value(py).setattr("receipts", receipts)?;
-                Err(err)
-            }
+            Ok(Err(refused)) => Err(refused_error(py, *refused)?),
         }
     }
 

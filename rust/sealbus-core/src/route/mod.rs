@@ -9,9 +9,11 @@
 //! a timeout hands back the events not yet queued.
 
 mod clock;
+mod committer;
 mod deliver;
 mod durable;
 mod follow;
+mod group;
 mod inflight;
 mod limits;
 mod publish;
@@ -21,18 +23,22 @@ mod select;
 mod signal;
 pub mod stored;
 mod subscription;
+mod wake;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 pub use clock::Clock;
+pub use committer::Committer;
 pub use deliver::{Opened, OpenedBatch};
+pub use group::{Outcome, Submission};
 pub use limits::{Limits, DEFAULT_MAX_BATCH_BYTES, DEFAULT_MAX_EVENT_BYTES};
 pub use queue::{DeadLetter, Delivery, OnFull, Queue, QueueConfig, QueueStats};
 pub use replay::Replay;
 pub use select::Selector;
 pub use subscription::{Durable, Item, SubState, SubStats, Subscription};
+pub use wake::{Inbox, Wake, Watch};
 
 use crate::envelope::{self, Attributes, DataKind, Event};
 use crate::error::{Action, Error, Result};

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use super::queue::{Queue, QueueConfig, QueueStats};
-use super::signal::{Bell, Signal};
+use super::signal::{Signal, Watcher};
 use crate::envelope::Event;
 use crate::error::{Error, Result};
 use crate::log::Cursor;
@@ -123,8 +123,9 @@ pub struct Subscription {
     /// Consumers busy-polling for this subscription right now (its own polls, and
     /// selectors watching it): a producer that wakes one gives it a head start.
     spinners: AtomicU32,
-    /// The selectors watching this subscription, rung with every `has_events`.
-    bells: Mutex<Vec<Arc<Bell>>>,
+    /// The selectors and event loops watching this subscription, told with every
+    /// `has_events`.
+    bells: Mutex<Vec<Arc<dyn Watcher>>>,
     /// Serialises cursor saves (taken before the state lock, never inside it).
     pub(crate) save_lock: Mutex<()>,
     closed: AtomicBool,
@@ -173,7 +174,7 @@ impl Subscription {
         self.has_events.notify_all();
         if let Ok(bells) = self.bells.lock() {
             for b in bells.iter() {
-                b.ring();
+                b.news();
             }
         }
     }
@@ -183,15 +184,16 @@ impl Subscription {
         self.spinners.load(Ordering::Relaxed) > 0
     }
 
-    pub(crate) fn watch(&self, bell: &Arc<Bell>) {
+    pub(crate) fn watch(&self, watcher: Arc<dyn Watcher>) {
         if let Ok(mut bells) = self.bells.lock() {
-            bells.push(bell.clone());
+            bells.push(watcher);
         }
     }
 
-    pub(crate) fn unwatch(&self, bell: &Arc<Bell>) {
+    /// Stop telling `watcher` (the same object `watch` was given).
+    pub(crate) fn unwatch(&self, watcher: &dyn Watcher) {
         if let Ok(mut bells) = self.bells.lock() {
-            bells.retain(|b| !Arc::ptr_eq(b, bell));
+            bells.retain(|b| !std::ptr::addr_eq(Arc::as_ptr(b), watcher));
         }
     }
 

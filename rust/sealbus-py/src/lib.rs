@@ -9,6 +9,7 @@ use pyo3::prelude::*;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod audit;
 mod error;
 mod gil;
 mod lent;
@@ -23,6 +24,7 @@ mod select;
 fn _sealbus(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     pattern::register(m)?;
+    audit::register(m)?;
     schema::register(m)?;
     seal::register(m)?;
     log::register(m)?;

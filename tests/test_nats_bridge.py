@@ -547,3 +547,34 @@ def _accepts(port: int) -> bool:
             return s.recv(4).startswith(b"INFO")
     except OSError:
         return False
+
+
+def test_a_trace_crosses_two_routers_with_one_trace_id(tmp_path: Path, server: Server) -> None:
+    transit = sealbus.KeyRing.generate()
+    ra, rb = sealbus.Router(tmp_path / "a"), importer(tmp_path)
+    ra.schemas.register("orders.placed", SCHEMA)
+    checkout = ra.principal("checkout")
+    ra.policy.allow_publish(checkout, "orders.*")
+    rb.policy.allow_publish("shop-a/checkout", "orders.*")
+    shipping = rb.principal("shipping")
+    rb.policy.allow_subscribe(shipping, "orders.*")
+    sub = rb.subscribe(shipping, "orders.placed")
+    ia = Identity.generate()
+    trace = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    with (
+        Bridge(ra, server.url, name="shop-a", identity=ia, transit_keys=transit, exports=["orders.*"]),
+        Bridge(
+            rb,
+            server.url,
+            name="shop-b",
+            identity=Identity.generate(),
+            transit_keys=transit,
+            imports=["orders.*"],
+            trust={"shop-a": ia.public_bytes},
+        ),
+    ):
+        ra.producer(checkout).publish("orders.placed", valid_event(random.Random(5)), traceparent=trace)
+        (msg,) = drain(sub, 1)
+    assert msg.event.traceparent == trace
+    ra.close()
+    rb.close()

@@ -25,6 +25,24 @@ def main(argv: list[str] | None = None) -> int:
     from sealbus import keys_cli
 
     keys_cli.add_arguments(sub.add_parser("keys", help="verify or show a key file (never key bytes)"))
+    audit = sub.add_parser("audit", help="verify and read a router's audit trail").add_subparsers(
+        dest="audit_command", required=True
+    )
+    av = audit.add_parser("verify", help="check the chain and signatures; exit status 0 only if it verifies")
+    av.add_argument("path", help="the router's log path")
+    av.add_argument("--checkpoint", help="an exported checkpoint (JSON file) the trail must still hold")
+    ash = audit.add_parser("show", help="print entries (never payloads)")
+    ash.add_argument("path")
+    ash.add_argument("--kind", help="publish, refused, policy, schema, consumer, checkpoint, open, close, ...")
+    ash.add_argument("--principal")
+    ash.add_argument("--since-ns", type=int)
+    ash.add_argument("--until-ns", type=int)
+    aex = audit.add_parser("checkpoint", help="print the trail's latest signed checkpoint, to keep elsewhere")
+    aex.add_argument("path")
+    apr = audit.add_parser("prove", help="prove that an event's publish is in the trail under a checkpoint")
+    apr.add_argument("path")
+    apr.add_argument("event_id")
+    apr.add_argument("--checkpoint", required=True)
     from sealbus.bench import harness
 
     harness.add_arguments(sub.add_parser("bench", help="end-to-end benchmarks beside NATS JetStream"))
@@ -41,6 +59,8 @@ def main(argv: list[str] | None = None) -> int:
         return keys_cli.main(args)
     if args.command == "bench":
         return harness.main(args)
+    if args.command == "audit":
+        return _audit(args)
     if args.command == "version":
         import sealbus
 
@@ -117,6 +137,50 @@ def _print_consumer_summary(cursors: dict[str, dict[str, int]]) -> None:
         for name, c in with_dead[:10]:
             print(f"  consumer {name}: {c}")
     print("(--all-consumers lists every one; --json gives them all)")
+
+
+def _audit(args: argparse.Namespace) -> int:
+    import json
+
+    from sealbus import audit
+    from sealbus.errors import SealbusError
+
+    try:
+        if args.audit_command == "verify":
+            cp = None if args.checkpoint is None else open(args.checkpoint).read()  # noqa: SIM115
+            v = audit.verify(args.path, cp)
+            if v.ok:
+                print(f"audit trail verifies: {v.entries} entries, {v.checkpoints} signed checkpoints")
+                return 0
+            print(f"audit trail does NOT verify: entry {v.first_bad}: {v.reason}")
+            return 1
+        if args.audit_command == "show":
+            for e in audit.entries(
+                args.path, kind=args.kind, principal=args.principal, since_ns=args.since_ns, until_ns=args.until_ns
+            ):
+                print(json.dumps(e, separators=(",", ":")))
+            return 0
+        if args.audit_command == "checkpoint":
+            last = None
+            for e in audit.entries(args.path, kind="checkpoint"):
+                last = e
+            if last is None:
+                print("no checkpoint in the trail yet", file=sys.stderr)
+                return 1
+            print(json.dumps({k: last[k] for k in ("size", "root", "key", "sig")}))
+            return 0
+        if args.audit_command == "prove":
+            cp = open(args.checkpoint).read()  # noqa: SIM115
+            proof = audit.prove(args.path, args.event_id, cp)
+            if proof is None or not audit.verify_proof(proof, cp):
+                print(f"no proof: {args.event_id} is not in the trail under this checkpoint")
+                return 1
+            print(f"{args.event_id}: entry {proof.index} of {proof.size}, proof of {len(proof.path)} hashes verifies")
+            return 0
+    except (SealbusError, OSError) as exc:
+        print(f"sealbus audit: {exc}", file=sys.stderr)
+        return 2
+    return 2
 
 
 if __name__ == "__main__":

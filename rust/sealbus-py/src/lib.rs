@@ -10,6 +10,7 @@ use pyo3::prelude::*;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod aio;
+mod audit;
 mod error;
 mod gil;
 mod keyfile;
@@ -25,6 +26,7 @@ mod select;
 fn _sealbus(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     pattern::register(m)?;
+    audit::register(m)?;
     schema::register(m)?;
     seal::register(m)?;
     keyfile::register(m)?;

@@ -127,7 +127,7 @@ def sub_pattern(keys: list[str], depth: int) -> st.SearchStrategy[dict[str, Any]
 
 @st.composite
 def patterns(draw: st.DrawFn) -> dict[str, Any]:
-    top = KEYS + ["a.b"]
+    top = [*KEYS, "a.b"]
     p: dict[str, Any] = draw(st.dictionaries(st.sampled_from(top), st.one_of(slot, sub_pattern(top, 1)), max_size=2))
     if draw(st.booleans()) or not p:
         # Branches may name the fields beside `$or` again (the branch's condition

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from sealbus import aio
-from sealbus._sealbus import DeliveryBatch, Message, SelectorCore, SubscriptionCore
+from sealbus._sealbus import Message, SelectorCore, SubscriptionCore
 from sealbus.endtoend import Batch
 from sealbus.subscription import Subscription
 

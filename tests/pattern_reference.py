@@ -40,8 +40,20 @@ def to_dec(v: Any) -> Decimal:
     return Decimal(v)
 
 
-def fold(s: str) -> str:
-    return "".join(c.lower() for c in s)
+def ignore_case(operand: str, v: str, how: str = "equals") -> bool:
+    """EventBridge's equals-ignore-case: each character of the operand stands for its
+    whole lowercase or uppercase form (``"ß"`` for ``"ß"`` or ``"SS"``); the event's
+    characters are not folded. ``how`` is ``equals``, ``prefix`` or ``suffix``."""
+    forms = [(c.lower(), c.upper()) for c in operand]
+    if how == "suffix":
+        v = v[::-1]
+        forms = [(lo[::-1], up[::-1]) for lo, up in reversed(forms)]
+    at = {0}
+    for lo, up in forms:
+        at = {o + len(f) for o in at for f in (lo, up) if v.startswith(f, o)}
+        if not at:
+            return False
+    return len(v) in at if how == "equals" else True
 
 
 def parse_ip(s: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
@@ -140,14 +152,14 @@ def value_matches(cond: Any, v: Any) -> bool:
         return False
     if op == "prefix":
         if isinstance(arg, dict):
-            return fold(v).startswith(fold(arg["equals-ignore-case"]))
+            return ignore_case(arg["equals-ignore-case"], v, "prefix")
         return v.startswith(arg)
     if op == "suffix":
         if isinstance(arg, dict):
-            return fold(v).endswith(fold(arg["equals-ignore-case"]))
+            return ignore_case(arg["equals-ignore-case"], v, "suffix")
         return v.endswith(arg)
     if op == "equals-ignore-case":
-        return fold(v) == fold(arg)
+        return ignore_case(arg, v)
     if op == "wildcard":
         return glob_match(arg, v)
     if op == "cidr":
@@ -169,7 +181,7 @@ def excluded(arg: Any, v: Any) -> bool:
         if op == "suffix":
             return any(v.endswith(x) for x in values)
         if op == "equals-ignore-case":
-            return fold(v) in {fold(x) for x in values}
+            return any(ignore_case(x, v) for x in values)
         if op == "wildcard":
             return any(glob_match(x, v) for x in values)
         raise AssertionError(op)

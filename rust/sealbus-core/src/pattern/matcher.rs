@@ -11,7 +11,8 @@ use std::cell::RefCell;
 
 use super::compile::{AnythingButIndex, Compiled, FieldIndex, ANCHOR_SLOT, LONG_BRANCH};
 use super::flatten::{Flat, Kind, Leaf};
-use super::value::{fold_case, net_mask, parse_ip, plain_numeric_key, Decimal};
+use super::ignore_case;
+use super::value::{net_mask, parse_ip, plain_numeric_key, Decimal};
 
 /// Per-thread scratch state, reused from event to event.
 #[derive(Debug, Default)]
@@ -143,7 +144,9 @@ fn eval_leaf(
             (AnythingButIndex::Nums(set), Kind::Num) => set.contains(canon.as_str()),
             (AnythingButIndex::Prefixes(v), Kind::Str) => v.iter().any(|x| text.starts_with(x)),
             (AnythingButIndex::Suffixes(v), Kind::Str) => v.iter().any(|x| text.ends_with(x)),
-            (AnythingButIndex::IgnoreCase(set), Kind::Str) => set.contains(folded.as_str()),
+            (AnythingButIndex::IgnoreCase(keys, operands), Kind::Str) => {
+                keys.contains(folded.as_str()) && operands.iter().any(|o| o.matches(text))
+            }
             (AnythingButIndex::Wildcards(v), Kind::Str) => v.iter().any(|g| g.is_match(text)),
             _ => false,
         };
@@ -183,12 +186,34 @@ fn eval_str_more(
     }
     if f.needs_fold {
         folded.clear();
-        folded.push_str(&fold_case(s));
-        if let Some(&p) = f.eq_ic.get(folded.as_str()) {
-            hits.push(p);
+        ignore_case::key_into(s, folded);
+        // Equal keys are a match when both sides are ASCII; otherwise the operand's
+        // own forms decide (see `ignore_case`).
+        let ascii = text.is_ascii();
+        let confirmed = |p: u32, how: fn(&ignore_case::IgnoreCase, &[u8]) -> bool| {
+            ascii
+                && c.ignore_case
+                    .get(&p)
+                    .is_some_and(ignore_case::IgnoreCase::is_ascii)
+                || c.ignore_case.get(&p).is_some_and(|o| how(o, text))
+        };
+        if let Some(ps) = f.eq_ic.get(folded.as_str()) {
+            for &p in ps {
+                if confirmed(p, ignore_case::IgnoreCase::matches) {
+                    hits.push(p);
+                }
+            }
         }
-        f.prefix_ic.prefixes_of(folded.as_bytes(), |p| hits.push(p));
-        f.suffix_ic.suffixes_of(folded.as_bytes(), |p| hits.push(p));
+        f.prefix_ic.prefixes_of(folded.as_bytes(), |p| {
+            if confirmed(p, ignore_case::IgnoreCase::matches_prefix) {
+                hits.push(p);
+            }
+        });
+        f.suffix_ic.suffixes_of(folded.as_bytes(), |p| {
+            if confirmed(p, ignore_case::IgnoreCase::matches_suffix) {
+                hits.push(p);
+            }
+        });
     }
     let glob_ok = |p: u32| c.globs.get(&p).is_some_and(|g| g.is_match(text));
     f.wild_head.prefixes_of(text, |p| {

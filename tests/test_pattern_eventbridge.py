@@ -126,3 +126,33 @@ def test_ignore_case_follows_each_characters_two_forms(how: str, operand: str, v
         ps.add(f"o{i}", {"f": [{"equals-ignore-case": other}]})
     assert ("p" in ps.matches({"f": value})) is expected
 
+
+# Array consistency (event-ruler's ACFinder): fields inside objects in arrays hold
+# within one element, and {"exists": false} holds for the element the fields before
+# it (in the order of their dotted names) were taken from. Cases named after
+# event-ruler's correctness-cases.json where they come from it.
+BOTH = {"d": {"a": [{"exists": True}], "b": [{"exists": True}]}}
+ABSENT = {"d": {"a": [{"exists": True}], "b": [{"exists": False}]}}
+ARRAYS: list[tuple[dict[str, Any], dict[str, Any], bool]] = [
+    (BOTH, {"d": [{"a": 1, "b": 2}]}, True),  # objarray: same element
+    (BOTH, {"d": [{"a": 1}, {"b": 2}]}, False),  # objarray: split
+    (BOTH, {"d": [{"a": 1}, {"b": 2}, {"a": 3, "b": 4}]}, True),  # objarray: 3 elem, last valid
+    (ABSENT, {"d": [{"a": 1}]}, True),  # exists-false: absent
+    (ABSENT, {"d": [{"a": 1, "b": 2}]}, False),  # exists-false: present
+    (ABSENT, {"d": [{"a": 1}, {"b": 2}]}, True),
+    (ABSENT, {"d": [{"a": 1, "b": 2}, {"b": 3}]}, False),
+    ({"d": {"b": [{"exists": False}], "c": [{"exists": True}]}}, {"d": [{"c": 1}, {"b": 2}]}, False),
+    ({"a": {"b": [1], "c": [{"exists": False}]}}, {"a": [[{"b": 1}, {"c": 2}]]}, True),
+    ({"a": {"b": [1], "c": [{"exists": False}]}}, {"a": [[{"b": 1, "c": 2}]]}, False),
+    ({"u": {"t": {"k": ["color"], "v": ["blue"]}}}, {"u": [{"t": [{"k": "color"}, {"v": "blue"}]}]}, False),
+]
+
+
+@pytest.mark.parametrize(("pattern", "event", "expected"), ARRAYS)
+def test_array_consistency(pattern: dict[str, Any], event: dict[str, Any], expected: bool) -> None:
+    assert sealbus.test_event_pattern(pattern, event) is expected
+    ps = sealbus.PatternSet()
+    ps.add("p", pattern)
+    ps.add("other", {"d": {"a": [{"exists": True}]}})
+    assert ("p" in ps.matches(event)) is expected
+    assert ("p" in ps.matches_batch([event])[0]) is expected

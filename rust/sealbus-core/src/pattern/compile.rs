@@ -391,6 +391,11 @@ pub(crate) struct Compiled {
     pub long_others: FxHashMap<u32, Box<[u32]>>,
     /// A slot no condition uses, stamped satisfied at the start of every event.
     pub always_slot: u32,
+    /// Each slot's path, and each path's place in the order of dotted names (by
+    /// UTF-16 code units, as Java orders strings): the order in which EventBridge's
+    /// engine takes a branch's fields.
+    pub slot_path: Vec<u32>,
+    pub path_rank: Vec<u32>,
     /// For each path: slots that the field's absence satisfies.
     pub absent_slots: Vec<Vec<u32>>,
     pub absent_paths: Vec<u32>,
@@ -735,6 +740,20 @@ pub(crate) fn compile<'a>(
     // `always_slot` anchors nothing.
     anchor_off.push(id32(records.len()));
     let n_slots = slot_info.len() + 1;
+    let slot_path: Vec<u32> = slot_info.iter().map(|(pid, _)| *pid).collect();
+    let mut by_name: Vec<(Vec<u16>, usize)> = path_list
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let steps: Vec<&str> = p.iter().map(AsRef::as_ref).collect();
+            (steps.join(".").encode_utf16().collect(), i)
+        })
+        .collect();
+    by_name.sort();
+    let mut path_rank = vec![0u32; path_list.len()];
+    for (rank, (_, i)) in by_name.iter().enumerate() {
+        path_rank[*i] = id32(rank);
+    }
     Compiled {
         id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         trie,
@@ -747,6 +766,8 @@ pub(crate) fn compile<'a>(
         anchored: records,
         long_others,
         always_slot,
+        slot_path,
+        path_rank,
         absent_slots,
         absent_paths,
         n_slots,

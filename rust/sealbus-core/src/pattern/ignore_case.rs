@@ -17,12 +17,15 @@
 //! Characters outside the Basic Multilingual Plane are taken whole; event-ruler's
 //! Java code goes through their UTF-16 halves, which have no case.
 
+/// A character's lowercase and uppercase forms, as UTF-8.
+type Forms = (Box<[u8]>, Box<[u8]>);
+
 /// An ignore-case operand: its text, the two forms of each of its characters and
 /// its key.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub(crate) struct IgnoreCase {
     text: Box<str>,
-    forms: Vec<(Box<[u8]>, Box<[u8]>)>,
+    forms: Vec<Forms>,
     key: Box<str>,
 }
 

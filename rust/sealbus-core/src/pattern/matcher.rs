@@ -302,21 +302,21 @@ pub(crate) fn run(c: &Compiled, s: &mut Scratch, event: &[u8], out: &mut Vec<u32
         let p = path as usize;
         // No value at all: absent, whatever else the branch picks. Values only
         // inside arrays: absent from some elements, which the full check decides.
-        let (absent, flags) = if path_seen[p] != epoch {
-            (true, 0)
-        } else {
+        let (absent, flags) = if path_seen[p] == epoch {
             (path_out[p] != epoch, IN_ARRAY | ABSENT_IF)
+        } else {
+            (true, 0)
         };
         if absent {
             for &slot in &c.absent_slots[p] {
                 let si = slot as usize;
-                if slot_stamp[si] >> 2 != epoch {
+                if slot_stamp[si] >> 2 == epoch {
+                    slot_stamp[si] |= flags & ABSENT_IF;
+                } else {
                     slot_stamp[si] = epoch << 2 | flags;
                     if c.anchor_off[si] != c.anchor_off[si + 1] {
                         anchors.push(slot);
                     }
-                } else {
-                    slot_stamp[si] |= flags & ABSENT_IF;
                 }
             }
         }

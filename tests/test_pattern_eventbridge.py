@@ -80,3 +80,79 @@ def test_too_complex_wildcards_are_refused(wildcards: list[str], refused: bool) 
         assert "too complex" in info.value.reason
     else:
         sealbus.PatternSet().add("p", pattern)
+
+
+# equals-ignore-case as event-ruler defines it (EqualsIgnoreCaseParser): each character
+# of the pattern stands for its whole lowercase or uppercase form, as Java's
+# toLowerCase/toUpperCase give them; the event's characters are not folded. Forms may
+# differ in length (EqualsIgnoreCaseParserTest: "ⱥ" is 3 bytes, "Ⱥ" 2).
+IGNORE_CASE = [
+    ("equals", "1aA*†Éⱥ", "1Aa*†éȺ", True),  # EqualsIgnoreCaseParserTest
+    ("equals", "\u03b0", "\u03a5\u0308\u0301", True),  # ΰ uppercases to three characters
+    ("equals", "\u03a5\u0308\u0301", "\u03b0", False),  # ... which stand for themselves
+    ("equals", "straße", "STRASSE", True),
+    ("equals", "straße", "strasse", False),
+    ("equals", "\u212a", "k", True),  # the Kelvin sign lowercases to k
+    ("equals", "k", "\u212a", False),  # ... but k does not uppercase to it
+    ("equals", "K", "\u212a", False),
+    ("equals", "\u2c7f", "\u0240", True),  # Ɀ and ɀ: 3 and 2 bytes
+    ("equals", "\u0240", "\u2c7f", True),
+    ("equals", "\u0130", "i\u0307", True),  # İ lowercases to i and a combining dot
+    ("equals", "i", "\u0130", False),
+    ("prefix", "ßa", "SSAb", True),
+    ("prefix", "\u2c7fx", "\u0240Xyz", True),
+    ("suffix", "aß", "xASS", True),
+    ("suffix", "aß", "xAss", False),
+    ("suffix", "\u0240", "abc\u2c7f", True),
+    ("equals", "EventBridge", "eVeNtBrIdGe", True),  # the user guide's ASCII case
+]
+
+
+@pytest.mark.parametrize(("how", "operand", "value", "expected"), IGNORE_CASE)
+def test_ignore_case_follows_each_characters_two_forms(how: str, operand: str, value: str, expected: bool) -> None:
+    cond: Any = {"equals-ignore-case": operand}
+    if how != "equals":
+        cond = {how: cond}
+    pattern = {"f": [cond]}
+    assert sealbus.test_event_pattern(pattern, {"f": value}) is expected
+    # anything-but equals-ignore-case excludes exactly the values that match.
+    if how == "equals":
+        but = {"f": [{"anything-but": {"equals-ignore-case": [operand]}}]}
+        assert sealbus.test_event_pattern(but, {"f": value}) is not expected
+    # Among many patterns sharing the value's key, only the matching ones answer.
+    ps = sealbus.PatternSet()
+    ps.add("p", pattern)
+    for i, other in enumerate(["SS", "ss", "k", "K", "\u0240", "i\u0307", "x"]):
+        ps.add(f"o{i}", {"f": [{"equals-ignore-case": other}]})
+    assert ("p" in ps.matches({"f": value})) is expected
+
+
+# Array consistency (event-ruler's ACFinder): fields inside objects in arrays hold
+# within one element, and {"exists": false} holds for the element the fields before
+# it (in the order of their dotted names) were taken from. Cases named after
+# event-ruler's correctness-cases.json where they come from it.
+BOTH = {"d": {"a": [{"exists": True}], "b": [{"exists": True}]}}
+ABSENT = {"d": {"a": [{"exists": True}], "b": [{"exists": False}]}}
+ARRAYS: list[tuple[dict[str, Any], dict[str, Any], bool]] = [
+    (BOTH, {"d": [{"a": 1, "b": 2}]}, True),  # objarray: same element
+    (BOTH, {"d": [{"a": 1}, {"b": 2}]}, False),  # objarray: split
+    (BOTH, {"d": [{"a": 1}, {"b": 2}, {"a": 3, "b": 4}]}, True),  # objarray: 3 elem, last valid
+    (ABSENT, {"d": [{"a": 1}]}, True),  # exists-false: absent
+    (ABSENT, {"d": [{"a": 1, "b": 2}]}, False),  # exists-false: present
+    (ABSENT, {"d": [{"a": 1}, {"b": 2}]}, True),
+    (ABSENT, {"d": [{"a": 1, "b": 2}, {"b": 3}]}, False),
+    ({"d": {"b": [{"exists": False}], "c": [{"exists": True}]}}, {"d": [{"c": 1}, {"b": 2}]}, False),
+    ({"a": {"b": [1], "c": [{"exists": False}]}}, {"a": [[{"b": 1}, {"c": 2}]]}, True),
+    ({"a": {"b": [1], "c": [{"exists": False}]}}, {"a": [[{"b": 1, "c": 2}]]}, False),
+    ({"u": {"t": {"k": ["color"], "v": ["blue"]}}}, {"u": [{"t": [{"k": "color"}, {"v": "blue"}]}]}, False),
+]
+
+
+@pytest.mark.parametrize(("pattern", "event", "expected"), ARRAYS)
+def test_array_consistency(pattern: dict[str, Any], event: dict[str, Any], expected: bool) -> None:
+    assert sealbus.test_event_pattern(pattern, event) is expected
+    ps = sealbus.PatternSet()
+    ps.add("p", pattern)
+    ps.add("other", {"d": {"a": [{"exists": True}]}})
+    assert ("p" in ps.matches(event)) is expected
+    assert ("p" in ps.matches_batch([event])[0]) is expected

@@ -20,6 +20,9 @@ OR_KEYS = ["c", "d"]
 # Keys holding dots are path steps, in events and patterns alike.
 DOTTED = ["a.b", "c.d", "b.a"]
 WORDS = ["", "a", "A", "ab", "aB", "abc", "b", "ba", "x*y", "é", "É", "a\\b", "10.0.0.1", "::1"]
+# Characters whose case forms differ in length or do not pair up: ß/SS, the Kelvin
+# sign (lowercase k), U+2C7F/U+0240, ΰ (uppercase three characters), İ.
+CASES = ["ß", "SS", "ss", "\u212a", "k", "K", "\u2c7f", "\u0240", "\u03b0", "\u03a5\u0308\u0301", "\u0130", "i\u0307"]
 IPS = ["10.0.0.1", "10.0.0.200", "10.0.1.7", "192.168.1.1", "::1", "0:0:0:0:0:0:0:1", "2001:db8::5"]
 NUMS = [
     Decimal(x)
@@ -41,7 +44,12 @@ NUMS = [
 ]
 OPERANDS = [-1, 0, 0.5, 1, 2.25, 10, 300, 5_000_000_000, -5_000_000_000]
 
-text = st.one_of(st.sampled_from(WORDS), st.text(alphabet="aAbB*\\.é", max_size=4))
+text = st.one_of(
+    st.sampled_from(WORDS),
+    st.sampled_from(CASES),
+    st.text(alphabet="aAbB*\\.é", max_size=4),
+    st.text(alphabet="sSßkK\u212a\u2c7f\u0240\u03b0\u03a5\u0308", max_size=3),
+)
 scalar = st.one_of(text, st.sampled_from(IPS), st.sampled_from(NUMS), st.booleans(), st.none())
 
 

@@ -11,6 +11,7 @@
 
 mod compile;
 mod flatten;
+mod ignore_case;
 mod matcher;
 mod parse;
 mod value;

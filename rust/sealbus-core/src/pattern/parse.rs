@@ -14,6 +14,7 @@
 use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
+use super::ignore_case::IgnoreCase;
 use super::value::{parse_ip, Decimal, Glob, KEY_MAX, KEY_MIN};
 use crate::{Error, Result};
 
@@ -60,10 +61,9 @@ pub(crate) enum Pred {
     Null,
     Prefix(Box<[u8]>),
     Suffix(Box<[u8]>),
-    /// Folded with `fold_case`.
-    EqIc(Box<str>),
-    PrefixIc(Box<str>),
-    SuffixIc(Box<str>),
+    EqIc(IgnoreCase),
+    PrefixIc(IgnoreCase),
+    SuffixIc(IgnoreCase),
     Wildcard(Glob),
     /// Closed interval on the numeric key line (see `Decimal::numeric_key`).
     Range {
@@ -88,7 +88,7 @@ pub(crate) enum AnythingBut {
     Nums(Vec<Box<str>>),
     Prefixes(Vec<Box<[u8]>>),
     Suffixes(Vec<Box<[u8]>>),
-    IgnoreCase(Vec<Box<str>>),
+    IgnoreCase(Vec<IgnoreCase>),
     Wildcards(Vec<Glob>),
 }
 
@@ -440,9 +440,11 @@ fn parse_expr(expr: &Map<String, Value>, here: &str) -> Result<Option<Pred>> {
             Value::Object(m) => Pred::SuffixIc(ignore_case_operand(m, here, "suffix")?),
             _ => Pred::Suffix(one_string(arg, here, "suffix")?.as_bytes().into()),
         },
-        "equals-ignore-case" => {
-            Pred::EqIc(super::value::fold_case(one_string(arg, here, "equals-ignore-case")?).into())
-        }
+        "equals-ignore-case" => Pred::EqIc(IgnoreCase::new(one_string(
+            arg,
+            here,
+            "equals-ignore-case",
+        )?)),
         "wildcard" => Pred::Wildcard(glob(one_string(arg, here, "wildcard")?, here)?),
         "anything-but" => Pred::AnythingBut(parse_anything_but(arg, here)?),
         "numeric" => parse_numeric(arg, here)?,
@@ -462,11 +464,11 @@ fn parse_expr(expr: &Map<String, Value>, here: &str) -> Result<Option<Pred>> {
     Ok(Some(pred))
 }
 
-fn ignore_case_operand(m: &Map<String, Value>, here: &str, what: &str) -> Result<Box<str>> {
+fn ignore_case_operand(m: &Map<String, Value>, here: &str, what: &str) -> Result<IgnoreCase> {
     let mut it = m.iter();
     match (it.next(), it.next()) {
         (Some((k, v)), None) if k == "equals-ignore-case" => {
-            Ok(super::value::fold_case(one_string(v, here, "equals-ignore-case")?).into())
+            Ok(IgnoreCase::new(one_string(v, here, "equals-ignore-case")?))
         }
         (Some((k, _)), None) => Err(err(here, format!("unsupported {what} pattern: {k}"))),
         _ => Err(err(
@@ -544,7 +546,7 @@ fn parse_anything_but(arg: &Value, here: &str) -> Result<AnythingBut> {
                     Ok(if op == "prefix" { AnythingBut::Prefixes(bytes) } else { AnythingBut::Suffixes(bytes) })
                 }
                 "equals-ignore-case" => Ok(AnythingBut::IgnoreCase(sorted(
-                    values.iter().map(|s| super::value::fold_case(s).into()).collect(),
+                    values.iter().map(|s| IgnoreCase::new(s)).collect(),
                 ))),
                 "wildcard" => {
                     let globs: Result<Vec<Glob>> = values.iter().map(|s| glob(s, here)).collect();

@@ -80,3 +80,46 @@ fn a_field_beside_or_and_inside_a_branch() {
     assert!(m(after, r#"{"name":"a"}"#));
     assert!(m(after, r#"{"name":"b","condition1":"y"}"#));
 }
+
+/// Fields inside objects in arrays hold within one element; `{"exists": false}`
+/// holds for the element the other fields were taken from, in the order of the
+/// fields' dotted names (event-ruler's `ACFinder` with
+/// `NameState.getNameTransitions`). Cases named after event-ruler's
+/// `correctness-cases.json`.
+#[test]
+fn array_consistency_with_exists_false() {
+    let both = r#"{"d":{"a":[{"exists":true}],"b":[{"exists":true}]}}"#;
+    assert!(m(both, r#"{"d":[{"a":1,"b":2}]}"#)); // objarray: same element
+    assert!(!m(both, r#"{"d":[{"a":1},{"b":2}]}"#)); // objarray: split
+    assert!(m(both, r#"{"d":[{"a":1},{"b":2},{"a":3,"b":4}]}"#)); // 3 elem, last valid
+    let inner = r#"{"u":{"t":{"k":["color"],"v":["blue"]}}}"#;
+    assert!(m(inner, r#"{"u":[{"t":[{"k":"color","v":"blue"}]}]}"#)); // nested: inner same
+    assert!(!m(inner, r#"{"u":[{"t":[{"k":"color"},{"v":"blue"}]}]}"#)); // inner split
+    let absent = r#"{"d":{"a":[{"exists":true}],"b":[{"exists":false}]}}"#;
+    assert!(m(absent, r#"{"d":[{"a":1}]}"#)); // exists-false: absent
+    assert!(!m(absent, r#"{"d":[{"a":1,"b":2}]}"#)); // exists-false: present
+                                                     // b is absent from the element a came from, though another element has it.
+    assert!(m(absent, r#"{"d":[{"a":1},{"b":2}]}"#));
+    assert!(m(absent, r#"{"d":[{"a":1,"b":2},{"a":3}]}"#));
+    assert!(!m(absent, r#"{"d":[{"a":1,"b":2},{"b":3}]}"#));
+    // A value outside arrays is in every element's reach.
+    assert!(!m(absent, r#"{"d":{"a":[1],"b":2}}"#));
+    // Taken in name order: b before c, so b is looked for in every element.
+    let first = r#"{"d":{"b":[{"exists":false}],"c":[{"exists":true}]}}"#;
+    assert!(!m(first, r#"{"d":[{"c":1},{"b":2}]}"#));
+    assert!(m(first, r#"{"d":[{"c":1}]}"#));
+    // Arrays of arrays of objects.
+    let deep = r#"{"a":{"b":[1],"c":[{"exists":false}]}}"#;
+    assert!(m(deep, r#"{"a":[[{"b":1},{"c":2}]]}"#));
+    assert!(!m(deep, r#"{"a":[[{"b":1,"c":2}]]}"#));
+    assert!(m(deep, r#"{"a":[[{"c":2}],[{"b":1}]]}"#));
+    // Absent or a value, in one slot.
+    let either = r#"{"d":{"a":["x"],"b":[{"exists":false},"y"]}}"#;
+    assert!(m(either, r#"{"d":[{"a":"x","b":"y"}]}"#));
+    assert!(m(either, r#"{"d":[{"a":"x"},{"b":"z"}]}"#));
+    assert!(!m(either, r#"{"d":[{"a":"x","b":"z"}]}"#));
+    // Under $or, each branch on its own.
+    let or = r#"{"$or":[{"d":{"a":[1],"b":[{"exists":false}]}},{"e":[2]}]}"#;
+    assert!(m(or, r#"{"d":[{"a":1},{"b":1}]}"#));
+    assert!(!m(or, r#"{"d":[{"a":1,"b":1}]}"#));
+}

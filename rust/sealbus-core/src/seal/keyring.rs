@@ -369,8 +369,24 @@ fn parse_ring(
     path: Option<PathBuf>,
 ) -> Result<Ring> {
     let doc: FileRing = serde_json::from_slice(bytes).map_err(|e| {
-        // serde_json's message names line/column and the expected token, not content.
-        file_err(where_, format!("not a key-ring document: {e}"))
+        // Never serde_json's message: it quotes the offending value ("invalid type:
+        // string \"<key hex>\"", "unknown variant `<key hex>`"), which may be a key.
+        let what = match e.classify() {
+            serde_json::error::Category::Syntax => "not valid JSON",
+            serde_json::error::Category::Eof => "JSON cut short",
+            serde_json::error::Category::Data => {
+                "a field is missing or has the wrong type or value"
+            }
+            serde_json::error::Category::Io => "unreadable",
+        };
+        file_err(
+            where_,
+            format!(
+                "not a key-ring document: {what} at line {}, column {}",
+                e.line(),
+                e.column()
+            ),
+        )
     })?;
     if doc.format != FILE_FORMAT || doc.version != FILE_VERSION {
         return Err(file_err(
@@ -867,7 +883,21 @@ mod tests {
             ring.open(&f, &other),
             Err(Error::Integrity { .. })
         ));
-        assert!(!format!("{ring:?}").contains("key\""));
+        // Neither the ring nor its error text shows the key's bytes (read back from
+        // the key file, the only place they are written).
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ring.keys");
+        ring.persist(&path).unwrap();
+        let file: FileRing = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+        let hex = file.keys[0].key.as_ref().unwrap();
+        let bytes: Vec<u8> = (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+            .collect();
+        assert_eq!(bytes.len(), 32);
+        assert!(!crate::seal::shows_key(&format!("{ring:?}"), &bytes));
+        let err = ring.open(&f, &ev("e2")).unwrap_err();
+        assert!(!crate::seal::shows_key(&format!("{err} {err:?}"), &bytes));
     }
 
     #[test]

@@ -498,8 +498,9 @@ impl StorageFile for MemFile {
     fn fsync(&self) -> io::Result<()> {
         self.storage.alive(self.epoch)?;
         {
-            let mut b = guard(&self.node.bytes);
-            b.durable = b.data.clone();
+            let mut g = guard(&self.node.bytes);
+            let b = &mut *g;
+            b.durable.clone_from(&b.data);
         }
         // Never the state's lock while holding a file's: a power cut takes them the other way.
         guard(&self.storage.state).fsyncs += 1;

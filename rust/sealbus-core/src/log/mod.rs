@@ -6,7 +6,8 @@
 //!
 //! - [`record`]: record and segment header codec.
 //! - [`index`]: sparse offset/time index.
-//! - [`io`]: the persistence trait, the real file implementation, a fault injector.
+//! - [`io`]: the persistence trait, the real file implementation, a fault injector,
+//!   and an in-memory storage that forgets unsynced writes at a power cut.
 //! - [`segment`]: one segment and the scanner that classifies what it reads.
 //! - [`writer`]: group commit and fail-stop.
 //! - [`recovery`]: open-time scan and repair of a torn tail.
@@ -32,7 +33,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 pub use self::cursor::{Cursor, CursorStore, DeadLetter};
 pub use self::deliveries::Deliveries;
-pub use self::io::{FaultPlan, FaultyStorage, FileStorage, Storage, StorageFile};
+pub use self::io::{FaultPlan, FaultyStorage, FileStorage, ForgetfulStorage, Storage, StorageFile};
 pub use self::lock::DirLock;
 pub use self::recovery::RecoveryReport;
 pub use self::retention::{Retention, RetentionReport};

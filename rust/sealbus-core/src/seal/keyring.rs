@@ -756,7 +756,21 @@ mod tests {
             ring.open(&f, &other),
             Err(Error::Integrity { .. })
         ));
-        assert!(!format!("{ring:?}").contains("key\""));
+        // Neither the ring nor its error text shows the key's bytes (read back from
+        // the key file, the only place they are written).
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ring.keys");
+        ring.persist(&path).unwrap();
+        let file: FileRing = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+        let hex = file.keys[0].key.as_ref().unwrap();
+        let bytes: Vec<u8> = (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+            .collect();
+        assert_eq!(bytes.len(), 32);
+        assert!(!crate::seal::shows_key(&format!("{ring:?}"), &bytes));
+        let err = ring.open(&f, &ev("e2")).unwrap_err();
+        assert!(!crate::seal::shows_key(&format!("{err} {err:?}"), &bytes));
     }
 
     #[test]

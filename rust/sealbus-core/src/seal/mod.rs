@@ -21,3 +21,17 @@ pub use aad::{AadFields, OwnedAadFields};
 pub use aead::AeadKey;
 pub use frame::{Frame, Mode, Recipient};
 pub use keyring::{KeyInfo, KeyRing, KeyState, RingOptions};
+
+/// Whether `text` shows `key` the way a careless `Debug` or `Display` would print
+/// bytes: hex in either case, or Rust's decimal list. Tests run it over reprs.
+#[cfg(test)]
+pub(crate) fn shows_key(text: &str, key: &[u8]) -> bool {
+    use std::fmt::Write as _;
+    let head = &key[..key.len().min(8)];
+    let hex = head.iter().fold(String::new(), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    });
+    let decimal = format!("{head:?}");
+    text.to_lowercase().contains(&hex) || text.contains(decimal.trim_matches(['[', ']']))
+}

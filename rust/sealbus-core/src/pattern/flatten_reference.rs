@@ -1,4 +1,4 @@
-//! The scanner as it was before the session-2 tuning, kept verbatim (test builds
+//! The scanner as it was before its tuning for speed, kept verbatim (test builds
 //! only) as the reference that `flatten_json` must agree with byte for byte, errors
 //! included: see `differential` below and in `tests.rs`.
 //!

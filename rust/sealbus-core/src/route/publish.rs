@@ -711,8 +711,7 @@ impl Drop for Enqueuing<'_> {
 /// (`sealbus bench --scenario latency`, selector spinning, 10k events/s): p99 98 µs
 /// without, 25-33 µs with 3 µs; 1.5 µs was too short (53 µs), 6 µs no better.
 /// Waiting instead until the woken consumer was back to busy-poll (up to 50 µs, so the
-/// producer never slept on the GIL) did not lower the p99 and cost CPU (session 7,
-/// docs/FIGURES.md).
+/// producer never slept on the GIL) did not lower the p99 and cost CPU.
 const HEAD_START: Duration = Duration::from_micros(3);
 
 fn head_start() {

@@ -761,8 +761,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("ring.keys");
         ring.persist(&path).unwrap();
-        let file: FileRing = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
-        let hex = file.keys[0].key.as_ref().unwrap();
+        let file: serde_json::Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+        let hex = file["keys"][0]["key"].as_str().unwrap();
         let bytes: Vec<u8> = (0..hex.len())
             .step_by(2)
             .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())

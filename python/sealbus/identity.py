@@ -74,7 +74,15 @@ class Identity:
         except FileExistsError:
             os.unlink(tmp)
             return cls._load(p)
-        os.unlink(tmp)
+        except OSError:
+            # A file system without hard links (some FUSE ones): a rename, which
+            # replaces a file created in between, so look once more first.
+            if p.exists():
+                os.unlink(tmp)
+                return cls._load(p)
+            os.rename(tmp, p)
+        else:
+            os.unlink(tmp)
         dfd = os.open(p.parent, os.O_RDONLY)
         try:
             os.fsync(dfd)

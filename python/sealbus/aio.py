@@ -24,8 +24,8 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from sealbus._sealbus import CommitterCore, LoopBell, RouterCore, SubscriptionCore
-from sealbus.codec import encode_batch, encode_one
-from sealbus.errors import Backpressure, InvalidEvent
+from sealbus.codec import BatchEncoder, encode_batch
+from sealbus.errors import Backpressure
 
 T = TypeVar("T")
 
@@ -201,26 +201,12 @@ async def encode_batch_async(batch: Sequence[Any]) -> tuple[str, bytes, list[int
     every ``ENCODE_SLICE`` events: a large batch does not hold the loop."""
     if len(batch) <= ENCODE_SLICE:
         return encode_batch(batch)
-    kind: str | None = None
-    parts: list[bytes] = []
-    offsets = [0]
-    total = 0
+    enc = BatchEncoder()
     for i, item in enumerate(batch):
         if i and i % ENCODE_SLICE == 0:
             await asyncio.sleep(0)
-        k, blob = encode_one(item, i)
-        if kind is None:
-            kind = k
-        elif k != kind:
-            raise InvalidEvent(
-                f"invalid event: data[{i}]: a batch mixes JSON and binary data",
-                field=f"data[{i}]",
-                reason="a batch is all JSON or all bytes",
-            )
-        parts.append(blob)
-        total += len(blob)
-        offsets.append(total)
-    return kind or "json", b"".join(parts), offsets
+        enc.add(i, item)
+    return enc.result()
 
 
 # ---- consumers -------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from sealbus import aio
 from sealbus._sealbus import Event, KeyRing, ManualClock, Receipt, Receipts, RouterCore, new_event_ids
+from sealbus.alerts import AlertConfig, Alerts
 from sealbus.audit import AuditTrail, trail_dir
 from sealbus.codec import encode_batch, encode_one
 from sealbus.e2e import ConsumerKeyPair, seal_e2e
@@ -29,6 +30,7 @@ from sealbus.errors import (
     SealError,
     ValidationError,
 )
+from sealbus.ledger import SUMMARY_INTERVAL, Ledger
 from sealbus.principal import Principal, principal_name
 from sealbus.subscription import Subscription
 
@@ -255,6 +257,7 @@ class Producer:
             core.check_sizes(offsets)
             kind, buffer, offsets, ids = self._seal_end_to_end(event_type, kind, buffer, offsets)
         audit = self._router.audit
+        alerts = self._router.alerts
         try:
             receipts = self._router._core.publish(
                 self._who.name,
@@ -271,6 +274,8 @@ class Producer:
         except SealbusError as exc:
             if audit is not None:
                 self._record_refused(audit, event_type, exc, len(offsets) - 1)
+            if alerts is not None:
+                alerts.observe_refused(self._who.name, event_type, exc, len(offsets) - 1)
             if not isinstance(exc, Backpressure):
                 raise
             self._hand_back(exc, originals, buffer, offsets)
@@ -278,6 +283,8 @@ class Producer:
         if audit is not None:
             version = receipts[0].schema_version if len(receipts) else None
             self._record_publish(audit, event_type, receipts.ids, offsets, version, kind)
+        if alerts is not None:
+            alerts.observe_publish(self._who.name, event_type, len(offsets) - 1)
         return receipts
 
     def _record_refused(self, audit: AuditTrail, event_type: str, exc: SealbusError, count: int) -> None:
@@ -387,17 +394,24 @@ class Producer:
             single,
         )
         audit = self._router.audit
-        if audit is not None:
+        alerts = self._router.alerts
+        if audit is not None or alerts is not None:
 
             def record(done: asyncio.Future[Any]) -> None:
                 exc = None if done.cancelled() else done.exception()
                 if isinstance(exc, SealbusError):
-                    self._record_refused(audit, event_type, exc, len(offsets) - 1)
+                    if audit is not None:
+                        self._record_refused(audit, event_type, exc, len(offsets) - 1)
+                    if alerts is not None:
+                        alerts.observe_refused(self._who.name, event_type, exc, len(offsets) - 1)
                 elif exc is None and not done.cancelled():
                     r = done.result()
-                    ids = [r.id] if single else r.ids
-                    version = r.schema_version if single else (r[0].schema_version if len(r) else None)
-                    self._record_publish(audit, event_type, ids, offsets, version, kind)
+                    if audit is not None:
+                        ids = [r.id] if single else r.ids
+                        version = r.schema_version if single else (r[0].schema_version if len(r) else None)
+                        self._record_publish(audit, event_type, ids, offsets, version, kind)
+                    if alerts is not None:
+                        alerts.observe_publish(self._who.name, event_type, len(offsets) - 1)
 
             future.add_done_callback(record)
         return future
@@ -479,6 +493,11 @@ class Router:
     seals the ``subject`` too (a durable, sealing router only); patterns on
     ``subject`` are then refused with :class:`~sealbus.PatternError`.
 
+    Alerts: ``alerts=AlertConfig(...)`` (or ``True`` for the defaults) watches the
+    router's own decisions (rate spikes, refusal bursts, new types, lagging consumers,
+    failed opens, refused signatures) and publishes ``sealbus.alert.<kind>`` events
+    through the router; see :mod:`sealbus.alerts`.
+
     >>> router = Router()
     >>> checkout = router.principal("checkout")
     >>> router.policy.allow_publish(checkout, "orders.*")
@@ -502,6 +521,7 @@ class Router:
         seal_subject: bool = False,
         audit: bool | None = None,
         audit_checkpoint_every: int = 10_000,
+        alerts: AlertConfig | bool | None = None,
     ) -> None:
         ring, self.key_source = _key_ring(path, seal, keys)
         self._core = RouterCore(
@@ -533,9 +553,17 @@ class Router:
 
             identity = Identity.load_or_create(Path(path).with_name(Path(path).name + ".identity"))
             self.audit = AuditTrail(trail_dir(path), identity._seed(), checkpoint_every=audit_checkpoint_every)
+        self._ledger: Ledger | None = None
+        if self.audit is not None:
+            self._ledger = Ledger(self)
+            self.audit.every(SUMMARY_INTERVAL, self._ledger.summarise)
         self.policy = Policy(self._core, self.audit)
         self.schemas = Schemas(self._core, self.audit)
         self._principals: dict[str, Principal] = {}
+        #: The alert rules (see :mod:`sealbus.alerts`): off unless ``alerts`` is given.
+        self.alerts: Alerts | None = None
+        if alerts:
+            self.alerts = Alerts(self, alerts if isinstance(alerts, AlertConfig) else AlertConfig(), clock)
 
     def __repr__(self) -> str:
         where = "memory" if self.path is None else str(self.path)
@@ -551,6 +579,11 @@ class Router:
     def close(self) -> None:
         """Save consumer cursors and close the log. Reopen with ``Router(path)``."""
         aio.close_publishers(self)
+        if self.alerts is not None:
+            self.alerts.close()
+        if self.audit is not None and self._ledger is not None:
+            self.audit.every(SUMMARY_INTERVAL, None)
+            self._ledger.summarise()
         self._core.close()
         if self.audit is not None:
             self.audit.record("close")
@@ -596,6 +629,9 @@ class Router:
             since_time=since if isinstance(since, str) else None,
             pattern_json=text,
         )
+        if self.audit is not None:
+            # Who read the log back, and from where: the events themselves are not listed.
+            self.audit.record("replay", principal=who.name, types=type_list, since=since, pattern=text is not None)
         while chunk := core.next_batch(batch):
             yield from chunk
 
@@ -684,6 +720,8 @@ class Router:
         )
         if durable and self.audit is not None:
             self.audit.record("consumer", principal=who.name, name=name, types=type_list, start=start)
+        if self._ledger is not None:
+            self._ledger.watch(core)
         return Subscription(core, keypair=keypair, validate=self._core.validate_data)
 
     def counters(self) -> dict[str, int]:

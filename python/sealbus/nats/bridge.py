@@ -273,6 +273,12 @@ class Bridge:
         with self._lock:
             self._counters[key] += n
 
+    def _witness(self, entry: str, **details: Any) -> None:
+        """Record an import or a refusal in the router's audit trail (never data)."""
+        audit = self.router.audit
+        if audit is not None:
+            audit.record(entry, bridge=self.name, **details)
+
     # ---- the bridge's thread ----------------------------------------------------
 
     def _run(self) -> None:
@@ -552,17 +558,25 @@ class Bridge:
         """The message's events, or None (counted) when it is refused."""
         try:
             signed = decode(subject, body, headers, self.trust, self.transit)
-        except SignatureRefused:
+        except SignatureRefused as exc:
             self._count("refused_signature")
+            claimed = str(getattr(exc, "router", "?"))
+            self._witness("bridge_refused", reason="signature", router=claimed, subject=subject)
+            if self.router.alerts is not None:
+                self.router.alerts.observe_signature_refused(claimed)
             return None
         except WireError:
             self._count("refused_malformed")
+            self._witness("bridge_refused", reason="malformed", subject=subject)
             return None
-        except (IntegrityError, KeyNotFound):
+        except (IntegrityError, KeyNotFound) as exc:
             # Tampered under a valid signature, or sealed under a transit key this
             # router does not hold: distribute a new transit key to every importer
             # before any exporter seals with it.
             self._count("refused_integrity")
+            self._witness("bridge_refused", reason="integrity", subject=subject)
+            if self.router.alerts is not None and isinstance(exc, IntegrityError):
+                self.router.alerts.observe_open_failed(f"bridge/{self.name}")
             return None
         self._count("import_messages")
         return signed
@@ -608,22 +622,33 @@ class Bridge:
                 _LOCAL_BLOCK_TIMEOUT,
                 [ev.id for ev in events],
             )
-        except PolicyDenied:
+        except PolicyDenied as exc:
             self._count("refused_policy", len(events))
+            self._refused_import(who.name, event_type, exc, len(events))
             return
-        except SchemaError:
+        except SchemaError as exc:
             if len(events) > 1:
                 # One bad event must not take its neighbours with it.
                 for ev in events:
                     self._publish_local(router, event_type, version, [ev])
                 return
             self._count("refused_schema")
+            self._refused_import(who.name, event_type, exc, 1)
             return
         except (Backpressure, Closed, LogError):
             raise
-        except SealbusError:
+        except SealbusError as exc:
             self._count("refused_other", len(events))
+            self._refused_import(who.name, event_type, exc, len(events))
             return
         for ev in events:
             self._seen.add(ev.id)
         self._count("imported", len(events))
+        self._witness("import", principal=who.name, type=event_type, ids=[ev.id for ev in events], count=len(events))
+        if self.router.alerts is not None:
+            self.router.alerts.observe_publish(who.name, event_type, len(events))
+
+    def _refused_import(self, principal: str, event_type: str, exc: SealbusError, count: int) -> None:
+        self._witness("import_refused", principal=principal, type=event_type, rule=type(exc).__name__, count=count)
+        if self.router.alerts is not None:
+            self.router.alerts.observe_refused(principal, event_type, exc, count)

@@ -65,7 +65,9 @@ class Ledger:
                 if closed:
                     del self._subs[sid]
             keys = self._key_states()
-            for key_id, state in keys.items():
+            # New keys first: a rotation comes before the retirement or destruction
+            # of the key it replaced.
+            for key_id, state in sorted(keys.items(), key=lambda kv: kv[0] in self._keys):
                 was = self._keys.get(key_id)
                 if was != state:
                     audit.record("key", key=key_id, change="created" if was is None else state, state=state)

@@ -153,12 +153,8 @@ impl PyDetector {
         Ok(fired
             .into_iter()
             .map(|a| {
-                (
-                    a.event_type(),
-                    a.kind.name(),
-                    a.subject.clone(),
-                    a.to_json(),
-                )
+                let (event_type, json) = (a.event_type(), a.to_json());
+                (event_type, a.kind.name(), a.subject, json)
             })
             .collect())
     }
@@ -172,7 +168,11 @@ impl PyDetector {
     /// Every alert kind: ``sealbus.alert.<kind>`` is its event type.
     #[staticmethod]
     fn kinds() -> Vec<&'static str> {
-        AlertKind::ALL.iter().map(|k| k.name()).collect()
+        AlertKind::ALL
+            .iter()
+            .copied()
+            .map(AlertKind::name)
+            .collect()
     }
 }
 

@@ -85,11 +85,11 @@ impl PyTrail {
 /// Verify the trail under ``dir`` (and against an exported checkpoint).
 #[pyfunction]
 #[pyo3(signature = (dir, checkpoint=None))]
-fn audit_verify<'py>(
-    py: Python<'py>,
+fn audit_verify(
+    py: Python<'_>,
     dir: PathBuf,
     checkpoint: Option<String>,
-) -> PyResult<Bound<'py, PyDict>> {
+) -> PyResult<Bound<'_, PyDict>> {
     let v = detached(py, move || {
         let cp = checkpoint
             .as_deref()
@@ -145,9 +145,9 @@ fn audit_verify_proof(
     size: u64,
     entry: Vec<u8>,
     path: Vec<Vec<u8>>,
-    checkpoint: String,
+    checkpoint: &str,
 ) -> PyResult<bool> {
-    let cp = attached(py, Checkpoint::from_json(&checkpoint))?;
+    let cp = attached(py, Checkpoint::from_json(checkpoint))?;
     let Ok(path) = path
         .into_iter()
         .map(<[u8; 32]>::try_from)

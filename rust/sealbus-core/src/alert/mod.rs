@@ -329,7 +329,10 @@ impl Detector {
             return;
         }
         let c = &self.config;
-        let (burst, span) = (c.refused_burst as usize, c.refused_window_ns);
+        let (burst, span) = (
+            usize::try_from(c.refused_burst).unwrap_or(usize::MAX),
+            c.refused_window_ns,
+        );
         let q = match self.refusals.get_mut(principal) {
             Some(q) => q,
             None => self.refusals.entry(principal.to_owned()).or_default(),

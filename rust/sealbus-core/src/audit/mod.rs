@@ -48,7 +48,7 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 fn unhex(text: &str) -> Option<Vec<u8>> {
-    if text.len() % 2 != 0 {
+    if !text.len().is_multiple_of(2) {
         return None;
     }
     (0..text.len())
@@ -222,7 +222,7 @@ impl Trail {
             })?;
         let at = self.seq;
         self.push_line(&line);
-        if self.seq % self.checkpoint_every == 0 && kind != "checkpoint" {
+        if self.seq.is_multiple_of(self.checkpoint_every) && kind != "checkpoint" {
             self.checkpoint(time_ns)?;
         }
         Ok(at)

@@ -20,12 +20,11 @@ The CLI: ``sealbus audit verify PATH [--checkpoint FILE]``, ``sealbus audit show
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -116,7 +115,6 @@ class AuditTrail:
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._closed = False
-        self._periodic: list[tuple[float, Callable[[], None]]] = []
         self._thread = threading.Thread(target=self._run, name="sealbus-audit", daemon=True)
         self._thread.start()
 
@@ -145,23 +143,9 @@ class AuditTrail:
         self.flush()
         return self._core.checkpoint(time.time_ns())
 
-    def every(self, interval: float, task: Callable[[], None] | None) -> None:
-        """Have the syncing thread run ``task`` (which records summary entries) every
-        ``interval`` seconds; None stops it."""
-        self._periodic = [] if task is None else [(interval, task)]
-
     def _run(self) -> None:
-        from sealbus.errors import SealbusError
-
-        last = time.monotonic()
         while not self._closed:
             self._wake.wait(SYNC_INTERVAL)
-            for interval, task in self._periodic:
-                if time.monotonic() - last >= interval:
-                    last = time.monotonic()
-                    # A router closing under the task: it summarises again at close.
-                    with contextlib.suppress(SealbusError):
-                        task()
             if self._pending:
                 self.flush()
 

@@ -17,6 +17,7 @@ last summary is written when the router closes.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +40,23 @@ class Ledger:
         self._lock = threading.Lock()
         self._subs: dict[int, tuple[SubscriptionCore, dict[str, int]]] = {}
         self._keys = self._key_states()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="sealbus-ledger", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        from sealbus.errors import SealbusError
+
+        while not self._stop.wait(SUMMARY_INTERVAL):
+            # A router closing under the summary: close() takes the last one.
+            with contextlib.suppress(SealbusError):
+                self.summarise()
+
+    def close(self) -> None:
+        """Stop summarising, after a last summary (before the router's core closes)."""
+        self._stop.set()
+        self._thread.join(5)
+        self.summarise()
 
     def watch(self, sub: SubscriptionCore) -> None:
         """Summarise this subscription from now on (until it is closed)."""

@@ -30,7 +30,7 @@ from sealbus.errors import (
     SealError,
     ValidationError,
 )
-from sealbus.ledger import SUMMARY_INTERVAL, Ledger
+from sealbus.ledger import Ledger
 from sealbus.principal import Principal, principal_name
 from sealbus.subscription import Subscription
 
@@ -556,7 +556,6 @@ class Router:
         self._ledger: Ledger | None = None
         if self.audit is not None:
             self._ledger = Ledger(self)
-            self.audit.every(SUMMARY_INTERVAL, self._ledger.summarise)
         self.policy = Policy(self._core, self.audit)
         self.schemas = Schemas(self._core, self.audit)
         self._principals: dict[str, Principal] = {}
@@ -581,9 +580,8 @@ class Router:
         aio.close_publishers(self)
         if self.alerts is not None:
             self.alerts.close()
-        if self.audit is not None and self._ledger is not None:
-            self.audit.every(SUMMARY_INTERVAL, None)
-            self._ledger.summarise()
+        if self._ledger is not None:
+            self._ledger.close()
         self._core.close()
         if self.audit is not None:
             self.audit.record("close")

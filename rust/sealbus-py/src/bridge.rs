@@ -153,9 +153,9 @@ pub fn cloudevent_runs(
             }
             data.extend_from_slice(&e.data);
             bounds.push(data.len());
-            let joins = prev
-                .as_ref()
-                .is_some_and(|p| same_run(p, &e) && runs.last().is_some_and(|r| r.7 == versions[i]));
+            let joins = prev.as_ref().is_some_and(|p| {
+                same_run(p, &e) && runs.last().is_some_and(|r| r.7 == versions[i])
+            });
             if joins {
                 if let Some(r) = runs.last_mut() {
                     r.0 = i + 1;
@@ -172,13 +172,15 @@ pub fn cloudevent_runs(
                     versions[i],
                 ));
             }
-            prev = Some(Event { data: Vec::new(), ..e });
+            prev = Some(Event {
+                data: Vec::new(),
+                ..e
+            });
         }
         Ok((runs, data, bounds))
     })?;
     Ok((runs, PyBytes::new(py, &data).unbind(), bounds))
 }
-
 
 /// One run an importer hands over: `(principal, token, type, schema version, kind,
 /// attributes, data buffer, offsets, event ids)`.
@@ -358,7 +360,9 @@ pub fn publish_runs(
         .map(|(whole, each)| {
             (
                 whole.map(|e| exception(py, e)),
-                each.into_iter().map(|(i, e)| (i, exception(py, e))).collect(),
+                each.into_iter()
+                    .map(|(i, e)| (i, exception(py, e)))
+                    .collect(),
             )
         })
         .collect())

@@ -714,8 +714,8 @@ mod tests {
                 r#"{"specversion":"1.0","id":null,"source":"s","type":"t.x"}"#,
                 r#"{"specversion":"1.0","id":"","source":"s","type":"t.x"}"#,
                 r#"{"specversion":"1.0","source":"s","type":"t.x"}"#,
-                r#"[1]"#,
-                r#"{"#,
+                r"[1]",
+                r"{",
             ]
             .map(str::to_owned),
         )

@@ -23,17 +23,21 @@ pub(crate) type CloudEvents = (
     Vec<Option<u32>>,
 );
 
+/// A delivered event as a batch holds it: the event, its attempt, and why its data
+/// could not be opened (key destroyed?, reason).
+pub(crate) type Delivered = (Item, u32, Option<(bool, String)>);
+
 /// The CloudEvents JSON format of every event of a delivered batch whose data could
 /// be opened (`data` holds the opened data at `offsets`). An event whose key was
 /// destroyed, or that is sealed end to end (its data is not the router's to read),
 /// has no JSON form here and is left out.
 pub(crate) fn batch_cloudevents(
     py: Python<'_>,
-    opened: &[(Item, u32, Option<(bool, String)>)],
+    opened: &[Delivered],
     data: &[u8],
     offsets: &[usize],
     end_to_end: &[usize],
-) -> PyResult<CloudEvents> {
+) -> CloudEvents {
     let (buffer, bounds, index, types, versions) = py.detach(|| {
         let mut buffer = Vec::with_capacity(data.len() + 256 * opened.len());
         let mut bounds = Vec::with_capacity(opened.len() + 1);
@@ -64,13 +68,13 @@ pub(crate) fn batch_cloudevents(
         }
         (buffer, bounds, index, types, versions)
     });
-    Ok((
+    (
         PyBytes::new(py, &buffer).unbind(),
         bounds,
         index,
         types,
         versions,
-    ))
+    )
 }
 
 /// One run of consecutive events that share every attribute a local publish takes
@@ -205,7 +209,7 @@ struct Prepared {
     schema_refused: Vec<(usize, Error)>,
 }
 
-fn prepare_run(router: &Router, run: RunOut) -> Prepared {
+fn prepare_run(router: &Router, run: &RunOut) -> Prepared {
     let items = |parts: Vec<Vec<u8>>, ids: Vec<String>| -> Vec<Outgoing> {
         parts
             .into_iter()
@@ -341,7 +345,7 @@ pub fn publish_runs(
         let mut all = Vec::new();
         let mut results = Vec::with_capacity(outs.len());
         for run in outs {
-            let mut p = prepare_run(&router, run);
+            let mut p = prepare_run(&router, &run);
             all.append(&mut p.events);
             results.push((p.refused, p.schema_refused));
         }

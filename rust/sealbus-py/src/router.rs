@@ -667,7 +667,7 @@ impl PyDeliveryBatch {
     }
     /// The CloudEvents JSON format of every event whose data could be opened, as
     /// one buffer: `(buffer, offsets, index in the batch, types, schema versions)`.
-    fn cloudevents(&self, py: Python<'_>) -> PyResult<crate::bridge::CloudEvents> {
+    fn cloudevents(&self, py: Python<'_>) -> crate::bridge::CloudEvents {
         crate::bridge::batch_cloudevents(
             py,
             &self.opened,

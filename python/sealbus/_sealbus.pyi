@@ -10,7 +10,7 @@ from typing import Any, Literal, TypedDict, final
 
 from typing_extensions import Buffer
 
-from sealbus.errors import ValidationError
+from sealbus.errors import SealbusError, ValidationError
 
 __version__: str
 
@@ -121,6 +121,7 @@ class DeliveryBatch:
     @property
     def end_to_end(self) -> list[int]: ...
     def __getitem__(self, i: int, /) -> Message: ...
+    def cloudevents(self) -> tuple[bytes, list[int], list[int], list[str], list[int | None]]: ...
     def ack(self) -> int: ...
     def nack(self) -> int: ...
 
@@ -576,3 +577,16 @@ def audit_prove(
     dir: PathLike[str] | str, event_id: str, checkpoint: str
 ) -> tuple[int, int, bytes, list[bytes]] | None: ...
 def audit_verify_proof(index: int, size: int, entry: bytes, path: list[bytes], checkpoint: str) -> bool: ...
+
+# ---- bridge (rust/sealbus-py/src/bridge.rs) -------------------------------------------
+
+def cloudevent_runs(
+    buffer: bytes, offsets: list[int], ids: list[str], event_type: str, versions: list[int | None]
+) -> tuple[
+    list[tuple[int, str, str, str | None, str | None, str | None, str | None, int | None]], bytes, list[int]
+]: ...
+def publish_runs(
+    core: RouterCore,
+    runs: list[tuple[str, bytes, str, int | None, str, dict[str, str] | None, bytes, list[int], list[str]]],
+    block_timeout: float | None = None,
+) -> list[tuple[SealbusError | None, list[tuple[int, SealbusError]]]]: ...

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from sealbus import aio
+from sealbus import aio, telemetry
 from sealbus._sealbus import Event, KeyRing, ManualClock, Receipt, Receipts, RouterCore, new_event_ids
 from sealbus.alerts import AlertConfig, Alerts
 from sealbus.audit import AuditTrail, trail_dir
@@ -31,6 +31,7 @@ from sealbus.errors import (
     ValidationError,
 )
 from sealbus.ledger import Ledger
+from sealbus.metrics import Tally
 from sealbus.principal import Principal, principal_name
 from sealbus.subscription import Subscription
 
@@ -283,6 +284,7 @@ class Producer:
             kind, buffer, offsets, ids = self._seal_end_to_end(event_type, kind, buffer, offsets)
         audit = self._router.audit
         alerts = self._router.alerts
+        watch, attrs = telemetry.watch(self._router._tally, self._who.name, event_type, len(offsets) - 1, attrs)
         try:
             receipts = self._router._core.publish(
                 self._who.name,
@@ -297,6 +299,8 @@ class Producer:
                 ids,
             )
         except SealbusError as exc:
+            if watch is not None:
+                watch.refused(exc)
             if audit is not None:
                 self._record_refused(audit, event_type, exc, len(offsets) - 1)
             if alerts is not None:
@@ -305,6 +309,8 @@ class Producer:
                 raise
             self._hand_back(exc, originals, buffer, offsets)
             raise
+        if watch is not None:
+            watch.published()
         if audit is not None:
             version = receipts[0].schema_version if len(receipts) else None
             self._record_publish(audit, event_type, receipts.ids, offsets, version, kind)
@@ -413,23 +419,32 @@ class Producer:
         # alert rules.
         watched = self._router.audit is not None or self._router.alerts is not None
         note = self._audit_note(event_type, kind, offsets) if watched else None
-        return aio.submit(
-            self._router,
-            core,
-            self._who.name,
-            self._who._token,
-            event_type,
-            kind,
-            buffer,
-            offsets,
-            originals,
-            version,
-            timeout if timeout is not None else self._timeout,
-            attrs,
-            ids,
-            single,
-            note,
-        )
+        watch, attrs = telemetry.watch(self._router._tally, self._who.name, event_type, len(offsets) - 1, attrs)
+        try:
+            future = aio.submit(
+                self._router,
+                core,
+                self._who.name,
+                self._who._token,
+                event_type,
+                kind,
+                buffer,
+                offsets,
+                originals,
+                version,
+                timeout if timeout is not None else self._timeout,
+                attrs,
+                ids,
+                single,
+                note,
+            )
+        except SealbusError as exc:
+            if watch is not None:
+                watch.refused(exc)
+            raise
+        if watch is not None:
+            watch.settle(future)
+        return future
 
     def _audit_note(self, event_type: str, kind: str, offsets: list[int]) -> aio.AuditNote:
         auditor = self._auditor
@@ -580,6 +595,8 @@ class Router:
         self.policy = Policy(self._core, self.audit)
         self.schemas = Schemas(self._core, self.audit)
         self._principals: dict[str, Principal] = {}
+        # Counts and latencies per type and principal, once a metrics collector asks.
+        self._tally: Tally | None = None
         #: The alert rules (see :mod:`sealbus.alerts`): off unless ``alerts`` is given.
         self.alerts: Alerts | None = None
         if alerts:
@@ -741,7 +758,7 @@ class Router:
             self.audit.record("consumer", principal=who.name, name=name, types=type_list, start=start)
         if self._ledger is not None:
             self._ledger.watch(core)
-        return Subscription(core, keypair=keypair, validate=self._core.validate_data)
+        return Subscription(core, keypair=keypair, validate=self._core.validate_data, router=self)
 
     def counters(self) -> dict[str, int]:
         """Published, routed and refused counts (policy, schema, backpressure).

@@ -28,10 +28,11 @@ import os
 import ssl
 import threading
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from sealbus import tracing
 from sealbus._sealbus import publish_runs
 from sealbus.errors import (
     Backpressure,
@@ -486,6 +487,10 @@ class Bridge:
         all_ids = batch.ids
         ids = [all_ids[j] for j in index]
         self._count("export_skipped", len(all_ids) - len(ids))
+        t = tracing.tracer()
+        if t is not None and index:
+            hops = Counter((batch[j].event.traceparent, types[k]) for k, j in enumerate(index))
+            tracing.hops(t, "bridge export", hops, {"sealbus.bridge": self.name}, receive=False)
         out: list[tuple[str, bytes, dict[str, str]]] = []
         start = 0
         n = len(ids)
@@ -770,6 +775,11 @@ class Bridge:
             self._count("imported", len(imported))
             if imported:
                 self._witness("import", principal=principal, type=event_type, ids=imported, count=len(imported))
+                t = tracing.tracer()
+                if t is not None:
+                    hop = {(run.key[6], event_type): len(imported)}  # key[6]: the traceparent
+                    attributes = {"sealbus.bridge": self.name, "sealbus.principal": principal}
+                    tracing.hops(t, "bridge import", hop, attributes, receive=True)
                 if self.router.alerts is not None:
                     self.router.alerts.observe_publish(principal, event_type, len(imported))
 

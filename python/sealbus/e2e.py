@@ -96,7 +96,7 @@ class ConsumerKeyPair:
         """Load a key saved with :meth:`private_bytes` (32 raw bytes)."""
         try:
             return cls(X25519PrivateKey.from_private_bytes(raw))
-        except ValueError:
+        except (ValueError, TypeError, BufferError):
             raise InvalidArgument("an X25519 private key is 32 raw bytes", name="raw", reason="bad length") from None
 
     @property

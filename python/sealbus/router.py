@@ -6,12 +6,12 @@ an API that reads like its documentation.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
+from sealbus._args import items, names, pattern_text, schema_text
 from sealbus._sealbus import Event, KeyRing, ManualClock, Receipt, Receipts, RouterCore, new_event_ids
 from sealbus.codec import encode_batch, encode_one
 from sealbus.e2e import ConsumerKeyPair, seal_e2e
@@ -37,9 +37,7 @@ def _types_and_pattern(
     types: str | Sequence[str], pattern: Mapping[str, Any] | str | None
 ) -> tuple[list[str], str | None]:
     """The type list and the pattern as JSON text, as the core takes them."""
-    type_list = [types] if isinstance(types, str) else list(types)
-    text = None if pattern is None else pattern if isinstance(pattern, str) else json.dumps(pattern)
-    return type_list, text
+    return names(types, "types"), pattern_text(pattern)
 
 
 def _key_ring(
@@ -84,11 +82,11 @@ class Policy:
         self._core = core
 
     def allow_publish(self, who: Principal | str, types: str | Iterable[str]) -> None:
-        for t in [types] if isinstance(types, str) else types:
+        for t in names(types, "types"):
             self._core.allow(principal_name(who), "publish", t)
 
     def allow_subscribe(self, who: Principal | str, types: str | Iterable[str]) -> None:
-        for t in [types] if isinstance(types, str) else types:
+        for t in names(types, "types"):
             self._core.allow(principal_name(who), "subscribe", t)
 
     def revoke_publish(self, who: Principal | str, glob: str) -> bool:
@@ -136,8 +134,7 @@ class Schemas:
         """Register a new version (the next one if ``version`` is None); refused with
         :class:`~sealbus.SchemaIncompatible` if it breaks ``compatibility`` with the
         previous version. Returns the version number."""
-        text = schema if isinstance(schema, str) else json.dumps(schema)
-        return self._core.register_schema(event_type, text, version, compatibility)
+        return self._core.register_schema(event_type, schema_text(event_type, schema), version, compatibility)
 
     def latest_version(self, event_type: str) -> int | None:
         return self._core.schema_latest_version(event_type)
@@ -183,7 +180,7 @@ class Producer:
     ) -> Receipts:
         """Publish a batch in one call into Rust (GIL released). All or nothing up
         to the queues: one invalid or forbidden event refuses the whole batch."""
-        kind, buffer, offsets = encode_batch(batch)
+        kind, buffer, offsets = encode_batch(items(batch, "batch"))
         return self._send(event_type, kind, buffer, offsets, batch, version, timeout, attrs)
 
     def publish_raw(
@@ -199,7 +196,7 @@ class Producer:
     ) -> Receipts:
         """Publish events already encoded in one buffer (JSON texts or blobs) with
         ``n + 1`` offsets: the fastest path, no Python object per event."""
-        return self._send(event_type, kind, buffer, list(offsets), None, version, timeout, attrs)
+        return self._send(event_type, kind, buffer, items(offsets, "offsets"), None, version, timeout, attrs)
 
     def _send(
         self,

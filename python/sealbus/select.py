@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from sealbus._args import items
 from sealbus._sealbus import DeliveryBatch, Message, SelectorCore
+from sealbus.errors import Closed
 from sealbus.subscription import Subscription
 
 
@@ -31,7 +33,7 @@ class Selector:
     """
 
     def __init__(self, subscriptions: Iterable[Subscription], *, busy_poll: float = 0.0) -> None:
-        self._subs = list(subscriptions)
+        self._subs: list[Subscription] = items(subscriptions, "subscriptions", Subscription)
         self._core: SelectorCore | None = SelectorCore([s._core for s in self._subs], busy_poll)
 
     @property
@@ -64,7 +66,7 @@ class Selector:
 
     def _live(self) -> SelectorCore:
         if self._core is None:
-            raise ValueError("the selector is closed")
+            raise Closed("closed: the selector", what="selector")
         return self._core
 
     def __enter__(self) -> Selector:

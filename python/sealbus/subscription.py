@@ -8,6 +8,7 @@ import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
+from sealbus._args import items
 from sealbus._sealbus import DeliveryBatch, Event, Message, SubscriptionCore
 from sealbus.e2e import ConsumerKeyPair
 from sealbus.endtoend import E2E_CONTENT_TYPE, Validator, open_end_to_end
@@ -80,11 +81,11 @@ class Subscription:
 
     def ack(self, messages: list[Message]) -> int:
         """Acknowledge many messages in one call; returns how many were outstanding."""
-        return self._core.ack([m.tag for m in messages])
+        return self._core.ack([m.tag for m in items(messages, "messages", Message)])
 
     def nack(self, messages: list[Message]) -> int:
         """Refuse many messages in one call (redelivery or dead letter)."""
-        return self._core.nack([m.tag for m in messages])
+        return self._core.nack([m.tag for m in items(messages, "messages", Message)])
 
     def stats(self) -> dict[str, int]:
         """Queue depth and counters (delivered, acked, dropped, dead_lettered, ...)."""

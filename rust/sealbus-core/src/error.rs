@@ -23,8 +23,9 @@ impl fmt::Display for Action {
     }
 }
 
+/// Exhaustive on purpose (no `#[non_exhaustive]`): the binding matches every variant
+/// without a wildcard arm, so a new variant does not compile until it has a Python class.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum Error {
     // ---- envelope ----------------------------------------------------------------
     /// An event attribute or body is malformed.
@@ -133,6 +134,9 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// A blocking call gave up because its caller asked it to (Ctrl-C in Python).
+    #[error("interrupted during {during}")]
+    Interrupted { during: &'static str },
     /// The log writer stopped after an earlier I/O error; reopen the router.
     #[error("log writer stopped after an earlier failure ({reason}); reopen to recover")]
     LogFailed { reason: String },

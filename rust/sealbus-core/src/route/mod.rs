@@ -29,6 +29,7 @@ pub use deliver::{Opened, OpenedBatch};
 pub use queue::{DeadLetter, Delivery, OnFull, Queue, QueueConfig, QueueStats};
 pub use replay::Replay;
 pub use select::Selector;
+pub use signal::{Interrupt, INTERRUPT_SLICE};
 pub use subscription::{Durable, Item, SubState, SubStats, Subscription};
 
 use crate::envelope::{self, Attributes, DataKind, Event};

@@ -36,6 +36,9 @@ bench-full:     ## the end-to-end harness, with NATS JetStream as the same-run b
 crash-long:     ## thousands of SIGKILL iterations against the durable log
 	SEALBUS_CRASH_ITERS=3000 python -m pytest -s -m slow tests/test_log_crash.py
 
-fuzz:           ## needs cargo-fuzz and a nightly toolchain
-	cd rust/sealbus-core/fuzz && for t in frame_decode keyring_open stored_decode; do \
-		cargo fuzz run $$t -- -max_total_time=300 || exit 1; done
+FUZZ_TARGETS = frame_decode keyring_open stored_decode pattern_parse pattern_scan schema_tape schema_fast
+FUZZ_SECONDS ?= 300
+
+fuzz:           ## needs cargo-fuzz and a nightly toolchain; FUZZ_SECONDS per target
+	cd rust/sealbus-core && for t in $(FUZZ_TARGETS); do \
+		cargo +nightly fuzz run $$t -- -max_total_time=$(FUZZ_SECONDS) || exit 1; done

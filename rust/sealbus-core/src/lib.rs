@@ -12,6 +12,8 @@
 pub mod envelope;
 pub mod error;
 pub mod log;
+#[cfg(feature = "oracle")]
+pub mod oracle;
 pub mod pattern;
 pub mod policy;
 pub mod route;

@@ -1,5 +1,5 @@
 # A new engineer needs no oral tradition: these are the everyday commands.
-.PHONY: dev test test-rust test-py lint fmt bench bench-full crash-long fuzz stubtest
+.PHONY: dev test test-rust test-py lint fmt bench bench-full crash-long powerloss-long fuzz stubtest
 
 dev:            ## build the extension into the active virtualenv
 	maturin develop --release
@@ -36,7 +36,10 @@ bench-full:     ## the end-to-end harness, with NATS JetStream as the same-run b
 crash-long:     ## thousands of SIGKILL iterations against the durable log
 	SEALBUS_CRASH_ITERS=3000 python -m pytest -s -m slow tests/test_log_crash.py
 
-FUZZ_TARGETS = frame_decode keyring_open stored_decode pattern_parse pattern_scan schema_tape schema_fast
+powerloss-long: ## thousands of power cuts on the forgetful FUSE file system (needs fuse3)
+	SEALBUS_POWERLOSS_CUTS=2000 python -m pytest -s tests/test_powerloss.py
+
+FUZZ_TARGETS = frame_decode keyring_open stored_decode keyfile_decode pattern_parse pattern_scan schema_tape schema_fast
 FUZZ_SECONDS ?= 300
 
 fuzz:           ## needs cargo-fuzz and a nightly toolchain; FUZZ_SECONDS per target

@@ -9,10 +9,12 @@ the next call.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -30,8 +32,13 @@ from sealbus import (
     SchemaRegistry,
     SealbusError,
     Selector,
+    audit,
 )
+from sealbus.audit import AuditTrail
 from sealbus.e2e import ConsumerKeyPair
+from sealbus.identity import Identity
+from sealbus.identity import verify as verify_signature
+from sealbus.nats.bridge import Bridge
 
 _ODD = [
     -1,
@@ -99,15 +106,18 @@ class World:
     producer: sealbus.Producer
     receipts: sealbus.Receipts
     batch: sealbus.DeliveryBatch
+    log: Path
+    checkpoint: str
     patterns: PatternSet = field(default_factory=PatternSet)
     registry: SchemaRegistry = field(default_factory=SchemaRegistry)
     aead: AesGcm = field(default_factory=lambda: AesGcm(bytes(32)))
     ring: KeyRing = field(default_factory=KeyRing.generate)
     clock: ManualClock = field(default_factory=ManualClock)
+    identity: Identity = field(default_factory=Identity.generate)
 
 
 @pytest.fixture(scope="module")
-def world() -> World:
+def world(tmp_path_factory: pytest.TempPathFactory) -> World:
     router = Router(allow_schemaless=True)
     pub = router.principal("pub")
     who = router.principal("sub")
@@ -117,10 +127,45 @@ def world() -> World:
     producer = router.producer(pub, timeout=0.0)
     receipts = producer.publish_many("t.a", [{"n": 1}, {"n": 2}])
     batch = sub.poll_batch(10, timeout=1.0)
-    w = World(router, pub, who, sub, producer, receipts, batch)
+    # A small audit trail with a signed checkpoint, for the audit functions.
+    log = tmp_path_factory.mktemp("hostile") / "log"
+    trail = AuditTrail(audit.trail_dir(log), bytes(32), checkpoint_every=4)
+    trail.record("publish", ids=["e1"])
+    checkpoint = trail.checkpoint()
+    trail.close()
+    w = World(router, pub, who, sub, producer, receipts, batch, log, checkpoint)
     w.patterns.add("p", {"type": ["t.a"]})
     w.registry.register("t.s", {"type": "object"})
     return w
+
+
+def _run(coro: Any) -> object:
+    """Run one coroutine on a fresh event loop (each call gets its own loop)."""
+    return asyncio.run(coro)
+
+
+def _record(w: World, details: object) -> None:
+    trail = AuditTrail(audit.trail_dir(w.log), bytes(32))
+    try:
+        trail.record("test", value=details)
+        # What record accepted, the trail stores (a refusal here would be raised in
+        # the syncing thread instead, and lose the entries queued with it).
+        trail.flush()
+    finally:
+        trail.close()
+
+
+def _bridge(w: World, **changes: Any) -> Bridge:
+    """A bridge over a memory router, with one argument replaced (no connection)."""
+    kwargs: dict[str, Any] = {
+        "router": w.router,
+        "servers": "nats://127.0.0.1:1",
+        "name": "hostile",
+        "identity": w.identity,
+        "transit_keys": w.ring,
+    }
+    kwargs.update(changes)
+    return Bridge(**kwargs)
 
 
 _AAD: dict[str, Any] = {"event_id": "id", "event_type": "t.a", "source": "src", "schema_version": 1}
@@ -272,6 +317,59 @@ CASES: list[Case] = [
         _never,
     ),
     ("ConsumerKeyPair.from_private_bytes", lambda w, v: ConsumerKeyPair.from_private_bytes(v), _never),
+    # size limits and subject sealing
+    ("Router.max_event_bytes", lambda w, v: Router(max_event_bytes=v), _never),
+    ("Router.max_batch_bytes", lambda w, v: Router(max_batch_bytes=v), _never),
+    ("Router.seal_subject", lambda w, v: Router(seal_subject=v), _never),
+    # asyncio
+    ("Producer.publish_async.data", lambda w, v: _run(w.producer.publish_async("t.a", v)), _never),
+    ("Producer.publish_async.version", lambda w, v: _run(w.producer.publish_async("t.a", 1, version=v)), _never),
+    ("Producer.publish_async.timeout", lambda w, v: _run(w.producer.publish_async("t.a", 1, timeout=v)), _never),
+    ("Producer.publish_async.subject", lambda w, v: _run(w.producer.publish_async("t.a", 1, subject=v)), _never),
+    ("Producer.publish_many_async.batch", lambda w, v: _run(w.producer.publish_many_async("t.a", v)), _never),
+    ("Subscription.poll_async.max", lambda w, v: _run(w.sub.poll_async(v, 0.0)), _never),
+    ("Subscription.poll_async.timeout", lambda w, v: _run(w.sub.poll_async(1, v)), _long_wait),
+    ("Subscription.poll_batch_async.max", lambda w, v: _run(w.sub.poll_batch_async(v, 0.0)), _never),
+    ("Subscription.poll_batch_async.timeout", lambda w, v: _run(w.sub.poll_batch_async(1, v)), _long_wait),
+    ("Selector.poll_async.timeout", lambda w, v: _run(Selector([w.sub]).poll_async(1, v)), _long_wait),
+    ("Selector.poll_batch_async.max", lambda w, v: _run(Selector([w.sub]).poll_batch_async(v, 0.0)), _never),
+    # the audit trail
+    ("audit.verify.log_path", lambda w, v: audit.verify(v), _never),
+    ("audit.verify.checkpoint", lambda w, v: audit.verify(w.log, checkpoint=v), _never),
+    ("audit.entries.log_path", lambda w, v: list(audit.entries(v)), _never),
+    ("audit.prove.event_id", lambda w, v: audit.prove(w.log, v, w.checkpoint), _never),
+    ("audit.prove.checkpoint", lambda w, v: audit.prove(w.log, "e1", v), _never),
+    ("audit.verify_proof.proof", lambda w, v: audit.verify_proof(v, w.checkpoint), _never),
+    (
+        "audit.verify_proof.fields",
+        lambda w, v: audit.verify_proof(audit.Proof(v, v, v, v), w.checkpoint),
+        _never,
+    ),
+    ("audit.verify_proof.checkpoint", lambda w, v: audit.verify_proof(audit.Proof(0, 1, b"", []), v), _never),
+    (
+        "AuditTrail.checkpoint_every",
+        lambda w, v: AuditTrail(audit.trail_dir(w.log), bytes(32), checkpoint_every=v).close(),
+        _never,
+    ),
+    ("AuditTrail.seed", lambda w, v: AuditTrail(audit.trail_dir(w.log), v).close(), _never),
+    ("AuditTrail.record.details", lambda w, v: _record(w, v), _never),
+    # identities and the NATS bridge (its constructor connects to nothing)
+    ("Identity.from_private_bytes", lambda w, v: Identity.from_private_bytes(v), _never),
+    ("Identity.sign", lambda w, v: w.identity.sign(v), _never),
+    ("identity.verify", lambda w, v: verify_signature(v, v, v), _never),
+    ("Bridge.router", lambda w, v: _bridge(w, router=v), _never),
+    ("Bridge.servers", lambda w, v: _bridge(w, servers=v), _never),
+    ("Bridge.name", lambda w, v: _bridge(w, name=v), _never),
+    ("Bridge.identity", lambda w, v: _bridge(w, identity=v), _never),
+    ("Bridge.imports", lambda w, v: _bridge(w, imports=v), _never),
+    ("Bridge.trust", lambda w, v: _bridge(w, trust=v), _never),
+    ("Bridge.trust.key", lambda w, v: _bridge(w, trust={"peer": v}), _never),
+    ("Bridge.stream_replicas", lambda w, v: _bridge(w, stream_replicas=v), _never),
+    ("Bridge.max_in_flight", lambda w, v: _bridge(w, max_in_flight=v), _never),
+    ("Bridge.fetch_batch", lambda w, v: _bridge(w, fetch_batch=v), _never),
+    ("Bridge.publish_timeout", lambda w, v: _bridge(w, publish_timeout=v), _never),
+    ("Bridge.tls_ca", lambda w, v: _bridge(w, tls_ca=v), _never),
+    ("Bridge.flush", lambda w, v: _bridge(w).flush(v), _long_wait),
 ]
 
 
@@ -327,3 +425,17 @@ def test_index_errors_keep_the_sequence_protocol() -> None:
     with pytest.raises(sealbus.IndexOutOfRange):
         receipts[-4]
     assert [r.id for r in receipts] == receipts.ids
+
+
+def test_a_path_the_file_system_cannot_encode_is_refused(tmp_path: Path) -> None:
+    """PyO3's own path conversion panics on a lone surrogate; sealbus refuses it."""
+    bad = str(tmp_path / "\ud800")
+    for call in (
+        lambda: Router(bad),
+        lambda: audit.verify(bad),
+        lambda: KeyRing.load_or_create(bad),
+        lambda: sealbus._sealbus.AuditTrailCore(bad, bytes(32), 1),
+    ):
+        with pytest.raises(InvalidArgument):
+            call()
+    assert list(tmp_path.iterdir()) == []

@@ -41,6 +41,22 @@ WAITS = {
                 pass
         asyncio.run(main())"""
     ),
+    "poll_async": textwrap.dedent(
+        """\
+        asyncio.run(sub.poll_async(timeout=None))"""
+    ),
+    "selector_poll_batch_async": textwrap.dedent(
+        """\
+        asyncio.run(sealbus.Selector([sub, other]).poll_batch_async(timeout=None))"""
+    ),
+    "blocking_publish_async": textwrap.dedent(
+        """\
+        p = router.producer(pub)
+        p.publish("t", 1)
+        other.poll(1, 0.0)
+        print("ready", flush=True)
+        asyncio.run(p.publish_async("t", 2))"""
+    ),
     # The first event fills `sub` (max_pending=1, on_full="block"), the second waits
     # for room that never comes (nothing consumes).
     "blocking_publish": textwrap.dedent(

@@ -10,10 +10,12 @@ schemas given as dicts, sequences of messages), so a wrong type raises
 from __future__ import annotations
 
 import json
+import math
+import os
 from collections.abc import Iterable, Mapping
 from typing import Any, TypeVar
 
-from sealbus.errors import InvalidArgumentType, PatternError, SchemaInvalid
+from sealbus.errors import InvalidArgument, InvalidArgumentType, PatternError, SchemaInvalid
 
 T = TypeVar("T")
 
@@ -37,13 +39,15 @@ def names(value: object, name: str) -> list[str]:
     raise wrong_type(name, "a str or an iterable of str", value)
 
 
-def items(value: object, name: str, kind: type[T] | None = None) -> list[Any]:
-    """An iterable (not a str or bytes) as a list; each item an instance of ``kind``."""
+def items(value: object, name: str, kind: type[T] | tuple[type[Any], ...] | None = None) -> list[Any]:
+    """An iterable (not a str or bytes) as a list; each item an instance of ``kind``
+    (a type or a tuple of types)."""
     if isinstance(value, Iterable) and not isinstance(value, (str, bytes, bytearray, memoryview, Mapping)):
         out = list(value)
         if kind is None or all(isinstance(v, kind) for v in out):
             return out
-        raise wrong_type(name, f"an iterable of {kind.__name__}", value)
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        raise wrong_type(name, f"an iterable of {' or '.join(k.__name__ for k in kinds)}", value)
     raise wrong_type(name, "an iterable", value)
 
 
@@ -76,3 +80,58 @@ def schema_text(event_type: str, schema: object) -> str:
             version=0,
             reason=str(exc),
         ) from None
+
+
+def path(value: object, name: str) -> str:
+    """A file-system path (a str or an ``os.PathLike`` of str) as a str."""
+    if isinstance(value, (str, os.PathLike)):
+        p = os.fspath(value)
+        if isinstance(p, str):
+            try:
+                os.fsencode(p)
+            except UnicodeEncodeError:
+                raise InvalidArgument(
+                    f"invalid argument: {name}: the file-system encoding cannot encode this path",
+                    name=name,
+                    reason="not encodable",
+                ) from None
+            return p
+    raise wrong_type(name, "a path (str or os.PathLike)", value)
+
+
+def text(value: object, name: str) -> str:
+    """A str."""
+    if isinstance(value, str):
+        return value
+    raise wrong_type(name, "a str", value)
+
+
+def blob(value: object, name: str) -> bytes:
+    """Bytes (``bytes``, ``bytearray`` or a ``memoryview``) as ``bytes``."""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value)
+    raise wrong_type(name, "bytes", value)
+
+
+def count(value: object, name: str, minimum: int = 0) -> int:
+    """An int (not a bool) of at least ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise wrong_type(name, "an int", value)
+    if value < minimum:
+        raise InvalidArgument(f"invalid argument: {name}: {value} is below {minimum}", name=name, reason="range")
+    return value
+
+
+def seconds(value: object, name: str) -> float:
+    """A finite, non-negative number of seconds."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise wrong_type(name, "a number of seconds", value)
+    try:
+        f = float(value)
+    except OverflowError:
+        f = math.inf
+    if not (math.isfinite(f) and f >= 0):
+        raise InvalidArgument(
+            f"invalid argument: {name}: {value} is not a non-negative number of seconds", name=name, reason="range"
+        )
+    return f

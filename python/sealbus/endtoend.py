@@ -7,7 +7,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from sealbus._sealbus import Event, Message
+from sealbus._sealbus import DeliveryBatch, Event, Message
 from sealbus.e2e import ConsumerKeyPair, open_e2e
 from sealbus.errors import IntegrityError, KeyNotFound, SchemaError, SealbusError, ValidationError
 
@@ -65,17 +65,16 @@ class OpenedMessage:
 Validator = Callable[[str, bytes], int]
 
 
-def _open_one(msg: Message, keypair: ConsumerKeyPair | None, me: str, validate: Validator | None) -> OpenedMessage:
+def _open_frame(
+    frame: bytes, e: Event, keypair: ConsumerKeyPair | None, me: str, validate: Validator | None
+) -> tuple[bytes, Any] | SealbusError:
+    """The plaintext of one end-to-end frame and its decoded JSON, opened for ``me``
+    and validated; or the error that says why not."""
     if keypair is None:
-        return OpenedMessage(
-            msg,
-            error=KeyNotFound(
-                f"event {msg.id} is sealed end to end and this subscription has no key pair",
-                key_id="(none)",
-            ),
+        return KeyNotFound(
+            f"event {e.id} is sealed end to end and this subscription has no key pair",
+            key_id="(none)",
         )
-    e = msg.event
-    frame = e.data_bytes
     try:
         plain, offs = open_e2e(
             frame,
@@ -92,11 +91,110 @@ def _open_one(msg: Message, keypair: ConsumerKeyPair | None, me: str, validate: 
             # The router could not see this data: it is validated here, before the
             # application sees it, so a compromised producer cannot hurt consumers.
             validate(e.type, data)
-        return OpenedMessage(msg, data=json.loads(data))
+        return data, json.loads(data)
     except (IntegrityError, KeyNotFound, ValidationError, SchemaError) as exc:
-        return OpenedMessage(msg, error=exc)
+        return exc
     except ValueError as exc:
-        return OpenedMessage(msg, error=IntegrityError(f"event {e.id}: plaintext is not JSON", reason=str(exc)))
+        return IntegrityError(f"event {e.id}: plaintext is not JSON", reason=str(exc))
+
+
+def _open_one(msg: Message, keypair: ConsumerKeyPair | None, me: str, validate: Validator | None) -> OpenedMessage:
+    opened = _open_frame(msg.event.data_bytes, msg.event, keypair, me, validate)
+    if isinstance(opened, SealbusError):
+        return OpenedMessage(msg, error=opened)
+    return OpenedMessage(msg, data=opened[1])
+
+
+class OpenedBatch:
+    """A :class:`~sealbus.DeliveryBatch` whose end-to-end events were opened for this
+    consumer and validated, as :meth:`Subscription.poll` opens them: ``buffer`` holds
+    their plaintext (empty for one that could not be opened; index it to see why),
+    never their ciphertext. Acks and nacks go to the underlying deliveries."""
+
+    __slots__ = ("_batch", "_buffer", "_offsets", "_opened")
+
+    def __init__(
+        self, batch: DeliveryBatch, keypair: ConsumerKeyPair | None, me: str, validate: Validator | None
+    ) -> None:
+        self._batch = batch
+        raw, offs = batch.buffer, batch.offsets
+        sealed = set(batch.end_to_end)
+        self._opened: dict[int, OpenedMessage] = {}
+        parts: list[bytes] = []
+        offsets = [0]
+        for i in range(len(batch)):
+            part = bytes(raw[offs[i] : offs[i + 1]])
+            if i in sealed:
+                msg = batch[i]
+                opened = _open_frame(part, msg.event, keypair, me, validate)
+                if isinstance(opened, SealbusError):
+                    self._opened[i] = OpenedMessage(msg, error=opened)
+                    part = b""
+                else:
+                    self._opened[i] = OpenedMessage(msg, data=opened[1])
+                    part = opened[0]
+            parts.append(part)
+            offsets.append(offsets[-1] + len(part))
+        self._buffer = b"".join(parts)
+        self._offsets = offsets
+
+    def __len__(self) -> int:
+        return len(self._batch)
+
+    @property
+    def buffer(self) -> memoryview:
+        return memoryview(self._buffer)
+
+    @property
+    def offsets(self) -> list[int]:
+        return list(self._offsets)
+
+    @property
+    def ids(self) -> list[str]:
+        return self._batch.ids
+
+    @property
+    def tags(self) -> list[int]:
+        return self._batch.tags
+
+    @property
+    def received_ns(self) -> int:
+        return self._batch.received_ns
+
+    @property
+    def end_to_end(self) -> list[int]:
+        return self._batch.end_to_end
+
+    def __getitem__(self, i: int) -> Message:
+        n = len(self._batch)
+        j = i + n if i < 0 else i
+        if j in self._opened:
+            # Typed as Message: an OpenedMessage offers the same attributes.
+            out: Message = self._opened[j]  # type: ignore[assignment]
+            return out
+        return self._batch[i]
+
+    def ack(self) -> int:
+        return self._batch.ack()
+
+    def nack(self) -> int:
+        return self._batch.nack()
+
+    def __repr__(self) -> str:
+        return f"OpenedBatch({len(self)} events, {len(self._opened)} opened end to end)"
+
+
+#: What a batch poll returns: the batch itself, or it with its end-to-end events opened.
+Batch = DeliveryBatch | OpenedBatch
+
+
+def open_batch(
+    batch: DeliveryBatch, keypair: ConsumerKeyPair | None, me: str, validate: Validator | None = None
+) -> Batch:
+    """``batch`` itself when it holds no end-to-end event, else an :class:`OpenedBatch`."""
+    if not batch.end_to_end:
+        return batch
+    return OpenedBatch(batch, keypair, me, validate)
 
 
 def open_end_to_end(

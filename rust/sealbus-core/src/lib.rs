@@ -8,11 +8,14 @@
 //! - [`route`]: subscriptions, bounded queues, delivery, backpressure.
 //! - [`seal`]: AES-256-GCM batch sealing, key ring, sealed frames.
 //! - [`log`]: the durable segment log.
+//! - [`audit`]: the hash-chained audit trail with signed Merkle checkpoints.
 
+pub mod audit;
 pub mod envelope;
 pub mod error;
 pub mod log;
-#[cfg(feature = "oracle")]
+// Compiled for the crate's own tests too, so its proptests run in the normal suite.
+#[cfg(any(test, feature = "oracle"))]
 pub mod oracle;
 pub mod pattern;
 pub mod policy;

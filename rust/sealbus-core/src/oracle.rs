@@ -109,11 +109,11 @@ pub fn scanner_agrees(pattern: &Pattern, event: &[u8]) {
 /// Schemas the fast path compiles (`schema/fast/`), each with a different mix of its
 /// keywords; [`fast_schema_agrees`] picks one by index.
 pub const FAST_SCHEMAS: &[&str] = &[
-    r##"{"type":"object","required":["id","total"],"properties":{"id":{"type":"string","minLength":1,"maxLength":8},"total":{"type":"number","minimum":0,"exclusiveMaximum":1000},"n":{"type":"integer","maximum":5}},"additionalProperties":false}"##,
-    r##"{"type":"array","items":{"enum":["a","b",1,null]},"minItems":1,"maxItems":3}"##,
-    r##"{"type":"object","properties":{"s":{"type":"string","pattern":"^[a-z]{2}[0-9]$"},"u":{"type":"string","format":"uuid"},"d":{"type":"string","format":"date-time"}},"minProperties":1}"##,
+    r#"{"type":"object","required":["id","total"],"properties":{"id":{"type":"string","minLength":1,"maxLength":8},"total":{"type":"number","minimum":0,"exclusiveMaximum":1000},"n":{"type":"integer","maximum":5}},"additionalProperties":false}"#,
+    r#"{"type":"array","items":{"enum":["a","b",1,null]},"minItems":1,"maxItems":3}"#,
+    r#"{"type":"object","properties":{"s":{"type":"string","pattern":"^[a-z]{2}[0-9]$"},"u":{"type":"string","format":"uuid"},"d":{"type":"string","format":"date-time"}},"minProperties":1}"#,
     r##"{"$schema":"http://json-schema.org/draft-07/schema#","definitions":{"p":{"type":"object","properties":{"x":{"type":["integer","null"]}},"required":["x"]}},"type":"object","properties":{"a":{"$ref":"#/definitions/p"},"c":{"const":"k"}}}"##,
-    r##"{"type":["string","boolean"],"maxLength":3}"##,
+    r#"{"type":["string","boolean"],"maxLength":3}"#,
 ];
 
 /// The compiled schema's verdict on `body` (fast path first, the crate when it is

@@ -69,6 +69,8 @@ where
 {
     let raised: Mutex<Option<PyErr>> = Mutex::new(None);
     let hook = || {
+        // A closure, not the method path: `attach` needs it general over the lifetime.
+        #[allow(clippy::redundant_closure_for_method_calls)]
         let Err(e) = Python::attach(|py| py.check_signals()) else {
             return false;
         };

@@ -3,7 +3,6 @@
 //! borrows a buffer) before the GIL is released for I/O.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -16,7 +15,7 @@ use sealbus_core::log::{
 };
 use sealbus_core::Error;
 
-use crate::args::Arg;
+use crate::args::{Arg, FsPath};
 use crate::gil::{attached, detached};
 
 fn invalid(name: &str, reason: impl Into<String>) -> Error {
@@ -140,7 +139,7 @@ impl PySegmentLog {
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
-        path: Arg<PathBuf>,
+        path: Arg<FsPath>,
         fsync: Arg<&str>,
         segment_bytes: Arg<u64>,
         index_interval_bytes: Arg<u32>,
@@ -402,6 +401,7 @@ pub struct PyCursorStore {
 
 fn cursor_dict<'py>(py: Python<'py>, c: &Cursor) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
+    d.set_item("owner", c.owner.as_deref())?;
     d.set_item("committed", c.committed)?;
     d.set_item("acked", PyList::new(py, &c.acked)?)?;
     let deliveries = PyDict::new(py);
@@ -420,7 +420,7 @@ fn cursor_dict<'py>(py: Python<'py>, c: &Cursor) -> PyResult<Bound<'py, PyDict>>
 #[pymethods]
 impl PyCursorStore {
     #[new]
-    fn new(py: Python<'_>, path: Arg<PathBuf>) -> PyResult<Self> {
+    fn new(py: Python<'_>, path: Arg<FsPath>) -> PyResult<Self> {
         let path = path.0;
         let shown = path.display().to_string();
         let inner = detached(py, move || CursorStore::open(&path))?;
@@ -440,7 +440,8 @@ impl PyCursorStore {
     }
 
     /// Durably replace the consumer's cursor (write, fsync, rename, fsync directory).
-    #[pyo3(signature = (consumer, committed, acked = Arg(Vec::new()), deliveries = Arg(BTreeMap::new()), dead_letters = Arg(Vec::new())))]
+    #[pyo3(signature = (consumer, committed, acked = Arg(Vec::new()), deliveries = Arg(BTreeMap::new()), dead_letters = Arg(Vec::new()), owner = Arg(None)))]
+    #[allow(clippy::too_many_arguments)]
     fn save(
         &self,
         py: Python<'_>,
@@ -449,15 +450,18 @@ impl PyCursorStore {
         acked: Arg<Vec<(u64, u64)>>,
         deliveries: Arg<BTreeMap<u64, u32>>,
         dead_letters: Arg<Vec<(u64, u32, u64, String)>>,
+        owner: Arg<Option<String>>,
     ) -> PyResult<()> {
-        let (consumer, committed, acked, deliveries, dead_letters) = (
+        let (consumer, committed, acked, deliveries, dead_letters, owner) = (
             consumer.0,
             committed.0,
             acked.0,
             deliveries.0,
             dead_letters.0,
+            owner.0,
         );
         let c = Cursor {
+            owner,
             committed,
             acked,
             deliveries: deliveries.into_iter().collect(),

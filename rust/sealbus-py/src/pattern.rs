@@ -102,7 +102,7 @@ fn json_bytes(py: Python<'_>, obj: &Bound<'_, PyAny>, role: Role) -> PyResult<Ve
             Role::Pattern => "pattern",
             Role::Event => "event",
         };
-        return Ok(crate::args::utf8(&s, what)?.as_bytes().to_vec());
+        return Ok(crate::args::utf8(s, what)?.as_bytes().to_vec());
     }
     if let Ok(b) = obj.cast::<PyBytes>() {
         return Ok(b.as_bytes().to_vec());

@@ -129,7 +129,7 @@ fn py_to_value(py: Python<'_>, obj: &Bound<'_, PyAny>, what: &str) -> PyResult<s
 
 fn parse_schema(py: Python<'_>, schema: &Bound<'_, PyAny>) -> PyResult<serde_json::Value> {
     match schema.cast::<PyString>() {
-        Ok(text) => serde_json::from_str(crate::args::utf8(&text, "schema")?).map_err(|e| {
+        Ok(text) => serde_json::from_str(crate::args::utf8(text, "schema")?).map_err(|e| {
             crate::error::to_pyerr(
                 py,
                 Error::InvalidArgument {

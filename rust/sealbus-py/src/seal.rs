@@ -13,7 +13,7 @@ use sealbus_core::seal::aead::{self, AeadKey, BatchAad};
 use sealbus_core::seal::{e2e, frame, AadFields, KeyRing, KeyState, Mode, Recipient, RingOptions};
 use sealbus_core::Error;
 
-use crate::args::Arg;
+use crate::args::{Arg, FsPath};
 use crate::error::to_pyerr;
 use crate::gil::{attached, detached};
 
@@ -419,7 +419,7 @@ impl PyKeyRing {
     #[pyo3(signature = (path, *, max_seals_per_key = None, reserve_chunk = None))]
     fn create(
         py: Python<'_>,
-        path: Arg<std::path::PathBuf>,
+        path: Arg<FsPath>,
         max_seals_per_key: Option<Arg<u64>>,
         reserve_chunk: Option<Arg<u64>>,
     ) -> PyResult<Self> {
@@ -439,7 +439,7 @@ impl PyKeyRing {
     #[pyo3(signature = (path, *, max_seals_per_key = None, reserve_chunk = None))]
     fn load(
         py: Python<'_>,
-        path: Arg<std::path::PathBuf>,
+        path: Arg<FsPath>,
         max_seals_per_key: Option<Arg<u64>>,
         reserve_chunk: Option<Arg<u64>>,
     ) -> PyResult<Self> {
@@ -463,7 +463,7 @@ impl PyKeyRing {
     #[pyo3(signature = (path, *, max_seals_per_key = None, reserve_chunk = None))]
     fn load_or_create(
         py: Python<'_>,
-        path: Arg<std::path::PathBuf>,
+        path: Arg<FsPath>,
         max_seals_per_key: Option<Arg<u64>>,
         reserve_chunk: Option<Arg<u64>>,
     ) -> PyResult<Self> {
@@ -488,7 +488,7 @@ impl PyKeyRing {
     }
 
     /// Write the ring to `path` (0600) and keep it bound there.
-    fn persist(&self, py: Python<'_>, path: Arg<std::path::PathBuf>) -> PyResult<()> {
+    fn persist(&self, py: Python<'_>, path: Arg<FsPath>) -> PyResult<()> {
         let path = path.0;
         let ring = self.ring.clone();
         detached(py, move || ring.persist(path))
@@ -707,7 +707,7 @@ fn decode_frame<'py>(py: Python<'py>, frame: &Bound<'py, PyAny>) -> PyResult<Bou
 /// `recipients` = `[(recipient_id, ephemeral_public(32), wrapped_key(48))]`.
 #[pyfunction]
 #[pyo3(signature = (data_key, data_key_id, recipients, buffer, offsets, *, event_ids, event_type, source, schema_version))]
-#[allow(clippy::too_many_arguments)]
+#[allow(clippy::too_many_arguments, clippy::type_complexity)]
 fn e2e_seal_batch<'py>(
     py: Python<'py>,
     data_key: &Bound<'py, PyAny>,

@@ -22,7 +22,7 @@ pub const INTERRUPT_SLICE: Duration = Duration::from_millis(50);
 
 /// The longest busy-poll spin: `busy_poll` is the caller's (any finite number of
 /// seconds), and an `Instant` plus years of it would overflow.
-pub(crate) const MAX_SPIN: Duration = Duration::from_secs(3600);
+pub(crate) const MAX_SPIN: Duration = Duration::from_hours(1);
 
 /// Busy-wait (the `busy_poll` of subscriptions and selectors) until `done()` or
 /// `until`: a CPU pause between looks, and every 64 looks a `sched_yield`, so a
@@ -71,6 +71,18 @@ impl Signal {
     }
 }
 
+/// Told by a subscription, after it changed under its lock, that a consumer may
+/// have news: a selector's [`Bell`], or an event loop's doorbell (see `wake`).
+pub trait Watcher: Send + Sync + std::fmt::Debug {
+    fn news(&self);
+}
+
+impl Watcher for Bell {
+    fn news(&self) {
+        self.ring();
+    }
+}
+
 /// Rung by any of the subscriptions a selector watches; the selector's thread sleeps
 /// on it until something changed in one of them.
 #[derive(Debug, Default)]
@@ -109,7 +121,7 @@ impl Bell {
         // A wait too long for an `Instant` ends after an hour; callers look again.
         let deadline = now
             .checked_add(dur)
-            .unwrap_or_else(|| now + Duration::from_secs(3600));
+            .unwrap_or_else(|| now + Duration::from_hours(1));
         let rang = loop {
             if self.rung.load(Ordering::SeqCst) != seen {
                 break true;

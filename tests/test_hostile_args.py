@@ -434,7 +434,7 @@ def test_a_path_the_file_system_cannot_encode_is_refused(tmp_path: Path) -> None
         lambda: Router(bad),
         lambda: audit.verify(bad),
         lambda: KeyRing.load_or_create(bad),
-        lambda: sealbus._sealbus.AuditTrailCore(bad, bytes(32), 1),
+        lambda: sealbus._sealbus.AuditTrailCore(bad, bytes(32), 1, 0.01),
     ):
         with pytest.raises(InvalidArgument):
             call()

@@ -12,6 +12,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod aio;
 mod args;
 mod audit;
+mod bridge;
 mod error;
 mod gil;
 mod keyfile;
@@ -35,5 +36,6 @@ fn _sealbus(m: &Bound<'_, PyModule>) -> PyResult<()> {
     router::register(m)?;
     select::register(m)?;
     aio::register(m)?;
+    bridge::register(m)?;
     Ok(())
 }

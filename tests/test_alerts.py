@@ -265,7 +265,7 @@ def _steady(router: sealbus.Router, clock: sealbus.ManualClock, events: int, see
         if rng.random() < 0.002:
             with pytest.raises(sealbus.ValidationError):
                 producers[0][0].publish("orders.placed", {"total": 5000})
-        sub.ack(sub.poll_batch(100_000, 0))
+        sub.poll_batch(100_000, 0).ack()
         clock.advance(step * rng.uniform(0.5, 1.5))
 
 

@@ -11,10 +11,12 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod aio;
 mod alert;
+mod args;
 mod audit;
 mod bridge;
 mod error;
 mod gil;
+mod jsonenc;
 mod keyfile;
 mod lent;
 mod log;
@@ -38,5 +40,6 @@ fn _sealbus(m: &Bound<'_, PyModule>) -> PyResult<()> {
     select::register(m)?;
     aio::register(m)?;
     bridge::register(m)?;
+    jsonenc::register(m)?;
     Ok(())
 }

@@ -11,9 +11,10 @@ the batch, in order.
 Import is a JetStream durable push consumer. Each message's signature is checked
 against ``trust``, its frames are opened, and its events are published into the local
 router as the principal ``<router name>/<principal>``: the local policy, schema and
-backpressure apply as to any local producer. A delivery of messages goes into the
-local log as one commit (one fsync), however its events' producers and attributes
-vary. A message is acknowledged to JetStream only once its events are durable in the
+backpressure apply as to any local producer. Opening and committing are two stages
+on threads of their own: a delivery is checked and opened while the one before it
+waits for its fsync, and the deliveries waiting then go into the local log as one
+commit (one fsync), however their events' producers and attributes vary. A message is acknowledged to JetStream only once its events are durable in the
 local log, and an event id seen before is not stored again (a redelivery after a
 crash between the two).
 
@@ -25,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import queue
 import ssl
 import threading
 import time
@@ -86,6 +88,11 @@ class _LocalRun:
         self.chunks.append(data[offsets[start] : offsets[end]])
         self.offsets.extend(o + base for o in offsets[start + 1 : end + 1])
         self.ids.extend(ids)
+
+
+def _join(threads: Iterable[threading.Thread]) -> None:
+    for t in threads:
+        t.join(30)
 
 
 def _globs(value: str | Iterable[str]) -> list[str]:
@@ -585,28 +592,106 @@ class Bridge:
             except Exception:
                 await asyncio.sleep(0.5)
         loop = asyncio.get_running_loop()
+        # Two stages, each on a thread of its own: the signatures of a delivery are
+        # checked and its frames opened while the delivery before it waits for its
+        # fsync, and what was opened meanwhile goes into the next commit together.
+        # Each stage takes its work in arrival order, so the local log keeps
+        # JetStream's order. The messages are acknowledged, on the loop, only once
+        # their events are durable here.
+        to_open: queue.SimpleQueue[list[Any] | None] = queue.SimpleQueue()
+        to_commit: queue.SimpleQueue[tuple[list[Any], list[Runs | None]] | None] = queue.SimpleQueue()
+        settled: asyncio.Queue[tuple[list[Any], list[bool | None]]] = asyncio.Queue()
+        stages = [
+            threading.Thread(target=self._open_stage, args=(to_open, to_commit), name=f"sealbus-open-{self.name}"),
+            threading.Thread(
+                target=self._commit_stage,
+                args=(to_commit, loop, settled),
+                name=f"sealbus-commit-{self.name}",
+            ),
+        ]
+        for t in stages:
+            t.daemon = True
+            t.start()
+        acker = asyncio.create_task(self._import_acks(settled))
         try:
             while not self._stop.is_set():
                 msgs = [await inbox.get()]
                 while len(msgs) < self._fetch and not inbox.empty():
                     msgs.append(inbox.get_nowait())
-                # Opening, checks and the local publish run off the loop; the messages
-                # are acknowledged only once their events are durable here.
-                verdicts = await loop.run_in_executor(None, self._import_messages, msgs)
-                for msg, verdict in zip(msgs, verdicts, strict=True):
-                    with contextlib.suppress(Exception):
-                        if verdict is True:
-                            await msg.ack()
-                        elif verdict is False:
-                            await msg.term()
-                        else:
-                            await msg.nak(delay=0.5)
+                to_open.put(msgs)
         finally:
+            to_open.put(None)
+            with contextlib.suppress(Exception):
+                await asyncio.shield(loop.run_in_executor(None, _join, stages))
+            # What was committed before the stages stopped is acknowledged now.
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(settled.join(), 5.0)
+            acker.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await acker
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
 
-    def _import_messages(self, msgs: Sequence[Any]) -> list[bool | None]:
-        """Import a delivery of messages: True to acknowledge one, False to drop it for
+    @staticmethod
+    async def _import_acks(settled: asyncio.Queue[tuple[list[Any], list[bool | None]]]) -> None:
+        while True:
+            msgs, verdicts = await settled.get()
+            for msg, verdict in zip(msgs, verdicts, strict=True):
+                with contextlib.suppress(Exception):
+                    if verdict is True:
+                        await msg.ack()
+                    elif verdict is False:
+                        await msg.term()
+                    else:
+                        await msg.nak(delay=0.5)
+            settled.task_done()
+
+    def _open_stage(
+        self,
+        to_open: queue.SimpleQueue[list[Any] | None],
+        to_commit: queue.SimpleQueue[tuple[list[Any], list[Runs | None]] | None],
+    ) -> None:
+        """Check the signature of each message and open its frames, in order."""
+        try:
+            while (msgs := to_open.get()) is not None:
+                to_commit.put((msgs, [self._open(m.subject, m.data, m.headers) for m in msgs]))
+        finally:
+            to_commit.put(None)
+
+    def _commit_stage(
+        self,
+        to_commit: queue.SimpleQueue[tuple[list[Any], list[Runs | None]] | None],
+        loop: asyncio.AbstractEventLoop,
+        settled: asyncio.Queue[tuple[list[Any], list[bool | None]]],
+    ) -> None:
+        """Publish opened deliveries into the local router, all those waiting as one
+        commit (up to ``fetch_batch`` messages), and hand their verdicts to the loop."""
+        done = False
+        while not done:
+            first = to_commit.get()
+            if first is None:
+                return
+            msgs, opened = list(first[0]), list(first[1])
+            while len(msgs) < self._fetch:
+                try:
+                    more = to_commit.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    done = True
+                    break
+                msgs.extend(more[0])
+                opened.extend(more[1])
+            try:
+                verdicts = self._import_opened(opened)
+            except Exception:
+                # Not stored: JetStream sends them again.
+                verdicts = [None] * len(msgs)
+            with contextlib.suppress(RuntimeError):  # the loop has closed
+                loop.call_soon_threadsafe(settled.put_nowait, (msgs, verdicts))
+
+    def _import_opened(self, opened: Sequence[Runs | None]) -> list[bool | None]:
+        """Import opened messages (None: refused when opened): True to acknowledge one, False to drop it for
         good (a refusal that a redelivery cannot change), None to have it redelivered
         (a local queue refused with ``reject``, or the router failed). A full ``block``
         queue waits here, which is how a slow local consumer slows the import.
@@ -615,8 +700,7 @@ class Bridge:
         into the local router as one batch (one group commit), across messages."""
         verdicts: list[bool | None] = []
         runs: list[_LocalRun] = []
-        for n, msg in enumerate(msgs):
-            cols = self._open(msg.subject, msg.data, msg.headers)
+        for n, cols in enumerate(opened):
             verdicts.append(cols is not None)
             if cols is None:
                 continue

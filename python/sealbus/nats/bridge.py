@@ -14,9 +14,10 @@ router as the principal ``<router name>/<principal>``: the local policy, schema 
 backpressure apply as to any local producer. Opening and committing are two stages
 on threads of their own: a delivery is checked and opened while the one before it
 waits for its fsync, and the deliveries waiting then go into the local log as one
-commit (one fsync), however their events' producers and attributes vary. A message is acknowledged to JetStream only once its events are durable in the
-local log, and an event id seen before is not stored again (a redelivery after a
-crash between the two).
+commit (one fsync), however their events' producers and attributes vary. A message
+is acknowledged to JetStream only once its events are durable in the local log, and
+an event id seen before is not stored again (a redelivery after a crash between the
+two).
 
 The bridge runs its own asyncio loop on one thread; a local publish never waits on it.
 """
@@ -61,6 +62,10 @@ _FETCH = 64
 # Events per poll of the export log: four polls in the pipeline fill its window.
 _POLL = 2048
 _EXPORT_WINDOW = 4 * _POLL
+# A poll of at most this many events is sealed on the loop, saving a thread's wake.
+_SEAL_ON_LOOP = 16
+# A delivery of at most this many bytes is opened on the loop when it can be in order.
+_OPEN_ON_LOOP = 16 * 1024
 _SEEN_IDS = 1_000_000
 _LOCAL_BLOCK_TIMEOUT = 1.0
 
@@ -215,6 +220,9 @@ class Bridge:
         self._lock = threading.Lock()
         self._remote: dict[str, Principal] = {}
         self._seen = _Seen(_SEEN_IDS)
+        # Deliveries handed to the opening stage and not yet passed on to the commit.
+        self._opening = 0
+        self._opening_lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
@@ -398,8 +406,9 @@ class Bridge:
     # ---- export -----------------------------------------------------------------
 
     async def _export_loop(self, js: Any) -> None:
-        """Three stages, so that none waits on another's latency: polling the log and
-        sealing (off the loop, woken by the log's commit), publishing (each message
+        """Three stages, so that none waits on another's latency: polling the log
+        (woken on the loop by the log's commit) and sealing (a big poll off the loop),
+        publishing (each message
         handed to JetStream at once, up to ``max_in_flight`` awaiting their acks), and
         acknowledging the log once every message of a poll is stored (off the loop:
         the cursor's save may wait on the disk). Polls are acknowledged in order."""
@@ -417,9 +426,17 @@ class Bridge:
                 with self._idle:
                     generation = self._export_generation
                 try:
-                    batch, messages = await loop.run_in_executor(None, self._poll_export)
+                    # Woken on the loop by the log's commit, no thread in between.
+                    polled = await self._export_sub.poll_batch_async(_POLL, 0.05)
                 except Closed:
                     return
+                batch, messages = None, []
+                if len(polled) > _SEAL_ON_LOOP:
+                    # Sealing a big poll off the loop lets JetStream's acks of the
+                    # previous one in meanwhile.
+                    batch, messages = polled, await loop.run_in_executor(None, self._export_messages, polled)
+                elif len(polled) > 0:
+                    batch, messages = polled, self._export_messages(polled)
                 if acker.done():
                     return
                 if batch is None:
@@ -444,12 +461,6 @@ class Bridge:
             acker.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await acker
-
-    def _poll_export(self) -> tuple[Any, list[tuple[str, bytes, dict[str, str]]]]:
-        batch = self._export_sub.poll_batch(_POLL, 0.05)
-        if len(batch) == 0:
-            return None, []
-        return batch, self._export_messages(batch)
 
     async def _export_acks(
         self,
@@ -618,7 +629,16 @@ class Bridge:
                 msgs = [await inbox.get()]
                 while len(msgs) < self._fetch and not inbox.empty():
                     msgs.append(inbox.get_nowait())
-                to_open.put(msgs)
+                with self._opening_lock:
+                    inline = self._opening == 0 and sum(len(m.data) for m in msgs) <= _OPEN_ON_LOOP
+                    if not inline:
+                        self._opening += 1
+                if inline:
+                    # A small delivery with nothing before it still opening: opened
+                    # here, which saves waking a thread, and still in order.
+                    to_commit.put((msgs, [self._open(m.subject, m.data, m.headers) for m in msgs]))
+                else:
+                    to_open.put(msgs)
         finally:
             to_open.put(None)
             with contextlib.suppress(Exception):
@@ -655,6 +675,8 @@ class Bridge:
         try:
             while (msgs := to_open.get()) is not None:
                 to_commit.put((msgs, [self._open(m.subject, m.data, m.headers) for m in msgs]))
+                with self._opening_lock:
+                    self._opening -= 1
         finally:
             to_commit.put(None)
 

@@ -78,21 +78,24 @@ class _LocalRun:
     """Events bound for one local publish: they share type, producer, schema version
     and attributes (``key``). Their data is kept as chunks of the messages' buffers."""
 
-    __slots__ = ("chunks", "ids", "key", "offsets", "owners")
+    __slots__ = ("chunks", "ids", "key", "offsets", "owners", "times")
 
     def __init__(self, key: tuple[Any, ...]) -> None:
         self.key = key
         self.ids: list[str] = []
+        self.times: list[str] = []
         self.chunks: list[bytes] = []
         self.offsets = [0]
         self.owners: set[int] = set()
 
-    def add(self, ids: list[str], data: bytes, offsets: list[int], start: int, end: int) -> None:
-        """Events ``start..end`` of a message (``data`` at ``offsets``)."""
+    def add(self, cols: Runs, start: int, end: int) -> None:
+        """Events ``start..end`` of a message."""
+        offsets = cols.offsets
         base = self.offsets[-1] - offsets[start]
-        self.chunks.append(data[offsets[start] : offsets[end]])
+        self.chunks.append(cols.data[offsets[start] : offsets[end]])
         self.offsets.extend(o + base for o in offsets[start + 1 : end + 1])
-        self.ids.extend(ids)
+        self.ids.extend(cols.ids[start:end])
+        self.times.extend(cols.times[start:end])
 
 
 def _join(threads: Iterable[threading.Thread]) -> None:
@@ -727,7 +730,7 @@ class Bridge:
             if cols is None:
                 continue
             seen = self._seen
-            ids, data, offs = cols.ids, cols.data, cols.offsets
+            ids = cols.ids
             start = 0
             for end, *attrs, version in cols.runs:
                 # (router, type, version, source, kind, subject, traceparent, dataschema, content type)
@@ -739,10 +742,10 @@ class Bridge:
                 fresh = [i for i in range(start, end) if ids[i] not in seen]
                 self._count("duplicates", end - start - len(fresh))
                 if len(fresh) == end - start:
-                    run.add(ids[start:end], data, offs, start, end)
+                    run.add(cols, start, end)
                 else:
                     for i in fresh:
-                        run.add(ids[i : i + 1], data, offs, i, i + 1)
+                        run.add(cols, i, i + 1)
                 start = end
         runs = [run for run in runs if run.ids]
         if not runs:
@@ -834,6 +837,7 @@ class Bridge:
                     b"".join(run.chunks),
                     run.offsets,
                     run.ids,
+                    run.times,
                 )
             )
         # A full local queue holds the import here (that is the flow control), but

@@ -15,6 +15,7 @@ mod audit;
 mod bridge;
 mod error;
 mod gil;
+mod jsonenc;
 mod keyfile;
 mod lent;
 mod log;
@@ -37,5 +38,6 @@ fn _sealbus(m: &Bound<'_, PyModule>) -> PyResult<()> {
     select::register(m)?;
     aio::register(m)?;
     bridge::register(m)?;
+    jsonenc::register(m)?;
     Ok(())
 }

@@ -91,6 +91,10 @@ type Run = (
     Option<u32>,
 );
 
+/// What `cloudevent_runs` returns: the runs, the events' data one after the other,
+/// its boundaries, and each event's time.
+type Parsed = (Vec<Run>, Py<PyBytes>, Vec<usize>, Vec<String>);
+
 fn same_run(a: &Event, b: &Event) -> bool {
     a.source == b.source
         && a.data_kind == b.data_kind
@@ -127,7 +131,7 @@ pub fn cloudevent_runs(
     ids: Vec<String>,
     event_type: &str,
     versions: Vec<Option<u32>>,
-) -> PyResult<(Vec<Run>, Py<PyBytes>, Vec<usize>, Vec<String>)> {
+) -> PyResult<Parsed> {
     let buffer = buffer.to_vec();
     let event_type = event_type.to_owned();
     let (runs, data, bounds, times) = detached(py, move || {

@@ -10,6 +10,7 @@ use pyo3::prelude::*;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod aio;
+mod alert;
 mod args;
 mod audit;
 mod bridge;
@@ -30,6 +31,7 @@ fn _sealbus(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     pattern::register(m)?;
     audit::register(m)?;
+    alert::register(m)?;
     schema::register(m)?;
     seal::register(m)?;
     keyfile::register(m)?;

@@ -120,7 +120,7 @@ pub(crate) fn refused_error(py: Python<'_>, refused: Refused) -> PyResult<PyErr>
 /// A clock that only moves when told to: for deterministic tests of ack timeouts.
 #[pyclass(frozen, module = "sealbus._sealbus")]
 pub struct ManualClock {
-    ns: Arc<AtomicU64>,
+    pub(crate) ns: Arc<AtomicU64>,
 }
 
 #[pymethods]
@@ -1430,6 +1430,7 @@ impl PyRouter {
             ("routed", &c.routed),
             ("unrouted", &c.unrouted),
             ("read_back", &c.read_back),
+            ("open_failed", &c.open_failed),
         ] {
             d.set_item(k, v.load(Ordering::Relaxed))?;
         }

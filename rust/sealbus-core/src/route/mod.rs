@@ -148,6 +148,9 @@ pub struct Counters {
     /// Events durable consumers read back from the log because they were not in
     /// their in-memory window (offline, or too far behind).
     pub read_back: AtomicU64,
+    /// Stored or delivered events whose seal failed to open (tampered or malformed
+    /// frames; a destroyed key is not counted): watched by the alert rules.
+    pub open_failed: AtomicU64,
 }
 
 #[derive(Debug)]

@@ -393,10 +393,18 @@ fn cursor_dict<'py>(py: Python<'py>, c: &Cursor) -> PyResult<Bound<'py, PyDict>>
 
 #[pymethods]
 impl PyCursorStore {
+    /// `read_only`: change nothing on disk (to inspect a folder a router may be using).
     #[new]
-    fn new(py: Python<'_>, path: PathBuf) -> PyResult<Self> {
+    #[pyo3(signature = (path, read_only = false))]
+    fn new(py: Python<'_>, path: PathBuf, read_only: bool) -> PyResult<Self> {
         let shown = path.display().to_string();
-        let inner = detached(py, move || CursorStore::open(&path))?;
+        let inner = detached(py, move || {
+            if read_only {
+                CursorStore::open_read_only(&path)
+            } else {
+                CursorStore::open(&path)
+            }
+        })?;
         Ok(PyCursorStore { inner, path: shown })
     }
 
@@ -407,7 +415,7 @@ impl PyCursorStore {
         c.map(|c| cursor_dict(py, &c)).transpose()
     }
 
-    /// Durably replace the consumer's cursor (write, fsync, rename, fsync directory).
+    /// Durably replace the consumer's cursor (appended to the journal, fsynced).
     #[pyo3(signature = (consumer, committed, acked = Vec::new(), deliveries = BTreeMap::new(), dead_letters = Vec::new(), owner = None))]
     #[allow(clippy::too_many_arguments)]
     fn save(

@@ -126,8 +126,6 @@ pub struct Subscription {
     /// The selectors and event loops watching this subscription, told with every
     /// `has_events`.
     bells: Mutex<Vec<Arc<dyn Watcher>>>,
-    /// Serialises cursor saves (taken before the state lock, never inside it).
-    pub(crate) save_lock: Mutex<()>,
     closed: AtomicBool,
     /// Whether it has a cursor in the durable log (fixed at subscribe): asked on
     /// every publish and ack, so not behind the lock.
@@ -161,7 +159,6 @@ impl Subscription {
             has_room: Signal::default(),
             wakes: AtomicU64::new(0),
             bells: Mutex::new(Vec::new()),
-            save_lock: Mutex::new(()),
             closed: AtomicBool::new(false),
             durable: is_durable,
         }

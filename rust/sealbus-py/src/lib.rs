@@ -11,6 +11,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod aio;
 mod audit;
+mod bridge;
 mod error;
 mod gil;
 mod keyfile;
@@ -34,5 +35,6 @@ fn _sealbus(m: &Bound<'_, PyModule>) -> PyResult<()> {
     router::register(m)?;
     select::register(m)?;
     aio::register(m)?;
+    bridge::register(m)?;
     Ok(())
 }

@@ -14,6 +14,9 @@
 //! a key.
 
 pub mod merkle;
+mod writer;
+
+pub use writer::Writer;
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
@@ -48,7 +51,7 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 fn unhex(text: &str) -> Option<Vec<u8>> {
-    if text.len() % 2 != 0 {
+    if !text.len().is_multiple_of(2) {
         return None;
     }
     (0..text.len())
@@ -114,8 +117,9 @@ impl Checkpoint {
     }
 }
 
-/// The writer of one router's trail. Appends are buffered and written and synced
-/// together by [`Trail::sync`] (the router calls it with each group commit).
+/// One router's trail file. Appends are buffered and written and synced together by
+/// [`Trail::sync`]; a router writes through a [`Writer`], which does both in the
+/// background.
 pub struct Trail {
     path: PathBuf,
     file: File,
@@ -222,7 +226,7 @@ impl Trail {
             })?;
         let at = self.seq;
         self.push_line(&line);
-        if self.seq % self.checkpoint_every == 0 && kind != "checkpoint" {
+        if self.seq.is_multiple_of(self.checkpoint_every) && kind != "checkpoint" {
             self.checkpoint(time_ns)?;
         }
         Ok(at)

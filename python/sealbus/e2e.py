@@ -40,7 +40,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from sealbus._sealbus import decode_frame, e2e_open_batch, e2e_seal_batch
 from sealbus.aead import pack, unpack
-from sealbus.errors import IntegrityError, InvalidArgument, KeyNotFound
+from sealbus.errors import IntegrityError, InvalidArgument, InvalidArgumentType, KeyNotFound
 
 __all__ = [
     "ConsumerKeyPair",
@@ -96,7 +96,7 @@ class ConsumerKeyPair:
         """Load a key saved with :meth:`private_bytes` (32 raw bytes)."""
         try:
             return cls(X25519PrivateKey.from_private_bytes(raw))
-        except ValueError:
+        except (ValueError, TypeError, BufferError):
             raise InvalidArgument("an X25519 private key is 32 raw bytes", name="raw", reason="bad length") from None
 
     @property
@@ -114,7 +114,11 @@ class ConsumerKeyPair:
         return f"ConsumerKeyPair(public={self.public_bytes.hex()})"
 
     def __reduce__(self) -> tuple[object, ...]:
-        raise TypeError("ConsumerKeyPair is not picklable (it holds a private key)")
+        raise InvalidArgumentType(
+            "invalid argument: ConsumerKeyPair is not picklable (it holds a private key)",
+            name="self",
+            reason="not picklable",
+        )
 
 
 @dataclass(frozen=True)

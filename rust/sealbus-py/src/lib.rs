@@ -10,10 +10,12 @@ use pyo3::prelude::*;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod aio;
+mod args;
 mod audit;
 mod bridge;
 mod error;
 mod gil;
+mod jsonenc;
 mod keyfile;
 mod lent;
 mod log;
@@ -36,5 +38,6 @@ fn _sealbus(m: &Bound<'_, PyModule>) -> PyResult<()> {
     select::register(m)?;
     aio::register(m)?;
     bridge::register(m)?;
+    jsonenc::register(m)?;
     Ok(())
 }

@@ -190,6 +190,21 @@ fn is_sealed_key(k: &str) -> bool {
     matches!(k, "data" | "data_base64")
 }
 
+/// A subscription's queue holds at least one event and delivers it at least once.
+fn check_queue_config(cfg: &QueueConfig) -> Result<()> {
+    let zero = if cfg.max_pending == 0 {
+        "max_pending"
+    } else if cfg.max_deliveries == 0 {
+        "max_deliveries"
+    } else {
+        return Ok(());
+    };
+    Err(Error::InvalidArgument {
+        name: zero.into(),
+        reason: "must be at least 1".into(),
+    })
+}
+
 fn poisoned(what: &str) -> Error {
     Error::Closed {
         what: format!("{what} (a thread panicked holding its lock)"),
@@ -328,18 +343,7 @@ impl Router {
             }
         }
         self.check_pattern_keys(pattern.as_ref())?;
-        if cfg.max_pending == 0 {
-            return Err(Error::InvalidArgument {
-                name: "max_pending".into(),
-                reason: "must be at least 1".into(),
-            });
-        }
-        if cfg.max_deliveries == 0 {
-            return Err(Error::InvalidArgument {
-                name: "max_deliveries".into(),
-                reason: "must be at least 1".into(),
-            });
-        }
+        check_queue_config(&cfg)?;
         let id = self.next_sub.fetch_add(1, Ordering::AcqRel);
         let name = match (name, durable.is_some()) {
             (Some(n), _) => n,

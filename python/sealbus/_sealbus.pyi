@@ -498,9 +498,9 @@ class SegmentLog:
 
 @final
 class CursorStore:
-    """Durable per-consumer cursors, one file each, replaced atomically."""
+    """Durable per-consumer cursors, saved in one append-only journal."""
 
-    def __new__(cls, path: str | os.PathLike[str]) -> CursorStore: ...
+    def __new__(cls, path: str | os.PathLike[str], read_only: bool = ...) -> CursorStore: ...
     def load(self, consumer: str) -> dict[str, Any] | None: ...
     def save(
         self,

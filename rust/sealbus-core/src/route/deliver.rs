@@ -313,10 +313,10 @@ impl Router {
         let save = st
             .durable
             .as_ref()
-            .is_some_and(|d| d.dirty && d.last_save.elapsed() > Duration::from_millis(200));
+            .is_some_and(|d| d.dirty && d.last_save.elapsed() > super::durable::ACK_SAVE_EVERY);
         drop(st);
         if save {
-            self.flush_cursor(sub)?;
+            self.save_after_ack()?;
         }
         if n > 0 {
             sub.has_room.notify_all();

@@ -10,7 +10,7 @@ from typing import Any, Literal, TypedDict, final
 
 from typing_extensions import Buffer
 
-from sealbus.errors import ValidationError
+from sealbus.errors import SealbusError, ValidationError
 
 __version__: str
 
@@ -117,6 +117,9 @@ class DeliveryBatch:
     @property
     def received_ns(self) -> int: ...
     def __getitem__(self, i: int, /) -> Message: ...
+    def open_end_to_end(
+        self, key: RecipientKey, recipient_id: str, /
+    ) -> tuple[Buffer, list[int], list[SealbusError | None], list[str | None]] | None: ...
     def ack(self) -> int: ...
     def nack(self) -> int: ...
 
@@ -376,6 +379,34 @@ def e2e_seal_batch(
 def e2e_open_batch(
     data_key: _Buffer,
     data_key_id: str,
+    frames: _Buffer,
+    offsets: _Offsets,
+    *,
+    event_ids: Sequence[str],
+    event_type: str | Sequence[str],
+    source: str | Sequence[str],
+    schema_version: int | Sequence[int],
+) -> tuple[bytes, memoryview]: ...
+
+@final
+class RecipientKey:
+    def __new__(cls, private_bytes: _Buffer) -> RecipientKey: ...
+    @property
+    def public_bytes(self) -> bytes: ...
+
+def e2e_seal_for(
+    recipients: Sequence[tuple[str, bytes]],
+    buffer: _Buffer,
+    offsets: _Offsets,
+    *,
+    event_ids: Sequence[str],
+    event_type: str,
+    source: str | Sequence[str],
+    schema_version: int | Sequence[int],
+) -> tuple[bytes, memoryview]: ...
+def e2e_open_for(
+    key: RecipientKey,
+    recipient_id: str,
     frames: _Buffer,
     offsets: _Offsets,
     *,

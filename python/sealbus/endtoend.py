@@ -7,7 +7,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from sealbus._sealbus import Event, Message
+from sealbus._sealbus import DeliveryBatch, Event, Message
 from sealbus.e2e import ConsumerKeyPair, open_e2e
 from sealbus.errors import IntegrityError, KeyNotFound, SchemaError, SealbusError, ValidationError
 
@@ -108,3 +108,77 @@ def open_end_to_end(
         _open_one(m, keypair, me, validate) if m.event.datacontenttype == E2E_CONTENT_TYPE else m for m in msgs
     ]
     return out
+
+
+class OpenedBatch:
+    """A polled :class:`~sealbus.DeliveryBatch` whose end-to-end events were opened
+    for this consumer in one call (each data key unwrapped once, every payload opened
+    into one buffer with the GIL released). ``buffer`` and ``offsets`` hold every
+    event's plaintext data; an event that could not be opened (or failed its schema)
+    has empty data there, and ``errors[i]`` says why. Acks and nacks go to the batch."""
+
+    __slots__ = ("_batch", "buffer", "errors", "offsets")
+
+    def __init__(
+        self, batch: DeliveryBatch, buffer: memoryview, offsets: list[int], errors: list[SealbusError | None]
+    ) -> None:
+        self._batch = batch
+        self.buffer = buffer
+        self.offsets = offsets
+        self.errors = errors
+
+    def __len__(self) -> int:
+        return len(self._batch)
+
+    @property
+    def ids(self) -> list[str]:
+        return self._batch.ids
+
+    @property
+    def tags(self) -> list[int]:
+        return self._batch.tags
+
+    @property
+    def received_ns(self) -> int:
+        return self._batch.received_ns
+
+    def __getitem__(self, i: int) -> OpenedMessage:
+        """Event ``i`` as an :class:`OpenedMessage` (its ``data`` parsed, or raising why
+        it could not be opened)."""
+        err = self.errors[i]
+        if err is not None:
+            return OpenedMessage(self._batch[i], error=err)
+        raw = bytes(self.buffer[self.offsets[i] : self.offsets[i + 1]])
+        try:
+            return OpenedMessage(self._batch[i], data=json.loads(raw))
+        except ValueError as exc:
+            return OpenedMessage(self._batch[i], error=IntegrityError("plaintext is not JSON", reason=str(exc)))
+
+    def ack(self) -> int:
+        return self._batch.ack()
+
+    def nack(self) -> int:
+        return self._batch.nack()
+
+    def __repr__(self) -> str:
+        return f"OpenedBatch({len(self)} events)"
+
+
+def open_batch_end_to_end(
+    batch: DeliveryBatch, keypair: ConsumerKeyPair, me: str, validate: Validator | None = None
+) -> DeliveryBatch | OpenedBatch:
+    """Open a polled batch's end-to-end events (the batch itself when it has none)."""
+    opened = batch.open_end_to_end(keypair.recipient_key, me)
+    if opened is None:
+        return batch
+    data, offsets, errors, types = opened
+    view = memoryview(data)
+    if validate is not None:
+        # The router could not see this data: validated here, before the application.
+        for i, t in enumerate(types):
+            if t is not None:
+                try:
+                    validate(t, bytes(view[offsets[i] : offsets[i + 1]]))
+                except (ValidationError, SchemaError) as exc:
+                    errors[i] = exc
+    return OpenedBatch(batch, view, offsets, errors)

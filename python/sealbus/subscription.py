@@ -10,7 +10,7 @@ from typing import Any
 
 from sealbus._sealbus import DeliveryBatch, Event, Message, SubscriptionCore
 from sealbus.e2e import ConsumerKeyPair
-from sealbus.endtoend import E2E_CONTENT_TYPE, Validator, open_end_to_end
+from sealbus.endtoend import E2E_CONTENT_TYPE, OpenedBatch, Validator, open_batch_end_to_end, open_end_to_end
 from sealbus.errors import Closed
 
 log = logging.getLogger("sealbus")
@@ -72,11 +72,15 @@ class Subscription:
             return open_end_to_end(msgs, self._keypair, self.principal, self._validate)
         return msgs
 
-    def poll_batch(self, max_messages: int = 4096, timeout: float | None = 0.0) -> DeliveryBatch:
+    def poll_batch(self, max_messages: int = 4096, timeout: float | None = 0.0) -> DeliveryBatch | OpenedBatch:
         """Like :meth:`poll`, but one :class:`DeliveryBatch`: the events' data in one
         buffer plus offsets, acked or nacked together with ``batch.ack()``. The fast
-        path when a consumer handles many events per call."""
-        return self._core.poll_batch(max_messages, timeout)
+        path when a consumer handles many events per call. With a key pair, events
+        sealed end to end come back opened, in one call (an :class:`OpenedBatch`)."""
+        batch = self._core.poll_batch(max_messages, timeout)
+        if self._keypair is not None:
+            return open_batch_end_to_end(batch, self._keypair, self.principal, self._validate)
+        return batch
 
     def ack(self, messages: list[Message]) -> int:
         """Acknowledge many messages in one call; returns how many were outstanding."""

@@ -9,6 +9,7 @@ use pyo3::prelude::*;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod e2e_delivery;
 mod error;
 mod gil;
 mod lent;

@@ -579,6 +579,27 @@ impl PyDeliveryBatch {
             event: Py::new(py, ev)?,
         })
     }
+    /// The events sealed end to end, opened with the consumer's key in one call
+    /// (`sealbus.endtoend`): `None` when there are none, else `(data, offsets,
+    /// errors, types)`.
+    fn open_end_to_end<'py>(
+        &self,
+        py: Python<'py>,
+        key: &crate::seal::PyRecipientKey,
+        recipient_id: &str,
+    ) -> PyResult<Option<Bound<'py, pyo3::types::PyTuple>>> {
+        let events: Vec<&Event> = self.opened.iter().map(|(e, _, _)| &**e).collect();
+        let skip: Vec<bool> = self.opened.iter().map(|(_, _, u)| u.is_some()).collect();
+        crate::e2e_delivery::open_delivered(
+            py,
+            &key.key,
+            recipient_id,
+            &events,
+            &skip,
+            self.data.get().as_slice(),
+            &self.offsets,
+        )
+    }
     /// Acknowledge every event of the batch in one call.
     fn ack(&self, py: Python<'_>) -> PyResult<usize> {
         self.handle.ack(py, &self.tags)

@@ -1,0 +1,114 @@
+"""A consumer's events/s through ``poll_batch`` on an end-to-end type against the same
+consumer on an at-rest type, same router, same run (see docs/SEALING.md).
+
+    python benches/e2e_consumer.py [--events 20000] [--batch 1024] [--repeats 5]
+
+One router with a durable log (sealed at rest) and two types with the same schema:
+``orders.placed`` (sealed at rest by the router) and ``payments.captured`` (sealed end
+to end by the producer for the consumer's key). For each type the producer publishes
+``--events`` order-shaped JSON events (~540 B) in batches of ``--batch`` first; then
+only the consumer is timed: ``poll_batch`` until every event is in, reading each
+event's bytes, one ``ack`` per batch. End to end, that is unwrapping each data key,
+opening every payload and validating it against its schema, all in ``poll_batch``.
+Medians over ``--repeats``; the two types alternate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import sealbus
+from sealbus.e2e import ConsumerKeyPair
+
+SCHEMA = {
+    "type": "object",
+    "required": ["orderId", "total", "customer", "items"],
+    "properties": {
+        "orderId": {"type": "string"},
+        "total": {"type": "number", "minimum": 0},
+        "customer": {"type": "object"},
+        "items": {"type": "array"},
+    },
+}
+
+
+def order(n: int) -> bytes:
+    items = [{"sku": f"sku-{n % 97:04d}-{k}", "qty": k + 1, "price": 19.99 + k} for k in range(5)]
+    doc = {
+        "orderId": f"ord-{n:08d}",
+        "total": 123.45 + n % 100,
+        "currency": "EUR",
+        "customer": {"id": f"c-{n % 1000:05d}", "country": "DE", "tier": "gold", "email": "x@example.com"},
+        "items": items,
+    }
+    return json.dumps(doc, separators=(",", ":")).encode()
+
+
+def drain(sub: sealbus.Subscription, n: int, batch: int) -> float:
+    """Seconds for the consumer to take ``n`` events through poll_batch."""
+    got = 0
+    nbytes = 0
+    t = time.perf_counter()
+    while got < n:
+        b = sub.poll_batch(batch, 1.0)
+        if len(b) == 0:
+            raise RuntimeError(f"stalled after {got} of {n} events")
+        errors = getattr(b, "errors", None)
+        if errors is not None and any(e is not None for e in errors):
+            raise RuntimeError("an end-to-end event failed to open")
+        view = b.buffer
+        offs = b.offsets
+        for i in range(len(b)):
+            nbytes += len(view[offs[i] : offs[i + 1]])
+        b.ack()
+        got += len(b)
+    dt = time.perf_counter() - t
+    if nbytes < n * 400:
+        raise RuntimeError("the consumer saw less data than was published")
+    return dt
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--events", type=int, default=20_000)
+    ap.add_argument("--batch", type=int, default=1024)
+    ap.add_argument("--repeats", type=int, default=5)
+    a = ap.parse_args()
+    keys = ConsumerKeyPair.generate()
+    payloads = [order(i) for i in range(a.batch)]
+    with tempfile.TemporaryDirectory() as d:
+        router = sealbus.Router(Path(d) / "log")
+        for t in ("orders.placed", "payments.captured"):
+            router.schemas.register(t, SCHEMA)
+        shop = router.principal("checkout")
+        reader = router.principal("billing", public_key=keys.public_bytes)
+        router.policy.allow_publish(shop, ["orders.placed", "payments.captured"])
+        router.policy.allow_subscribe(reader, ["orders.placed", "payments.captured"])
+        router.policy.require_end_to_end("payments.captured")
+        subs = {
+            t: router.subscribe(reader, t, max_pending=a.events + a.batch, keypair=keys)
+            for t in ("orders.placed", "payments.captured")
+        }
+        producer = router.producer(shop)
+        times: dict[str, list[float]] = {t: [] for t in subs}
+        for _ in range(a.repeats):
+            for t, sub in subs.items():
+                for _ in range(a.events // a.batch):
+                    producer.publish_many(t, [json.loads(p) for p in payloads])
+                times[t].append(drain(sub, a.events // a.batch * a.batch, a.batch))
+        n = a.events // a.batch * a.batch
+        rest = n / statistics.median(times["orders.placed"])
+        e2e = n / statistics.median(times["payments.captured"])
+        print(f"consumer poll_batch({a.batch}), {n} events of ~{len(payloads[0])} B, median of {a.repeats}:")
+        print(f"  at rest      {rest:>10,.0f} events/s")
+        print(f"  end to end   {e2e:>10,.0f} events/s   ({e2e / rest:.2f}x at rest)")
+        router.close()
+
+
+if __name__ == "__main__":
+    main()

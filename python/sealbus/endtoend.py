@@ -145,6 +145,8 @@ class OpenedBatch:
     def __getitem__(self, i: int) -> OpenedMessage:
         """Event ``i`` as an :class:`OpenedMessage` (its ``data`` parsed, or raising why
         it could not be opened)."""
+        if i < 0:
+            i += len(self.errors)
         err = self.errors[i]
         if err is not None:
             return OpenedMessage(self._batch[i], error=err)
@@ -167,18 +169,12 @@ class OpenedBatch:
 def open_batch_end_to_end(
     batch: DeliveryBatch, keypair: ConsumerKeyPair, me: str, validate: Validator | None = None
 ) -> DeliveryBatch | OpenedBatch:
-    """Open a polled batch's end-to-end events (the batch itself when it has none)."""
-    opened = batch.open_end_to_end(keypair.recipient_key, me)
+    """Open a polled batch's end-to-end events (the batch itself when it has none).
+    With ``validate`` (the router's schema check) each opened event is validated in
+    the same call, against its type's latest schema, before the application sees it:
+    the router could not see this data."""
+    opened = batch.open_end_to_end(keypair.recipient_key, me, validate is not None)
     if opened is None:
         return batch
-    data, offsets, errors, types = opened
-    view = memoryview(data)
-    if validate is not None:
-        # The router could not see this data: validated here, before the application.
-        for i, t in enumerate(types):
-            if t is not None:
-                try:
-                    validate(t, bytes(view[offsets[i] : offsets[i + 1]]))
-                except (ValidationError, SchemaError) as exc:
-                    errors[i] = exc
-    return OpenedBatch(batch, view, offsets, errors)
+    data, offsets, errors, _types = opened
+    return OpenedBatch(batch, memoryview(data), offsets, errors)

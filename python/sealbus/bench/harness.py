@@ -61,6 +61,7 @@ from sealbus.bench.procstat import (
     weighted_percentile,
 )
 from sealbus.bench.workload import SCHEMA, Batch, encode_pool
+from sealbus.endtoend import OpenedBatch
 from sealbus.errors import Backpressure
 
 SCENARIOS = ("throughput", "latency", "durable", "backlog")
@@ -313,7 +314,7 @@ class _Tally:
         self._last_seen = [-1] * producers  # per producer, the last batch number seen
         self._cur, self._pos = -1, 0  # the batch being received and how many of it so far
 
-    def take(self, batch: sealbus.DeliveryBatch, t1: int) -> None:
+    def take(self, batch: sealbus.DeliveryBatch | OpenedBatch, t1: int) -> None:
         """Account a polled batch (stamped ``t1`` when the poll returned) and ack it."""
         k = len(batch)
         batch.ack()
@@ -566,7 +567,7 @@ def sealbus_latency(
     order_errors = [0] * len(setup.subs)
     deadline = time.monotonic() + events / rate + 60
 
-    def account(i: int, batch: sealbus.DeliveryBatch, t1: int) -> None:
+    def account(i: int, batch: sealbus.DeliveryBatch | OpenedBatch, t1: int) -> None:
         """Consumer ``i`` polled ``batch``; its poll returned at ``t1``. The router's
         own stamp is the instant the consumer's thread held the events, before it
         waited for the GIL to come back to Python. FIFO per subscription and every

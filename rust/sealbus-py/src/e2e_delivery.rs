@@ -2,11 +2,13 @@
 //! distinct data key is unwrapped once, every payload opened straight into one buffer
 //! with the GIL released. Events that are not sealed end to end keep their data. When
 //! the batch does not open as a whole, events are opened one by one so that one
-//! tampered event does not hide the others; each gets its own error.
+//! tampered event does not hide the others; each gets its own error. Opened data is
+//! validated against its type's schema here too (the router could not see it).
 
 use pyo3::prelude::*;
 use pyo3::types::{PyList, PyTuple};
 use sealbus_core::envelope::{Event, E2E_CONTENT_TYPE};
+use sealbus_core::route::Router;
 use sealbus_core::seal::wrap::RecipientKey;
 use sealbus_core::seal::{e2e, AadFields, BatchJob};
 use sealbus_core::Error;
@@ -41,6 +43,23 @@ fn open_one(
     Ok(e2e::open_job_for(key, rid, &aad, frame, &[0, frame.len()])?
         .run_to_vec()?
         .0)
+}
+
+/// Validate each opened event's data; a failure becomes that event's error.
+fn validate(router: &Router, events: &[&Event], opened: &[bool], o: &Opened) -> Vec<Option<Error>> {
+    let (out, offs, _) = o;
+    events
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            if !opened[i] {
+                return None;
+            }
+            router
+                .validate_data(&e.event_type, &out[offs[i]..offs[i + 1]])
+                .err()
+        })
+        .collect()
 }
 
 /// `skip[i]`: event `i` was not delivered with data (its key destroyed, say).
@@ -97,8 +116,10 @@ fn open_all(
 /// `None` when no event of the batch is sealed end to end; else
 /// `(LentBytes, offsets, [None | exception per event], [event type | None per event])`,
 /// the type given for each event opened here (the consumer validates those).
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn open_delivered<'py>(
     py: Python<'py>,
+    router: Option<&Router>,
     key: &RecipientKey,
     recipient_id: &str,
     events: &[&Event],
@@ -109,8 +130,23 @@ pub(crate) fn open_delivered<'py>(
     if !events.iter().any(|e| is_e2e(e)) {
         return Ok(None);
     }
-    let (out, out_offsets, errors) =
-        py.detach(|| open_all(key, recipient_id, events, skip, data, offsets));
+    let (out, out_offsets, errors) = py.detach(|| {
+        let mut o = open_all(key, recipient_id, events, skip, data, offsets);
+        if let Some(router) = router {
+            let opened: Vec<bool> = (0..events.len())
+                .map(|i| o.2[i].is_none() && !skip[i] && is_e2e(events[i]))
+                .collect();
+            for (i, err) in validate(router, events, &opened, &o)
+                .into_iter()
+                .enumerate()
+            {
+                if err.is_some() {
+                    o.2[i] = err;
+                }
+            }
+        }
+        o
+    });
     let errs = PyList::empty(py);
     let types = PyList::empty(py);
     for ((e, s), ev) in errors.into_iter().zip(skip).zip(events) {

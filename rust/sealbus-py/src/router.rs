@@ -580,18 +580,21 @@ impl PyDeliveryBatch {
         })
     }
     /// The events sealed end to end, opened with the consumer's key in one call
-    /// (`sealbus.endtoend`): `None` when there are none, else `(data, offsets,
-    /// errors, types)`.
+    /// (`sealbus.endtoend`), and validated against their schemas when `validate`:
+    /// `None` when there are none, else `(data, offsets, errors, types)`.
+    #[pyo3(signature = (key, recipient_id, validate = true))]
     fn open_end_to_end<'py>(
         &self,
         py: Python<'py>,
         key: &crate::seal::PyRecipientKey,
         recipient_id: &str,
+        validate: bool,
     ) -> PyResult<Option<Bound<'py, pyo3::types::PyTuple>>> {
         let events: Vec<&Event> = self.opened.iter().map(|(e, _, _)| &**e).collect();
         let skip: Vec<bool> = self.opened.iter().map(|(_, _, u)| u.is_some()).collect();
         crate::e2e_delivery::open_delivered(
             py,
+            validate.then_some(&*self.handle.router),
             &key.key,
             recipient_id,
             &events,

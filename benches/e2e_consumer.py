@@ -103,6 +103,7 @@ def main() -> None:
                 rounds = a.events // a.batch
                 times[t].append(drain(sub, rounds * a.batch, a.batch, rounds * sum(map(len, payloads))))
         n = a.events // a.batch * a.batch
+        print({t: [round(x * 1e3, 1) for x in v] for t, v in times.items()})
         rest = n / statistics.median(times["orders.placed"])
         e2e = n / statistics.median(times["payments.captured"])
         print(f"consumer poll_batch({a.batch}), {n} events of ~{len(payloads[0])} B, median of {a.repeats}:")

@@ -810,14 +810,15 @@ impl PyRecipientKey {
 /// key (32))]` under a fresh data key wrapped for each. Returns `(frames, offsets)`.
 #[pyfunction]
 #[pyo3(signature = (recipients, buffer, offsets, *, event_ids, event_type, source, schema_version))]
-#[allow(clippy::too_many_arguments)]
+// PyO3 extracts a Python list into a Vec (a slice cannot borrow from a list).
+#[allow(clippy::too_many_arguments, clippy::needless_pass_by_value)]
 fn e2e_seal_for<'py>(
     py: Python<'py>,
     recipients: Vec<(String, Vec<u8>)>,
     buffer: &Bound<'py, PyAny>,
     offsets: &Bound<'py, PyAny>,
     event_ids: &Bound<'py, PyAny>,
-    event_type: String,
+    event_type: &str,
     source: &Bound<'py, PyAny>,
     schema_version: &Bound<'py, PyAny>,
 ) -> PyResult<Bound<'py, PyTuple>> {
@@ -825,7 +826,7 @@ fn e2e_seal_for<'py>(
         Input::of(buffer, "buffer")?,
         offsets_of(offsets, "offsets")?,
     );
-    let type_col = PyString::new(py, &event_type);
+    let type_col = PyString::new(py, event_type);
     let cols = AadColumns::new(event_ids, type_col.as_any(), source, schema_version)?;
     let fields = attached(py, cols.fields())?;
     let b = b.as_slice();
@@ -834,7 +835,7 @@ fn e2e_seal_for<'py>(
             .iter()
             .map(|(id, k)| (id.as_str(), k.as_slice()))
             .collect();
-        e2e::seal_job_for(&r, &event_type, &fields, b, &o)
+        e2e::seal_job_for(&r, event_type, &fields, b, &o)
     })?;
     run_job(py, &job)
 }
@@ -848,7 +849,7 @@ fn e2e_seal_for<'py>(
 fn e2e_open_for<'py>(
     py: Python<'py>,
     key: &PyRecipientKey,
-    recipient_id: String,
+    recipient_id: &str,
     frames: &Bound<'py, PyAny>,
     offsets: &Bound<'py, PyAny>,
     event_ids: &Bound<'py, PyAny>,
@@ -863,7 +864,7 @@ fn e2e_open_for<'py>(
     let cols = AadColumns::new(event_ids, event_type, source, schema_version)?;
     let fields = attached(py, cols.fields())?;
     let (b, k) = (b.as_slice(), &key.key);
-    let job = detached(py, || e2e::open_job_for(k, &recipient_id, &fields, b, &o))?;
+    let job = detached(py, || e2e::open_job_for(k, recipient_id, &fields, b, &o))?;
     run_job(py, &job)
 }
 

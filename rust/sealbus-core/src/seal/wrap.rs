@@ -143,7 +143,7 @@ fn agree(
 ) -> Result<Zeroizing<[u8; OKM_LEN]>> {
     agreement::agree(
         private,
-        &UnparsedPublicKey::new(&X25519, peer),
+        UnparsedPublicKey::new(&X25519, peer),
         (),
         |shared| Ok(derive(shared, salt, info)),
     )

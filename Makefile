@@ -1,5 +1,5 @@
 # A new engineer needs no oral tradition: these are the everyday commands.
-.PHONY: dev test test-rust test-py lint fmt bench bench-full crash-long fuzz stubtest
+.PHONY: dev test test-rust test-py lint fmt bench bench-full crash-long powerloss-long fuzz stubtest
 
 dev:            ## build the extension into the active virtualenv
 	maturin develop --release
@@ -36,6 +36,9 @@ bench-full:     ## the end-to-end harness, with NATS JetStream as the same-run b
 crash-long:     ## thousands of SIGKILL iterations against the durable log
 	SEALBUS_CRASH_ITERS=3000 python -m pytest -s -m slow tests/test_log_crash.py
 
+powerloss-long: ## thousands of power cuts on the forgetful FUSE file system (needs fuse3)
+	SEALBUS_POWERLOSS_CUTS=2000 python -m pytest -s tests/test_powerloss.py
+
 fuzz:           ## needs cargo-fuzz and a nightly toolchain
-	cd rust/sealbus-core/fuzz && for t in frame_decode keyring_open stored_decode; do \
+	cd rust/sealbus-core/fuzz && for t in frame_decode keyring_open stored_decode keyfile_decode; do \
 		cargo fuzz run $$t -- -max_total_time=300 || exit 1; done

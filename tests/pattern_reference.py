@@ -6,6 +6,15 @@ against every leaf value of the event; arrays are tried element by element, and 
 fields may not be taken from different elements of one array (EventBridge's
 array-consistent matching). It assumes the pattern is valid.
 
+Fields are taken in the order of their dotted names, as EventBridge's engine steps
+through them (event-ruler's ``ACFinder``): ``{"exists": false}`` holds when no value
+at its path sits in the array elements that the fields before it were taken from.
+
+A key is a path of steps separated by dots, in patterns and events alike
+(``{"a.b": [1]}`` is ``{"a": {"b": [1]}}`` and matches ``{"a.b": 1}``), and a path
+given again in one alternative replaces the earlier one, in document order (dicts keep
+it), as EventBridge's compiler does.
+
 Numbers in events may be ``int``, ``float`` or ``Decimal``; they are compared by
 decimal value (``float`` by its ``repr``, which is what ``json.dumps`` writes).
 """
@@ -35,8 +44,20 @@ def to_dec(v: Any) -> Decimal:
     return Decimal(v)
 
 
-def fold(s: str) -> str:
-    return "".join(c.lower() for c in s)
+def ignore_case(operand: str, v: str, how: str = "equals") -> bool:
+    """EventBridge's equals-ignore-case: each character of the operand stands for its
+    whole lowercase or uppercase form (``"ß"`` for ``"ß"`` or ``"SS"``); the event's
+    characters are not folded. ``how`` is ``equals``, ``prefix`` or ``suffix``."""
+    forms = [(c.lower(), c.upper()) for c in operand]
+    if how == "suffix":
+        v = v[::-1]
+        forms = [(lo[::-1], up[::-1]) for lo, up in reversed(forms)]
+    at = {0}
+    for lo, up in forms:
+        at = {o + len(f) for o in at for f in (lo, up) if v.startswith(f, o)}
+        if not at:
+            return False
+    return len(v) in at if how == "equals" else True
 
 
 def parse_ip(s: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
@@ -77,7 +98,7 @@ def leaves(event: dict[str, Any]) -> list[tuple[tuple[str, ...], Any, tuple[tupl
     def walk(v: Any, path: tuple[str, ...], mem: tuple[tuple[int, int], ...]) -> None:
         if isinstance(v, dict):
             for k, x in v.items():
-                walk(x, (*path, k), mem)
+                walk(x, (*path, *k.split(".")), mem)
         elif isinstance(v, list):
             aid = next(next_array)
             for i, x in enumerate(v):
@@ -96,9 +117,9 @@ def branches(pattern: dict[str, Any], prefix: tuple[str, ...] = ()) -> list[dict
         if key == "$or":
             alts = [b for alt in value for b in branches(alt, prefix)]
         elif isinstance(value, list):
-            alts = [{(*prefix, key): value}]
+            alts = [{(*prefix, *key.split(".")): value}]
         else:
-            alts = branches(value, (*prefix, key))
+            alts = branches(value, (*prefix, *key.split(".")))
         result = [{**r, **a} for r in result for a in alts]
     return result
 
@@ -135,14 +156,14 @@ def value_matches(cond: Any, v: Any) -> bool:
         return False
     if op == "prefix":
         if isinstance(arg, dict):
-            return fold(v).startswith(fold(arg["equals-ignore-case"]))
+            return ignore_case(arg["equals-ignore-case"], v, "prefix")
         return v.startswith(arg)
     if op == "suffix":
         if isinstance(arg, dict):
-            return fold(v).endswith(fold(arg["equals-ignore-case"]))
+            return ignore_case(arg["equals-ignore-case"], v, "suffix")
         return v.endswith(arg)
     if op == "equals-ignore-case":
-        return fold(v) == fold(arg)
+        return ignore_case(arg, v)
     if op == "wildcard":
         return glob_match(arg, v)
     if op == "cidr":
@@ -164,7 +185,7 @@ def excluded(arg: Any, v: Any) -> bool:
         if op == "suffix":
             return any(v.endswith(x) for x in values)
         if op == "equals-ignore-case":
-            return fold(v) in {fold(x) for x in values}
+            return any(ignore_case(x, v) for x in values)
         if op == "wildcard":
             return any(glob_match(x, v) for x in values)
         raise AssertionError(op)
@@ -174,27 +195,40 @@ def excluded(arg: Any, v: Any) -> bool:
     return is_num(v) and to_dec(v) in {to_dec(x) for x in values}
 
 
-def compatible(a: tuple[tuple[int, int], ...], b: tuple[tuple[int, int], ...]) -> bool:
-    return all(i == j for (x, i) in a for (y, j) in b if x == y)
+def compatible(a: dict[int, int], b: tuple[tuple[int, int], ...]) -> bool:
+    return all(a.get(x, i) == i for (x, i) in b)
+
+
+def utf16_order(path: tuple[str, ...]) -> bytes:
+    """Java orders names by UTF-16 code units; so do we."""
+    return ".".join(path).encode("utf-16-be")
+
+
+def take(
+    fields: list[tuple[tuple[str, ...], list[Any]]],
+    flat: list[tuple[tuple[str, ...], Any, tuple[tuple[int, int], ...]]],
+    chosen: dict[int, int],
+) -> bool:
+    """Take ``fields`` in order, each from a value in array elements agreeing with
+    ``chosen`` (the elements picked so far), or absent from them."""
+    if not fields:
+        return True
+    (path, conds), rest = fields[0], fields[1:]
+    here = [(v, mem) for (p, v, mem) in flat if p == path]
+    for v, mem in here:
+        if (
+            any(value_matches(c, v) for c in conds)
+            and compatible(chosen, mem)
+            and take(rest, flat, {**chosen, **dict(mem)})
+        ):
+            return True
+    absent_ok = any(isinstance(c, dict) and c.get("exists") is False for c in conds)
+    return absent_ok and not any(compatible(chosen, mem) for _, mem in here) and take(rest, flat, chosen)
 
 
 def matches(pattern: dict[str, Any], event: dict[str, Any]) -> bool:
     """Does the EventBridge pattern match the event?"""
     flat = leaves(event)
-    for branch in branches(pattern):
-        choices: list[list[tuple[tuple[int, int], ...]]] = []
-        ok = True
-        for path, conds in branch.items():
-            here = [(v, mem) for (p, v, mem) in flat if p == path]
-            hits = [mem for (v, mem) in here if any(value_matches(c, v) for c in conds)]
-            absent_ok = any(isinstance(c, dict) and c.get("exists") is False for c in conds)
-            if hits:
-                choices.append(hits)
-            elif not (absent_ok and not here):
-                ok = False
-                break
-        if ok and any(
-            all(compatible(a, b) for a, b in itertools.combinations(pick, 2)) for pick in itertools.product(*choices)
-        ):
-            return True
-    return False
+    return any(
+        take(sorted(branch.items(), key=lambda kv: utf16_order(kv[0])), flat, {}) for branch in branches(pattern)
+    )

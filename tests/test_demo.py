@@ -17,7 +17,10 @@ def test_demo_routes_what_it_says() -> None:
     assert set(got["inventory"]) == set(orders), "inventory gets every valid order, nothing else"
     assert got["shipping"] and len(got["shipping"]) < 40
     assert "ord-9999" not in text.split("who got what:")[1], "the malformed order reached nobody"
-    assert text.count("refused") >= 2, "forbidden type and malformed order both refused"
+    refusals = [line for line in text.splitlines() if line.startswith("  refused ")]
+    assert len(refusals) == 2, "forbidden type and malformed order both refused"
+    assert "payments.refund" in refusals[0] and "orders.placed" in refusals[1]
+    assert "refused: policy=1 schema=1" in text, "the counters count both refusals"
     assert "none found (ciphertext only)" in text
     assert "caught up from the log" in text
     assert "cannot open it" in text

@@ -199,3 +199,141 @@ def test_no_key_bytes_in_repr_str_or_errors(tmp_path: Path) -> None:
             assert h not in t and h.upper() not in t
     assert "redacted" in texts[3]
     assert "KeyRing(active=" in texts[0]
+
+
+# ---- key files that notice their own damage ------------------------------------------
+
+
+def damaged_ring_file(tmp_path: Path) -> tuple[Path, list[str]]:
+    """A key file as a router leaves it: three keys (active, retired, destroyed), seals
+    made, marks reserved. Returns the path and the live keys' hex."""
+    path = tmp_path / "keys.json"
+    ring = KeyRing.create(path, reserve_chunk=500)
+    seal(ring, b"a")
+    ring.rotate()
+    seal(ring, b"b")
+    doomed = ring.rotate()
+    ring.rotate()
+    ring.destroy(doomed)
+    seal(ring, b"c")
+    return path, key_hex(path)
+
+
+def meaning(report: sealbus.keys.KeyFileReport) -> object:
+    return (report["active"], report["max_seals_per_key"], report["keys"])
+
+
+def test_every_single_byte_change_and_truncation_is_refused(tmp_path: Path) -> None:
+    """Each byte in turn (three other values each: a bit flip, a case flip, and a
+    space) and every truncation: refused with KeyFileError naming the file and no key
+    hex, or (whitespace for whitespace) the same keys. The Rust core test
+    (`keyfile::tests::every_byte_changed_and_every_truncation`) tries all 255 values."""
+    path, secrets_hex = damaged_ring_file(tmp_path)
+    good = path.read_bytes()
+    want = meaning(sealbus.keys.inspect_key_document(good))
+    refused = same = 0
+
+    def check(variant: bytes, where: str) -> None:
+        nonlocal refused, same
+        try:
+            got = sealbus.keys.inspect_key_document(variant, "keys.json")
+        except sealbus.KeyFileError as exc:
+            assert exc.path == "keys.json"
+            text = f"{exc} {exc!r} {exc.reason}"
+            assert not any(h[i : i + 12] in text.lower() for h in secrets_hex for i in range(0, 53, 4)), text
+            refused += 1
+            return
+        assert meaning(got) == want, where
+        assert variant.strip() == good.strip() or variant.split() == good.split(), where
+        same += 1
+
+    for i, b in enumerate(good):
+        for v in {b ^ 0x01, b ^ 0x20, 0x20} - {b}:
+            check(good[:i] + bytes([v]) + good[i + 1 :], f"byte {i}: {b:#x} -> {v:#x}")
+    for n in range(len(good)):
+        check(good[:n], f"cut at {n}")
+    assert same > 0 and refused > 2 * len(good)
+
+
+def flip_hex_digit(text: str, secret: str) -> str:
+    """Change one hex digit of `secret` inside `text`, as a careless edit would."""
+    at = text.index(secret) + 17
+    digit = "0" if text[at] != "0" else "1"
+    return text[:at] + digit + text[at + 1 :]
+
+
+def test_a_changed_key_digit_stops_the_router_before_it_writes(tmp_path: Path) -> None:
+    log = tmp_path / "log"
+    path = tmp_path / "log.keys"
+    router = sealbus.Router(log, keys=path, allow_schemaless=True)
+    p = router.principal("p")
+    router.policy.allow_publish(p, "t.*")
+    router.producer(p).publish("t.x", {"n": 1})
+    router.close()
+    good = path.read_text()
+    active = KeyRing.load(path).active_key_id
+    secret = key_hex(path)[0]
+    path.write_text(flip_hex_digit(good, secret))
+    path.chmod(0o600)
+    before = sorted((f.name, f.stat().st_size) for f in log.iterdir())
+    with pytest.raises(sealbus.KeyFileError) as exc:
+        sealbus.Router(log, keys=path, allow_schemaless=True)
+    assert exc.value.path == str(path)
+    assert exc.value.key_id == active
+    assert "check value" in str(exc.value) and str(path) in str(exc.value) and active in str(exc.value)
+    assert secret[:16] not in str(exc.value) and secret[-16:] not in str(exc.value)
+    assert sorted((f.name, f.stat().st_size) for f in log.iterdir()) == before, "nothing written"
+    # A lowered high-water mark is refused too, naming its key.
+    data = json.loads(good)
+    data["keys"][0]["nonce_high_water"] -= 1
+    path.write_text(json.dumps(data, indent=2))
+    with pytest.raises(sealbus.KeyFileError, match="nonce_high_water") as exc:
+        KeyRing.load(path)
+    assert exc.value.key_id == data["keys"][0]["id"]
+    path.write_text(good)
+    assert KeyRing.load(path).active_key_id == active
+
+
+def test_version_1_files_are_read_and_upgraded_on_the_next_write(tmp_path: Path) -> None:
+    path = tmp_path / "old.keys"
+    key = os.urandom(32)
+    old = {
+        "format": "sealbus-keyring",
+        "version": 1,
+        "active": "k-old",
+        "max_seals_per_key": 1000,
+        "keys": [
+            {"id": "k-gone", "state": "destroyed", "created": 1},
+            {"id": "k-old", "state": "active", "created": 2, "key": key.hex(), "nonce_high_water": 10},
+        ],
+    }
+    path.write_text(json.dumps(old))
+    path.chmod(0o600)
+    report = sealbus.keys.inspect_key_file(path)
+    assert (report["version"], report["verified"]) == (1, False)
+    ring = KeyRing.load(path)
+    frame = seal(ring, b"upgraded")  # reserves counters: the file is written anew
+    report = sealbus.keys.inspect_key_file(path)
+    assert (report["version"], report["verified"]) == (2, True)
+    assert [k["id"] for k in report["keys"]] == ["k-gone", "k-old"]
+    assert open_(KeyRing.load(path), frame) == b"upgraded"
+    assert decode_frame(frame)["key_id"] == "k-old"
+    assert int.from_bytes(decode_frame(frame)["nonce"][8:], "big") >= 10
+
+
+def test_error_texts_never_hold_key_hex(tmp_path: Path) -> None:
+    path, secrets_hex = damaged_ring_file(tmp_path)
+    good = path.read_text()
+    variants = [flip_hex_digit(good, h) for h in secrets_hex]
+    # A ':' turned into ',' makes a key's hex a JSON field name, which serde would quote.
+    variants += [good.replace(f'"key": "{h}"', f'"key", "{h}"') for h in secrets_hex]
+    variants += [good.replace(f'"{h}"', f'"{h.upper()}"') for h in secrets_hex]
+    variants += [good.replace(f'"{h}"', f"{h}") for h in secrets_hex]
+    for text in variants:
+        assert text != good
+        path.write_text(text)
+        with pytest.raises(sealbus.KeyFileError) as exc:
+            KeyRing.load(path)
+        shown = f"{exc.value} {exc.value!r} {exc.value.reason}"
+        for h in secrets_hex:
+            assert h[:16] not in shown.lower() and h[-16:] not in shown.lower(), shown

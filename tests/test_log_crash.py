@@ -194,10 +194,26 @@ def test_sigkill_loses_no_acknowledged_append(tmp_path: Path) -> None:
     assert totals["kills_before_first_ack"] < totals["iterations"]
 
 
+def _selects_slow(markexpr: str) -> bool:
+    """Whether the ``-m`` expression asks for slow tests: true for it with the slow
+    mark, false without (a substring test took ``-m "not slow"`` for a yes)."""
+    from _pytest.mark.expression import Expression
+
+    if not markexpr:
+        return False
+    expr = Expression.compile(markexpr)
+    return expr.evaluate(lambda name, **_: name == "slow") and not expr.evaluate(lambda name, **_: False)
+
+
+def test_long_mode_switch_reads_the_mark_expression() -> None:
+    assert _selects_slow("slow") and _selects_slow("slow and not nats")
+    assert not _selects_slow("not slow") and not _selects_slow("") and not _selects_slow("nats or not slow")
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(3600)
 def test_sigkill_long_mode(tmp_path: Path, request: pytest.FixtureRequest) -> None:
-    if "slow" not in (request.config.getoption("-m") or ""):
+    if not _selects_slow(request.config.getoption("-m") or ""):
         pytest.skip("long mode: run with -m slow")
     totals = _run(tmp_path, _iterations(3000), seed=2)
     print(f"\nlong mode: {totals}")  # the figures for the closing note (-s shows them)

@@ -12,12 +12,17 @@ from typing import Any
 
 import pattern_reference as ref
 import sealbus
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 KEYS = ["a", "b"]
 OR_KEYS = ["c", "d"]
+# Keys holding dots are path steps, in events and patterns alike.
+DOTTED = ["a.b", "c.d", "b.a"]
 WORDS = ["", "a", "A", "ab", "aB", "abc", "b", "ba", "x*y", "é", "É", "a\\b", "10.0.0.1", "::1"]
+# Characters whose case forms differ in length or do not pair up: ß/SS, the Kelvin
+# sign (lowercase k), U+2C7F/U+0240, ΰ (uppercase three characters), İ.
+CASES = ["ß", "SS", "ss", "\u212a", "k", "K", "\u2c7f", "\u0240", "\u03b0", "\u03a5\u0308\u0301", "\u0130", "i\u0307"]
 IPS = ["10.0.0.1", "10.0.0.200", "10.0.1.7", "192.168.1.1", "::1", "0:0:0:0:0:0:0:1", "2001:db8::5"]
 NUMS = [
     Decimal(x)
@@ -39,7 +44,12 @@ NUMS = [
 ]
 OPERANDS = [-1, 0, 0.5, 1, 2.25, 10, 300, 5_000_000_000, -5_000_000_000]
 
-text = st.one_of(st.sampled_from(WORDS), st.text(alphabet="aAbB*\\.é", max_size=4))
+text = st.one_of(
+    st.sampled_from(WORDS),
+    st.sampled_from(CASES),
+    st.text(alphabet="aAbB*\\.é", max_size=4),
+    st.text(alphabet="sSßkK\u212a\u2c7f\u0240\u03b0\u03a5\u0308", max_size=3),
+)
 scalar = st.one_of(text, st.sampled_from(IPS), st.sampled_from(NUMS), st.booleans(), st.none())
 
 
@@ -55,11 +65,11 @@ def events(depth: int = 2) -> st.SearchStrategy[Any]:
             st.one_of(leaf, st.dictionaries(st.sampled_from(KEYS + OR_KEYS), inner, max_size=3)),
             max_size=3,
         ),
-        st.dictionaries(st.sampled_from(KEYS + OR_KEYS), inner, max_size=3),
+        st.dictionaries(st.sampled_from(KEYS + OR_KEYS + DOTTED), inner, max_size=3),
     )
 
 
-event_objects = st.dictionaries(st.sampled_from(KEYS + OR_KEYS), events(), max_size=4)
+event_objects = st.dictionaries(st.sampled_from(KEYS + OR_KEYS + DOTTED), events(), max_size=4)
 
 
 def glob_text() -> st.SearchStrategy[str]:
@@ -125,9 +135,17 @@ def sub_pattern(keys: list[str], depth: int) -> st.SearchStrategy[dict[str, Any]
 
 @st.composite
 def patterns(draw: st.DrawFn) -> dict[str, Any]:
-    p: dict[str, Any] = draw(st.dictionaries(st.sampled_from(KEYS), st.one_of(slot, sub_pattern(KEYS, 1)), max_size=2))
+    top = [*KEYS, "a.b"]
+    p: dict[str, Any] = draw(st.dictionaries(st.sampled_from(top), st.one_of(slot, sub_pattern(top, 1)), max_size=2))
     if draw(st.booleans()) or not p:
-        p["$or"] = draw(st.lists(sub_pattern(OR_KEYS, 1), min_size=2, max_size=3))
+        # Branches may name the fields beside `$or` again (the branch's condition
+        # replaces the outer one there), and `$or` may come before or after them.
+        or_keys = draw(st.sampled_from([OR_KEYS, [*OR_KEYS, "c.d"], KEYS + OR_KEYS]))
+        alternatives = draw(st.lists(sub_pattern(or_keys, 1), min_size=2, max_size=3))
+        if draw(st.booleans()):
+            p = {"$or": alternatives, **p}
+        else:
+            p["$or"] = alternatives
     return p
 
 
@@ -146,6 +164,17 @@ def spelled(draw: st.DrawFn, value: Any) -> str:
     return json.dumps(value)
 
 
+def too_complex(pattern: dict[str, Any]) -> bool:
+    """Several wildcards on one field can be refused as too complex to match (as
+    EventBridge refuses them); any other refusal is a failure."""
+    try:
+        sealbus.PatternSet().add("p", pattern)
+    except sealbus.PatternError as e:
+        assert "too complex" in e.reason, (pattern, e.reason)
+        return True
+    return False
+
+
 SETTINGS = settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -156,6 +185,7 @@ def test_single_pattern_agrees_with_reference(
 ) -> None:
     text = data.draw(spelled(event))
     want = ref.matches(pattern, event)
+    assume(not too_complex(pattern))
     assert sealbus.test_event_pattern(pattern, text) is want, (pattern, text)
 
 
@@ -168,6 +198,8 @@ def test_single_pattern_agrees_with_reference(
 def test_pattern_set_agrees_with_reference(
     pats: list[dict[str, Any]], evs: list[dict[str, Any]], data: st.DataObject
 ) -> None:
+    pats = [p for p in pats if not too_complex(p)]
+    assume(pats)
     ps = sealbus.PatternSet()
     for i, p in enumerate(pats):
         ps.add(f"p{i}", p)

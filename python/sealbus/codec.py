@@ -27,23 +27,35 @@ def encode_one(data: Any, index: int = 0) -> tuple[str, bytes]:
         ) from None
 
 
-def encode_batch(items: Iterable[Any]) -> tuple[str, bytes, list[int]]:
-    """One kind, one buffer and n + 1 offsets for a batch of event data."""
-    kind: str | None = None
-    parts: list[bytes] = []
-    offsets = [0]
-    total = 0
-    for i, item in enumerate(items):
-        k, blob = encode_one(item, i)
-        if kind is None:
-            kind = k
-        elif k != kind:
+class BatchEncoder:
+    """Encodes a batch one item at a time (so a caller may pause between items) into
+    one kind, one buffer and n + 1 offsets."""
+
+    def __init__(self) -> None:
+        self.kind: str | None = None
+        self.parts: list[bytes] = []
+        self.offsets = [0]
+
+    def add(self, index: int, item: Any) -> None:
+        k, blob = encode_one(item, index)
+        if self.kind is None:
+            self.kind = k
+        elif k != self.kind:
             raise InvalidEvent(
-                f"invalid event: data[{i}]: a batch mixes JSON and binary data",
-                field=f"data[{i}]",
+                f"invalid event: data[{index}]: a batch mixes JSON and binary data",
+                field=f"data[{index}]",
                 reason="a batch is all JSON or all bytes",
             )
-        parts.append(blob)
-        total += len(blob)
-        offsets.append(total)
-    return kind or "json", b"".join(parts), offsets
+        self.parts.append(blob)
+        self.offsets.append(self.offsets[-1] + len(blob))
+
+    def result(self) -> tuple[str, bytes, list[int]]:
+        return self.kind or "json", b"".join(self.parts), self.offsets
+
+
+def encode_batch(items: Iterable[Any]) -> tuple[str, bytes, list[int]]:
+    """One kind, one buffer and n + 1 offsets for a batch of event data."""
+    enc = BatchEncoder()
+    for i, item in enumerate(items):
+        enc.add(i, item)
+    return enc.result()

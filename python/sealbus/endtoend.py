@@ -65,17 +65,16 @@ class OpenedMessage:
 Validator = Callable[[str, bytes], int]
 
 
-def _open_one(msg: Message, keypair: ConsumerKeyPair | None, me: str, validate: Validator | None) -> OpenedMessage:
+def _open_frame(
+    frame: bytes, e: Event, keypair: ConsumerKeyPair | None, me: str, validate: Validator | None
+) -> tuple[bytes, Any] | SealbusError:
+    """The plaintext of one end-to-end frame and its decoded JSON, opened for ``me``
+    and validated; or the error that says why not."""
     if keypair is None:
-        return OpenedMessage(
-            msg,
-            error=KeyNotFound(
-                f"event {msg.id} is sealed end to end and this subscription has no key pair",
-                key_id="(none)",
-            ),
+        return KeyNotFound(
+            f"event {e.id} is sealed end to end and this subscription has no key pair",
+            key_id="(none)",
         )
-    e = msg.event
-    frame = e.data_bytes
     try:
         plain, offs = open_e2e(
             frame,
@@ -92,37 +91,36 @@ def _open_one(msg: Message, keypair: ConsumerKeyPair | None, me: str, validate: 
             # The router could not see this data: it is validated here, before the
             # application sees it, so a compromised producer cannot hurt consumers.
             validate(e.type, data)
-        return OpenedMessage(msg, data=json.loads(data))
+        return data, json.loads(data)
     except (IntegrityError, KeyNotFound, ValidationError, SchemaError) as exc:
-        return OpenedMessage(msg, error=exc)
+        return exc
     except ValueError as exc:
-        return OpenedMessage(msg, error=IntegrityError(f"event {e.id}: plaintext is not JSON", reason=str(exc)))
+        return IntegrityError(f"event {e.id}: plaintext is not JSON", reason=str(exc))
 
 
-def open_end_to_end(
-    msgs: list[Message], keypair: ConsumerKeyPair | None, me: str, validate: Validator | None = None
-) -> list[Message]:
-    """Replace end-to-end messages by opened ones (same order). Typed as Message:
-    an OpenedMessage offers the same attributes."""
-    out: list[Any] = [
-        _open_one(m, keypair, me, validate) if m.event.datacontenttype == E2E_CONTENT_TYPE else m for m in msgs
-    ]
-    return out
+def _open_one(msg: Message, keypair: ConsumerKeyPair | None, me: str, validate: Validator | None) -> OpenedMessage:
+    opened = _open_frame(msg.event.data_bytes, msg.event, keypair, me, validate)
+    if isinstance(opened, SealbusError):
+        return OpenedMessage(msg, error=opened)
+    return OpenedMessage(msg, data=opened[1])
 
 
 class OpenedBatch:
-    """A polled :class:`~sealbus.DeliveryBatch` whose end-to-end events were opened
-    for this consumer in one call (each data key unwrapped once, every payload opened
-    into one buffer with the GIL released). ``buffer`` and ``offsets`` hold every
-    event's plaintext data; an event that could not be opened (or failed its schema)
-    has empty data there, and ``errors[i]`` says why. Acks and nacks go to the batch."""
+    """A :class:`~sealbus.DeliveryBatch` whose end-to-end events were opened for this
+    consumer and validated, as :meth:`Subscription.poll` opens them, in one call: each
+    data key is unwrapped once and every payload opened into one buffer with the GIL
+    released. ``buffer`` holds every event's data, the plaintext of the end-to-end ones,
+    never their ciphertext; an event that could not be opened (or failed its schema)
+    has empty data there, ``errors[i]`` says why, and ``batch[i].data`` raises it.
+    Acks and nacks go to the underlying deliveries."""
 
-    __slots__ = ("_batch", "buffer", "errors", "offsets")
+    __slots__ = ("_batch", "_sealed", "buffer", "errors", "offsets")
 
     def __init__(
         self, batch: DeliveryBatch, buffer: memoryview, offsets: list[int], errors: list[SealbusError | None]
     ) -> None:
         self._batch = batch
+        self._sealed = frozenset(batch.end_to_end)
         self.buffer = buffer
         self.offsets = offsets
         self.errors = errors
@@ -142,19 +140,31 @@ class OpenedBatch:
     def received_ns(self) -> int:
         return self._batch.received_ns
 
-    def __getitem__(self, i: int) -> OpenedMessage:
-        """Event ``i`` as an :class:`OpenedMessage` (its ``data`` parsed, or raising why
-        it could not be opened)."""
-        if i < 0:
-            i += len(self.errors)
-        err = self.errors[i]
-        if err is not None:
-            return OpenedMessage(self._batch[i], error=err)
-        raw = bytes(self.buffer[self.offsets[i] : self.offsets[i + 1]])
-        try:
-            return OpenedMessage(self._batch[i], data=json.loads(raw))
-        except ValueError as exc:
-            return OpenedMessage(self._batch[i], error=IntegrityError("plaintext is not JSON", reason=str(exc)))
+    @property
+    def end_to_end(self) -> list[int]:
+        return self._batch.end_to_end
+
+    def __getitem__(self, i: int) -> Message:
+        """Event ``i``: an :class:`OpenedMessage` (its ``data`` parsed, or raising why
+        it could not be opened) for an end-to-end event, else the batch's message.
+        Typed as Message: an OpenedMessage offers the same attributes."""
+        j = i + len(self) if i < 0 else i
+        if j not in self._sealed:
+            return self._batch[i]
+        msg = self._batch[j]
+        err = self.errors[j]
+        if err is None:
+            raw = bytes(self.buffer[self.offsets[j] : self.offsets[j + 1]])
+            try:
+                opened = OpenedMessage(msg, data=json.loads(raw))
+            except ValueError as exc:
+                opened = OpenedMessage(
+                    msg, error=IntegrityError(f"event {msg.id}: plaintext is not JSON", reason=str(exc))
+                )
+        else:
+            opened = OpenedMessage(msg, error=err)
+        out: Message = opened  # type: ignore[assignment]
+        return out
 
     def ack(self) -> int:
         return self._batch.ack()
@@ -163,18 +173,61 @@ class OpenedBatch:
         return self._batch.nack()
 
     def __repr__(self) -> str:
-        return f"OpenedBatch({len(self)} events)"
+        return f"OpenedBatch({len(self)} events, {len(self._sealed)} sealed end to end)"
 
 
-def open_batch_end_to_end(
-    batch: DeliveryBatch, keypair: ConsumerKeyPair, me: str, validate: Validator | None = None
-) -> DeliveryBatch | OpenedBatch:
-    """Open a polled batch's end-to-end events (the batch itself when it has none).
+#: What a batch poll returns: the batch itself, or it with its end-to-end events opened.
+Batch = DeliveryBatch | OpenedBatch
+
+
+def _without_key_pair(batch: DeliveryBatch) -> OpenedBatch:
+    """A batch for a consumer with no key pair: its end-to-end events have no data
+    and say why."""
+    raw, offs = batch.buffer, batch.offsets
+    sealed = set(batch.end_to_end)
+    ids = batch.ids
+    parts: list[bytes] = []
+    offsets = [0]
+    errors: list[SealbusError | None] = []
+    for i in range(len(batch)):
+        if i in sealed:
+            parts.append(b"")
+            errors.append(
+                KeyNotFound(
+                    f"event {ids[i]} is sealed end to end and this subscription has no key pair", key_id="(none)"
+                )
+            )
+        else:
+            parts.append(bytes(raw[offs[i] : offs[i + 1]]))
+            errors.append(None)
+        offsets.append(offsets[-1] + len(parts[-1]))
+    return OpenedBatch(batch, memoryview(b"".join(parts)), offsets, errors)
+
+
+def open_batch(
+    batch: DeliveryBatch, keypair: ConsumerKeyPair | None, me: str, validate: Validator | None = None
+) -> Batch:
+    """``batch`` itself when it holds no end-to-end event, else an :class:`OpenedBatch`.
     With ``validate`` (the router's schema check) each opened event is validated in
     the same call, against its type's latest schema, before the application sees it:
     the router could not see this data."""
+    if not batch.end_to_end:
+        return batch
+    if keypair is None:
+        return _without_key_pair(batch)
     opened = batch.open_end_to_end(keypair.recipient_key, me, validate is not None)
     if opened is None:
         return batch
-    data, offsets, errors, _types = opened
+    data, offsets, errors = opened
     return OpenedBatch(batch, memoryview(data), offsets, errors)
+
+
+def open_end_to_end(
+    msgs: list[Message], keypair: ConsumerKeyPair | None, me: str, validate: Validator | None = None
+) -> list[Message]:
+    """Replace end-to-end messages by opened ones (same order). Typed as Message:
+    an OpenedMessage offers the same attributes."""
+    out: list[Any] = [
+        _open_one(m, keypair, me, validate) if m.event.datacontenttype == E2E_CONTENT_TYPE else m for m in msgs
+    ]
+    return out

@@ -81,6 +81,18 @@ class Backpressure(SealbusError):
     pending: int
 
 
+class TooLarge(InvalidEvent):
+    """An event, or a whole publish, is larger than the router allows: ``size`` bytes
+    over ``limit`` (``limit_name``: ``max_event_bytes`` or ``max_batch_bytes``);
+    ``index`` is the event's place in the batch (None for the batch's total). Nothing
+    of the publish was stored."""
+
+    limit_name: str
+    size: int
+    limit: int
+    index: int | None
+
+
 class NotFound(SealbusError, LookupError):
     """A subscription, message, consumer or key does not exist."""
 
@@ -105,6 +117,16 @@ class KeyNotFound(SealError, LookupError):
     """No key with this id in the key ring."""
 
 
+class KeyFileError(SealError):
+    """A key file is unreadable, damaged or edited, and was refused whole: ``path``
+    names the file, ``key_id`` the key whose entry is to blame (``None`` when the
+    change is in the document as a whole), ``reason`` what was found. Never key bytes."""
+
+    path: str
+    key_id: str | None
+    reason: str
+
+
 class FrameError(IntegrityError, ValueError):
     """A sealed frame is malformed (``offset``, ``reason``)."""
 
@@ -121,6 +143,14 @@ class LogIOError(LogError, OSError):
     """An I/O error in the log; the writer stopped (fail-stop) until reopened."""
 
 
+class LogLocked(LogError):
+    """Another open log holds the folder (``path``): one writer at a time, in this
+    process or any other. ``holder`` is the holding process id when known."""
+
+    path: str
+    holder: int | None
+
+
 class LogFailed(LogError):
     """The log writer stopped after an earlier failure; reopen the router."""
 
@@ -133,11 +163,13 @@ __all__ = [
     "InvalidArgument",
     "InvalidEvent",
     "KeyDestroyed",
+    "KeyFileError",
     "KeyNotFound",
     "LogCorrupted",
     "LogError",
     "LogFailed",
     "LogIOError",
+    "LogLocked",
     "NotFound",
     "PatternError",
     "PolicyDenied",
@@ -147,5 +179,6 @@ __all__ = [
     "SchemaNotFound",
     "SealError",
     "SealbusError",
+    "TooLarge",
     "ValidationError",
 ]

@@ -6,13 +6,17 @@ an API that reads like its documentation.
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import json
 import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
+from sealbus import aio
 from sealbus._sealbus import Event, KeyRing, ManualClock, Receipt, Receipts, RouterCore, new_event_ids
+from sealbus.audit import AuditTrail, trail_dir
 from sealbus.codec import encode_batch, encode_one
 from sealbus.e2e import ConsumerKeyPair, seal_e2e
 from sealbus.errors import (
@@ -21,6 +25,7 @@ from sealbus.errors import (
     InvalidEvent,
     PolicyDenied,
     SchemaNotFound,
+    SealbusError,
     SealError,
     ValidationError,
 )
@@ -80,23 +85,34 @@ class Policy:
     """Who may publish and who may receive what. Default deny: nothing is allowed
     until a rule allows it. Rules are event types or ``*`` globs (``orders.*``)."""
 
-    def __init__(self, core: RouterCore) -> None:
+    def __init__(self, core: RouterCore, audit: AuditTrail | None = None) -> None:
         self._core = core
+        self._audit = audit
+
+    def _record(self, change: str, who: Principal | str, glob: str) -> None:
+        if self._audit is not None:
+            self._audit.record("policy", change=change, principal=principal_name(who), types=glob)
 
     def allow_publish(self, who: Principal | str, types: str | Iterable[str]) -> None:
         for t in [types] if isinstance(types, str) else types:
             self._core.allow(principal_name(who), "publish", t)
+            self._record("allow_publish", who, t)
 
     def allow_subscribe(self, who: Principal | str, types: str | Iterable[str]) -> None:
         for t in [types] if isinstance(types, str) else types:
             self._core.allow(principal_name(who), "subscribe", t)
+            self._record("allow_subscribe", who, t)
 
     def revoke_publish(self, who: Principal | str, glob: str) -> bool:
-        return self._core.revoke(principal_name(who), "publish", glob)
+        done = self._core.revoke(principal_name(who), "publish", glob)
+        self._record("revoke_publish", who, glob)
+        return done
 
     def revoke_subscribe(self, who: Principal | str, glob: str) -> bool:
         """Revoke a grant; delivery of matching types stops at once."""
-        return self._core.revoke(principal_name(who), "subscribe", glob)
+        done = self._core.revoke(principal_name(who), "subscribe", glob)
+        self._record("revoke_subscribe", who, glob)
+        return done
 
     def require_end_to_end(self, types: str) -> None:
         """Events of these types must be sealed end to end by their producer: the
@@ -104,6 +120,8 @@ class Policy:
         allowed to read the type (and holding a key pair) can open them. Content
         patterns on their data are refused; attributes stay matchable."""
         self._core.require_end_to_end(types)
+        if self._audit is not None:
+            self._audit.record("policy", change="require_end_to_end", types=types)
 
     def requires_end_to_end(self, event_type: str) -> bool:
         return self._core.requires_end_to_end(event_type)
@@ -122,8 +140,9 @@ class Policy:
 class Schemas:
     """The versioned JSON Schema registry (2020-12 and draft 7)."""
 
-    def __init__(self, core: RouterCore) -> None:
+    def __init__(self, core: RouterCore, audit: AuditTrail | None = None) -> None:
         self._core = core
+        self._audit = audit
 
     def register(
         self,
@@ -137,10 +156,24 @@ class Schemas:
         :class:`~sealbus.SchemaIncompatible` if it breaks ``compatibility`` with the
         previous version. Returns the version number."""
         text = schema if isinstance(schema, str) else json.dumps(schema)
-        return self._core.register_schema(event_type, text, version, compatibility)
+        v = self._core.register_schema(event_type, text, version, compatibility)
+        if self._audit is not None:
+            digest = hashlib.sha256(text.encode()).hexdigest()
+            self._audit.record("schema", type=event_type, version=v, compatibility=compatibility, sha256=digest)
+        return v
 
     def latest_version(self, event_type: str) -> int | None:
         return self._core.schema_latest_version(event_type)
+
+
+def _check_attrs(attrs: Mapping[str, str | None]) -> None:
+    for k in attrs:
+        if k not in _ATTRS:
+            raise InvalidArgument(
+                f"invalid argument: {k}: not a CloudEvents attribute ({', '.join(_ATTRS)})",
+                name=k,
+                reason="unknown attribute",
+            )
 
 
 class Producer:
@@ -212,21 +245,18 @@ class Producer:
         timeout: float | None,
         attrs: Mapping[str, str | None],
     ) -> Receipts:
-        for k in attrs:
-            if k not in _ATTRS:
-                raise InvalidArgument(
-                    f"invalid argument: {k}: not a CloudEvents attribute ({', '.join(_ATTRS)})",
-                    name=k,
-                    reason="unknown attribute",
-                )
+        _check_attrs(attrs)
         ids: list[str] | None = None
         core = self._router._core
         # A producer that may not publish the type is refused (and counted) by the
         # router before anything is sealed.
         if core.requires_end_to_end(event_type) and core.allows(self._who.name, "publish", event_type):
+            # Sizes before the plaintext is validated or sealed, as the router does.
+            core.check_sizes(offsets)
             kind, buffer, offsets, ids = self._seal_end_to_end(event_type, kind, buffer, offsets)
+        audit = self._router.audit
         try:
-            return self._router._core.publish(
+            receipts = self._router._core.publish(
                 self._who.name,
                 self._who._token,
                 event_type,
@@ -238,14 +268,139 @@ class Producer:
                 timeout if timeout is not None else self._timeout,
                 ids,
             )
-        except Backpressure as exc:
-            # tokio's try_send: the caller gets back what was not queued.
-            accepted: int = exc.accepted
-            if originals is not None:
-                exc.events = list(originals[accepted:])
-            else:
-                exc.events = [buffer[offsets[i] : offsets[i + 1]] for i in range(accepted, len(offsets) - 1)]
+        except SealbusError as exc:
+            if audit is not None:
+                self._record_refused(audit, event_type, exc, len(offsets) - 1)
+            if not isinstance(exc, Backpressure):
+                raise
+            self._hand_back(exc, originals, buffer, offsets)
             raise
+        if audit is not None:
+            version = receipts[0].schema_version if len(receipts) else None
+            self._record_publish(audit, event_type, receipts.ids, offsets, version, kind)
+        return receipts
+
+    def _record_refused(self, audit: AuditTrail, event_type: str, exc: SealbusError, count: int) -> None:
+        # The rule and where, never the data: a validation error's message may quote
+        # a value, so only its class and JSON pointer are kept.
+        audit.record(
+            "refused",
+            principal=self._who.name,
+            type=event_type,
+            rule=type(exc).__name__,
+            path=getattr(exc, "path", None),
+            index=getattr(exc, "index", None),
+            count=count,
+        )
+
+    def _record_publish(
+        self, audit: AuditTrail, event_type: str, ids: list[str], offsets: list[int], version: int | None, kind: str
+    ) -> None:
+        audit.record(
+            "publish",
+            principal=self._who.name,
+            type=event_type,
+            ids=ids,
+            count=len(offsets) - 1,
+            bytes=offsets[-1] - offsets[0],
+            version=version,
+            key=self._router._active_key_id(),
+            data=kind,
+        )
+
+    @staticmethod
+    def _hand_back(exc: Backpressure, originals: Sequence[Any] | None, buffer: bytes, offsets: list[int]) -> None:
+        """tokio's try_send: the caller gets back what was not queued."""
+        accepted: int = exc.accepted
+        if originals is not None:
+            exc.events = list(originals[accepted:])
+        else:
+            exc.events = [buffer[offsets[i] : offsets[i + 1]] for i in range(accepted, len(offsets) - 1)]
+
+    async def publish_async(
+        self,
+        event_type: str,
+        data: Any = None,
+        *,
+        version: int | None = None,
+        timeout: float | None = None,
+        **attrs: str | None,
+    ) -> Receipt:
+        """:meth:`publish` for asyncio: returns the receipt once the event is stored
+        (on disk per ``fsync``), without blocking the loop. Concurrent coroutines'
+        events share group commits; see :mod:`sealbus.aio`. Cancelling the await
+        does not withdraw the event: it is published (or refused) all the same.
+        ``timeout`` bounds the wait on a full ``block`` queue (then ``Backpressure``)."""
+        kind, blob = encode_one(data)
+        receipt: Receipt = await self._submit(event_type, kind, blob, [0, len(blob)], [data], version, timeout, attrs)
+        return receipt
+
+    async def publish_many_async(
+        self,
+        event_type: str,
+        batch: Sequence[Any],
+        *,
+        version: int | None = None,
+        timeout: float | None = None,
+        **attrs: str | None,
+    ) -> Receipts:
+        """:meth:`publish_many` for asyncio (all or nothing, like it), in the same
+        group commits as :meth:`publish_async`."""
+        kind, buffer, offsets = await aio.encode_batch_async(batch)
+        receipts: Receipts = await self._submit(
+            event_type, kind, buffer, offsets, batch, version, timeout, attrs, single=False
+        )
+        return receipts
+
+    def _submit(
+        self,
+        event_type: str,
+        kind: str,
+        buffer: bytes,
+        offsets: list[int],
+        originals: Sequence[Any],
+        version: int | None,
+        timeout: float | None,
+        attrs: Mapping[str, str | None],
+        single: bool = True,
+    ) -> asyncio.Future[Any]:
+        if attrs:
+            _check_attrs(attrs)
+        ids: list[str] | None = None
+        core = self._router._core
+        if core.requires_end_to_end(event_type) and core.allows(self._who.name, "publish", event_type):
+            kind, buffer, offsets, ids = self._seal_end_to_end(event_type, kind, buffer, offsets)
+        future = aio.submit(
+            self._router,
+            core,
+            self._who.name,
+            self._who._token,
+            event_type,
+            kind,
+            buffer,
+            offsets,
+            originals,
+            version,
+            timeout if timeout is not None else self._timeout,
+            attrs,
+            ids,
+            single,
+        )
+        audit = self._router.audit
+        if audit is not None:
+
+            def record(done: asyncio.Future[Any]) -> None:
+                exc = None if done.cancelled() else done.exception()
+                if isinstance(exc, SealbusError):
+                    self._record_refused(audit, event_type, exc, len(offsets) - 1)
+                elif exc is None and not done.cancelled():
+                    r = done.result()
+                    ids = [r.id] if single else r.ids
+                    version = r.schema_version if single else (r[0].schema_version if len(r) else None)
+                    self._record_publish(audit, event_type, ids, offsets, version, kind)
+
+            future.add_done_callback(record)
+        return future
 
     def _seal_end_to_end(
         self, event_type: str, kind: str, buffer: bytes, offsets: list[int]
@@ -312,6 +467,18 @@ class Router:
     0600 *beside* (never inside) the log folder: ``<path>.keys``. ``key_source`` says
     which.
 
+    Size limits: an event's data may be at most ``max_event_bytes`` (1 MiB, NATS's
+    default ``max_payload``) and one publish call at most ``max_batch_bytes`` (64 MiB)
+    in all; larger ones are refused with :class:`~sealbus.TooLarge` before anything of
+    them is copied, validated or stored.
+
+    On disk, an event's data is sealed, and its attributes (``id``, ``source``,
+    ``type``, ``time``, ``datacontenttype``, ``dataschema``, ``subject``,
+    ``traceparent``, schema version) are stored in the clear, so that the log can be
+    routed, filtered and replayed without opening every event. ``seal_subject=True``
+    seals the ``subject`` too (a durable, sealing router only); patterns on
+    ``subject`` are then refused with :class:`~sealbus.PatternError`.
+
     >>> router = Router()
     >>> checkout = router.principal("checkout")
     >>> router.policy.allow_publish(checkout, "orders.*")
@@ -330,6 +497,11 @@ class Router:
         retention_max_age: float | None = None,
         retention_max_bytes: int | None = None,
         retention_respect_consumers: bool = True,
+        max_event_bytes: int = 1 << 20,
+        max_batch_bytes: int = 64 << 20,
+        seal_subject: bool = False,
+        audit: bool | None = None,
+        audit_checkpoint_every: int = 10_000,
     ) -> None:
         ring, self.key_source = _key_ring(path, seal, keys)
         self._core = RouterCore(
@@ -342,11 +514,27 @@ class Router:
             retention_max_age=retention_max_age,
             retention_max_bytes=retention_max_bytes,
             retention_respect_consumers=retention_respect_consumers,
+            max_event_bytes=max_event_bytes,
+            max_batch_bytes=max_batch_bytes,
+            seal_subject=seal_subject,
         )
         self.keys = ring
         self.path = None if path is None else Path(path)
-        self.policy = Policy(self._core)
-        self.schemas = Schemas(self._core)
+        #: The audit trail (on by default for a durable router; see :mod:`sealbus.audit`).
+        self.audit: AuditTrail | None = None
+        if audit or (audit is None and path is not None):
+            if path is None:
+                raise InvalidArgument(
+                    "invalid argument: audit: the audit trail lives beside a durable log; give a path",
+                    name="audit",
+                    reason="needs a durable router",
+                )
+            from sealbus.identity import Identity
+
+            identity = Identity.load_or_create(Path(path).with_name(Path(path).name + ".identity"))
+            self.audit = AuditTrail(trail_dir(path), identity._seed(), checkpoint_every=audit_checkpoint_every)
+        self.policy = Policy(self._core, self.audit)
+        self.schemas = Schemas(self._core, self.audit)
         self._principals: dict[str, Principal] = {}
 
     def __repr__(self) -> str:
@@ -362,7 +550,14 @@ class Router:
 
     def close(self) -> None:
         """Save consumer cursors and close the log. Reopen with ``Router(path)``."""
+        aio.close_publishers(self)
         self._core.close()
+        if self.audit is not None:
+            self.audit.record("close")
+            self.audit.close()
+
+    def _active_key_id(self) -> str | None:
+        return self.keys.active_key_id if self.keys is not None else None
 
     def __enter__(self) -> Router:
         return self
@@ -487,6 +682,8 @@ class Router:
             max_backlog=max_backlog,
             busy_poll=busy_poll,
         )
+        if durable and self.audit is not None:
+            self.audit.record("consumer", principal=who.name, name=name, types=type_list, start=start)
         return Subscription(core, keypair=keypair, validate=self._core.validate_data)
 
     def counters(self) -> dict[str, int]:

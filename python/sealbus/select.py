@@ -4,9 +4,16 @@ do for sockets."""
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
-from sealbus._sealbus import DeliveryBatch, Message, SelectorCore
+from sealbus import aio
+from sealbus._sealbus import Message, SelectorCore, SubscriptionCore
+from sealbus.endtoend import Batch
 from sealbus.subscription import Subscription
+
+
+def _none(found: list[Any]) -> bool:
+    return not found
 
 
 class Selector:
@@ -44,19 +51,37 @@ class Selector:
     def __repr__(self) -> str:
         return f"Selector({[s.name for s in self._subs]!r})"
 
-    def poll_batch(
-        self, max_messages: int = 4096, timeout: float | None = 0.0
-    ) -> list[tuple[Subscription, DeliveryBatch]]:
+    def poll_batch(self, max_messages: int = 4096, timeout: float | None = 0.0) -> list[tuple[Subscription, Batch]]:
         """For each subscription with events, up to ``max_messages`` of them as one
         :class:`~sealbus.DeliveryBatch`, waiting up to ``timeout`` seconds (``None``:
         until any arrives) with the GIL released. Only subscriptions that have events
-        are listed, in the selector's order."""
-        return [(self._subs[i], b) for i, b in self._live().poll_batch(max_messages, timeout)]
+        are listed, in the selector's order. End-to-end events are opened as
+        :meth:`Subscription.poll_batch` opens them."""
+        return [
+            (self._subs[i], self._subs[i]._finish_batch(b)) for i, b in self._live().poll_batch(max_messages, timeout)
+        ]
 
     def poll(self, max_messages: int = 512, timeout: float | None = 0.0) -> list[tuple[Subscription, list[Message]]]:
         """Like :meth:`poll_batch`, with a :class:`~sealbus.Message` per event, opened
         as :meth:`Subscription.poll` opens them (end-to-end seals included)."""
         return [(self._subs[i], self._subs[i]._finish(msgs)) for i, msgs in self._live().poll(max_messages, timeout)]
+
+    async def poll_batch_async(
+        self, max_messages: int = 4096, timeout: float | None = None
+    ) -> list[tuple[Subscription, Batch]]:
+        """:meth:`poll_batch` for asyncio: waits on the loop (no thread) up to
+        ``timeout`` seconds (None: until any subscription has events)."""
+        return await aio.wait_for(lambda: self.poll_batch(max_messages, 0.0), _none, self._cores(), timeout)
+
+    async def poll_async(
+        self, max_messages: int = 512, timeout: float | None = None
+    ) -> list[tuple[Subscription, list[Message]]]:
+        """:meth:`poll` for asyncio, waiting as :meth:`poll_batch_async` does."""
+        return await aio.wait_for(lambda: self.poll(max_messages, 0.0), _none, self._cores(), timeout)
+
+    def _cores(self) -> list[SubscriptionCore]:
+        self._live()
+        return [s._core for s in self._subs]
 
     def close(self) -> None:
         """Stop watching (the subscriptions stay open)."""

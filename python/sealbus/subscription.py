@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
+from sealbus import aio
 from sealbus._sealbus import DeliveryBatch, Event, Message, SubscriptionCore
 from sealbus.e2e import ConsumerKeyPair
-from sealbus.endtoend import E2E_CONTENT_TYPE, OpenedBatch, Validator, open_batch_end_to_end, open_end_to_end
+from sealbus.endtoend import E2E_CONTENT_TYPE, Batch, Validator, open_batch, open_end_to_end
 from sealbus.errors import Closed
 
 log = logging.getLogger("sealbus")
+
+
+def _none(found: list[Any] | DeliveryBatch) -> bool:
+    return len(found) == 0
 
 
 class Subscription:
@@ -72,15 +76,19 @@ class Subscription:
             return open_end_to_end(msgs, self._keypair, self.principal, self._validate)
         return msgs
 
-    def poll_batch(self, max_messages: int = 4096, timeout: float | None = 0.0) -> DeliveryBatch | OpenedBatch:
+    def poll_batch(self, max_messages: int = 4096, timeout: float | None = 0.0) -> Batch:
         """Like :meth:`poll`, but one :class:`DeliveryBatch`: the events' data in one
         buffer plus offsets, acked or nacked together with ``batch.ack()``. The fast
-        path when a consumer handles many events per call. With a key pair, events
-        sealed end to end come back opened, in one call (an :class:`OpenedBatch`)."""
-        batch = self._core.poll_batch(max_messages, timeout)
-        if self._keypair is not None:
-            return open_batch_end_to_end(batch, self._keypair, self.principal, self._validate)
-        return batch
+        path when a consumer handles many events per call.
+
+        Events sealed end to end are opened and validated as :meth:`poll` opens them
+        (an :class:`~sealbus.endtoend.OpenedBatch` then holds their plaintext); their
+        ciphertext is never handed out as data."""
+        return self._finish_batch(self._core.poll_batch(max_messages, timeout))
+
+    def _finish_batch(self, batch: DeliveryBatch) -> Batch:
+        """Open what was sealed end to end for this consumer (see :meth:`poll_batch`)."""
+        return open_batch(batch, self._keypair, self.principal, self._validate)
 
     def ack(self, messages: list[Message]) -> int:
         """Acknowledge many messages in one call; returns how many were outstanding."""
@@ -107,11 +115,22 @@ class Subscription:
                 return
             yield from batch
 
+    async def poll_async(self, max_messages: int = 512, timeout: float | None = None) -> list[Message]:
+        """:meth:`poll` for asyncio: waits on the loop (no thread) up to ``timeout``
+        seconds (None: until a message arrives) and returns the messages, or an empty
+        list when the time is up. Raises :class:`~sealbus.Closed` once closed."""
+        return await aio.wait_for(lambda: self.poll(max_messages, 0.0), _none, [self._core], timeout)
+
+    async def poll_batch_async(self, max_messages: int = 4096, timeout: float | None = None) -> DeliveryBatch:
+        """:meth:`poll_batch` for asyncio, waiting as :meth:`poll_async` does."""
+        return await aio.wait_for(lambda: self._core.poll_batch(max_messages, 0.0), _none, [self._core], timeout)
+
     async def __aiter__(self) -> AsyncIterator[Message]:
-        """``async for msg in sub``: waits in a worker thread, so the loop never blocks."""
+        """``async for msg in sub``: messages as they arrive, until the subscription
+        is closed. Waits on the loop, woken by the router: no thread, no polling."""
         while True:
             try:
-                batch = await asyncio.to_thread(self._core.poll, 256, 0.25)
+                batch = await self.poll_async(256, None)
             except Closed:
                 return
             for msg in batch:

@@ -21,6 +21,20 @@ Scenarios (``--scenario NAME``, repeatable; all by default):
     ``Router(path=dir, fsync="batch")``: publish 1M events while three subscribers
     never poll; RSS sampled every 100k. The target is an RSS that does not grow with
     the backlog.
+``asyncio`` (only when asked for)
+    200 coroutines, one durable ``await publish_async`` each at a time, beside
+    nats-py's ``await js.publish`` from 200 coroutines; loop lag throughout; then an
+    ``async for`` consumer's latency at 5,000 events/s (see :mod:`sealbus.bench.aio`).
+``bridge`` (only when asked for)
+    Two durable routers in two processes joined through JetStream by
+    :class:`sealbus.nats.Bridge` (sealed, signed, checked at both ends): events/s from
+    a producer in one to a consumer in the other, beside nats-py publishing the same
+    payloads with 200 coroutines to the same server; and latency at 1,000 events/s.
+    See :mod:`sealbus.bench.bridge`.
+``fanout`` (only when asked for)
+    Durable publish with 1, 100, 1,000 and 10,000 online durable consumers, each
+    matching 1% of the events (:mod:`sealbus.bench.fanout`; ``--fanout-events``,
+    ``--fanout-subscriptions``), rates compared within the run; no NATS baseline.
 
 Each scenario runs ``--repeat`` times (3) and the table shows medians. The JetStream
 baseline (see :mod:`sealbus.bench.nats_baseline`) runs the same scenario in the same
@@ -48,7 +62,8 @@ from typing import Any, TextIO
 
 import sealbus
 from sealbus._allocator import PURGE_DELAY_MS
-from sealbus.bench import nats_baseline
+from sealbus.bench import aio as aio_bench
+from sealbus.bench import fanout, nats_baseline
 from sealbus.bench.procstat import (
     PACER_SLACK_NS,
     RssSampler,
@@ -61,10 +76,12 @@ from sealbus.bench.procstat import (
     weighted_percentile,
 )
 from sealbus.bench.workload import SCHEMA, Batch, encode_pool
-from sealbus.endtoend import OpenedBatch
+from sealbus.endtoend import Batch as PolledBatch
 from sealbus.errors import Backpressure
 
-SCENARIOS = ("throughput", "latency", "durable", "backlog")
+SCENARIOS = ("throughput", "latency", "durable", "backlog", "asyncio", "bridge", "fanout")
+#: What runs without ``--scenario``: asyncio, bridge and fanout take minutes of their own.
+DEFAULT_SCENARIOS = ("throughput", "latency", "durable", "backlog")
 
 # How long the latency consumers spin for news before they sleep: ten send intervals
 # at 10k events/s. With two (200 µs), every send the pacer's wake-up made more than
@@ -177,11 +194,28 @@ class Figures:
     producers: int = 1
     rss_samples: list[tuple[int, int]] = field(default_factory=list)
     latency_quantiles_us: list[float] = field(default_factory=list)
+    #: asyncio: the longest gaps between a ticker coroutine's turns of the loop, and
+    #: publish -> ``async for`` body at a paced rate.
+    lag_p99_us: float = float("nan")
+    lag_max_us: float = float("nan")
+    lag_cpu_p99_us: float = float("nan")
+    consumer_p50_us: float = float("nan")
+    consumer_p99_us: float = float("nan")
     notes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         return self.status == "ok"
+
+
+def _from_aio(a: aio_bench.AsyncFigures) -> Figures:
+    fig = Figures(a.system, "asyncio", status=a.status, events=a.events, seconds=a.seconds)
+    fig.events_per_s, fig.p50_us, fig.p99_us = a.events_per_s, a.publish_p50_us, a.publish_p99_us
+    fig.lag_p99_us, fig.lag_max_us, fig.lag_cpu_p99_us = a.lag_p99_us, a.lag_max_us, a.lag_cpu_p99_us
+    fig.consumer_p50_us, fig.consumer_p99_us = a.consumer_p50_us, a.consumer_p99_us
+    fig.cpu_s_per_mevent, fig.offered_rate, fig.sent_rate = a.cpu_s_per_mevent, aio_bench.RATE, a.consumer_rate
+    fig.notes = list(a.notes)
+    return fig
 
 
 @dataclass
@@ -223,6 +257,9 @@ class Config:
     shared_consumer_thread: bool = False
     #: One short uncounted run of ``throughput`` and ``durable`` first (see ``run``).
     warm_up: bool = True
+    #: The ``fanout`` scenario: events per run, and the numbers of consumers.
+    fanout_events: int = 65_536
+    fanout_subscriptions: tuple[int, ...] = fanout.SUBSCRIPTIONS
 
 
 # ---- sealbus side ------------------------------------------------------------------------
@@ -314,7 +351,7 @@ class _Tally:
         self._last_seen = [-1] * producers  # per producer, the last batch number seen
         self._cur, self._pos = -1, 0  # the batch being received and how many of it so far
 
-    def take(self, batch: sealbus.DeliveryBatch | OpenedBatch, t1: int) -> None:
+    def take(self, batch: PolledBatch, t1: int) -> None:
         """Account a polled batch (stamped ``t1`` when the poll returned) and ack it."""
         k = len(batch)
         batch.ack()
@@ -567,7 +604,7 @@ def sealbus_latency(
     order_errors = [0] * len(setup.subs)
     deadline = time.monotonic() + events / rate + 60
 
-    def account(i: int, batch: sealbus.DeliveryBatch | OpenedBatch, t1: int) -> None:
+    def account(i: int, batch: PolledBatch, t1: int) -> None:
         """Consumer ``i`` polled ``batch``; its poll returned at ``t1``. The router's
         own stamp is the instant the consumer's thread held the events, before it
         waited for the GIL to come back to Python. FIFO per subscription and every
@@ -780,6 +817,7 @@ class Report:
     config: Config
     runs: dict[str, list[Figures]] = field(default_factory=dict)  # "scenario/system" -> runs
     environment: dict[str, Any] = field(default_factory=dict)
+    fanout: list[fanout.FanoutFigures] = field(default_factory=list)
 
     def add(self, fig: Figures) -> None:
         self.runs.setdefault(f"{fig.scenario}/{fig.system}", []).append(fig)
@@ -844,7 +882,7 @@ def run(config: Config, out: TextIO | None = None) -> Report:
         report.add(fig)
 
     # The JetStream throughput run serves both throughput rows (file storage is its
-    # only durable mode and the brief's baseline): run it once per repeat.
+    # only durable mode and the baseline we compare against): run it once per repeat.
     nats_tp: list[Figures] = []
     n_nats = min(config.nats_events, config.events)
     if config.warm_up:
@@ -939,6 +977,24 @@ def run(config: Config, out: TextIO | None = None) -> Report:
                     "latency",
                     "nats",
                 )
+        if "bridge" in config.scenarios and nats_ok:
+            _bridge_step(report, config, step)
+        if "asyncio" in config.scenarios:
+            step(
+                f"asyncio sealbus {tag}",
+                config.events,
+                lambda p: _from_aio(aio_bench.sealbus_asyncio(config.events, work_dir=config.work_dir)),
+                "asyncio",
+                "sealbus",
+            )
+            if nats_ok:
+                step(
+                    f"asyncio NATS {tag}",
+                    n_nats,
+                    lambda p: _from_aio(aio_bench.nats_asyncio(n_nats)),
+                    "asyncio",
+                    "nats",
+                )
     # The backlog scenario runs after every repeat of the others, not in their rounds.
     # It writes ~1.4 GB (a 1M-event log and JetStream's store) and deletes it, and the
     # scenario after it ran slower: durable runs right after a backlog run took 3.0-3.4
@@ -976,6 +1032,20 @@ def run(config: Config, out: TextIO | None = None) -> Report:
                 "backlog",
                 "nats",
             )
+    for rep in range(1, config.repeat + 1) if "fanout" in config.scenarios else ():
+        for n in config.fanout_subscriptions:
+            release_memory()
+            bar.start(f"fanout {n:,} consumers {rep}/{config.repeat}", config.fanout_events)
+            with _scratch(config.work_dir, "sealbus-bench-fanout-") as d:
+                try:
+                    fig_f = fanout.run_once(n, config.fanout_events, d, progress=bar.update)
+                except Exception as exc:  # reported in the table, the other runs go on
+                    fig_f = fanout.FanoutFigures(n, config.fanout_events, status=f"error: {exc!r}")
+                finally:
+                    # The at-rest key file the router created beside its folder.
+                    Path(f"{d}.keys").unlink(missing_ok=True)
+            bar.finish()
+            report.fanout.append(fig_f)
     print_table(report, out)
     if config.json_path:
         write_json(report, config.json_path)
@@ -984,6 +1054,24 @@ def run(config: Config, out: TextIO | None = None) -> Report:
         for msg in write_plots(report, config.plots):
             print(msg, file=out)
     return report
+
+
+def _bridge_step(report: Report, config: Config, step: Callable[..., None]) -> None:
+    from sealbus.bench import bridge
+
+    events = min(config.events, 100_000)
+    result: list[bridge.BridgeResult] = []
+
+    def run(_p: Callable[[int], None]) -> Figures:
+        r = bridge.run(events, rate=1_000.0, seconds=min(config.latency_seconds, 10.0))
+        result.append(r)
+        return Figures(
+            "sealbus", "bridge", events=events, events_per_s=r.events_per_s, p50_us=r.p50_us, p99_us=r.p99_us
+        )
+
+    step("bridge (two processes through JetStream)", events, run, "bridge", "sealbus")
+    if result:
+        report.add(Figures("nats", "bridge", events=events, events_per_s=result[-1].nats_py_events_per_s))
 
 
 #: Events in the uncounted warm-up run of each throughput scenario.
@@ -1092,6 +1180,27 @@ _ROWS: dict[str, list[tuple[str, str, str, bool | None]]] = {
         ("CPU per 1M events", "cpu_s_per_mevent", "s", False),
         ("RSS peak", "rss_bytes", "MiB", False),
     ],
+    "bridge": [
+        (
+            "events/s, producer → consumer in another process (NATS: nats-py, 200 coroutines)",
+            "events_per_s",
+            "ev/s",
+            True,
+        ),
+        ("p50 publish→remote deliver at 1,000 ev/s", "p50_us", "µs", False),
+        ("p99 publish→remote deliver at 1,000 ev/s", "p99_us", "µs", False),
+    ],
+    "asyncio": [
+        ("events/s (200 coroutines)", "events_per_s", "ev/s", True),
+        ("p50 publish→receipt", "p50_us", "µs", False),
+        ("p99 publish→receipt", "p99_us", "µs", False),
+        ("loop lag p99", "lag_p99_us", "µs", False),
+        ("loop lag max", "lag_max_us", "µs", False),
+        ("loop lag p99, loop thread's CPU", "lag_cpu_p99_us", "µs", False),
+        ("CPU per 1M events", "cpu_s_per_mevent", "s", False),
+        ("p50 publish→async for (5k/s)", "consumer_p50_us", "µs", False),
+        ("p99 publish→async for (5k/s)", "consumer_p99_us", "µs", False),
+    ],
     "backlog": [
         ("publish events/s", "events_per_s", "ev/s", True),
         ("RSS peak", "rss_bytes", "MiB", False),
@@ -1134,6 +1243,8 @@ def print_table(report: Report, out: TextIO) -> None:
     if report.environment.get("warm_up"):
         notes.append(f"sealbus throughput and durable medians follow {report.environment['warm_up']}")
     for scen in c.scenarios:
+        if scen == "fanout":
+            continue  # a table of its own, below
         s_runs, n_runs = report.get(scen, "sealbus"), report.get(scen, "nats")
         for runs in (s_runs, n_runs):
             for fr in runs:
@@ -1184,6 +1295,7 @@ def print_table(report: Report, out: TextIO) -> None:
         )
     for note in notes:
         print(f"note: {note}", file=out)
+    fanout.print_table(report.fanout, out)
     for t in targets(report):
         print(t, file=out)
 
@@ -1196,7 +1308,7 @@ def _status_word(runs: Sequence[Figures]) -> str:
 
 
 def targets(report: Report) -> list[str]:
-    """The issue's targets, checked against this run's medians."""
+    """The project's performance targets, checked against this run's medians."""
     lines = ["targets:"]
 
     def verdict(ok: bool | None) -> str:
@@ -1219,11 +1331,43 @@ def targets(report: Report) -> list[str]:
         f"{report.config.rate:,.0f} events/s in memory: {_fmt(p99, 'µs')} µs "
         f"(to the consumer's thread, before it has the GIL back: {_fmt(rp99, 'µs')} µs)"
     )
+    b, bn = (
+        median_of(report.get("bridge", "sealbus"), "events_per_s"),
+        median_of(report.get("bridge", "nats"), "events_per_s"),
+    )
+    if b == b:
+        br = b / bn if bn == bn and bn > 0 else float("nan")
+        lines.append(f"  [{verdict(None if br != br else br >= 2)}] bridge >= 2x nats-py (200 coroutines): {br:,.2f}x")
+        bp99 = median_of(report.get("bridge", "sealbus"), "p99_us")
+        lines.append(
+            f"  [{verdict(None if bp99 != bp99 else bp99 <= 5000)}] bridge p99 <= 5 ms at 1,000 ev/s: "
+            f"{_fmt(bp99, 'µs')} µs"
+        )
+    if "asyncio" in report.config.scenarios:
+        a = median_of(report.get("asyncio", "sealbus"), "events_per_s")
+        an = median_of(report.get("asyncio", "nats"), "events_per_s")
+        ar = a / an if a == a and an == an and an > 0 else float("nan")
+        lag = median_of(report.get("asyncio", "sealbus"), "lag_p99_us")
+        lag_cpu = median_of(report.get("asyncio", "sealbus"), "lag_cpu_p99_us")
+        cp99 = median_of(report.get("asyncio", "sealbus"), "consumer_p99_us")
+        lines.append(
+            f"  [{verdict(None if ar != ar else ar >= 3)}] asyncio >= 3x nats-py's await js.publish: "
+            f"{_fmt(a, 'ev/s')} vs {_fmt(an, 'ev/s')} ev/s ({'n/a' if ar != ar else f'{ar:,.2f}x'})"
+        )
+        lines.append(
+            f"  [{verdict(None if lag != lag else lag <= 2000)}] asyncio loop lag p99 <= 2 ms: {_fmt(lag, 'µs')} µs "
+            f"(the loop thread's CPU beyond the timer: {_fmt(lag_cpu, 'µs')} µs)"
+        )
+        lines.append(
+            f"  [{verdict(None if cp99 != cp99 else cp99 <= 500)}] async consumer p99 <= 500 µs at "
+            f"{aio_bench.RATE:,.0f} events/s: {_fmt(cp99, 'µs')} µs"
+        )
     g = median_of(report.get("backlog", "sealbus"), "rss_growth_bytes")
     lines.append(
         f"  [{verdict(None if g != g else g <= 50 * MiB)}] RSS independent of backlog "
         f"({report.config.backlog:,} stored events; growth <= 50 MiB): {_fmt(g, 'MiB')} MiB"
     )
+    lines.extend(fanout.targets(report.fanout))
     return lines
 
 
@@ -1243,6 +1387,7 @@ def write_json(report: Report, path: str) -> None:
         "config": asdict(report.config),
         "environment": report.environment,
         "runs": {k: [asdict(f) for f in v] for k, v in report.runs.items()},
+        "fanout": [fanout.as_dict(f) for f in report.fanout],
         "medians": {
             k: {attr: median_of(v, attr) for _, attr, _, _ in _ROWS[k.split("/")[0]]} for k, v in report.runs.items()
         },
@@ -1403,6 +1548,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="producer threads in 'throughput' and 'durable' "
         "(default 2 in memory; 4 durable, where half wait for their fsync)",
     )
+    p.add_argument("--fanout-events", type=int, help="events per 'fanout' run (default 65,536; quick 16,384)")
+    p.add_argument(
+        "--fanout-subscriptions",
+        type=int,
+        action="append",
+        metavar="N",
+        help="online durable consumers in a 'fanout' run (repeatable; default 1, 100, 1,000 and 10,000)",
+    )
 
 
 def config_from_args(args: argparse.Namespace) -> Config:
@@ -1416,7 +1569,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
     events = pick(args.events, 20_000, 200_000, 1_000_000)
     backlog = pick(args.backlog, 100_000, 1_000_000)
     cfg = Config(
-        scenarios=list(dict.fromkeys(args.scenario or SCENARIOS)),
+        scenarios=list(dict.fromkeys(args.scenario or DEFAULT_SCENARIOS)),
         events=events,
         nats_events=pick(args.nats_events, 3_000, 50_000, 100_000),
         repeat=pick(args.repeat, 1, 3),
@@ -1437,7 +1590,11 @@ def config_from_args(args: argparse.Namespace) -> Config:
         latency_threads=bool(getattr(args, "latency_threads", False)),
         shared_consumer_thread=bool(getattr(args, "shared_consumer_thread", False)),
         warm_up=not getattr(args, "no_warm_up", False),
+        fanout_events=pick(getattr(args, "fanout_events", None), 16_384, 65_536),
+        fanout_subscriptions=tuple(getattr(args, "fanout_subscriptions", None) or fanout.SUBSCRIPTIONS),
     )
+    if cfg.fanout_events < 1 or any(n < 1 for n in cfg.fanout_subscriptions):
+        raise SystemExit("sealbus bench: --fanout-events and --fanout-subscriptions must be >= 1")
     for name in ("events", "nats_events", "repeat", "backlog", "producers"):
         if getattr(cfg, name) is not None and getattr(cfg, name) < 1:
             raise SystemExit(f"sealbus bench: --{name.replace('_', '-')} must be >= 1")

@@ -421,14 +421,32 @@ impl Event {
     /// rather than dropped, so a round trip never loses information silently.
     pub fn from_json_bytes(bytes: &[u8]) -> Result<Event> {
         let not_json = |e: serde_json::Error| invalid("event", format!("not JSON: {e}"));
-        let v: Value = serde_json::from_slice(bytes).map_err(not_json)?;
-        let Value::Object(map) = v else {
-            return Err(invalid("event", "a CloudEvent must be a JSON object"));
-        };
-        // A second, raw parse keeps `data` byte for byte as it was written.
+        // One parse keeps every member as raw JSON: `data` stays byte for byte as it
+        // was written (and is not built into a tree only to be thrown away), and the
+        // attributes, all short, are parsed from their raw text.
         let mut raw: std::collections::HashMap<String, Box<RawValue>> =
-            serde_json::from_slice(bytes).map_err(not_json)?;
-        Self::from_json_map(map, raw.remove("data").as_deref())
+            match serde_json::from_slice(bytes) {
+                Ok(raw) => raw,
+                Err(e) => {
+                    // Not JSON, or JSON but not an object: the general parse says which.
+                    let v: Value = serde_json::from_slice(bytes).map_err(not_json)?;
+                    if !v.is_object() {
+                        return Err(invalid("event", "a CloudEvent must be a JSON object"));
+                    }
+                    return Err(not_json(e));
+                }
+            };
+        let data = raw.remove("data");
+        let mut map = Map::with_capacity(raw.len() + 1);
+        for (k, v) in raw {
+            let value: Value = serde_json::from_str(v.get()).map_err(not_json)?;
+            map.insert(k, value);
+        }
+        if data.is_some() {
+            // Present (its value is taken from the raw text below).
+            map.insert("data".to_owned(), Value::Null);
+        }
+        Self::from_json_map(map, data.as_deref())
     }
 
     fn from_json_map(mut map: Map<String, Value>, raw_data: Option<&RawValue>) -> Result<Event> {

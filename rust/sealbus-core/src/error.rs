@@ -90,6 +90,17 @@ pub enum Error {
         /// How many events of the batch were accepted before the refusal.
         accepted: usize,
     },
+    /// An event or a whole publish is larger than the router's limit (`limit_name`:
+    /// `max_event_bytes` or `max_batch_bytes`); `index` is the event's place in the
+    /// batch (None for the batch's total).
+    #[error("too large: {} is {size} bytes, over {limit_name} = {limit}",
+            index.map_or_else(|| "the batch".to_owned(), |i| format!("event {i} of the batch")))]
+    TooLarge {
+        limit_name: &'static str,
+        size: u64,
+        limit: u64,
+        index: Option<usize>,
+    },
     /// The named subscription, message or consumer does not exist (any more).
     #[error("not found: {what}")]
     NotFound { what: String },
@@ -113,6 +124,14 @@ pub enum Error {
     /// No key with this id in the ring.
     #[error("unknown key id {key_id}")]
     KeyNotFound { key_id: String },
+    /// A key file is unreadable, damaged or edited: refused whole at load, naming the
+    /// file and, where one entry is to blame, its key id (never key bytes).
+    #[error("key file {path}{}: {reason}", key_id.as_ref().map(|k| format!(", key {k}")).unwrap_or_default())]
+    KeyFile {
+        path: String,
+        key_id: Option<String>,
+        reason: String,
+    },
     /// A sealed frame is malformed (truncated, bad version, bad lengths).
     #[error("malformed sealed frame at byte {offset}: {reason}")]
     Frame { offset: usize, reason: String },
@@ -133,6 +152,10 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// Another open log (in this process or another) holds the folder's writer lock.
+    #[error("log folder {path} is in use by another open log{}; one writer at a time",
+            holder.map(|p| format!(" (process {p})")).unwrap_or_default())]
+    LogLocked { path: String, holder: Option<u32> },
     /// The log writer stopped after an earlier I/O error; reopen the router.
     #[error("log writer stopped after an earlier failure ({reason}); reopen to recover")]
     LogFailed { reason: String },

@@ -8,7 +8,9 @@
 //! - [`route`]: subscriptions, bounded queues, delivery, backpressure.
 //! - [`seal`]: AES-256-GCM batch sealing, key ring, sealed frames.
 //! - [`log`]: the durable segment log.
+//! - [`audit`]: the hash-chained audit trail with signed Merkle checkpoints.
 
+pub mod audit;
 pub mod envelope;
 pub mod error;
 pub mod log;

@@ -335,6 +335,17 @@ mod tests {
         forged[0] ^= 1;
         assert!(p.authenticate("checkout", &forged).is_err());
         assert!(p.authenticate("nobody", &t).is_err());
+        // A prefix of the token, or none at all, is not the token.
+        for short in [&t[..0], &t[..1], &t[..16], &t[..31]] {
+            assert!(
+                p.authenticate("checkout", short).is_err(),
+                "{} bytes",
+                short.len()
+            );
+        }
+        let mut long = t.to_vec();
+        long.push(0);
+        assert!(p.authenticate("checkout", &long).is_err());
         assert!(
             !format!("{p:?}").contains(&format!("{}", t[0])) || format!("{p:?}") == "Policy { .. }"
         );

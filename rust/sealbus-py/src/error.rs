@@ -156,6 +156,22 @@ pub fn to_pyerr(py: Python<'_>, err: Error) -> PyErr {
                 ("accepted", n(accepted as u64)),
             ],
         ),
+        Error::TooLarge {
+            limit_name,
+            size,
+            limit,
+            index,
+        } => build(
+            py,
+            "TooLarge",
+            msg,
+            &[
+                ("limit_name", s(limit_name)),
+                ("size", n(size)),
+                ("limit", n(limit)),
+                ("index", index.map_or_else(|| py.None(), |i| n(i as u64))),
+            ],
+        ),
         Error::NotFound { what } => build(py, "NotFound", msg, &[("what", s(&what))]),
         Error::Closed { what } => build(py, "Closed", msg, &[("what", s(&what))]),
         Error::InvalidArgument { name, reason } => build(
@@ -168,6 +184,20 @@ pub fn to_pyerr(py: Python<'_>, err: Error) -> PyErr {
         Error::Integrity { reason } => build(py, "IntegrityError", msg, &[("reason", s(&reason))]),
         Error::KeyDestroyed { key_id } => build(py, "KeyDestroyed", msg, &[("key_id", s(&key_id))]),
         Error::KeyNotFound { key_id } => build(py, "KeyNotFound", msg, &[("key_id", s(&key_id))]),
+        Error::KeyFile {
+            path,
+            key_id,
+            reason,
+        } => build(
+            py,
+            "KeyFileError",
+            msg,
+            &[
+                ("path", s(&path)),
+                ("key_id", key_id.map_or_else(|| py.None(), |k| s(&k))),
+                ("reason", s(&reason)),
+            ],
+        ),
         Error::Frame { offset, reason } => build(
             py,
             "FrameError",
@@ -196,6 +226,18 @@ pub fn to_pyerr(py: Python<'_>, err: Error) -> PyErr {
                 ("op", s(op)),
                 ("path", s(&path)),
                 ("reason", s(&source.to_string())),
+            ],
+        ),
+        Error::LogLocked { path, holder } => build(
+            py,
+            "LogLocked",
+            msg,
+            &[
+                ("path", s(&path)),
+                (
+                    "holder",
+                    holder.map_or_else(|| py.None(), |p| n(u64::from(p))),
+                ),
             ],
         ),
         Error::LogFailed { reason } => build(py, "LogFailed", msg, &[("reason", s(&reason))]),

@@ -9,9 +9,12 @@ use pyo3::prelude::*;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod aio;
+mod audit;
 mod e2e_delivery;
 mod error;
 mod gil;
+mod keyfile;
 mod lent;
 mod log;
 mod pattern;
@@ -24,10 +27,13 @@ mod select;
 fn _sealbus(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     pattern::register(m)?;
+    audit::register(m)?;
     schema::register(m)?;
     seal::register(m)?;
+    keyfile::register(m)?;
     log::register(m)?;
     router::register(m)?;
     select::register(m)?;
+    aio::register(m)?;
     Ok(())
 }

@@ -375,6 +375,7 @@ pub struct PyCursorStore {
 
 fn cursor_dict<'py>(py: Python<'py>, c: &Cursor) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
+    d.set_item("owner", c.owner.as_deref())?;
     d.set_item("committed", c.committed)?;
     d.set_item("acked", PyList::new(py, &c.acked)?)?;
     let deliveries = PyDict::new(py);
@@ -407,7 +408,8 @@ impl PyCursorStore {
     }
 
     /// Durably replace the consumer's cursor (write, fsync, rename, fsync directory).
-    #[pyo3(signature = (consumer, committed, acked = Vec::new(), deliveries = BTreeMap::new(), dead_letters = Vec::new()))]
+    #[pyo3(signature = (consumer, committed, acked = Vec::new(), deliveries = BTreeMap::new(), dead_letters = Vec::new(), owner = None))]
+    #[allow(clippy::too_many_arguments)]
     fn save(
         &self,
         py: Python<'_>,
@@ -416,8 +418,10 @@ impl PyCursorStore {
         acked: Vec<(u64, u64)>,
         deliveries: BTreeMap<u64, u32>,
         dead_letters: Vec<(u64, u32, u64, String)>,
+        owner: Option<String>,
     ) -> PyResult<()> {
         let c = Cursor {
+            owner,
             committed,
             acked,
             deliveries: deliveries.into_iter().collect(),

@@ -13,8 +13,9 @@ use sealbus_core::error::{Action, Error};
 use sealbus_core::log::{CursorStore, FsyncPolicy, Log, LogOptions, Retention};
 use sealbus_core::pattern::Pattern;
 use sealbus_core::route::{
-    Clock, Delivery, Item, OnFull, Opened, OpenedBatch, QueueConfig, Receipt, Replay, Router,
-    RouterConfig, Start, Subscription,
+    Clock, Delivery, Item, Limits, OnFull, Opened, OpenedBatch, QueueConfig, Receipt, Refused,
+    Replay, Router, RouterConfig, Start, Subscription, DEFAULT_MAX_BATCH_BYTES,
+    DEFAULT_MAX_EVENT_BYTES,
 };
 use sealbus_core::schema::Compatibility;
 
@@ -65,6 +66,56 @@ pub fn split_buffer(buffer: &[u8], offsets: &[usize]) -> sealbus_core::Result<Ve
         out.push(buffer[a..b].to_vec());
     }
     Ok(out)
+}
+
+/// A publish's `kind` argument: the data kind, and whether it is sealed end to end.
+pub(crate) fn data_kind(kind: &str) -> PyResult<(DataKind, bool)> {
+    match kind {
+        "json" => Ok((DataKind::Json, false)),
+        "binary" => Ok((DataKind::Binary, false)),
+        "e2e" => Ok((DataKind::Binary, true)),
+        _ => Err(PyValueError::new_err(
+            "kind must be 'json', 'binary' or 'e2e'",
+        )),
+    }
+}
+
+/// A publish's optional `CloudEvents` attributes.
+pub(crate) fn attributes(
+    py: Python<'_>,
+    attrs: Option<&Bound<'_, PyDict>>,
+) -> PyResult<Attributes> {
+    let mut a = Attributes::default();
+    if let Some(d) = attrs {
+        for (k, v) in d.iter() {
+            let k: String = k.extract()?;
+            let v: Option<String> = v.extract()?;
+            match k.as_str() {
+                "subject" => a.subject = v,
+                "datacontenttype" => a.datacontenttype = v,
+                "dataschema" => a.dataschema = v,
+                "traceparent" => a.traceparent = v,
+                other => {
+                    return Err(to_pyerr(
+                        py,
+                        Error::InvalidEvent {
+                            field: other.to_owned(),
+                            reason: "unknown attribute".into(),
+                        },
+                    ))
+                }
+            }
+        }
+    }
+    Ok(a)
+}
+
+/// The exception for a refused publish, carrying the receipts of what was queued.
+pub(crate) fn refused_error(py: Python<'_>, refused: Refused) -> PyResult<PyErr> {
+    let err = to_pyerr(py, refused.error);
+    let receipts: Vec<PyReceipt> = refused.receipts.into_iter().map(PyReceipt::from).collect();
+    err.value(py).setattr("receipts", receipts)?;
+    Ok(err)
 }
 
 /// A clock that only moves when told to: for deterministic tests of ack timeouts.
@@ -214,6 +265,15 @@ impl PyEvent {
         let _ = self.data.set(value.clone_ref(py));
         Ok(value)
     }
+    /// How the data is held: ``"json"`` (JSON text), ``"binary"`` or ``"none"``.
+    #[getter]
+    fn kind(&self) -> &'static str {
+        match self.inner.data_kind {
+            DataKind::Json => "json",
+            DataKind::Binary => "binary",
+            DataKind::None => "none",
+        }
+    }
     /// The data as raw bytes (JSON text for JSON events).
     #[getter]
     fn data_bytes<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
@@ -298,6 +358,10 @@ pub struct PyReceipts {
 }
 
 impl PyReceipts {
+    pub(crate) fn new(inner: Vec<Receipt>) -> Self {
+        PyReceipts { inner }
+    }
+
     fn one(&self, j: usize) -> PyReceipt {
         PyReceipt::from(self.inner[j].clone())
     }
@@ -459,6 +523,8 @@ pub struct PyDeliveryBatch {
     data: Py<LentBytes>,
     offsets: Vec<usize>,
     received_ns: u64,
+    /// Events whose slot in `data` is an end-to-end frame (see `OpenedBatch`).
+    end_to_end: Vec<usize>,
 }
 
 /// A polled batch opened with the GIL released; it becomes a `DeliveryBatch` once
@@ -482,12 +548,25 @@ impl OpenedParts {
         let b = self.batch;
         let data = Py::new(py, LentBytes::new(b.buffer))?;
         let tags: Vec<u64> = b.deliveries.iter().map(|d| d.tag).collect();
-        let opened = b
+        let mut opened: Vec<(Item, u32, Unopened)> = b
             .deliveries
             .into_iter()
             .zip(b.errors)
             .map(|(d, e)| (d.item, d.attempt, e.map(unopened_reason)))
             .collect();
+        // Indexed alone, an end-to-end event refuses its data: the frame is not it.
+        for &j in &b.end_to_end {
+            if let Some((item, _, unopened)) = opened.get_mut(j) {
+                *unopened = Some((
+                    false,
+                    format!(
+                        "event {} is sealed end to end; sealbus.Subscription.poll_batch opens it \
+                         with the consumer's key pair",
+                        item.id
+                    ),
+                ));
+            }
+        }
         Ok(PyDeliveryBatch {
             handle,
             tags,
@@ -495,6 +574,7 @@ impl OpenedParts {
             data,
             offsets: b.offsets,
             received_ns: self.received_ns,
+            end_to_end: b.end_to_end,
         })
     }
 }
@@ -544,6 +624,12 @@ impl PyDeliveryBatch {
     fn received_ns(&self) -> u64 {
         self.received_ns
     }
+    /// Indices of the events whose slot in `buffer` is an end-to-end frame, which
+    /// only the consumer's key pair opens (`sealbus.Subscription.poll_batch` does).
+    #[getter]
+    fn end_to_end(&self) -> Vec<usize> {
+        self.end_to_end.clone()
+    }
     /// Event `i` as a Message (ack/nack it alone if you like).
     fn __getitem__(&self, py: Python<'_>, i: isize) -> PyResult<PyMessage> {
         let n = isize::try_from(self.tags.len()).unwrap_or(isize::MAX);
@@ -581,7 +667,7 @@ impl PyDeliveryBatch {
     }
     /// The events sealed end to end, opened with the consumer's key in one call
     /// (`sealbus.endtoend`), and validated against their schemas when `validate`:
-    /// `None` when there are none, else `(data, offsets, errors, types)`.
+    /// `None` when there are none, else `(data, offsets, errors)`.
     #[pyo3(signature = (key, recipient_id, validate = true))]
     fn open_end_to_end<'py>(
         &self,
@@ -591,14 +677,17 @@ impl PyDeliveryBatch {
         validate: bool,
     ) -> PyResult<Option<Bound<'py, pyo3::types::PyTuple>>> {
         let events: Vec<&Event> = self.opened.iter().map(|(e, _, _)| &**e).collect();
-        let skip: Vec<bool> = self.opened.iter().map(|(_, _, u)| u.is_some()).collect();
+        let mut sealed = vec![false; events.len()];
+        for &j in &self.end_to_end {
+            sealed[j] = true;
+        }
         crate::e2e_delivery::open_delivered(
             py,
             validate.then_some(&*self.handle.router),
             &key.key,
             recipient_id,
             &events,
-            &skip,
+            &sealed,
             self.data.get().as_slice(),
             &self.offsets,
         )
@@ -786,13 +875,13 @@ impl PyReplay {
 /// The Rust side of a router. The public `sealbus.Router` wraps it.
 #[pyclass(frozen, module = "sealbus._sealbus", name = "RouterCore")]
 pub struct PyRouter {
-    router: Arc<Router>,
+    pub(crate) router: Arc<Router>,
 }
 
 #[pymethods]
 impl PyRouter {
     #[new]
-    #[pyo3(signature = (allow_schemaless=false, clock=None, path=None, fsync="batch", keys=None, segment_bytes=None, retention_max_age=None, retention_max_bytes=None, retention_respect_consumers=true))]
+    #[pyo3(signature = (allow_schemaless=false, clock=None, path=None, fsync="batch", keys=None, segment_bytes=None, retention_max_age=None, retention_max_bytes=None, retention_respect_consumers=true, max_event_bytes=DEFAULT_MAX_EVENT_BYTES, max_batch_bytes=DEFAULT_MAX_BATCH_BYTES, seal_subject=false))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -805,7 +894,26 @@ impl PyRouter {
         retention_max_age: Option<f64>,
         retention_max_bytes: Option<u64>,
         retention_respect_consumers: bool,
+        max_event_bytes: usize,
+        max_batch_bytes: usize,
+        seal_subject: bool,
     ) -> PyResult<Self> {
+        if seal_subject && (keys.is_none() || path.is_none()) {
+            return attached(
+                py,
+                Err(Error::InvalidArgument {
+                    name: "seal_subject".into(),
+                    reason: "seals the subject in the durable log: it needs a path and \
+                             at-rest sealing"
+                        .into(),
+                }),
+            );
+        }
+        let limits = Limits {
+            max_event_bytes,
+            max_batch_bytes,
+        };
+        attached(py, limits.validate())?;
         let clock = clock.map_or_else(Clock::default, |c| Clock::Manual(c.get().ns.clone()));
         let log = match path {
             None => None,
@@ -836,6 +944,8 @@ impl PyRouter {
             allow_schemaless,
             keys: keys.map(|k| k.get().ring()),
             log,
+            limits,
+            seal_subject,
         };
         let router = Arc::new(Router::new(config, clock));
         router.start_housekeeping(Duration::from_millis(200), Duration::from_secs(5));
@@ -1004,6 +1114,23 @@ impl PyRouter {
         )
     }
 
+    /// Check a publish's sizes (`n + 1` offsets) against the router's limits, as a
+    /// publish does first (producers that seal end to end check before sealing).
+    #[allow(clippy::needless_pass_by_value)] // PyO3 extracts the list into a Vec
+    fn check_sizes(&self, py: Python<'_>, offsets: Vec<usize>) -> PyResult<()> {
+        attached(py, self.router.limits().check_offsets(&offsets, false))
+    }
+
+    #[getter]
+    fn max_event_bytes(&self) -> usize {
+        self.router.limits().max_event_bytes
+    }
+
+    #[getter]
+    fn max_batch_bytes(&self) -> usize {
+        self.router.limits().max_batch_bytes
+    }
+
     /// Validate JSON data against the type's latest schema (consumers of end-to-end
     /// events call this after opening, since the router could not).
     fn validate_data(&self, py: Python<'_>, event_type: &str, data: &[u8]) -> PyResult<u32> {
@@ -1033,39 +1160,11 @@ impl PyRouter {
         block_timeout: Option<f64>,
         ids: Option<Vec<String>>,
     ) -> PyResult<PyReceipts> {
-        let (kind, end_to_end) = match kind {
-            "json" => (DataKind::Json, false),
-            "binary" => (DataKind::Binary, false),
-            "e2e" => (DataKind::Binary, true),
-            _ => {
-                return Err(PyValueError::new_err(
-                    "kind must be 'json', 'binary' or 'e2e'",
-                ))
-            }
-        };
-        let mut a = Attributes::default();
-        if let Some(d) = attrs {
-            for (k, v) in d.iter() {
-                let k: String = k.extract()?;
-                let v: Option<String> = v.extract()?;
-                match k.as_str() {
-                    "subject" => a.subject = v,
-                    "datacontenttype" => a.datacontenttype = v,
-                    "dataschema" => a.dataschema = v,
-                    "traceparent" => a.traceparent = v,
-                    other => {
-                        return Err(to_pyerr(
-                            py,
-                            Error::InvalidEvent {
-                                field: other.to_owned(),
-                                reason: "unknown attribute".into(),
-                            },
-                        ))
-                    }
-                }
-            }
-        }
+        let (kind, end_to_end) = data_kind(kind)?;
+        let a = attributes(py, attrs)?;
         let block_timeout = timeout_arg(block_timeout)?;
+        // Sizes first: nothing of an oversized publish is copied, validated or stored.
+        attached(py, self.router.limits().check_offsets(&offsets, end_to_end))?;
         // Copy out of Python objects before the GIL is released.
         // The buffer is split into the events' own data here, under the GIL: one copy
         // of the batch instead of a copy of the buffer and then of each event.
@@ -1099,13 +1198,7 @@ impl PyRouter {
         match result {
             Err(e) => Err(to_pyerr(py, e)),
             Ok(Ok(receipts)) => Ok(PyReceipts { inner: receipts }),
-            Ok(Err(refused)) => {
-                let err = to_pyerr(py, refused.error);
-                let receipts: Vec<PyReceipt> =
-                    refused.receipts.into_iter().map(PyReceipt::from).collect();
-                err.value(py).setattr("receipts", receipts)?;
-                Err(err)
-            }
+            Ok(Err(refused)) => Err(refused_error(py, *refused)?),
         }
     }
 

@@ -13,7 +13,10 @@ use super::io::{FileStorage, Storage};
 use super::recovery::io_err;
 use crate::error::{Error, Result};
 
+/// A cursor without an owner (as written before cursors had one).
 const MAGIC: &[u8; 8] = b"SBUSCUR1";
+/// A cursor that names the principal owning the consumer.
+const MAGIC_OWNED: &[u8; 8] = b"SBUSCUR2";
 const MAX_NAME: usize = 100;
 /// Dead-letter reasons are cut to this many bytes (at a character boundary).
 const MAX_REASON: usize = 1024;
@@ -30,6 +33,10 @@ pub struct DeadLetter {
 /// Where one consumer stands.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Cursor {
+    /// The principal that created the consumer, and alone may resume it. `None` in
+    /// a cursor file written before owners were recorded (the router adopts it for
+    /// the first principal that resumes it).
+    pub owner: Option<String>,
     /// Every offset below this is settled (acked or dead-lettered).
     pub committed: u64,
     /// Settled offsets at or beyond `committed`: sorted, disjoint, non-adjacent
@@ -51,7 +58,54 @@ impl Cursor {
     }
 
     pub fn is_settled(&self, offset: u64) -> bool {
-        offset < self.committed || self.acked.iter().any(|&(s, e)| s <= offset && offset < e)
+        if offset < self.committed {
+            return true;
+        }
+        // The ranges are sorted and disjoint: the only candidate is the last one
+        // starting at or before `offset` (a consumer far behind holds thousands).
+        let i = self.acked.partition_point(|&(s, _)| s <= offset);
+        i > 0 && offset < self.acked[i - 1].1
+    }
+
+    /// Settle every offset of `start..end` at once: offsets the consumer does not
+    /// want, which it was never handed (so none of them has a delivery count). The
+    /// common case, a range just past everything settled, is an O(1) extension.
+    pub fn settle_unwanted(&mut self, start: u64, end: u64) {
+        let start = start.max(self.committed);
+        if start >= end {
+            return;
+        }
+        match self.acked.last_mut() {
+            // Past everything settled: extend or append (the path of a follower).
+            Some(last) if last.1 == start => {
+                last.1 = end;
+                return;
+            }
+            Some(last) if last.1 < start => {
+                self.acked.push((start, end));
+                return;
+            }
+            None if start > self.committed => {
+                self.acked.push((start, end));
+                return;
+            }
+            None => {
+                self.committed = end;
+                self.deliveries.remove_below(end);
+                return;
+            }
+            Some(_) => {}
+        }
+        // The ranges that touch or overlap `start..end` merge with it into one.
+        let i = self.acked.partition_point(|&(_, e)| e < start);
+        let j = self.acked.partition_point(|&(s, _)| s <= end);
+        let (mut s, mut e) = (start, end);
+        if i < j {
+            s = s.min(self.acked[i].0);
+            e = e.max(self.acked[j - 1].1);
+        }
+        self.acked.splice(i..j, std::iter::once((s, e)));
+        self.compact();
     }
 
     /// Mark `offset` settled. Returns false if it already was.
@@ -105,12 +159,14 @@ impl Cursor {
     }
 
     fn compact(&mut self) {
-        while let Some(&(s, e)) = self.acked.first() {
-            if s > self.committed {
-                break;
-            }
-            self.committed = self.committed.max(e);
-            self.acked.remove(0);
+        let merged = self
+            .acked
+            .iter()
+            .take_while(|&&(s, _)| s <= self.committed)
+            .count();
+        if merged > 0 {
+            self.committed = self.committed.max(self.acked[merged - 1].1);
+            self.acked.drain(..merged);
         }
         // Only the prefix below `committed` can be settled here: pop it instead of
         // scanning every pending delivery (a retain per ack was O(n) per ack, O(n^2)
@@ -118,10 +174,20 @@ impl Cursor {
         self.deliveries.remove_below(self.committed);
     }
 
-    /// Encode (see docs/FORMAT-LOG.md, "Cursor files").
+    /// Encode (see docs/FORMAT-LOG.md, "Cursor files"): version 2 with the owner,
+    /// version 1 for a cursor without one.
     pub fn encode(&self) -> Vec<u8> {
         let mut b = Vec::with_capacity(64 + self.acked.len() * 16 + self.deliveries.len() * 12);
-        b.extend_from_slice(MAGIC);
+        match &self.owner {
+            Some(owner) => {
+                b.extend_from_slice(MAGIC_OWNED);
+                // Principal names are far shorter than 64 KiB (the policy checks them).
+                let len = u16::try_from(owner.len()).unwrap_or(u16::MAX);
+                b.extend_from_slice(&len.to_le_bytes());
+                b.extend_from_slice(&owner.as_bytes()[..usize::from(len)]);
+            }
+            None => b.extend_from_slice(MAGIC),
+        }
         b.extend_from_slice(&self.committed.to_le_bytes());
         let n = |x: usize| u32::try_from(x).unwrap_or(u32::MAX).to_le_bytes();
         b.extend_from_slice(&n(self.acked.len()));
@@ -160,11 +226,22 @@ impl Cursor {
         if stored != crc32c::crc32c(body) {
             return Err((body.len(), "cursor checksum mismatch".into()));
         }
-        if &body[..8] != MAGIC {
-            return Err((0, "not a sealbus cursor file (bad magic)".into()));
-        }
         let mut r = Reader { b: body, at: 8 };
+        let owner = match &body[..8] {
+            m if m == MAGIC => None,
+            m if m == MAGIC_OWNED => {
+                let len = usize::from(r.u16()?);
+                let at = r.at;
+                let owner = std::str::from_utf8(r.take(len)?)
+                    .ok()
+                    .filter(|o| !o.is_empty())
+                    .ok_or_else(|| (at, "owner is not a principal name".to_owned()))?;
+                Some(owner.to_owned())
+            }
+            _ => return Err((0, "not a sealbus cursor file (bad magic)".into())),
+        };
         let mut c = Cursor {
+            owner,
             committed: r.u64()?,
             ..Cursor::default()
         };
@@ -217,6 +294,10 @@ impl Reader<'_> {
         let s = &self.b[self.at..end];
         self.at = end;
         Ok(s)
+    }
+    fn u16(&mut self) -> std::result::Result<u16, (usize, String)> {
+        let s = self.take(2)?;
+        Ok(u16::from_le_bytes([s[0], s[1]]))
     }
     fn u32(&mut self) -> std::result::Result<u32, (usize, String)> {
         let s = self.take(4)?;
@@ -390,6 +471,37 @@ mod tests {
         assert!(c.is_settled(3) && !c.is_settled(15));
     }
 
+    proptest::proptest! {
+        /// Acks of single offsets and settled ranges, in any order, agree with a set
+        /// of settled offsets; the ranges stay sorted, disjoint and non-adjacent.
+        #[test]
+        fn settle_unwanted_agrees_with_a_set(
+            start in 0u64..8,
+            ops in proptest::collection::vec((0u64..64, 0u64..6, proptest::bool::ANY), 0..40),
+        ) {
+            let mut c = Cursor::starting_at(start);
+            let mut model: std::collections::BTreeSet<u64> = (0..start).collect();
+            for (at, len, range) in ops {
+                if range {
+                    c.settle_unwanted(at, at + len);
+                    model.extend(at..at + len);
+                } else {
+                    c.ack(at);
+                    model.insert(at);
+                }
+                let committed = (0..u64::MAX).find(|o| !model.contains(o)).unwrap_or(0);
+                proptest::prop_assert_eq!(c.committed, committed);
+                for o in 0..72 {
+                    proptest::prop_assert_eq!(c.is_settled(o), model.contains(&o), "offset {}", o);
+                }
+                for w in c.acked.windows(2) {
+                    proptest::prop_assert!(w[0].1 < w[1].0);
+                }
+                proptest::prop_assert!(c.acked.iter().all(|&(s, e)| s > c.committed && s < e));
+            }
+        }
+    }
+
     #[test]
     fn deliveries_and_dead_letters() {
         let mut c = Cursor::starting_at(0);
@@ -414,21 +526,45 @@ mod tests {
 
     #[test]
     fn codec_round_trip_and_corruption() {
-        let mut c = Cursor::starting_at(5);
-        c.ack(7);
-        c.ack(9);
-        c.record_delivery(6);
-        c.dead_letter(11, "nope", 3);
-        let b = c.encode();
-        assert_eq!(Cursor::decode(&b).unwrap(), c);
-        for bit in 0..b.len() * 8 {
-            let mut x = b.clone();
-            x[bit / 8] ^= 1 << (bit % 8);
-            assert!(Cursor::decode(&x).is_err(), "bit {bit}");
+        for owner in [None, Some("analytics".to_owned())] {
+            let mut c = Cursor::starting_at(5);
+            c.owner = owner;
+            c.ack(7);
+            c.ack(9);
+            c.record_delivery(6);
+            c.dead_letter(11, "nope", 3);
+            let b = c.encode();
+            assert_eq!(Cursor::decode(&b).unwrap(), c);
+            for bit in 0..b.len() * 8 {
+                let mut x = b.clone();
+                x[bit / 8] ^= 1 << (bit % 8);
+                assert!(Cursor::decode(&x).is_err(), "bit {bit}");
+            }
+            for cut in 0..b.len() {
+                assert!(Cursor::decode(&b[..cut]).is_err());
+            }
         }
-        for cut in 0..b.len() {
-            assert!(Cursor::decode(&b[..cut]).is_err());
+    }
+
+    /// A version-1 file, as written before owners were recorded, still decodes (with
+    /// no owner); a cursor with an owner is version 2 and names it.
+    #[test]
+    fn version_1_cursors_decode_without_an_owner() {
+        let mut v1 = MAGIC.to_vec();
+        v1.extend_from_slice(&42u64.to_le_bytes());
+        v1.extend_from_slice(&[0; 12]);
+        v1.extend_from_slice(&crc32c::crc32c(&v1).to_le_bytes());
+        let c = Cursor::decode(&v1).unwrap();
+        assert_eq!((c.owner.as_deref(), c.committed), (None, 42));
+        assert_eq!(c.encode(), v1);
+        let owned = Cursor {
+            owner: Some("analytics".into()),
+            ..c
         }
+        .encode();
+        assert_eq!(&owned[..8], MAGIC_OWNED);
+        assert_eq!(&owned[8..10], &9u16.to_le_bytes());
+        assert_eq!(&owned[10..19], b"analytics");
     }
 
     #[test]

@@ -4,13 +4,14 @@
 //! on one of them (`pread`/`pwrite`, no shared cursor, so `&self` is enough). The log
 //! never retries a failed call: the caller turns the error into fail-stop.
 
+use std::collections::BTreeMap;
 use std::fmt;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io;
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 /// One directory of files.
 pub trait Storage: Send + Sync + fmt::Debug {
@@ -50,6 +51,13 @@ pub trait StorageFile: Send + Sync + fmt::Debug {
     fn truncate(&self, len: u64) -> io::Result<()>;
 }
 
+/// Mode of the folders a log creates: its owner alone may list or enter them.
+pub const DIR_MODE: u32 = 0o700;
+/// Mode of the files a log creates (segments, indexes, cursors): its owner alone may
+/// read them, as with the key file. Attributes stored in the clear, the shape of the
+/// traffic and, on a router that does not seal, the data are nobody else's business.
+pub const FILE_MODE: u32 = 0o600;
+
 /// The real thing: files in a directory.
 #[derive(Debug)]
 pub struct FileStorage {
@@ -58,9 +66,12 @@ pub struct FileStorage {
 }
 
 impl FileStorage {
-    /// Use `dir`, creating it if needed.
+    /// Use `dir`, creating it (and any missing parent) with mode [`DIR_MODE`] if
+    /// needed; an existing folder keeps its mode: it is the operator's. The folder's
+    /// own name is made durable (its parent fsynced), or a power cut could take the
+    /// whole folder with it however carefully its files were synced.
     pub fn new(dir: &Path) -> io::Result<FileStorage> {
-        fs::create_dir_all(dir)?;
+        create_dir_durably(dir)?;
         Ok(FileStorage {
             dir: dir.to_path_buf(),
             read_only: false,
@@ -84,6 +95,27 @@ impl FileStorage {
     pub fn dir(&self) -> &Path {
         &self.dir
     }
+}
+
+/// Create `dir` and its missing parents, then fsync the parent of `dir` and of every
+/// folder created: a new name is durable only once its directory is. The parent is
+/// fsynced even when `dir` exists, since a crash may have come between an earlier
+/// creation and its fsync.
+pub fn create_dir_durably(dir: &Path) -> io::Result<()> {
+    let parent = dir.parent().filter(|p| !p.as_os_str().is_empty());
+    if !dir.is_dir() {
+        if let Some(parent) = parent {
+            if !parent.is_dir() {
+                create_dir_durably(parent)?;
+            }
+        }
+        match DirBuilder::new().mode(DIR_MODE).create(dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && dir.is_dir() => {}
+            Err(e) => return Err(e),
+        }
+    }
+    File::open(parent.unwrap_or(Path::new(".")))?.sync_all()
 }
 
 #[derive(Debug)]
@@ -118,6 +150,7 @@ impl Storage for FileStorage {
                 .write(true)
                 .create(create)
                 .truncate(false)
+                .mode(FILE_MODE)
                 .open(self.dir.join(name))?
         };
         Ok(Arc::new(RealFile { file }))
@@ -294,5 +327,199 @@ impl StorageFile for FaultyFile {
     }
     fn truncate(&self, len: u64) -> io::Result<()> {
         self.inner.truncate(len)
+    }
+}
+
+/// An in-memory storage that forgets what was not made durable, for power-loss tests
+/// (the same model as Jepsen's `LazyFS`): a file's bytes survive [`ForgetfulStorage::power_cut`]
+/// only as far as its last `fsync`, and a create, rename or remove only once
+/// [`Storage::fsync_dir`] ran after it. A power cut may also keep part of a file's
+/// unsynced tail, as a disk that wrote back some pages early would.
+///
+/// Handles opened before a cut belong to the process that died: every call on them
+/// fails afterwards.
+#[derive(Debug, Default)]
+pub struct ForgetfulStorage {
+    state: Mutex<Forgetful>,
+}
+
+#[derive(Debug, Default)]
+struct Forgetful {
+    /// Bumped by each power cut; handles of an older epoch are dead.
+    epoch: u64,
+    names: BTreeMap<String, Arc<MemNode>>,
+    durable_names: BTreeMap<String, Arc<MemNode>>,
+    fsyncs: u64,
+}
+
+#[derive(Debug, Default)]
+struct MemNode {
+    bytes: Mutex<MemBytes>,
+}
+
+#[derive(Debug, Default, Clone)]
+struct MemBytes {
+    data: Vec<u8>,
+    durable: Vec<u8>,
+}
+
+#[derive(Debug)]
+struct MemFile {
+    node: Arc<MemNode>,
+    epoch: u64,
+    storage: Arc<ForgetfulStorage>,
+}
+
+fn guard<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn dead() -> io::Error {
+    io::Error::other("the power was cut: this handle belongs to a process that died")
+}
+
+impl ForgetfulStorage {
+    pub fn new() -> Arc<ForgetfulStorage> {
+        Arc::new(ForgetfulStorage::default())
+    }
+
+    /// Cut the power: forget every unsynced byte and name. `torn(n)` says how many of
+    /// a file's `n` unsynced bytes past its durable length survive anyway (`|_| 0`:
+    /// none).
+    pub fn power_cut(&self, torn: &mut dyn FnMut(usize) -> usize) {
+        let mut st = guard(&self.state);
+        st.epoch += 1;
+        st.names = st.durable_names.clone();
+        for node in st.names.values() {
+            let mut b = guard(&node.bytes);
+            let mut keep = b.durable.clone();
+            if b.data.len() > keep.len() && b.data.starts_with(&keep) {
+                let extra = torn(b.data.len() - keep.len()).min(b.data.len() - keep.len());
+                keep.extend_from_slice(&b.data[b.durable.len()..b.durable.len() + extra]);
+            }
+            b.data = keep;
+        }
+    }
+
+    /// The file's current bytes (what a process would read).
+    pub fn contents(&self, name: &str) -> Option<Vec<u8>> {
+        let st = guard(&self.state);
+        st.names.get(name).map(|n| guard(&n.bytes).data.clone())
+    }
+
+    /// fsync calls so far (files and the directory).
+    pub fn fsyncs(&self) -> u64 {
+        guard(&self.state).fsyncs
+    }
+
+    fn alive(&self, epoch: u64) -> io::Result<()> {
+        if guard(&self.state).epoch == epoch {
+            Ok(())
+        } else {
+            Err(dead())
+        }
+    }
+}
+
+/// The storage is shared by `Arc` so handles can check that their epoch is alive.
+impl Storage for Arc<ForgetfulStorage> {
+    fn path_of(&self, name: &str) -> String {
+        format!("<memory>/{name}")
+    }
+
+    fn list(&self) -> io::Result<Vec<String>> {
+        Ok(guard(&self.state).names.keys().cloned().collect())
+    }
+
+    fn open(&self, name: &str, create: bool) -> io::Result<Arc<dyn StorageFile>> {
+        let mut st = guard(&self.state);
+        let node = match st.names.get(name) {
+            Some(n) => Arc::clone(n),
+            None if create => {
+                let n = Arc::new(MemNode::default());
+                st.names.insert(name.to_owned(), Arc::clone(&n));
+                n
+            }
+            None => return Err(io::Error::new(io::ErrorKind::NotFound, name.to_owned())),
+        };
+        Ok(Arc::new(MemFile {
+            node,
+            epoch: st.epoch,
+            storage: Arc::clone(self),
+        }))
+    }
+
+    fn remove(&self, name: &str) -> io::Result<()> {
+        match guard(&self.state).names.remove(name) {
+            Some(_) => Ok(()),
+            None => Err(io::Error::new(io::ErrorKind::NotFound, name.to_owned())),
+        }
+    }
+
+    fn rename(&self, from: &str, to: &str) -> io::Result<()> {
+        let mut st = guard(&self.state);
+        let node = st
+            .names
+            .remove(from)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, from.to_owned()))?;
+        st.names.insert(to.to_owned(), node);
+        Ok(())
+    }
+
+    fn fsync_dir(&self) -> io::Result<()> {
+        let mut st = guard(&self.state);
+        st.durable_names = st.names.clone();
+        st.fsyncs += 1;
+        Ok(())
+    }
+}
+
+impl StorageFile for MemFile {
+    fn len(&self) -> io::Result<u64> {
+        self.storage.alive(self.epoch)?;
+        Ok(guard(&self.node.bytes).data.len() as u64)
+    }
+
+    fn read_at(&self, pos: u64, buf: &mut [u8]) -> io::Result<()> {
+        self.storage.alive(self.epoch)?;
+        let b = guard(&self.node.bytes);
+        let start = usize::try_from(pos).map_err(|_| io::ErrorKind::UnexpectedEof)?;
+        let src = start
+            .checked_add(buf.len())
+            .and_then(|end| b.data.get(start..end))
+            .ok_or(io::ErrorKind::UnexpectedEof)?;
+        buf.copy_from_slice(src);
+        Ok(())
+    }
+
+    fn write_at(&self, pos: u64, data: &[u8]) -> io::Result<()> {
+        self.storage.alive(self.epoch)?;
+        let mut b = guard(&self.node.bytes);
+        let start = usize::try_from(pos).map_err(|_| io::ErrorKind::InvalidInput)?;
+        let end = start + data.len();
+        if b.data.len() < end {
+            b.data.resize(end, 0);
+        }
+        b.data[start..end].copy_from_slice(data);
+        Ok(())
+    }
+
+    fn fsync(&self) -> io::Result<()> {
+        self.storage.alive(self.epoch)?;
+        {
+            let mut g = guard(&self.node.bytes);
+            let b = &mut *g;
+            b.durable.clone_from(&b.data);
+        }
+        // Never the state's lock while holding a file's: a power cut takes them the other way.
+        guard(&self.storage.state).fsyncs += 1;
+        Ok(())
+    }
+
+    fn truncate(&self, len: u64) -> io::Result<()> {
+        self.storage.alive(self.epoch)?;
+        let len = usize::try_from(len).map_err(|_| io::ErrorKind::InvalidInput)?;
+        guard(&self.node.bytes).data.resize(len, 0);
+        Ok(())
     }
 }

@@ -6,17 +6,20 @@
 //!
 //! - [`record`]: record and segment header codec.
 //! - [`index`]: sparse offset/time index.
-//! - [`io`]: the persistence trait, the real file implementation, a fault injector.
+//! - [`io`]: the persistence trait, the real file implementation, a fault injector,
+//!   and an in-memory storage that forgets unsynced writes at a power cut.
 //! - [`segment`]: one segment and the scanner that classifies what it reads.
 //! - [`writer`]: group commit and fail-stop.
 //! - [`recovery`]: open-time scan and repair of a torn tail.
 //! - [`retention`]: deletion of old segments.
 //! - [`cursor`]: durable consumer cursors.
+//! - [`lock`]: one writer per log folder.
 
 pub mod cursor;
 pub mod deliveries;
 pub mod index;
 pub mod io;
+pub mod lock;
 pub mod record;
 pub mod recovery;
 pub mod retention;
@@ -30,7 +33,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 pub use self::cursor::{Cursor, CursorStore, DeadLetter};
 pub use self::deliveries::Deliveries;
-pub use self::io::{FaultPlan, FaultyStorage, FileStorage, Storage, StorageFile};
+pub use self::io::{FaultPlan, FaultyStorage, FileStorage, ForgetfulStorage, Storage, StorageFile};
+pub use self::lock::DirLock;
 pub use self::recovery::RecoveryReport;
 pub use self::retention::{Retention, RetentionReport};
 use self::segment::{ChunkReader, Segment, Step};
@@ -192,6 +196,8 @@ pub struct Log {
     retention_deleted: std::sync::atomic::AtomicU64,
     retention_needed_deleted: std::sync::atomic::AtomicU64,
     recovery: RecoveryReport,
+    /// The folder's writer lock, held from open until `close` (or drop).
+    dir_lock: Mutex<Option<DirLock>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -206,14 +212,20 @@ pub fn now_ns() -> u64 {
 }
 
 impl Log {
-    /// Open (or create) the log in `dir`; recovery runs here.
+    /// Open (or create) the log in `dir`; recovery runs here. The folder is locked
+    /// for this log alone until [`Log::close`]: another open, in this process or any
+    /// other, fails with [`Error::LogLocked`].
     pub fn open(dir: &Path, opts: LogOptions) -> Result<Log> {
         let storage = FileStorage::new(dir).map_err(|source| Error::LogIo {
             op: "create directory",
             path: dir.display().to_string(),
             source,
         })?;
-        Log::open_with_storage(Arc::new(storage), opts)
+        // Before recovery: recovery may cut a torn tail, which is a write.
+        let dir_lock = DirLock::acquire(dir)?;
+        let log = Log::open_with_storage(Arc::new(storage), opts)?;
+        *lock(&log.dir_lock) = Some(dir_lock);
+        Ok(log)
     }
 
     /// Open an existing log without writing anything, not even a torn-tail repair
@@ -257,6 +269,7 @@ impl Log {
             retention_deleted: 0.into(),
             retention_needed_deleted: 0.into(),
             recovery: rec.report,
+            dir_lock: Mutex::new(None),
         })
     }
 
@@ -628,9 +641,23 @@ impl Log {
             .collect()
     }
 
+    /// Whether [`Log::close`] was called.
+    pub fn is_closed(&self) -> bool {
+        lock(&self.queue).closed
+    }
+
     /// Stop accepting appends, wait for the commit in progress, and under
-    /// `fsync="never"` flush what was written. Reads keep working.
+    /// `fsync="never"` flush what was written; then release the folder to the next
+    /// writer. Reads keep working.
     pub fn close(&self) -> Result<()> {
+        let synced = self.close_writer();
+        if let Some(l) = lock(&self.dir_lock).take() {
+            l.release();
+        }
+        synced
+    }
+
+    fn close_writer(&self) -> Result<()> {
         {
             let mut q = lock(&self.queue);
             q.closed = true;

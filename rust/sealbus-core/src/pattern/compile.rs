@@ -12,6 +12,7 @@
 use rustc_hash::FxHashMap;
 
 use super::flatten::{KeyPrint, PathTrie};
+use super::ignore_case::IgnoreCase;
 use super::parse::{AnythingBut, Path, Pred, Slot};
 use super::value::Glob;
 
@@ -325,7 +326,9 @@ pub(crate) struct FieldIndex {
     pub exists: Option<u32>,
     pub prefix: LenBuckets,
     pub suffix: LenBuckets,
-    pub eq_ic: FxHashMap<Box<str>, u32>,
+    /// Ignore-case operands by key (`ignore_case::key`); a hit is confirmed with
+    /// `Compiled::ignore_case` unless operand and value are both ASCII.
+    pub eq_ic: FxHashMap<Box<str>, Vec<u32>>,
     pub prefix_ic: LenBuckets,
     pub suffix_ic: LenBuckets,
     /// Wildcards bucketed by their literal head; `wild_any` have an empty head.
@@ -356,7 +359,9 @@ pub(crate) enum AnythingButIndex {
     Nums(rustc_hash::FxHashSet<Box<str>>),
     Prefixes(Vec<Box<[u8]>>),
     Suffixes(Vec<Box<[u8]>>),
-    IgnoreCase(rustc_hash::FxHashSet<Box<str>>),
+    /// The operands' keys (a value whose key is not among them is not excluded),
+    /// and the operands.
+    IgnoreCase(rustc_hash::FxHashSet<Box<str>>, Vec<IgnoreCase>),
     Wildcards(Vec<Glob>),
 }
 
@@ -368,6 +373,8 @@ pub(crate) struct Compiled {
     pub fields: Vec<FieldIndex>,
     /// Wildcard predicates' globs, by predicate id (empty for others).
     pub globs: FxHashMap<u32, Glob>,
+    /// Ignore-case predicates' operands, by predicate id.
+    pub ignore_case: FxHashMap<u32, IgnoreCase>,
     /// CSR pred -> slots (with `ANCHOR_SLOT` set on anchor slots).
     pub pred_slot_off: Vec<u32>,
     pub pred_slots: Vec<u32>,
@@ -384,6 +391,11 @@ pub(crate) struct Compiled {
     pub long_others: FxHashMap<u32, Box<[u32]>>,
     /// A slot no condition uses, stamped satisfied at the start of every event.
     pub always_slot: u32,
+    /// Each slot's path, and each path's place in the order of dotted names (by
+    /// UTF-16 code units, as Java orders strings): the order in which EventBridge's
+    /// engine takes a branch's fields.
+    pub slot_path: Vec<u32>,
+    pub path_rank: Vec<u32>,
     /// For each path: slots that the field's absence satisfies.
     pub absent_slots: Vec<Vec<u32>>,
     pub absent_paths: Vec<u32>,
@@ -594,6 +606,7 @@ pub(crate) fn compile<'a>(
         .map(|_| FieldIndex::default())
         .collect();
     let mut globs = FxHashMap::default();
+    let mut ignore_case = FxHashMap::default();
     let mut ranges: Vec<Vec<(i64, i64, u32)>> = vec![Vec::new(); path_list.len()];
     for (id, (pid, pred)) in pred_list.iter().enumerate() {
         let id = id32(id);
@@ -613,16 +626,19 @@ pub(crate) fn compile<'a>(
             Pred::Prefix(p) => f.prefix.insert(p, id),
             Pred::Suffix(s) => f.suffix.insert(s, id),
             Pred::EqIc(s) => {
-                f.eq_ic.insert(s.clone(), id);
+                f.eq_ic.entry(s.key().into()).or_default().push(id);
                 f.needs_fold = true;
+                ignore_case.insert(id, s.clone());
             }
             Pred::PrefixIc(s) => {
-                f.prefix_ic.insert(s.as_bytes(), id);
+                f.prefix_ic.insert(s.key().as_bytes(), id);
                 f.needs_fold = true;
+                ignore_case.insert(id, s.clone());
             }
             Pred::SuffixIc(s) => {
-                f.suffix_ic.insert(s.as_bytes(), id);
+                f.suffix_ic.insert(s.key().as_bytes(), id);
                 f.needs_fold = true;
+                ignore_case.insert(id, s.clone());
             }
             Pred::Wildcard(g) => {
                 if g.head().is_empty() {
@@ -659,7 +675,10 @@ pub(crate) fn compile<'a>(
                     AnythingBut::Suffixes(v) => AnythingButIndex::Suffixes(v.clone()),
                     AnythingBut::IgnoreCase(v) => {
                         f.needs_fold = true;
-                        AnythingButIndex::IgnoreCase(v.iter().cloned().collect())
+                        AnythingButIndex::IgnoreCase(
+                            v.iter().map(|o| o.key().into()).collect(),
+                            v.clone(),
+                        )
                     }
                     AnythingBut::Wildcards(v) => AnythingButIndex::Wildcards(v.clone()),
                 };
@@ -721,17 +740,34 @@ pub(crate) fn compile<'a>(
     // `always_slot` anchors nothing.
     anchor_off.push(id32(records.len()));
     let n_slots = slot_info.len() + 1;
+    let slot_path: Vec<u32> = slot_info.iter().map(|(pid, _)| *pid).collect();
+    let mut by_name: Vec<(Vec<u16>, usize)> = path_list
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let steps: Vec<&str> = p.iter().map(AsRef::as_ref).collect();
+            (steps.join(".").encode_utf16().collect(), i)
+        })
+        .collect();
+    by_name.sort();
+    let mut path_rank = vec![0u32; path_list.len()];
+    for (rank, (_, i)) in by_name.iter().enumerate() {
+        path_rank[*i] = id32(rank);
+    }
     Compiled {
         id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         trie,
         fields,
         globs,
+        ignore_case,
         pred_slot_off,
         pred_slots,
         anchor_off,
         anchored: records,
         long_others,
         always_slot,
+        slot_path,
+        path_rank,
         absent_slots,
         absent_paths,
         n_slots,

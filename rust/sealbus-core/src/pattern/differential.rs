@@ -9,7 +9,8 @@ use super::flatten::{self, PathTrie};
 use super::flatten_reference as reference;
 
 /// The paths the patterns of these tests use: nested, array-valued, escaped and
-/// non-ASCII keys, and keys longer than a 16-byte print.
+/// non-ASCII keys, and keys longer than a 16-byte print. Events also use dotted keys,
+/// which both tries take as several steps at once.
 const PATHS: &[&[&str]] = &[
     &["a"],
     &["ab"],
@@ -134,6 +135,12 @@ fn key() -> impl Strategy<Value = String> {
         Just("z".to_owned()),
         Just("n".to_owned()),
         Just("s".to_owned()),
+        // Dotted keys: several path steps at once (`b.d.e` is the path b, d, e).
+        Just("b.c".to_owned()),
+        Just("b.d".to_owned()),
+        Just("d.e".to_owned()),
+        Just("b.d.e".to_owned()),
+        Just("a-key-longer-than-sixteen-bytes.z".to_owned()),
         "[a-z\"\\\\{}\\[\\],:]{0,20}",
     ]
 }

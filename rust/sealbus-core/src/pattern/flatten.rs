@@ -157,29 +157,48 @@ impl PathTrie {
         }
     }
 
+    /// Add `path` (steps without dots) under `id`. EventBridge joins an event's keys
+    /// with dots, so an event key holding dots is several steps at once: `{"a.b": 1}`
+    /// is at path `a, b` as `{"a": {"b": 1}}` is. Each run of two or more steps gets
+    /// an edge of its own under its joined key (`"a.b"` from the root to the node of
+    /// `a, b`), so such keys are found by the same one lookup as any other.
     pub(crate) fn insert(&mut self, path: &[Box<str>], id: u32) {
-        let mut node = 0u32;
+        let mut chain = vec![0u32];
         for key in path {
-            let k = key.as_bytes();
-            node = if let Some(c) = self.child(node, &KeyPrint::of(k), k) {
-                c
-            } else {
-                let c = to_u32(self.nodes.len());
-                self.nodes.push(TrieNode {
-                    path: NO_PATH,
-                    ..TrieNode::default()
-                });
-                let n = &mut self.nodes[node as usize];
-                n.children.push(Child {
-                    print: KeyPrint::of(k),
-                    key: k.into(),
-                    node: c,
-                });
-                n.rebuild_table();
-                c
-            };
+            let node = chain[chain.len() - 1];
+            let next = self.edge(node, key.as_bytes(), None);
+            chain.push(next);
         }
-        self.nodes[node as usize].path = id;
+        for from in 0..path.len() {
+            for to in from + 2..=path.len() {
+                let joined: Vec<&str> = path[from..to].iter().map(AsRef::as_ref).collect();
+                self.edge(chain[from], joined.join(".").as_bytes(), Some(chain[to]));
+            }
+        }
+        self.nodes[chain[path.len()] as usize].path = id;
+    }
+
+    /// The child of `node` under `k`, made if missing (leading to `to` if given, or
+    /// to a new node).
+    fn edge(&mut self, node: u32, k: &[u8], to: Option<u32>) -> u32 {
+        if let Some(c) = self.child(node, &KeyPrint::of(k), k) {
+            return c;
+        }
+        let c = to.unwrap_or_else(|| {
+            self.nodes.push(TrieNode {
+                path: NO_PATH,
+                ..TrieNode::default()
+            });
+            to_u32(self.nodes.len() - 1)
+        });
+        let n = &mut self.nodes[node as usize];
+        n.children.push(Child {
+            print: KeyPrint::of(k),
+            key: k.into(),
+            node: c,
+        });
+        n.rebuild_table();
+        c
     }
 
     /// The child of `node` under the key `key` (whose print is `print`).

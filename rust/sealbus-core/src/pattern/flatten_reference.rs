@@ -1,4 +1,4 @@
-//! The scanner as it was before the session-2 tuning, kept verbatim (test builds
+//! The scanner as it was before its tuning for speed, kept verbatim (test builds
 //! only) as the reference that `flatten_json` must agree with byte for byte, errors
 //! included: see `differential` below and in `tests.rs`.
 //!
@@ -93,25 +93,41 @@ impl PathTrie {
         }
     }
 
+    /// Add `path`, with an edge for each run of two or more steps under the run's
+    /// dotted key (as `flatten::PathTrie::insert` does: an event key holding dots is
+    /// several steps at once).
     pub(crate) fn insert(&mut self, path: &[Box<str>], id: u32) {
-        let mut node = 0u32;
+        let mut chain = vec![0u32];
         for key in path {
-            node = if let Some(c) = self.child(node, key.as_bytes()) {
-                c
-            } else {
-                let c = to_u32(self.nodes.len());
-                self.nodes.push(TrieNode {
-                    path: NO_PATH,
-                    ..TrieNode::default()
-                });
-                let n = &mut self.nodes[node as usize];
-                let (k, print) = (key.as_bytes(), KeyPrint::of(key.as_bytes()));
-                n.small.push((print, k.into(), c));
-                n.map.insert(print, (k.into(), c));
-                c
-            };
+            let node = chain[chain.len() - 1];
+            let next = self.edge(node, key.as_bytes(), None);
+            chain.push(next);
         }
-        self.nodes[node as usize].path = id;
+        for from in 0..path.len() {
+            for to in from + 2..=path.len() {
+                let joined: Vec<&str> = path[from..to].iter().map(AsRef::as_ref).collect();
+                self.edge(chain[from], joined.join(".").as_bytes(), Some(chain[to]));
+            }
+        }
+        self.nodes[chain[path.len()] as usize].path = id;
+    }
+
+    fn edge(&mut self, node: u32, k: &[u8], to: Option<u32>) -> u32 {
+        if let Some(c) = self.child(node, k) {
+            return c;
+        }
+        let c = to.unwrap_or_else(|| {
+            self.nodes.push(TrieNode {
+                path: NO_PATH,
+                ..TrieNode::default()
+            });
+            to_u32(self.nodes.len() - 1)
+        });
+        let n = &mut self.nodes[node as usize];
+        let print = KeyPrint::of(k);
+        n.small.push((print, k.into(), c));
+        n.map.insert(print, (k.into(), c));
+        c
     }
 
     #[inline]

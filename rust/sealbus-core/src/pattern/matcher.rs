@@ -5,13 +5,15 @@
 //! 2. Paths with no leaf satisfy their `{"exists": false}` slots.
 //! 3. For each satisfied anchor slot, its branches are checked by looking up their
 //!    other slots' stamps; array consistency is checked only when two or more of a
-//!    branch's slots were satisfied from inside arrays.
+//!    branch's slots were satisfied from inside arrays, or one may be satisfied by
+//!    an absence that depends on the array elements chosen (see `check_ordered`).
 
 use std::cell::RefCell;
 
 use super::compile::{AnythingButIndex, Compiled, FieldIndex, ANCHOR_SLOT, LONG_BRANCH};
 use super::flatten::{Flat, Kind, Leaf};
-use super::value::{fold_case, net_mask, parse_ip, plain_numeric_key, Decimal};
+use super::ignore_case;
+use super::value::{net_mask, parse_ip, plain_numeric_key, Decimal};
 
 /// Per-thread scratch state, reused from event to event.
 #[derive(Debug, Default)]
@@ -19,11 +21,17 @@ pub(crate) struct Scratch {
     compiled_id: u64,
     epoch: u32,
     pub flat: Flat,
-    /// Per slot, `epoch << 1 | in_array`: satisfied in this event when the stamp's
-    /// upper bits equal the epoch; the low bit says every satisfying leaf lies inside
-    /// an array (a slot with one leaf outside arrays can always pick that one). One word, so checking a candidate touches one cache line per slot.
+    /// Per slot, `epoch << 2 | flags`: satisfied in this event when the stamp's
+    /// upper bits equal the epoch. `IN_ARRAY`: no leaf outside arrays satisfies it
+    /// (a slot with one can always pick that one); `ABSENT_IF`: it holds
+    /// `{"exists": false}` and all the values at its path sit inside arrays, so it
+    /// may be satisfied by their absence from the elements the branch's other
+    /// fields are taken from. One word, so checking a candidate touches one cache
+    /// line per slot.
     slot_stamp: Vec<u32>,
     path_seen: Vec<u32>,
+    /// Per path, the epoch in which it had a leaf outside arrays.
+    path_out: Vec<u32>,
     /// Owners of the candidates that passed (each written unconditionally and kept by
     /// advancing the length: no branch on the outcome).
     passed: Vec<u32>,
@@ -68,6 +76,7 @@ impl Scratch {
             self.epoch = 0;
             self.slot_stamp = vec![0; c.n_slots];
             self.path_seen = vec![0; c.n_paths];
+            self.path_out = vec![0; c.n_paths];
             let words = c.n_owners.div_ceil(64);
             self.owner_bits = vec![0; words];
             self.owner_words = vec![0; words.div_ceil(64)];
@@ -76,10 +85,11 @@ impl Scratch {
 
     fn next_epoch(&mut self) {
         self.epoch += 1;
-        // Slot stamps keep the epoch in 31 bits.
-        if self.epoch > u32::MAX >> 1 {
+        // Slot stamps keep the epoch in 30 bits.
+        if self.epoch > u32::MAX >> 2 {
             self.slot_stamp.fill(0);
             self.path_seen.fill(0);
+            self.path_out.fill(0);
             self.epoch = 1;
         }
     }
@@ -143,7 +153,9 @@ fn eval_leaf(
             (AnythingButIndex::Nums(set), Kind::Num) => set.contains(canon.as_str()),
             (AnythingButIndex::Prefixes(v), Kind::Str) => v.iter().any(|x| text.starts_with(x)),
             (AnythingButIndex::Suffixes(v), Kind::Str) => v.iter().any(|x| text.ends_with(x)),
-            (AnythingButIndex::IgnoreCase(set), Kind::Str) => set.contains(folded.as_str()),
+            (AnythingButIndex::IgnoreCase(keys, operands), Kind::Str) => {
+                keys.contains(folded.as_str()) && operands.iter().any(|o| o.matches(text))
+            }
             (AnythingButIndex::Wildcards(v), Kind::Str) => v.iter().any(|g| g.is_match(text)),
             _ => false,
         };
@@ -183,12 +195,34 @@ fn eval_str_more(
     }
     if f.needs_fold {
         folded.clear();
-        folded.push_str(&fold_case(s));
-        if let Some(&p) = f.eq_ic.get(folded.as_str()) {
-            hits.push(p);
+        ignore_case::key_into(s, folded);
+        // Equal keys are a match when both sides are ASCII; otherwise the operand's
+        // own forms decide (see `ignore_case`).
+        let ascii = text.is_ascii();
+        let confirmed = |p: u32, how: fn(&ignore_case::IgnoreCase, &[u8]) -> bool| {
+            ascii
+                && c.ignore_case
+                    .get(&p)
+                    .is_some_and(ignore_case::IgnoreCase::is_ascii)
+                || c.ignore_case.get(&p).is_some_and(|o| how(o, text))
+        };
+        if let Some(ps) = f.eq_ic.get(folded.as_str()) {
+            for &p in ps {
+                if confirmed(p, ignore_case::IgnoreCase::matches) {
+                    hits.push(p);
+                }
+            }
         }
-        f.prefix_ic.prefixes_of(folded.as_bytes(), |p| hits.push(p));
-        f.suffix_ic.suffixes_of(folded.as_bytes(), |p| hits.push(p));
+        f.prefix_ic.prefixes_of(folded.as_bytes(), |p| {
+            if confirmed(p, ignore_case::IgnoreCase::matches_prefix) {
+                hits.push(p);
+            }
+        });
+        f.suffix_ic.suffixes_of(folded.as_bytes(), |p| {
+            if confirmed(p, ignore_case::IgnoreCase::matches_suffix) {
+                hits.push(p);
+            }
+        });
     }
     let glob_ok = |p: u32| c.globs.get(&p).is_some_and(|g| g.is_match(text));
     f.wild_head.prefixes_of(text, |p| {
@@ -214,6 +248,7 @@ pub(crate) fn run(c: &Compiled, s: &mut Scratch, event: &[u8], out: &mut Vec<u32
         flat,
         slot_stamp,
         path_seen,
+        path_out,
         sat,
         anchors,
         hits,
@@ -225,6 +260,10 @@ pub(crate) fn run(c: &Compiled, s: &mut Scratch, event: &[u8], out: &mut Vec<u32
     for (li, leaf) in flat.leaves.iter().enumerate() {
         let path = leaf.path as usize;
         path_seen[path] = epoch;
+        let in_array = leaf.mem.1 > leaf.mem.0;
+        if !in_array {
+            path_out[path] = epoch;
+        }
         hits.clear();
         eval_leaf(
             c,
@@ -235,7 +274,6 @@ pub(crate) fn run(c: &Compiled, s: &mut Scratch, event: &[u8], out: &mut Vec<u32
             canon,
             hits,
         );
-        let in_array = leaf.mem.1 > leaf.mem.0;
         for &p in hits.iter() {
             let (a, b) = (
                 c.pred_slot_off[p as usize] as usize,
@@ -244,15 +282,15 @@ pub(crate) fn run(c: &Compiled, s: &mut Scratch, event: &[u8], out: &mut Vec<u32
             for &flagged in &c.pred_slots[a..b] {
                 let slot = flagged & !ANCHOR_SLOT;
                 let si = slot as usize;
-                if slot_stamp[si] >> 1 != epoch {
-                    slot_stamp[si] = epoch << 1 | u32::from(in_array);
+                if slot_stamp[si] >> 2 != epoch {
+                    slot_stamp[si] = epoch << 2 | if in_array { IN_ARRAY } else { 0 };
                     if flagged & ANCHOR_SLOT != 0 {
                         anchors.push(slot);
                     }
                 } else if !in_array {
                     // A leaf outside arrays never conflicts: the slot can always
                     // pick it, so it needs no consistency check.
-                    slot_stamp[si] &= !1;
+                    slot_stamp[si] &= !IN_ARRAY;
                 }
                 if in_array {
                     sat.push((slot, u32::try_from(li).unwrap_or(u32::MAX)));
@@ -261,11 +299,21 @@ pub(crate) fn run(c: &Compiled, s: &mut Scratch, event: &[u8], out: &mut Vec<u32
         }
     }
     for &path in &c.absent_paths {
-        if path_seen[path as usize] != epoch {
-            for &slot in &c.absent_slots[path as usize] {
+        let p = path as usize;
+        // No value at all: absent, whatever else the branch picks. Values only
+        // inside arrays: absent from some elements, which the full check decides.
+        let (absent, flags) = if path_seen[p] == epoch {
+            (path_out[p] != epoch, IN_ARRAY | ABSENT_IF)
+        } else {
+            (true, 0)
+        };
+        if absent {
+            for &slot in &c.absent_slots[p] {
                 let si = slot as usize;
-                if slot_stamp[si] >> 1 != epoch {
-                    slot_stamp[si] = epoch << 1;
+                if slot_stamp[si] >> 2 == epoch {
+                    slot_stamp[si] |= flags & ABSENT_IF;
+                } else {
+                    slot_stamp[si] = epoch << 2 | flags;
                     if c.anchor_off[si] != c.anchor_off[si + 1] {
                         anchors.push(slot);
                     }
@@ -276,7 +324,7 @@ pub(crate) fn run(c: &Compiled, s: &mut Scratch, event: &[u8], out: &mut Vec<u32
 
     // The always-satisfied padding slot of the anchored records.
     if let Some(st) = slot_stamp.get_mut(c.always_slot as usize) {
-        *st = epoch << 1;
+        *st = epoch << 2;
     }
     let kept = check_candidates(c, flat, sat, slot_stamp, anchors, epoch, &mut s.passed);
     sort_owners(
@@ -317,25 +365,28 @@ fn check_candidates(
     // A slice, not the `Vec`: its length stays in a register instead of being
     // reloaded from the `Vec` after every store (the store could alias it).
     let passed = &mut passed[..total];
-    let e2 = epoch << 1;
+    let e2 = epoch << 2;
     let mut kept = 0usize;
     for &anchor in anchors {
         let ai = anchor as usize;
         let (from, to) = (c.anchor_off[ai] as usize, c.anchor_off[ai + 1] as usize);
-        let anchor_in_array = st[ai] & 1;
+        let anchor_in_array = st[ai] & IN_ARRAY;
+        let anchor_absent_if = st[ai] & ABSENT_IF;
         for (ri, rec) in c.anchored[from..to].iter().enumerate() {
             let [owner, sx, sy, sz] = *rec;
             // Bounds-checked on purpose: unchecked reads saved ~4% of the instructions
             // at 10,000 subscriptions but nothing measurable in time, and a slot id
             // out of range must stop the match, never read (or match) something else.
             let (sx, sy, sz) = (st[sx as usize], st[sy as usize], st[sz as usize]);
-            // A stamp is `epoch << 1 | in_array`: XOR with `epoch << 1` leaves at most
-            // the low bit exactly when the slot was satisfied in this event, so one
-            // shift tests all three.
-            let ok = ((sx ^ e2) | (sy ^ e2) | (sz ^ e2)) >> 1 == 0;
-            let in_arrays = anchor_in_array + (sx & 1) + (sy & 1) + (sz & 1);
-            // Rare: a branch longer than a record, or one that spans arrays.
-            let keep = if ok & ((in_arrays >= 2) | (owner & LONG_BRANCH != 0)) {
+            // A stamp is `epoch << 2 | flags`: XOR with `epoch << 2` leaves at most
+            // the flag bits exactly when the slot was satisfied in this event, so
+            // one shift tests all three.
+            let ok = ((sx ^ e2) | (sy ^ e2) | (sz ^ e2)) >> 2 == 0;
+            let in_arrays = anchor_in_array + (sx & IN_ARRAY) + (sy & IN_ARRAY) + (sz & IN_ARRAY);
+            let absent_if = anchor_absent_if | ((sx | sy | sz) & ABSENT_IF);
+            // Rare: a branch longer than a record, one that spans arrays, or one
+            // with an absence that depends on the array elements picked.
+            let keep = if ok & ((in_arrays >= 2) | (absent_if != 0) | (owner & LONG_BRANCH != 0)) {
                 check_slow(c, flat, sat, st, epoch, anchor, rec, from + ri)
             } else {
                 ok
@@ -376,16 +427,89 @@ fn check_slow(
             slots.extend_from_slice(rest);
         }
     }
-    if !slots.iter().all(|&x| slot_stamp[x as usize] >> 1 == epoch) {
+    if !slots.iter().all(|&x| slot_stamp[x as usize] >> 2 == epoch) {
         return false;
     }
     slots.push(anchor);
+    if slots
+        .iter()
+        .any(|&x| slot_stamp[x as usize] & ABSENT_IF != 0)
+    {
+        return check_ordered(c, flat, sat, &mut slots, slot_stamp);
+    }
     let in_arrays = slots
         .iter()
-        .filter(|&&x| slot_stamp[x as usize] & 1 == 1)
+        .filter(|&&x| slot_stamp[x as usize] & IN_ARRAY != 0)
         .count();
     in_arrays < 2 || consistent(flat, sat, &slots, slot_stamp)
 }
+
+/// The check of a branch with an absence that depends on the array elements picked,
+/// as EventBridge's engine makes it (event-ruler's `ACFinder`): its fields are taken
+/// in the order of their dotted names, each from a leaf whose array elements agree
+/// with those of the leaves taken before it; a `{"exists": false}` field is absent
+/// when no value at its path sits in elements that agree with them. So in
+/// `[{"a": 1}, {"b": 2}]`, `a` exists and `b` does not (in the element `a` came
+/// from), but `b`, taken first, would exist.
+fn check_ordered(
+    c: &Compiled,
+    flat: &Flat,
+    sat: &[(u32, u32)],
+    slots: &mut [u32],
+    slot_stamp: &[u32],
+) -> bool {
+    slots.sort_by_key(|&x| c.path_rank[c.slot_path[x as usize] as usize]);
+    let mut chosen: Vec<(u32, u32)> = Vec::new();
+    take(c, flat, sat, slots, slot_stamp, &mut chosen)
+}
+
+/// Take the fields `slots` in order, the array elements picked so far in `chosen`.
+fn take(
+    c: &Compiled,
+    flat: &Flat,
+    sat: &[(u32, u32)],
+    slots: &[u32],
+    slot_stamp: &[u32],
+    chosen: &mut Vec<(u32, u32)>,
+) -> bool {
+    let Some((&slot, rest)) = slots.split_first() else {
+        return true;
+    };
+    let stamp = slot_stamp[slot as usize];
+    // A leaf outside arrays (or no value at the path, for an absence) adds no
+    // element: the freest choice, but a later absence may need an element picked.
+    if stamp & IN_ARRAY == 0 && take(c, flat, sat, rest, slot_stamp, chosen) {
+        return true;
+    }
+    let mark = chosen.len();
+    for &(_, li) in sat.iter().filter(|(s, _)| *s == slot) {
+        let mem = flat.membership(&flat.leaves[li as usize]);
+        if compatible(chosen, mem) {
+            chosen.extend_from_slice(mem);
+            let ok = take(c, flat, sat, rest, slot_stamp, chosen);
+            chosen.truncate(mark);
+            if ok {
+                return true;
+            }
+        }
+    }
+    if stamp & ABSENT_IF != 0 {
+        let path = c.slot_path[slot as usize];
+        let present = flat
+            .leaves
+            .iter()
+            .any(|l| l.path == path && compatible(chosen, flat.membership(l)));
+        if !present {
+            return take(c, flat, sat, rest, slot_stamp, chosen);
+        }
+    }
+    false
+}
+
+/// Stamp flag: every leaf satisfying the slot lies inside an array.
+const IN_ARRAY: u32 = 1;
+/// Stamp flag: the slot may be satisfied by an absence from the elements picked.
+const ABSENT_IF: u32 = 2;
 
 /// Fewer matches than this are sorted in place (a small insertion sort); more go
 /// through the owner bitset, which costs a few instructions per match.
@@ -440,7 +564,7 @@ fn sort_owners(bits: &mut [u64], words: &mut [u64], owners: &[u32], out: &mut Ve
 fn consistent(flat: &Flat, sat: &[(u32, u32)], slots: &[u32], slot_stamp: &[u32]) -> bool {
     let lists: Vec<Vec<&Leaf>> = slots
         .iter()
-        .filter(|&&x| slot_stamp[x as usize] & 1 == 1)
+        .filter(|&&x| slot_stamp[x as usize] & IN_ARRAY != 0)
         .map(|&x| {
             sat.iter()
                 .filter(|(s, _)| *s == x)

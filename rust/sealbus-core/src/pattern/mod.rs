@@ -11,9 +11,11 @@
 
 mod compile;
 mod flatten;
+mod ignore_case;
 mod matcher;
 mod parse;
 mod value;
+mod wildcard_complexity;
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -32,16 +34,24 @@ pub struct Pattern {
 
 impl Pattern {
     /// Parse pattern JSON text. Invalid JSON or an invalid pattern is `Error::Pattern`.
+    /// Keys are read in document order, which decides when a path is given twice
+    /// (the later one wins, as in EventBridge).
     pub fn parse_json(text: &str) -> Result<Pattern> {
-        let v: Value = serde_json::from_str(text).map_err(|e| Error::Pattern {
+        let v: parse::Node = serde_json::from_str(text).map_err(|e| Error::Pattern {
             path: "<root>".to_owned(),
             reason: format!("not valid JSON: {e}"),
         })?;
-        Self::from_value(&v)
+        Self::from_node(&v)
     }
 
-    /// Build from an already parsed JSON value.
+    /// Build from an already parsed JSON value. A `serde_json::Map` keeps its keys
+    /// sorted, not in document order: where a path is given twice, the later key in
+    /// that order wins (use `parse_json` to keep the document's order).
     pub fn from_value(v: &Value) -> Result<Pattern> {
+        Self::from_node(&parse::Node::of_value(v))
+    }
+
+    fn from_node(v: &parse::Node) -> Result<Pattern> {
         let branches = parse::parse_pattern(v)?;
         let mut top_level: Vec<String> = branches
             .iter()
@@ -344,6 +354,8 @@ mod differential;
 mod flatten_reference;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_aws;
 #[cfg(test)]
 mod under_tests {
     use super::{Pattern, PatternSet};

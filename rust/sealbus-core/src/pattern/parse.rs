@@ -5,9 +5,16 @@
 //! a branch is a conjunction of field conditions on distinct paths; a field condition
 //! (a "slot") is a disjunction of value predicates, plus "or the field is absent" when
 //! it holds `{"exists": false}`.
+//!
+//! As in EventBridge's rule compiler (event-ruler's `JsonRuleCompiler`), a key is a
+//! path of steps separated by dots (`{"a.b": [1]}` is `{"a": {"b": [1]}}`), and a path
+//! given again in one branch replaces what was given before it, in document order
+//! (`{"x": [1], "$or": [{"x": [2]}, {"y": [3]}]}` is `x = 2 OR (x = 1 AND y = 3)`).
 
+use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
+use super::ignore_case::IgnoreCase;
 use super::value::{parse_ip, Decimal, Glob, KEY_MAX, KEY_MIN};
 use crate::{Error, Result};
 
@@ -54,10 +61,9 @@ pub(crate) enum Pred {
     Null,
     Prefix(Box<[u8]>),
     Suffix(Box<[u8]>),
-    /// Folded with `fold_case`.
-    EqIc(Box<str>),
-    PrefixIc(Box<str>),
-    SuffixIc(Box<str>),
+    EqIc(IgnoreCase),
+    PrefixIc(IgnoreCase),
+    SuffixIc(IgnoreCase),
     Wildcard(Glob),
     /// Closed interval on the numeric key line (see `Decimal::numeric_key`).
     Range {
@@ -82,7 +88,7 @@ pub(crate) enum AnythingBut {
     Nums(Vec<Box<str>>),
     Prefixes(Vec<Box<[u8]>>),
     Suffixes(Vec<Box<[u8]>>),
-    IgnoreCase(Vec<Box<str>>),
+    IgnoreCase(Vec<IgnoreCase>),
     Wildcards(Vec<Glob>),
 }
 
@@ -100,6 +106,99 @@ pub(crate) type Path = Vec<Box<str>>;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Branch {
     pub fields: Vec<(Path, Slot)>,
+}
+
+/// Pattern JSON with objects kept in document order: a later occurrence of a path
+/// overrides an earlier one, so the order decides (`serde_json::Map` sorts its keys).
+/// Values inside a field's list stay `serde_json::Value`s.
+#[derive(Debug, Clone)]
+pub(crate) enum Node {
+    Obj(Vec<(String, Node)>),
+    Arr(Vec<Node>),
+    Leaf(Value),
+}
+
+impl Node {
+    /// A `Value` in its (sorted) key order: the document order of a parsed `Value`
+    /// is already lost.
+    pub(crate) fn of_value(v: &Value) -> Node {
+        match v {
+            Value::Object(m) => Node::Obj(
+                m.iter()
+                    .map(|(k, v)| (k.clone(), Node::of_value(v)))
+                    .collect(),
+            ),
+            Value::Array(a) => Node::Arr(a.iter().map(Node::of_value).collect()),
+            other => Node::Leaf(other.clone()),
+        }
+    }
+
+    fn to_value(&self) -> Value {
+        match self {
+            Node::Obj(kv) => {
+                Value::Object(kv.iter().map(|(k, v)| (k.clone(), v.to_value())).collect())
+            }
+            Node::Arr(a) => Value::Array(a.iter().map(Node::to_value).collect()),
+            Node::Leaf(v) => v.clone(),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Node {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Node, D::Error> {
+        struct Walk;
+        impl<'de> Visitor<'de> for Walk {
+            type Value = Node;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("JSON")
+            }
+            fn visit_bool<E>(self, b: bool) -> std::result::Result<Node, E> {
+                Ok(Node::Leaf(Value::Bool(b)))
+            }
+            fn visit_i64<E>(self, n: i64) -> std::result::Result<Node, E> {
+                Ok(Node::Leaf(Value::from(n)))
+            }
+            fn visit_u64<E>(self, n: u64) -> std::result::Result<Node, E> {
+                Ok(Node::Leaf(Value::from(n)))
+            }
+            fn visit_f64<E>(self, n: f64) -> std::result::Result<Node, E> {
+                Ok(Node::Leaf(Value::from(n)))
+            }
+            fn visit_str<E>(self, s: &str) -> std::result::Result<Node, E> {
+                Ok(Node::Leaf(Value::String(s.to_owned())))
+            }
+            fn visit_string<E>(self, s: String) -> std::result::Result<Node, E> {
+                Ok(Node::Leaf(Value::String(s)))
+            }
+            fn visit_unit<E>(self) -> std::result::Result<Node, E> {
+                Ok(Node::Leaf(Value::Null))
+            }
+            fn visit_none<E>(self) -> std::result::Result<Node, E> {
+                Ok(Node::Leaf(Value::Null))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> std::result::Result<Node, A::Error> {
+                let mut items = Vec::new();
+                while let Some(item) = seq.next_element()? {
+                    items.push(item);
+                }
+                Ok(Node::Arr(items))
+            }
+            fn visit_map<A: MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> std::result::Result<Node, A::Error> {
+                let mut kv = Vec::new();
+                while let Some(entry) = map.next_entry()? {
+                    kv.push(entry);
+                }
+                Ok(Node::Obj(kv))
+            }
+        }
+        d.deserialize_any(Walk)
+    }
 }
 
 fn err(path: &str, reason: impl Into<String>) -> Error {
@@ -122,8 +221,8 @@ fn join(display: &str, key: &str) -> String {
 }
 
 /// Parse a whole pattern into its branches.
-pub(crate) fn parse_pattern(v: &Value) -> Result<Vec<Branch>> {
-    let Value::Object(obj) = v else {
+pub(crate) fn parse_pattern(v: &Node) -> Result<Vec<Branch>> {
+    let Node::Obj(obj) = v else {
         return Err(err("", "an event pattern must be a JSON object"));
     };
     let mut path = Vec::new();
@@ -131,15 +230,45 @@ pub(crate) fn parse_pattern(v: &Value) -> Result<Vec<Branch>> {
     let mut out = Vec::with_capacity(raw.len());
     for mut fields in raw {
         fields.sort_by(|a, b| a.0.cmp(&b.0));
+        for (path, slot) in &fields {
+            check_wildcards(path, slot)?;
+        }
         out.push(Branch { fields });
     }
     Ok(out)
 }
 
+/// Refuse a field whose wildcards EventBridge would find too complex to match
+/// (see `wildcard_complexity`).
+fn check_wildcards(path: &Path, slot: &Slot) -> Result<()> {
+    let globs: Vec<&Glob> = slot
+        .preds
+        .iter()
+        .filter_map(|p| match p {
+            Pred::Wildcard(g) => Some(g),
+            _ => None,
+        })
+        .collect();
+    if globs.is_empty() {
+        return Ok(());
+    }
+    let limit = super::wildcard_complexity::MAX_COMPLEXITY;
+    if super::wildcard_complexity::complexity(&globs, limit + 1) > limit {
+        let shown: Vec<&str> = path.iter().map(AsRef::as_ref).collect();
+        return Err(err(
+            &shown.join("."),
+            format!(
+                "the rule is too complex: its wildcards can match more than {limit} prefixes at once; use fewer wildcards, or fewer repeated characters after a wildcard"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 type RawBranch = Vec<(Path, Slot)>;
 
 fn parse_object(
-    obj: &Map<String, Value>,
+    obj: &[(String, Node)],
     path: &mut Path,
     display: &str,
     in_or: bool,
@@ -168,27 +297,30 @@ fn parse_object(
                 format!("\"{key}\" is a reserved word and cannot be a field name inside $or"),
             ));
         }
-        path.push(key.as_str().into());
+        // A dot is a path step, as in EventBridge (the event's keys are split alike).
+        let steps = key.split('.').count();
+        path.extend(key.split('.').map(Into::into));
         let result = match value {
-            Value::Array(items) => {
-                let slot = parse_slot(items, &here)?;
+            Node::Arr(items) => {
+                let items: Vec<Value> = items.iter().map(Node::to_value).collect();
+                let slot = parse_slot(&items, &here)?;
                 let one = vec![vec![(path.clone(), slot)]];
                 product(&branches, &one, &here)
             }
-            Value::Object(inner) => {
+            Node::Obj(inner) => {
                 let sub = parse_object(inner, path, &here, in_or, depth + 1)?;
                 product(&branches, &sub, &here)
             }
-            _ => Err(err(&here, "a pattern value must be an object or an array")),
+            Node::Leaf(_) => Err(err(&here, "a pattern value must be an object or an array")),
         };
-        path.pop();
+        path.truncate(path.len() - steps);
         branches = result?;
     }
     Ok(branches)
 }
 
-fn parse_or(value: &Value, path: &mut Path, here: &str, depth: usize) -> Result<Vec<RawBranch>> {
-    let Value::Array(items) = value else {
+fn parse_or(value: &Node, path: &mut Path, here: &str, depth: usize) -> Result<Vec<RawBranch>> {
+    let Node::Arr(items) = value else {
         return Err(err(here, "$or must be an array of objects"));
     };
     if items.len() < 2 {
@@ -197,7 +329,7 @@ fn parse_or(value: &Value, path: &mut Path, here: &str, depth: usize) -> Result<
     let mut all = Vec::new();
     for (i, item) in items.iter().enumerate() {
         let item_display = format!("{here}[{i}]");
-        let Value::Object(obj) = item else {
+        let Node::Obj(obj) = item else {
             return Err(err(
                 &item_display,
                 "only JSON objects are allowed in a $or array",
@@ -214,9 +346,11 @@ fn parse_or(value: &Value, path: &mut Path, here: &str, depth: usize) -> Result<
     Ok(all)
 }
 
-/// Every branch of `left` combined with every branch of `right`. A path given twice
-/// in one combination is refused (EventBridge's strict compiler does the same rather
-/// than let one silently override the other).
+/// Every branch of `left` combined with every branch of `right` (which comes later
+/// in the document). A path of `right` already in `left` replaces it there, as
+/// event-ruler's compiler does by default (`JsonRuleCompiler.writeRules` puts each
+/// field into every branch so far): `{"name": ["a", "b"], "$or": [{"name":
+/// [{"anything-but": "a"}]}, {"c": ["x"]}]}` is `name != a OR (name in [a, b] AND c = x)`.
 fn product(left: &[RawBranch], right: &[RawBranch], here: &str) -> Result<Vec<RawBranch>> {
     if left.len().saturating_mul(right.len()) > MAX_BRANCHES {
         return Err(err(
@@ -229,14 +363,10 @@ fn product(left: &[RawBranch], right: &[RawBranch], here: &str) -> Result<Vec<Ra
         for r in right {
             let mut b = l.clone();
             for (p, s) in r {
-                if b.iter().any(|(q, _)| q == p) {
-                    let shown: Vec<&str> = p.iter().map(AsRef::as_ref).collect();
-                    return Err(err(
-                        here,
-                        format!("path {} is given more than once", shown.join(".")),
-                    ));
+                match b.iter_mut().find(|(q, _)| q == p) {
+                    Some(earlier) => earlier.1 = s.clone(),
+                    None => b.push((p.clone(), s.clone())),
                 }
-                b.push((p.clone(), s.clone()));
             }
             out.push(b);
         }
@@ -310,9 +440,11 @@ fn parse_expr(expr: &Map<String, Value>, here: &str) -> Result<Option<Pred>> {
             Value::Object(m) => Pred::SuffixIc(ignore_case_operand(m, here, "suffix")?),
             _ => Pred::Suffix(one_string(arg, here, "suffix")?.as_bytes().into()),
         },
-        "equals-ignore-case" => {
-            Pred::EqIc(super::value::fold_case(one_string(arg, here, "equals-ignore-case")?).into())
-        }
+        "equals-ignore-case" => Pred::EqIc(IgnoreCase::new(one_string(
+            arg,
+            here,
+            "equals-ignore-case",
+        )?)),
         "wildcard" => Pred::Wildcard(glob(one_string(arg, here, "wildcard")?, here)?),
         "anything-but" => Pred::AnythingBut(parse_anything_but(arg, here)?),
         "numeric" => parse_numeric(arg, here)?,
@@ -332,11 +464,11 @@ fn parse_expr(expr: &Map<String, Value>, here: &str) -> Result<Option<Pred>> {
     Ok(Some(pred))
 }
 
-fn ignore_case_operand(m: &Map<String, Value>, here: &str, what: &str) -> Result<Box<str>> {
+fn ignore_case_operand(m: &Map<String, Value>, here: &str, what: &str) -> Result<IgnoreCase> {
     let mut it = m.iter();
     match (it.next(), it.next()) {
         (Some((k, v)), None) if k == "equals-ignore-case" => {
-            Ok(super::value::fold_case(one_string(v, here, "equals-ignore-case")?).into())
+            Ok(IgnoreCase::new(one_string(v, here, "equals-ignore-case")?))
         }
         (Some((k, _)), None) => Err(err(here, format!("unsupported {what} pattern: {k}"))),
         _ => Err(err(
@@ -414,7 +546,7 @@ fn parse_anything_but(arg: &Value, here: &str) -> Result<AnythingBut> {
                     Ok(if op == "prefix" { AnythingBut::Prefixes(bytes) } else { AnythingBut::Suffixes(bytes) })
                 }
                 "equals-ignore-case" => Ok(AnythingBut::IgnoreCase(sorted(
-                    values.iter().map(|s| super::value::fold_case(s).into()).collect(),
+                    values.iter().map(|s| IgnoreCase::new(s)).collect(),
                 ))),
                 "wildcard" => {
                     let globs: Result<Vec<Glob>> = values.iter().map(|s| glob(s, here)).collect();

@@ -1,8 +1,7 @@
 //! Value semantics shared by the parser and the matcher: numbers compared by decimal
-//! value, EventBridge's numeric key space, IP addresses, ignore-case folding and
+//! value, EventBridge's numeric key space, IP addresses and
 //! wildcard globs. One definition each, so a pattern and an event are read alike.
 
-use std::borrow::Cow;
 use std::fmt::Write as _;
 
 /// Largest magnitude EventBridge compares numerically: 5.0e9, in millionths.
@@ -315,19 +314,6 @@ pub(crate) fn net_mask(v6: bool, len: u8) -> u128 {
     }
 }
 
-/// Ignore-case folding: each character mapped by Unicode lowercase on its own (no
-/// context rules), so folding a concatenation folds each part.
-pub(crate) fn fold_case(s: &str) -> Cow<'_, str> {
-    if !s.bytes().any(|b| b.is_ascii_uppercase() || b >= 0x80) {
-        return Cow::Borrowed(s);
-    }
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        out.extend(c.to_lowercase());
-    }
-    Cow::Owned(out)
-}
-
 /// A wildcard pattern: literal pieces between unescaped `*`. A string matches when it
 /// starts with the first piece, ends with the last, and holds the middle ones in order.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -368,6 +354,11 @@ impl Glob {
             i += 1;
         }
         Ok(Glob { pieces })
+    }
+
+    /// The literal pieces between the unescaped `*`s (one more than there are `*`s).
+    pub(crate) fn pieces(&self) -> &[Vec<u8>] {
+        &self.pieces
     }
 
     /// The literal text before the first `*` (all of it if there is no `*`).

@@ -38,6 +38,39 @@ pub struct OpenedBatch {
     pub buffer: Vec<u8>,
     pub offsets: Vec<usize>,
     pub errors: Vec<Option<Error>>,
+    /// Deliveries whose data in `buffer` is an end-to-end frame: the router cannot
+    /// open it, only the consumer's key pair can. Never hand it out as the data.
+    pub end_to_end: Vec<usize>,
+}
+
+impl OpenedBatch {
+    fn new(
+        deliveries: Vec<Delivery<Item>>,
+        buffer: Vec<u8>,
+        offsets: Vec<usize>,
+        errors: Vec<Option<Error>>,
+    ) -> Self {
+        let end_to_end = deliveries
+            .iter()
+            .zip(&errors)
+            .enumerate()
+            .filter(|(_, (d, e))| e.is_none() && is_end_to_end(&d.item))
+            .map(|(i, _)| i)
+            .collect();
+        OpenedBatch {
+            deliveries,
+            buffer,
+            offsets,
+            errors,
+            end_to_end,
+        }
+    }
+}
+
+/// Whether an event's data is an end-to-end frame (a producer sealed it for its
+/// consumers; the router routes on its attributes only).
+pub fn is_end_to_end(e: &Event) -> bool {
+    e.datacontenttype.as_deref() == Some(crate::envelope::E2E_CONTENT_TYPE)
 }
 
 /// Whether the plaintext of a window item may still be delivered: not once the key
@@ -80,12 +113,7 @@ impl Router {
             }
             let aads: Vec<_> = deliveries.iter().map(|d| aad_of(&d.item)).collect();
             if let Ok((buffer, offsets)) = keys.open_batch(&aads, &frames, &offs) {
-                return OpenedBatch {
-                    deliveries,
-                    buffer,
-                    offsets,
-                    errors,
-                };
+                return OpenedBatch::new(deliveries, buffer, offsets, errors);
             }
         }
         if deliveries.iter().all(|d| !d.item.sealed) {
@@ -101,12 +129,7 @@ impl Router {
                 }
                 offsets.push(buffer.len());
             }
-            return OpenedBatch {
-                deliveries,
-                buffer,
-                offsets,
-                errors,
-            };
+            return OpenedBatch::new(deliveries, buffer, offsets, errors);
         }
         // Mixed, unsealed or a failed batch: item by item, so one shredded event does
         // not hide the others.
@@ -127,12 +150,7 @@ impl Router {
             }
             offsets.push(buffer.len());
         }
-        OpenedBatch {
-            deliveries,
-            buffer,
-            offsets,
-            errors,
-        }
+        OpenedBatch::new(deliveries, buffer, offsets, errors)
     }
 
     /// Up to `max` events, waiting up to `timeout` for the first. Blocks the calling

@@ -22,6 +22,9 @@ use crate::seal::frame;
 /// How much a refill reads from disk at most per call.
 const REFILL_BYTES: usize = 4 << 20;
 
+/// How often housekeeping saves a cursor that only moved by following the log.
+const MOVED_SAVE_EVERY: Duration = Duration::from_secs(30);
+
 impl Router {
     fn durable_parts(&self) -> Result<(&Arc<crate::log::Log>, &crate::log::CursorStore)> {
         if let (Some(l), Some(c)) = (&self.log, &self.cursors) {
@@ -33,21 +36,36 @@ impl Router {
         })
     }
 
+    /// Open (or create) the durable consumer `name` for `principal`. A consumer
+    /// belongs to the principal that created it: anyone else is refused with
+    /// `PolicyDenied` before its cursor is touched, so its backlog stays its own.
     pub(super) fn open_durable(
         &self,
+        principal: &str,
         name: &str,
         start: Start,
         max_backlog: Option<u64>,
         pattern: Option<&Pattern>,
     ) -> Result<Durable> {
         let (log, cursors) = self.durable_parts()?;
-        let cursor = if let Some(c) = cursors.load(name)? {
+        let cursor = if let Some(mut c) = cursors.load(name)? {
+            match c.owner.as_deref() {
+                Some(owner) if owner != principal => return Err(not_owner(principal, name)),
+                Some(_) => {}
+                None => {
+                    // Written before owners were recorded: the first principal to
+                    // resume it adopts it, and it is recorded at once.
+                    c.owner = Some(principal.to_owned());
+                    cursors.save(name, &c)?;
+                }
+            }
             c
         } else {
-            let c = Cursor::starting_at(match start {
+            let mut c = Cursor::starting_at(match start {
                 Start::Latest => log.next_offset(),
                 Start::Earliest => log.first_offset(),
             });
+            c.owner = Some(principal.to_owned());
             // Stored at once: from now on the consumer is owed every event, online or not.
             cursors.save(name, &c)?;
             c
@@ -57,6 +75,7 @@ impl Router {
             set.insert(0u8, p.clone());
             set
         });
+        let committed = cursor.committed;
         Ok(Durable {
             name: name.to_owned(),
             read_offset: cursor.committed,
@@ -66,9 +85,14 @@ impl Router {
             lost: 0,
             dirty: false,
             last_save: Instant::now(),
+            saved_committed: committed,
             filter,
             early: BTreeMap::new(),
             early_items: 0,
+            following: false,
+            read_until: u64::MAX,
+            since_generation: u64::MAX,
+            waiting: false,
         })
     }
 
@@ -96,7 +120,7 @@ impl Router {
         for dl in letters {
             if let Some(r) = log.read(dl.offset, 1, REFILL_BYTES)?.into_iter().next() {
                 if r.offset == dl.offset {
-                    let e = stored::decode(&r.payload, r.offset, "")?;
+                    let e = stored::decode_with(&r.payload, r.offset, "", self.keys.as_deref())?;
                     let reason = if dl.reason == "nacked" {
                         "nacked"
                     } else {
@@ -140,13 +164,19 @@ impl Router {
     }
 
     /// Top up a durable subscription's in-memory window from the log.
+    /// A following subscription only catches up (see `follow`); one that reads back
+    /// follows again once it has read far enough.
     pub(super) fn refill(&self, sub: &Subscription, st: &mut SubState) -> Result<()> {
         let Some(log) = &self.log else { return Ok(()) };
         let window = st.queue.config().max_pending;
         loop {
+            self.try_follow(st);
             let Some(d) = st.durable.as_ref() else {
                 return Ok(());
             };
+            if d.following {
+                return Ok(());
+            }
             let room = window.saturating_sub(st.queue.len());
             // Not past an append whose events are about to be pushed to the windows.
             let limit = self.inflight.horizon(log.next_offset());
@@ -168,16 +198,19 @@ impl Router {
                 if r.offset > d.read_offset {
                     // Retention deleted these before this consumer read them.
                     d.lost += r.offset - d.read_offset;
-                    for o in d.read_offset..r.offset {
-                        d.cursor.ack(o);
-                    }
+                    d.cursor.settle_unwanted(d.read_offset, r.offset);
                 }
                 d.read_offset = r.offset + 1;
                 d.dirty = true;
                 if d.cursor.is_settled(r.offset) {
                     continue;
                 }
-                let e = self.open_stored(stored::decode(&r.payload, r.offset, "")?);
+                let e = self.open_stored(stored::decode_with(
+                    &r.payload,
+                    r.offset,
+                    "",
+                    self.keys.as_deref(),
+                )?);
                 let filter = d.filter.take();
                 let wanted = self.wants(sub, filter.as_ref(), &e);
                 let Some(d) = st.durable.as_mut() else {
@@ -203,19 +236,45 @@ impl Router {
     /// producers and consumers never wait for the disk; saves of one subscription
     /// are serialised, so an older snapshot never lands after a newer one.
     pub fn flush_cursor(&self, sub: &Subscription) -> Result<()> {
+        self.save_cursor(sub, true)
+    }
+
+    /// Save a cursor if the consumer changed it (acks, deliveries, dead letters),
+    /// or if it only moved on by following the log and `moved` says to save that
+    /// too. A following consumer is caught up first, so its saved cursor lags the
+    /// log little.
+    fn save_cursor(&self, sub: &Subscription, moved: bool) -> Result<()> {
         let Some(cursors) = &self.cursors else {
             return Ok(());
         };
+        // A closed log has released its folder to the next writer: its cursor files
+        // are no longer this router's to write (an ack after close is redelivered).
+        if self.log.as_ref().is_some_and(|l| l.is_closed()) {
+            return Ok(());
+        }
         let _one_at_a_time = sub.save_lock.lock().map_err(|_| poisoned("cursor save"))?;
-        let bytes = {
+        let (bytes, joined) = {
             let mut st = sub.lock()?;
-            let Some(d) = st.durable.as_mut().filter(|d| d.dirty) else {
+            let joined = self.try_follow(&mut st);
+            let Some(d) = st.durable.as_mut().filter(|d| {
+                d.dirty
+                    || (d.cursor.committed != d.saved_committed
+                        && (moved || d.last_save.elapsed() >= MOVED_SAVE_EVERY))
+            }) else {
+                drop(st);
+                if joined {
+                    sub.notify_events();
+                }
                 return Ok(());
             };
             d.dirty = false;
             d.last_save = Instant::now();
-            d.cursor.encode()
+            d.saved_committed = d.cursor.committed;
+            (d.cursor.encode(), joined)
         };
+        if joined {
+            sub.notify_events();
+        }
         cursors.save_encoded(&sub.name, &bytes).inspect_err(|_| {
             // Not saved: the next flush tries again.
             if let Ok(mut st) = sub.lock() {
@@ -234,17 +293,40 @@ impl Router {
         Ok(())
     }
 
+    /// Save the cursors consumers changed, and those that only followed the log
+    /// when they have not been saved for a while: with thousands of consumers, a
+    /// save (write, fsync, rename) of each one per round would cost more than the
+    /// publishes they follow.
+    fn flush_changed(&self) -> Result<()> {
+        for s in self.subscriptions() {
+            self.save_cursor(&s, false)?;
+        }
+        Ok(())
+    }
+
     /// Delete whole segments per the retention policy, never past what a durable
     /// consumer (online or offline) still needs unless the policy says so.
     pub fn apply_retention(&self) -> Result<Option<crate::log::RetentionReport>> {
         let (Some(log), Some(cursors)) = (&self.log, &self.cursors) else {
             return Ok(None);
         };
-        self.flush()?;
-        let mut min = cursors.min_committed()?;
+        self.flush_changed()?;
+        // Online consumers count by their cursor in memory (caught up by the flush);
+        // the files of the others.
+        let mut min: Option<u64> = None;
+        let mut online = std::collections::HashSet::new();
         for s in self.subscriptions() {
             if let Some(d) = &s.lock()?.durable {
+                online.insert(d.name.clone());
                 min = Some(min.map_or(d.cursor.committed, |m| m.min(d.cursor.committed)));
+            }
+        }
+        for name in cursors.consumers()? {
+            if online.contains(&name) {
+                continue;
+            }
+            if let Some(c) = cursors.load(&name)? {
+                min = Some(min.map_or(c.committed, |m| m.min(c.committed)));
             }
         }
         log.apply_retention(min).map(Some)
@@ -280,7 +362,7 @@ impl Router {
                         return;
                     }
                     // Errors surface to the next caller that touches the same cursor or log.
-                    let _ = router.flush();
+                    let _ = router.flush_changed();
                     if last_retention.elapsed() >= retention_every {
                         let _ = router.apply_retention();
                         last_retention = Instant::now();
@@ -309,6 +391,16 @@ impl Router {
             e.at_rest_key = Some(key);
         }
         e
+    }
+}
+
+/// The refusal of a principal that asks for another principal's durable consumer.
+/// It names neither the owner nor what the consumer holds.
+pub(super) fn not_owner(principal: &str, name: &str) -> Error {
+    Error::PolicyDenied {
+        principal: principal.to_owned(),
+        action: Action::Subscribe,
+        event_type: format!("as durable consumer {name:?}, which belongs to another principal"),
     }
 }
 

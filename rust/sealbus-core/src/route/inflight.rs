@@ -54,6 +54,51 @@ impl InFlight {
             .fold(next_offset, u64::min)
     }
 
+    /// The append of `ticket` landed at `first`: its lowest offset is now exact, so
+    /// later appends that finish first are not held back by a guess.
+    pub(super) fn stored(&self, ticket: &Ticket<'_>, first: u64) {
+        if let Some(entry) = self.lock().iter_mut().find(|(id, _)| *id == ticket.id) {
+            entry.1 = entry.1.max(first);
+        }
+    }
+
+    /// [`InFlight::horizon`] leaving `mine` out: below it, every append but the one
+    /// `mine` holds has finished.
+    pub(super) fn horizon_besides(&self, mine: &Ticket<'_>, next_offset: u64) -> u64 {
+        self.lock()
+            .iter()
+            .filter(|&&(id, _)| id != mine.id)
+            .map(|&(_, low)| low)
+            .fold(next_offset, u64::min)
+    }
+
+    /// Whether the routing generation moved on since a batch was routed under
+    /// `routed`; asked by the batch's publish, holding its ticket, after its append.
+    /// Serialised with [`InFlight::new_generation`]: a subscription that comes after
+    /// this answer sees the batch in the log (its `next_offset` is past it).
+    pub(super) fn routed_before_change(
+        &self,
+        _mine: &Ticket<'_>,
+        routed: u64,
+        generation: &AtomicU64,
+    ) -> bool {
+        let _serialised = self.lock();
+        generation.load(Ordering::Acquire) > routed
+    }
+
+    /// Bump the routing generation for a new subscription and read where the log
+    /// ends, serialised with [`InFlight::routed_before_change`]. Returns (the new
+    /// generation, the log's next offset after it).
+    pub(super) fn new_generation(
+        &self,
+        generation: &AtomicU64,
+        next_offset: impl FnOnce() -> u64,
+    ) -> (u64, u64) {
+        let _serialised = self.lock();
+        let g = generation.fetch_add(1, Ordering::AcqRel) + 1;
+        (g, next_offset())
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(u64, u64)>> {
         // The list stays consistent even if a holder panicked: recover it.
         self.held.lock().unwrap_or_else(PoisonError::into_inner)

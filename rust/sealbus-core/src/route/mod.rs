@@ -9,9 +9,13 @@
 //! a timeout hands back the events not yet queued.
 
 mod clock;
+mod committer;
 mod deliver;
 mod durable;
+mod follow;
+mod group;
 mod inflight;
+mod limits;
 mod publish;
 mod queue;
 mod replay;
@@ -19,17 +23,22 @@ mod select;
 mod signal;
 pub mod stored;
 mod subscription;
+mod wake;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 pub use clock::Clock;
+pub use committer::Committer;
 pub use deliver::{Opened, OpenedBatch};
+pub use group::{Outcome, Submission};
+pub use limits::{Limits, DEFAULT_MAX_BATCH_BYTES, DEFAULT_MAX_EVENT_BYTES};
 pub use queue::{DeadLetter, Delivery, OnFull, Queue, QueueConfig, QueueStats};
 pub use replay::Replay;
 pub use select::Selector;
 pub use subscription::{Durable, Item, SubState, SubStats, Subscription};
+pub use wake::{Inbox, Wake, Watch};
 
 use crate::envelope::{self, Attributes, DataKind, Event};
 use crate::error::{Action, Error, Result};
@@ -49,6 +58,11 @@ pub struct RouterConfig {
     pub keys: Option<Arc<KeyRing>>,
     /// The durable log and its consumer cursors.
     pub log: Option<(Arc<Log>, CursorStore)>,
+    /// How large an event and a publish may be.
+    pub limits: Limits,
+    /// Store each event's `subject` sealed with `keys`, like its data, instead of in
+    /// the clear (a durable, sealing router only). Patterns on `subject` are refused.
+    pub seal_subject: bool,
 }
 
 impl std::fmt::Debug for RouterConfig {
@@ -57,6 +71,8 @@ impl std::fmt::Debug for RouterConfig {
             .field("allow_schemaless", &self.allow_schemaless)
             .field("sealed", &self.keys.is_some())
             .field("durable", &self.log.is_some())
+            .field("limits", &self.limits)
+            .field("seal_subject", &self.seal_subject)
             .finish()
     }
 }
@@ -137,6 +153,9 @@ pub struct Router {
     pub schemas: SchemaRegistry,
     pub counters: Counters,
     allow_schemaless: bool,
+    limits: Limits,
+    /// See [`RouterConfig::seal_subject`]; only ever set with keys and a log.
+    seal_subject: bool,
     keys: Option<Arc<KeyRing>>,
     log: Option<Arc<Log>>,
     cursors: Option<CursorStore>,
@@ -153,6 +172,9 @@ pub struct Router {
     inflight: inflight::InFlight,
     /// Publishes in their queue step right now (sealing decides on threads by it).
     enqueuing: std::sync::atomic::AtomicUsize,
+    /// Durable subscriptions holding a batch that waits for an earlier append to
+    /// finish (see `follow`).
+    waiting: Mutex<Vec<Arc<Subscription>>>,
 }
 
 /// Pattern keys that would look inside sealed data.
@@ -177,6 +199,8 @@ impl Router {
             schemas: SchemaRegistry::new(),
             counters: Counters::default(),
             allow_schemaless: config.allow_schemaless,
+            limits: config.limits,
+            seal_subject: config.seal_subject && config.keys.is_some() && log.is_some(),
             keys: config.keys,
             log,
             cursors,
@@ -188,11 +212,38 @@ impl Router {
             enqueue: Mutex::new(()),
             inflight: inflight::InFlight::default(),
             enqueuing: std::sync::atomic::AtomicUsize::new(0),
+            waiting: Mutex::new(Vec::new()),
         }
     }
 
     pub fn clock(&self) -> &Clock {
         &self.clock
+    }
+
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// Whether subjects are stored sealed (see [`RouterConfig::seal_subject`]).
+    pub fn seals_subject(&self) -> bool {
+        self.seal_subject
+    }
+
+    /// Refuse a pattern that would look at what the router does not keep in the
+    /// clear: `subject` when it seals subjects at rest (read back from the log, a
+    /// pattern could only see it by unsealing it for the match).
+    pub(crate) fn check_pattern_keys(&self, pattern: Option<&Pattern>) -> Result<()> {
+        if let (true, Some(p)) = (self.seal_subject, pattern) {
+            if p.top_level_keys().iter().any(|k| k == "subject") {
+                return Err(Error::Pattern {
+                    path: "subject".into(),
+                    reason: "this router seals subjects at rest (seal_subject): they are not \
+                             matchable, like end-to-end data"
+                        .into(),
+                });
+            }
+        }
+        Ok(())
     }
 
     pub fn keys(&self) -> Option<&Arc<KeyRing>> {
@@ -266,6 +317,7 @@ impl Router {
                 }
             }
         }
+        self.check_pattern_keys(pattern.as_ref())?;
         if cfg.max_pending == 0 {
             return Err(Error::InvalidArgument {
                 name: "max_pending".into(),
@@ -291,7 +343,11 @@ impl Router {
             }
         };
         let mut subs = self.subs.write().map_err(|_| poisoned("subscriptions"))?;
-        if durable.is_some() && subs.values().any(|s| s.name == name && s.is_durable()) {
+        let open = subs.values().find(|s| s.name == name && s.is_durable());
+        if let (Some(s), Some(_)) = (open, durable) {
+            if s.principal != principal {
+                return Err(durable::not_owner(principal, &name));
+            }
             return Err(Error::InvalidArgument {
                 name: "name".into(),
                 reason: format!("durable subscription {name:?} is already open"),
@@ -300,7 +356,7 @@ impl Router {
         let durable = match durable {
             Some((start, max_backlog)) => {
                 Self::check_durable_policy(cfg.on_full, max_backlog)?;
-                Some(self.open_durable(&name, start, max_backlog, pattern.as_ref())?)
+                Some(self.open_durable(principal, &name, start, max_backlog, pattern.as_ref())?)
             }
             None => None,
         };
@@ -318,7 +374,23 @@ impl Router {
         }
         subs.insert(id, sub.clone());
         drop(subs);
-        self.invalidate_routes();
+        match &self.log {
+            Some(log) if sub.is_durable() => {
+                // Batches routed before this generation do not know the new
+                // subscription: it reads back everything stored so far, and any of
+                // them stored later tells it (`follow`).
+                let (since, stored) = self
+                    .inflight
+                    .new_generation(&self.generation, || log.next_offset());
+                let mut st = sub.lock()?;
+                if let Some(d) = st.durable.as_mut() {
+                    d.since_generation = since;
+                    d.read_until = stored;
+                }
+                self.try_follow(&mut st);
+            }
+            _ => self.invalidate_routes(),
+        }
         Ok(sub)
     }
 
@@ -334,7 +406,7 @@ impl Router {
             s.close();
             self.invalidate_routes();
             self.flush_cursor(s)?;
-            if forget && s.is_durable() {
+            if forget && s.is_durable() && !self.log.as_ref().is_some_and(|l| l.is_closed()) {
                 if let Some(c) = &self.cursors {
                     c.remove(&s.name)?;
                 }
@@ -433,6 +505,12 @@ impl Router {
         items: Vec<Outgoing>,
     ) -> Result<Vec<Event>> {
         self.policy.authenticate(principal, token)?;
+        // The binding checks the sizes before it copies the batch out of Python; this
+        // holds for every caller.
+        self.limits.check_sizes(
+            items.iter().map(|i| i.data.len()),
+            items.iter().any(|i| i.end_to_end),
+        )?;
         envelope::check_event_type(event_type)?;
         if let Err(e) = self.policy.check(principal, Action::Publish, event_type) {
             self.counters
@@ -471,9 +549,7 @@ impl Router {
                 });
             }
             if e2e {
-                out.push(Self::prepare_sealed(
-                    principal, event_type, attrs, item, index, &stamp,
-                )?);
+                out.push(self.prepare_sealed(principal, event_type, attrs, item, index, &stamp)?);
                 continue;
             }
             let fail = |reason: String| Error::Validation {
@@ -544,6 +620,7 @@ impl Router {
     /// An end-to-end event: the router cannot see its data, so it checks the frame's
     /// shape and routes on the cleartext attributes; consumers validate after opening.
     fn prepare_sealed(
+        &self,
         principal: &str,
         event_type: &str,
         attrs: &Attributes,
@@ -563,6 +640,14 @@ impl Router {
         if frame.recipients.is_empty() {
             return Err(bad("the frame is sealed for no recipient".into()));
         }
+        // The frame's ciphertext is as long as the plaintext, plus the GCM tag.
+        self.limits.check_plaintext(
+            frame
+                .sealed
+                .len()
+                .saturating_sub(crate::seal::aead::TAG_LEN),
+            index,
+        )?;
         let id = item
             .id
             .ok_or_else(|| bad("an end-to-end event carries the id its seal is bound to".into()))?;

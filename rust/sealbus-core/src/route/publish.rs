@@ -8,13 +8,14 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::follow;
 use super::queue::OnFull;
 use super::stored;
-use super::subscription::{Early, Item, SubState, Subscription};
+use super::subscription::{Item, SubState, Subscription};
 use super::{poisoned, Receipt, Refused, Router, TypeRoute};
 use crate::envelope::{DataKind, Event};
 use crate::error::{Error, Result};
-use crate::seal::{aead, frame, AadFields};
+use crate::seal::{aead, frame, AadFields, KeyRing};
 
 /// At-rest frames of a batch in one buffer: frame `i` is `buf[offs[i]..offs[i + 1]]`.
 struct Frames {
@@ -28,9 +29,47 @@ pub(super) struct Targets {
     subs: Vec<Arc<Subscription>>,
     idx: Vec<u32>,
     ends: Vec<usize>,
+    /// The oldest routing generation the batch was routed under: a subscription
+    /// that came later was not asked (see `follow`).
+    pub(super) generation: u64,
+}
+
+/// A route's subscription that has not received an event of the batch yet.
+const UNSEEN: u32 = u32::MAX;
+
+/// Where route subscription `k` sits in `subs`, adding it on its first event.
+/// `by_id` (batches of several types) keeps one entry per subscription.
+fn slot(
+    subs: &mut Vec<Arc<Subscription>>,
+    by_id: Option<&mut HashMap<u64, u32>>,
+    local: &mut [u32],
+    route: &[Arc<Subscription>],
+    k: usize,
+) -> u32 {
+    if local[k] != UNSEEN {
+        return local[k];
+    }
+    let s = &route[k];
+    let next = u32::try_from(subs.len()).unwrap_or(UNSEEN);
+    let i = if let Some(map) = by_id {
+        *map.entry(s.id).or_insert_with(|| {
+            subs.push(Arc::clone(s));
+            next
+        })
+    } else {
+        subs.push(Arc::clone(s));
+        next
+    };
+    local[k] = i;
+    i
 }
 
 impl Targets {
+    /// The ids of the subscriptions that receive any event of the batch.
+    pub(super) fn ids(&self) -> std::collections::HashSet<u64> {
+        self.subs.iter().map(|s| s.id).collect()
+    }
+
     fn of(&self, i: usize) -> &[u32] {
         &self.idx[self.ends[i]..self.ends[i + 1]]
     }
@@ -80,13 +119,17 @@ pub(super) struct StoredAttrs {
 }
 
 impl StoredAttrs {
-    fn of(events: &[Event]) -> Result<Self> {
+    /// `subjects`: seal each subject with this key ring instead of storing its text.
+    fn of(events: &[Event], subjects: Option<&KeyRing>) -> Result<Self> {
+        let sealed = subjects
+            .map(|keys| stored::seal_subjects(keys, events))
+            .transpose()?;
         let mut buf = Vec::with_capacity(events.len() * 64);
         let mut offs = Vec::with_capacity(events.len() + 1);
         offs.push(0);
         // The events of a publish share one time: is it the stamped text? Asked once.
         let mut time: Option<(&Arc<str>, bool)> = None;
-        for e in events {
+        for (i, e) in events.iter().enumerate() {
             let stamped = match time {
                 Some((t, stamped)) if Arc::ptr_eq(t, &e.time) => stamped,
                 _ => {
@@ -95,7 +138,11 @@ impl StoredAttrs {
                     stamped
                 }
             };
-            stored::write_attributes(e, stamped, &mut buf)?;
+            let subject = sealed
+                .as_ref()
+                .map(|(frames, fo)| &frames[fo[i]..fo[i + 1]])
+                .filter(|f| !f.is_empty());
+            stored::write_attributes_with(e, stamped, subject, &mut buf)?;
             offs.push(buf.len());
         }
         Ok(StoredAttrs { buf, offs })
@@ -107,20 +154,23 @@ impl StoredAttrs {
 }
 
 impl Router {
-    /// Which subscriptions each event goes to (indices into the returned list).
+    /// Which subscriptions each event goes to (indices into the returned list, which
+    /// holds only the subscriptions that receive at least one event: a publish does
+    /// no work for the others, however many there are).
     pub(super) fn targets(&self, events: &[Event]) -> Result<Targets> {
         let mut t = Targets {
             subs: Vec::new(),
             idx: Vec::with_capacity(events.len() * 2),
             ends: Vec::with_capacity(events.len() + 1),
+            generation: u64::MAX,
         };
         t.ends.push(0);
         // Where each subscription sits in `t.subs`, by id: only needed, and only built,
         // once a second event type shows up (a publish has one type).
-        let mut index: Option<HashMap<u64, u32>> = None;
+        let mut by_id: Option<HashMap<u64, u32>> = None;
         let mut matched: Vec<u32> = Vec::new();
         // The current event type's route, and where each of its subscriptions sits in
-        // `t.subs` (mapped once per type change, not per event).
+        // `t.subs` (`UNSEEN` until it first receives an event of the batch).
         let mut route: Option<(&str, Arc<TypeRoute>, Vec<u32>)> = None;
         // One scratch buffer for the CloudEvents JSON the matcher reads.
         let mut json = Vec::new();
@@ -130,30 +180,20 @@ impl Router {
                 .is_none_or(|(ty, _, _)| *ty != &*e.event_type)
             {
                 let r = self.route_for(&e.event_type)?;
-                let local = if route.is_none() {
-                    t.subs.extend(r.subs.iter().cloned());
-                    (0..u32::try_from(r.subs.len()).unwrap_or(u32::MAX)).collect()
-                } else {
-                    let index = index.get_or_insert_with(|| {
-                        (0u32..).zip(&t.subs).map(|(i, s)| (s.id, i)).collect()
-                    });
-                    let mut local = Vec::with_capacity(r.subs.len());
-                    for s in &r.subs {
-                        let next = u32::try_from(t.subs.len()).unwrap_or(u32::MAX);
-                        let i = *index.entry(s.id).or_insert_with(|| {
-                            t.subs.push(s.clone());
-                            next
-                        });
-                        local.push(i);
-                    }
-                    local
-                };
+                if route.is_some() && by_id.is_none() {
+                    by_id = Some((0u32..).zip(&t.subs).map(|(i, s)| (s.id, i)).collect());
+                }
+                t.generation = t.generation.min(r.generation);
+                let local = vec![UNSEEN; r.subs.len()];
                 route = Some((&e.event_type, r, local));
             }
-            let Some((_, r, local)) = &route else {
+            let Some((_, r, local)) = &mut route else {
                 continue; // unreachable: set just above
             };
-            t.idx.extend_from_slice(&local[..r.unpatterned]);
+            for k in 0..r.unpatterned {
+                let i = slot(&mut t.subs, by_id.as_mut(), local, &r.subs, k);
+                t.idx.push(i);
+            }
             if !r.patterned.is_empty() {
                 matched.clear();
                 let readable = e.data_kind == DataKind::Json && !e.sealed;
@@ -173,8 +213,12 @@ impl Router {
                     }
                 }
                 matched.sort_unstable();
-                t.idx
-                    .extend(matched.iter().filter_map(|&m| local.get(m as usize)));
+                for &m in &matched {
+                    if (m as usize) < r.subs.len() {
+                        let i = slot(&mut t.subs, by_id.as_mut(), local, &r.subs, m as usize);
+                        t.idx.push(i);
+                    }
+                }
             }
             t.ends.push(t.idx.len());
         }
@@ -192,7 +236,10 @@ impl Router {
         let refused = |error: Error, receipts: Vec<Receipt>| Box::new(Refused { error, receipts });
         let _counted = Enqueuing::enter(&self.enqueuing);
         let attrs = match &self.log {
-            Some(_) => StoredAttrs::of(&events),
+            Some(_) => {
+                let subjects = self.keys.as_deref().filter(|_| self.seal_subject);
+                StoredAttrs::of(&events, subjects)
+            }
             None => Ok(StoredAttrs::default()),
         };
         let attrs = match attrs {
@@ -207,11 +254,12 @@ impl Router {
         // A batch larger than a blocking queue can ever hold goes one event at a time.
         let need = targets.need(0..events.len());
         let too_big = targets.subs.iter().zip(&need).any(|(s, &n)| {
-            s.lock().is_ok_and(|st| {
-                st.durable.is_none()
-                    && st.queue.config().on_full == OnFull::Block
-                    && n > st.queue.config().max_pending
-            })
+            !s.is_durable()
+                && s.lock().is_ok_and(|st| {
+                    st.durable.is_none()
+                        && st.queue.config().on_full == OnFull::Block
+                        && n > st.queue.config().max_pending
+                })
         });
         let n = events.len();
         // (start, len) of each chunk.
@@ -319,8 +367,12 @@ impl Router {
     }
 
     /// Reserve room in every target queue, atomically with respect to other producers.
-    /// Returns false when a blocking queue filled up meanwhile (wait and try again).
-    fn reserve(&self, subs: &[Arc<Subscription>], need: &[usize]) -> Result<bool> {
+    /// Returns None when a blocking queue filled up meanwhile (wait and try again).
+    fn reserve<'a>(
+        &self,
+        subs: &'a [Arc<Subscription>],
+        need: &[usize],
+    ) -> Result<Option<Reservation<'a>>> {
         let _guard = self.enqueue.lock().map_err(|_| poisoned("router"))?;
         let mut guards = Vec::with_capacity(subs.len());
         for (s, &n) in subs.iter().zip(need) {
@@ -335,35 +387,30 @@ impl Router {
             if !room(&st, n) {
                 match st.queue.config().on_full {
                     OnFull::Reject => return Err(backpressure(s, pending(&st))),
-                    OnFull::Block => return Ok(false),
+                    OnFull::Block => return Ok(None),
                     OnFull::DropOldest => {}
                 }
             }
             guards.push(Some(st));
         }
-        for (g, &n) in guards.iter_mut().zip(need) {
+        let mut held = vec![Held::Nothing; subs.len()];
+        for ((g, &n), h) in guards.iter_mut().zip(need).zip(&mut held) {
             if let Some(st) = g {
                 let drop_oldest = st.queue.config().on_full == OnFull::DropOldest;
                 match &mut st.durable {
-                    Some(d) => d.owed += n as u64,
-                    None if !drop_oldest => st.reserved += n,
+                    Some(d) => {
+                        d.owed += n as u64;
+                        *h = Held::Backlog(n as u64);
+                    }
+                    None if !drop_oldest => {
+                        st.reserved += n;
+                        *h = Held::Window(n);
+                    }
                     None => {}
                 }
             }
         }
-        Ok(true)
-    }
-
-    fn unreserve(subs: &[Arc<Subscription>], need: &[usize]) {
-        for (s, &n) in subs.iter().zip(need) {
-            if let Ok(mut st) = s.lock() {
-                match &mut st.durable {
-                    Some(d) => d.owed = d.owed.saturating_sub(n as u64),
-                    None => st.reserved = st.reserved.saturating_sub(n),
-                }
-            }
-            s.has_room.notify_all();
-        }
+        Ok(Some(Reservation { subs, held }))
     }
 
     /// Seal the batch's data with the router's key ring (at rest).
@@ -419,30 +466,54 @@ impl Router {
         let start = attrs.1;
         let subs = &targets.subs[..];
         let need = targets.need(start..start + events.len());
-        loop {
+        // Whatever fails from here on (sealing, the log, a queue) gives back the room
+        // not yet filled when the reservation is dropped.
+        let mut reservation = loop {
             self.wait_for_room(subs, &need, deadline)?;
-            if self.reserve(subs, &need)? {
-                break;
+            if let Some(r) = self.reserve(subs, &need)? {
+                break r;
             }
-        }
+        };
         // Held until the events are in the windows, so no consumer reads them back
         // from disk in between (see `inflight`).
         let ticket = self
             .log
             .as_ref()
             .map(|log| self.inflight.enter(log.next_offset()));
-        let stored = self
-            .seal(&mut events)
-            .and_then(|frames| self.append(&mut events, attrs, frames.as_ref()));
-        if let Err(e) = stored {
-            drop(ticket);
-            Self::unreserve(subs, &need);
-            return Err(e);
+        let frames = self.seal(&mut events)?;
+        self.append(&mut events, attrs, frames.as_ref())?;
+        if self.log.is_some() {
+            // Stored: durable consumers are owed these events whether or not they
+            // reach their windows (what does not is read back from the log).
+            reservation.commit_backlogs();
         }
         let items: Vec<Item> = events.into_iter().map(Arc::new).collect();
-        let woken = self.push(targets, start, &need, &items)?;
+        let range = items
+            .first()
+            .and_then(|i| i.offset)
+            .map(|first| first..first + items.len() as u64);
+        // Every append below `floor` but this one has finished its push.
+        let floor = match (&self.log, &ticket, &range) {
+            (Some(log), Some(t), Some(r)) => {
+                self.inflight.stored(t, r.start);
+                self.inflight.horizon_besides(t, log.next_offset())
+            }
+            _ => 0,
+        };
+        let mut woken = self.push(targets, start, &need, &items, floor, &mut reservation)?;
+        if let (Some(range), Some(t)) = (&range, &ticket) {
+            if self
+                .inflight
+                .routed_before_change(t, targets.generation, &self.generation)
+            {
+                woken.extend(self.not_asked(targets, range.clone(), floor)?);
+            }
+        }
         // Wake after the ticket is gone: a consumer held back by it can now read on.
         drop(ticket);
+        if range.is_some() {
+            woken.extend(self.release_waiting()?);
+        }
         let mut spinner = false;
         for s in woken {
             spinner |= s.has_spinner();
@@ -470,7 +541,10 @@ impl Router {
         };
         // Each record is gathered from its parts by the log: no buffer per event.
         let heads: Vec<[u8; stored::HEADER_LEN]> = (0..events.len())
-            .map(|i| stored::header(&events[i], data(i).0, attrs.get(start + i).len()))
+            .map(|i| {
+                let len = attrs.get(start + i).len();
+                stored::header(&events[i], data(i).0, self.seal_subject, len)
+            })
             .collect();
         let parts: Vec<[&[u8]; 3]> = heads
             .iter()
@@ -487,14 +561,16 @@ impl Router {
     }
 
     /// Hand `items` (events `start..` of the batch `targets` describes) to their queues.
-    /// Returns the subscriptions to wake: those that received events, and durable ones
-    /// left behind the log (they read on from disk).
+    /// Returns the subscriptions to wake: those that received events. Durable ones
+    /// that wanted none of these are not touched (see `follow`).
     fn push(
         &self,
         targets: &Targets,
         start: usize,
         need: &[usize],
         items: &[Item],
+        floor: u64,
+        reservation: &mut Reservation<'_>,
     ) -> Result<Vec<Arc<Subscription>>> {
         let subs = &targets.subs[..];
         let range = items
@@ -502,134 +578,101 @@ impl Router {
             .and_then(|i| i.offset)
             .map(|first| first..first + items.len() as u64);
         let mut woken = Vec::with_capacity(subs.len());
+        let mut waiting = Vec::new();
         let mut per_sub: Vec<Vec<&Item>> = need.iter().map(|&n| Vec::with_capacity(n)).collect();
         for (j, item) in items.iter().enumerate() {
             for &i in targets.of(start + j) {
                 per_sub[i as usize].push(item);
             }
         }
-        for ((s, mine), &n) in subs.iter().zip(per_sub).zip(need) {
+        for (k, ((s, mine), &n)) in subs.iter().zip(per_sub).zip(need).enumerate() {
             if n == 0 {
                 continue;
             }
             let mut st = s.lock()?;
             if st.durable.is_some() {
                 if let Some(range) = &range {
-                    Self::push_durable(&mut st, &mine, range.clone());
+                    let pushed = follow::push_durable(&mut st, &mine, range.clone(), floor);
+                    if pushed.wait {
+                        waiting.push(Arc::clone(s));
+                    }
                 }
             } else {
-                if st.queue.config().on_full != OnFull::DropOldest {
-                    st.reserved = st.reserved.saturating_sub(n);
-                }
                 for item in mine {
                     st.queue.push(item.clone());
                 }
             }
+            // The promised room is now filled by the events themselves.
+            reservation.commit(k, &mut st);
             drop(st);
             woken.push(Arc::clone(s));
         }
-        // Durable consumers that wanted none of these still move past them.
-        if let Some(range) = range {
-            for s in self.subscriptions() {
-                if subs.iter().any(|t| t.id == s.id) {
-                    continue;
-                }
-                let behind = s.lock().is_ok_and(|mut st| {
-                    Self::push_durable(&mut st, &[], range.clone());
-                    st.durable
-                        .as_ref()
-                        .is_some_and(|d| d.read_offset < range.end)
-                });
-                if behind {
-                    woken.push(s);
-                }
-            }
-        }
+        self.wait_for_earlier(waiting)?;
         Ok(woken)
     }
+}
 
-    /// Fast path for a durable consumer that is caught up: hand it the new events
-    /// directly instead of reading them back from disk. A batch that arrives before
-    /// an earlier one (concurrent producers) waits in `early` and joins in log order.
-    /// Whatever does not fit in the window is read back from the log later.
-    fn push_durable(st: &mut SubState, mine: &[&Item], range: std::ops::Range<u64>) {
-        let window = st.queue.config().max_pending;
-        let queued = st.queue.len();
-        let Some(d) = st.durable.as_mut() else {
-            return;
-        };
-        if range.start < d.read_offset {
-            return; // already read back from the log
+/// What a [`Reservation`] holds in one queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Held {
+    Nothing,
+    /// Places in an in-memory queue (`SubState::reserved`).
+    Window(usize),
+    /// Events counted against a durable consumer's backlog (`Durable::owed`).
+    Backlog(u64),
+}
+
+/// Room reserved in the target queues of one publish, as tokio's `Permit` holds a
+/// bounded channel's capacity: queue by queue it is committed as the events land,
+/// and whatever is still held when it is dropped (an error or a panic on the way:
+/// sealing, the log, a queue's lock) goes back to its queue, and the producers
+/// waiting there are woken.
+#[must_use]
+struct Reservation<'a> {
+    subs: &'a [Arc<Subscription>],
+    held: Vec<Held>,
+}
+
+impl Reservation<'_> {
+    /// Queue `k` received its events (its state locked by the caller): the room is
+    /// theirs now.
+    fn commit(&mut self, k: usize, st: &mut SubState) {
+        if let Held::Window(n) = self.held[k] {
+            st.reserved = st.reserved.saturating_sub(n);
         }
-        if range.start > d.read_offset {
-            if queued + d.early_items + mine.len() <= window {
-                d.early_items += mine.len();
-                let items = mine.iter().map(|i| Arc::clone(i)).collect();
-                d.early.insert(
-                    range.start,
-                    Early {
-                        end: range.end,
-                        items,
-                    },
-                );
-            }
-            return;
-        }
-        if !Self::join_window(st, mine.iter().copied(), range, window) {
-            return;
-        }
-        // Then whatever was waiting for this batch, in log order.
-        loop {
-            let Some(d) = st.durable.as_mut() else { return };
-            let Some(entry) = d.early.first_entry() else {
-                return;
-            };
-            if *entry.key() > d.read_offset {
-                return;
-            }
-            let (first, early) = entry.remove_entry();
-            d.early_items = d.early_items.saturating_sub(early.items.len());
-            if first < d.read_offset {
-                continue;
-            }
-            if !Self::join_window(st, early.items.iter(), first..early.end, window) {
-                if let Some(d) = st.durable.as_mut() {
-                    // The window is full: the rest is read back from the log.
-                    d.early.clear();
-                    d.early_items = 0;
-                }
-                return;
+        self.held[k] = Held::Nothing;
+    }
+
+    /// The events are in the log: durable consumers are owed them from now on.
+    fn commit_backlogs(&mut self) {
+        for h in &mut self.held {
+            if matches!(h, Held::Backlog(_)) {
+                *h = Held::Nothing;
             }
         }
     }
+}
 
-    /// Put one batch's share into the window and move the read offset past the batch
-    /// (settling the offsets this subscription did not want). False if it does not fit.
-    fn join_window<'a>(
-        st: &mut SubState,
-        mine: impl ExactSizeIterator<Item = &'a Item> + Clone,
-        range: std::ops::Range<u64>,
-        window: usize,
-    ) -> bool {
-        if st.queue.len() + mine.len() > window {
-            return false;
-        }
-        let mut wanted = mine.clone().filter_map(|i| i.offset).peekable();
-        for item in mine {
-            st.queue.push(Arc::clone(item));
-        }
-        if let Some(d) = &mut st.durable {
-            for o in range.clone() {
-                if wanted.peek() == Some(&o) {
-                    wanted.next();
-                } else {
-                    d.cursor.ack(o);
-                }
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        for (s, h) in self.subs.iter().zip(&self.held) {
+            if *h == Held::Nothing {
+                continue;
             }
-            d.read_offset = range.end;
-            d.dirty = true;
+            // A poisoned lock still gets its room back: the counts are plain numbers,
+            // and a queue that can never again admit a producer is worse.
+            let mut st = s
+                .state
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            match (*h, &mut st.durable) {
+                (Held::Backlog(n), Some(d)) => d.owed = d.owed.saturating_sub(n),
+                (Held::Window(n), _) => st.reserved = st.reserved.saturating_sub(n),
+                _ => {}
+            }
+            drop(st);
+            s.has_room.notify_all();
         }
-        true
     }
 }
 
@@ -668,8 +711,7 @@ impl Drop for Enqueuing<'_> {
 /// (`sealbus bench --scenario latency`, selector spinning, 10k events/s): p99 98 µs
 /// without, 25-33 µs with 3 µs; 1.5 µs was too short (53 µs), 6 µs no better.
 /// Waiting instead until the woken consumer was back to busy-poll (up to 50 µs, so the
-/// producer never slept on the GIL) did not lower the p99 and cost CPU (session 7,
-/// docs/FIGURES.md).
+/// producer never slept on the GIL) did not lower the p99 and cost CPU.
 const HEAD_START: Duration = Duration::from_micros(3);
 
 fn head_start() {
@@ -693,6 +735,9 @@ pub(super) fn aad_of(e: &Event) -> AadFields<'_> {
 mod tests {
     use super::*;
     use crate::error::Action;
+    use crate::log::{
+        CursorStore, FaultyStorage, FileStorage, Log, LogOptions, Storage, StorageFile,
+    };
     use crate::route::{Clock, Outgoing, QueueConfig, RouterConfig};
 
     /// Events of `event_type` whose data are `{"n": value}`, one per value.
@@ -709,6 +754,203 @@ mod tests {
         let attrs = crate::envelope::Attributes::default();
         r.prepare("p", token, event_type, None, &attrs, items)
             .expect("prepare")
+    }
+
+    /// A storage that runs `hook` before each write once armed: a test's way to make
+    /// something go wrong while a publish holds its reservation.
+    #[derive(Debug)]
+    struct Hooked {
+        inner: Arc<dyn Storage>,
+        hook: Arc<Hook>,
+    }
+
+    #[derive(Default)]
+    struct Hook(std::sync::Mutex<Option<Box<dyn FnOnce() + Send>>>);
+
+    impl std::fmt::Debug for Hook {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("Hook")
+        }
+    }
+
+    #[derive(Debug)]
+    struct HookedFile {
+        inner: Arc<dyn StorageFile>,
+        hook: Arc<Hook>,
+    }
+
+    impl Storage for Hooked {
+        fn path_of(&self, name: &str) -> String {
+            self.inner.path_of(name)
+        }
+        fn list(&self) -> std::io::Result<Vec<String>> {
+            self.inner.list()
+        }
+        fn open(&self, name: &str, create: bool) -> std::io::Result<Arc<dyn StorageFile>> {
+            Ok(Arc::new(HookedFile {
+                inner: self.inner.open(name, create)?,
+                hook: Arc::clone(&self.hook),
+            }))
+        }
+        fn remove(&self, name: &str) -> std::io::Result<()> {
+            self.inner.remove(name)
+        }
+        fn rename(&self, from: &str, to: &str) -> std::io::Result<()> {
+            self.inner.rename(from, to)
+        }
+        fn fsync_dir(&self) -> std::io::Result<()> {
+            self.inner.fsync_dir()
+        }
+    }
+
+    impl StorageFile for HookedFile {
+        fn len(&self) -> std::io::Result<u64> {
+            self.inner.len()
+        }
+        fn read_at(&self, pos: u64, buf: &mut [u8]) -> std::io::Result<()> {
+            self.inner.read_at(pos, buf)
+        }
+        fn write_at(&self, pos: u64, data: &[u8]) -> std::io::Result<()> {
+            let hook = self.hook.0.lock().expect("hook").take();
+            if let Some(f) = hook {
+                f();
+            }
+            self.inner.write_at(pos, data)
+        }
+        fn fsync(&self) -> std::io::Result<()> {
+            self.inner.fsync()
+        }
+        fn truncate(&self, len: u64) -> std::io::Result<()> {
+            self.inner.truncate(len)
+        }
+    }
+
+    /// A schemaless router over `storage`, with principal "p" allowed `t.*` both ways.
+    fn durable_router(dir: &std::path::Path, storage: Arc<dyn Storage>) -> (Router, [u8; 32]) {
+        let log = Log::open_with_storage(storage, LogOptions::default()).expect("log");
+        let cursors = CursorStore::open(&dir.join("cursors")).expect("cursors");
+        let r = Router::new(
+            RouterConfig {
+                allow_schemaless: true,
+                log: Some((Arc::new(log), cursors)),
+                ..RouterConfig::default()
+            },
+            Clock::default(),
+        );
+        let token = r.policy.register("p").expect("register");
+        r.allow("p", Action::Publish, "t.*").expect("allow");
+        r.allow("p", Action::Subscribe, "t.*").expect("allow");
+        (r, token)
+    }
+
+    fn queue(on_full: OnFull) -> QueueConfig {
+        QueueConfig {
+            max_pending: 10,
+            on_full,
+            ..QueueConfig::default()
+        }
+    }
+
+    /// (reserved places, durable backlog) of a subscription, even behind a poisoned lock.
+    fn room_taken(s: &Subscription) -> (usize, Option<u64>) {
+        let st = s
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        (st.reserved, st.durable.as_ref().map(|d| d.owed))
+    }
+
+    /// The log fails the write of a publish that holds room in every kind of queue:
+    /// each gets its room back, and a durable backlog owes nothing for it.
+    #[test]
+    fn a_log_error_after_the_reservation_gives_every_queue_its_room_back() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let files = Arc::new(FileStorage::new(dir.path()).expect("storage"));
+        let (faulty, plan) = FaultyStorage::new(files);
+        let (r, token) = durable_router(dir.path(), Arc::new(faulty));
+        let subs: Vec<_> = [OnFull::Block, OnFull::Reject, OnFull::DropOldest]
+            .into_iter()
+            .map(|f| {
+                let types = vec!["t.a".to_owned()];
+                r.subscribe("p", &token, None, types, None, queue(f), None)
+                    .expect("subscribe")
+            })
+            .chain(std::iter::once(
+                r.subscribe(
+                    "p",
+                    &token,
+                    Some("d".into()),
+                    vec!["t.a".into()],
+                    None,
+                    queue(OnFull::Block),
+                    Some((crate::route::Start::Latest, Some(10))),
+                )
+                .expect("durable"),
+            ))
+            .collect();
+        r.enqueue(prepared(&r, &token, "t.a", &["1", "2", "3"]), None)
+            .expect("publish");
+        plan.fail_write_on(1);
+        let refused = r
+            .enqueue(prepared(&r, &token, "t.a", &["4", "5"]), None)
+            .expect_err("the write fails");
+        assert!(
+            matches!(refused.error, Error::LogIo { .. }),
+            "{:?}",
+            refused.error
+        );
+        let left: Vec<_> = subs.iter().map(|s| room_taken(s)).collect();
+        assert_eq!(left, [(0, None), (0, None), (0, None), (0, Some(3))]);
+    }
+
+    /// A queue's lock is poisoned while the publish is in the log (another thread
+    /// panicked holding it): the queue before it got its events, and neither it nor
+    /// the queue after it is left with room promised to events that never come.
+    #[test]
+    fn a_queue_that_fails_after_the_log_leaves_no_room_promised() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let hook = Arc::new(Hook::default());
+        let files = Arc::new(FileStorage::new(dir.path()).expect("storage"));
+        let storage = Hooked {
+            inner: files,
+            hook: Arc::clone(&hook),
+        };
+        let (r, token) = durable_router(dir.path(), Arc::new(storage));
+        let [a, b, c] = [OnFull::Block, OnFull::Reject, OnFull::Block].map(|f| {
+            r.subscribe("p", &token, None, vec!["t.a".into()], None, queue(f), None)
+                .expect("subscribe")
+        });
+        let poisoned = Arc::clone(&b);
+        *hook.0.lock().expect("hook") = Some(Box::new(move || {
+            let held = std::thread::spawn(move || {
+                let _st = poisoned.state.lock();
+                panic!("a consumer thread dies holding its queue (planted by the test)");
+            });
+            assert!(held.join().is_err());
+        }));
+        let refused = r
+            .enqueue(prepared(&r, &token, "t.a", &["1", "2"]), None)
+            .expect_err("b's lock is poisoned");
+        assert!(
+            matches!(refused.error, Error::Closed { .. }),
+            "{:?}",
+            refused.error
+        );
+        assert_eq!(a.state.lock().expect("a").queue.len(), 2);
+        let left: Vec<_> = [&a, &b, &c].iter().map(|s| room_taken(s)).collect();
+        assert_eq!(left, [(0, None), (0, None), (0, None)]);
+        // c can still be filled to its bound.
+        let rest: Vec<String> = (0..10).map(|i| i.to_string()).collect();
+        let rest: Vec<&str> = rest.iter().map(String::as_str).collect();
+        // b's state cannot be saved any more, but it is gone from the routes.
+        assert!(r.unsubscribe(b.id, false).is_err());
+        assert!(r.subscriptions().iter().all(|s| s.id != b.id));
+        r.enqueue(
+            prepared(&r, &token, "t.a", &rest[..8]),
+            Some(Duration::ZERO),
+        )
+        .expect("a has room for 8 more, c for 10");
+        assert_eq!(c.state.lock().expect("c").queue.len(), 8);
     }
 
     /// `enqueue` is public and takes any prepared events: a batch that mixes types

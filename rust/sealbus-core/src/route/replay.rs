@@ -45,6 +45,7 @@ impl Router {
             policy::check_glob(t)?;
             self.policy.check(principal, Action::Subscribe, t)?;
         }
+        self.check_pattern_keys(pattern.as_ref())?;
         let next = match (since_offset, since_time_ns) {
             (Some(o), _) => o,
             (None, Some(t)) => log.offset_for_time(t)?,
@@ -81,7 +82,7 @@ impl Router {
                     break;
                 }
                 r.next = rec.offset + 1;
-                let e = stored::decode(&rec.payload, rec.offset, "")?;
+                let e = stored::decode_with(&rec.payload, rec.offset, "", self.keys.as_deref())?;
                 if !r.types.iter().any(|g| policy::glob_match(g, &e.event_type))
                     || !self
                         .policy

@@ -27,7 +27,7 @@ impl Selector {
     pub fn new(subs: Vec<Arc<Subscription>>, busy_poll: Duration) -> Self {
         let bell = Arc::new(Bell::default());
         for s in &subs {
-            s.watch(&bell);
+            s.watch(bell.clone());
         }
         Selector {
             subs,
@@ -44,7 +44,7 @@ impl Selector {
 impl Drop for Selector {
     fn drop(&mut self) {
         for s in &self.subs {
-            s.unwatch(&self.bell);
+            s.unwatch(&*self.bell);
         }
     }
 }

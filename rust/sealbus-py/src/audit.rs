@@ -1,0 +1,176 @@
+//! Binding of the audit trail: the writer, verification, inclusion proofs.
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+use sealbus_core::audit::{self, Checkpoint, Proof, Trail};
+use sealbus_core::Error;
+use serde_json::{Map, Value};
+
+use crate::gil::{attached, detached};
+
+fn poisoned() -> Error {
+    Error::LogFailed {
+        reason: "the audit trail's lock was poisoned by a panic".into(),
+    }
+}
+
+fn details(json: &str) -> sealbus_core::Result<Map<String, Value>> {
+    match serde_json::from_str(json) {
+        Ok(Value::Object(m)) => Ok(m),
+        _ => Err(Error::InvalidArgument {
+            name: "details".into(),
+            reason: "a JSON object".into(),
+        }),
+    }
+}
+
+/// The writer of a router's audit trail (``sealbus.audit.AuditTrail`` wraps it).
+#[pyclass(frozen, module = "sealbus._sealbus", name = "AuditTrailCore")]
+pub struct PyTrail {
+    inner: Mutex<Trail>,
+}
+
+#[pymethods]
+impl PyTrail {
+    #[new]
+    fn new(py: Python<'_>, dir: PathBuf, seed: Vec<u8>, checkpoint_every: u64) -> PyResult<Self> {
+        let t = detached(py, move || Trail::open(&dir, &seed, checkpoint_every))?;
+        Ok(Self {
+            inner: Mutex::new(t),
+        })
+    }
+
+    #[getter]
+    fn public_key(&self, py: Python<'_>) -> PyResult<Vec<u8>> {
+        let t = attached(py, self.inner.lock().map_err(|_| poisoned()))?;
+        Ok(t.public_key())
+    }
+
+    fn __len__(&self, py: Python<'_>) -> PyResult<usize> {
+        let t = attached(py, self.inner.lock().map_err(|_| poisoned()))?;
+        Ok(usize::try_from(t.len()).unwrap_or(usize::MAX))
+    }
+
+    /// Append entries: ``[(kind, time_ns, details_json), ...]``, in one call.
+    fn append_many(&self, py: Python<'_>, entries: Vec<(String, u64, String)>) -> PyResult<u64> {
+        detached(py, || {
+            let mut t = self.inner.lock().map_err(|_| poisoned())?;
+            let mut last = 0;
+            for (kind, time_ns, d) in entries {
+                last = t.append(&kind, time_ns, details(&d)?)?;
+            }
+            Ok(last)
+        })
+    }
+
+    /// Sign and record a checkpoint now; returns its exported form (JSON).
+    fn checkpoint(&self, py: Python<'_>, time_ns: u64) -> PyResult<String> {
+        detached(py, || {
+            let mut t = self.inner.lock().map_err(|_| poisoned())?;
+            let cp = t.checkpoint(time_ns)?;
+            t.sync()?;
+            Ok(cp.to_json())
+        })
+    }
+
+    /// Write and fdatasync what was appended.
+    fn sync(&self, py: Python<'_>) -> PyResult<()> {
+        detached(py, || self.inner.lock().map_err(|_| poisoned())?.sync())
+    }
+}
+
+/// Verify the trail under ``dir`` (and against an exported checkpoint).
+#[pyfunction]
+#[pyo3(signature = (dir, checkpoint=None))]
+fn audit_verify(
+    py: Python<'_>,
+    dir: PathBuf,
+    checkpoint: Option<String>,
+) -> PyResult<Bound<'_, PyDict>> {
+    let v = detached(py, move || {
+        let cp = checkpoint
+            .as_deref()
+            .map(Checkpoint::from_json)
+            .transpose()?;
+        audit::verify(&dir, cp.as_ref())
+    })?;
+    let d = PyDict::new(py);
+    d.set_item("ok", v.ok())?;
+    d.set_item("entries", v.entries)?;
+    d.set_item("checkpoints", v.checkpoints)?;
+    d.set_item("first_bad", v.first_bad.as_ref().map(|b| b.0))?;
+    d.set_item("reason", v.first_bad.map(|b| b.1))?;
+    Ok(d)
+}
+
+/// The trail's entries, as JSON texts, up to the first that does not verify.
+#[pyfunction]
+fn audit_entries(py: Python<'_>, dir: PathBuf) -> PyResult<Vec<String>> {
+    let e = detached(py, move || audit::entries(&dir))?;
+    Ok(e.iter().map(Value::to_string).collect())
+}
+
+/// An inclusion proof for the publish entry of ``event_id`` under ``checkpoint``:
+/// ``(index, size, entry, path)``, or None when the trail has no such entry.
+#[pyfunction]
+#[allow(clippy::type_complexity)]
+fn audit_prove(
+    py: Python<'_>,
+    dir: PathBuf,
+    event_id: String,
+    checkpoint: String,
+) -> PyResult<Option<(u64, u64, Vec<u8>, Vec<Vec<u8>>)>> {
+    let p = detached(py, move || {
+        let cp = Checkpoint::from_json(&checkpoint)?;
+        audit::prove(&dir, &event_id, &cp)
+    })?;
+    Ok(p.map(|p| {
+        (
+            p.index,
+            p.size,
+            p.entry,
+            p.path.iter().map(|h| h.to_vec()).collect(),
+        )
+    }))
+}
+
+/// Whether an inclusion proof holds under ``checkpoint``.
+#[pyfunction]
+fn audit_verify_proof(
+    py: Python<'_>,
+    index: u64,
+    size: u64,
+    entry: Vec<u8>,
+    path: Vec<Vec<u8>>,
+    checkpoint: &str,
+) -> PyResult<bool> {
+    let cp = attached(py, Checkpoint::from_json(checkpoint))?;
+    let Ok(path) = path
+        .into_iter()
+        .map(<[u8; 32]>::try_from)
+        .collect::<Result<Vec<_>, _>>()
+    else {
+        return Ok(false);
+    };
+    Ok(audit::verify_proof(
+        &Proof {
+            index,
+            size,
+            entry,
+            path,
+        },
+        &cp,
+    ))
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<PyTrail>()?;
+    m.add_function(wrap_pyfunction!(audit_verify, m)?)?;
+    m.add_function(wrap_pyfunction!(audit_entries, m)?)?;
+    m.add_function(wrap_pyfunction!(audit_prove, m)?)?;
+    m.add_function(wrap_pyfunction!(audit_verify_proof, m)?)?;
+    Ok(())
+}

@@ -149,3 +149,35 @@ def test_poll_batch_of_at_rest_events_is_the_plain_batch(tmp_path: Path) -> None
     assert not isinstance(batch, OpenedBatch)
     assert bytes(batch.buffer) == b'{"n":1}{"n":2}'
     router.close()
+
+
+def test_poll_batch_of_one_publish_validates_every_event_and_empties_the_bad_one(tmp_path: Path) -> None:
+    """A batch that opens as a whole (one type, every event sealed) is validated in
+    one pass: an event that fails its schema still gets its own error, and its data
+    leaves the buffer while its neighbours keep theirs."""
+    router, checkout, sub, _ = _shop(tmp_path)
+    ids = new_event_ids(3)
+    docs = [b'{"amount":1}', b'{"amount":-5}', b'{"amount":2}']
+    buf, offs = pack(docs)
+    frames, foffs = seal_e2e(
+        buf,
+        offs,
+        recipients=dict(router._core.recipients("payments.captured")),
+        event_ids=ids,
+        event_type="payments.captured",
+        source=checkout.name,
+        schema_version=0,
+    )
+    router._core.publish(
+        checkout.name, checkout._token, "payments.captured", bytes(frames), [int(o) for o in foffs], "e2e", ids=ids
+    )
+    batch = sub.poll_batch(100, 1.0)
+    assert isinstance(batch, OpenedBatch) and len(batch) == 3
+    assert batch.errors[0] is None and batch.errors[2] is None
+    assert isinstance(batch.errors[1], sealbus.ValidationError)
+    assert unpack(batch.buffer, batch.offsets) == [b'{"amount":1}', b"", b'{"amount":2}']
+    with pytest.raises(sealbus.ValidationError):
+        _ = batch[1].data
+    assert batch[2].data == {"amount": 2}
+    assert batch.ack() == 3
+    router.close()

@@ -141,14 +141,40 @@ fn open_all(
 /// Validate each opened event's data against its type's schema; a failure becomes
 /// that event's error and its data leaves the buffer (compacted only then).
 fn validate(router: &Router, events: &[&Event], sealed: &[bool], o: &mut Opened) {
+    // The common batch: every event sealed, opened, of one type (one publish).
+    let uniform = events.first().is_some_and(|first| {
+        events
+            .iter()
+            .zip(sealed)
+            .zip(&o.errors)
+            .all(|((e, &s), err)| s && err.is_none() && e.event_type == first.event_type)
+    });
+    let batch = if uniform {
+        router
+            .validate_data_batch(&events[0].event_type, &o.out, &o.offsets)
+            .ok()
+    } else {
+        None
+    };
+    let found: Vec<Option<Error>> = batch.unwrap_or_else(|| {
+        events
+            .iter()
+            .enumerate()
+            .map(|(i, e)| {
+                if sealed[i] && o.errors[i].is_none() {
+                    let data = &o.out[o.offsets[i]..o.offsets[i + 1]];
+                    router.validate_data(&e.event_type, data).err()
+                } else {
+                    None
+                }
+            })
+            .collect()
+    });
     let mut failed = false;
-    for (i, e) in events.iter().enumerate() {
-        if sealed[i] && o.errors[i].is_none() {
-            let data = &o.out[o.offsets[i]..o.offsets[i + 1]];
-            if let Err(err) = router.validate_data(&e.event_type, data) {
-                o.errors[i] = Some(err);
-                failed = true;
-            }
+    for (i, err) in found.into_iter().enumerate() {
+        if err.is_some() {
+            o.errors[i] = err;
+            failed = true;
         }
     }
     if !failed {

@@ -89,25 +89,27 @@ fn nonce_of(nonce: &[u8]) -> Result<Nonce> {
     })
 }
 
-/// Encrypt `plaintext` already copied to `buf[..len - TAG_LEN]`, writing the tag into
-/// the last `TAG_LEN` bytes of `buf`.
-pub(crate) fn seal_in_place(
+/// Encrypt `plaintext` into `out` (exactly `plaintext.len() + TAG_LEN` bytes:
+/// `ciphertext || tag`), reading the plaintext where it is: one pass, no copy into
+/// the output first (aws-lc's scatter seal encrypts its `extra_in` out of place with
+/// the same AES-GCM code as in place).
+pub(crate) fn seal_into(
     cipher: &Cipher,
     nonce: &[u8],
     aad: &[u8],
-    buf: &mut [u8],
+    plaintext: &[u8],
+    out: &mut [u8],
 ) -> Result<()> {
-    let split = buf.len().checked_sub(TAG_LEN).ok_or_else(|| Error::Seal {
-        reason: "output slot shorter than a tag".into(),
-    })?;
-    let (data, tag_out) = buf.split_at_mut(split);
-    let tag = cipher
-        .seal_in_place_separate_tag(nonce_of(nonce)?, Aad::from(aad), data)
+    if out.len() != plaintext.len() + TAG_LEN {
+        return Err(Error::Seal {
+            reason: "sealed slot has the wrong size".into(),
+        });
+    }
+    cipher
+        .seal_in_place_scatter(nonce_of(nonce)?, Aad::from(aad), &mut [], plaintext, out)
         .map_err(|_| Error::Seal {
             reason: "message too long for AES-GCM".into(),
-        })?;
-    tag_out.copy_from_slice(tag.as_ref());
-    Ok(())
+        })
 }
 
 /// Decrypt `sealed = ciphertext || tag` into `out` (exactly the ciphertext's length).
@@ -164,8 +166,7 @@ pub(crate) fn open_in_place(
 pub fn encrypt(key: &AeadKey, nonce: &[u8], plaintext: &[u8], aad: &[u8]) -> Result<Vec<u8>> {
     let cipher = key.cipher()?;
     let mut out = vec![0u8; plaintext.len() + TAG_LEN];
-    out[..plaintext.len()].copy_from_slice(plaintext);
-    seal_in_place(&cipher, nonce, aad, &mut out)?;
+    seal_into(&cipher, nonce, aad, plaintext, &mut out)?;
     Ok(out)
 }
 
@@ -426,12 +427,11 @@ impl BatchJob for EncryptJob<'_> {
             for (j, w) in offs.windows(2).enumerate() {
                 let i = first + j;
                 let slot = &mut slice[w[0] - base..w[1] - base];
-                let pt = &self.input[self.spans[i].clone()];
-                slot[..pt.len()].copy_from_slice(pt);
-                seal_in_place(
+                seal_into(
                     &self.cipher,
                     &self.nonces[i * NONCE_LEN..(i + 1) * NONCE_LEN],
                     self.aads[i],
+                    &self.input[self.spans[i].clone()],
                     slot,
                 )?;
             }

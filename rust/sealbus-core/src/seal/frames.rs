@@ -62,10 +62,16 @@ impl BatchJob for SealFrames<'_> {
                 let i = first + j;
                 let slot = &mut slice[w[0] - base..w[1] - base];
                 let nonce = make_nonce(&self.prefix, self.first_counter + i as u64);
-                let at = self.writer.write(slot, &nonce, self.payloads[i])?;
+                let at = self.writer.write_header(slot, &nonce)?;
                 aad.clear();
                 encode_aad(&mut aad, VERSION, mode, &self.key_id, &self.aads[i])?;
-                aead::seal_in_place(&self.cipher, &nonce, &aad, &mut slot[at..])?;
+                aead::seal_into(
+                    &self.cipher,
+                    &nonce,
+                    &aad,
+                    self.payloads[i],
+                    &mut slot[at..],
+                )?;
             }
             Ok(())
         })

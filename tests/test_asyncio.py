@@ -293,3 +293,35 @@ async def test_the_example_service_runs(tmp_path: Path) -> None:
     spec.loader.exec_module(example)
     stock = await example.main(tmp_path, requests=60)
     assert sum(-v for v in stock.values()) == sum(1 + i % 3 for i in range(60))
+
+
+async def test_asynchronous_publishes_are_audited_once_each_even_when_cancelled(tmp_path: Path) -> None:
+    r = durable_router(tmp_path)
+    who = r.principal("checkout")
+    r.policy.allow_publish(who, "orders.placed")
+    p = r.producer(who)
+    receipts = await asyncio.gather(*(p.publish_async("orders.placed", {"n": i}) for i in range(300)))
+    many = await p.publish_many_async("orders.placed", [{"n": i} for i in range(5)])
+    task = asyncio.create_task(p.publish_async("orders.placed", {"n": -1}))
+    await asyncio.sleep(0)  # handed over; the await is cancelled, the event is published
+    task.cancel()
+    outcomes = await asyncio.gather(
+        p.publish_async("orders.placed", {"n": "not a number"}),
+        p.publish_async("orders.paid", {"n": 1}),  # not allowed
+        return_exceptions=True,
+    )
+    assert all(isinstance(o, sealbus.SealbusError) for o in outcomes)
+    await p.publish_async("orders.placed", {"n": 1000})  # after every earlier outcome
+    r.close()
+    entries = list(sealbus.audit.entries(tmp_path / "log"))
+    published = [i for e in entries if e["kind"] == "publish" for i in e["ids"]]
+    assert sorted(published) == sorted(published_set := set(published))
+    expected = {x.id for x in receipts} | set(many.ids)
+    assert expected <= published_set
+    assert len(published_set) == len(expected) + 2  # the cancelled one and the last one
+    # Grouped by turn of the loop, not one entry each; sizes add up.
+    publishes = [e for e in entries if e["kind"] == "publish"]
+    assert len(publishes) < 300
+    assert all(e["count"] == len(e["ids"]) and e["principal"] == "checkout" for e in publishes)
+    rules = sorted(e["rule"] for e in entries if e["kind"] == "refused")
+    assert rules == ["PolicyDenied", "ValidationError"]

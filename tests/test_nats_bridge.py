@@ -532,7 +532,8 @@ def test_events_cross_a_tls_server_with_a_private_ca(tmp_path: Path) -> None:
             rng = random.Random(3)
             receipts = ra.producer(checkout).publish_many("orders.placed", [valid_event(rng) for _ in range(50)])
             got = drain(sub, 50, timeout=60)
-            assert bb.stats()["imported"] == 50
+            # Counted once the local publish returns, which may be after delivery.
+            assert wait_for(lambda: bb.stats()["imported"] == 50), bb.stats()
         assert [m.id for m in got] == receipts.ids
         ra.close()
         rb.close()

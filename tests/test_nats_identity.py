@@ -11,9 +11,10 @@ import pytest
 import sealbus
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from sealbus._sealbus import new_event_ids
 from sealbus.nats import Identity, IdentityFileError, SignatureRefused, WireError
 from sealbus.nats.identity import verify
-from sealbus.nats.wire import Outgoing, decode, encode
+from sealbus.nats.wire import Outgoing, decode, decode_runs, encode
 
 EVENT_ID = "01a24ac5-5e26-7715-a7e9-86e7c0a3893a"
 
@@ -128,3 +129,63 @@ def test_every_change_or_truncation_of_a_message_is_refused(data: st.DataObject)
 
 _fixed = (sealbus.KeyRing.generate(), Identity.generate())
 _body = _message(*_fixed)
+
+
+_ATTRS = st.fixed_dictionaries(
+    {},
+    optional={
+        "subject": st.sampled_from(["o-1", "o-2", 'caf\u00e9 "x"']),
+        "traceparent": st.just("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"),
+    },
+)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["checkout", "billing"]), _ATTRS, st.sampled_from([None, 1, 2]), st.booleans()),
+        min_size=1,
+        max_size=12,
+    )
+)
+def test_columns_and_runs_agree_with_the_events(
+    specs: list[tuple[str, dict[str, str], int | None, bool]],
+) -> None:
+    """What an importer publishes a run at a time: consecutive events sharing producer,
+    attributes and schema version form one run, and each event keeps its own data."""
+    ring, ident = _fixed
+    items = []
+    for n, (source, attrs, version, binary) in enumerate(specs):
+        event_id = new_event_ids(1)[0]
+        ev: dict[str, object] = {"specversion": "1.0", "id": event_id, "source": source, "type": "orders.placed"}
+        ev.update(attrs)
+        if binary:
+            ev["data_base64"] = "AAE="
+        else:
+            ev["data"] = {"n": n}
+        items.append(Outgoing(event_id, version, json.dumps(ev).encode()))
+    body, headers = encode("shop-a", "orders.placed", items, ring, ident)
+    trust = {"shop-a": ident.public_bytes}
+    events = decode("sealbus.orders.placed", body, headers, trust, ring).events
+    cols = decode_runs("sealbus.orders.placed", body, headers, trust, ring)
+    assert cols.ids == [ev.id for ev in events]
+    datas = [cols.data[cols.offsets[i] : cols.offsets[i + 1]] for i in range(len(events))]
+    assert datas == [ev.data_bytes for ev in events]
+    expected: list[tuple[object, ...]] = []
+    for i, ev in enumerate(events):
+        version = items[i].schema_version
+        key = (ev.source, ev.kind, ev.subject, ev.traceparent, ev.dataschema, ev.datacontenttype, version)
+        if expected and expected[-1][1:] == key:
+            expected[-1] = (i + 1, *key)
+        else:
+            expected.append((i + 1, *key))
+    assert cols.runs == expected
+
+
+def test_columns_refuse_an_event_that_does_not_match_its_header() -> None:
+    ring, ident = _fixed
+    event = {"specversion": "1.0", "id": EVENT_ID, "source": "s", "type": "orders.cancelled", "data": 1}
+    item = Outgoing(EVENT_ID, None, json.dumps(event).encode())
+    body, headers = encode("shop-a", "orders.placed", [item], ring, ident)
+    with pytest.raises(WireError):
+        decode_runs("sealbus.orders.placed", body, headers, {"shop-a": ident.public_bytes}, ring)

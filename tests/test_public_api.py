@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import sealbus
 from sealbus import Router, Selector
+from stored_frames import key_nonces
 
 
 def _wait(cond: object, what: str) -> None:
@@ -52,7 +53,8 @@ def test_schema_latest_version(router: Router) -> None:
 
 
 def test_router_and_producer_are_context_managers(tmp_path: Path) -> None:
-    with Router(tmp_path / "log", allow_schemaless=True, keys=sealbus.KeyRing.generate()) as router:
+    ring = sealbus.KeyRing.generate()
+    with Router(tmp_path / "log", allow_schemaless=True, keys=ring) as router:
         p, c = router.principal("p"), router.principal("c")
         router.policy.allow_publish(p, "t.*")
         router.policy.allow_subscribe(c, "t.*")
@@ -62,10 +64,13 @@ def test_router_and_producer_are_context_managers(tmp_path: Path) -> None:
         assert receipts.ids == [r.id for r in receipts] and len(set(receipts.ids)) == 2
         assert receipts.first_offset == 0 and receipts.routed == [1, 1]
         assert router.key_source == "the KeyRing passed in"
-    # The router closed on exit: its log refuses new work, and a reopen finds the events.
+    # The router closed on exit: its log refuses new work.
     with pytest.raises(sealbus.SealbusError):
         router.producer(p).publish("t.x", {})
     del sub
+    # The ring passed in is the one that sealed what the log holds.
+    stored = key_nonces(tmp_path / "log")
+    assert [(off, key) for off, key, _ in stored] == [(0, ring.active_key_id), (1, ring.active_key_id)]
 
 
 def test_receipts_of_an_in_memory_router_have_no_offset(router: Router) -> None:

@@ -80,12 +80,16 @@ def test_a_waiting_selector_wakes_for_any_subscription(router: Router, busy_poll
     producer, subs = three(router)
     sel = Selector(subs, busy_poll=busy_poll)
     got: list[list[str]] = []
-    t = threading.Thread(target=lambda: got.append(names(sel.poll_batch(timeout=10.0))))
+    # A timeout far past the join's: only the event can end this poll in time.
+    t = threading.Thread(target=lambda: got.append(names(sel.poll_batch(timeout=600.0))), daemon=True)
     t.start()
     time.sleep(0.05)
     producer.publish("orders.cancelled", {"total": 101})  # audit and fraud, not shipping
-    t.join(30)  # woken by the event, not by the 10 s timeout: the join gives up before it
-    assert not t.is_alive()
+    t.join(60)
+    woken = not t.is_alive()
+    for s in subs:
+        s.close()  # a poll that was not woken ends here, not ten minutes later
+    assert woken, "the selector slept through the event"
     assert got == [["audit", "fraud"]]
 
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -33,7 +32,7 @@ from sealbus._sealbus import AuditTrailCore, audit_entries, audit_prove, audit_v
 
 __all__ = ["AuditTrail", "Proof", "Verdict", "entries", "prove", "trail_dir", "verify", "verify_proof"]
 
-#: How far the trail's fsync may lag the log's (the syncing thread's period).
+#: How far the trail's fsync may lag the log's (its writer thread's period, seconds).
 SYNC_INTERVAL = 0.01
 
 
@@ -105,18 +104,13 @@ def verify_proof(proof: Proof, checkpoint: str) -> bool:
 
 
 class AuditTrail:
-    """A router's trail writer. Records are buffered and appended in one call into
-    Rust by a syncing thread every :data:`SYNC_INTERVAL` seconds (one fdatasync each),
-    so a publish pays for neither; :meth:`flush` writes and syncs at once."""
+    """A router's trail writer. :meth:`record` queues an entry and returns; a thread of
+    the Rust core appends what was queued and fdatasyncs it every :data:`SYNC_INTERVAL`
+    seconds, without the interpreter lock, so a publish waits for neither;
+    :meth:`flush` writes and syncs at once."""
 
     def __init__(self, directory: str | os.PathLike[str], seed: bytes, *, checkpoint_every: int = 10_000) -> None:
-        self._core = AuditTrailCore(Path(directory), seed, checkpoint_every)
-        self._pending: list[tuple[str, int, str]] = []
-        self._lock = threading.Lock()
-        self._wake = threading.Event()
-        self._closed = False
-        self._thread = threading.Thread(target=self._run, name="sealbus-audit", daemon=True)
-        self._thread.start()
+        self._core = AuditTrailCore(Path(directory), seed, checkpoint_every, SYNC_INTERVAL)
 
     @property
     def public_key(self) -> bytes:
@@ -125,35 +119,19 @@ class AuditTrail:
 
     def record(self, kind: str, **details: Any) -> None:
         """Queue one entry (never pass a payload or a key)."""
-        entry = (kind, time.time_ns(), json.dumps(details, separators=(",", ":")))
-        with self._lock:
-            self._pending.append(entry)
+        self._core.record(kind, time.time_ns(), json.dumps(details, separators=(",", ":")))
 
     def flush(self) -> None:
         """Append what is queued and fdatasync it."""
-        with self._lock:
-            batch, self._pending = self._pending, []
-        if batch:
-            self._core.append_many(batch)
-        self._core.sync()
+        self._core.flush()
 
     def checkpoint(self) -> str:
         """Flush, then sign the Merkle root of the whole trail; returns the checkpoint
         in its exported form (JSON), to be kept where the trail's writer cannot reach."""
-        self.flush()
         return self._core.checkpoint(time.time_ns())
 
-    def _run(self) -> None:
-        while not self._closed:
-            self._wake.wait(SYNC_INTERVAL)
-            if self._pending:
-                self.flush()
-
     def close(self) -> None:
-        self._closed = True
-        self._wake.set()
-        self._thread.join(5)
-        self.flush()
+        self._core.close()
 
     def __len__(self) -> int:
         return len(self._core)

@@ -176,6 +176,26 @@ def _check_attrs(attrs: Mapping[str, str | None]) -> None:
             )
 
 
+class _ProducerAudit:
+    """What :mod:`sealbus.aio` calls to put a producer's asynchronous publishes in the
+    router's audit trail, once their outcomes are known."""
+
+    __slots__ = ("_producer",)
+
+    def __init__(self, producer: Producer) -> None:
+        self._producer = producer
+
+    def published(self, event_type: str, kind: str, ids: list[str], nbytes: int, version: int | None) -> None:
+        p = self._producer
+        if p._router.audit is not None:
+            p._record_stored(p._router.audit, event_type, ids, nbytes, version, kind)
+
+    def refused(self, event_type: str, exc: SealbusError, count: int) -> None:
+        p = self._producer
+        if p._router.audit is not None:
+            p._record_refused(p._router.audit, event_type, exc, count)
+
+
 class Producer:
     """Publishes events as one principal. Obtain with :meth:`Router.producer`."""
 
@@ -183,6 +203,7 @@ class Producer:
         self._router = router
         self._who = who
         self._timeout = timeout
+        self._auditor: _ProducerAudit | None = None
 
     @property
     def name(self) -> str:
@@ -296,13 +317,18 @@ class Producer:
     def _record_publish(
         self, audit: AuditTrail, event_type: str, ids: list[str], offsets: list[int], version: int | None, kind: str
     ) -> None:
+        self._record_stored(audit, event_type, ids, offsets[-1] - offsets[0], version, kind)
+
+    def _record_stored(
+        self, audit: AuditTrail, event_type: str, ids: list[str], nbytes: int, version: int | None, kind: str
+    ) -> None:
         audit.record(
             "publish",
             principal=self._who.name,
             type=event_type,
             ids=ids,
-            count=len(offsets) - 1,
-            bytes=offsets[-1] - offsets[0],
+            count=len(ids),
+            bytes=nbytes,
             version=version,
             key=self._router._active_key_id(),
             data=kind,
@@ -370,7 +396,11 @@ class Producer:
         core = self._router._core
         if core.requires_end_to_end(event_type) and core.allows(self._who.name, "publish", event_type):
             kind, buffer, offsets, ids = self._seal_end_to_end(event_type, kind, buffer, offsets)
-        future = aio.submit(
+        # The audit trail learns the outcome when the committer hands it back (also
+        # for an await that was cancelled meanwhile: the event is published all the
+        # same), one entry per producer and type for each turn's receipts.
+        note = None if self._router.audit is None else self._audit_note(event_type, kind, offsets)
+        return aio.submit(
             self._router,
             core,
             self._who.name,
@@ -385,22 +415,14 @@ class Producer:
             attrs,
             ids,
             single,
+            note,
         )
-        audit = self._router.audit
-        if audit is not None:
 
-            def record(done: asyncio.Future[Any]) -> None:
-                exc = None if done.cancelled() else done.exception()
-                if isinstance(exc, SealbusError):
-                    self._record_refused(audit, event_type, exc, len(offsets) - 1)
-                elif exc is None and not done.cancelled():
-                    r = done.result()
-                    ids = [r.id] if single else r.ids
-                    version = r.schema_version if single else (r[0].schema_version if len(r) else None)
-                    self._record_publish(audit, event_type, ids, offsets, version, kind)
-
-            future.add_done_callback(record)
-        return future
+    def _audit_note(self, event_type: str, kind: str, offsets: list[int]) -> aio.AuditNote:
+        auditor = self._auditor
+        if auditor is None:
+            auditor = self._auditor = _ProducerAudit(self)
+        return aio.AuditNote(auditor, event_type, kind, len(offsets) - 1, offsets[-1] - offsets[0])
 
     def _seal_end_to_end(
         self, event_type: str, kind: str, buffer: bytes, offsets: list[int]

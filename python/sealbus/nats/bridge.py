@@ -2,17 +2,20 @@
 
 Export is a transactional outbox. The bridge reads its router's own log as a durable
 consumer (so an event is exported only once it is stored, and every stored event is
-exported, however long NATS is away), seals each batch under the deployment's transit
-key ring, signs it with the router's Ed25519 identity, and publishes it to
-``sealbus.<type>`` with many publishes in flight. The log's cursor moves only once
-JetStream has acknowledged the batch.
+exported, however long NATS is away), woken by the log's commit, seals each batch
+under the deployment's transit key ring, signs it with the router's Ed25519 identity,
+and publishes it to ``sealbus.<type>`` with many publishes in flight, while the next
+batch is read and sealed. The log's cursor moves only once JetStream has acknowledged
+the batch, in order.
 
-Import is a JetStream durable pull consumer. Each message's signature is checked
+Import is a JetStream durable push consumer. Each message's signature is checked
 against ``trust``, its frames are opened, and its events are published into the local
 router as the principal ``<router name>/<principal>``: the local policy, schema and
-backpressure apply as to any local producer. A message is acknowledged to JetStream
-only once its events are durable in the local log, and an event id seen before is not
-stored again (a redelivery after a crash between the two).
+backpressure apply as to any local producer. A delivery of messages goes into the
+local log as one commit (one fsync), however its events' producers and attributes
+vary. A message is acknowledged to JetStream only once its events are durable in the
+local log, and an event id seen before is not stored again (a redelivery after a
+crash between the two).
 
 The bridge runs its own asyncio loop on one thread; a local publish never waits on it.
 """
@@ -29,21 +32,20 @@ from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from sealbus._sealbus import Event
+from sealbus._sealbus import publish_runs
 from sealbus.errors import (
     Backpressure,
     Closed,
     IntegrityError,
     InvalidArgument,
     KeyNotFound,
-    LogError,
     PolicyDenied,
     SchemaError,
     SealbusError,
 )
 from sealbus.keys import KeyRing
 from sealbus.nats.identity import Identity
-from sealbus.nats.wire import Outgoing, SignatureRefused, Signed, WireError, decode, encode, subject_of
+from sealbus.nats.wire import Runs, SignatureRefused, WireError, decode_runs, encode_columns, subject_of
 from sealbus.principal import Principal
 from sealbus.router import Router
 
@@ -54,6 +56,9 @@ _MAX_EVENTS_PER_MESSAGE = 256
 _MAX_BYTES_PER_MESSAGE = 512 * 1024
 _IN_FLIGHT = 64
 _FETCH = 64
+# Events per poll of the export log: four polls in the pipeline fill its window.
+_POLL = 2048
+_EXPORT_WINDOW = 4 * _POLL
 _SEEN_IDS = 1_000_000
 _LOCAL_BLOCK_TIMEOUT = 1.0
 
@@ -62,9 +67,25 @@ class BridgeError(SealbusError):
     """The bridge is misconfigured or could not start (``reason``)."""
 
 
-def _attributes(ev: Event) -> tuple[Any, ...]:
-    """What one local publish call shares across its events."""
-    return (ev.source, ev.kind, ev.subject, ev.traceparent, ev.dataschema, ev.datacontenttype)
+class _LocalRun:
+    """Events bound for one local publish: they share type, producer, schema version
+    and attributes (``key``). Their data is kept as chunks of the messages' buffers."""
+
+    __slots__ = ("chunks", "ids", "key", "offsets", "owners")
+
+    def __init__(self, key: tuple[Any, ...]) -> None:
+        self.key = key
+        self.ids: list[str] = []
+        self.chunks: list[bytes] = []
+        self.offsets = [0]
+        self.owners: set[int] = set()
+
+    def add(self, ids: list[str], data: bytes, offsets: list[int], start: int, end: int) -> None:
+        """Events ``start..end`` of a message (``data`` at ``offsets``)."""
+        base = self.offsets[-1] - offsets[start]
+        self.chunks.append(data[offsets[start] : offsets[end]])
+        self.offsets.extend(o + base for o in offsets[start + 1 : end + 1])
+        self.ids.extend(ids)
 
 
 def _globs(value: str | Iterable[str]) -> list[str]:
@@ -170,6 +191,7 @@ class Bridge:
                 "exported",
                 "export_messages",
                 "export_retries",
+                "export_skipped",
                 "imported",
                 "import_messages",
                 "duplicates",
@@ -208,7 +230,7 @@ class Bridge:
                 name=f"sealbus.bridge.{name}.export",
                 durable=True,
                 start="earliest",
-                max_pending=8192,
+                max_pending=_EXPORT_WINDOW,
                 ack_timeout=3600.0,
                 max_deliveries=2**31 - 1,
             )
@@ -369,49 +391,122 @@ class Bridge:
     # ---- export -----------------------------------------------------------------
 
     async def _export_loop(self, js: Any) -> None:
+        """Three stages, so that none waits on another's latency: polling the log and
+        sealing (off the loop, woken by the log's commit), publishing (each message
+        handed to JetStream at once, up to ``max_in_flight`` awaiting their acks), and
+        acknowledging the log once every message of a poll is stored (off the loop:
+        the cursor's save may wait on the disk). Polls are acknowledged in order."""
         loop = asyncio.get_running_loop()
-        sub = self._export_sub
         assert self._stop is not None
-        while not self._stop.is_set():
-            with self._idle:
-                generation = self._export_generation
-            try:
-                batch = await loop.run_in_executor(None, sub.poll_batch, 4096, 0.05)
-            except Closed:
-                return
-            if len(batch) == 0:
+        room = asyncio.Semaphore(self._max_in_flight)
+        # Each entry: a poll's batch and its messages' publishes; at most a few polls
+        # wait to be acknowledged, so the log's window bounds the memory.
+        sent: asyncio.Queue[tuple[Any, list[tuple[str, bytes, dict[str, str]]], list[asyncio.Task[Any]]] | None]
+        sent = asyncio.Queue(maxsize=2)
+        acker = asyncio.create_task(self._export_acks(js, sent, room))
+        outstanding = False
+        try:
+            while not self._stop.is_set():
                 with self._idle:
-                    self._export_idle_generation = generation
-                    self._idle.notify_all()
-                continue
-            messages = self._export_messages(batch)
-            await self._publish_all(js, messages)
-            batch.ack()
-            self._count("exported", len(batch))
-            self._count("export_messages", len(messages))
+                    generation = self._export_generation
+                try:
+                    batch, messages = await loop.run_in_executor(None, self._poll_export)
+                except Closed:
+                    return
+                if acker.done():
+                    return
+                if batch is None:
+                    if outstanding:
+                        # Wait for what went out, then look at the log again: a poll
+                        # may come back empty because the window is full of it.
+                        await sent.put(None)
+                        await sent.join()
+                        outstanding = False
+                        continue
+                    with self._idle:
+                        self._export_idle_generation = max(self._export_idle_generation, generation)
+                        self._idle.notify_all()
+                    continue
+                outstanding = True
+                publishes = []
+                for subj, body, headers in messages:
+                    await room.acquire()
+                    publishes.append(asyncio.ensure_future(js.publish(subj, body, headers=headers)))
+                await sent.put((batch, messages, publishes))
+        finally:
+            acker.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await acker
+
+    def _poll_export(self) -> tuple[Any, list[tuple[str, bytes, dict[str, str]]]]:
+        batch = self._export_sub.poll_batch(_POLL, 0.05)
+        if len(batch) == 0:
+            return None, []
+        return batch, self._export_messages(batch)
+
+    async def _export_acks(
+        self,
+        js: Any,
+        sent: asyncio.Queue[Any],
+        room: asyncio.Semaphore,
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            entry = await sent.get()
+            try:
+                if entry is None:
+                    continue
+                batch, messages, publishes = entry
+                results = await asyncio.gather(*publishes, return_exceptions=True)
+                for _ in publishes:
+                    room.release()
+                failed = [m for m, r in zip(messages, results, strict=True) if isinstance(r, BaseException)]
+                if failed:
+                    self._count("export_retries", len(failed))
+                    await self._publish_all(js, failed)
+                try:
+                    await loop.run_in_executor(None, batch.ack)
+                except SealbusError:
+                    return  # the router is closing: what was not acked comes again
+                self._count("exported", len(batch))
+                self._count("export_messages", len(messages))
+            finally:
+                sent.task_done()
 
     def _export_messages(self, batch: Any) -> list[tuple[str, bytes, dict[str, str]]]:
-        """Runs of events of one type, cut at a size, each sealed and signed."""
+        """Runs of events of one type, cut at a size, each sealed and signed. An event
+        the router cannot open (its key destroyed) or sealed end to end is left out."""
+        buffer, offsets, index, types, versions = batch.cloudevents()
+        all_ids = batch.ids
+        ids = [all_ids[j] for j in index]
+        self._count("export_skipped", len(all_ids) - len(ids))
         out: list[tuple[str, bytes, dict[str, str]]] = []
-        run: list[Outgoing] = []
-        run_type = ""
-        run_bytes = 0
-
-        def cut() -> None:
-            if run:
-                body, headers = encode(self.name, run_type, run, self.transit, self.identity)
-                out.append((subject_of(run_type), body, headers))
-
-        for i in range(len(batch)):
-            ev = batch[i].event
-            item = Outgoing.of(ev)
-            size = len(item.cloudevent)
-            if ev.type != run_type or len(run) >= _MAX_EVENTS_PER_MESSAGE or run_bytes + size > _MAX_BYTES_PER_MESSAGE:
-                cut()
-                run, run_type, run_bytes = [], ev.type, 0
-            run.append(item)
-            run_bytes += size
-        cut()
+        start = 0
+        n = len(ids)
+        while start < n:
+            run_type = types[start]
+            end = start + 1
+            limit = offsets[start] + _MAX_BYTES_PER_MESSAGE
+            while (
+                end < n
+                and types[end] == run_type
+                and end - start < _MAX_EVENTS_PER_MESSAGE
+                and offsets[end + 1] <= limit
+            ):
+                end += 1
+            base = offsets[start]
+            body, headers = encode_columns(
+                self.name,
+                run_type,
+                buffer[base : offsets[end]],
+                [o - base for o in offsets[start : end + 1]],
+                ids[start:end],
+                versions[start:end],
+                self.transit,
+                self.identity,
+            )
+            out.append((subject_of(run_type), body, headers))
+            start = end
         return out
 
     async def _publish_all(self, js: Any, messages: list[tuple[str, bytes, dict[str, str]]]) -> None:
@@ -519,39 +614,67 @@ class Bridge:
         Consecutive events that share type, producer, schema version and attributes go
         into the local router as one batch (one group commit), across messages."""
         verdicts: list[bool | None] = []
-        runs: list[tuple[tuple[Any, ...], list[Event], set[int]]] = []
+        runs: list[_LocalRun] = []
         for n, msg in enumerate(msgs):
-            signed = self._open(msg.subject, msg.data, msg.headers)
-            verdicts.append(signed is not None)
-            if signed is None:
+            cols = self._open(msg.subject, msg.data, msg.headers)
+            verdicts.append(cols is not None)
+            if cols is None:
                 continue
-            fresh = [
-                (ev, v) for ev, v in zip(signed.events, signed.schema_versions, strict=True) if ev.id not in self._seen
-            ]
-            self._count("duplicates", len(signed.events) - len(fresh))
-            for ev, version in fresh:
-                key = (signed.router, signed.event_type, version, *_attributes(ev))
-                if runs and runs[-1][0] == key:
-                    runs[-1][1].append(ev)
-                    runs[-1][2].add(n)
+            seen = self._seen
+            ids, data, offs = cols.ids, cols.data, cols.offsets
+            start = 0
+            for end, *attrs, version in cols.runs:
+                # (router, type, version, source, kind, subject, traceparent, dataschema, content type)
+                key = (cols.router, cols.event_type, version, *attrs)
+                if not runs or runs[-1].key != key:
+                    runs.append(_LocalRun(key))
+                run = runs[-1]
+                run.owners.add(n)
+                fresh = [i for i in range(start, end) if ids[i] not in seen]
+                self._count("duplicates", end - start - len(fresh))
+                if len(fresh) == end - start:
+                    run.add(ids[start:end], data, offs, start, end)
                 else:
-                    runs.append((key, [ev], {n}))
-        for at, (key, events, _owners) in enumerate(runs):
+                    for i in fresh:
+                        run.add(ids[i : i + 1], data, offs, i, i + 1)
+                start = end
+        runs = [run for run in runs if run.ids]
+        if not runs:
+            return verdicts
+        try:
+            self._publish_local(runs)
+            return verdicts
+        except Backpressure as exc:
+            if getattr(exc, "receipts", None):
+                self._refused_from(runs, 0, exc, verdicts)
+                return verdicts
+        except SealbusError as exc:
+            self._refused_from(runs, 0, exc, verdicts)
+            return verdicts
+        # A full local queue has no room for the whole delivery: a run at a time, so
+        # that it fills up to its bound before the import waits on it.
+        for at, run in enumerate(runs):
             try:
-                self._publish_local(key[0], key[1], key[2], events)
-            except SealbusError:
-                # Nothing of this run or after it is acknowledged: JetStream sends
-                # those messages again, and what was stored of them is recognised.
-                for _key, _events, later in runs[at:]:
-                    for n in later:
-                        verdicts[n] = None
+                self._publish_local([run])
+            except SealbusError as exc:
+                self._refused_from(runs, at, exc, verdicts)
                 break
         return verdicts
 
-    def _open(self, subject: str, body: bytes, headers: dict[str, str] | None) -> Signed | None:
+    def _refused_from(self, runs: list[_LocalRun], at: int, exc: SealbusError, verdicts: list[bool | None]) -> None:
+        """The local router refused ``runs[at:]``: their messages are not acknowledged,
+        JetStream sends them again, and what was stored of them before the refusal is
+        recognised by its ids."""
+        for receipt in getattr(exc, "receipts", None) or ():
+            self._seen.add(receipt.id)
+        for run in runs[at:]:
+            for n in run.owners:
+                verdicts[n] = None
+
+    def _open(self, subject: str, body: bytes, headers: dict[str, str] | None) -> Runs | None:
         """The message's events, or None (counted) when it is refused."""
         try:
-            signed = decode(subject, body, headers, self.trust, self.transit)
+            cols = decode_runs(subject, body, headers, self.trust, self.transit)
         except SignatureRefused:
             self._count("refused_signature")
             return None
@@ -565,7 +688,7 @@ class Bridge:
             self._count("refused_integrity")
             return None
         self._count("import_messages")
-        return signed
+        return cols
 
     def _remote_principal(self, router: str, source: str) -> Principal:
         name = f"{router}/{source}"
@@ -575,55 +698,55 @@ class Bridge:
             self._remote[name] = p
         return p
 
-    def _publish_local(self, router: str, event_type: str, version: int | None, events: list[Event]) -> None:
-        first = events[0]
-        who = self._remote_principal(router, first.source)
-        attrs: dict[str, str | None] = {
-            k: v
-            for k, v in (
-                ("subject", first.subject),
-                ("traceparent", first.traceparent),
-                ("dataschema", first.dataschema),
-                ("datacontenttype", first.datacontenttype),
+    def _publish_local(self, runs: list[_LocalRun]) -> None:
+        """Every run into the local router as one commit (one fsync), in order; each
+        passes the local policy for its remote principal and the local schema. Raises
+        what refuses the commit itself (a full ``reject`` queue, a closed router, the
+        log), so that the messages come again."""
+        calls = []
+        for run in runs:
+            router, event_type, version, source, kind, subject, traceparent, dataschema, contenttype = run.key
+            who = self._remote_principal(router, source)
+            attrs = {
+                k: v
+                for k, v in (
+                    ("subject", subject),
+                    ("traceparent", traceparent),
+                    ("dataschema", dataschema),
+                    ("datacontenttype", contenttype),
+                )
+                if v is not None
+            }
+            calls.append(
+                (
+                    who.name,
+                    who._token,
+                    event_type,
+                    version,
+                    "binary" if kind == "binary" else "json",
+                    attrs or None,
+                    b"".join(run.chunks),
+                    run.offsets,
+                    run.ids,
+                )
             )
-            if v is not None
-        }
-        datas = [ev.data_bytes for ev in events]
-        buffer = b"".join(datas)
-        offsets = [0]
-        for d in datas:
-            offsets.append(offsets[-1] + len(d))
-        try:
-            self.router._core.publish(
-                who.name,
-                who._token,
-                event_type,
-                buffer,
-                offsets,
-                "binary" if first.kind == "binary" else "json",
-                version,
-                attrs or None,
-                # A full local queue holds the import here (that is the flow control),
-                # but not forever: the message goes back to JetStream and comes again.
-                _LOCAL_BLOCK_TIMEOUT,
-                [ev.id for ev in events],
-            )
-        except PolicyDenied:
-            self._count("refused_policy", len(events))
-            return
-        except SchemaError:
-            if len(events) > 1:
-                # One bad event must not take its neighbours with it.
-                for ev in events:
-                    self._publish_local(router, event_type, version, [ev])
-                return
-            self._count("refused_schema")
-            return
-        except (Backpressure, Closed, LogError):
-            raise
-        except SealbusError:
-            self._count("refused_other", len(events))
-            return
-        for ev in events:
-            self._seen.add(ev.id)
-        self._count("imported", len(events))
+        # A full local queue holds the import here (that is the flow control), but
+        # not forever: the messages go back to JetStream and come again.
+        results = publish_runs(self.router._core, calls, _LOCAL_BLOCK_TIMEOUT)
+        for run, (whole, each) in zip(runs, results, strict=True):
+            if whole is not None:
+                reason = (
+                    "refused_policy"
+                    if isinstance(whole, PolicyDenied)
+                    else "refused_schema"
+                    if isinstance(whole, SchemaError)
+                    else "refused_other"
+                )
+                self._count(reason, len(run.ids))
+                continue
+            refused = {i for i, _exc in each}
+            self._count("refused_schema", len(refused))
+            for i, event_id in enumerate(run.ids):
+                if i not in refused:
+                    self._seen.add(event_id)
+            self._count("imported", len(run.ids) - len(refused))

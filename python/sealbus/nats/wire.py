@@ -31,12 +31,23 @@ import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sealbus._sealbus import Event
+from sealbus._sealbus import Event, cloudevent_runs
 from sealbus.errors import FrameError, SealbusError
 from sealbus.keys import KeyRing
 from sealbus.nats.identity import Identity, verify
 
-__all__ = ["SIGNATURE_HEADER", "Outgoing", "Signed", "WireError", "decode", "encode", "subject_of"]
+__all__ = [
+    "SIGNATURE_HEADER",
+    "Outgoing",
+    "Runs",
+    "Signed",
+    "WireError",
+    "decode",
+    "decode_runs",
+    "encode",
+    "encode_columns",
+    "subject_of",
+]
 
 MAGIC = b"SBX1"
 SIGNATURE_HEADER = "Sealbus-Signature"
@@ -89,18 +100,41 @@ def encode(
     offsets = [0]
     for ev in events:
         offsets.append(offsets[-1] + len(ev.cloudevent))
-    ids = [ev.id for ev in events]
-    versions = [ev.schema_version or 0 for ev in events]
-    frames, frame_offs = transit.seal_batch(
+    return encode_columns(
+        router,
+        event_type,
         b"".join(ev.cloudevent for ev in events),
         offsets,
-        event_ids=ids,
+        [ev.id for ev in events],
+        [ev.schema_version for ev in events],
+        transit,
+        identity,
+    )
+
+
+def encode_columns(
+    router: str,
+    event_type: str,
+    cloudevents: bytes,
+    offsets: Sequence[int],
+    ids: Sequence[str],
+    versions: Sequence[int | None],
+    transit: KeyRing,
+    identity: Identity,
+) -> tuple[bytes, dict[str, str]]:
+    """:func:`encode` for events given as columns: their CloudEvents JSON one after
+    the other in ``cloudevents`` (``len(ids) + 1`` boundaries from 0), ids and schema
+    versions."""
+    frames, frame_offs = transit.seal_batch(
+        cloudevents,
+        list(offsets),
+        event_ids=list(ids),
         event_type=event_type,
         source=router,
-        schema_version=versions,
+        schema_version=[v or 0 for v in versions],
     )
     fo = [int(x) for x in frame_offs]
-    n = len(events)
+    n = len(ids)
     r, t = router.encode(), event_type.encode()
     eids = [i.encode("ascii") for i in ids]
     if any(len(e) > 255 for e in eids):
@@ -112,7 +146,7 @@ def encode(
         struct.pack(">H", len(t)),
         t,
         struct.pack(">I", n),
-        struct.pack(f">{n}I", *(0 if ev.schema_version is None else ev.schema_version + 1 for ev in events)),
+        struct.pack(f">{n}I", *(0 if v is None else v + 1 for v in versions)),
         struct.pack(f">{n}I", *(fo[i + 1] - fo[i] for i in range(n))),
         bytes(len(e) for e in eids),
         b"".join(eids),
@@ -120,7 +154,7 @@ def encode(
     body = b"".join(head) + bytes(frames)
     sig = identity.sign(_signed_bytes(subject_of(event_type), body))
     headers = {
-        "Nats-Msg-Id": f"{router}.{ids[0]}.{len(ids)}",
+        "Nats-Msg-Id": f"{router}.{ids[0]}.{n}",
         SIGNATURE_HEADER: base64.b64encode(sig).decode(),
     }
     return body, headers
@@ -159,18 +193,15 @@ def peek_router(body: bytes) -> str:
     return r.text(">H", "router")
 
 
-def decode(
+def _open(
     subject: str,
     body: bytes,
     headers: dict[str, str] | None,
     trust: dict[str, bytes],
     transit: KeyRing,
-) -> Signed:
-    """Check the signature against ``trust``, then open every frame.
-
-    Raises :class:`SignatureRefused` for an unknown router or a bad signature, and
-    :class:`WireError` / :class:`sealbus.IntegrityError` for a malformed or tampered
-    message."""
+) -> tuple[str, str, list[str], list[int | None], bytes, list[int]]:
+    """Check the signature, then open every frame: the router, the type, the ids,
+    the schema versions and the events' CloudEvents JSON (one buffer, boundaries)."""
     router = peek_router(body)
     key = trust.get(router)
     if key is None:
@@ -220,10 +251,25 @@ def decode(
     plain, poffs = transit.open_batch(
         frames, offsets, event_ids=ids, event_type=event_type, source=router, schema_version=[v or 0 for v in versions]
     )
-    po = [int(x) for x in poffs]
+    return router, event_type, ids, versions, bytes(plain), [int(x) for x in poffs]
+
+
+def decode(
+    subject: str,
+    body: bytes,
+    headers: dict[str, str] | None,
+    trust: dict[str, bytes],
+    transit: KeyRing,
+) -> Signed:
+    """Check the signature against ``trust``, then open every frame.
+
+    Raises :class:`SignatureRefused` for an unknown router or a bad signature, and
+    :class:`WireError` / :class:`sealbus.IntegrityError` for a malformed or tampered
+    message."""
+    router, event_type, ids, versions, plain, po = _open(subject, body, headers, trust, transit)
     events = []
     view = memoryview(plain)
-    for i in range(n):
+    for i in range(len(ids)):
         try:
             ev = Event.from_json(bytes(view[po[i] : po[i + 1]]))
         except SealbusError as exc:
@@ -234,6 +280,38 @@ def decode(
             raise WireError(f"wire error: event {i} does not match its header", reason="header", offset=i)
         events.append(ev)
     return Signed(router, event_type, events, versions)
+
+
+@dataclass(frozen=True, slots=True)
+class Runs:
+    """A decoded message as columns: every event's id, its data (one buffer,
+    ``len(ids) + 1`` boundaries), and the runs of consecutive events that share
+    their attributes, as ``(end, source, kind, subject, traceparent, dataschema,
+    datacontenttype, schema_version)``."""
+
+    router: str
+    event_type: str
+    ids: list[str]
+    runs: list[tuple[int, str, str, str | None, str | None, str | None, str | None, int | None]]
+    data: bytes
+    offsets: list[int]
+
+
+def decode_runs(
+    subject: str,
+    body: bytes,
+    headers: dict[str, str] | None,
+    trust: dict[str, bytes],
+    transit: KeyRing,
+) -> Runs:
+    """:func:`decode` as columns, parsed in one call: what an importer needs to
+    publish the events locally a run at a time. The same checks and errors."""
+    router, event_type, ids, versions, plain, po = _open(subject, body, headers, trust, transit)
+    try:
+        runs, data, offsets = cloudevent_runs(plain, po, ids, event_type, versions)
+    except SealbusError as exc:
+        raise WireError(f"wire error: not CloudEvents of {event_type} ({exc})", reason="cloudevent", offset=0) from None
+    return Runs(router, event_type, ids, runs, data, offsets)
 
 
 class SignatureRefused(WireError):

@@ -1,21 +1,15 @@
 //! Binding of the audit trail: the writer, verification, inclusion proofs.
 
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::time::Duration;
 
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
-use sealbus_core::audit::{self, Checkpoint, Proof, Trail};
+use sealbus_core::audit::{self, Checkpoint, Proof};
 use sealbus_core::Error;
 use serde_json::{Map, Value};
 
 use crate::gil::{attached, detached};
-
-fn poisoned() -> Error {
-    Error::LogFailed {
-        reason: "the audit trail's lock was poisoned by a panic".into(),
-    }
-}
 
 fn details(json: &str) -> sealbus_core::Result<Map<String, Value>> {
     match serde_json::from_str(json) {
@@ -27,58 +21,67 @@ fn details(json: &str) -> sealbus_core::Result<Map<String, Value>> {
     }
 }
 
-/// The writer of a router's audit trail (``sealbus.audit.AuditTrail`` wraps it).
+/// The writer of a router's audit trail (``sealbus.audit.AuditTrail`` wraps it):
+/// entries are queued by ``record`` and written and fdatasynced by the core's own
+/// thread, which never takes the interpreter lock.
 #[pyclass(frozen, module = "sealbus._sealbus", name = "AuditTrailCore")]
 pub struct PyTrail {
-    inner: Mutex<Trail>,
+    inner: audit::Writer,
 }
 
 #[pymethods]
 impl PyTrail {
     #[new]
-    fn new(py: Python<'_>, dir: PathBuf, seed: Vec<u8>, checkpoint_every: u64) -> PyResult<Self> {
-        let t = detached(py, move || Trail::open(&dir, &seed, checkpoint_every))?;
-        Ok(Self {
-            inner: Mutex::new(t),
-        })
+    fn new(
+        py: Python<'_>,
+        dir: PathBuf,
+        seed: Vec<u8>,
+        checkpoint_every: u64,
+        sync_interval: f64,
+    ) -> PyResult<Self> {
+        let interval =
+            Duration::try_from_secs_f64(sync_interval).map_err(|_| Error::InvalidArgument {
+                name: "sync_interval".into(),
+                reason: "a number of seconds, 0 or more".into(),
+            });
+        let interval = attached(py, interval)?;
+        let inner = detached(py, move || {
+            audit::Writer::open(&dir, &seed, checkpoint_every, interval)
+        })?;
+        Ok(Self { inner })
     }
 
     #[getter]
     fn public_key(&self, py: Python<'_>) -> PyResult<Vec<u8>> {
-        let t = attached(py, self.inner.lock().map_err(|_| poisoned()))?;
-        Ok(t.public_key())
+        attached(py, self.inner.public_key())
     }
 
     fn __len__(&self, py: Python<'_>) -> PyResult<usize> {
-        let t = attached(py, self.inner.lock().map_err(|_| poisoned()))?;
-        Ok(usize::try_from(t.len()).unwrap_or(usize::MAX))
+        let n = attached(py, self.inner.len())?;
+        Ok(usize::try_from(n).unwrap_or(usize::MAX))
     }
 
-    /// Append entries: ``[(kind, time_ns, details_json), ...]``, in one call.
-    fn append_many(&self, py: Python<'_>, entries: Vec<(String, u64, String)>) -> PyResult<u64> {
-        detached(py, || {
-            let mut t = self.inner.lock().map_err(|_| poisoned())?;
-            let mut last = 0;
-            for (kind, time_ns, d) in entries {
-                last = t.append(&kind, time_ns, details(&d)?)?;
-            }
-            Ok(last)
-        })
+    /// Queue one entry (``details_json``: a JSON object, never a payload or a key).
+    fn record(&self, py: Python<'_>, kind: &str, time_ns: u64, details_json: &str) -> PyResult<()> {
+        attached(
+            py,
+            details(details_json).and_then(|d| self.inner.record(kind, time_ns, d)),
+        )
+    }
+
+    /// Write and fdatasync what was queued, now.
+    fn flush(&self, py: Python<'_>) -> PyResult<()> {
+        detached(py, || self.inner.flush())
     }
 
     /// Sign and record a checkpoint now; returns its exported form (JSON).
     fn checkpoint(&self, py: Python<'_>, time_ns: u64) -> PyResult<String> {
-        detached(py, || {
-            let mut t = self.inner.lock().map_err(|_| poisoned())?;
-            let cp = t.checkpoint(time_ns)?;
-            t.sync()?;
-            Ok(cp.to_json())
-        })
+        detached(py, || self.inner.checkpoint(time_ns).map(|cp| cp.to_json()))
     }
 
-    /// Write and fdatasync what was appended.
-    fn sync(&self, py: Python<'_>) -> PyResult<()> {
-        detached(py, || self.inner.lock().map_err(|_| poisoned())?.sync())
+    /// Stop the writer and write what is queued; later records are refused.
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
+        detached(py, || self.inner.close())
     }
 }
 

@@ -11,6 +11,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod aio;
 mod audit;
+mod bridge;
 mod e2e_delivery;
 mod error;
 mod gil;
@@ -35,5 +36,6 @@ fn _sealbus(m: &Bound<'_, PyModule>) -> PyResult<()> {
     router::register(m)?;
     select::register(m)?;
     aio::register(m)?;
+    bridge::register(m)?;
     Ok(())
 }

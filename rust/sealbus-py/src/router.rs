@@ -692,6 +692,17 @@ impl PyDeliveryBatch {
             &self.offsets,
         )
     }
+    /// The CloudEvents JSON format of every event whose data could be opened, as
+    /// one buffer: `(buffer, offsets, index in the batch, types, schema versions)`.
+    fn cloudevents(&self, py: Python<'_>) -> crate::bridge::CloudEvents {
+        crate::bridge::batch_cloudevents(
+            py,
+            &self.opened,
+            self.data.get().as_slice(),
+            &self.offsets,
+            &self.end_to_end,
+        )
+    }
     /// Acknowledge every event of the batch in one call.
     fn ack(&self, py: Python<'_>) -> PyResult<usize> {
         self.handle.ack(py, &self.tags)

@@ -14,6 +14,9 @@
 //! a key.
 
 pub mod merkle;
+mod writer;
+
+pub use writer::Writer;
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
@@ -114,8 +117,9 @@ impl Checkpoint {
     }
 }
 
-/// The writer of one router's trail. Appends are buffered and written and synced
-/// together by [`Trail::sync`] (the router calls it with each group commit).
+/// One router's trail file. Appends are buffered and written and synced together by
+/// [`Trail::sync`]; a router writes through a [`Writer`], which does both in the
+/// background.
 pub struct Trail {
     path: PathBuf,
     file: File,

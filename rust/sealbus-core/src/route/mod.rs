@@ -23,6 +23,8 @@ mod select;
 mod signal;
 pub mod stored;
 mod subscription;
+#[cfg(test)]
+mod tests;
 mod wake;
 
 use std::collections::HashMap;

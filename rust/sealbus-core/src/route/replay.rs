@@ -77,8 +77,13 @@ impl Router {
                 break;
             }
             for rec in records {
-                if rec.offset >= r.end || out.len() >= max {
-                    r.end = r.end.min(rec.offset.max(r.next));
+                if rec.offset >= r.end {
+                    // Nothing is left below the end (retention may have taken what was).
+                    r.next = r.end;
+                    break;
+                }
+                if out.len() >= max {
+                    // The next call reads this record again: `next` has not passed it.
                     break;
                 }
                 r.next = rec.offset + 1;

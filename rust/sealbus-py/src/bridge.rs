@@ -1,0 +1,378 @@
+//! Column helpers for the NATS bridge (`sealbus.nats`): a batch of events to and from
+//! the CloudEvents JSON format in one call each, with the GIL released, instead of a
+//! Python object and a handful of attribute reads per event.
+
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict};
+use sealbus_core::envelope::{DataKind, Event};
+use sealbus_core::error::Error;
+use sealbus_core::route::{Item, Outgoing, Router};
+
+use crate::error::to_pyerr;
+use crate::gil::detached;
+use crate::router::{attributes, data_kind, refused_error, split_buffer, timeout_arg, PyRouter};
+
+/// What `DeliveryBatch.cloudevents` returns: the JSON of the exportable events, one
+/// after the other, their boundaries, and per event its index in the batch, type
+/// and schema version.
+pub(crate) type CloudEvents = (
+    Py<PyBytes>,
+    Vec<usize>,
+    Vec<usize>,
+    Vec<String>,
+    Vec<Option<u32>>,
+);
+
+/// A delivered event as a batch holds it: the event, its attempt, and why its data
+/// could not be opened (key destroyed?, reason).
+pub(crate) type Delivered = (Item, u32, Option<(bool, String)>);
+
+/// The CloudEvents JSON format of every event of a delivered batch whose data could
+/// be opened (`data` holds the opened data at `offsets`). An event whose key was
+/// destroyed, or that is sealed end to end (its data is not the router's to read),
+/// has no JSON form here and is left out.
+pub(crate) fn batch_cloudevents(
+    py: Python<'_>,
+    opened: &[Delivered],
+    data: &[u8],
+    offsets: &[usize],
+    end_to_end: &[usize],
+) -> CloudEvents {
+    let (buffer, bounds, index, types, versions) = py.detach(|| {
+        let mut buffer = Vec::with_capacity(data.len() + 256 * opened.len());
+        let mut bounds = Vec::with_capacity(opened.len() + 1);
+        let mut index = Vec::with_capacity(opened.len());
+        let mut types = Vec::with_capacity(opened.len());
+        let mut versions = Vec::with_capacity(opened.len());
+        bounds.push(0);
+        for (j, (item, _, unopened)) in opened.iter().enumerate() {
+            if unopened.is_some() || end_to_end.contains(&j) {
+                continue;
+            }
+            let plain = &data[offsets[j]..offsets[j + 1]];
+            if item.sealed {
+                // Sealed at rest: the JSON carries the opened data.
+                let mut e = Event::clone(item);
+                e.sealed = false;
+                e.data = plain.to_vec();
+                e.write_attributes_json(&mut buffer);
+                e.finish_json(true, &mut buffer);
+            } else {
+                item.write_attributes_json(&mut buffer);
+                item.finish_json(true, &mut buffer);
+            }
+            bounds.push(buffer.len());
+            index.push(j);
+            types.push(item.event_type.to_string());
+            versions.push(item.schema_version);
+        }
+        (buffer, bounds, index, types, versions)
+    });
+    (
+        PyBytes::new(py, &buffer).unbind(),
+        bounds,
+        index,
+        types,
+        versions,
+    )
+}
+
+/// One run of consecutive events that share every attribute a local publish takes
+/// once per call: `(end, source, kind, subject, traceparent, dataschema,
+/// datacontenttype, schema version)`; `end` is one past its last event.
+type Run = (
+    usize,
+    String,
+    &'static str,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<u32>,
+);
+
+fn same_run(a: &Event, b: &Event) -> bool {
+    a.source == b.source
+        && a.data_kind == b.data_kind
+        && a.subject == b.subject
+        && a.traceparent == b.traceparent
+        && a.dataschema == b.dataschema
+        && a.datacontenttype == b.datacontenttype
+}
+
+fn kind_name(k: DataKind) -> &'static str {
+    match k {
+        DataKind::Json => "json",
+        DataKind::Binary => "binary",
+        DataKind::None => "none",
+    }
+}
+
+fn text(v: Option<&std::sync::Arc<str>>) -> Option<String> {
+    v.map(ToString::to_string)
+}
+
+/// Parse `len(offsets) - 1` CloudEvents (JSON format) laid out in `buffer`, check
+/// that event `i` has id `ids[i]` and type `event_type`, and return their data
+/// concatenated, its boundaries, and the runs of consecutive events that share
+/// attributes and schema version (`versions[i]`). An event that does not parse or
+/// does not match raises `InvalidEvent` naming its index.
+#[pyfunction]
+#[allow(clippy::needless_pass_by_value)] // PyO3 extracts the lists into Vecs
+pub fn cloudevent_runs(
+    py: Python<'_>,
+    buffer: &[u8],
+    offsets: Vec<usize>,
+    ids: Vec<String>,
+    event_type: &str,
+    versions: Vec<Option<u32>>,
+) -> PyResult<(Vec<Run>, Py<PyBytes>, Vec<usize>)> {
+    let buffer = buffer.to_vec();
+    let event_type = event_type.to_owned();
+    let (runs, data, bounds) = detached(py, move || {
+        let n = offsets.len().saturating_sub(1);
+        let bad = |i: usize, reason: String| Error::InvalidEvent {
+            field: format!("event[{i}]"),
+            reason,
+        };
+        if ids.len() != n || versions.len() != n {
+            return Err(Error::InvalidArgument {
+                name: "ids".into(),
+                reason: "one id and one schema version per event".into(),
+            });
+        }
+        let mut runs: Vec<Run> = Vec::new();
+        let mut data = Vec::with_capacity(buffer.len());
+        let mut bounds = Vec::with_capacity(n + 1);
+        bounds.push(0);
+        let mut prev: Option<Event> = None;
+        for i in 0..n {
+            let (a, b) = (offsets[i], offsets[i + 1]);
+            if a > b || b > buffer.len() {
+                return Err(bad(i, "out of the buffer".into()));
+            }
+            let e = Event::from_json_bytes(&buffer[a..b]).map_err(|e| bad(i, e.to_string()))?;
+            if e.id != ids[i] || &*e.event_type != event_type.as_str() {
+                return Err(bad(i, "does not match its header".into()));
+            }
+            data.extend_from_slice(&e.data);
+            bounds.push(data.len());
+            let joins = prev.as_ref().is_some_and(|p| {
+                same_run(p, &e) && runs.last().is_some_and(|r| r.7 == versions[i])
+            });
+            if joins {
+                if let Some(r) = runs.last_mut() {
+                    r.0 = i + 1;
+                }
+            } else {
+                runs.push((
+                    i + 1,
+                    e.source.to_string(),
+                    kind_name(e.data_kind),
+                    text(e.subject.as_ref()),
+                    text(e.traceparent.as_ref()),
+                    text(e.dataschema.as_ref()),
+                    text(e.datacontenttype.as_ref()),
+                    versions[i],
+                ));
+            }
+            prev = Some(Event {
+                data: Vec::new(),
+                ..e
+            });
+        }
+        Ok((runs, data, bounds))
+    })?;
+    Ok((runs, PyBytes::new(py, &data).unbind(), bounds))
+}
+
+/// One run an importer hands over: `(principal, token, type, schema version, kind,
+/// attributes, data buffer, offsets, event ids)`.
+type RunIn<'py> = (
+    String,
+    Bound<'py, PyBytes>,
+    String,
+    Option<u32>,
+    String,
+    Option<Bound<'py, PyDict>>,
+    Bound<'py, PyBytes>,
+    Vec<usize>,
+    Vec<String>,
+);
+
+/// A run made ready for the router, or why it was refused as a whole.
+struct Prepared {
+    events: Vec<Event>,
+    /// The run's refusal (policy, an invalid attribute...), or the events refused
+    /// one by one by the schema, by index in the run.
+    refused: Option<Error>,
+    schema_refused: Vec<(usize, Error)>,
+}
+
+fn prepare_run(router: &Router, run: &RunOut) -> Prepared {
+    let items = |parts: Vec<Vec<u8>>, ids: Vec<String>| -> Vec<Outgoing> {
+        parts
+            .into_iter()
+            .zip(ids)
+            .map(|(data, id)| Outgoing {
+                kind: run.kind,
+                data,
+                id: Some(id),
+                end_to_end: false,
+            })
+            .collect()
+    };
+    let prepare = |parts: Vec<Vec<u8>>, ids: Vec<String>| {
+        router.prepare(
+            &run.principal,
+            &run.token,
+            &run.event_type,
+            run.version,
+            &run.attrs,
+            items(parts, ids),
+        )
+    };
+    match prepare(run.parts.clone(), run.ids.clone()) {
+        Ok(events) => Prepared {
+            events,
+            refused: None,
+            schema_refused: Vec::new(),
+        },
+        Err(Error::Validation { .. }) if run.parts.len() > 1 => {
+            // One bad event must not take its neighbours with it: each alone, in order.
+            let mut out = Prepared {
+                events: Vec::with_capacity(run.parts.len()),
+                refused: None,
+                schema_refused: Vec::new(),
+            };
+            for (i, (data, id)) in run.parts.iter().zip(&run.ids).enumerate() {
+                match prepare(vec![data.clone()], vec![id.clone()]) {
+                    Ok(mut one) => out.events.append(&mut one),
+                    Err(e @ Error::Validation { .. }) => out.schema_refused.push((i, e)),
+                    Err(e) => {
+                        out.events.clear();
+                        out.schema_refused.clear();
+                        out.refused = Some(e);
+                        break;
+                    }
+                }
+            }
+            out
+        }
+        Err(e @ Error::Validation { .. }) => Prepared {
+            events: Vec::new(),
+            refused: None,
+            schema_refused: vec![(0, e)],
+        },
+        Err(e) => Prepared {
+            events: Vec::new(),
+            refused: Some(e),
+            schema_refused: Vec::new(),
+        },
+    }
+}
+
+fn exception(py: Python<'_>, e: Error) -> Py<PyAny> {
+    to_pyerr(py, e).into_value(py).into_any()
+}
+
+/// A run copied out of Python, ready to cross into the core without the GIL.
+struct RunOut {
+    principal: String,
+    token: Vec<u8>,
+    event_type: String,
+    version: Option<u32>,
+    kind: DataKind,
+    attrs: sealbus_core::envelope::Attributes,
+    parts: Vec<Vec<u8>>,
+    ids: Vec<String>,
+}
+
+/// What `publish_runs` says of each run: its refusal as a whole (or None), and the
+/// events the schema refused, as `(index in the run, error)`.
+type RunResult = (Option<Py<PyAny>>, Vec<(usize, Py<PyAny>)>);
+
+/// Publish runs of events, each run with its own principal, type, schema version and
+/// attributes, as one commit to the log (one fsync for the lot), in order. Each run
+/// passes policy and schema as a `publish` would; a run refused as a whole, or an
+/// event its schema refuses, is left out and reported, the others are stored. A
+/// refusal of the commit itself (backpressure, a closed router, the log) raises, as
+/// `publish` does, with the receipts of what was stored before it.
+#[pyfunction]
+#[pyo3(signature = (core, runs, block_timeout=None))]
+pub fn publish_runs(
+    py: Python<'_>,
+    core: &PyRouter,
+    runs: Vec<RunIn<'_>>,
+    block_timeout: Option<f64>,
+) -> PyResult<Vec<RunResult>> {
+    let block_timeout = timeout_arg(block_timeout)?;
+    let mut outs = Vec::with_capacity(runs.len());
+    for (principal, token, event_type, version, kind, attrs, buffer, offsets, ids) in runs {
+        let (kind, end_to_end) = data_kind(&kind)?;
+        if end_to_end {
+            return Err(to_pyerr(
+                py,
+                Error::InvalidArgument {
+                    name: "kind".into(),
+                    reason: "end-to-end events are published one run at a time".into(),
+                },
+            ));
+        }
+        let parts = split_buffer(buffer.as_bytes(), &offsets).map_err(|e| to_pyerr(py, e))?;
+        if parts.len() != ids.len() {
+            return Err(to_pyerr(
+                py,
+                Error::InvalidArgument {
+                    name: "ids".into(),
+                    reason: "one id per event".into(),
+                },
+            ));
+        }
+        outs.push(RunOut {
+            principal,
+            token: token.as_bytes().to_vec(),
+            event_type,
+            version,
+            kind,
+            attrs: attributes(py, attrs.as_ref())?,
+            parts,
+            ids,
+        });
+    }
+    let router = core.router.clone();
+    let (results, committed) = py.detach(move || {
+        let mut all = Vec::new();
+        let mut results = Vec::with_capacity(outs.len());
+        for run in outs {
+            let mut p = prepare_run(&router, &run);
+            all.append(&mut p.events);
+            results.push((p.refused, p.schema_refused));
+        }
+        let committed = if all.is_empty() {
+            Ok(Vec::new())
+        } else {
+            router.enqueue(all, block_timeout)
+        };
+        (results, committed)
+    });
+    if let Err(refused) = committed {
+        return Err(refused_error(py, *refused)?);
+    }
+    Ok(results
+        .into_iter()
+        .map(|(whole, each)| {
+            (
+                whole.map(|e| exception(py, e)),
+                each.into_iter()
+                    .map(|(i, e)| (i, exception(py, e)))
+                    .collect(),
+            )
+        })
+        .collect())
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(cloudevent_runs, m)?)?;
+    m.add_function(wrap_pyfunction!(publish_runs, m)?)
+}

@@ -18,6 +18,7 @@ mod gil;
 mod keyfile;
 mod lent;
 mod log;
+mod outbuf;
 mod pattern;
 mod router;
 mod schema;

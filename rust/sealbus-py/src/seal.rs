@@ -75,7 +75,7 @@ impl<'py> Input<'py> {
 /// Run a planned batch: one `bytes` of the planned size, filled with the GIL
 /// released; returns `(bytes, memoryview of u64 offsets)`.
 fn run_job<'py, J: BatchJob>(py: Python<'py>, job: &J) -> PyResult<Bound<'py, PyTuple>> {
-    let out = PyBytes::new_with(py, job.out_len(), |buf| detached(py, || job.run(buf)))?;
+    let out = crate::outbuf::bytes_filled(py, job.out_len(), |buf| job.run(buf))?;
     offsets_out(py, out, job.out_offsets())
 }
 

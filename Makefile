@@ -39,6 +39,9 @@ crash-long:     ## thousands of SIGKILL iterations against the durable log
 powerloss-long: ## thousands of power cuts on the forgetful FUSE file system (needs fuse3)
 	SEALBUS_POWERLOSS_CUTS=2000 python -m pytest -s tests/test_powerloss.py
 
-fuzz:           ## needs cargo-fuzz and a nightly toolchain
-	cd rust/sealbus-core/fuzz && for t in frame_decode keyring_open stored_decode keyfile_decode; do \
-		cargo fuzz run $$t -- -max_total_time=300 || exit 1; done
+FUZZ_TARGETS = frame_decode keyring_open stored_decode keyfile_decode pattern_parse pattern_scan schema_tape schema_fast
+FUZZ_SECONDS ?= 300
+
+fuzz:           ## needs cargo-fuzz and a nightly toolchain; FUZZ_SECONDS per target
+	cd rust/sealbus-core && for t in $(FUZZ_TARGETS); do \
+		cargo +nightly fuzz run $$t -- -max_total_time=$(FUZZ_SECONDS) || exit 1; done

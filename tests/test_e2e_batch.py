@@ -4,7 +4,9 @@ sealed frame, and a consumer that cannot open an event is told why."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+from typing import Any
 
 import pytest
 import sealbus
@@ -108,3 +110,23 @@ def test_selector_poll_batch_opens_like_the_subscription() -> None:
                 batch.ack()
     assert got[payments.name] == [b'{"amount":5}', b""]
     assert got[orders.name] == [b'{"n":1}']
+
+
+def test_poll_batch_async_opens_like_poll_batch() -> None:
+    """The asyncio batch poll hands out plaintext too, never the sealed frame."""
+    router, checkout, billing, keys = shop()
+    sub = router.subscribe(billing, "payments.*", keypair=keys)
+    router.producer(checkout).publish("payments.captured", {"amount": 4})
+    forged(router, checkout, b'{"amount":-1}')
+
+    async def poll() -> list[Any]:
+        batches = [await sub.poll_batch_async(10, timeout=5.0)]
+        while sum(len(b) for b in batches) < 2:
+            batches.append(await sub.poll_batch_async(10, timeout=5.0))
+        return batches
+
+    batches = asyncio.run(poll())
+    assert [d for b in batches for d in data_of(b)] == [b'{"amount":4}', b""]
+    last = batches[-1]
+    with pytest.raises(sealbus.ValidationError):
+        _ = last[len(last) - 1].data

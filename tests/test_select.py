@@ -153,7 +153,7 @@ def test_refused_selectors() -> None:
     sel = Selector(subs_a)
     with sel:
         pass
-    with pytest.raises(ValueError, match="closed"):
+    with pytest.raises(sealbus.Closed, match="closed"):
         sel.poll_batch()
 
 

@@ -147,12 +147,12 @@ class SubscriptionCore:
     def ack(self, tags: list[int]) -> int: ...
     def nack(self, tags: list[int]) -> int: ...
     def stats(self) -> dict[str, int]: ...
-    def dead_letters(self, max: int = 1000, remove: bool = False) -> list[tuple[Event, int, str]]: ...
-    def close(self, forget: bool = False) -> bool: ...
+    def dead_letters(self, max: int = ..., remove: bool = ...) -> list[tuple[Event, int, str]]: ...
+    def close(self, forget: bool = ...) -> bool: ...
 
 @final
 class SelectorCore:
-    def __new__(cls, subscriptions: list[SubscriptionCore], busy_poll: float = 0.0) -> SelectorCore: ...
+    def __new__(cls, subscriptions: list[SubscriptionCore], busy_poll: float = ...) -> SelectorCore: ...
     def __len__(self) -> int: ...
     def poll_batch(self, max_messages: int, timeout: float | None) -> list[tuple[int, DeliveryBatch]]: ...
     def poll(self, max_messages: int, timeout: float | None) -> list[tuple[int, list[Message]]]: ...
@@ -199,18 +199,18 @@ class ReplayCore:
 class RouterCore:
     def __new__(
         cls,
-        allow_schemaless: bool = False,
+        allow_schemaless: bool = ...,
         clock: ManualClock | None = None,
         path: str | None = None,
-        fsync: str = "batch",
+        fsync: str = ...,
         keys: KeyRing | None = None,
         segment_bytes: int | None = None,
         retention_max_age: float | None = None,
         retention_max_bytes: int | None = None,
-        retention_respect_consumers: bool = True,
+        retention_respect_consumers: bool = ...,
         max_event_bytes: int = ...,
         max_batch_bytes: int = ...,
-        seal_subject: bool = False,
+        seal_subject: bool = ...,
     ) -> RouterCore: ...
     @property
     def durable(self) -> bool: ...
@@ -243,7 +243,7 @@ class RouterCore:
     def requires_end_to_end(self, event_type: str) -> bool: ...
     def recipients(self, event_type: str) -> list[tuple[str, bytes]]: ...
     def register_schema(
-        self, event_type: str, schema_json: str, version: int | None = None, compatibility: str = "backward"
+        self, event_type: str, schema_json: str, version: int | None = None, compatibility: str = ...
     ) -> int: ...
     def schema_latest_version(self, event_type: str) -> int | None: ...
     def validate_data(self, event_type: str, data: bytes) -> int: ...
@@ -254,7 +254,7 @@ class RouterCore:
         event_type: str,
         buffer: bytes,
         offsets: list[int],
-        kind: str = "json",
+        kind: str = ...,
         version: int | None = None,
         attrs: dict[str, str | None] | None = None,
         block_timeout: float | None = None,
@@ -267,15 +267,15 @@ class RouterCore:
         types: list[str],
         name: str | None = None,
         pattern_json: str | None = None,
-        max_pending: int = 10000,
-        on_full: str = "block",
-        ack_timeout: float = 30.0,
-        max_deliveries: int = 5,
-        dlq_capacity: int = 10000,
-        durable: bool = False,
-        start: str = "latest",
+        max_pending: int = ...,
+        on_full: str = ...,
+        ack_timeout: float = ...,
+        max_deliveries: int = ...,
+        dlq_capacity: int = ...,
+        durable: bool = ...,
+        start: str = ...,
         max_backlog: int | None = None,
-        busy_poll: float = 0.0,
+        busy_poll: float = ...,
     ) -> SubscriptionCore: ...
     def counters(self) -> dict[str, int]: ...
     def subscriptions(self) -> list[SubscriptionCore]: ...
@@ -314,7 +314,7 @@ _Offsets = Sequence[int] | memoryview | Any  # lists, memoryviews, numpy int arr
 class AesGcm:
     def __new__(cls, key: _Buffer) -> AesGcm: ...
     @staticmethod
-    def generate_key(bit_length: int = 256) -> bytes: ...
+    def generate_key(bit_length: int = ...) -> bytes: ...
     def encrypt(self, nonce: _Buffer, data: _Buffer, associated_data: _Buffer | None = None) -> bytes: ...
     def decrypt(self, nonce: _Buffer, data: _Buffer, associated_data: _Buffer | None = None) -> bytes: ...
     def encrypt_batch(
@@ -418,7 +418,7 @@ class KeyFileReport(TypedDict):
     keys: list[KeyFileKey]
 
 def inspect_key_file(path: str | PathLike[str]) -> KeyFileReport: ...
-def inspect_key_document(data: bytes, name: str = "<bytes>") -> KeyFileReport: ...
+def inspect_key_document(data: bytes, name: str = ...) -> KeyFileReport: ...
 
 class FrameInfo(TypedDict):
     version: int
@@ -493,18 +493,18 @@ class SegmentLog:
     def __new__(
         cls,
         path: str | os.PathLike[str],
-        fsync: _FsyncPolicy = "batch",
+        fsync: _FsyncPolicy = ...,
         segment_bytes: int = ...,
-        index_interval_bytes: int = 4096,
+        index_interval_bytes: int = ...,
         max_record_bytes: int = ...,
         retention_max_age: float | None = None,
         retention_max_bytes: int | None = None,
-        respect_consumers: bool = True,
-        read_only: bool = False,
+        respect_consumers: bool = ...,
+        read_only: bool = ...,
     ) -> SegmentLog: ...
     def append_batch(self, buffer: bytes, offsets: Sequence[int], timestamp_ns: int | None = None) -> list[int]: ...
     def append(self, data: bytes, timestamp_ns: int | None = None) -> int: ...
-    def read(self, from_offset: int, max_records: int = 1000, max_bytes: int = ...) -> list[tuple[int, int, bytes]]: ...
+    def read(self, from_offset: int, max_records: int = ..., max_bytes: int = ...) -> list[tuple[int, int, bytes]]: ...
     def offset_for_time(self, timestamp_ns: int) -> int: ...
     @property
     def next_offset(self) -> int: ...
@@ -540,7 +540,7 @@ class CursorStore:
         acked: Sequence[tuple[int, int]] = ...,
         deliveries: Mapping[int, int] = ...,
         dead_letters: Sequence[tuple[int, int, int, str]] = ...,
-        owner: str | None = None,
+        owner: str | None = ...,
     ) -> None: ...
     def remove(self, consumer: str) -> bool: ...
     def consumers(self) -> list[str]: ...
@@ -557,7 +557,7 @@ class SchemaRegistry:
     """Versioned JSON Schemas (draft 7, 2020-12) per event type; compatibility is
     checked against the latest version on registration; formats are asserted."""
 
-    def __new__(cls, *, allow_schemaless: bool = False) -> SchemaRegistry: ...
+    def __new__(cls, *, allow_schemaless: bool = ...) -> SchemaRegistry: ...
     @property
     def allow_schemaless(self) -> bool: ...
     def register(
@@ -565,7 +565,7 @@ class SchemaRegistry:
         event_type: str,
         schema: dict[str, Any] | bool | str,
         version: int | None = None,
-        compatibility: _Compat = "backward",
+        compatibility: _Compat = ...,
     ) -> int: ...
     def versions(self, event_type: str) -> list[int]: ...
     def latest_version(self, event_type: str) -> int | None: ...
@@ -578,7 +578,7 @@ class SchemaRegistry:
         buffer: bytes | str | Buffer,
         offsets: Sequence[int] | Buffer,
         version: int | None = None,
-        parallel: bool = False,
+        parallel: bool = ...,
     ) -> list[bool]: ...
     def validate_batch(
         self,
@@ -586,7 +586,7 @@ class SchemaRegistry:
         buffer: bytes | str | Buffer,
         offsets: Sequence[int] | Buffer,
         version: int | None = None,
-        parallel: bool = False,
+        parallel: bool = ...,
     ) -> list[ValidationError | None]: ...
 
 @final

@@ -23,6 +23,7 @@ from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple, Protocol, TypeVar
 
+from sealbus._args import seconds
 from sealbus._sealbus import CommitterCore, LoopBell, Receipts, RouterCore, SubscriptionCore
 from sealbus.codec import BatchEncoder, encode_batch
 from sealbus.errors import Backpressure, SealbusError
@@ -307,6 +308,8 @@ async def wait_for(
     """``look()`` (a poll that does not wait) until it finds something, awaiting news
     on ``cores`` in between, for up to ``timeout`` seconds (None: until something
     arrives). A closed subscription makes ``look`` raise, which ends the wait."""
+    if timeout is not None:
+        timeout = seconds(timeout, "timeout")
     got = look()
     if not empty(got) or (timeout is not None and timeout <= 0):
         return got

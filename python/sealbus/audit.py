@@ -28,7 +28,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sealbus._args import blob, count, path, text, wrong_type
 from sealbus._sealbus import AuditTrailCore, audit_entries, audit_prove, audit_verify, audit_verify_proof
+from sealbus.errors import InvalidArgument
 
 __all__ = ["AuditTrail", "Proof", "Verdict", "entries", "prove", "trail_dir", "verify", "verify_proof"]
 
@@ -38,7 +40,7 @@ SYNC_INTERVAL = 0.01
 
 def trail_dir(log_path: str | os.PathLike[str]) -> Path:
     """Where the trail of the router with this log path lives."""
-    return Path(log_path) / "audit"
+    return Path(path(log_path, "log_path")) / "audit"
 
 
 @dataclass(frozen=True)
@@ -67,7 +69,7 @@ def verify(log_path: str | os.PathLike[str], checkpoint: str | None = None) -> V
     """Verify the trail of the router at ``log_path``: the chain, every position, every
     checkpoint's root and signature; with an exported ``checkpoint`` (its JSON), also
     that the trail still holds what it signed."""
-    return Verdict(**audit_verify(trail_dir(log_path), checkpoint))
+    return Verdict(**audit_verify(trail_dir(log_path), None if checkpoint is None else text(checkpoint, "checkpoint")))
 
 
 def entries(
@@ -79,8 +81,8 @@ def entries(
     until_ns: int | None = None,
 ) -> Iterator[dict[str, Any]]:
     """The trail's entries (up to the first that does not verify), filtered."""
-    for text in audit_entries(trail_dir(log_path)):
-        e: dict[str, Any] = json.loads(text)
+    for line in audit_entries(trail_dir(log_path)):
+        e: dict[str, Any] = json.loads(line)
         if kind is not None and e.get("kind") != kind:
             continue
         if principal is not None and e.get("principal") != principal:
@@ -94,13 +96,15 @@ def entries(
 def prove(log_path: str | os.PathLike[str], event_id: str, checkpoint: str) -> Proof | None:
     """An inclusion proof that the publish of ``event_id`` is in the trail that
     ``checkpoint`` signed, or None if it is not there."""
-    p = audit_prove(trail_dir(log_path), event_id, checkpoint)
+    p = audit_prove(trail_dir(log_path), text(event_id, "event_id"), text(checkpoint, "checkpoint"))
     return None if p is None else Proof(p[0], p[1], bytes(p[2]), [bytes(h) for h in p[3]])
 
 
 def verify_proof(proof: Proof, checkpoint: str) -> bool:
     """Whether ``proof`` holds under ``checkpoint`` (and its signature verifies)."""
-    return audit_verify_proof(proof.index, proof.size, proof.entry, proof.path, checkpoint)
+    if not isinstance(proof, Proof):
+        raise wrong_type("proof", "a Proof", proof)
+    return audit_verify_proof(proof.index, proof.size, proof.entry, proof.path, text(checkpoint, "checkpoint"))
 
 
 class AuditTrail:
@@ -110,7 +114,12 @@ class AuditTrail:
     :meth:`flush` writes and syncs at once."""
 
     def __init__(self, directory: str | os.PathLike[str], seed: bytes, *, checkpoint_every: int = 10_000) -> None:
-        self._core = AuditTrailCore(Path(directory), seed, checkpoint_every, SYNC_INTERVAL)
+        self._core = AuditTrailCore(
+            Path(path(directory, "directory")),
+            blob(seed, "seed"),
+            count(checkpoint_every, "checkpoint_every", 1),
+            SYNC_INTERVAL,
+        )
 
     @property
     def public_key(self) -> bytes:
@@ -119,7 +128,16 @@ class AuditTrail:
 
     def record(self, kind: str, **details: Any) -> None:
         """Queue one entry (never pass a payload or a key)."""
-        self._core.record(kind, time.time_ns(), json.dumps(details, separators=(",", ":")))
+        try:
+            # Not ASCII-escaped, so that a lone surrogate (which the trail's JSON
+            # parser refuses, as it must) fails here, not in the trail's writer.
+            encoded = json.dumps(details, separators=(",", ":"), allow_nan=False, ensure_ascii=False)
+            encoded.encode()
+        except (TypeError, ValueError, RecursionError) as exc:
+            raise InvalidArgument(
+                f"invalid argument: details: not JSON-serialisable ({exc})", name="details", reason=str(exc)
+            ) from None
+        self._core.record(text(kind, "kind"), time.time_ns(), encoded)
 
     def flush(self) -> None:
         """Append what is queued and fdatasync it."""

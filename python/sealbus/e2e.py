@@ -41,7 +41,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from sealbus._sealbus import RecipientKey, e2e_open_for, e2e_seal_for
-from sealbus.errors import IntegrityError, InvalidArgument
+from sealbus.errors import IntegrityError, InvalidArgument, InvalidArgumentType
 
 __all__ = [
     "ConsumerKeyPair",
@@ -105,7 +105,7 @@ class ConsumerKeyPair:
         """Load a key saved with :meth:`private_bytes` (32 raw bytes)."""
         try:
             return cls(X25519PrivateKey.from_private_bytes(raw))
-        except ValueError:
+        except (ValueError, TypeError, BufferError):
             raise InvalidArgument("an X25519 private key is 32 raw bytes", name="raw", reason="bad length") from None
 
     @property
@@ -123,7 +123,11 @@ class ConsumerKeyPair:
         return f"ConsumerKeyPair(public={self.public_bytes.hex()})"
 
     def __reduce__(self) -> tuple[object, ...]:
-        raise TypeError("ConsumerKeyPair is not picklable (it holds a private key)")
+        raise InvalidArgumentType(
+            "invalid argument: ConsumerKeyPair is not picklable (it holds a private key)",
+            name="self",
+            reason="not picklable",
+        )
 
 
 @dataclass(frozen=True)

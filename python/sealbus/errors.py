@@ -33,6 +33,14 @@ class InvalidArgument(SealbusError, ValueError):
     """An argument is out of range or inconsistent (``name``, ``reason``)."""
 
 
+class InvalidArgumentType(InvalidArgument, TypeError):
+    """An argument of the wrong type (a ``TypeError`` too)."""
+
+
+class IndexOutOfRange(InvalidArgument, IndexError):
+    """An index outside a sequence (an ``IndexError`` too, so iteration by index ends)."""
+
+
 class InvalidEvent(SealbusError, ValueError):
     """An event attribute or body is malformed (``field``, ``reason``)."""
 
@@ -159,8 +167,10 @@ __all__ = [
     "Backpressure",
     "Closed",
     "FrameError",
+    "IndexOutOfRange",
     "IntegrityError",
     "InvalidArgument",
+    "InvalidArgumentType",
     "InvalidEvent",
     "KeyDestroyed",
     "KeyFileError",

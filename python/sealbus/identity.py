@@ -16,7 +16,9 @@ from pathlib import Path
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from sealbus.errors import InvalidArgument, SealbusError
+from sealbus._args import blob
+from sealbus._args import path as fspath
+from sealbus.errors import InvalidArgument, InvalidArgumentType, SealbusError
 
 __all__ = ["Identity", "IdentityFileError", "verify"]
 
@@ -54,7 +56,7 @@ class Identity:
         """Load the identity kept at ``path``, or create it there (mode 0600, written
         to a temporary file, fsynced and renamed, so a crash leaves the old file or the
         new one). A file that group or others can read is refused."""
-        p = Path(path)
+        p = Path(fspath(path, "path"))
         try:
             return cls._load(p)
         except FileNotFoundError:
@@ -131,17 +133,24 @@ class Identity:
 
     def sign(self, message: bytes) -> bytes:
         """A 64-byte Ed25519 signature of ``message``."""
-        return self._private.sign(message)
+        return self._private.sign(blob(message, "message"))
 
     def __repr__(self) -> str:
         return f"Identity(public={self._public.hex()[:16]}..)"
 
     def __reduce__(self) -> tuple[object, ...]:
-        raise TypeError("an Identity holds a private key and is not pickled")
+        raise InvalidArgumentType(
+            "invalid argument: an Identity holds a private key and is not pickled", name="self", reason="not picklable"
+        )
 
 
 def verify(public_key: bytes, signature: bytes, message: bytes) -> bool:
     """Whether ``signature`` is ``public_key``'s Ed25519 signature of ``message``."""
+    public_key, signature, message = (
+        blob(public_key, "public_key"),
+        blob(signature, "signature"),
+        blob(message, "message"),
+    )
     try:
         Ed25519PublicKey.from_public_bytes(public_key).verify(signature, message)
     except (InvalidSignature, ValueError):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Final
 
+from sealbus.errors import InvalidArgumentType
+
 
 class Principal:
     """A producer or consumer identity, created by :meth:`sealbus.Router.principal`.
@@ -24,7 +26,11 @@ class Principal:
         return f"Principal({self.name!r})"
 
     def __reduce__(self) -> tuple[object, ...]:
-        raise TypeError("a Principal holds a credential and cannot be pickled")
+        raise InvalidArgumentType(
+            "invalid argument: a Principal holds a credential and cannot be pickled",
+            name="self",
+            reason="not picklable",
+        )
 
 
 def principal_name(who: Principal | str) -> str:

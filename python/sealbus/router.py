@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 from sealbus import aio
+from sealbus._args import items, names, pattern_text, schema_text
+from sealbus._args import path as path_arg
 from sealbus._sealbus import Event, KeyRing, ManualClock, Receipt, Receipts, RouterCore, new_event_ids
 from sealbus.audit import AuditTrail, trail_dir
 from sealbus.codec import encode_batch, encode_one
@@ -42,9 +43,7 @@ def _types_and_pattern(
     types: str | Sequence[str], pattern: Mapping[str, Any] | str | None
 ) -> tuple[list[str], str | None]:
     """The type list and the pattern as JSON text, as the core takes them."""
-    type_list = [types] if isinstance(types, str) else list(types)
-    text = None if pattern is None else pattern if isinstance(pattern, str) else json.dumps(pattern)
-    return type_list, text
+    return names(types, "types"), pattern_text(pattern)
 
 
 def _key_ring(
@@ -94,12 +93,12 @@ class Policy:
             self._audit.record("policy", change=change, principal=principal_name(who), types=glob)
 
     def allow_publish(self, who: Principal | str, types: str | Iterable[str]) -> None:
-        for t in [types] if isinstance(types, str) else types:
+        for t in names(types, "types"):
             self._core.allow(principal_name(who), "publish", t)
             self._record("allow_publish", who, t)
 
     def allow_subscribe(self, who: Principal | str, types: str | Iterable[str]) -> None:
-        for t in [types] if isinstance(types, str) else types:
+        for t in names(types, "types"):
             self._core.allow(principal_name(who), "subscribe", t)
             self._record("allow_subscribe", who, t)
 
@@ -155,7 +154,7 @@ class Schemas:
         """Register a new version (the next one if ``version`` is None); refused with
         :class:`~sealbus.SchemaIncompatible` if it breaks ``compatibility`` with the
         previous version. Returns the version number."""
-        text = schema if isinstance(schema, str) else json.dumps(schema)
+        text = schema_text(event_type, schema)
         v = self._core.register_schema(event_type, text, version, compatibility)
         if self._audit is not None:
             digest = hashlib.sha256(text.encode()).hexdigest()
@@ -237,7 +236,7 @@ class Producer:
     ) -> Receipts:
         """Publish a batch in one call into Rust (GIL released). All or nothing up
         to the queues: one invalid or forbidden event refuses the whole batch."""
-        kind, buffer, offsets = encode_batch(batch)
+        kind, buffer, offsets = encode_batch(items(batch, "batch"))
         return self._send(event_type, kind, buffer, offsets, batch, version, timeout, attrs)
 
     def publish_raw(
@@ -253,7 +252,7 @@ class Producer:
     ) -> Receipts:
         """Publish events already encoded in one buffer (JSON texts or blobs) with
         ``n + 1`` offsets: the fastest path, no Python object per event."""
-        return self._send(event_type, kind, buffer, list(offsets), None, version, timeout, attrs)
+        return self._send(event_type, kind, buffer, items(offsets, "offsets"), None, version, timeout, attrs)
 
     def _send(
         self,
@@ -372,7 +371,7 @@ class Producer:
     ) -> Receipts:
         """:meth:`publish_many` for asyncio (all or nothing, like it), in the same
         group commits as :meth:`publish_async`."""
-        kind, buffer, offsets = await aio.encode_batch_async(batch)
+        kind, buffer, offsets = await aio.encode_batch_async(items(batch, "batch"))
         receipts: Receipts = await self._submit(
             event_type, kind, buffer, offsets, batch, version, timeout, attrs, single=False
         )
@@ -525,6 +524,8 @@ class Router:
         audit: bool | None = None,
         audit_checkpoint_every: int = 10_000,
     ) -> None:
+        if path is not None:
+            path = path_arg(path, "path")
         ring, self.key_source = _key_ring(path, seal, keys)
         self._core = RouterCore(
             allow_schemaless=allow_schemaless,

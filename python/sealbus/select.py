@@ -7,8 +7,10 @@ from collections.abc import Iterable
 from typing import Any
 
 from sealbus import aio
+from sealbus._args import items
 from sealbus._sealbus import Message, SelectorCore, SubscriptionCore
 from sealbus.endtoend import Batch
+from sealbus.errors import Closed
 from sealbus.subscription import Subscription
 
 
@@ -38,7 +40,7 @@ class Selector:
     """
 
     def __init__(self, subscriptions: Iterable[Subscription], *, busy_poll: float = 0.0) -> None:
-        self._subs = list(subscriptions)
+        self._subs: list[Subscription] = items(subscriptions, "subscriptions", Subscription)
         self._core: SelectorCore | None = SelectorCore([s._core for s in self._subs], busy_poll)
 
     @property
@@ -89,7 +91,7 @@ class Selector:
 
     def _live(self) -> SelectorCore:
         if self._core is None:
-            raise ValueError("the selector is closed")
+            raise Closed("closed: the selector", what="selector")
         return self._core
 
     def __enter__(self) -> Selector:

@@ -8,15 +8,20 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 from sealbus import aio
+from sealbus._args import items
 from sealbus._sealbus import DeliveryBatch, Event, Message, SubscriptionCore
 from sealbus.e2e import ConsumerKeyPair
-from sealbus.endtoend import E2E_CONTENT_TYPE, Batch, Validator, open_batch, open_end_to_end
+from sealbus.endtoend import E2E_CONTENT_TYPE, Batch, OpenedMessage, Validator, open_batch, open_end_to_end
 from sealbus.errors import Closed
 
 log = logging.getLogger("sealbus")
 
 
-def _none(found: list[Any] | DeliveryBatch) -> bool:
+#: What a poll hands out, and ``ack``/``nack`` take back.
+_DELIVERED = (Message, OpenedMessage)
+
+
+def _none(found: list[Any] | Batch) -> bool:
     return len(found) == 0
 
 
@@ -92,11 +97,11 @@ class Subscription:
 
     def ack(self, messages: list[Message]) -> int:
         """Acknowledge many messages in one call; returns how many were outstanding."""
-        return self._core.ack([m.tag for m in messages])
+        return self._core.ack([m.tag for m in items(messages, "messages", _DELIVERED)])
 
     def nack(self, messages: list[Message]) -> int:
         """Refuse many messages in one call (redelivery or dead letter)."""
-        return self._core.nack([m.tag for m in messages])
+        return self._core.nack([m.tag for m in items(messages, "messages", _DELIVERED)])
 
     def stats(self) -> dict[str, int]:
         """Queue depth and counters (delivered, acked, dropped, dead_lettered, ...)."""
@@ -121,9 +126,10 @@ class Subscription:
         list when the time is up. Raises :class:`~sealbus.Closed` once closed."""
         return await aio.wait_for(lambda: self.poll(max_messages, 0.0), _none, [self._core], timeout)
 
-    async def poll_batch_async(self, max_messages: int = 4096, timeout: float | None = None) -> DeliveryBatch:
-        """:meth:`poll_batch` for asyncio, waiting as :meth:`poll_async` does."""
-        return await aio.wait_for(lambda: self._core.poll_batch(max_messages, 0.0), _none, [self._core], timeout)
+    async def poll_batch_async(self, max_messages: int = 4096, timeout: float | None = None) -> Batch:
+        """:meth:`poll_batch` for asyncio, waiting as :meth:`poll_async` does (and
+        opening end-to-end events as :meth:`poll_batch` does)."""
+        return await aio.wait_for(lambda: self.poll_batch(max_messages, 0.0), _none, [self._core], timeout)
 
     async def __aiter__(self) -> AsyncIterator[Message]:
         """``async for msg in sub``: messages as they arrive, until the subscription

@@ -32,6 +32,7 @@ from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from sealbus._args import blob, count, names, path, seconds, text, wrong_type
 from sealbus._sealbus import publish_runs
 from sealbus.errors import (
     Backpressure,
@@ -86,10 +87,6 @@ class _LocalRun:
         self.chunks.append(data[offsets[start] : offsets[end]])
         self.offsets.extend(o + base for o in offsets[start + 1 : end + 1])
         self.ids.extend(ids)
-
-
-def _globs(value: str | Iterable[str]) -> list[str]:
-    return [value] if isinstance(value, str) else list(value)
 
 
 class _Seen:
@@ -153,6 +150,7 @@ class Bridge:
         fetch_batch: int = _FETCH,
         publish_timeout: float = 5.0,
     ) -> None:
+        name = text(name, "name")
         if not name or "/" in name or "." in name or any(c.isspace() for c in name):
             raise InvalidArgument(
                 f"invalid argument: name: {name!r} is not a router name (no '/', '.' or spaces)",
@@ -161,27 +159,31 @@ class Bridge:
             )
         if not isinstance(identity, Identity):
             raise InvalidArgument("invalid argument: identity: not an Identity", name="identity", reason="type")
-        if max_in_flight < 1 or fetch_batch < 1:
-            raise InvalidArgument(
-                "invalid argument: max_in_flight and fetch_batch are at least 1", name="max_in_flight", reason="range"
-            )
+        if not isinstance(router, Router):
+            raise wrong_type("router", "a Router", router)
+        max_in_flight = count(max_in_flight, "max_in_flight", 1)
+        fetch_batch = count(fetch_batch, "fetch_batch", 1)
         self.router = router
         self.name = name
         self.identity = identity
-        self.servers = [servers] if isinstance(servers, str) else list(servers)
+        self.servers = names(servers, "servers")
         self.transit = (
-            transit_keys if isinstance(transit_keys, KeyRing) else KeyRing.load_or_create(os.fspath(transit_keys))
+            transit_keys
+            if isinstance(transit_keys, KeyRing)
+            else KeyRing.load_or_create(path(transit_keys, "transit_keys"))
         )
-        self.exports = _globs(exports)
-        self.imports = _globs(imports)
-        self.trust = {k: bytes(v) for k, v in (trust or {}).items()}
-        self._tls_ca = None if tls_ca is None else os.fspath(tls_ca)
-        self._creds = None if creds is None else os.fspath(creds)
-        self._nkey_seed = None if nkey_seed is None else os.fspath(nkey_seed)
-        self._replicas = stream_replicas
+        self.exports = names(exports, "exports")
+        self.imports = names(imports, "imports")
+        if trust is not None and not isinstance(trust, Mapping):
+            raise wrong_type("trust", "a mapping of router names to public keys", trust)
+        self.trust = {text(k, "trust"): blob(v, "trust") for k, v in (trust or {}).items()}
+        self._tls_ca = None if tls_ca is None else path(tls_ca, "tls_ca")
+        self._creds = None if creds is None else path(creds, "creds")
+        self._nkey_seed = None if nkey_seed is None else path(nkey_seed, "nkey_seed")
+        self._replicas = count(stream_replicas, "stream_replicas", 1)
         self._max_in_flight = max_in_flight
         self._fetch = fetch_batch
-        self._publish_timeout = publish_timeout
+        self._publish_timeout = seconds(publish_timeout, "publish_timeout")
         if self.exports and not router.durable:
             raise BridgeError(
                 "bridge error: exports need a durable router (the log is the outbox)", reason="not durable"
@@ -241,6 +243,7 @@ class Bridge:
         """Connect and start exporting and importing, on a thread of the bridge's own.
         Waits up to ``timeout`` for the first connection; if NATS is not reachable by
         then, the bridge keeps trying in the background (exports wait in the log)."""
+        timeout = seconds(timeout, "timeout")
         if self._thread is not None:
             return self
         self._thread = threading.Thread(target=self._run, name=f"sealbus-bridge-{self.name}", daemon=True)
@@ -253,6 +256,8 @@ class Bridge:
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every event stored before the call has been exported and
         acknowledged by JetStream. Returns False on timeout."""
+        if timeout is not None:
+            timeout = seconds(timeout, "timeout")
         if self._export_sub is None:
             return True
         with self._idle:

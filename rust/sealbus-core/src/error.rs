@@ -23,8 +23,9 @@ impl fmt::Display for Action {
     }
 }
 
+/// Exhaustive on purpose (no `#[non_exhaustive]`): the binding matches every variant
+/// without a wildcard arm, so a new variant does not compile until it has a Python class.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum Error {
     // ---- envelope ----------------------------------------------------------------
     /// An event attribute or body is malformed.
@@ -152,6 +153,9 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// A blocking call gave up because its caller asked it to (Ctrl-C in Python).
+    #[error("interrupted during {during}")]
+    Interrupted { during: &'static str },
     /// Another open log (in this process or another) holds the folder's writer lock.
     #[error("log folder {path} is in use by another open log{}; one writer at a time",
             holder.map(|p| format!(" (process {p})")).unwrap_or_default())]

@@ -14,6 +14,9 @@ pub mod audit;
 pub mod envelope;
 pub mod error;
 pub mod log;
+// Compiled for the crate's own tests too, so its proptests run in the normal suite.
+#[cfg(any(test, feature = "oracle"))]
+pub mod oracle;
 pub mod pattern;
 pub mod policy;
 pub mod route;

@@ -13,6 +13,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use sealbus_core::route::{Committer, Inbox, Outgoing, Submission, Wake, Watch};
 
+use crate::args::Arg;
 use crate::gil::attached;
 use crate::router::{
     attributes, data_kind, refused_error, split_buffer, timeout_arg, PyReceipt, PyReceipts,
@@ -140,7 +141,12 @@ impl PyLoopBell {
     /// redelivery, a close) posts `token`, once. Look at them again after this call
     /// and before waiting.
     #[allow(clippy::needless_pass_by_value)] // PyO3 extracts the list into a Vec
-    fn watch(&self, subscriptions: Vec<PyRef<'_, PySubscription>>, token: u64) -> PyWatch {
+    fn watch(
+        &self,
+        subscriptions: Arg<Vec<PyRef<'_, PySubscription>>>,
+        token: Arg<u64>,
+    ) -> PyWatch {
+        let (subscriptions, token) = (subscriptions.0, token.0);
         let subs = subscriptions.iter().map(|s| s.handle.sub.clone()).collect();
         PyWatch {
             inner: Mutex::new(Some(Watch::new(subs, self.inbox.clone(), token))),
@@ -154,8 +160,9 @@ impl PyLoopBell {
     fn redelivery_in(
         &self,
         py: Python<'_>,
-        subscriptions: Vec<PyRef<'_, PySubscription>>,
+        subscriptions: Arg<Vec<PyRef<'_, PySubscription>>>,
     ) -> PyResult<Option<f64>> {
+        let subscriptions = subscriptions.0;
         let mut next: Option<f64> = None;
         for s in &subscriptions {
             let h = &s.handle;
@@ -183,7 +190,8 @@ pub struct PyCommitter {
 #[pymethods]
 impl PyCommitter {
     #[new]
-    fn new(py: Python<'_>, router: &Bound<'_, PyRouter>) -> PyResult<Self> {
+    fn new(py: Python<'_>, router: Arg<Bound<'_, PyRouter>>) -> PyResult<Self> {
+        let router = router.0;
         let bell = doorbell(py)?;
         Ok(PyCommitter {
             committer: Committer::new(router.get().router.clone(), bell.clone()),
@@ -205,21 +213,37 @@ impl PyCommitter {
     fn submit(
         &self,
         py: Python<'_>,
-        principal: &str,
-        token: &[u8],
-        event_type: &str,
-        buffer: &[u8],
-        offsets: Vec<usize>,
-        kind: &str,
-        version: Option<u32>,
-        attrs: Option<&Bound<'_, PyDict>>,
-        timeout: Option<f64>,
-        ids: Option<Vec<String>>,
-        single: bool,
+        principal: Arg<&str>,
+        token: Arg<&[u8]>,
+        event_type: Arg<&str>,
+        buffer: Arg<&[u8]>,
+        offsets: Arg<Vec<usize>>,
+        kind: Arg<&str>,
+        version: Option<Arg<u32>>,
+        attrs: Option<Arg<Bound<'_, PyDict>>>,
+        timeout: Option<Arg<f64>>,
+        ids: Option<Arg<Vec<String>>>,
+        single: Arg<bool>,
     ) -> PyResult<()> {
+        let (principal, token, event_type, buffer, offsets, kind, single) = (
+            principal.0,
+            token.0,
+            event_type.0,
+            buffer.0,
+            offsets.0,
+            kind.0,
+            single.0,
+        );
+        let (version, attrs, timeout, ids) = (
+            version.map(|a| a.0),
+            attrs.map(|a| a.0),
+            timeout.map(|a| a.0),
+            ids.map(|a| a.0),
+        );
         let (kind, end_to_end) = data_kind(kind)?;
-        let attrs = attributes(py, attrs)?;
-        let deadline = timeout_arg(timeout)?.map(|t| Instant::now() + t);
+        let attrs = attributes(py, attrs.as_ref())?;
+        // A timeout beyond what an Instant can hold waits as long as it takes.
+        let deadline = timeout_arg(timeout)?.and_then(|t| Instant::now().checked_add(t));
         let parts = attached(py, split_buffer(buffer, &offsets))?;
         if ids.as_ref().is_some_and(|i| i.len() != parts.len()) {
             return attached(

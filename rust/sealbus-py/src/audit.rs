@@ -1,6 +1,5 @@
 //! Binding of the audit trail: the writer, verification, inclusion proofs.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use pyo3::prelude::*;
@@ -9,6 +8,7 @@ use sealbus_core::audit::{self, Checkpoint, Proof};
 use sealbus_core::Error;
 use serde_json::{Map, Value};
 
+use crate::args::{Arg, FsPath};
 use crate::gil::{attached, detached};
 
 fn details(json: &str) -> sealbus_core::Result<Map<String, Value>> {
@@ -34,13 +34,14 @@ impl PyTrail {
     #[new]
     fn new(
         py: Python<'_>,
-        dir: PathBuf,
-        seed: Vec<u8>,
-        checkpoint_every: u64,
-        sync_interval: f64,
+        dir: Arg<FsPath>,
+        seed: Arg<Vec<u8>>,
+        checkpoint_every: Arg<u64>,
+        sync_interval: Arg<f64>,
     ) -> PyResult<Self> {
+        let (dir, seed, checkpoint_every) = (dir.0, seed.0, checkpoint_every.0);
         let interval =
-            Duration::try_from_secs_f64(sync_interval).map_err(|_| Error::InvalidArgument {
+            Duration::try_from_secs_f64(sync_interval.0).map_err(|_| Error::InvalidArgument {
                 name: "sync_interval".into(),
                 reason: "a number of seconds, 0 or more".into(),
             });
@@ -62,10 +63,17 @@ impl PyTrail {
     }
 
     /// Queue one entry (``details_json``: a JSON object, never a payload or a key).
-    fn record(&self, py: Python<'_>, kind: &str, time_ns: u64, details_json: &str) -> PyResult<()> {
+    fn record(
+        &self,
+        py: Python<'_>,
+        kind: Arg<String>,
+        time_ns: Arg<u64>,
+        details_json: Arg<String>,
+    ) -> PyResult<()> {
+        let (kind, details_json) = (kind.0, details_json.0);
         attached(
             py,
-            details(details_json).and_then(|d| self.inner.record(kind, time_ns, d)),
+            details(&details_json).and_then(|d| self.inner.record(&kind, time_ns.0, d)),
         )
     }
 
@@ -75,7 +83,8 @@ impl PyTrail {
     }
 
     /// Sign and record a checkpoint now; returns its exported form (JSON).
-    fn checkpoint(&self, py: Python<'_>, time_ns: u64) -> PyResult<String> {
+    fn checkpoint(&self, py: Python<'_>, time_ns: Arg<u64>) -> PyResult<String> {
+        let time_ns = time_ns.0;
         detached(py, || self.inner.checkpoint(time_ns).map(|cp| cp.to_json()))
     }
 
@@ -90,9 +99,10 @@ impl PyTrail {
 #[pyo3(signature = (dir, checkpoint=None))]
 fn audit_verify(
     py: Python<'_>,
-    dir: PathBuf,
-    checkpoint: Option<String>,
+    dir: Arg<FsPath>,
+    checkpoint: Option<Arg<String>>,
 ) -> PyResult<Bound<'_, PyDict>> {
+    let (dir, checkpoint) = (dir.0, checkpoint.map(|a| a.0));
     let v = detached(py, move || {
         let cp = checkpoint
             .as_deref()
@@ -111,7 +121,8 @@ fn audit_verify(
 
 /// The trail's entries, as JSON texts, up to the first that does not verify.
 #[pyfunction]
-fn audit_entries(py: Python<'_>, dir: PathBuf) -> PyResult<Vec<String>> {
+fn audit_entries(py: Python<'_>, dir: Arg<FsPath>) -> PyResult<Vec<String>> {
+    let dir = dir.0;
     let e = detached(py, move || audit::entries(&dir))?;
     Ok(e.iter().map(Value::to_string).collect())
 }
@@ -122,10 +133,11 @@ fn audit_entries(py: Python<'_>, dir: PathBuf) -> PyResult<Vec<String>> {
 #[allow(clippy::type_complexity)]
 fn audit_prove(
     py: Python<'_>,
-    dir: PathBuf,
-    event_id: String,
-    checkpoint: String,
+    dir: Arg<FsPath>,
+    event_id: Arg<String>,
+    checkpoint: Arg<String>,
 ) -> PyResult<Option<(u64, u64, Vec<u8>, Vec<Vec<u8>>)>> {
+    let (dir, event_id, checkpoint) = (dir.0, event_id.0, checkpoint.0);
     let p = detached(py, move || {
         let cp = Checkpoint::from_json(&checkpoint)?;
         audit::prove(&dir, &event_id, &cp)
@@ -144,13 +156,14 @@ fn audit_prove(
 #[pyfunction]
 fn audit_verify_proof(
     py: Python<'_>,
-    index: u64,
-    size: u64,
-    entry: Vec<u8>,
-    path: Vec<Vec<u8>>,
-    checkpoint: &str,
+    index: Arg<u64>,
+    size: Arg<u64>,
+    entry: Arg<Vec<u8>>,
+    path: Arg<Vec<Vec<u8>>>,
+    checkpoint: Arg<String>,
 ) -> PyResult<bool> {
-    let cp = attached(py, Checkpoint::from_json(checkpoint))?;
+    let (index, size, entry, path, checkpoint) = (index.0, size.0, entry.0, path.0, checkpoint.0);
+    let cp = attached(py, Checkpoint::from_json(&checkpoint))?;
     let Ok(path) = path
         .into_iter()
         .map(<[u8; 32]>::try_from)

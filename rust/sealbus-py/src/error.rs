@@ -1,6 +1,12 @@
-//! The one place where core errors become Python exceptions. The exception classes
-//! live in `sealbus.errors` (Python), so they can carry structured attributes; every
-//! variant of the core enum is matched here, exhaustively.
+//! The one place where errors become Python exceptions. The exception classes live in
+//! `sealbus.errors` (Python), so they can carry structured attributes; every variant of
+//! the core enum, and of the few refusals the binding makes itself before calling the
+//! core, is matched here, exhaustively and without a wildcard arm.
+//!
+//! `impl From<sealbus_core::Error> for PyErr` is not allowed here (both types are
+//! foreign), so `BindError` stands between them, as pyca/cryptography's
+//! `CryptographyError` does: a function returning `BindResult` converts core errors and
+//! `PyErr`s alike with `?`, and `PyO3` turns the `BindError` into the Python exception.
 
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
@@ -15,6 +21,86 @@ fn errors_module(py: Python<'_>) -> PyResult<&Bound<'_, PyModule>> {
             Ok::<_, PyErr>(PyModule::import(py, "sealbus.errors")?.unbind())
         })
         .map(|m| m.bind(py))
+}
+
+/// An error on its way to Python.
+#[derive(Debug)]
+pub enum BindError {
+    /// A refusal of the core.
+    Core(Error),
+    /// An argument of the wrong Python type (`InvalidArgumentType`, a `TypeError` too).
+    ArgumentType { name: String, reason: String },
+    /// An index outside a sequence (`IndexOutOfRange`, an `IndexError` too, so the
+    /// sequence protocol still ends iteration on it).
+    Index {
+        what: &'static str,
+        index: isize,
+        len: usize,
+    },
+    /// A Python exception already raised (by Python code the binding called).
+    Py(PyErr),
+}
+
+/// Result of a binding function: `?` converts core errors and `PyErr`s.
+pub type BindResult<T> = Result<T, BindError>;
+
+impl From<Error> for BindError {
+    fn from(e: Error) -> Self {
+        BindError::Core(e)
+    }
+}
+
+impl From<PyErr> for BindError {
+    fn from(e: PyErr) -> Self {
+        BindError::Py(e)
+    }
+}
+
+impl From<BindError> for PyErr {
+    fn from(e: BindError) -> Self {
+        Python::attach(|py| match e {
+            BindError::Core(e) => to_pyerr(py, e),
+            BindError::ArgumentType { name, reason } => build(
+                py,
+                "InvalidArgumentType",
+                format!("invalid argument: {name}: {reason}"),
+                &[
+                    ("name", str_obj(py, &name)),
+                    ("reason", str_obj(py, &reason)),
+                ],
+            ),
+            BindError::Index { what, index, len } => build(
+                py,
+                "IndexOutOfRange",
+                format!("invalid argument: index: {what} index {index} out of range for {len}"),
+                &[
+                    ("name", str_obj(py, "index")),
+                    ("reason", str_obj(py, "out of range")),
+                ],
+            ),
+            BindError::Py(e) => e,
+        })
+    }
+}
+
+fn str_obj(py: Python<'_>, v: &str) -> Py<PyAny> {
+    v.into_pyobject(py)
+        .map_or_else(|_| py.None(), |o| o.into_any().unbind())
+}
+
+/// The core's `InvalidArgument`, the refusal of a value out of range.
+pub fn invalid(name: impl Into<String>, reason: impl Into<String>) -> BindError {
+    BindError::Core(Error::InvalidArgument {
+        name: name.into(),
+        reason: reason.into(),
+    })
+}
+
+/// Whether `e` is already one of ours (a `SealbusError`).
+pub fn is_sealbus_error(py: Python<'_>, e: &PyErr) -> bool {
+    errors_module(py)
+        .and_then(|m| m.getattr("SealbusError"))
+        .is_ok_and(|cls| e.matches(py, cls).unwrap_or(false))
 }
 
 /// Build the Python exception `class_name(message, **details)`.
@@ -42,10 +128,7 @@ fn build(
 #[allow(clippy::too_many_lines)]
 pub fn to_pyerr(py: Python<'_>, err: Error) -> PyErr {
     let msg = err.to_string();
-    let s = |v: &str| -> Py<PyAny> {
-        v.into_pyobject(py)
-            .map_or_else(|_| py.None(), |o| o.into_any().unbind())
-    };
+    let s = |v: &str| str_obj(py, v);
     let n = |v: u64| -> Py<PyAny> {
         v.into_pyobject(py)
             .map_or_else(|_| py.None(), |o| o.into_any().unbind())
@@ -241,6 +324,8 @@ pub fn to_pyerr(py: Python<'_>, err: Error) -> PyErr {
             ],
         ),
         Error::LogFailed { reason } => build(py, "LogFailed", msg, &[("reason", s(&reason))]),
-        _ => build(py, "SealbusError", msg, &[]),
+        // Only raised when the caller's interrupt hook asked to stop, after Python's
+        // signal handlers ran; `gil` hands on their exception instead when there is one.
+        Error::Interrupted { .. } => pyo3::exceptions::PyKeyboardInterrupt::new_err(msg),
     }
 }

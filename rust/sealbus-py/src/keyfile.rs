@@ -2,13 +2,12 @@
 //! without building a ring, for `sealbus keys verify|show` and for tests that try
 //! thousands of damaged variants. What comes back never holds key bytes.
 
-use std::path::PathBuf;
-
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 use sealbus_core::seal::keyfile::{self, KeyDoc};
 use sealbus_core::seal::KeyState;
 
+use crate::args::{Arg, FsPath};
 use crate::gil::detached;
 
 fn state_name(s: KeyState) -> &'static str {
@@ -51,7 +50,8 @@ fn report<'py>(py: Python<'py>, source: &str, doc: &KeyDoc) -> PyResult<Bound<'p
 
 /// Read and verify the key file at `path` (permissions, format, check values, MACs).
 #[pyfunction]
-fn inspect_key_file(py: Python<'_>, path: PathBuf) -> PyResult<Bound<'_, PyDict>> {
+fn inspect_key_file(py: Python<'_>, path: Arg<FsPath>) -> PyResult<Bound<'_, PyDict>> {
+    let path = path.0;
     let source = path.display().to_string();
     let doc = detached(py, move || keyfile::read(&path))?;
     report(py, &source, &doc)
@@ -59,12 +59,13 @@ fn inspect_key_file(py: Python<'_>, path: PathBuf) -> PyResult<Bound<'_, PyDict>
 
 /// Verify a key file's bytes as `inspect_key_file` does the file (no permission check).
 #[pyfunction]
-#[pyo3(signature = (data, name = "<bytes>"))]
+#[pyo3(signature = (data, name = Arg("<bytes>")))]
 fn inspect_key_document<'py>(
     py: Python<'py>,
-    data: &[u8],
-    name: &str,
+    data: Arg<&[u8]>,
+    name: Arg<&str>,
 ) -> PyResult<Bound<'py, PyDict>> {
+    let (data, name) = (data.0, name.0);
     // A copy, so that no borrowed Python buffer is held with the GIL released.
     let data = zeroize::Zeroizing::new(data.to_vec());
     let source = name.to_string();

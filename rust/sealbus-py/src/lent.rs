@@ -41,7 +41,7 @@ impl LentBytes {
     ) -> PyResult<()> {
         let data = &slf.get().data;
         let len = ffi::Py_ssize_t::try_from(data.len())
-            .map_err(|_| pyo3::exceptions::PyBufferError::new_err("buffer too large"))?;
+            .map_err(|_| crate::error::invalid("buffer", "too large to lend"))?;
         // SAFETY: `view` is the Py_buffer CPython passes to bf_getbuffer. The pointer
         // lent is the start of a boxed slice that this frozen object owns and never
         // writes or reallocates; PyBuffer_FillInfo takes a strong reference to `slf`

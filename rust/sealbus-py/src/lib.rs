@@ -10,6 +10,7 @@ use pyo3::prelude::*;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod aio;
+mod args;
 mod audit;
 mod bridge;
 mod e2e_delivery;

@@ -3,7 +3,6 @@
 //! borrows a buffer) before the GIL is released for I/O.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -16,6 +15,7 @@ use sealbus_core::log::{
 };
 use sealbus_core::Error;
 
+use crate::args::{Arg, FsPath};
 use crate::gil::{attached, detached};
 
 fn invalid(name: &str, reason: impl Into<String>) -> Error {
@@ -132,23 +132,44 @@ fn check_bounds(bounds: &[usize], len: usize) -> sealbus_core::Result<()> {
 impl PySegmentLog {
     #[new]
     #[pyo3(signature = (
-        path, fsync = "batch", segment_bytes = 128 * 1024 * 1024, index_interval_bytes = 4096,
-        max_record_bytes = 16 * 1024 * 1024, retention_max_age = None, retention_max_bytes = None,
-        respect_consumers = true, read_only = false,
+        path, fsync = Arg("batch"), segment_bytes = Arg(128 * 1024 * 1024), index_interval_bytes = Arg(4096),
+        max_record_bytes = Arg(16 * 1024 * 1024), retention_max_age = None, retention_max_bytes = None,
+        respect_consumers = Arg(true), read_only = Arg(false),
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
-        path: PathBuf,
-        fsync: &str,
-        segment_bytes: u64,
-        index_interval_bytes: u32,
-        max_record_bytes: u32,
-        retention_max_age: Option<f64>,
-        retention_max_bytes: Option<u64>,
-        respect_consumers: bool,
-        read_only: bool,
+        path: Arg<FsPath>,
+        fsync: Arg<&str>,
+        segment_bytes: Arg<u64>,
+        index_interval_bytes: Arg<u32>,
+        max_record_bytes: Arg<u32>,
+        retention_max_age: Option<Arg<f64>>,
+        retention_max_bytes: Option<Arg<u64>>,
+        respect_consumers: Arg<bool>,
+        read_only: Arg<bool>,
     ) -> PyResult<Self> {
+        let (
+            path,
+            fsync,
+            segment_bytes,
+            index_interval_bytes,
+            max_record_bytes,
+            retention_max_age,
+            retention_max_bytes,
+            respect_consumers,
+            read_only,
+        ) = (
+            path.0,
+            fsync.0,
+            segment_bytes.0,
+            index_interval_bytes.0,
+            max_record_bytes.0,
+            retention_max_age.map(|a| a.0),
+            retention_max_bytes.map(|a| a.0),
+            respect_consumers.0,
+            read_only.0,
+        );
         let fsync = attached(py, FsyncPolicy::parse(fsync))?;
         let max_age = match retention_max_age {
             None => None,
@@ -194,10 +215,11 @@ impl PySegmentLog {
     fn append_batch(
         &self,
         py: Python<'_>,
-        buffer: PyBackedBytes,
-        offsets: Vec<usize>,
-        timestamp_ns: Option<u64>,
+        buffer: Arg<PyBackedBytes>,
+        offsets: Arg<Vec<usize>>,
+        timestamp_ns: Option<Arg<u64>>,
     ) -> PyResult<Vec<u64>> {
+        let (buffer, offsets, timestamp_ns) = (buffer.0, offsets.0, timestamp_ns.map(|a| a.0));
         let log = attached(py, self.log())?;
         attached(py, check_bounds(&offsets, buffer.len()))?;
         detached(py, move || {
@@ -211,9 +233,10 @@ impl PySegmentLog {
     fn append(
         &self,
         py: Python<'_>,
-        data: PyBackedBytes,
-        timestamp_ns: Option<u64>,
+        data: Arg<PyBackedBytes>,
+        timestamp_ns: Option<Arg<u64>>,
     ) -> PyResult<u64> {
+        let (data, timestamp_ns) = (data.0, timestamp_ns.map(|a| a.0));
         let log = attached(py, self.log())?;
         let offs = detached(py, move || {
             log.append_batch(&[&data[..]], timestamp_ns.unwrap_or_else(now_ns))
@@ -222,14 +245,15 @@ impl PySegmentLog {
     }
 
     /// Records from `from_offset` on, as `(offset, timestamp_ns, payload)` tuples.
-    #[pyo3(signature = (from_offset, max_records = 1000, max_bytes = 16 * 1024 * 1024))]
+    #[pyo3(signature = (from_offset, max_records = Arg(1000), max_bytes = Arg(16 * 1024 * 1024)))]
     fn read<'py>(
         &self,
         py: Python<'py>,
-        from_offset: u64,
-        max_records: usize,
-        max_bytes: usize,
+        from_offset: Arg<u64>,
+        max_records: Arg<usize>,
+        max_bytes: Arg<usize>,
     ) -> PyResult<Bound<'py, PyList>> {
+        let (from_offset, max_records, max_bytes) = (from_offset.0, max_records.0, max_bytes.0);
         let log = attached(py, self.log())?;
         let recs = detached(py, move || log.read(from_offset, max_records, max_bytes))?;
         let items: Vec<Bound<'py, PyTuple>> = recs
@@ -249,7 +273,8 @@ impl PySegmentLog {
     }
 
     /// First offset whose timestamp is `>= timestamp_ns` (`next_offset` if none).
-    fn offset_for_time(&self, py: Python<'_>, timestamp_ns: u64) -> PyResult<u64> {
+    fn offset_for_time(&self, py: Python<'_>, timestamp_ns: Arg<u64>) -> PyResult<u64> {
+        let timestamp_ns = timestamp_ns.0;
         let log = attached(py, self.log())?;
         detached(py, move || log.offset_for_time(timestamp_ns))
     }
@@ -299,9 +324,10 @@ impl PySegmentLog {
     fn apply_retention<'py>(
         &self,
         py: Python<'py>,
-        min_needed_offset: Option<u64>,
-        now_ns: Option<u64>,
+        min_needed_offset: Option<Arg<u64>>,
+        now_ns: Option<Arg<u64>>,
     ) -> PyResult<Bound<'py, PyDict>> {
+        let (min_needed_offset, now_ns) = (min_needed_offset.map(|a| a.0), now_ns.map(|a| a.0));
         let log = attached(py, self.log())?;
         let r = detached(py, move || match now_ns {
             Some(t) => log.apply_retention_at(t, min_needed_offset),
@@ -394,7 +420,8 @@ fn cursor_dict<'py>(py: Python<'py>, c: &Cursor) -> PyResult<Bound<'py, PyDict>>
 #[pymethods]
 impl PyCursorStore {
     #[new]
-    fn new(py: Python<'_>, path: PathBuf) -> PyResult<Self> {
+    fn new(py: Python<'_>, path: Arg<FsPath>) -> PyResult<Self> {
+        let path = path.0;
         let shown = path.display().to_string();
         let inner = detached(py, move || CursorStore::open(&path))?;
         Ok(PyCursorStore { inner, path: shown })
@@ -402,24 +429,37 @@ impl PyCursorStore {
 
     /// The consumer's cursor as a dict (`committed`, `acked` ranges, `deliveries`,
     /// `dead_letters` as `(offset, deliveries, timestamp_ns, reason)`), or None.
-    fn load<'py>(&self, py: Python<'py>, consumer: &str) -> PyResult<Option<Bound<'py, PyDict>>> {
+    fn load<'py>(
+        &self,
+        py: Python<'py>,
+        consumer: Arg<&str>,
+    ) -> PyResult<Option<Bound<'py, PyDict>>> {
+        let consumer = consumer.0;
         let c = attached(py, self.inner.load(consumer))?;
         c.map(|c| cursor_dict(py, &c)).transpose()
     }
 
     /// Durably replace the consumer's cursor (write, fsync, rename, fsync directory).
-    #[pyo3(signature = (consumer, committed, acked = Vec::new(), deliveries = BTreeMap::new(), dead_letters = Vec::new(), owner = None))]
+    #[pyo3(signature = (consumer, committed, acked = Arg(Vec::new()), deliveries = Arg(BTreeMap::new()), dead_letters = Arg(Vec::new()), owner = Arg(None)))]
     #[allow(clippy::too_many_arguments)]
     fn save(
         &self,
         py: Python<'_>,
-        consumer: &str,
-        committed: u64,
-        acked: Vec<(u64, u64)>,
-        deliveries: BTreeMap<u64, u32>,
-        dead_letters: Vec<(u64, u32, u64, String)>,
-        owner: Option<String>,
+        consumer: Arg<&str>,
+        committed: Arg<u64>,
+        acked: Arg<Vec<(u64, u64)>>,
+        deliveries: Arg<BTreeMap<u64, u32>>,
+        dead_letters: Arg<Vec<(u64, u32, u64, String)>>,
+        owner: Arg<Option<String>>,
     ) -> PyResult<()> {
+        let (consumer, committed, acked, deliveries, dead_letters, owner) = (
+            consumer.0,
+            committed.0,
+            acked.0,
+            deliveries.0,
+            dead_letters.0,
+            owner.0,
+        );
         let c = Cursor {
             owner,
             committed,
@@ -444,7 +484,8 @@ impl PyCursorStore {
         detached(py, || self.inner.save(&consumer, &c))
     }
 
-    fn remove(&self, py: Python<'_>, consumer: &str) -> PyResult<bool> {
+    fn remove(&self, py: Python<'_>, consumer: Arg<&str>) -> PyResult<bool> {
+        let consumer = consumer.0;
         attached(py, self.inner.remove(consumer))
     }
 

@@ -14,6 +14,7 @@ use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 use sealbus_core::pattern::{self, Pattern};
 use sealbus_core::Error;
 
+use crate::args::Arg;
 use crate::gil::{attached, detached};
 
 static DUMPS: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
@@ -97,7 +98,11 @@ fn role_error(role: Role, reason: String) -> Error {
 /// serialised with `json.dumps` (compact, NaN refused).
 fn json_bytes(py: Python<'_>, obj: &Bound<'_, PyAny>, role: Role) -> PyResult<Vec<u8>> {
     if let Ok(s) = obj.cast::<PyString>() {
-        return Ok(s.to_str()?.as_bytes().to_vec());
+        let what = match role {
+            Role::Pattern => "pattern",
+            Role::Event => "event",
+        };
+        return Ok(crate::args::utf8(s, what)?.as_bytes().to_vec());
     }
     if let Ok(b) = obj.cast::<PyBytes>() {
         return Ok(b.as_bytes().to_vec());
@@ -202,7 +207,16 @@ impl PatternSet {
         }
         let mut buf = Vec::new();
         let mut offs = vec![0usize];
-        for item in events.try_iter()? {
+        let items = events
+            .try_iter()
+            .map_err(|_| crate::error::BindError::ArgumentType {
+                name: "events".into(),
+                reason: format!(
+                    "expected a bytes-like buffer with offsets, or an iterable of events, got {}",
+                    crate::args::type_name(events)
+                ),
+            })?;
+        for item in items {
             buf.extend_from_slice(&json_bytes(py, &item?, Role::Event)?);
             offs.push(buf.len());
         }
@@ -248,14 +262,16 @@ impl PatternSet {
     }
 
     /// Add (or replace) the pattern named `name`. Raises `PatternError` with the key.
-    fn add(&self, py: Python<'_>, name: String, pattern: &Bound<'_, PyAny>) -> PyResult<()> {
+    fn add(&self, py: Python<'_>, name: Arg<String>, pattern: &Bound<'_, PyAny>) -> PyResult<()> {
+        let name = name.0;
         let p = parse_pattern(py, pattern)?;
         self.write().insert(name, p);
         Ok(())
     }
 
     /// Remove `name`; False if it was not there.
-    fn remove(&self, name: &str) -> bool {
+    fn remove(&self, name: Arg<&str>) -> bool {
+        let name = name.0;
         self.write().remove(&name.to_owned())
     }
 
@@ -263,7 +279,8 @@ impl PatternSet {
         self.read().len()
     }
 
-    fn __contains__(&self, name: &str) -> bool {
+    fn __contains__(&self, name: Arg<&str>) -> bool {
+        let name = name.0;
         self.read().contains(&name.to_owned())
     }
 

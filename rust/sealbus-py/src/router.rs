@@ -5,7 +5,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyMemoryView};
 use sealbus_core::envelope::{Attributes, DataKind, Event};
@@ -19,30 +18,32 @@ use sealbus_core::route::{
 };
 use sealbus_core::schema::Compatibility;
 
-use crate::error::to_pyerr;
-use crate::gil::{attached, detached};
+use crate::args::{Arg, FsPath};
+use crate::error::{invalid, to_pyerr, BindError, BindResult};
+use crate::gil::{attached, detached, interruptible, waiting};
 use crate::lent::LentBytes;
 use crate::seal::PyKeyRing;
 
-fn action(s: &str) -> PyResult<Action> {
+fn action(s: &str) -> BindResult<Action> {
     match s {
         "publish" => Ok(Action::Publish),
         "subscribe" => Ok(Action::Subscribe),
-        _ => Err(PyValueError::new_err(format!(
-            "action must be 'publish' or 'subscribe', not {s:?}"
-        ))),
+        _ => Err(invalid(
+            "action",
+            format!("must be 'publish' or 'subscribe', not {s:?}"),
+        )),
     }
 }
 
 /// An optional `timeout` argument in seconds (None: wait as long as it takes).
-pub(crate) fn timeout_arg(t: Option<f64>) -> PyResult<Option<Duration>> {
+pub(crate) fn timeout_arg(t: Option<f64>) -> BindResult<Option<Duration>> {
     t.map(|t| seconds("timeout", t)).transpose()
 }
 
-pub(crate) fn seconds(name: &str, s: f64) -> PyResult<Duration> {
-    Duration::try_from_secs_f64(s).map_err(|_| {
-        PyValueError::new_err(format!("{name} must be a non-negative number of seconds"))
-    })
+/// A duration in seconds: finite, not negative, and not beyond `Duration`'s range.
+pub(crate) fn seconds(name: &str, s: f64) -> BindResult<Duration> {
+    Duration::try_from_secs_f64(s)
+        .map_err(|_| invalid(name, format!("{s} is not a non-negative number of seconds")))
 }
 
 /// Split one buffer at `offsets` (n + 1 boundaries) into owned payloads.
@@ -69,14 +70,12 @@ pub fn split_buffer(buffer: &[u8], offsets: &[usize]) -> sealbus_core::Result<Ve
 }
 
 /// A publish's `kind` argument: the data kind, and whether it is sealed end to end.
-pub(crate) fn data_kind(kind: &str) -> PyResult<(DataKind, bool)> {
+pub(crate) fn data_kind(kind: &str) -> BindResult<(DataKind, bool)> {
     match kind {
         "json" => Ok((DataKind::Json, false)),
         "binary" => Ok((DataKind::Binary, false)),
         "e2e" => Ok((DataKind::Binary, true)),
-        _ => Err(PyValueError::new_err(
-            "kind must be 'json', 'binary' or 'e2e'",
-        )),
+        _ => Err(invalid("kind", "must be 'json', 'binary' or 'e2e'")),
     }
 }
 
@@ -88,8 +87,8 @@ pub(crate) fn attributes(
     let mut a = Attributes::default();
     if let Some(d) = attrs {
         for (k, v) in d.iter() {
-            let k: String = k.extract()?;
-            let v: Option<String> = v.extract()?;
+            let k = k.extract::<Arg<String>>()?.0;
+            let v = v.extract::<Option<Arg<String>>>()?.map(|v| v.0);
             match k.as_str() {
                 "subject" => a.subject = v,
                 "datacontenttype" => a.datacontenttype = v,
@@ -133,7 +132,8 @@ impl ManualClock {
         }
     }
     /// Move the clock forward by `seconds`.
-    fn advance(&self, seconds: f64) -> PyResult<()> {
+    fn advance(&self, seconds: Arg<f64>) -> PyResult<()> {
+        let seconds = seconds.0;
         let d = self::seconds("seconds", seconds)?;
         self.ns.fetch_add(
             u64::try_from(d.as_nanos()).unwrap_or(u64::MAX),
@@ -289,7 +289,7 @@ impl PyEvent {
         let bytes: Vec<u8> = if let Ok(s) = text.extract::<String>() {
             s.into_bytes()
         } else {
-            text.extract()?
+            text.extract::<Arg<Vec<u8>>>()?.0
         };
         let e = attached(py, Event::from_json_bytes(&bytes))?;
         Ok(PyEvent::wrap(Arc::new(e)))
@@ -372,14 +372,20 @@ impl PyReceipts {
     fn __len__(&self) -> usize {
         self.inner.len()
     }
-    fn __getitem__(&self, i: isize) -> PyResult<PyReceipt> {
+    fn __getitem__(&self, i: Arg<isize>) -> PyResult<PyReceipt> {
+        let i = i.0;
         let n = isize::try_from(self.inner.len()).unwrap_or(isize::MAX);
         let j = if i < 0 { i + n } else { i };
         usize::try_from(j)
             .ok()
             .filter(|&j| j < self.inner.len())
             .map(|j| self.one(j))
-            .ok_or_else(|| pyo3::exceptions::PyIndexError::new_err("receipt index out of range"))
+            .ok_or(BindError::Index {
+                what: "receipt",
+                index: i,
+                len: self.inner.len(),
+            })
+            .map_err(PyErr::from)
     }
     fn __iter__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, pyo3::types::PyIterator>> {
         let all = (0..self.inner.len())
@@ -434,10 +440,15 @@ impl Handle {
     /// Poll and open, with the GIL released.
     fn poll(&self, py: Python<'_>, max: usize, timeout: Option<Duration>) -> PyResult<Vec<Opened>> {
         let h = self.clone();
-        detached(py, move || {
-            let ds = h.router.poll(&h.sub, max, timeout)?;
-            Ok(h.router.open(ds))
-        })
+        waiting(
+            py,
+            timeout,
+            move |slice| {
+                let ds = h.router.poll(&h.sub, max, Some(slice))?;
+                Ok(h.router.open(ds))
+            },
+            |opened| !opened.is_empty(),
+        )
     }
 }
 
@@ -535,6 +546,10 @@ pub(crate) struct OpenedParts {
 }
 
 impl OpenedParts {
+    pub(crate) fn is_empty(&self) -> bool {
+        self.batch.deliveries.is_empty()
+    }
+
     /// `received_ns`: stamped as soon as the consumer's thread holds the events,
     /// before it takes the GIL back (see [`monotonic_ns`]).
     pub(crate) fn open(router: &Router, polled: Vec<Delivery<Item>>, received_ns: u64) -> Self {
@@ -631,13 +646,18 @@ impl PyDeliveryBatch {
         self.end_to_end.clone()
     }
     /// Event `i` as a Message (ack/nack it alone if you like).
-    fn __getitem__(&self, py: Python<'_>, i: isize) -> PyResult<PyMessage> {
+    fn __getitem__(&self, py: Python<'_>, i: Arg<isize>) -> PyResult<PyMessage> {
+        let i = i.0;
         let n = isize::try_from(self.tags.len()).unwrap_or(isize::MAX);
         let j = if i < 0 { i + n } else { i };
         let j = usize::try_from(j)
             .ok()
             .filter(|&j| j < self.tags.len())
-            .ok_or_else(|| pyo3::exceptions::PyIndexError::new_err("batch index out of range"))?;
+            .ok_or(BindError::Index {
+                what: "batch",
+                index: i,
+                len: self.tags.len(),
+            })?;
         let (item, attempt, unopened) = &self.opened[j];
         // Only an indexed event gets its own copy, with the opened data.
         // A window item whose key was destroyed holds plaintext: never hand it out.
@@ -758,9 +778,10 @@ impl PySubscription {
     fn poll(
         &self,
         py: Python<'_>,
-        max_messages: usize,
-        timeout: Option<f64>,
+        max_messages: Arg<usize>,
+        timeout: Option<Arg<f64>>,
     ) -> PyResult<Vec<Py<PyMessage>>> {
+        let (max_messages, timeout) = (max_messages.0, timeout.map(|a| a.0));
         let timeout = timeout_arg(timeout)?;
         let opened = self.handle.poll(py, max_messages, timeout)?;
         wrap_opened(py, &self.handle, opened)
@@ -771,23 +792,31 @@ impl PySubscription {
     fn poll_batch(
         &self,
         py: Python<'_>,
-        max_messages: usize,
-        timeout: Option<f64>,
+        max_messages: Arg<usize>,
+        timeout: Option<Arg<f64>>,
     ) -> PyResult<PyDeliveryBatch> {
+        let (max_messages, timeout) = (max_messages.0, timeout.map(|a| a.0));
         let timeout = timeout_arg(timeout)?;
         let h = self.handle.clone();
-        let parts = detached(py, move || {
-            let polled = h.router.poll(&h.sub, max_messages, timeout)?;
-            Ok(OpenedParts::open(&h.router, polled, monotonic_ns()))
-        })?;
+        let parts = waiting(
+            py,
+            timeout,
+            move |slice| {
+                let polled = h.router.poll(&h.sub, max_messages, Some(slice))?;
+                Ok(OpenedParts::open(&h.router, polled, monotonic_ns()))
+            },
+            |parts| !parts.is_empty(),
+        )?;
         parts.into_batch(py, self.handle.clone())
     }
     #[allow(clippy::needless_pass_by_value)] // PyO3 extracts the list into a Vec
-    fn ack(&self, py: Python<'_>, tags: Vec<u64>) -> PyResult<usize> {
+    fn ack(&self, py: Python<'_>, tags: Arg<Vec<u64>>) -> PyResult<usize> {
+        let tags = tags.0;
         self.handle.ack(py, &tags)
     }
     #[allow(clippy::needless_pass_by_value)] // PyO3 extracts the list into a Vec
-    fn nack(&self, py: Python<'_>, tags: Vec<u64>) -> PyResult<usize> {
+    fn nack(&self, py: Python<'_>, tags: Arg<Vec<u64>>) -> PyResult<usize> {
+        let tags = tags.0;
         self.handle.nack(py, &tags)
     }
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
@@ -820,13 +849,14 @@ impl PySubscription {
         Ok(d)
     }
     /// Dead letters as (event, attempts, reason); `remove` takes them out.
-    #[pyo3(signature = (max=1000, remove=false))]
+    #[pyo3(signature = (max=Arg(1000), remove=Arg(false)))]
     fn dead_letters(
         &self,
         py: Python<'_>,
-        max: usize,
-        remove: bool,
+        max: Arg<usize>,
+        remove: Arg<bool>,
     ) -> PyResult<Vec<(Py<PyEvent>, u32, &'static str)>> {
+        let (max, remove) = (max.0, remove.0);
         let dl = attached(
             py,
             self.handle
@@ -851,8 +881,9 @@ impl PySubscription {
             .collect()
     }
     /// Close; a durable subscription keeps its cursor unless `forget`.
-    #[pyo3(signature = (forget=false))]
-    fn close(&self, py: Python<'_>, forget: bool) -> PyResult<bool> {
+    #[pyo3(signature = (forget=Arg(false)))]
+    fn close(&self, py: Python<'_>, forget: Arg<bool>) -> PyResult<bool> {
+        let forget = forget.0;
         attached(
             py,
             self.handle.router.unsubscribe(self.handle.sub.id, forget),
@@ -869,16 +900,24 @@ pub struct PyReplay {
 
 #[pymethods]
 impl PyReplay {
-    fn next_batch(&mut self, py: Python<'_>, max: usize) -> PyResult<Vec<PyEvent>> {
+    fn next_batch(&mut self, py: Python<'_>, max: Arg<usize>) -> PyResult<Vec<PyEvent>> {
+        let max = max.0;
         let Some(mut state) = self.state.take() else {
             return Ok(Vec::new());
         };
-        let router = self.router.clone();
-        let (state, events) = detached(py, move || {
-            let ev = router.replay_next(&mut state, max)?;
-            Ok((state, ev))
-        })?;
+        let (router, replay) = (&self.router, &mut state);
+        let found = waiting(
+            py,
+            None,
+            |slice| {
+                let ev = router.replay_next_within(replay, max, Some(slice))?;
+                Ok((ev, replay.is_done()))
+            },
+            |(events, done)| !events.is_empty() || *done,
+        );
+        // Kept on Ctrl-C too: the replay goes on from where it was.
         self.state = Some(state);
+        let (events, _done) = found?;
         Ok(events.into_iter().map(PyEvent::wrap).collect())
     }
 }
@@ -892,33 +931,56 @@ pub struct PyRouter {
 #[pymethods]
 impl PyRouter {
     #[new]
-    #[pyo3(signature = (allow_schemaless=false, clock=None, path=None, fsync="batch", keys=None, segment_bytes=None, retention_max_age=None, retention_max_bytes=None, retention_respect_consumers=true, max_event_bytes=DEFAULT_MAX_EVENT_BYTES, max_batch_bytes=DEFAULT_MAX_BATCH_BYTES, seal_subject=false))]
+    #[pyo3(signature = (allow_schemaless=Arg(false), clock=None, path=None, fsync=Arg("batch"), keys=None, segment_bytes=None, retention_max_age=None, retention_max_bytes=None, retention_respect_consumers=Arg(true), max_event_bytes=Arg(DEFAULT_MAX_EVENT_BYTES), max_batch_bytes=Arg(DEFAULT_MAX_BATCH_BYTES), seal_subject=Arg(false)))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
-        allow_schemaless: bool,
-        clock: Option<&Bound<'_, ManualClock>>,
-        path: Option<std::path::PathBuf>,
-        fsync: &str,
-        keys: Option<&Bound<'_, PyKeyRing>>,
-        segment_bytes: Option<u64>,
-        retention_max_age: Option<f64>,
-        retention_max_bytes: Option<u64>,
-        retention_respect_consumers: bool,
-        max_event_bytes: usize,
-        max_batch_bytes: usize,
-        seal_subject: bool,
+        allow_schemaless: Arg<bool>,
+        clock: Option<Arg<Bound<'_, ManualClock>>>,
+        path: Option<Arg<FsPath>>,
+        fsync: Arg<&str>,
+        keys: Option<Arg<Bound<'_, PyKeyRing>>>,
+        segment_bytes: Option<Arg<u64>>,
+        retention_max_age: Option<Arg<f64>>,
+        retention_max_bytes: Option<Arg<u64>>,
+        retention_respect_consumers: Arg<bool>,
+        max_event_bytes: Arg<usize>,
+        max_batch_bytes: Arg<usize>,
+        seal_subject: Arg<bool>,
     ) -> PyResult<Self> {
+        let (
+            allow_schemaless,
+            clock,
+            path,
+            fsync,
+            keys,
+            segment_bytes,
+            retention_max_age,
+            retention_max_bytes,
+            retention_respect_consumers,
+            max_event_bytes,
+            max_batch_bytes,
+            seal_subject,
+        ) = (
+            allow_schemaless.0,
+            clock.map(|a| a.0),
+            path.map(|a| a.0),
+            fsync.0,
+            keys.map(|a| a.0),
+            segment_bytes.map(|a| a.0),
+            retention_max_age.map(|a| a.0),
+            retention_max_bytes.map(|a| a.0),
+            retention_respect_consumers.0,
+            max_event_bytes.0,
+            max_batch_bytes.0,
+            seal_subject.0,
+        );
         if seal_subject && (keys.is_none() || path.is_none()) {
-            return attached(
-                py,
-                Err(Error::InvalidArgument {
-                    name: "seal_subject".into(),
-                    reason: "seals the subject in the durable log: it needs a path and \
-                             at-rest sealing"
-                        .into(),
-                }),
-            );
+            return Err(invalid(
+                "seal_subject",
+                "seals the subject in the durable log: it needs a path and at-rest sealing",
+            )
+            .into());
         }
         let limits = Limits {
             max_event_bytes,
@@ -1009,13 +1071,21 @@ impl PyRouter {
     fn replay(
         &self,
         py: Python<'_>,
-        principal: &str,
-        token: &[u8],
-        types: Vec<String>,
-        since_offset: Option<u64>,
-        since_time: Option<&str>,
-        pattern_json: Option<&str>,
+        principal: Arg<&str>,
+        token: Arg<&[u8]>,
+        types: Arg<Vec<String>>,
+        since_offset: Option<Arg<u64>>,
+        since_time: Option<Arg<&str>>,
+        pattern_json: Option<Arg<&str>>,
     ) -> PyResult<PyReplay> {
+        let (principal, token, types, since_offset, since_time, pattern_json) = (
+            principal.0,
+            token.0,
+            types.0,
+            since_offset.map(|a| a.0),
+            since_time.map(|a| a.0),
+            pattern_json.map(|a| a.0),
+        );
         let pattern = pattern_json
             .map(Pattern::parse_json)
             .transpose()
@@ -1039,42 +1109,71 @@ impl PyRouter {
     fn register_principal<'py>(
         &self,
         py: Python<'py>,
-        name: &str,
+        name: Arg<&str>,
     ) -> PyResult<Bound<'py, PyBytes>> {
+        let name = name.0;
         let token = attached(py, self.router.policy.register(name))?;
         Ok(PyBytes::new(py, &token))
     }
 
-    fn allow(&self, py: Python<'_>, principal: &str, action: &str, glob: &str) -> PyResult<()> {
+    fn allow(
+        &self,
+        py: Python<'_>,
+        principal: Arg<&str>,
+        action: Arg<&str>,
+        glob: Arg<&str>,
+    ) -> PyResult<()> {
+        let (principal, action, glob) = (principal.0, action.0, glob.0);
         attached(
             py,
             self.router.allow(principal, self::action(action)?, glob),
         )
     }
 
-    fn revoke(&self, py: Python<'_>, principal: &str, action: &str, glob: &str) -> PyResult<bool> {
+    fn revoke(
+        &self,
+        py: Python<'_>,
+        principal: Arg<&str>,
+        action: Arg<&str>,
+        glob: Arg<&str>,
+    ) -> PyResult<bool> {
+        let (principal, action, glob) = (principal.0, action.0, glob.0);
         attached(
             py,
             self.router.revoke(principal, self::action(action)?, glob),
         )
     }
 
-    fn allows(&self, principal: &str, action: &str, type_or_glob: &str) -> PyResult<bool> {
+    fn allows(
+        &self,
+        principal: Arg<&str>,
+        action: Arg<&str>,
+        type_or_glob: Arg<&str>,
+    ) -> PyResult<bool> {
+        let (principal, action, type_or_glob) = (principal.0, action.0, type_or_glob.0);
         Ok(self
             .router
             .policy
             .allows(principal, self::action(action)?, type_or_glob))
     }
 
-    fn set_public_key(&self, py: Python<'_>, principal: &str, key: &[u8]) -> PyResult<()> {
+    fn set_public_key(
+        &self,
+        py: Python<'_>,
+        principal: Arg<&str>,
+        key: Arg<&[u8]>,
+    ) -> PyResult<()> {
+        let (principal, key) = (principal.0, key.0);
         attached(py, self.router.policy.set_public_key(principal, key))
     }
 
-    fn require_end_to_end(&self, py: Python<'_>, glob: &str) -> PyResult<()> {
+    fn require_end_to_end(&self, py: Python<'_>, glob: Arg<&str>) -> PyResult<()> {
+        let glob = glob.0;
         attached(py, self.router.require_end_to_end(glob))
     }
 
-    fn requires_end_to_end(&self, event_type: &str) -> bool {
+    fn requires_end_to_end(&self, event_type: Arg<&str>) -> bool {
+        let event_type = event_type.0;
         self.router.policy.requires_end_to_end(event_type)
     }
 
@@ -1082,8 +1181,9 @@ impl PyRouter {
     fn recipients<'py>(
         &self,
         py: Python<'py>,
-        event_type: &str,
+        event_type: Arg<&str>,
     ) -> Vec<(String, Bound<'py, PyBytes>)> {
+        let event_type = event_type.0;
         self.router
             .policy
             .recipients(event_type)
@@ -1092,19 +1192,26 @@ impl PyRouter {
             .collect()
     }
 
-    fn grants(&self, principal: &str) -> (Vec<String>, Vec<String>) {
+    fn grants(&self, principal: Arg<&str>) -> (Vec<String>, Vec<String>) {
+        let principal = principal.0;
         self.router.policy.grants(principal)
     }
 
-    #[pyo3(signature = (event_type, schema_json, version=None, compatibility="backward"))]
+    #[pyo3(signature = (event_type, schema_json, version=None, compatibility=Arg("backward")))]
     fn register_schema(
         &self,
         py: Python<'_>,
-        event_type: &str,
-        schema_json: &str,
-        version: Option<u32>,
-        compatibility: &str,
+        event_type: Arg<&str>,
+        schema_json: Arg<&str>,
+        version: Option<Arg<u32>>,
+        compatibility: Arg<&str>,
     ) -> PyResult<u32> {
+        let (event_type, schema_json, version, compatibility) = (
+            event_type.0,
+            schema_json.0,
+            version.map(|a| a.0),
+            compatibility.0,
+        );
         let compat: Compatibility = attached(py, compatibility.parse())?;
         let schema: serde_json::Value = serde_json::from_str(schema_json).map_err(|e| {
             to_pyerr(
@@ -1128,8 +1235,8 @@ impl PyRouter {
     /// Check a publish's sizes (`n + 1` offsets) against the router's limits, as a
     /// publish does first (producers that seal end to end check before sealing).
     #[allow(clippy::needless_pass_by_value)] // PyO3 extracts the list into a Vec
-    fn check_sizes(&self, py: Python<'_>, offsets: Vec<usize>) -> PyResult<()> {
-        attached(py, self.router.limits().check_offsets(&offsets, false))
+    fn check_sizes(&self, py: Python<'_>, offsets: Arg<Vec<usize>>) -> PyResult<()> {
+        attached(py, self.router.limits().check_offsets(&offsets.0, false))
     }
 
     #[getter]
@@ -1144,35 +1251,65 @@ impl PyRouter {
 
     /// Validate JSON data against the type's latest schema (consumers of end-to-end
     /// events call this after opening, since the router could not).
-    fn validate_data(&self, py: Python<'_>, event_type: &str, data: &[u8]) -> PyResult<u32> {
+    fn validate_data(
+        &self,
+        py: Python<'_>,
+        event_type: Arg<&str>,
+        data: Arg<&[u8]>,
+    ) -> PyResult<u32> {
+        let (event_type, data) = (event_type.0, data.0);
         attached(py, self.router.validate_data(event_type, data))
     }
 
-    fn schema_latest_version(&self, event_type: &str) -> Option<u32> {
+    fn schema_latest_version(&self, event_type: Arg<&str>) -> Option<u32> {
+        let event_type = event_type.0;
         self.router.schemas.latest_version(event_type)
     }
 
     /// Publish a batch given as one buffer plus n + 1 offsets. `kind` is "json" or
     /// "binary". Validation, policy and routing all happen with the GIL released.
-    #[pyo3(signature = (principal, token, event_type, buffer, offsets, kind="json", version=None, attrs=None, block_timeout=None, ids=None))]
+    #[pyo3(signature = (principal, token, event_type, buffer, offsets, kind=Arg("json"), version=None, attrs=None, block_timeout=None, ids=None))]
     // PyO3 extracts a Python list into a Vec (a slice cannot borrow from a list).
     #[allow(clippy::too_many_arguments, clippy::needless_pass_by_value)]
     fn publish(
         &self,
         py: Python<'_>,
-        principal: &str,
-        token: &[u8],
-        event_type: &str,
-        buffer: &[u8],
-        offsets: Vec<usize>,
-        kind: &str,
-        version: Option<u32>,
-        attrs: Option<&Bound<'_, PyDict>>,
-        block_timeout: Option<f64>,
-        ids: Option<Vec<String>>,
+        principal: Arg<&str>,
+        token: Arg<&[u8]>,
+        event_type: Arg<&str>,
+        buffer: Arg<&[u8]>,
+        offsets: Arg<Vec<usize>>,
+        kind: Arg<&str>,
+        version: Option<Arg<u32>>,
+        attrs: Option<Arg<Bound<'_, PyDict>>>,
+        block_timeout: Option<Arg<f64>>,
+        ids: Option<Arg<Vec<String>>>,
     ) -> PyResult<PyReceipts> {
+        let (
+            principal,
+            token,
+            event_type,
+            buffer,
+            offsets,
+            kind,
+            version,
+            attrs,
+            block_timeout,
+            ids,
+        ) = (
+            principal.0,
+            token.0,
+            event_type.0,
+            buffer.0,
+            offsets.0,
+            kind.0,
+            version.map(|a| a.0),
+            attrs.map(|a| a.0),
+            block_timeout.map(|a| a.0),
+            ids.map(|a| a.0),
+        );
         let (kind, end_to_end) = data_kind(kind)?;
-        let a = attributes(py, attrs)?;
+        let a = attributes(py, attrs.as_ref())?;
         let block_timeout = timeout_arg(block_timeout)?;
         // Sizes first: nothing of an oversized publish is copied, validated or stored.
         attached(py, self.router.limits().check_offsets(&offsets, end_to_end))?;
@@ -1183,7 +1320,7 @@ impl PyRouter {
         let (principal, token, event_type) =
             (principal.to_owned(), token.to_vec(), event_type.to_owned());
         let router = self.router.clone();
-        let result = py.detach(move || {
+        let (result, raised) = interruptible(py, move |interrupt| {
             if ids.as_ref().is_some_and(|i| i.len() != parts.len()) {
                 return Err(Error::InvalidArgument {
                     name: "ids".into(),
@@ -1204,35 +1341,70 @@ impl PyRouter {
                 })
                 .collect();
             let events = router.prepare(&principal, &token, &event_type, version, &a, items)?;
-            Ok(router.enqueue(events, block_timeout))
+            Ok(router.enqueue_interruptible(events, block_timeout, Some(interrupt)))
         });
         match result {
             Err(e) => Err(to_pyerr(py, e)),
             Ok(Ok(receipts)) => Ok(PyReceipts { inner: receipts }),
+            // Ctrl-C (or another signal handler's exception) while blocked for room.
+            Ok(Err(refused)) if matches!(refused.error, Error::Interrupted { .. }) => {
+                Err(raised.unwrap_or_else(|| to_pyerr(py, refused.error)))
+            }
             Ok(Err(refused)) => Err(refused_error(py, *refused)?),
         }
     }
 
-    #[pyo3(signature = (principal, token, types, name=None, pattern_json=None, max_pending=10_000, on_full="block", ack_timeout=30.0, max_deliveries=5, dlq_capacity=10_000, durable=false, start="latest", max_backlog=None, busy_poll=0.0))]
+    #[pyo3(signature = (principal, token, types, name=None, pattern_json=None, max_pending=Arg(10_000), on_full=Arg("block"), ack_timeout=Arg(30.0), max_deliveries=Arg(5), dlq_capacity=Arg(10_000), durable=Arg(false), start=Arg("latest"), max_backlog=None, busy_poll=Arg(0.0)))]
     #[allow(clippy::too_many_arguments)]
     fn subscribe(
         &self,
         py: Python<'_>,
-        principal: &str,
-        token: &[u8],
-        types: Vec<String>,
-        name: Option<String>,
-        pattern_json: Option<&str>,
-        max_pending: usize,
-        on_full: &str,
-        ack_timeout: f64,
-        max_deliveries: u32,
-        dlq_capacity: usize,
-        durable: bool,
-        start: &str,
-        max_backlog: Option<u64>,
-        busy_poll: f64,
+        principal: Arg<&str>,
+        token: Arg<&[u8]>,
+        types: Arg<Vec<String>>,
+        name: Option<Arg<String>>,
+        pattern_json: Option<Arg<&str>>,
+        max_pending: Arg<usize>,
+        on_full: Arg<&str>,
+        ack_timeout: Arg<f64>,
+        max_deliveries: Arg<u32>,
+        dlq_capacity: Arg<usize>,
+        durable: Arg<bool>,
+        start: Arg<&str>,
+        max_backlog: Option<Arg<u64>>,
+        busy_poll: Arg<f64>,
     ) -> PyResult<PySubscription> {
+        let (
+            principal,
+            token,
+            types,
+            name,
+            pattern_json,
+            max_pending,
+            on_full,
+            ack_timeout,
+            max_deliveries,
+            dlq_capacity,
+            durable,
+            start,
+            max_backlog,
+            busy_poll,
+        ) = (
+            principal.0,
+            token.0,
+            types.0,
+            name.map(|a| a.0),
+            pattern_json.map(|a| a.0),
+            max_pending.0,
+            on_full.0,
+            ack_timeout.0,
+            max_deliveries.0,
+            dlq_capacity.0,
+            durable.0,
+            start.0,
+            max_backlog.map(|a| a.0),
+            busy_poll.0,
+        );
         let start = match start {
             "latest" => Start::Latest,
             "earliest" => Start::Earliest,
@@ -1318,7 +1490,8 @@ impl PyRouter {
 /// `n` fresh time-ordered event ids (`UUIDv7`), for producers that seal end to end
 /// and so must know an event's id before the router sees it.
 #[pyfunction]
-fn new_event_ids(n: usize) -> Vec<String> {
+fn new_event_ids(n: Arg<usize>) -> Vec<String> {
+    let n = n.0;
     (0..n).map(|_| sealbus_core::envelope::new_id()).collect()
 }
 

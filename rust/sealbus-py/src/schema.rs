@@ -9,7 +9,6 @@
 use std::sync::Arc;
 
 use pyo3::buffer::PyBuffer;
-use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{
@@ -18,6 +17,8 @@ use pyo3::types::{
 use sealbus_core::schema::{Compatibility, CompiledSchema, SchemaRegistry};
 use sealbus_core::Error;
 
+use crate::args::Arg;
+use crate::error::BindError;
 use crate::gil::{attached, detached};
 
 static LOADS: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
@@ -128,7 +129,7 @@ fn py_to_value(py: Python<'_>, obj: &Bound<'_, PyAny>, what: &str) -> PyResult<s
 
 fn parse_schema(py: Python<'_>, schema: &Bound<'_, PyAny>) -> PyResult<serde_json::Value> {
     match schema.cast::<PyString>() {
-        Ok(text) => serde_json::from_str(text.to_str()?).map_err(|e| {
+        Ok(text) => serde_json::from_str(crate::args::utf8(text, "schema")?).map_err(|e| {
             crate::error::to_pyerr(
                 py,
                 Error::InvalidArgument {
@@ -153,7 +154,7 @@ impl Body<'_> {
     fn bytes(&self) -> PyResult<&[u8]> {
         Ok(match self {
             Body::Borrowed(b) => b.as_bytes(),
-            Body::Text(s) => s.to_str()?.as_bytes(),
+            Body::Text(s) => crate::args::utf8(s, "data")?.as_bytes(),
             Body::Owned(v) => v,
         })
     }
@@ -168,15 +169,23 @@ fn body<'py>(py: Python<'py>, data: &Bound<'py, PyAny>) -> PyResult<Option<Body<
         return Ok(Some(Body::Text(s.clone())));
     }
     if data.is_instance_of::<PyByteArray>() || data.is_instance_of::<PyMemoryView>() {
-        let buf = PyBuffer::<u8>::get(data)?;
+        let buf = PyBuffer::<u8>::get(data).map_err(|e| BindError::ArgumentType {
+            name: "data".into(),
+            reason: format!("not a buffer of bytes: {}", e.value(py)),
+        })?;
         return Ok(Some(Body::Owned(buf.to_vec(py)?)));
     }
     Ok(None)
 }
 
 fn buffer_body<'py>(py: Python<'py>, buffer: &Bound<'py, PyAny>) -> PyResult<Body<'py>> {
-    body(py, buffer)?
-        .ok_or_else(|| PyTypeError::new_err("buffer must be bytes, str, bytearray or memoryview"))
+    body(py, buffer)?.ok_or_else(|| {
+        BindError::ArgumentType {
+            name: "buffer".into(),
+            reason: "must be bytes, str, bytearray or memoryview".into(),
+        }
+        .into()
+    })
 }
 
 /// Offsets as `u64`: any buffer of unsigned/signed 64-bit integers (numpy, `array`),
@@ -202,9 +211,11 @@ fn offsets(py: Python<'_>, obj: &Bound<'_, PyAny>) -> PyResult<Vec<u64>> {
             });
     }
     obj.extract::<Vec<u64>>().map_err(|_| {
-        PyTypeError::new_err(
-            "offsets must be a buffer of 64-bit integers or a sequence of non-negative ints",
-        )
+        BindError::ArgumentType {
+            name: "offsets".into(),
+            reason: "must be a buffer of 64-bit integers or a sequence of non-negative ints".into(),
+        }
+        .into()
     })
 }
 
@@ -229,8 +240,9 @@ impl PySchemaRegistry {
 #[pymethods]
 impl PySchemaRegistry {
     #[new]
-    #[pyo3(signature = (*, allow_schemaless = false))]
-    fn new(allow_schemaless: bool) -> Self {
+    #[pyo3(signature = (*, allow_schemaless = Arg(false)))]
+    fn new(allow_schemaless: Arg<bool>) -> Self {
+        let allow_schemaless = allow_schemaless.0;
         let inner = SchemaRegistry::new();
         inner.set_allow_schemaless(allow_schemaless);
         Self {
@@ -244,15 +256,17 @@ impl PySchemaRegistry {
         self.inner.allows_schemaless()
     }
 
-    #[pyo3(signature = (event_type, schema, version = None, compatibility = "backward"))]
+    #[pyo3(signature = (event_type, schema, version = None, compatibility = Arg("backward")))]
     fn register(
         &self,
         py: Python<'_>,
-        event_type: &str,
+        event_type: Arg<&str>,
         schema: &Bound<'_, PyAny>,
-        version: Option<u32>,
-        compatibility: &str,
+        version: Option<Arg<u32>>,
+        compatibility: Arg<&str>,
     ) -> PyResult<u32> {
+        let (event_type, version, compatibility) =
+            (event_type.0, version.map(|a| a.0), compatibility.0);
         let mode: Compatibility = attached(py, compatibility.parse())?;
         let schema = parse_schema(py, schema)?;
         let inner = Arc::clone(&self.inner);
@@ -263,11 +277,13 @@ impl PySchemaRegistry {
         })
     }
 
-    fn versions(&self, event_type: &str) -> Vec<u32> {
+    fn versions(&self, event_type: Arg<&str>) -> Vec<u32> {
+        let event_type = event_type.0;
         self.inner.versions(event_type)
     }
 
-    fn latest_version(&self, event_type: &str) -> Option<u32> {
+    fn latest_version(&self, event_type: Arg<&str>) -> Option<u32> {
+        let event_type = event_type.0;
         self.inner.latest_version(event_type)
     }
 
@@ -280,9 +296,10 @@ impl PySchemaRegistry {
     fn get<'py>(
         &self,
         py: Python<'py>,
-        event_type: &str,
-        version: Option<u32>,
+        event_type: Arg<&str>,
+        version: Option<Arg<u32>>,
     ) -> PyResult<Bound<'py, PyAny>> {
+        let (event_type, version) = (event_type.0, version.map(|a| a.0));
         let compiled = self.compiled(py, event_type, version)?;
         let text = compiled.schema().to_string();
         json_fn(py, &LOADS, "loads")?.call1((text,))
@@ -295,10 +312,11 @@ impl PySchemaRegistry {
     fn validate(
         &self,
         py: Python<'_>,
-        event_type: &str,
+        event_type: Arg<&str>,
         data: &Bound<'_, PyAny>,
-        version: Option<u32>,
+        version: Option<Arg<u32>>,
     ) -> PyResult<u32> {
+        let (event_type, version) = (event_type.0, version.map(|a| a.0));
         let compiled = match self.inner.validator(event_type, version) {
             Ok(c) => c,
             Err(Error::SchemaNotFound { version: None, .. })
@@ -323,16 +341,17 @@ impl PySchemaRegistry {
     /// Validity of each event in one buffer of concatenated JSON documents, event `i`
     /// being `buffer[offsets[i]:offsets[i+1]]`. GIL released; `parallel` spreads big
     /// batches over the cores.
-    #[pyo3(signature = (event_type, buffer, offsets, version = None, parallel = false))]
+    #[pyo3(signature = (event_type, buffer, offsets, version = None, parallel = Arg(false)))]
     fn check_batch(
         &self,
         py: Python<'_>,
-        event_type: &str,
+        event_type: Arg<&str>,
         buffer: &Bound<'_, PyAny>,
         offsets: &Bound<'_, PyAny>,
-        version: Option<u32>,
-        parallel: bool,
+        version: Option<Arg<u32>>,
+        parallel: Arg<bool>,
     ) -> PyResult<Vec<bool>> {
+        let (event_type, version, parallel) = (event_type.0, version.map(|a| a.0), parallel.0);
         let compiled = self.compiled(py, event_type, version)?;
         let offs = self::offsets(py, offsets)?;
         let body = buffer_body(py, buffer)?;
@@ -344,16 +363,17 @@ impl PySchemaRegistry {
 
     /// Like `check_batch`, with `None` for each valid event and a
     /// `sealbus.ValidationError` instance (not raised; `index` set) for each invalid one.
-    #[pyo3(signature = (event_type, buffer, offsets, version = None, parallel = false))]
+    #[pyo3(signature = (event_type, buffer, offsets, version = None, parallel = Arg(false)))]
     fn validate_batch(
         &self,
         py: Python<'_>,
-        event_type: &str,
+        event_type: Arg<&str>,
         buffer: &Bound<'_, PyAny>,
         offsets: &Bound<'_, PyAny>,
-        version: Option<u32>,
-        parallel: bool,
+        version: Option<Arg<u32>>,
+        parallel: Arg<bool>,
     ) -> PyResult<Vec<Option<Py<PyAny>>>> {
+        let (event_type, version, parallel) = (event_type.0, version.map(|a| a.0), parallel.0);
         let compiled = self.compiled(py, event_type, version)?;
         let offs = self::offsets(py, offsets)?;
         let body = buffer_body(py, buffer)?;

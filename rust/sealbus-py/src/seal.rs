@@ -19,6 +19,7 @@ use sealbus_core::seal::{
 };
 use sealbus_core::Error;
 
+use crate::args::{Arg, FsPath};
 use crate::error::to_pyerr;
 use crate::gil::{attached, detached};
 
@@ -300,8 +301,9 @@ impl PyAesGcm {
 
     /// A random 256-bit (or 128-bit) key from the OS generator.
     #[staticmethod]
-    #[pyo3(signature = (bit_length = 256))]
-    fn generate_key(py: Python<'_>, bit_length: usize) -> PyResult<Bound<'_, PyBytes>> {
+    #[pyo3(signature = (bit_length = Arg(256)))]
+    fn generate_key(py: Python<'_>, bit_length: Arg<usize>) -> PyResult<Bound<'_, PyBytes>> {
+        let bit_length = bit_length.0;
         if bit_length != 128 && bit_length != 256 {
             return Err(invalid(py, "bit_length", "must be 128 or 256"));
         }
@@ -431,9 +433,11 @@ impl PyKeyRing {
     #[pyo3(signature = (*, max_seals_per_key = None, reserve_chunk = None))]
     fn generate(
         py: Python<'_>,
-        max_seals_per_key: Option<u64>,
-        reserve_chunk: Option<u64>,
+        max_seals_per_key: Option<Arg<u64>>,
+        reserve_chunk: Option<Arg<u64>>,
     ) -> PyResult<Self> {
+        let (max_seals_per_key, reserve_chunk) =
+            (max_seals_per_key.map(|a| a.0), reserve_chunk.map(|a| a.0));
         let ring = attached(
             py,
             KeyRing::generate_with(options(max_seals_per_key, reserve_chunk)),
@@ -448,10 +452,15 @@ impl PyKeyRing {
     #[pyo3(signature = (path, *, max_seals_per_key = None, reserve_chunk = None))]
     fn create(
         py: Python<'_>,
-        path: std::path::PathBuf,
-        max_seals_per_key: Option<u64>,
-        reserve_chunk: Option<u64>,
+        path: Arg<FsPath>,
+        max_seals_per_key: Option<Arg<u64>>,
+        reserve_chunk: Option<Arg<u64>>,
     ) -> PyResult<Self> {
+        let (path, max_seals_per_key, reserve_chunk) = (
+            path.0,
+            max_seals_per_key.map(|a| a.0),
+            reserve_chunk.map(|a| a.0),
+        );
         let opts = options(max_seals_per_key, reserve_chunk);
         Ok(Self {
             ring: Arc::new(detached(py, move || KeyRing::create(path, opts))?),
@@ -463,10 +472,15 @@ impl PyKeyRing {
     #[pyo3(signature = (path, *, max_seals_per_key = None, reserve_chunk = None))]
     fn load(
         py: Python<'_>,
-        path: std::path::PathBuf,
-        max_seals_per_key: Option<u64>,
-        reserve_chunk: Option<u64>,
+        path: Arg<FsPath>,
+        max_seals_per_key: Option<Arg<u64>>,
+        reserve_chunk: Option<Arg<u64>>,
     ) -> PyResult<Self> {
+        let (path, max_seals_per_key, reserve_chunk) = (
+            path.0,
+            max_seals_per_key.map(|a| a.0),
+            reserve_chunk.map(|a| a.0),
+        );
         let ring = if max_seals_per_key.is_none() && reserve_chunk.is_none() {
             detached(py, move || KeyRing::load(path))?
         } else {
@@ -482,10 +496,15 @@ impl PyKeyRing {
     #[pyo3(signature = (path, *, max_seals_per_key = None, reserve_chunk = None))]
     fn load_or_create(
         py: Python<'_>,
-        path: std::path::PathBuf,
-        max_seals_per_key: Option<u64>,
-        reserve_chunk: Option<u64>,
+        path: Arg<FsPath>,
+        max_seals_per_key: Option<Arg<u64>>,
+        reserve_chunk: Option<Arg<u64>>,
     ) -> PyResult<Self> {
+        let (path, max_seals_per_key, reserve_chunk) = (
+            path.0,
+            max_seals_per_key.map(|a| a.0),
+            reserve_chunk.map(|a| a.0),
+        );
         let opts = options(max_seals_per_key, reserve_chunk);
         Ok(Self {
             ring: Arc::new(detached(py, move || KeyRing::load_or_create(path, opts))?),
@@ -494,14 +513,16 @@ impl PyKeyRing {
 
     /// Keys from an environment variable: 64 hex digits, or a key-ring JSON document.
     #[staticmethod]
-    fn from_env(py: Python<'_>, var: &str) -> PyResult<Self> {
+    fn from_env(py: Python<'_>, var: Arg<&str>) -> PyResult<Self> {
+        let var = var.0;
         Ok(Self {
             ring: Arc::new(attached(py, KeyRing::from_env(var))?),
         })
     }
 
     /// Write the ring to `path` (0600) and keep it bound there.
-    fn persist(&self, py: Python<'_>, path: std::path::PathBuf) -> PyResult<()> {
+    fn persist(&self, py: Python<'_>, path: Arg<FsPath>) -> PyResult<()> {
+        let path = path.0;
         let ring = self.ring.clone();
         detached(py, move || ring.persist(path))
     }
@@ -546,12 +567,14 @@ impl PyKeyRing {
         detached(py, move || ring.rotate())
     }
 
-    fn retire(&self, py: Python<'_>, key_id: String) -> PyResult<()> {
+    fn retire(&self, py: Python<'_>, key_id: Arg<String>) -> PyResult<()> {
+        let key_id = key_id.0;
         let ring = self.ring.clone();
         detached(py, move || ring.retire(&key_id))
     }
 
-    fn destroy(&self, py: Python<'_>, key_id: String) -> PyResult<()> {
+    fn destroy(&self, py: Python<'_>, key_id: Arg<String>) -> PyResult<()> {
+        let key_id = key_id.0;
         let ring = self.ring.clone();
         detached(py, move || ring.destroy(&key_id))
     }
@@ -562,11 +585,13 @@ impl PyKeyRing {
         &self,
         py: Python<'py>,
         data: &Bound<'py, PyAny>,
-        event_id: String,
-        event_type: String,
-        source: String,
-        schema_version: u32,
+        event_id: Arg<String>,
+        event_type: Arg<String>,
+        source: Arg<String>,
+        schema_version: Arg<u32>,
     ) -> PyResult<Bound<'py, PyBytes>> {
+        let (event_id, event_type, source, schema_version) =
+            (event_id.0, event_type.0, source.0, schema_version.0);
         let d = bytes_of(data, "data")?;
         let ring = self.ring.clone();
         let out = detached(py, move || {
@@ -589,11 +614,13 @@ impl PyKeyRing {
         &self,
         py: Python<'py>,
         frame: &Bound<'py, PyAny>,
-        event_id: String,
-        event_type: String,
-        source: String,
-        schema_version: u32,
+        event_id: Arg<String>,
+        event_type: Arg<String>,
+        source: Arg<String>,
+        schema_version: Arg<u32>,
     ) -> PyResult<Bound<'py, PyBytes>> {
+        let (event_id, event_type, source, schema_version) =
+            (event_id.0, event_type.0, source.0, schema_version.0);
         let f = bytes_of(frame, "frame")?;
         let ring = self.ring.clone();
         let out = detached(py, move || {
@@ -725,12 +752,12 @@ fn decode_frame<'py>(py: Python<'py>, frame: &Bound<'py, PyAny>) -> PyResult<Bou
 /// `recipients` = `[(recipient_id, ephemeral_public(32), wrapped_key(48))]`.
 #[pyfunction]
 #[pyo3(signature = (data_key, data_key_id, recipients, buffer, offsets, *, event_ids, event_type, source, schema_version))]
-#[allow(clippy::too_many_arguments)]
+#[allow(clippy::too_many_arguments, clippy::type_complexity)]
 fn e2e_seal_batch<'py>(
     py: Python<'py>,
     data_key: &Bound<'py, PyAny>,
-    data_key_id: String,
-    recipients: Vec<(String, Vec<u8>, Vec<u8>)>,
+    data_key_id: Arg<String>,
+    recipients: Arg<Vec<(String, Vec<u8>, Vec<u8>)>>,
     buffer: &Bound<'py, PyAny>,
     offsets: &Bound<'py, PyAny>,
     event_ids: &Bound<'py, PyAny>,
@@ -738,6 +765,7 @@ fn e2e_seal_batch<'py>(
     source: &Bound<'py, PyAny>,
     schema_version: &Bound<'py, PyAny>,
 ) -> PyResult<Bound<'py, PyTuple>> {
+    let (data_key_id, recipients) = (data_key_id.0, recipients.0);
     let key = zeroize::Zeroizing::new(bytes_of(data_key, "data_key")?);
     let (b, o) = (bytes_of(buffer, "buffer")?, offsets_of(offsets, "offsets")?);
     let cols = AadColumns::new(event_ids, event_type, source, schema_version)?;
@@ -762,7 +790,7 @@ fn e2e_seal_batch<'py>(
 fn e2e_open_batch<'py>(
     py: Python<'py>,
     data_key: &Bound<'py, PyAny>,
-    data_key_id: String,
+    data_key_id: Arg<String>,
     frames: &Bound<'py, PyAny>,
     offsets: &Bound<'py, PyAny>,
     event_ids: &Bound<'py, PyAny>,
@@ -770,6 +798,7 @@ fn e2e_open_batch<'py>(
     source: &Bound<'py, PyAny>,
     schema_version: &Bound<'py, PyAny>,
 ) -> PyResult<Bound<'py, PyTuple>> {
+    let data_key_id = data_key_id.0;
     let key = zeroize::Zeroizing::new(bytes_of(data_key, "data_key")?);
     let (b, o) = (bytes_of(frames, "frames")?, offsets_of(offsets, "offsets")?);
     let cols = AadColumns::new(event_ids, event_type, source, schema_version)?;

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::publish::aad_of;
 use super::queue::{DeadLetter, Delivery};
-use super::signal::spin_until;
+use super::signal::{spin_until, MAX_SPIN};
 use super::subscription::{Item, Spinning, SubState, Subscription};
 use super::{poisoned, Router};
 use crate::envelope::Event;
@@ -184,7 +184,7 @@ impl Router {
                 spun = true;
                 let seen = sub.wakes.load(Ordering::Acquire);
                 drop(st);
-                let until = started + busy_poll.min(remaining);
+                let until = started + busy_poll.min(remaining).min(MAX_SPIN);
                 let _counted = Spinning::on(sub);
                 spin_until(until, || {
                     sub.wakes.load(Ordering::Acquire) != seen || sub.is_closed()

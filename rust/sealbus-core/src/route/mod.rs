@@ -39,6 +39,7 @@ pub use limits::{Limits, DEFAULT_MAX_BATCH_BYTES, DEFAULT_MAX_EVENT_BYTES};
 pub use queue::{DeadLetter, Delivery, OnFull, Queue, QueueConfig, QueueStats};
 pub use replay::Replay;
 pub use select::Selector;
+pub use signal::{Interrupt, INTERRUPT_SLICE};
 pub use subscription::{Durable, Item, SubState, SubStats, Subscription};
 pub use wake::{Inbox, Wake, Watch};
 

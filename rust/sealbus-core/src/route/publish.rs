@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use super::follow;
 use super::queue::OnFull;
+use super::signal::{Interrupt, INTERRUPT_SLICE};
 use super::stored;
 use super::subscription::{Item, SubState, Subscription};
 use super::{poisoned, Receipt, Refused, Router, TypeRoute};
@@ -233,6 +234,20 @@ impl Router {
         events: Vec<Event>,
         block_timeout: Option<Duration>,
     ) -> std::result::Result<Vec<Receipt>, Box<Refused>> {
+        self.enqueue_interruptible(events, block_timeout, None)
+    }
+
+    /// `enqueue`, where a wait for room on a `block` queue asks `interrupt` at least
+    /// every [`INTERRUPT_SLICE`], with no lock held, and gives up with
+    /// [`Error::Interrupted`] when it answers true (the binding runs Python's signal
+    /// handlers there, so Ctrl-C ends a blocked publish). Events of earlier chunks
+    /// stay accepted, as with a block timeout; their receipts come with the refusal.
+    pub fn enqueue_interruptible(
+        &self,
+        events: Vec<Event>,
+        block_timeout: Option<Duration>,
+        interrupt: Option<Interrupt<'_>>,
+    ) -> std::result::Result<Vec<Receipt>, Box<Refused>> {
         let refused = |error: Error, receipts: Vec<Receipt>| Box::new(Refused { error, receipts });
         let _counted = Enqueuing::enter(&self.enqueuing);
         let attrs = match &self.log {
@@ -250,7 +265,8 @@ impl Router {
             Ok(t) => t,
             Err(e) => return Err(refused(e, Vec::new())),
         };
-        let deadline = block_timeout.map(|t| Instant::now() + t);
+        // A timeout too large for an `Instant` is no deadline at all.
+        let deadline = block_timeout.and_then(|t| Instant::now().checked_add(t));
         // A batch larger than a blocking queue can ever hold goes one event at a time.
         let need = targets.need(0..events.len());
         let too_big = targets.subs.iter().zip(&need).any(|(s, &n)| {
@@ -272,7 +288,7 @@ impl Router {
         let mut receipts = Vec::with_capacity(n);
         for (start, len) in chunks {
             let chunk: Vec<Event> = events.drain(..len).collect();
-            match self.enqueue_chunk(&targets, chunk, (&attrs, start), deadline) {
+            match self.enqueue_chunk(&targets, chunk, (&attrs, start), (deadline, interrupt)) {
                 Ok(items) => {
                     for (j, item) in items.iter().enumerate() {
                         receipts.push(Receipt {
@@ -321,7 +337,7 @@ impl Router {
         &self,
         subs: &[Arc<Subscription>],
         need: &[usize],
-        deadline: Option<Instant>,
+        (deadline, interrupt): (Option<Instant>, Option<Interrupt<'_>>),
     ) -> Result<()> {
         for (s, &n) in subs.iter().zip(need) {
             if n == 0 || s.is_closed() {
@@ -356,11 +372,30 @@ impl Router {
                     Some(d) => wait.min(Duration::from_nanos(d.saturating_sub(now).max(1_000))),
                     None => wait,
                 };
-                st = s
+                let Some(interrupt) = interrupt else {
+                    st = s
+                        .has_room
+                        .wait_timeout(st, wait)
+                        .map_err(|_| poisoned("queue"))?
+                        .0;
+                    continue;
+                };
+                let (held, woken) = s
                     .has_room
-                    .wait_timeout(st, wait)
-                    .map_err(|_| poisoned("queue"))?
-                    .0;
+                    .wait_timeout(st, wait.min(INTERRUPT_SLICE))
+                    .map_err(|_| poisoned("queue"))?;
+                st = held;
+                if woken.timed_out() && wait > INTERRUPT_SLICE {
+                    // Never call out with the queue locked: the caller's code may
+                    // publish to this very queue.
+                    drop(st);
+                    if interrupt() {
+                        return Err(Error::Interrupted {
+                            during: "a publish waiting for room",
+                        });
+                    }
+                    st = s.lock()?;
+                }
             }
         }
         Ok(())
@@ -461,7 +496,7 @@ impl Router {
         targets: &Targets,
         mut events: Vec<Event>,
         attrs: (&StoredAttrs, usize),
-        deadline: Option<Instant>,
+        deadline: (Option<Instant>, Option<Interrupt<'_>>),
     ) -> Result<Vec<Item>> {
         let start = attrs.1;
         let subs = &targets.subs[..];
@@ -992,5 +1027,68 @@ mod tests {
         assert_eq!(got(&only_a), n(&["a1", "a2"]));
         assert_eq!(got(&only_b), n(&["b1", "b2"]));
         assert_eq!(got(&both), n(&["a1", "b1", "b2", "a2"]));
+    }
+
+    fn router_with_full_queue() -> (Router, Vec<u8>, Arc<Subscription>) {
+        let r = Router::new(
+            RouterConfig {
+                allow_schemaless: true,
+                ..RouterConfig::default()
+            },
+            Clock::default(),
+        );
+        let token = r.policy.register("p").expect("register");
+        r.allow("p", Action::Publish, "t").expect("allow");
+        r.allow("p", Action::Subscribe, "t").expect("allow");
+        let cfg = QueueConfig {
+            max_pending: 1,
+            on_full: OnFull::Block,
+            ..QueueConfig::default()
+        };
+        let sub = r
+            .subscribe("p", &token, None, vec!["t".into()], None, cfg, None)
+            .expect("subscribe");
+        r.enqueue(prepared(&r, &token, "t", &["first"]), None)
+            .expect("room for one");
+        (r, token.to_vec(), sub)
+    }
+
+    /// A publish blocked on a full `block` queue asks its interrupt hook while it
+    /// waits, and gives up with `Interrupted` when the hook says so; the queue keeps
+    /// only what was accepted before.
+    #[test]
+    fn a_blocked_publish_gives_up_when_interrupted() {
+        let (r, token, sub) = router_with_full_queue();
+        let asked = std::sync::atomic::AtomicU32::new(0);
+        let hook = || asked.fetch_add(1, Ordering::SeqCst) >= 2;
+        let refused = r
+            .enqueue_interruptible(prepared(&r, &token, "t", &["second"]), None, Some(&hook))
+            .expect_err("interrupted");
+        assert!(
+            matches!(refused.error, Error::Interrupted { .. }),
+            "{:?}",
+            refused.error
+        );
+        assert_eq!(asked.load(Ordering::SeqCst), 3);
+        assert_eq!(
+            r.poll(&sub, 10, Some(Duration::ZERO)).expect("poll").len(),
+            1
+        );
+    }
+
+    /// A block timeout too large for an `Instant` means no deadline (it used to
+    /// overflow and panic); with a hook that stops at once, the call returns.
+    #[test]
+    fn a_huge_block_timeout_does_not_overflow() {
+        let (r, token, _sub) = router_with_full_queue();
+        let stop = || true;
+        let refused = r
+            .enqueue_interruptible(
+                prepared(&r, &token, "t", &["second"]),
+                Some(Duration::MAX),
+                Some(&stop),
+            )
+            .expect_err("interrupted");
+        assert!(matches!(refused.error, Error::Interrupted { .. }));
     }
 }

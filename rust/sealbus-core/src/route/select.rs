@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::queue::Delivery;
-use super::signal::{spin_until, Bell};
+use super::signal::{spin_until, Bell, MAX_SPIN};
 use super::subscription::{Item, Spinning, Subscription};
 use super::Router;
 use crate::error::{Error, Result};
@@ -103,7 +103,7 @@ impl Router {
             };
             if !spun {
                 spun = true;
-                let until = started + sel.busy_poll.min(remaining);
+                let until = started + sel.busy_poll.min(remaining).min(MAX_SPIN);
                 let _counted = Spinning::on_all(&sel.subs);
                 spin_until(until, || sel.bell.count() != seen);
                 continue;

@@ -11,6 +11,19 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Condvar, LockResult, Mutex, MutexGuard, WaitTimeoutResult};
 use std::time::{Duration, Instant};
 
+/// Asked, with no lock held, at least every [`INTERRUPT_SLICE`] by a wait that may
+/// block for long: true gives the wait up. The binding runs Python's signal handlers
+/// in it, so Ctrl-C ends a blocked call.
+pub type Interrupt<'a> = &'a (dyn Fn() -> bool + Sync);
+
+/// How long an interruptible wait sleeps at most before asking its [`Interrupt`].
+/// A wake-up inside a slice still returns at once.
+pub const INTERRUPT_SLICE: Duration = Duration::from_millis(50);
+
+/// The longest busy-poll spin: `busy_poll` is the caller's (any finite number of
+/// seconds), and an `Instant` plus years of it would overflow.
+pub(crate) const MAX_SPIN: Duration = Duration::from_hours(1);
+
 /// Busy-wait (the `busy_poll` of subscriptions and selectors) until `done()` or
 /// `until`: a CPU pause between looks, and every 64 looks a `sched_yield`, so a
 /// machine with more runnable threads than CPUs still runs the producer we wait for.
@@ -104,7 +117,11 @@ impl Bell {
             return true; // poisoned: never sleep on it, let the caller look again
         };
         self.sleepers.fetch_add(1, Ordering::SeqCst);
-        let deadline = std::time::Instant::now() + dur;
+        let now = std::time::Instant::now();
+        // A wait too long for an `Instant` ends after an hour; callers look again.
+        let deadline = now
+            .checked_add(dur)
+            .unwrap_or_else(|| now + Duration::from_hours(1));
         let rang = loop {
             if self.rung.load(Ordering::SeqCst) != seen {
                 break true;

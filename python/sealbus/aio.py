@@ -35,6 +35,11 @@ T = TypeVar("T")
 #: this bounds how long a turn holds the loop (at 8, about 0.3 ms on 2 vCPUs).
 RESOLVE_SLICE = 8
 
+#: Outcomes whose audit notes make one group at most: a commit's publishes are
+#: audited together once its last receipt is out, or every this many under a load
+#: that never lets the outcomes run dry.
+AUDIT_GROUP = 1024
+
 #: Events a ``publish_many_async`` encodes between two turns of the loop: JSON
 #: encoding runs on the loop's thread, and a slice this size takes well under 1 ms.
 ENCODE_SLICE = 512
@@ -60,7 +65,7 @@ class AuditNote(NamedTuple):
 
 class _Stored:
     """The receipts of one producer, type, schema version and data kind within one
-    turn of the loop: they make one audit entry, not one each."""
+    commit: they make one audit entry, not one each."""
 
     __slots__ = ("ids", "nbytes")
 
@@ -100,6 +105,9 @@ class _Publisher:
         self.core = CommitterCore(core)
         self.waiting: deque[tuple[asyncio.Future[Any], Sequence[Any], AuditNote | None]] = deque()
         self.outcomes: deque[Any] = deque()
+        # Audit notes of the outcomes handed out since the last commit was drained:
+        # one entry per producer and type for each commit, however it is sliced.
+        self.notes: list[tuple[AuditNote, Any]] = []
         self.stopped = False
         self.flushing = False
         self.resolving = False
@@ -116,8 +124,7 @@ class _Publisher:
         the loop: each resolved future resumes its coroutine in the next turn, and a
         turn that resumes hundreds of them makes the loop late for everything else
         (its timers are only looked at between turns)."""
-        waiting, outcomes = self.waiting, self.outcomes
-        notes: list[tuple[AuditNote, Any]] = []
+        waiting, outcomes, notes = self.waiting, self.outcomes, self.notes
         for _ in range(min(len(outcomes), RESOLVE_SLICE)):
             outcome = outcomes.popleft()
             fut, originals, note = waiting.popleft()
@@ -134,7 +141,8 @@ class _Publisher:
                 fut.set_exception(outcome)
             else:
                 fut.set_result(outcome)
-        if notes:
+        if notes and (not outcomes or len(notes) >= AUDIT_GROUP):
+            self.notes = []
             _audit(notes)
         if outcomes:
             loop = self._loop()

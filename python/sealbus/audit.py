@@ -128,6 +128,8 @@ class AuditTrail:
 
     def record(self, kind: str, **details: Any) -> None:
         """Queue one entry (never pass a payload or a key)."""
+        if self._core.record_plain(text(kind, "kind"), time.time_ns(), details):
+            return
         try:
             # Not ASCII-escaped, so that a lone surrogate (which the trail's JSON
             # parser refuses, as it must) fails here, not in the trail's writer.

@@ -77,6 +77,25 @@ impl PyTrail {
         )
     }
 
+    /// Queue one entry whose details are plain data (a dict of strings, numbers,
+    /// lists...), converted without the `json` module; False (nothing queued) when
+    /// they are not, and `record` must take their JSON text.
+    fn record_plain(
+        &self,
+        py: Python<'_>,
+        kind: Arg<String>,
+        time_ns: Arg<u64>,
+        details: &Bound<'_, PyAny>,
+    ) -> PyResult<bool> {
+        let kind = kind.0;
+        match crate::jsonenc::to_value(details) {
+            Some(Value::Object(d)) => {
+                attached(py, self.inner.record(&kind, time_ns.0, d)).map(|()| true)
+            }
+            _ => Ok(false),
+        }
+    }
+
     /// Write and fdatasync what was queued, now.
     fn flush(&self, py: Python<'_>) -> PyResult<()> {
         detached(py, || self.inner.flush())

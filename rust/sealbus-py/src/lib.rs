@@ -16,6 +16,7 @@ mod bridge;
 mod e2e_delivery;
 mod error;
 mod gil;
+mod jsonenc;
 mod keyfile;
 mod lent;
 mod log;
@@ -39,5 +40,6 @@ fn _sealbus(m: &Bound<'_, PyModule>) -> PyResult<()> {
     select::register(m)?;
     aio::register(m)?;
     bridge::register(m)?;
+    jsonenc::register(m)?;
     Ok(())
 }

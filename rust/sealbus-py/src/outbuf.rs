@@ -20,7 +20,7 @@ const HUGE_PAGE: usize = 2 << 20;
 
 /// A new `bytes` of `len` bytes, filled by `fill` with the GIL released. `fill` must
 /// write every byte; if it fails, the object is dropped unread.
-pub fn bytes_filled<'py, F>(py: Python<'py>, len: usize, fill: F) -> PyResult<Bound<'py, PyBytes>>
+pub fn bytes_filled<F>(py: Python<'_>, len: usize, fill: F) -> PyResult<Bound<'_, PyBytes>>
 where
     F: Send + FnOnce(&mut [u8]) -> sealbus_core::Result<()>,
 {

@@ -335,7 +335,7 @@ where
     let work = || loop {
         let k = next.fetch_add(1, Ordering::Relaxed);
         let Some(chunk) = chunks.get(k) else { break };
-        let taken = chunk.lock().map(|mut c| c.take()).unwrap_or(None);
+        let taken = chunk.lock().ok().and_then(|mut c| c.take());
         let Some((a, offs, mine)) = taken else {
             continue;
         };

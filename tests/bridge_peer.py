@@ -40,6 +40,7 @@ def main() -> None:
             events = [valid_event(rng) for _ in range(int(size))]
             receipts = p.publish_many("orders.placed", events, subject=f"customer-4711-{b}")
             print("acked " + ",".join(receipts.ids), flush=True)
+            print("times " + ",".join(r.time for r in receipts), flush=True)
             if pause:
                 time.sleep(pause)
     flushed = bridge.flush(60.0)

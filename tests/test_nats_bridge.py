@@ -108,6 +108,7 @@ class Peer:
         env = dict(os.environ, PYTHONPATH=str(PEER.parent) + os.pathsep + os.environ.get("PYTHONPATH", ""))
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
         self.acked: list[str] = []
+        self.times: list[str] = []
         self.lines: list[str] = []
         self.stats: dict[str, int] = {}
         self.first_ack = threading.Event()
@@ -121,6 +122,8 @@ class Peer:
             if line.startswith("acked "):
                 self.acked.extend(line[6:].strip().split(","))
                 self.first_ack.set()
+            elif line.startswith("times "):
+                self.times.extend(line[6:].strip().split(","))
             elif line.startswith("stats "):
                 self.stats = json.loads(line[6:])
 
@@ -205,6 +208,9 @@ def test_events_cross_with_policy_and_schema_checked_at_the_importer(tmp_path: P
     assert stats_b["imported"] == want and stats_b["refused_schema"] == 1000 - want
     assert [m.id for m in got] == [i for i, s in zip(peer.acked, sources, strict=True) if s != "partner"]
     assert {m.event.source for m in got} == {"shop-a/checkout"}
+    # Each event keeps the time its producer stamped, not the time it was imported.
+    stamped = dict(zip(peer.acked, peer.times, strict=True))
+    assert [m.event.time for m in got] == [stamped[m.id] for m in got]
     assert got[0].event.subject == "customer-4711-0"
     assert all(m.data["source"] != "partner" for m in got)
     assert stats_c["imported"] == 0 and rc.counters()["published"] == 0

@@ -19,7 +19,19 @@ def _run(who: sealbus.Principal, datas: list[object], subject: str) -> tuple[obj
     for b in bodies:
         offsets.append(offsets[-1] + len(b))
     ids = new_event_ids(len(bodies))
-    return (who.name, who._token, "orders.placed", None, "json", {"subject": subject}, b"".join(bodies), offsets, ids)
+    times = [f"2026-01-02T03:04:{i:02d}.123456Z" for i in range(len(bodies))]
+    return (
+        who.name,
+        who._token,
+        "orders.placed",
+        None,
+        "json",
+        {"subject": subject},
+        b"".join(bodies),
+        offsets,
+        ids,
+        times,
+    )
 
 
 def test_runs_are_one_commit_with_policy_and_schema_per_run(tmp_path: Path) -> None:
@@ -57,6 +69,23 @@ def test_runs_are_one_commit_with_policy_and_schema_per_run(tmp_path: Path) -> N
     # Each event keeps the id it was given.
     want_ids = runs[0][8] + [runs[1][8][0], runs[1][8][2]] + runs[3][8]  # type: ignore[operator]
     assert [m.id for m in got] == want_ids
+    # ... and the time its producer stamped, through the log too.
+    want_times = runs[0][9] + [runs[1][9][0], runs[1][9][2]] + runs[3][9]  # type: ignore[operator]
+    assert [m.event.time for m in got] == want_times
+    replayed = list(router.replay(reader, "orders.placed"))
+    assert [e.time for e in replayed] == want_times
+    router.close()
+
+
+def test_a_run_with_a_bad_time_is_refused_before_anything_is_stored(tmp_path: Path) -> None:
+    router = sealbus.Router(str(tmp_path / "log"))
+    a = router.principal("a")
+    router.policy.allow_publish(a, "orders.*")
+    good = _run(a, [{"n": 1}], "s")
+    bad = (*good[:9], ["yesterday"])
+    with pytest.raises(sealbus.SealbusError):
+        publish_runs(router._core, [good, bad], 1.0)
+    assert router.counters()["published"] == 0
     router.close()
 
 
@@ -65,7 +94,7 @@ def test_a_malformed_run_is_refused_before_anything_is_stored(tmp_path: Path) ->
     a = router.principal("a")
     router.policy.allow_publish(a, "orders.*")
     good = _run(a, [{"n": 1}], "s")
-    bad = (*good[:7], [0, 10_000], good[8])
+    bad = (*good[:7], [0, 10_000], *good[8:])
     with pytest.raises(sealbus.InvalidArgument):
         publish_runs(router._core, [good, bad], 1.0)
     assert router.counters()["published"] == 0

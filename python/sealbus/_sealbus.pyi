@@ -615,11 +615,11 @@ def audit_verify_proof(index: int, size: int, entry: bytes, path: list[bytes], c
 def cloudevent_runs(
     buffer: bytes, offsets: list[int], ids: list[str], event_type: str, versions: list[int | None]
 ) -> tuple[
-    list[tuple[int, str, str, str | None, str | None, str | None, str | None, int | None]], bytes, list[int]
+    list[tuple[int, str, str, str | None, str | None, str | None, str | None, int | None]], bytes, list[int], list[str]
 ]: ...
 def publish_runs(
     core: RouterCore,
-    runs: list[tuple[str, bytes, str, int | None, str, dict[str, str] | None, bytes, list[int], list[str]]],
+    runs: list[tuple[str, bytes, str, int | None, str, dict[str, str] | None, bytes, list[int], list[str], list[str]]],
     block_timeout: float | None = None,
 ) -> list[tuple[SealbusError | None, list[tuple[int, SealbusError]]]]: ...
 def encode_json(data: object) -> bytes | None: ...

@@ -11,11 +11,13 @@ the batch, in order.
 Import is a JetStream durable push consumer. Each message's signature is checked
 against ``trust``, its frames are opened, and its events are published into the local
 router as the principal ``<router name>/<principal>``: the local policy, schema and
-backpressure apply as to any local producer. A delivery of messages goes into the
-local log as one commit (one fsync), however its events' producers and attributes
-vary. A message is acknowledged to JetStream only once its events are durable in the
-local log, and an event id seen before is not stored again (a redelivery after a
-crash between the two).
+backpressure apply as to any local producer. Opening and committing are two stages
+on threads of their own: a delivery is checked and opened while the one before it
+waits for its fsync, and the deliveries waiting then go into the local log as one
+commit (one fsync), however their events' producers and attributes vary. A message
+is acknowledged to JetStream only once its events are durable in the local log, and
+an event id seen before is not stored again (a redelivery after a crash between the
+two).
 
 The bridge runs its own asyncio loop on one thread; a local publish never waits on it.
 """
@@ -25,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import queue
 import ssl
 import threading
 import time
@@ -60,6 +63,10 @@ _FETCH = 64
 # Events per poll of the export log: four polls in the pipeline fill its window.
 _POLL = 2048
 _EXPORT_WINDOW = 4 * _POLL
+# A poll of at most this many events is sealed on the loop, saving a thread's wake.
+_SEAL_ON_LOOP = 16
+# A delivery of at most this many bytes is opened on the loop when it can be in order.
+_OPEN_ON_LOOP = 16 * 1024
 _SEEN_IDS = 1_000_000
 _LOCAL_BLOCK_TIMEOUT = 1.0
 
@@ -72,21 +79,29 @@ class _LocalRun:
     """Events bound for one local publish: they share type, producer, schema version
     and attributes (``key``). Their data is kept as chunks of the messages' buffers."""
 
-    __slots__ = ("chunks", "ids", "key", "offsets", "owners")
+    __slots__ = ("chunks", "ids", "key", "offsets", "owners", "times")
 
     def __init__(self, key: tuple[Any, ...]) -> None:
         self.key = key
         self.ids: list[str] = []
+        self.times: list[str] = []
         self.chunks: list[bytes] = []
         self.offsets = [0]
         self.owners: set[int] = set()
 
-    def add(self, ids: list[str], data: bytes, offsets: list[int], start: int, end: int) -> None:
-        """Events ``start..end`` of a message (``data`` at ``offsets``)."""
+    def add(self, cols: Runs, start: int, end: int) -> None:
+        """Events ``start..end`` of a message."""
+        offsets = cols.offsets
         base = self.offsets[-1] - offsets[start]
-        self.chunks.append(data[offsets[start] : offsets[end]])
+        self.chunks.append(cols.data[offsets[start] : offsets[end]])
         self.offsets.extend(o + base for o in offsets[start + 1 : end + 1])
-        self.ids.extend(ids)
+        self.ids.extend(cols.ids[start:end])
+        self.times.extend(cols.times[start:end])
+
+
+def _join(threads: Iterable[threading.Thread]) -> None:
+    for t in threads:
+        t.join(30)
 
 
 class _Seen:
@@ -210,6 +225,9 @@ class Bridge:
         self._lock = threading.Lock()
         self._remote: dict[str, Principal] = {}
         self._seen = _Seen(_SEEN_IDS)
+        # Deliveries handed to the opening stage and not yet passed on to the commit.
+        self._opening = 0
+        self._opening_lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
@@ -396,8 +414,9 @@ class Bridge:
     # ---- export -----------------------------------------------------------------
 
     async def _export_loop(self, js: Any) -> None:
-        """Three stages, so that none waits on another's latency: polling the log and
-        sealing (off the loop, woken by the log's commit), publishing (each message
+        """Three stages, so that none waits on another's latency: polling the log
+        (woken on the loop by the log's commit) and sealing (a big poll off the loop),
+        publishing (each message
         handed to JetStream at once, up to ``max_in_flight`` awaiting their acks), and
         acknowledging the log once every message of a poll is stored (off the loop:
         the cursor's save may wait on the disk). Polls are acknowledged in order."""
@@ -415,9 +434,17 @@ class Bridge:
                 with self._idle:
                     generation = self._export_generation
                 try:
-                    batch, messages = await loop.run_in_executor(None, self._poll_export)
+                    # Woken on the loop by the log's commit, no thread in between.
+                    polled = await self._export_sub.poll_batch_async(_POLL, 0.05)
                 except Closed:
                     return
+                batch, messages = None, []
+                if len(polled) > _SEAL_ON_LOOP:
+                    # Sealing a big poll off the loop lets JetStream's acks of the
+                    # previous one in meanwhile.
+                    batch, messages = polled, await loop.run_in_executor(None, self._export_messages, polled)
+                elif len(polled) > 0:
+                    batch, messages = polled, self._export_messages(polled)
                 if acker.done():
                     return
                 if batch is None:
@@ -442,12 +469,6 @@ class Bridge:
             acker.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await acker
-
-    def _poll_export(self) -> tuple[Any, list[tuple[str, bytes, dict[str, str]]]]:
-        batch = self._export_sub.poll_batch(_POLL, 0.05)
-        if len(batch) == 0:
-            return None, []
-        return batch, self._export_messages(batch)
 
     async def _export_acks(
         self,
@@ -590,28 +611,117 @@ class Bridge:
             except Exception:
                 await asyncio.sleep(0.5)
         loop = asyncio.get_running_loop()
+        # Two stages, each on a thread of its own: the signatures of a delivery are
+        # checked and its frames opened while the delivery before it waits for its
+        # fsync, and what was opened meanwhile goes into the next commit together.
+        # Each stage takes its work in arrival order, so the local log keeps
+        # JetStream's order. The messages are acknowledged, on the loop, only once
+        # their events are durable here.
+        to_open: queue.SimpleQueue[list[Any] | None] = queue.SimpleQueue()
+        to_commit: queue.SimpleQueue[tuple[list[Any], list[Runs | None]] | None] = queue.SimpleQueue()
+        settled: asyncio.Queue[tuple[list[Any], list[bool | None]]] = asyncio.Queue()
+        stages = [
+            threading.Thread(target=self._open_stage, args=(to_open, to_commit), name=f"sealbus-open-{self.name}"),
+            threading.Thread(
+                target=self._commit_stage,
+                args=(to_commit, loop, settled),
+                name=f"sealbus-commit-{self.name}",
+            ),
+        ]
+        for t in stages:
+            t.daemon = True
+            t.start()
+        acker = asyncio.create_task(self._import_acks(settled))
         try:
             while not self._stop.is_set():
                 msgs = [await inbox.get()]
                 while len(msgs) < self._fetch and not inbox.empty():
                     msgs.append(inbox.get_nowait())
-                # Opening, checks and the local publish run off the loop; the messages
-                # are acknowledged only once their events are durable here.
-                verdicts = await loop.run_in_executor(None, self._import_messages, msgs)
-                for msg, verdict in zip(msgs, verdicts, strict=True):
-                    with contextlib.suppress(Exception):
-                        if verdict is True:
-                            await msg.ack()
-                        elif verdict is False:
-                            await msg.term()
-                        else:
-                            await msg.nak(delay=0.5)
+                with self._opening_lock:
+                    inline = self._opening == 0 and sum(len(m.data) for m in msgs) <= _OPEN_ON_LOOP
+                    if not inline:
+                        self._opening += 1
+                if inline:
+                    # A small delivery with nothing before it still opening: opened
+                    # here, which saves waking a thread, and still in order.
+                    to_commit.put((msgs, [self._open(m.subject, m.data, m.headers) for m in msgs]))
+                else:
+                    to_open.put(msgs)
         finally:
+            to_open.put(None)
+            with contextlib.suppress(Exception):
+                await asyncio.shield(loop.run_in_executor(None, _join, stages))
+            # What was committed before the stages stopped is acknowledged now.
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(settled.join(), 5.0)
+            acker.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await acker
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
 
-    def _import_messages(self, msgs: Sequence[Any]) -> list[bool | None]:
-        """Import a delivery of messages: True to acknowledge one, False to drop it for
+    @staticmethod
+    async def _import_acks(settled: asyncio.Queue[tuple[list[Any], list[bool | None]]]) -> None:
+        while True:
+            msgs, verdicts = await settled.get()
+            for msg, verdict in zip(msgs, verdicts, strict=True):
+                with contextlib.suppress(Exception):
+                    if verdict is True:
+                        await msg.ack()
+                    elif verdict is False:
+                        await msg.term()
+                    else:
+                        await msg.nak(delay=0.5)
+            settled.task_done()
+
+    def _open_stage(
+        self,
+        to_open: queue.SimpleQueue[list[Any] | None],
+        to_commit: queue.SimpleQueue[tuple[list[Any], list[Runs | None]] | None],
+    ) -> None:
+        """Check the signature of each message and open its frames, in order."""
+        try:
+            while (msgs := to_open.get()) is not None:
+                to_commit.put((msgs, [self._open(m.subject, m.data, m.headers) for m in msgs]))
+                with self._opening_lock:
+                    self._opening -= 1
+        finally:
+            to_commit.put(None)
+
+    def _commit_stage(
+        self,
+        to_commit: queue.SimpleQueue[tuple[list[Any], list[Runs | None]] | None],
+        loop: asyncio.AbstractEventLoop,
+        settled: asyncio.Queue[tuple[list[Any], list[bool | None]]],
+    ) -> None:
+        """Publish opened deliveries into the local router, all those waiting as one
+        commit (up to ``fetch_batch`` messages), and hand their verdicts to the loop."""
+        done = False
+        while not done:
+            first = to_commit.get()
+            if first is None:
+                return
+            msgs, opened = list(first[0]), list(first[1])
+            while len(msgs) < self._fetch:
+                try:
+                    more = to_commit.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    done = True
+                    break
+                msgs.extend(more[0])
+                opened.extend(more[1])
+            try:
+                verdicts = self._import_opened(opened)
+            except Exception:
+                # Not stored: JetStream sends them again.
+                verdicts = [None] * len(msgs)
+            with contextlib.suppress(RuntimeError):  # the loop has closed
+                loop.call_soon_threadsafe(settled.put_nowait, (msgs, verdicts))
+
+    def _import_opened(self, opened: Sequence[Runs | None]) -> list[bool | None]:
+        """Import opened messages (None: refused when opened): True to acknowledge one, False to drop it for
         good (a refusal that a redelivery cannot change), None to have it redelivered
         (a local queue refused with ``reject``, or the router failed). A full ``block``
         queue waits here, which is how a slow local consumer slows the import.
@@ -620,13 +730,12 @@ class Bridge:
         into the local router as one batch (one group commit), across messages."""
         verdicts: list[bool | None] = []
         runs: list[_LocalRun] = []
-        for n, msg in enumerate(msgs):
-            cols = self._open(msg.subject, msg.data, msg.headers)
+        for n, cols in enumerate(opened):
             verdicts.append(cols is not None)
             if cols is None:
                 continue
             seen = self._seen
-            ids, data, offs = cols.ids, cols.data, cols.offsets
+            ids = cols.ids
             start = 0
             for end, *attrs, version in cols.runs:
                 # (router, type, version, source, kind, subject, traceparent, dataschema, content type)
@@ -638,10 +747,10 @@ class Bridge:
                 fresh = [i for i in range(start, end) if ids[i] not in seen]
                 self._count("duplicates", end - start - len(fresh))
                 if len(fresh) == end - start:
-                    run.add(ids[start:end], data, offs, start, end)
+                    run.add(cols, start, end)
                 else:
                     for i in fresh:
-                        run.add(ids[i : i + 1], data, offs, i, i + 1)
+                        run.add(cols, i, i + 1)
                 start = end
         runs = [run for run in runs if run.ids]
         if not runs:
@@ -733,6 +842,7 @@ class Bridge:
                     b"".join(run.chunks),
                     run.offsets,
                     run.ids,
+                    run.times,
                 )
             )
         # A full local queue holds the import here (that is the flow control), but

@@ -285,9 +285,9 @@ def decode(
 @dataclass(frozen=True, slots=True)
 class Runs:
     """A decoded message as columns: every event's id, its data (one buffer,
-    ``len(ids) + 1`` boundaries), and the runs of consecutive events that share
-    their attributes, as ``(end, source, kind, subject, traceparent, dataschema,
-    datacontenttype, schema_version)``."""
+    ``len(ids) + 1`` boundaries), its ``time`` as its producer stamped it, and the
+    runs of consecutive events that share their attributes, as ``(end, source, kind,
+    subject, traceparent, dataschema, datacontenttype, schema_version)``."""
 
     router: str
     event_type: str
@@ -295,6 +295,7 @@ class Runs:
     runs: list[tuple[int, str, str, str | None, str | None, str | None, str | None, int | None]]
     data: bytes
     offsets: list[int]
+    times: list[str]
 
 
 def decode_runs(
@@ -308,10 +309,10 @@ def decode_runs(
     publish the events locally a run at a time. The same checks and errors."""
     router, event_type, ids, versions, plain, po = _open(subject, body, headers, trust, transit)
     try:
-        runs, data, offsets = cloudevent_runs(plain, po, ids, event_type, versions)
+        runs, data, offsets, times = cloudevent_runs(plain, po, ids, event_type, versions)
     except SealbusError as exc:
         raise WireError(f"wire error: not CloudEvents of {event_type} ({exc})", reason="cloudevent", offset=0) from None
-    return Runs(router, event_type, ids, runs, data, offsets)
+    return Runs(router, event_type, ids, runs, data, offsets, times)
 
 
 class SignatureRefused(WireError):

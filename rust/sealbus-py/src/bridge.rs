@@ -4,7 +4,7 @@
 
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
-use sealbus_core::envelope::{DataKind, Event};
+use sealbus_core::envelope::{parse_time, DataKind, Event};
 use sealbus_core::error::Error;
 use sealbus_core::route::{Item, Outgoing, Router};
 
@@ -91,6 +91,10 @@ type Run = (
     Option<u32>,
 );
 
+/// What `cloudevent_runs` returns: the runs, the events' data one after the other,
+/// its boundaries, and each event's time.
+type Parsed = (Vec<Run>, Py<PyBytes>, Vec<usize>, Vec<String>);
+
 fn same_run(a: &Event, b: &Event) -> bool {
     a.source == b.source
         && a.data_kind == b.data_kind
@@ -114,9 +118,10 @@ fn text(v: Option<&std::sync::Arc<str>>) -> Option<String> {
 
 /// Parse `len(offsets) - 1` CloudEvents (JSON format) laid out in `buffer`, check
 /// that event `i` has id `ids[i]` and type `event_type`, and return their data
-/// concatenated, its boundaries, and the runs of consecutive events that share
-/// attributes and schema version (`versions[i]`). An event that does not parse or
-/// does not match raises `InvalidEvent` naming its index.
+/// concatenated, its boundaries, the runs of consecutive events that share
+/// attributes and schema version (`versions[i]`), and each event's `time` as its
+/// producer stamped it. An event that does not parse or does not match raises
+/// `InvalidEvent` naming its index.
 #[pyfunction]
 #[allow(clippy::needless_pass_by_value)] // PyO3 extracts the lists into Vecs
 pub fn cloudevent_runs(
@@ -126,10 +131,10 @@ pub fn cloudevent_runs(
     ids: Vec<String>,
     event_type: &str,
     versions: Vec<Option<u32>>,
-) -> PyResult<(Vec<Run>, Py<PyBytes>, Vec<usize>)> {
+) -> PyResult<Parsed> {
     let buffer = buffer.to_vec();
     let event_type = event_type.to_owned();
-    let (runs, data, bounds) = detached(py, move || {
+    let (runs, data, bounds, times) = detached(py, move || {
         let n = offsets.len().saturating_sub(1);
         let bad = |i: usize, reason: String| Error::InvalidEvent {
             field: format!("event[{i}]"),
@@ -145,6 +150,7 @@ pub fn cloudevent_runs(
         let mut data = Vec::with_capacity(buffer.len());
         let mut bounds = Vec::with_capacity(n + 1);
         bounds.push(0);
+        let mut times = Vec::with_capacity(n);
         let mut prev: Option<Event> = None;
         for i in 0..n {
             let (a, b) = (offsets[i], offsets[i + 1]);
@@ -157,6 +163,7 @@ pub fn cloudevent_runs(
             }
             data.extend_from_slice(&e.data);
             bounds.push(data.len());
+            times.push(e.time.to_string());
             let joins = prev.as_ref().is_some_and(|p| {
                 same_run(p, &e) && runs.last().is_some_and(|r| r.7 == versions[i])
             });
@@ -181,13 +188,13 @@ pub fn cloudevent_runs(
                 ..e
             });
         }
-        Ok((runs, data, bounds))
+        Ok((runs, data, bounds, times))
     })?;
-    Ok((runs, PyBytes::new(py, &data).unbind(), bounds))
+    Ok((runs, PyBytes::new(py, &data).unbind(), bounds, times))
 }
 
 /// One run an importer hands over: `(principal, token, type, schema version, kind,
-/// attributes, data buffer, offsets, event ids)`.
+/// attributes, data buffer, offsets, event ids, event times)`.
 type RunIn<'py> = (
     String,
     Bound<'py, PyBytes>,
@@ -197,6 +204,7 @@ type RunIn<'py> = (
     Option<Bound<'py, PyDict>>,
     Bound<'py, PyBytes>,
     Vec<usize>,
+    Vec<String>,
     Vec<String>,
 );
 
@@ -222,17 +230,27 @@ fn prepare_run(router: &Router, run: &RunOut) -> Prepared {
             })
             .collect()
     };
-    let prepare = |parts: Vec<Vec<u8>>, ids: Vec<String>| {
-        router.prepare(
-            &run.principal,
-            &run.token,
-            &run.event_type,
-            run.version,
-            &run.attrs,
-            items(parts, ids),
-        )
+    // The events keep the time their producer stamped: it is when they happened,
+    // wherever they are stored again.
+    let prepare = |parts: Vec<Vec<u8>>, ids: Vec<String>, times: &[(u64, std::sync::Arc<str>)]| {
+        router
+            .prepare(
+                &run.principal,
+                &run.token,
+                &run.event_type,
+                run.version,
+                &run.attrs,
+                items(parts, ids),
+            )
+            .map(|mut events| {
+                for (e, (ns, text)) in events.iter_mut().zip(times) {
+                    e.time_ns = *ns;
+                    e.time = std::sync::Arc::clone(text);
+                }
+                events
+            })
     };
-    match prepare(run.parts.clone(), run.ids.clone()) {
+    match prepare(run.parts.clone(), run.ids.clone(), &run.times) {
         Ok(events) => Prepared {
             events,
             refused: None,
@@ -246,7 +264,7 @@ fn prepare_run(router: &Router, run: &RunOut) -> Prepared {
                 schema_refused: Vec::new(),
             };
             for (i, (data, id)) in run.parts.iter().zip(&run.ids).enumerate() {
-                match prepare(vec![data.clone()], vec![id.clone()]) {
+                match prepare(vec![data.clone()], vec![id.clone()], &run.times[i..=i]) {
                     Ok(mut one) => out.events.append(&mut one),
                     Err(e @ Error::Validation { .. }) => out.schema_refused.push((i, e)),
                     Err(e) => {
@@ -286,6 +304,8 @@ struct RunOut {
     attrs: sealbus_core::envelope::Attributes,
     parts: Vec<Vec<u8>>,
     ids: Vec<String>,
+    /// Each event's time as its producer stamped it: `(ns since the epoch, text)`.
+    times: Vec<(u64, std::sync::Arc<str>)>,
 }
 
 /// What `publish_runs` says of each run: its refusal as a whole (or None), and the
@@ -308,7 +328,7 @@ pub fn publish_runs(
 ) -> PyResult<Vec<RunResult>> {
     let block_timeout = timeout_arg(block_timeout)?;
     let mut outs = Vec::with_capacity(runs.len());
-    for (principal, token, event_type, version, kind, attrs, buffer, offsets, ids) in runs {
+    for (principal, token, event_type, version, kind, attrs, buffer, offsets, ids, times) in runs {
         let (kind, end_to_end) = data_kind(&kind)?;
         if end_to_end {
             return Err(to_pyerr(
@@ -320,15 +340,20 @@ pub fn publish_runs(
             ));
         }
         let parts = split_buffer(buffer.as_bytes(), &offsets).map_err(|e| to_pyerr(py, e))?;
-        if parts.len() != ids.len() {
+        if parts.len() != ids.len() || parts.len() != times.len() {
             return Err(to_pyerr(
                 py,
                 Error::InvalidArgument {
                     name: "ids".into(),
-                    reason: "one id per event".into(),
+                    reason: "one id and one time per event".into(),
                 },
             ));
         }
+        let times = times
+            .into_iter()
+            .map(|t| Ok((parse_time(&t)?, std::sync::Arc::from(t))))
+            .collect::<Result<Vec<_>, Error>>()
+            .map_err(|e| to_pyerr(py, e))?;
         outs.push(RunOut {
             principal,
             token: token.as_bytes().to_vec(),
@@ -338,6 +363,7 @@ pub fn publish_runs(
             attrs: attributes(py, attrs.as_ref())?,
             parts,
             ids,
+            times,
         });
     }
     let router = core.router.clone();

@@ -121,6 +121,9 @@ class DeliveryBatch:
     @property
     def end_to_end(self) -> list[int]: ...
     def __getitem__(self, i: int, /) -> Message: ...
+    def open_end_to_end(
+        self, key: RecipientKey, recipient_id: str, validate: bool = True
+    ) -> tuple[Buffer, list[int], list[SealbusError | None]] | None: ...
     def cloudevents(self) -> tuple[bytes, list[int], list[int], list[str], list[int | None]]: ...
     def ack(self) -> int: ...
     def nack(self) -> int: ...
@@ -441,6 +444,34 @@ def e2e_seal_batch(
 def e2e_open_batch(
     data_key: _Buffer,
     data_key_id: str,
+    frames: _Buffer,
+    offsets: _Offsets,
+    *,
+    event_ids: Sequence[str],
+    event_type: str | Sequence[str],
+    source: str | Sequence[str],
+    schema_version: int | Sequence[int],
+) -> tuple[bytes, memoryview]: ...
+
+@final
+class RecipientKey:
+    def __new__(cls, private_bytes: _Buffer) -> RecipientKey: ...
+    @property
+    def public_bytes(self) -> bytes: ...
+
+def e2e_seal_for(
+    recipients: Sequence[tuple[str, bytes]],
+    buffer: _Buffer,
+    offsets: _Offsets,
+    *,
+    event_ids: Sequence[str],
+    event_type: str,
+    source: str | Sequence[str],
+    schema_version: int | Sequence[int],
+) -> tuple[bytes, memoryview]: ...
+def e2e_open_for(
+    key: RecipientKey,
+    recipient_id: str,
     frames: _Buffer,
     offsets: _Offsets,
     *,

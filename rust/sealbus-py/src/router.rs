@@ -685,6 +685,33 @@ impl PyDeliveryBatch {
             event: Py::new(py, ev)?,
         })
     }
+    /// The events sealed end to end, opened with the consumer's key in one call
+    /// (`sealbus.endtoend`), and validated against their schemas when `validate`:
+    /// `None` when there are none, else `(data, offsets, errors)`.
+    #[pyo3(signature = (key, recipient_id, validate = true))]
+    fn open_end_to_end<'py>(
+        &self,
+        py: Python<'py>,
+        key: &crate::seal::PyRecipientKey,
+        recipient_id: &str,
+        validate: bool,
+    ) -> PyResult<Option<Bound<'py, pyo3::types::PyTuple>>> {
+        let events: Vec<&Event> = self.opened.iter().map(|(e, _, _)| &**e).collect();
+        let mut sealed = vec![false; events.len()];
+        for &j in &self.end_to_end {
+            sealed[j] = true;
+        }
+        crate::e2e_delivery::open_delivered(
+            py,
+            validate.then_some(&*self.handle.router),
+            &key.key,
+            recipient_id,
+            &events,
+            &sealed,
+            self.data.get().as_slice(),
+            &self.offsets,
+        )
+    }
     /// The CloudEvents JSON format of every event whose data could be opened, as
     /// one buffer: `(buffer, offsets, index in the batch, types, schema versions)`.
     fn cloudevents(&self, py: Python<'_>) -> crate::bridge::CloudEvents {

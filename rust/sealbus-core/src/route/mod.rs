@@ -651,6 +651,32 @@ impl Router {
         }
     }
 
+    /// [`Router::validate_data`] over opened events of one type, event `i` being
+    /// `buffer[offsets[i]..offsets[i + 1]]`: the schema is looked up once and large
+    /// batches are spread over the validation pool. The error of each invalid event
+    /// (carrying its index), `None` for a valid one.
+    pub fn validate_data_batch(
+        &self,
+        event_type: &str,
+        buffer: &[u8],
+        offsets: &[usize],
+    ) -> Result<Vec<Option<Error>>> {
+        match self.schemas.validator(event_type, None) {
+            Ok(v) => {
+                let offs: Vec<u64> = offsets.iter().map(|&o| o as u64).collect();
+                v.validate_buffer(buffer, &offs, true)
+            }
+            Err(Error::SchemaNotFound { .. }) if self.allow_schemaless => Ok(offsets
+                .windows(2)
+                .map(|w| {
+                    let data = buffer.get(w[0]..w[1]).unwrap_or_default();
+                    self.validate_data(event_type, data).err()
+                })
+                .collect()),
+            Err(e) => Err(e),
+        }
+    }
+
     /// An end-to-end event: the router cannot see its data, so it checks the frame's
     /// shape and routes on the cleartext attributes; consumers validate after opening.
     fn prepare_sealed(

@@ -284,6 +284,25 @@ mod tests {
     }
 
     #[test]
+    fn numbers_beyond_an_f64_are_refused_as_serde_json_refuses_them() {
+        let p = Pattern::parse_json(r#"{"a":[1,"x",null]}"#).expect("pattern");
+        let long = format!(r#"{{"a":{}}}"#, "9".repeat(400));
+        let events = [
+            r#"{"a":[-1e00000947247200296]}"#,
+            r#"{"a":1e309}"#,
+            r#"{"b":1e999,"a":1}"#,
+            r#"{"b":[{"c":-2E+400}],"a":1}"#,
+            long.as_str(),
+            r#"{"a":1e-999}"#,
+            r#"{"a":1.5e308}"#,
+            r#"{"a":1}"#,
+        ];
+        for e in events {
+            scanner_agrees(&p, e.as_bytes());
+        }
+    }
+
+    #[test]
     fn duplicate_keys_are_the_one_refusal_beyond_serde_json() {
         assert!(has_duplicate_key(br#"{"a":1,"a":2}"#));
         assert!(has_duplicate_key(br#"[{"b":[{"a":1,"a":2}]}]"#));

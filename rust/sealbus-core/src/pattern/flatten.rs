@@ -581,6 +581,15 @@ fn digits16(chunk: &[u8; 16]) -> u32 {
     m
 }
 
+/// Whether a number with valid JSON grammar fits an f64 (it does not overflow to an
+/// infinity).
+fn finite(number: &[u8]) -> bool {
+    std::str::from_utf8(number)
+        .ok()
+        .and_then(|t| t.parse::<f64>().ok())
+        .is_some_and(f64::is_finite)
+}
+
 /// The length of the number starting at `chunk[0]` when it is `-?int(.frac)?` with no
 /// exponent, valid, and followed by another byte inside the chunk: where the grammar
 /// walk (`number_walk`) would end, without its byte loop. `None` leaves every other
@@ -1074,6 +1083,7 @@ impl<const TRUSTED: bool> Scanner<'_, TRUSTED> {
     fn number_walk(&mut self) -> bool {
         let b = self.b;
         let digits = |i: usize| digit_run(b, i);
+        let start = self.i;
         let mut i = self.i + usize::from(b.get(self.i) == Some(&b'-'));
         let int_start = i;
         i = digits(i);
@@ -1090,7 +1100,9 @@ impl<const TRUSTED: bool> Scanner<'_, TRUSTED> {
                 return false;
             }
         }
+        let mut exponent = false;
         if matches!(b.get(i), Some(b'e' | b'E')) {
+            exponent = true;
             i += 1;
             if matches!(b.get(i), Some(b'+' | b'-')) {
                 i += 1;
@@ -1101,6 +1113,12 @@ impl<const TRUSTED: bool> Scanner<'_, TRUSTED> {
                 self.i = i;
                 return false;
             }
+        }
+        // Only an exponent or more than 300 integer digits can leave the range of an
+        // f64; such a number is refused, as serde_json (and the router's parser) does.
+        if (exponent || n > 300) && !finite(&b[start..i]) {
+            self.i = start;
+            return false;
         }
         self.i = i;
         true

@@ -39,7 +39,7 @@ crash-long:     ## thousands of SIGKILL iterations against the durable log
 powerloss-long: ## thousands of power cuts on the forgetful FUSE file system (needs fuse3)
 	SEALBUS_POWERLOSS_CUTS=2000 python -m pytest -s tests/test_powerloss.py
 
-FUZZ_TARGETS = frame_decode keyring_open stored_decode keyfile_decode pattern_parse pattern_scan schema_tape schema_fast
+FUZZ_TARGETS = frame_decode keyring_open stored_decode keyfile_decode trail_decode pattern_parse pattern_scan schema_tape schema_fast
 FUZZ_SECONDS ?= 300
 
 fuzz:           ## needs cargo-fuzz and a nightly toolchain; FUZZ_SECONDS per target

@@ -1,11 +1,12 @@
-"""What the audit trail costs a durable router: publish throughput with it on and off,
-alternating in one run, medians.
+"""What the audit trail and the alert rules cost a durable router: publish throughput
+with the trail off, on, and on with alerts, alternating in one run, medians.
 
     python benches/audit_cost.py [EVENTS] [ROUNDS]
 
 Each round publishes EVENTS OrderPlaced events (``publish_raw``, batches of 1,024,
-``fsync="batch"``, sealed at rest, schema checked) from two producer threads, once with
-the trail and once without, in a fresh log each time.
+``fsync="batch"``, sealed at rest, schema checked) from two producer threads, once
+without the trail, once with it, and once with it and the alert rules (default
+thresholds, a consumer watching ``sealbus.alert.*``), in a fresh log each time.
 """
 
 from __future__ import annotations
@@ -21,9 +22,13 @@ import sealbus
 from sealbus.bench.workload import SCHEMA, encode_pool
 
 
-def run(events: int, audit: bool, pool: list) -> float:  # type: ignore[type-arg]
+def run(events: int, audit: bool, pool: list, alerts: bool = False) -> float:  # type: ignore[type-arg]
     with tempfile.TemporaryDirectory(prefix="sealbus-audit-cost-") as d:
-        router = sealbus.Router(Path(d) / "log", audit=audit)
+        router = sealbus.Router(Path(d) / "log", audit=audit, alerts=alerts)
+        if alerts:
+            security = router.principal("security")
+            router.policy.allow_subscribe(security, "sealbus.alert.*")
+            router.subscribe(security, "sealbus.alert.*")
         router.schemas.register("orders.placed", SCHEMA)
         who = router.principal("checkout")
         router.policy.allow_publish(who, "orders.*")
@@ -57,13 +62,18 @@ def main() -> None:
     pool = encode_pool(8192, 1024)
     on: list[float] = []
     off: list[float] = []
+    alerting: list[float] = []
     for _ in range(rounds):
         off.append(run(events, False, pool))
         on.append(run(events, True, pool))
-    m_on, m_off = statistics.median(on), statistics.median(off)
-    print(f"audit off: {', '.join(f'{x:,.0f}' for x in off)} ev/s")
-    print(f"audit on:  {', '.join(f'{x:,.0f}' for x in on)} ev/s")
-    print(f"medians: off {m_off:,.0f}, on {m_on:,.0f} ev/s: the trail costs {100 * (1 - m_on / m_off):.1f}%")
+        alerting.append(run(events, True, pool, alerts=True))
+    m_on, m_off, m_al = statistics.median(on), statistics.median(off), statistics.median(alerting)
+    print(f"audit off:         {', '.join(f'{x:,.0f}' for x in off)} ev/s")
+    print(f"audit on:          {', '.join(f'{x:,.0f}' for x in on)} ev/s")
+    print(f"audit on + alerts: {', '.join(f'{x:,.0f}' for x in alerting)} ev/s")
+    print(f"medians: off {m_off:,.0f}, on {m_on:,.0f}, on+alerts {m_al:,.0f} ev/s")
+    print(f"the trail costs {100 * (1 - m_on / m_off):.1f}% (on/off {m_on / m_off:.3f}); ", end="")
+    print(f"alerts cost {100 * (1 - m_al / m_on):.1f}% more (on+alerts/on {m_al / m_on:.3f})")
 
 
 if __name__ == "__main__":

@@ -22,8 +22,8 @@ from sealbus.bench import fanout
 EVENTS = 8 * fanout.BATCH
 
 
-# 10,000 consumers take minutes to set up and close (a cursor file each, written and
-# fsynced at subscribe): a long mode, run with ``-m slow``.
+# 10,000 consumers take a while to set up (each new cursor is stored, and fsynced, as
+# it subscribes): a long mode, run with ``-m slow``.
 CASES = [pytest.param(n, marks=pytest.mark.slow) if n >= 10_000 else n for n in fanout.SUBSCRIPTIONS]
 
 

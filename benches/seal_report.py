@@ -4,7 +4,8 @@
 
 For each payload size and batch size: KeyRing.seal_batch, KeyRing.open_batch and
 AesGcm.encrypt_batch against a loop over `cryptography`'s AESGCM.encrypt measured in
-the same run; then openssl's single-core ceiling at 256 B.
+the same run, and `openssl speed -evp aes-256-gcm -bytes SIZE` (one core) at each
+size, measured in the same run right before that size's rows.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ def median_seconds(fn: Callable[[], object], repeats: int) -> float:
     return statistics.median(times)
 
 
-def measure(ring: sealbus.KeyRing, aes: AesGcm, ref: AESGCM, size: int, n: int, reps: int) -> str:
+def measure(ring: sealbus.KeyRing, aes: AesGcm, ref: AESGCM, size: int, n: int, reps: int, ossl: float | None) -> str:
     buf = os.urandom(size) * n
     offs = list(range(0, size * n + 1, size))
     ids = [f"evt-{i:08d}" for i in range(n)]
@@ -57,33 +58,35 @@ def measure(ring: sealbus.KeyRing, aes: AesGcm, ref: AESGCM, size: int, n: int, 
     t_aes = median_seconds(lambda: aes.encrypt_batch(nonces, buf, offs, aads=AAD), reps)
     t_loop = median_seconds(loop, reps)
     mb = size * n / 1e6
+    vs_ossl = f"{mb / t_seal / ossl:>8.2f}x" if ossl else f"{'-':>9}"
     return (
         f"{size:>6} {n:>6} | {mb / t_seal:>10.0f} {mb / t_open:>10.0f} {mb / t_aes:>11.0f} "
-        f"{mb / t_loop:>11.0f} | {t_loop / t_seal:>8.2f}x {t_loop / t_open:>8.2f}x"
+        f"{mb / t_loop:>11.0f} {ossl or 0:>8.0f} | {t_loop / t_seal:>8.2f}x {t_loop / t_open:>8.2f}x {vs_ossl}"
     )
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeats", type=int, default=7)
-    ap.add_argument("--full", action="store_true", help="include 65,536 x 16 KiB")
+    ap.add_argument("--full", action="store_true", help="include batches over 64 MiB")
+    ap.add_argument("--sizes", default="64,256,1024,4096,16384,65536")
+    ap.add_argument("--batches", default="1,64,1024,65536")
     a = ap.parse_args()
     ring = sealbus.KeyRing.generate()
     aes = AesGcm(AesGcm.generate_key())
     ref = AESGCM(AESGCM.generate_key(bit_length=256))
     print(
         f"{'size':>6} {'batch':>6} | {'seal MB/s':>10} {'open MB/s':>10} {'AesGcm MB/s':>11} "
-        f"{'crypto loop':>11} | {'seal/loop':>9} {'open/loop':>9}"
+        f"{'crypto loop':>11} {'openssl':>8} | {'seal/loop':>9} {'open/loop':>9} {'seal/ossl':>9}"
     )
-    for size in (64, 256, 1024, 16384):
-        for n in (1, 64, 1024, 65536):
+    for size in (int(x) for x in a.sizes.split(",")):
+        rate = openssl_rate(size, 3)
+        ossl = rate / 1e6 if rate is not None else None
+        for n in (int(x) for x in a.batches.split(",")):
             if size * n > 64 * 2**20 and not a.full:
                 continue
             reps = a.repeats if size * n < 2**24 else max(3, a.repeats // 2)
-            print(measure(ring, aes, ref, size, n, reps), flush=True)
-    rate = openssl_rate(256, 3)
-    if rate is not None:
-        print(f"openssl speed -evp aes-256-gcm, 256 B, single core: {rate / 1e6:.0f} MB/s")
+            print(measure(ring, aes, ref, size, n, reps, ossl), flush=True)
 
 
 if __name__ == "__main__":

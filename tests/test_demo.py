@@ -25,6 +25,9 @@ def test_demo_routes_what_it_says() -> None:
     assert "caught up from the log" in text
     assert "cannot open it" in text
     assert len(got["billing"]) == 3
+    assert got["alerts"] == ["sealbus.alert.refused_burst"], "one alert, about the compromised producer"
+    alert = [line for line in text.splitlines() if line.startswith("  alert ")]
+    assert len(alert) == 1 and "compromised-plugin" in alert[0]
 
 
 def test_demo_shipping_and_analytics_filters_are_right() -> None:

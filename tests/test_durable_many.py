@@ -14,6 +14,7 @@ import sealbus
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sealbus import Router
+from test_log_crash import _selects_slow
 
 TENANTS = 7
 
@@ -53,11 +54,16 @@ def publish(producer: sealbus.Producer, seqs: range) -> None:
     producer.publish_many("t.event", [{"tenant": s % TENANTS, "seq": s} for s in seqs])
 
 
-def test_thousands_of_consumers_get_exactly_their_events_across_a_restart(tmp_path: Path) -> None:
-    """2,000 consumers: most keep up, every 10th has a tiny window (it falls behind and
-    reads back), every 7th goes offline half-way; several producers publish at once;
-    then the router restarts and everyone resumes from its cursor."""
-    n, events = 2_000, 6_000
+@pytest.mark.parametrize(("n", "events"), [(2_000, 6_000), pytest.param(10_000, 12_000, marks=pytest.mark.slow)])
+def test_thousands_of_consumers_get_exactly_their_events_across_a_restart(
+    tmp_path: Path, request: pytest.FixtureRequest, n: int, events: int
+) -> None:
+    """Thousands of consumers: most keep up, every 10th has a tiny window (it falls
+    behind and reads back), every 7th goes offline half-way; several producers
+    publish at once; then the router restarts and everyone resumes from its cursor.
+    10,000 of them is a long mode (``-m slow``)."""
+    if n > 2_000 and not _selects_slow(request.config.getoption("-m") or ""):
+        pytest.skip("long mode: run with -m slow")
     router, producer, who = open_router(tmp_path)
     subs = {i: subscribe(router, who, i, 4 if i % 10 == 0 else 10_000) for i in range(n)}
     got: dict[int, list[int]] = {i: [] for i in range(n)}

@@ -205,12 +205,15 @@ def test_cursor_store(tmp_path: Path) -> None:
     with pytest.raises(sealbus.InvalidArgument):
         again.save("", 1)
     assert again.remove("analytics")
-    # A damaged cursor file is refused, never read as a fresh cursor.
-    f = next((tmp_path / "cursors").glob("*.cursor"))
-    f.write_bytes(f.read_bytes()[:-1] + b"\x00")
-    with pytest.raises(sealbus.LogCorrupted):
-        again.load("shipping")
-    f.unlink()
+    # A damaged journal is refused, never read as fresh cursors.
+    journal = tmp_path / "cursors" / "cursors.journal"
+    good = journal.read_bytes()
+    journal.write_bytes(good[:-1] + bytes([good[-1] ^ 1]))
+    for read_only in (False, True):
+        with pytest.raises(sealbus.LogCorrupted):
+            CursorStore(tmp_path / "cursors", read_only=read_only)
+    journal.write_bytes(good)
+    assert again.remove("shipping")
     # inspect() summarises cursors against the log's end.
     with SegmentLog(tmp_path / "log") as log:
         for i in range(20):

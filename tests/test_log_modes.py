@@ -44,7 +44,7 @@ def test_everything_a_durable_router_creates_is_private(tmp_path: Path) -> None:
     created = [folder, folder.parent, folder.parent.parent, *folder.rglob("*")]
     files = [p for p in created if p.is_file()]
     folders = [p for p in created if p.is_dir()]
-    assert {p.suffix for p in files} >= {".log", ".idx", ".cursor", ".lock"}
+    assert {p.suffix for p in files} >= {".log", ".idx", ".journal", ".lock"}
     assert len([p for p in files if p.suffix == ".log"]) > 1
     assert (folder / "cursors") in folders
     assert {str(p): oct(mode(p)) for p in folders} == {str(p): "0o700" for p in folders}

@@ -75,7 +75,7 @@ def test_key_material_never_reaches_the_log_folder(
         hexes = _key_file_hex(tmp_path / "ring.keys")
         assert len(hexes) == 2
     files = [f for f in (tmp_path / "log").rglob("*") if f.is_file()]
-    assert any(f.suffix == ".cursor" for f in files) and any(f.suffix == ".log" for f in files)
+    assert any(f.suffix == ".journal" for f in files) and any(f.suffix == ".log" for f in files)
     stored = b"".join(f.read_bytes() for f in files)
     for h in hexes:
         raw = bytes.fromhex(h)

@@ -21,6 +21,7 @@ from sealbus._sealbus import (
     test_event_pattern,
 )
 from sealbus.aead import AesGcm
+from sealbus.alerts import AlertConfig
 from sealbus.errors import *  # noqa: F403
 from sealbus.errors import __all__ as _errors_all
 from sealbus.keys import KeyRing
@@ -31,6 +32,7 @@ from sealbus.subscription import Subscription
 
 __all__ = [
     "AesGcm",
+    "AlertConfig",
     "KeyRing",
     "DeliveryBatch",
     "Event",

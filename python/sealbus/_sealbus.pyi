@@ -121,6 +121,9 @@ class DeliveryBatch:
     @property
     def end_to_end(self) -> list[int]: ...
     def __getitem__(self, i: int, /) -> Message: ...
+    def open_end_to_end(
+        self, key: RecipientKey, recipient_id: str, validate: bool = True
+    ) -> tuple[Buffer, list[int], list[SealbusError | None]] | None: ...
     def cloudevents(self) -> tuple[bytes, list[int], list[int], list[str], list[int | None]]: ...
     def ack(self) -> int: ...
     def nack(self) -> int: ...
@@ -450,6 +453,34 @@ def e2e_open_batch(
     schema_version: int | Sequence[int],
 ) -> tuple[bytes, memoryview]: ...
 
+@final
+class RecipientKey:
+    def __new__(cls, private_bytes: _Buffer) -> RecipientKey: ...
+    @property
+    def public_bytes(self) -> bytes: ...
+
+def e2e_seal_for(
+    recipients: Sequence[tuple[str, bytes]],
+    buffer: _Buffer,
+    offsets: _Offsets,
+    *,
+    event_ids: Sequence[str],
+    event_type: str,
+    source: str | Sequence[str],
+    schema_version: int | Sequence[int],
+) -> tuple[bytes, memoryview]: ...
+def e2e_open_for(
+    key: RecipientKey,
+    recipient_id: str,
+    frames: _Buffer,
+    offsets: _Offsets,
+    *,
+    event_ids: Sequence[str],
+    event_type: str | Sequence[str],
+    source: str | Sequence[str],
+    schema_version: int | Sequence[int],
+) -> tuple[bytes, memoryview]: ...
+
 # ---- log ------------------------------------------------------------------------
 
 _FsyncPolicy = Literal["always", "batch", "never"]
@@ -498,9 +529,9 @@ class SegmentLog:
 
 @final
 class CursorStore:
-    """Durable per-consumer cursors, one file each, replaced atomically."""
+    """Durable per-consumer cursors, saved in one append-only journal."""
 
-    def __new__(cls, path: str | os.PathLike[str]) -> CursorStore: ...
+    def __new__(cls, path: str | os.PathLike[str], read_only: bool = ...) -> CursorStore: ...
     def load(self, consumer: str) -> dict[str, Any] | None: ...
     def save(
         self,
@@ -578,6 +609,38 @@ def audit_prove(
     dir: PathLike[str] | str, event_id: str, checkpoint: str
 ) -> tuple[int, int, bytes, list[bytes]] | None: ...
 def audit_verify_proof(index: int, size: int, entry: bytes, path: list[bytes], checkpoint: str) -> bool: ...
+
+@final
+class AlertDetectorCore:
+    def __new__(
+        cls,
+        quiet: str,
+        *,
+        clock: ManualClock | None = None,
+        window: float = 1.0,
+        rate_factor: float = 10.0,
+        rate_min_events: int = 1_000,
+        rate_warmup_windows: int = 5,
+        baseline_weight: float = 0.2,
+        refused_burst: int = 5,
+        refused_window: float = 10.0,
+        novelty_after: float = 60.0,
+        lag_limit: int = 100_000,
+        open_failures: int = 1,
+        signature_refusals: int = 1,
+        cooldown: float = 60.0,
+    ) -> AlertDetectorCore: ...
+    def now_ns(self) -> int: ...
+    def observe_publish(self, principal: str, event_type: str, count: int) -> None: ...
+    def observe_refused(self, principal: str, event_type: str, rule: str, count: int) -> None: ...
+    def observe_lag(self, consumer: str, principal: str, lag: int) -> None: ...
+    def observe_open_failed(self, place: str, n: int) -> None: ...
+    def observe_signature_refused(self, remote: str, n: int) -> None: ...
+    def drain(self) -> list[tuple[str, str, str, str]]: ...
+    @property
+    def raised(self) -> int: ...
+    @staticmethod
+    def kinds() -> list[str]: ...
 
 # ---- bridge (rust/sealbus-py/src/bridge.rs) -------------------------------------------
 

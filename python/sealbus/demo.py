@@ -2,7 +2,8 @@
 
 Checkout publishes ``orders.placed``; inventory, shipping and analytics consume with
 different patterns; a compromised producer tries a forbidden type and a malformed
-order and is refused. The output shows who got what.
+order and is refused, and the router's alert rules tell the security team about it.
+The output shows who got what.
 """
 
 from __future__ import annotations
@@ -89,7 +90,9 @@ def run(out: TextIO = sys.stdout, orders: int = 12, seed: int = 7) -> dict[str, 
     rng = random.Random(seed)
     with tempfile.TemporaryDirectory(prefix="sealbus-demo-") as tmp:
         log_dir = Path(tmp) / "shop-log"
-        router = sealbus.Router(log_dir, fsync="batch")
+        # A shop this small has no baseline to speak of: two refusals within ten
+        # seconds from one principal are enough to alert.
+        router = sealbus.Router(log_dir, fsync="batch", alerts=sealbus.AlertConfig(refused_burst=2))
         got = _shop(router, rng, orders, say, log_dir)
         router.close()
     return got
@@ -113,15 +116,18 @@ def _shop(
     analytics = router.principal("analytics")
     billing = router.principal("billing", public_key=billing_keys.public_bytes)
     intruder = router.principal("compromised-plugin")
+    security = router.principal("security")
     router.policy.allow_publish(checkout, ["orders.*", "payments.*"])
     router.policy.allow_publish(intruder, "orders.placed")
     for who in (inventory, shipping, analytics):
         router.policy.allow_subscribe(who, "orders.*")
     router.policy.allow_subscribe(billing, "payments.*")
+    router.policy.allow_subscribe(security, "sealbus.alert.*")
     router.policy.require_end_to_end("payments.*")
     say("policy      checkout -> orders.*, payments.*; compromised-plugin -> orders.placed only")
     say("            inventory, shipping, analytics <- orders.*; billing <- payments.* (default deny)")
     say("            payments.* sealed end to end: only billing holds a key; the router never sees it")
+    say("            security <- sealbus.alert.* (the router's own alerts)")
 
     subs = {
         "inventory": router.subscribe(inventory, "orders.placed"),
@@ -135,6 +141,7 @@ def _shop(
     offline = router.subscribe(analytics, "orders.*", name="analytics", durable=True, pattern=analytics_pattern)
     offline.close()  # analytics goes offline; its cursor stays in the log
     pay_sub = router.subscribe(billing, "payments.*", keypair=billing_keys)
+    watch = router.subscribe(security, "sealbus.alert.*")
     say("subscribe   inventory: every order; shipping: total > 100 and country in DE/FR")
     say("            analytics (durable): tier anything-but bronze -- and it is offline right now")
     say()
@@ -152,6 +159,7 @@ def _shop(
     say(f"            and {len(payments)} payments, sealed end to end for billing")
     say()
 
+    got: dict[str, list[str]] = {}
     say("compromised-plugin tries its luck:")
     bad = router.producer(intruder)
     try:
@@ -163,9 +171,18 @@ def _shop(
         bad.publish("orders.placed", malformed)
     except sealbus.ValidationError as e:
         say(f"  refused   {e}")
+    if router.alerts is not None:
+        router.alerts.check()  # the watcher would within its interval; now, for the demo
+    for m in watch.poll(10, 1.0):
+        a = m.data
+        say(
+            f"  alert     {m.type} to security: {a['subject']}, {a['refusals']} refusals "
+            f"within {a['window_ns'] // 1_000_000_000} s (last: {a['rule']} on {a['type']})"
+        )
+        m.ack()
+        got.setdefault("alerts", []).append(m.type)
     say()
 
-    got: dict[str, list[str]] = {}
     say("who got what:")
     for name, sub in subs.items():
         msgs = sub.poll(1000, 0.5)

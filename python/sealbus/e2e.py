@@ -1,7 +1,10 @@
 """End-to-end sealing: only the consumers allowed to read a type can open it.
 
 The producer seals a batch under a fresh 256-bit *data key* and wraps that key for
-each allowed consumer's X25519 public key (HPKE-style, from ``cryptography``):
+each allowed consumer's X25519 public key (HPKE-style; done in Rust with aws-lc by
+:func:`seal_e2e` and :func:`open_e2e`, and here with ``cryptography`` by
+:func:`wrap_data_key` and :func:`unwrap_data_key`, which the tests hold the Rust side
+to):
 
 - a fresh ephemeral X25519 key pair per wrap; ``shared = X25519(eph, recipient)``;
 - ``HKDF-SHA256(ikm=shared, salt=eph_pub || recipient_pub,
@@ -10,7 +13,7 @@ each allowed consumer's X25519 public key (HPKE-style, from ``cryptography``):
 - ``wrapped = AES-256-GCM(wrap_key, wrap_nonce, data_key, aad=info)`` (48 bytes).
 
 ``context`` binds the wrap to the frame: ``"sealbus/e2e/ctx/v1" || lp(data_key_id) ||
-lp(event_type)``. The payloads are sealed in Rust into end-to-end frames
+lp(event_type)``. The payloads are sealed into end-to-end frames
 (docs/FORMAT.md) whose cleartext header (key id, recipients) and AAD-bound attributes
 are all a router needs to route; it never holds the data key. A consumer that is not
 among the recipients finds no wrapped key for itself and cannot open the frame even
@@ -27,7 +30,6 @@ with the ciphertext in hand::
 
 from __future__ import annotations
 
-import secrets
 import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -38,9 +40,8 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from sealbus._sealbus import decode_frame, e2e_open_batch, e2e_seal_batch
-from sealbus.aead import pack, unpack
-from sealbus.errors import IntegrityError, InvalidArgument, InvalidArgumentType, KeyNotFound
+from sealbus._sealbus import RecipientKey, e2e_open_for, e2e_seal_for
+from sealbus.errors import IntegrityError, InvalidArgument, InvalidArgumentType
 
 __all__ = [
     "ConsumerKeyPair",
@@ -81,11 +82,19 @@ def _public_bytes(key: X25519PublicKey | bytes) -> bytes:
 class ConsumerKeyPair:
     """A consumer's X25519 key pair. The private half never appears in a repr."""
 
-    __slots__ = ("_private", "public_key")
+    __slots__ = ("_private", "_rust", "public_key")
 
     def __init__(self, private_key: X25519PrivateKey) -> None:
         self._private = private_key
         self.public_key: X25519PublicKey = private_key.public_key()
+        self._rust: RecipientKey | None = None
+
+    @property
+    def recipient_key(self) -> RecipientKey:
+        """The same key pair held in Rust, which opens batches (built once)."""
+        if self._rust is None:
+            self._rust = RecipientKey(self.private_bytes())
+        return self._rust
 
     @classmethod
     def generate(cls) -> ConsumerKeyPair:
@@ -209,17 +218,13 @@ def seal_e2e(
     source: str | Sequence[str],
     schema_version: int | Sequence[int],
 ) -> tuple[bytes, memoryview]:
-    """Seal a batch of one event type for ``recipients`` under a fresh data key.
+    """Seal a batch of one event type for ``recipients`` under a fresh data key
+    wrapped for each (one call into Rust, GIL released).
 
     Returns ``(frames, offsets)`` in the batch layout of :mod:`sealbus.aead`.
     """
-    data_key = AESGCM.generate_key(bit_length=256)
-    data_key_id = "dk-" + secrets.token_hex(12)
-    wraps = wrap_data_key(data_key, recipients, wrap_context(data_key_id, event_type))
-    return e2e_seal_batch(
-        data_key,
-        data_key_id,
-        [(w.recipient, w.ephemeral_public, w.wrapped_key) for w in wraps],
+    return e2e_seal_for(
+        [(rid, _public_bytes(pub)) for rid, pub in recipients.items()],
         buffer,
         offsets,
         event_ids=event_ids,
@@ -236,50 +241,23 @@ def open_e2e(
     keypair: ConsumerKeyPair,
     recipient_id: str,
     event_ids: Sequence[str],
-    event_type: str,
+    event_type: str | Sequence[str],
     source: str | Sequence[str],
     schema_version: int | Sequence[int],
-) -> tuple[bytes, list[int]]:
-    """Open end-to-end frames addressed to ``recipient_id``.
+) -> tuple[bytes, memoryview]:
+    """Open end-to-end frames addressed to ``recipient_id``: each data key is
+    unwrapped once, then every payload is opened in the same call.
 
     Raises :class:`KeyNotFound` when a frame carries no wrapped key for this
     recipient, :class:`IntegrityError` when a wrap or a payload fails to verify.
     """
-    items = unpack(frames, list(offsets))
-    if len(items) != len(event_ids):
-        raise InvalidArgument(f"{len(event_ids)} event ids for {len(items)} frames", name="event_ids", reason="count")
-    keys: dict[str, bytes] = {}
-    groups: dict[str, list[int]] = {}
-    for i, frame in enumerate(items):
-        info = decode_frame(frame)
-        if info["mode"] != "end-to-end":
-            raise IntegrityError(f"item {i}: not an end-to-end frame", reason="wrong mode")
-        dk_id = info["key_id"]
-        groups.setdefault(dk_id, []).append(i)
-        if dk_id in keys:
-            continue
-        mine = [r for r in info["recipients"] if r[0] == recipient_id]
-        if not mine:
-            raise KeyNotFound(f"item {i}: no data key wrapped for recipient {recipient_id!r}", key_id=dk_id)
-        _, eph, wk = mine[0]
-        keys[dk_id] = unwrap_data_key(WrappedKey(recipient_id, eph, wk), keypair, wrap_context(dk_id, event_type))
-    out: list[bytes] = [b""] * len(items)
-
-    def col(v: str | Sequence[str] | int | Sequence[int], idx: list[int]) -> object:
-        return v if isinstance(v, str | int) else [v[j] for j in idx]
-
-    for dk_id, idx in groups.items():
-        buf, offs = pack(items[j] for j in idx)
-        pts, poffs = e2e_open_batch(
-            keys[dk_id],
-            dk_id,
-            buf,
-            offs,
-            event_ids=[event_ids[j] for j in idx],
-            event_type=event_type,
-            source=col(source, idx),  # type: ignore[arg-type]
-            schema_version=col(schema_version, idx),  # type: ignore[arg-type]
-        )
-        for k, j in enumerate(idx):
-            out[j] = bytes(pts[poffs[k] : poffs[k + 1]])
-    return pack(out)
+    return e2e_open_for(
+        keypair.recipient_key,
+        recipient_id,
+        frames,
+        offsets,
+        event_ids=event_ids,
+        event_type=event_type,
+        source=source,
+        schema_version=schema_version,
+    )

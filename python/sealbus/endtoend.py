@@ -107,47 +107,26 @@ def _open_one(msg: Message, keypair: ConsumerKeyPair | None, me: str, validate: 
 
 class OpenedBatch:
     """A :class:`~sealbus.DeliveryBatch` whose end-to-end events were opened for this
-    consumer and validated, as :meth:`Subscription.poll` opens them: ``buffer`` holds
-    their plaintext (empty for one that could not be opened; index it to see why),
-    never their ciphertext. Acks and nacks go to the underlying deliveries."""
+    consumer and validated, as :meth:`Subscription.poll` opens them, in one call: each
+    data key is unwrapped once and every payload opened into one buffer with the GIL
+    released. ``buffer`` holds every event's data, the plaintext of the end-to-end ones,
+    never their ciphertext; an event that could not be opened (or failed its schema)
+    has empty data there, ``errors[i]`` says why, and ``batch[i].data`` raises it.
+    Acks and nacks go to the underlying deliveries."""
 
-    __slots__ = ("_batch", "_buffer", "_offsets", "_opened")
+    __slots__ = ("_batch", "_sealed", "buffer", "errors", "offsets")
 
     def __init__(
-        self, batch: DeliveryBatch, keypair: ConsumerKeyPair | None, me: str, validate: Validator | None
+        self, batch: DeliveryBatch, buffer: memoryview, offsets: list[int], errors: list[SealbusError | None]
     ) -> None:
         self._batch = batch
-        raw, offs = batch.buffer, batch.offsets
-        sealed = set(batch.end_to_end)
-        self._opened: dict[int, OpenedMessage] = {}
-        parts: list[bytes] = []
-        offsets = [0]
-        for i in range(len(batch)):
-            part = bytes(raw[offs[i] : offs[i + 1]])
-            if i in sealed:
-                msg = batch[i]
-                opened = _open_frame(part, msg.event, keypair, me, validate)
-                if isinstance(opened, SealbusError):
-                    self._opened[i] = OpenedMessage(msg, error=opened)
-                    part = b""
-                else:
-                    self._opened[i] = OpenedMessage(msg, data=opened[1])
-                    part = opened[0]
-            parts.append(part)
-            offsets.append(offsets[-1] + len(part))
-        self._buffer = b"".join(parts)
-        self._offsets = offsets
+        self._sealed = frozenset(batch.end_to_end)
+        self.buffer = buffer
+        self.offsets = offsets
+        self.errors = errors
 
     def __len__(self) -> int:
         return len(self._batch)
-
-    @property
-    def buffer(self) -> memoryview:
-        return memoryview(self._buffer)
-
-    @property
-    def offsets(self) -> list[int]:
-        return list(self._offsets)
 
     @property
     def ids(self) -> list[str]:
@@ -166,13 +145,26 @@ class OpenedBatch:
         return self._batch.end_to_end
 
     def __getitem__(self, i: int) -> Message:
-        n = len(self._batch)
-        j = i + n if i < 0 else i
-        if j in self._opened:
-            # Typed as Message: an OpenedMessage offers the same attributes.
-            out: Message = self._opened[j]  # type: ignore[assignment]
-            return out
-        return self._batch[i]
+        """Event ``i``: an :class:`OpenedMessage` (its ``data`` parsed, or raising why
+        it could not be opened) for an end-to-end event, else the batch's message.
+        Typed as Message: an OpenedMessage offers the same attributes."""
+        j = i + len(self) if i < 0 else i
+        if j not in self._sealed:
+            return self._batch[i]
+        msg = self._batch[j]
+        err = self.errors[j]
+        if err is None:
+            raw = bytes(self.buffer[self.offsets[j] : self.offsets[j + 1]])
+            try:
+                opened = OpenedMessage(msg, data=json.loads(raw))
+            except ValueError as exc:
+                opened = OpenedMessage(
+                    msg, error=IntegrityError(f"event {msg.id}: plaintext is not JSON", reason=str(exc))
+                )
+        else:
+            opened = OpenedMessage(msg, error=err)
+        out: Message = opened  # type: ignore[assignment]
+        return out
 
     def ack(self) -> int:
         return self._batch.ack()
@@ -181,20 +173,53 @@ class OpenedBatch:
         return self._batch.nack()
 
     def __repr__(self) -> str:
-        return f"OpenedBatch({len(self)} events, {len(self._opened)} opened end to end)"
+        return f"OpenedBatch({len(self)} events, {len(self._sealed)} sealed end to end)"
 
 
 #: What a batch poll returns: the batch itself, or it with its end-to-end events opened.
 Batch = DeliveryBatch | OpenedBatch
 
 
+def _without_key_pair(batch: DeliveryBatch) -> OpenedBatch:
+    """A batch for a consumer with no key pair: its end-to-end events have no data
+    and say why."""
+    raw, offs = batch.buffer, batch.offsets
+    sealed = set(batch.end_to_end)
+    ids = batch.ids
+    parts: list[bytes] = []
+    offsets = [0]
+    errors: list[SealbusError | None] = []
+    for i in range(len(batch)):
+        if i in sealed:
+            parts.append(b"")
+            errors.append(
+                KeyNotFound(
+                    f"event {ids[i]} is sealed end to end and this subscription has no key pair", key_id="(none)"
+                )
+            )
+        else:
+            parts.append(bytes(raw[offs[i] : offs[i + 1]]))
+            errors.append(None)
+        offsets.append(offsets[-1] + len(parts[-1]))
+    return OpenedBatch(batch, memoryview(b"".join(parts)), offsets, errors)
+
+
 def open_batch(
     batch: DeliveryBatch, keypair: ConsumerKeyPair | None, me: str, validate: Validator | None = None
 ) -> Batch:
-    """``batch`` itself when it holds no end-to-end event, else an :class:`OpenedBatch`."""
+    """``batch`` itself when it holds no end-to-end event, else an :class:`OpenedBatch`.
+    With ``validate`` (the router's schema check) each opened event is validated in
+    the same call, against its type's latest schema, before the application sees it:
+    the router could not see this data."""
     if not batch.end_to_end:
         return batch
-    return OpenedBatch(batch, keypair, me, validate)
+    if keypair is None:
+        return _without_key_pair(batch)
+    opened = batch.open_end_to_end(keypair.recipient_key, me, validate is not None)
+    if opened is None:
+        return batch
+    data, offsets, errors = opened
+    return OpenedBatch(batch, memoryview(data), offsets, errors)
 
 
 def open_end_to_end(

@@ -46,7 +46,7 @@ def inspect(
     finally:
         log.close()
     if cursors is not None:
-        store = CursorStore(cursors)
+        store = CursorStore(cursors, read_only=True)
         summary: dict[str, Any] = {}
         for name in store.consumers():
             cur = store.load(name)

@@ -13,10 +13,11 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from sealbus import aio
+from sealbus import aio, telemetry
 from sealbus._args import items, names, pattern_text, schema_text
 from sealbus._args import path as path_arg
 from sealbus._sealbus import Event, KeyRing, ManualClock, Receipt, Receipts, RouterCore, new_event_ids
+from sealbus.alerts import AlertConfig, Alerts
 from sealbus.audit import AuditTrail, trail_dir
 from sealbus.codec import encode_batch, encode_one
 from sealbus.e2e import ConsumerKeyPair, seal_e2e
@@ -30,6 +31,8 @@ from sealbus.errors import (
     SealError,
     ValidationError,
 )
+from sealbus.ledger import Ledger
+from sealbus.metrics import Tally
 from sealbus.principal import Principal, principal_name
 from sealbus.subscription import Subscription
 
@@ -188,11 +191,15 @@ class _ProducerAudit:
         p = self._producer
         if p._router.audit is not None:
             p._record_stored(p._router.audit, event_type, ids, nbytes, version, kind)
+        if p._router.alerts is not None:
+            p._router.alerts.observe_publish(p._who.name, event_type, len(ids))
 
     def refused(self, event_type: str, exc: SealbusError, count: int) -> None:
         p = self._producer
         if p._router.audit is not None:
             p._record_refused(p._router.audit, event_type, exc, count)
+        if p._router.alerts is not None:
+            p._router.alerts.observe_refused(p._who.name, event_type, exc, count)
 
 
 class Producer:
@@ -275,6 +282,8 @@ class Producer:
             core.check_sizes(offsets)
             kind, buffer, offsets, ids = self._seal_end_to_end(event_type, kind, buffer, offsets)
         audit = self._router.audit
+        alerts = self._router.alerts
+        watch, attrs = telemetry.watch(self._router._tally, self._who.name, event_type, len(offsets) - 1, attrs)
         try:
             receipts = self._router._core.publish(
                 self._who.name,
@@ -289,15 +298,23 @@ class Producer:
                 ids,
             )
         except SealbusError as exc:
+            if watch is not None:
+                watch.refused(exc)
             if audit is not None:
                 self._record_refused(audit, event_type, exc, len(offsets) - 1)
+            if alerts is not None:
+                alerts.observe_refused(self._who.name, event_type, exc, len(offsets) - 1)
             if not isinstance(exc, Backpressure):
                 raise
             self._hand_back(exc, originals, buffer, offsets)
             raise
+        if watch is not None:
+            watch.published()
         if audit is not None:
             version = receipts[0].schema_version if len(receipts) else None
             self._record_publish(audit, event_type, receipts.ids, offsets, version, kind)
+        if alerts is not None:
+            alerts.observe_publish(self._who.name, event_type, len(offsets) - 1)
         return receipts
 
     def _record_refused(self, audit: AuditTrail, event_type: str, exc: SealbusError, count: int) -> None:
@@ -397,25 +414,36 @@ class Producer:
             kind, buffer, offsets, ids = self._seal_end_to_end(event_type, kind, buffer, offsets)
         # The audit trail learns the outcome when the committer hands it back (also
         # for an await that was cancelled meanwhile: the event is published all the
-        # same), one entry per producer and type for each turn's receipts.
-        note = None if self._router.audit is None else self._audit_note(event_type, kind, offsets)
-        return aio.submit(
-            self._router,
-            core,
-            self._who.name,
-            self._who._token,
-            event_type,
-            kind,
-            buffer,
-            offsets,
-            originals,
-            version,
-            timeout if timeout is not None else self._timeout,
-            attrs,
-            ids,
-            single,
-            note,
-        )
+        # same), one entry per producer and type for each turn's receipts; so do the
+        # alert rules.
+        watched = self._router.audit is not None or self._router.alerts is not None
+        note = self._audit_note(event_type, kind, offsets) if watched else None
+        watch, attrs = telemetry.watch(self._router._tally, self._who.name, event_type, len(offsets) - 1, attrs)
+        try:
+            future = aio.submit(
+                self._router,
+                core,
+                self._who.name,
+                self._who._token,
+                event_type,
+                kind,
+                buffer,
+                offsets,
+                originals,
+                version,
+                timeout if timeout is not None else self._timeout,
+                attrs,
+                ids,
+                single,
+                note,
+            )
+        except SealbusError as exc:
+            if watch is not None:
+                watch.refused(exc)
+            raise
+        if watch is not None:
+            watch.settle(future)
+        return future
 
     def _audit_note(self, event_type: str, kind: str, offsets: list[int]) -> aio.AuditNote:
         auditor = self._auditor
@@ -500,6 +528,11 @@ class Router:
     seals the ``subject`` too (a durable, sealing router only); patterns on
     ``subject`` are then refused with :class:`~sealbus.PatternError`.
 
+    Alerts: ``alerts=AlertConfig(...)`` (or ``True`` for the defaults) watches the
+    router's own decisions (rate spikes, refusal bursts, new types, lagging consumers,
+    failed opens, refused signatures) and publishes ``sealbus.alert.<kind>`` events
+    through the router; see :mod:`sealbus.alerts`.
+
     >>> router = Router()
     >>> checkout = router.principal("checkout")
     >>> router.policy.allow_publish(checkout, "orders.*")
@@ -523,6 +556,7 @@ class Router:
         seal_subject: bool = False,
         audit: bool | None = None,
         audit_checkpoint_every: int = 10_000,
+        alerts: AlertConfig | bool | None = None,
     ) -> None:
         if path is not None:
             path = path_arg(path, "path")
@@ -556,9 +590,18 @@ class Router:
 
             identity = Identity.load_or_create(Path(path).with_name(Path(path).name + ".identity"))
             self.audit = AuditTrail(trail_dir(path), identity._seed(), checkpoint_every=audit_checkpoint_every)
+        self._ledger: Ledger | None = None
+        if self.audit is not None:
+            self._ledger = Ledger(self)
         self.policy = Policy(self._core, self.audit)
         self.schemas = Schemas(self._core, self.audit)
         self._principals: dict[str, Principal] = {}
+        # Counts and latencies per type and principal, once a metrics collector asks.
+        self._tally: Tally | None = None
+        #: The alert rules (see :mod:`sealbus.alerts`): off unless ``alerts`` is given.
+        self.alerts: Alerts | None = None
+        if alerts:
+            self.alerts = Alerts(self, alerts if isinstance(alerts, AlertConfig) else AlertConfig(), clock)
 
     def __repr__(self) -> str:
         where = "memory" if self.path is None else str(self.path)
@@ -574,6 +617,10 @@ class Router:
     def close(self) -> None:
         """Save consumer cursors and close the log. Reopen with ``Router(path)``."""
         aio.close_publishers(self)
+        if self.alerts is not None:
+            self.alerts.close()
+        if self._ledger is not None:
+            self._ledger.close()
         self._core.close()
         if self.audit is not None:
             self.audit.record("close")
@@ -619,6 +666,9 @@ class Router:
             since_time=since if isinstance(since, str) else None,
             pattern_json=text,
         )
+        if self.audit is not None:
+            # Who read the log back, and from where: the events themselves are not listed.
+            self.audit.record("replay", principal=who.name, types=type_list, since=since, pattern=text is not None)
         while chunk := core.next_batch(batch):
             yield from chunk
 
@@ -707,7 +757,9 @@ class Router:
         )
         if durable and self.audit is not None:
             self.audit.record("consumer", principal=who.name, name=name, types=type_list, start=start)
-        return Subscription(core, keypair=keypair, validate=self._core.validate_data)
+        if self._ledger is not None:
+            self._ledger.watch(core)
+        return Subscription(core, keypair=keypair, validate=self._core.validate_data, router=self)
 
     def counters(self) -> dict[str, int]:
         """Published, routed and refused counts (policy, schema, backpressure).

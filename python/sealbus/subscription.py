@@ -5,14 +5,17 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sealbus import aio
+from sealbus import aio, telemetry
 from sealbus._args import items
 from sealbus._sealbus import DeliveryBatch, Event, Message, SubscriptionCore
 from sealbus.e2e import ConsumerKeyPair
 from sealbus.endtoend import E2E_CONTENT_TYPE, Batch, OpenedMessage, Validator, open_batch, open_end_to_end
 from sealbus.errors import Closed
+
+if TYPE_CHECKING:
+    from sealbus.router import Router
 
 log = logging.getLogger("sealbus")
 
@@ -38,8 +41,10 @@ class Subscription:
         core: SubscriptionCore,
         keypair: ConsumerKeyPair | None = None,
         validate: Validator | None = None,
+        router: Router | None = None,
     ) -> None:
         self._core = core
+        self._router = router
         self._keypair = keypair
         self._validate = validate
         self._handlers: list[threading.Thread] = []
@@ -75,8 +80,22 @@ class Subscription:
         :class:`~sealbus.ValidationError` there."""
         return self._finish(self._core.poll(max_messages, timeout))
 
+    def _delivered(self, msgs: list[Message]) -> list[Message]:
+        """Spans and metrics for what was polled (see :mod:`sealbus.telemetry`)."""
+        if msgs:
+            tally = None if self._router is None else self._router._tally
+            telemetry.delivered(tally, self._core.principal, self._core.name, msgs)
+        return msgs
+
+    def _delivered_batch(self, batch: DeliveryBatch) -> DeliveryBatch:
+        if len(batch):
+            tally = None if self._router is None else self._router._tally
+            telemetry.delivered_batch(tally, self._core.principal, self._core.name, batch)
+        return batch
+
     def _finish(self, msgs: list[Message]) -> list[Message]:
         """Open what was sealed end to end for this consumer (see :meth:`poll`)."""
+        self._delivered(msgs)
         if any(m.event.datacontenttype == E2E_CONTENT_TYPE for m in msgs):
             return open_end_to_end(msgs, self._keypair, self.principal, self._validate)
         return msgs
@@ -93,6 +112,7 @@ class Subscription:
 
     def _finish_batch(self, batch: DeliveryBatch) -> Batch:
         """Open what was sealed end to end for this consumer (see :meth:`poll_batch`)."""
+        self._delivered_batch(batch)
         return open_batch(batch, self._keypair, self.principal, self._validate)
 
     def ack(self, messages: list[Message]) -> int:
@@ -118,7 +138,7 @@ class Subscription:
                 batch = self._core.poll(256, 0.5)
             except Closed:
                 return
-            yield from batch
+            yield from self._delivered(batch)
 
     async def poll_async(self, max_messages: int = 512, timeout: float | None = None) -> list[Message]:
         """:meth:`poll` for asyncio: waits on the loop (no thread) up to ``timeout``
@@ -159,7 +179,7 @@ class Subscription:
                     msgs = self._core.poll(batch, 0.2)
                 except Closed:
                     return
-                for msg in msgs:
+                for msg in self._delivered(msgs):
                     try:
                         handler(msg)
                     except Exception:

@@ -167,6 +167,11 @@ def _importer(url: str, tmp: str, mode: str, events: int, rate: float) -> None:
         lat.sort()
         q = {"p50": lat[len(lat) // 2], "p99": lat[min(len(lat) - 1, int(len(lat) * 0.99))]}
         print("latency " + json.dumps(q), flush=True)
+    # The importer counts a run once its commit returns, which may be just after the
+    # consumer above was handed the events: wait for the count to catch up.
+    until = time.monotonic() + 30
+    while bridge.stats()["imported"] < events and time.monotonic() < until:
+        time.sleep(0.01)
     print("stats " + json.dumps(bridge.stats()), flush=True)
     bridge.close()
     router.close()

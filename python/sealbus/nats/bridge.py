@@ -31,10 +31,11 @@ import queue
 import ssl
 import threading
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from sealbus import tracing
 from sealbus._args import blob, count, names, path, seconds, text, wrong_type
 from sealbus._sealbus import publish_runs
 from sealbus.errors import (
@@ -318,6 +319,12 @@ class Bridge:
         with self._lock:
             self._counters[key] += n
 
+    def _witness(self, entry: str, **details: Any) -> None:
+        """Record an import or a refusal in the router's audit trail (never data)."""
+        audit = self.router.audit
+        if audit is not None:
+            audit.record(entry, bridge=self.name, **details)
+
     # ---- the bridge's thread ----------------------------------------------------
 
     def _run(self) -> None:
@@ -506,6 +513,10 @@ class Bridge:
         all_ids = batch.ids
         ids = [all_ids[j] for j in index]
         self._count("export_skipped", len(all_ids) - len(ids))
+        t = tracing.tracer()
+        if t is not None and index:
+            hops = Counter((batch[j].event.traceparent, types[k]) for k, j in enumerate(index))
+            tracing.hops(t, "bridge export", hops, {"sealbus.bridge": self.name}, receive=False)
         out: list[tuple[str, bytes, dict[str, str]]] = []
         start = 0
         n = len(ids)
@@ -789,17 +800,25 @@ class Bridge:
         """The message's events, or None (counted) when it is refused."""
         try:
             cols = decode_runs(subject, body, headers, self.trust, self.transit)
-        except SignatureRefused:
+        except SignatureRefused as exc:
             self._count("refused_signature")
+            claimed = str(getattr(exc, "router", "?"))
+            self._witness("bridge_refused", reason="signature", router=claimed, subject=subject)
+            if self.router.alerts is not None:
+                self.router.alerts.observe_signature_refused(claimed)
             return None
         except WireError:
             self._count("refused_malformed")
+            self._witness("bridge_refused", reason="malformed", subject=subject)
             return None
-        except (IntegrityError, KeyNotFound):
+        except (IntegrityError, KeyNotFound) as exc:
             # Tampered under a valid signature, or sealed under a transit key this
             # router does not hold: distribute a new transit key to every importer
             # before any exporter seals with it.
             self._count("refused_integrity")
+            self._witness("bridge_refused", reason="integrity", subject=subject)
+            if self.router.alerts is not None and isinstance(exc, IntegrityError):
+                self.router.alerts.observe_open_failed(f"bridge/{self.name}")
             return None
         self._count("import_messages")
         return cols
@@ -848,7 +867,8 @@ class Bridge:
         # A full local queue holds the import here (that is the flow control), but
         # not forever: the messages go back to JetStream and come again.
         results = publish_runs(self.router._core, calls, _LOCAL_BLOCK_TIMEOUT)
-        for run, (whole, each) in zip(runs, results, strict=True):
+        for run, call, (whole, each) in zip(runs, calls, results, strict=True):
+            principal, event_type = call[0], call[2]
             if whole is not None:
                 reason = (
                     "refused_policy"
@@ -858,10 +878,27 @@ class Bridge:
                     else "refused_other"
                 )
                 self._count(reason, len(run.ids))
+                self._refused_import(principal, event_type, whole, len(run.ids))
                 continue
             refused = {i for i, _exc in each}
             self._count("refused_schema", len(refused))
-            for i, event_id in enumerate(run.ids):
-                if i not in refused:
-                    self._seen.add(event_id)
-            self._count("imported", len(run.ids) - len(refused))
+            for _i, exc in each:
+                self._refused_import(principal, event_type, exc, 1)
+            imported = [event_id for i, event_id in enumerate(run.ids) if i not in refused]
+            for event_id in imported:
+                self._seen.add(event_id)
+            self._count("imported", len(imported))
+            if imported:
+                self._witness("import", principal=principal, type=event_type, ids=imported, count=len(imported))
+                t = tracing.tracer()
+                if t is not None:
+                    hop = {(run.key[6], event_type): len(imported)}  # key[6]: the traceparent
+                    attributes = {"sealbus.bridge": self.name, "sealbus.principal": principal}
+                    tracing.hops(t, "bridge import", hop, attributes, receive=True)
+                if self.router.alerts is not None:
+                    self.router.alerts.observe_publish(principal, event_type, len(imported))
+
+    def _refused_import(self, principal: str, event_type: str, exc: SealbusError, count: int) -> None:
+        self._witness("import_refused", principal=principal, type=event_type, rule=type(exc).__name__, count=count)
+        if self.router.alerts is not None:
+            self.router.alerts.observe_refused(principal, event_type, exc, count)

@@ -9,7 +9,9 @@
 //! - [`seal`]: AES-256-GCM batch sealing, key ring, sealed frames.
 //! - [`log`]: the durable segment log.
 //! - [`audit`]: the hash-chained audit trail with signed Merkle checkpoints.
+//! - [`alert`]: rules over the router's own decisions that raise alerts.
 
+pub mod alert;
 pub mod audit;
 pub mod envelope;
 pub mod error;

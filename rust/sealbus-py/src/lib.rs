@@ -10,15 +10,18 @@ use pyo3::prelude::*;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod aio;
+mod alert;
 mod args;
 mod audit;
 mod bridge;
+mod e2e_delivery;
 mod error;
 mod gil;
 mod jsonenc;
 mod keyfile;
 mod lent;
 mod log;
+mod outbuf;
 mod pattern;
 mod router;
 mod schema;
@@ -30,6 +33,7 @@ fn _sealbus(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     pattern::register(m)?;
     audit::register(m)?;
+    alert::register(m)?;
     schema::register(m)?;
     seal::register(m)?;
     keyfile::register(m)?;

@@ -419,11 +419,19 @@ fn cursor_dict<'py>(py: Python<'py>, c: &Cursor) -> PyResult<Bound<'py, PyDict>>
 
 #[pymethods]
 impl PyCursorStore {
+    /// `read_only`: change nothing on disk (to inspect a folder a router may be using).
     #[new]
-    fn new(py: Python<'_>, path: Arg<FsPath>) -> PyResult<Self> {
-        let path = path.0;
+    #[pyo3(signature = (path, read_only = Arg(false)))]
+    fn new(py: Python<'_>, path: Arg<FsPath>, read_only: Arg<bool>) -> PyResult<Self> {
+        let (path, read_only) = (path.0, read_only.0);
         let shown = path.display().to_string();
-        let inner = detached(py, move || CursorStore::open(&path))?;
+        let inner = detached(py, move || {
+            if read_only {
+                CursorStore::open_read_only(&path)
+            } else {
+                CursorStore::open(&path)
+            }
+        })?;
         Ok(PyCursorStore { inner, path: shown })
     }
 
@@ -439,7 +447,7 @@ impl PyCursorStore {
         c.map(|c| cursor_dict(py, &c)).transpose()
     }
 
-    /// Durably replace the consumer's cursor (write, fsync, rename, fsync directory).
+    /// Durably replace the consumer's cursor (appended to the journal, fsynced).
     #[pyo3(signature = (consumer, committed, acked = Arg(Vec::new()), deliveries = Arg(BTreeMap::new()), dead_letters = Arg(Vec::new()), owner = Arg(None)))]
     #[allow(clippy::too_many_arguments)]
     fn save(

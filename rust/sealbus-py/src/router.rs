@@ -120,7 +120,7 @@ pub(crate) fn refused_error(py: Python<'_>, refused: Refused) -> PyResult<PyErr>
 /// A clock that only moves when told to: for deterministic tests of ack timeouts.
 #[pyclass(frozen, module = "sealbus._sealbus")]
 pub struct ManualClock {
-    ns: Arc<AtomicU64>,
+    pub(crate) ns: Arc<AtomicU64>,
 }
 
 #[pymethods]
@@ -684,6 +684,33 @@ impl PyDeliveryBatch {
             attempt: *attempt,
             event: Py::new(py, ev)?,
         })
+    }
+    /// The events sealed end to end, opened with the consumer's key in one call
+    /// (`sealbus.endtoend`), and validated against their schemas when `validate`:
+    /// `None` when there are none, else `(data, offsets, errors)`.
+    #[pyo3(signature = (key, recipient_id, validate = true))]
+    fn open_end_to_end<'py>(
+        &self,
+        py: Python<'py>,
+        key: &crate::seal::PyRecipientKey,
+        recipient_id: &str,
+        validate: bool,
+    ) -> PyResult<Option<Bound<'py, pyo3::types::PyTuple>>> {
+        let events: Vec<&Event> = self.opened.iter().map(|(e, _, _)| &**e).collect();
+        let mut sealed = vec![false; events.len()];
+        for &j in &self.end_to_end {
+            sealed[j] = true;
+        }
+        crate::e2e_delivery::open_delivered(
+            py,
+            validate.then_some(&*self.handle.router),
+            &key.key,
+            recipient_id,
+            &events,
+            &sealed,
+            self.data.get().as_slice(),
+            &self.offsets,
+        )
     }
     /// The CloudEvents JSON format of every event whose data could be opened, as
     /// one buffer: `(buffer, offsets, index in the batch, types, schema versions)`.
@@ -1430,6 +1457,7 @@ impl PyRouter {
             ("routed", &c.routed),
             ("unrouted", &c.unrouted),
             ("read_back", &c.read_back),
+            ("open_failed", &c.open_failed),
         ] {
             d.set_item(k, v.load(Ordering::Relaxed))?;
         }

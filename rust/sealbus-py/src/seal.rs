@@ -1,16 +1,22 @@
 //! Binding for `sealbus_core::seal`: `AesGcm` (the raw primitive, `cryptography`-shaped),
-//! `KeyRing` (at-rest sealing) and the end-to-end frame helpers used by
-//! `sealbus.e2e`. Inputs are copied out of Python buffers, then the GIL is released
-//! for the crypto; batches come back as one `bytes` plus a `memoryview` of `n + 1`
-//! u64 offsets (zero-copy into numpy with `numpy.asarray`).
+//! `KeyRing` (at-rest sealing) and the end-to-end sealing and opening used by
+//! `sealbus.e2e`. A batch input that is an immutable `bytes` is read in place; any
+//! other buffer is copied out first. A batch is planned (output layout, nonces, keys)
+//! with the GIL released, its result `bytes` is allocated once, and the crypto writes
+//! straight into it with the GIL released again. Batches come back as that `bytes`
+//! plus a `memoryview` of `n + 1` u64 offsets (zero-copy into numpy with
+//! `numpy.asarray`).
 
 use std::sync::Arc;
 
 use pyo3::buffer::PyBuffer;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyMemoryView, PyString, PyTuple};
-use sealbus_core::seal::aead::{self, AeadKey, BatchAad};
-use sealbus_core::seal::{e2e, frame, AadFields, KeyRing, KeyState, Mode, Recipient, RingOptions};
+use sealbus_core::seal::aead::{self, AeadKey, BatchAad, DecryptJob, EncryptJob};
+use sealbus_core::seal::wrap::RecipientKey;
+use sealbus_core::seal::{
+    e2e, frame, AadFields, BatchJob, KeyRing, KeyState, Mode, Recipient, RingOptions,
+};
 use sealbus_core::Error;
 
 use crate::args::{Arg, FsPath};
@@ -41,6 +47,37 @@ fn bytes_of(obj: &Bound<'_, PyAny>, name: &str) -> PyResult<Vec<u8>> {
         )
     })?;
     buf.to_vec(py)
+}
+
+/// A batch input: an immutable `bytes` read in place (nothing can change it while we
+/// hold a reference, so the GIL may be released over it), or a copy of any other
+/// buffer (a `bytearray` or writable view could be resized under us).
+enum Input<'py> {
+    Borrowed(Bound<'py, PyBytes>),
+    Owned(Vec<u8>),
+}
+
+impl<'py> Input<'py> {
+    fn of(obj: &Bound<'py, PyAny>, name: &str) -> PyResult<Self> {
+        if let Ok(b) = obj.cast::<PyBytes>() {
+            return Ok(Input::Borrowed(b.clone()));
+        }
+        bytes_of(obj, name).map(Input::Owned)
+    }
+
+    fn as_slice(&self) -> &[u8] {
+        match self {
+            Input::Borrowed(b) => b.as_bytes(),
+            Input::Owned(v) => v,
+        }
+    }
+}
+
+/// Run a planned batch: one `bytes` of the planned size, filled with the GIL
+/// released; returns `(bytes, memoryview of u64 offsets)`.
+fn run_job<'py, J: BatchJob>(py: Python<'py>, job: &J) -> PyResult<Bound<'py, PyTuple>> {
+    let out = crate::outbuf::bytes_filled(py, job.out_len(), |buf| job.run(buf))?;
+    offsets_out(py, out, job.out_offsets())
 }
 
 fn type_name(obj: &Bound<'_, PyAny>) -> String {
@@ -94,10 +131,10 @@ fn offsets_of(obj: &Bound<'_, PyAny>, name: &str) -> PyResult<Vec<usize>> {
     })
 }
 
-/// `(bytes, memoryview of u64 offsets)`.
-fn batch_out<'py>(
+/// `(data, memoryview of u64 offsets)`.
+fn offsets_out<'py>(
     py: Python<'py>,
-    data: &[u8],
+    data: Bound<'py, PyBytes>,
     offsets: &[usize],
 ) -> PyResult<Bound<'py, PyTuple>> {
     let mut raw = Vec::with_capacity(offsets.len() * 8);
@@ -105,7 +142,7 @@ fn batch_out<'py>(
         raw.extend_from_slice(&(o as u64).to_ne_bytes());
     }
     let offs = PyMemoryView::from(PyBytes::new(py, &raw).as_any())?.call_method1("cast", ("Q",))?;
-    PyTuple::new(py, [PyBytes::new(py, data).into_any(), offs])
+    PyTuple::new(py, [data.into_any(), offs])
 }
 
 /// Owned AAD columns; scalars broadcast over the batch.
@@ -329,16 +366,14 @@ impl PyAesGcm {
         aad_offsets: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyTuple>> {
         let (n, b, o) = (
-            bytes_of(nonces, "nonces")?,
-            bytes_of(buffer, "buffer")?,
+            Input::of(nonces, "nonces")?,
+            Input::of(buffer, "buffer")?,
             offsets_of(offsets, "offsets")?,
         );
         let a = OwnedAad::from_py(aads, aad_offsets)?;
-        let key = self.key.clone();
-        let (out, offs) = detached(py, move || {
-            aead::encrypt_batch(&key, &n, &b, &o, a.as_batch())
-        })?;
-        batch_out(py, &out, &offs)
+        let (n, b) = (n.as_slice(), b.as_slice());
+        let job = detached(py, || EncryptJob::new(&self.key, n, b, &o, a.as_batch()))?;
+        run_job(py, &job)
     }
 
     /// Decrypt a batch laid out as `encrypt_batch` returns it. One bad item fails the
@@ -354,16 +389,14 @@ impl PyAesGcm {
         aad_offsets: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyTuple>> {
         let (n, b, o) = (
-            bytes_of(nonces, "nonces")?,
-            bytes_of(buffer, "buffer")?,
+            Input::of(nonces, "nonces")?,
+            Input::of(buffer, "buffer")?,
             offsets_of(offsets, "offsets")?,
         );
         let a = OwnedAad::from_py(aads, aad_offsets)?;
-        let key = self.key.clone();
-        let (out, offs) = detached(py, move || {
-            aead::decrypt_batch(&key, &n, &b, &o, a.as_batch())
-        })?;
-        batch_out(py, &out, &offs)
+        let (n, b) = (n.as_slice(), b.as_slice());
+        let job = detached(py, || DecryptJob::new(&self.key, n, b, &o, a.as_batch()))?;
+        run_job(py, &job)
     }
 
     fn __repr__(&self) -> String {
@@ -618,11 +651,19 @@ impl PyKeyRing {
         source: &Bound<'py, PyAny>,
         schema_version: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyTuple>> {
-        let (b, o) = (bytes_of(buffer, "buffer")?, offsets_of(offsets, "offsets")?);
+        let (b, o) = (
+            Input::of(buffer, "buffer")?,
+            offsets_of(offsets, "offsets")?,
+        );
         let cols = AadColumns::new(event_ids, event_type, source, schema_version)?;
-        let ring = self.ring.clone();
-        let (out, offs) = detached(py, move || ring.seal_batch(&cols.fields()?, &b, &o))?;
-        batch_out(py, &out, &offs)
+        let fields = attached(py, cols.fields())?;
+        let b = b.as_slice();
+        let job = detached(py, || {
+            let sp = aead::spans("offsets", &o, b.len())?;
+            self.ring
+                .seal_job(&fields, sp.into_iter().map(|r| &b[r]).collect())
+        })?;
+        run_job(py, &job)
     }
 
     /// Open frames laid out as `seal_batch` returns them. Returns `(payloads, offsets)`.
@@ -638,11 +679,15 @@ impl PyKeyRing {
         source: &Bound<'py, PyAny>,
         schema_version: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyTuple>> {
-        let (b, o) = (bytes_of(frames, "frames")?, offsets_of(offsets, "offsets")?);
+        let (b, o) = (
+            Input::of(frames, "frames")?,
+            offsets_of(offsets, "offsets")?,
+        );
         let cols = AadColumns::new(event_ids, event_type, source, schema_version)?;
-        let ring = self.ring.clone();
-        let (out, offs) = detached(py, move || ring.open_batch(&cols.fields()?, &b, &o))?;
-        batch_out(py, &out, &offs)
+        let fields = attached(py, cols.fields())?;
+        let b = b.as_slice();
+        let job = detached(py, || self.ring.open_job(&fields, b, &o))?;
+        run_job(py, &job)
     }
 
     fn __repr__(&self) -> String {
@@ -735,7 +780,7 @@ fn e2e_seal_batch<'py>(
             .collect();
         e2e::seal_batch(&key, &data_key_id, &r, &cols.fields()?, &b, &o)
     })?;
-    batch_out(py, &out, &offs)
+    offsets_out(py, PyBytes::new(py, &out), &offs)
 }
 
 /// Open end-to-end frames all sealed under `data_key_id` (already unwrapped).
@@ -760,7 +805,96 @@ fn e2e_open_batch<'py>(
     let (out, offs) = detached(py, move || {
         e2e::open_batch(&key, &data_key_id, &cols.fields()?, &b, &o)
     })?;
-    batch_out(py, &out, &offs)
+    offsets_out(py, PyBytes::new(py, &out), &offs)
+}
+
+/// A consumer's X25519 key pair held in Rust, for opening end-to-end batches; built
+/// once from the private key's 32 raw bytes. Shows its public half only.
+#[pyclass(frozen, module = "sealbus._sealbus", name = "RecipientKey")]
+pub struct PyRecipientKey {
+    pub(crate) key: Arc<RecipientKey>,
+}
+
+#[pymethods]
+impl PyRecipientKey {
+    #[new]
+    fn new(py: Python<'_>, private_bytes: &Bound<'_, PyAny>) -> PyResult<Self> {
+        let raw = zeroize::Zeroizing::new(bytes_of(private_bytes, "private_bytes")?);
+        Ok(Self {
+            key: Arc::new(attached(py, RecipientKey::from_private_bytes(&raw))?),
+        })
+    }
+
+    #[getter]
+    fn public_bytes<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, &self.key.public_bytes())
+    }
+
+    fn __repr__(&self) -> String {
+        format!("{:?}", self.key)
+    }
+}
+
+/// Seal a batch of one event type for `recipients` = `[(recipient_id, X25519 public
+/// key (32))]` under a fresh data key wrapped for each. Returns `(frames, offsets)`.
+#[pyfunction]
+#[pyo3(signature = (recipients, buffer, offsets, *, event_ids, event_type, source, schema_version))]
+// PyO3 extracts a Python list into a Vec (a slice cannot borrow from a list).
+#[allow(clippy::too_many_arguments, clippy::needless_pass_by_value)]
+fn e2e_seal_for<'py>(
+    py: Python<'py>,
+    recipients: Vec<(String, Vec<u8>)>,
+    buffer: &Bound<'py, PyAny>,
+    offsets: &Bound<'py, PyAny>,
+    event_ids: &Bound<'py, PyAny>,
+    event_type: &str,
+    source: &Bound<'py, PyAny>,
+    schema_version: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyTuple>> {
+    let (b, o) = (
+        Input::of(buffer, "buffer")?,
+        offsets_of(offsets, "offsets")?,
+    );
+    let type_col = PyString::new(py, event_type);
+    let cols = AadColumns::new(event_ids, type_col.as_any(), source, schema_version)?;
+    let fields = attached(py, cols.fields())?;
+    let b = b.as_slice();
+    let job = detached(py, || {
+        let r: Vec<(&str, &[u8])> = recipients
+            .iter()
+            .map(|(id, k)| (id.as_str(), k.as_slice()))
+            .collect();
+        e2e::seal_job_for(&r, event_type, &fields, b, &o)
+    })?;
+    run_job(py, &job)
+}
+
+/// Open end-to-end frames addressed to `recipient_id` with `key`: each distinct data
+/// key is unwrapped once, then every payload is opened in one pass. Returns
+/// `(payloads, offsets)`; fails as a whole on the first bad item, naming it.
+#[pyfunction]
+#[pyo3(signature = (key, recipient_id, frames, offsets, *, event_ids, event_type, source, schema_version))]
+#[allow(clippy::too_many_arguments)]
+fn e2e_open_for<'py>(
+    py: Python<'py>,
+    key: &PyRecipientKey,
+    recipient_id: &str,
+    frames: &Bound<'py, PyAny>,
+    offsets: &Bound<'py, PyAny>,
+    event_ids: &Bound<'py, PyAny>,
+    event_type: &Bound<'py, PyAny>,
+    source: &Bound<'py, PyAny>,
+    schema_version: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyTuple>> {
+    let (b, o) = (
+        Input::of(frames, "frames")?,
+        offsets_of(offsets, "offsets")?,
+    );
+    let cols = AadColumns::new(event_ids, event_type, source, schema_version)?;
+    let fields = attached(py, cols.fields())?;
+    let (b, k) = (b.as_slice(), &key.key);
+    let job = detached(py, || e2e::open_job_for(k, recipient_id, &fields, b, &o))?;
+    run_job(py, &job)
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -769,5 +903,8 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(decode_frame, m)?)?;
     m.add_function(wrap_pyfunction!(e2e_seal_batch, m)?)?;
     m.add_function(wrap_pyfunction!(e2e_open_batch, m)?)?;
+    m.add_class::<PyRecipientKey>()?;
+    m.add_function(wrap_pyfunction!(e2e_seal_for, m)?)?;
+    m.add_function(wrap_pyfunction!(e2e_open_for, m)?)?;
     Ok(())
 }

@@ -2,7 +2,7 @@
 //! defines them: `leaf = SHA-256(0x00 || entry)`, `node = SHA-256(0x01 || left ||
 //! right)`, and a tree of `n` leaves split at the largest power of two below `n`.
 
-use ring::digest::{Context, SHA256};
+use aws_lc_rs::digest::{Context, SHA256};
 use subtle::ConstantTimeEq;
 
 pub type Hash = [u8; 32];

@@ -23,7 +23,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use ring::signature::{Ed25519KeyPair, KeyPair, UnparsedPublicKey, ED25519};
+use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair, UnparsedPublicKey, ED25519};
 use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
@@ -315,7 +315,10 @@ struct Scan {
 /// signature. A last line without its newline is a torn write, not an entry.
 fn scan(path: &Path) -> Result<Scan> {
     let file = File::open(path).map_err(io("open", path))?;
-    let mut reader = BufReader::new(file);
+    scan_from(BufReader::new(file), path)
+}
+
+fn scan_from<R: BufRead>(mut reader: R, path: &Path) -> Result<Scan> {
     let mut s = Scan {
         leaves: Vec::new(),
         entries: Vec::new(),
@@ -433,6 +436,24 @@ pub fn verify(dir: &Path, against: Option<&Checkpoint>) -> Result<Verdict> {
         }
     }
     Ok(v)
+}
+
+/// Verify a trail held in memory (the bytes of its file), as [`verify`] does the file:
+/// the decoder that the fuzz target drives with arbitrary bytes.
+pub fn verify_bytes(bytes: &[u8]) -> Verdict {
+    match scan_from(bytes, Path::new("<memory>")) {
+        Ok(s) => Verdict {
+            entries: s.leaves.len() as u64,
+            checkpoints: s.checkpoints,
+            first_bad: s.first_bad,
+        },
+        // Reading a slice cannot fail; were it to, nothing verified.
+        Err(e) => Verdict {
+            entries: 0,
+            checkpoints: 0,
+            first_bad: Some((0, e.to_string())),
+        },
+    }
 }
 
 /// Entries of the trail as JSON objects (up to the first that does not verify).

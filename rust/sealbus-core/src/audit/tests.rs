@@ -217,3 +217,26 @@ fn a_change_to_the_last_entry_is_caught_by_a_later_checkpoint_or_an_exported_one
     assert!(!verify(dir.path(), None).expect("verify").ok());
     assert!(!verify(dir.path(), Some(&cp)).expect("verify").ok());
 }
+
+#[test]
+fn the_in_memory_decoder_gives_the_files_verdict() {
+    let dir = tempfile::tempdir().expect("tmp");
+    drop(trail_with(dir.path(), 25, 10));
+    let raw = fs::read(dir.path().join(FILE)).expect("read");
+    assert_eq!(
+        verify_bytes(&raw),
+        verify(dir.path(), None).expect("verify")
+    );
+    assert!(verify_bytes(&raw).ok());
+    let mut bad = lines(dir.path());
+    bad[5][12] ^= 1;
+    let mut joined = bad.join(&b'\n');
+    joined.push(b'\n');
+    write(dir.path(), &bad);
+    assert_eq!(
+        verify_bytes(&joined),
+        verify(dir.path(), None).expect("verify")
+    );
+    assert!(!verify_bytes(&joined).ok());
+    assert_eq!(verify_bytes(b"").entries, 0);
+}

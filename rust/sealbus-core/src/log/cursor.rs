@@ -1,23 +1,14 @@
 //! Durable per-consumer cursors: the committed offset (everything below it is settled),
 //! the settled offsets beyond it as compact ranges, delivery counts of offsets in
-//! flight, and the consumer's dead-letter entries. Each save replaces the whole file
-//! atomically: write `NAME.tmp`, fsync it, rename over `NAME`, fsync the directory.
-//! A crash leaves either the old or the new cursor, never a mix.
-
-use std::fmt::Write as _;
-use std::path::Path;
-use std::sync::{Arc, Mutex};
+//! flight, and the consumer's dead-letter entries, and their encoding. Where they are
+//! stored: [`super::cursor_store`].
 
 use super::deliveries::Deliveries;
-use super::io::{FileStorage, Storage};
-use super::recovery::io_err;
-use crate::error::{Error, Result};
 
 /// A cursor without an owner (as written before cursors had one).
 const MAGIC: &[u8; 8] = b"SBUSCUR1";
 /// A cursor that names the principal owning the consumer.
 const MAGIC_OWNED: &[u8; 8] = b"SBUSCUR2";
-const MAX_NAME: usize = 100;
 /// Dead-letter reasons are cut to this many bytes (at a character boundary).
 const MAX_REASON: usize = 1024;
 
@@ -311,145 +302,6 @@ impl Reader<'_> {
     }
 }
 
-/// The cursor files of a directory.
-#[derive(Debug)]
-pub struct CursorStore {
-    storage: Arc<dyn Storage>,
-    /// Serialises saves: they share a temp file name per consumer.
-    save_lock: Mutex<()>,
-}
-
-fn file_name(consumer: &str) -> Result<String> {
-    if consumer.is_empty() || consumer.len() > MAX_NAME {
-        return Err(Error::InvalidArgument {
-            name: "consumer".into(),
-            reason: format!("must be 1 to {MAX_NAME} bytes, got {}", consumer.len()),
-        });
-    }
-    // Hex keeps any consumer name a safe file name.
-    let mut s = String::with_capacity(consumer.len() * 2 + 7);
-    for b in consumer.bytes() {
-        let _ = write!(s, "{b:02x}");
-    }
-    s.push_str(".cursor");
-    Ok(s)
-}
-
-fn consumer_of(file: &str) -> Option<String> {
-    let hex = file.strip_suffix(".cursor")?;
-    if hex.len() % 2 != 0 {
-        return None;
-    }
-    let bytes: Option<Vec<u8>> = (0..hex.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
-        .collect();
-    String::from_utf8(bytes?).ok()
-}
-
-impl CursorStore {
-    /// Cursor files in `dir` (created if needed).
-    pub fn open(dir: &Path) -> Result<CursorStore> {
-        let storage = FileStorage::new(dir).map_err(|source| Error::LogIo {
-            op: "create directory",
-            path: dir.display().to_string(),
-            source,
-        })?;
-        Ok(CursorStore::with_storage(Arc::new(storage)))
-    }
-
-    pub fn with_storage(storage: Arc<dyn Storage>) -> CursorStore {
-        CursorStore {
-            storage,
-            save_lock: Mutex::new(()),
-        }
-    }
-
-    /// The consumer's saved cursor, or `None` if it never saved one.
-    pub fn load(&self, consumer: &str) -> Result<Option<Cursor>> {
-        let name = file_name(consumer)?;
-        let s = self.storage.as_ref();
-        let file = match s.open(&name, false) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(io_err(s, "open", &name)(e)),
-        };
-        let len = file.len().map_err(io_err(s, "stat", &name))?;
-        let mut bytes = vec![0u8; usize::try_from(len).unwrap_or(0)];
-        file.read_at(0, &mut bytes)
-            .map_err(io_err(s, "read", &name))?;
-        Cursor::decode(&bytes)
-            .map(Some)
-            .map_err(|(at, reason)| Error::LogCorrupted {
-                segment: name,
-                offset: at as u64,
-                reason: format!("{reason} (byte {at})"),
-            })
-    }
-
-    /// Durably replace the consumer's cursor.
-    pub fn save(&self, consumer: &str, cursor: &Cursor) -> Result<()> {
-        self.save_encoded(consumer, &cursor.encode())
-    }
-
-    /// Durably replace the consumer's cursor with one already encoded by
-    /// [`Cursor::encode`] (so a caller can encode under its own lock and write
-    /// outside it).
-    pub fn save_encoded(&self, consumer: &str, bytes: &[u8]) -> Result<()> {
-        let name = file_name(consumer)?;
-        let tmp = format!("{name}.tmp");
-        let s = self.storage.as_ref();
-        let _guard = self
-            .save_lock
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let f = s.open(&tmp, true).map_err(io_err(s, "create", &tmp))?;
-        f.truncate(0).map_err(io_err(s, "truncate", &tmp))?;
-        f.write_at(0, bytes).map_err(io_err(s, "write", &tmp))?;
-        f.fsync().map_err(io_err(s, "fsync", &tmp))?;
-        s.rename(&tmp, &name).map_err(io_err(s, "rename", &name))?;
-        s.fsync_dir().map_err(io_err(s, "fsync directory", &name))
-    }
-
-    /// Forget a consumer.
-    pub fn remove(&self, consumer: &str) -> Result<bool> {
-        let name = file_name(consumer)?;
-        let s = self.storage.as_ref();
-        match s.remove(&name) {
-            Ok(()) => {
-                s.fsync_dir().map_err(io_err(s, "fsync directory", &name))?;
-                Ok(true)
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
-            Err(e) => Err(io_err(s, "remove", &name)(e)),
-        }
-    }
-
-    /// Consumers with a saved cursor, sorted.
-    pub fn consumers(&self) -> Result<Vec<String>> {
-        let s = self.storage.as_ref();
-        let mut v: Vec<String> = s
-            .list()
-            .map_err(io_err(s, "list", ""))?
-            .iter()
-            .filter_map(|n| consumer_of(n))
-            .collect();
-        v.sort();
-        Ok(v)
-    }
-
-    /// The smallest committed offset over all consumers: what retention must keep.
-    pub fn min_committed(&self) -> Result<Option<u64>> {
-        let mut min: Option<u64> = None;
-        for c in self.consumers()? {
-            if let Some(cur) = self.load(&c)? {
-                min = Some(min.map_or(cur.committed, |m| m.min(cur.committed)));
-            }
-        }
-        Ok(min)
-    }
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -565,33 +417,5 @@ mod tests {
         assert_eq!(&owned[..8], MAGIC_OWNED);
         assert_eq!(&owned[8..10], &9u16.to_le_bytes());
         assert_eq!(&owned[10..19], b"analytics");
-    }
-
-    #[test]
-    fn store_round_trip() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = CursorStore::open(dir.path()).unwrap();
-        assert_eq!(store.load("shipping").unwrap(), None);
-        let mut c = Cursor::starting_at(3);
-        c.ack(5);
-        store.save("shipping", &c).unwrap();
-        store.save("analytics/ü", &Cursor::starting_at(1)).unwrap();
-        let store = CursorStore::open(dir.path()).unwrap();
-        assert_eq!(store.load("shipping").unwrap(), Some(c));
-        assert_eq!(
-            store.consumers().unwrap(),
-            vec!["analytics/ü".to_owned(), "shipping".to_owned()]
-        );
-        assert_eq!(store.min_committed().unwrap(), Some(1));
-        assert!(store.remove("shipping").unwrap());
-        assert!(!store.remove("shipping").unwrap());
-        assert!(matches!(store.load(""), Err(Error::InvalidArgument { .. })));
-        // A damaged file is refused with its name, never read as a fresh cursor.
-        std::fs::write(
-            dir.path().join(file_name("x").unwrap()),
-            b"garbage garbage garbage garbage",
-        )
-        .unwrap();
-        assert!(matches!(store.load("x"), Err(Error::LogCorrupted { .. })));
     }
 }

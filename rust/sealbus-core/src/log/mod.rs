@@ -2,7 +2,7 @@
 //! Kafka log: segment files named by their base offset, records with a length, CRC32C
 //! checksums and an opaque payload (a sealed frame), a sparse index per segment, one
 //! writer with group commit, recovery that cuts only a torn tail, retention by whole
-//! segments, and per-consumer cursor files.
+//! segments, and a journal of consumer cursors.
 //!
 //! - [`record`]: record and segment header codec.
 //! - [`index`]: sparse offset/time index.
@@ -12,10 +12,12 @@
 //! - [`writer`]: group commit and fail-stop.
 //! - [`recovery`]: open-time scan and repair of a torn tail.
 //! - [`retention`]: deletion of old segments.
-//! - [`cursor`]: durable consumer cursors.
+//! - [`cursor`]: durable consumer cursors and their encoding.
+//! - [`cursor_store`]: the journal all cursors of a log are saved in.
 //! - [`lock`]: one writer per log folder.
 
 pub mod cursor;
+pub mod cursor_store;
 pub mod deliveries;
 pub mod index;
 pub mod io;
@@ -31,7 +33,8 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-pub use self::cursor::{Cursor, CursorStore, DeadLetter};
+pub use self::cursor::{Cursor, DeadLetter};
+pub use self::cursor_store::{CursorBatch, CursorStore};
 pub use self::deliveries::Deliveries;
 pub use self::io::{FaultPlan, FaultyStorage, FileStorage, ForgetfulStorage, Storage, StorageFile};
 pub use self::lock::DirLock;

@@ -900,7 +900,7 @@ fn power_history(fsync: FsyncPolicy, ops: &[PowerOp]) -> u64 {
         ..opts(fsync)
     };
     let mut log = Log::open_with_storage(storage(), o.clone()).unwrap();
-    let mut cursors = CursorStore::with_storage(storage());
+    let mut cursors = CursorStore::with_storage(storage()).unwrap();
     // Every append attempted, as (first offset, payloads); `acked` of them returned.
     let mut appended: Vec<Vec<u8>> = Vec::new();
     let mut acked = 0usize;
@@ -929,7 +929,7 @@ fn power_history(fsync: FsyncPolicy, ops: &[PowerOp]) -> u64 {
                 fs.power_cut(&mut |n| n * usize::from(*share) / 255);
                 drop(log);
                 log = Log::open_with_storage(storage(), o.clone()).unwrap();
-                cursors = CursorStore::with_storage(storage());
+                cursors = CursorStore::with_storage(storage()).unwrap();
                 let recs = read_all(&log).unwrap();
                 // What survived is a prefix of what was appended, intact.
                 assert!(recs.len() <= appended.len());

@@ -96,6 +96,19 @@ impl KeyCheck {
 }
 
 impl Router {
+    /// Count the opens that failed on a tampered or malformed frame.
+    pub(super) fn count_open_failures<'e>(&self, errors: impl Iterator<Item = Option<&'e Error>>) {
+        let n = errors
+            .flatten()
+            .filter(|e| matches!(e, Error::Integrity { .. } | Error::Frame { .. }))
+            .count();
+        if n > 0 {
+            self.counters
+                .open_failed
+                .fetch_add(n as u64, Ordering::Relaxed);
+        }
+    }
+
     /// Like [`Router::open`], into one buffer.
     pub fn open_into_buffer(&self, deliveries: Vec<Delivery<Item>>) -> OpenedBatch {
         let n = deliveries.len();
@@ -129,6 +142,7 @@ impl Router {
                 }
                 offsets.push(buffer.len());
             }
+            self.count_open_failures(errors.iter().map(Option::as_ref));
             return OpenedBatch::new(deliveries, buffer, offsets, errors);
         }
         // Mixed, unsealed or a failed batch: item by item, so one shredded event does
@@ -150,6 +164,7 @@ impl Router {
             }
             offsets.push(buffer.len());
         }
+        self.count_open_failures(errors.iter().map(Option::as_ref));
         OpenedBatch::new(deliveries, buffer, offsets, errors)
     }
 
@@ -298,10 +313,10 @@ impl Router {
         let save = st
             .durable
             .as_ref()
-            .is_some_and(|d| d.dirty && d.last_save.elapsed() > Duration::from_millis(200));
+            .is_some_and(|d| d.dirty && d.last_save.elapsed() > super::durable::ACK_SAVE_EVERY);
         drop(st);
         if save {
-            self.flush_cursor(sub)?;
+            self.save_after_ack()?;
         }
         if n > 0 {
             sub.has_room.notify_all();
@@ -381,7 +396,7 @@ impl Router {
         drop(aads);
         let mut k = 0;
         let mut keys_seen = KeyCheck::default();
-        deliveries
+        let out: Vec<Opened> = deliveries
             .into_iter()
             .map(|d| {
                 if !d.item.sealed {
@@ -415,6 +430,8 @@ impl Router {
                     }
                 }
             })
-            .collect()
+            .collect();
+        self.count_open_failures(out.iter().map(|o| o.error.as_ref()));
+        out
     }
 }

@@ -22,6 +22,9 @@ use crate::seal::frame;
 /// How much a refill reads from disk at most per call.
 const REFILL_BYTES: usize = 4 << 20;
 
+/// How often acks save the changed cursors (all of them, in one group).
+pub(super) const ACK_SAVE_EVERY: Duration = Duration::from_millis(200);
+
 /// How often housekeeping saves a cursor that only moved by following the log.
 const MOVED_SAVE_EVERY: Duration = Duration::from_secs(30);
 
@@ -234,77 +237,109 @@ impl Router {
         }
     }
 
-    /// Save a durable subscription's cursor if it changed. The cursor is encoded
-    /// under the subscription's lock but written and fsynced outside it, so its
-    /// producers and consumers never wait for the disk; saves of one subscription
-    /// are serialised, so an older snapshot never lands after a newer one.
+    /// Save a durable subscription's cursor if it changed.
     pub fn flush_cursor(&self, sub: &Subscription) -> Result<()> {
-        self.save_cursor(sub, true)
+        self.save_cursors(std::iter::once(sub), true)
     }
 
-    /// Save a cursor if the consumer changed it (acks, deliveries, dead letters),
-    /// or if it only moved on by following the log and `moved` says to save that
-    /// too. A following consumer is caught up first, so its saved cursor lags the
-    /// log little.
-    fn save_cursor(&self, sub: &Subscription, moved: bool) -> Result<()> {
+    /// Save, as one group (one write, one fsync), the cursors of `subs` that their
+    /// consumers changed (acks, deliveries, dead letters), and those that only moved
+    /// on by following the log if `moved` says to save those too, or if they have
+    /// not been saved for a while. A following consumer is caught up first, so its
+    /// saved cursor lags the log little.
+    ///
+    /// Each cursor is encoded under its subscription's lock, which is held only for
+    /// that: producers and consumers never wait for the disk. The group holds the
+    /// store until it is written, so an older snapshot of a cursor never lands
+    /// after a newer one.
+    fn save_cursors<'a>(
+        &self,
+        subs: impl IntoIterator<Item = &'a Subscription>,
+        moved: bool,
+    ) -> Result<()> {
         let Some(cursors) = &self.cursors else {
             return Ok(());
         };
-        // A closed log has released its folder to the next writer: its cursor files
-        // are no longer this router's to write (an ack after close is redelivered).
+        // A closed log has released its folder to the next writer: its cursors are
+        // no longer this router's to write (an ack after close is redelivered).
         if self.log.as_ref().is_some_and(|l| l.is_closed()) {
             return Ok(());
         }
-        let _one_at_a_time = sub.save_lock.lock().map_err(|_| poisoned("cursor save"))?;
-        let (bytes, joined) = {
+        let mut batch = cursors.batch()?;
+        let mut saved = Vec::new();
+        for sub in subs {
             let mut st = sub.lock()?;
             let joined = self.try_follow(&mut st);
-            let Some(d) = st.durable.as_mut().filter(|d| {
-                d.dirty
-                    || (d.cursor.committed != d.saved_committed
-                        && (moved || d.last_save.elapsed() >= MOVED_SAVE_EVERY))
-            }) else {
-                drop(st);
-                if joined {
-                    sub.notify_events();
-                }
-                return Ok(());
-            };
-            d.dirty = false;
-            d.last_save = Instant::now();
-            d.saved_committed = d.cursor.committed;
-            (d.cursor.encode(), joined)
-        };
-        if joined {
-            sub.notify_events();
+            let bytes = st
+                .durable
+                .as_mut()
+                .filter(|d| {
+                    d.dirty
+                        || (d.cursor.committed != d.saved_committed
+                            && (moved || d.last_save.elapsed() >= MOVED_SAVE_EVERY))
+                })
+                .map(|d| {
+                    d.dirty = false;
+                    d.last_save = Instant::now();
+                    d.saved_committed = d.cursor.committed;
+                    d.cursor.encode()
+                });
+            drop(st);
+            if joined {
+                sub.notify_events();
+            }
+            if let Some(bytes) = bytes {
+                batch.put_encoded(&sub.name, &bytes)?;
+                saved.push(sub);
+            }
         }
-        cursors.save_encoded(&sub.name, &bytes).inspect_err(|_| {
+        batch.commit().inspect_err(|_| {
             // Not saved: the next flush tries again.
-            if let Ok(mut st) = sub.lock() {
-                if let Some(d) = st.durable.as_mut() {
-                    d.dirty = true;
+            for sub in saved {
+                if let Ok(mut st) = sub.lock() {
+                    if let Some(d) = st.durable.as_mut() {
+                        d.dirty = true;
+                    }
                 }
             }
         })
     }
 
-    /// Save every changed cursor.
+    /// Save every changed cursor, in one group.
     pub fn flush(&self) -> Result<()> {
-        for s in self.subscriptions() {
-            self.flush_cursor(&s)?;
+        let subs = self.subscriptions();
+        self.save_cursors(subs.iter().map(|s| &**s), true)
+    }
+
+    /// An ack left a cursor unsaved for a while: save every changed cursor, in one
+    /// group, at most once per [`ACK_SAVE_EVERY`] for the whole router (a save per
+    /// consumer would cost thousands of consumers one fsync each; the housekeeping
+    /// thread saves the rest).
+    pub(super) fn save_after_ack(&self) -> Result<()> {
+        let due = {
+            let mut at = self
+                .acks_saved
+                .lock()
+                .map_err(|_| poisoned("cursor saves"))?;
+            let due = at.elapsed() >= ACK_SAVE_EVERY;
+            if due {
+                *at = Instant::now();
+            }
+            due
+        };
+        if due {
+            self.flush_changed()
+        } else {
+            Ok(())
         }
-        Ok(())
     }
 
     /// Save the cursors consumers changed, and those that only followed the log
-    /// when they have not been saved for a while: with thousands of consumers, a
-    /// save (write, fsync, rename) of each one per round would cost more than the
-    /// publishes they follow.
-    fn flush_changed(&self) -> Result<()> {
-        for s in self.subscriptions() {
-            self.save_cursor(&s, false)?;
-        }
-        Ok(())
+    /// when they have not been saved for a while, in one group: one write and one
+    /// fsync however many consumers there are.
+    pub(super) fn flush_changed(&self) -> Result<()> {
+        let subs = self.subscriptions();
+        self.save_cursors(subs.iter().map(|s| &**s), false)
     }
 
     /// Delete whole segments per the retention policy, never past what a durable

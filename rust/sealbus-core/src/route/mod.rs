@@ -148,6 +148,9 @@ pub struct Counters {
     /// Events durable consumers read back from the log because they were not in
     /// their in-memory window (offline, or too far behind).
     pub read_back: AtomicU64,
+    /// Stored or delivered events whose seal failed to open (tampered or malformed
+    /// frames; a destroyed key is not counted): watched by the alert rules.
+    pub open_failed: AtomicU64,
 }
 
 #[derive(Debug)]
@@ -178,11 +181,31 @@ pub struct Router {
     /// Durable subscriptions holding a batch that waits for an earlier append to
     /// finish (see `follow`).
     waiting: Mutex<Vec<Arc<Subscription>>>,
+    /// Open durable subscriptions by name (changed only under `subs`' write lock):
+    /// a subscribe finds a clash without a pass over every subscription.
+    durable_names: Mutex<HashMap<String, u64>>,
+    /// When acks last saved the changed cursors (see `durable::save_after_ack`).
+    acks_saved: Mutex<std::time::Instant>,
 }
 
 /// Pattern keys that would look inside sealed data.
 fn is_sealed_key(k: &str) -> bool {
     matches!(k, "data" | "data_base64")
+}
+
+/// A subscription's queue holds at least one event and delivers it at least once.
+fn check_queue_config(cfg: &QueueConfig) -> Result<()> {
+    let zero = if cfg.max_pending == 0 {
+        "max_pending"
+    } else if cfg.max_deliveries == 0 {
+        "max_deliveries"
+    } else {
+        return Ok(());
+    };
+    Err(Error::InvalidArgument {
+        name: zero.into(),
+        reason: "must be at least 1".into(),
+    })
 }
 
 fn poisoned(what: &str) -> Error {
@@ -216,6 +239,8 @@ impl Router {
             inflight: inflight::InFlight::default(),
             enqueuing: std::sync::atomic::AtomicUsize::new(0),
             waiting: Mutex::new(Vec::new()),
+            durable_names: Mutex::new(HashMap::new()),
+            acks_saved: Mutex::new(std::time::Instant::now()),
         }
     }
 
@@ -321,18 +346,7 @@ impl Router {
             }
         }
         self.check_pattern_keys(pattern.as_ref())?;
-        if cfg.max_pending == 0 {
-            return Err(Error::InvalidArgument {
-                name: "max_pending".into(),
-                reason: "must be at least 1".into(),
-            });
-        }
-        if cfg.max_deliveries == 0 {
-            return Err(Error::InvalidArgument {
-                name: "max_deliveries".into(),
-                reason: "must be at least 1".into(),
-            });
-        }
+        check_queue_config(&cfg)?;
         let id = self.next_sub.fetch_add(1, Ordering::AcqRel);
         let name = match (name, durable.is_some()) {
             (Some(n), _) => n,
@@ -346,7 +360,11 @@ impl Router {
             }
         };
         let mut subs = self.subs.write().map_err(|_| poisoned("subscriptions"))?;
-        let open = subs.values().find(|s| s.name == name && s.is_durable());
+        let mut names = self
+            .durable_names
+            .lock()
+            .map_err(|_| poisoned("subscriptions"))?;
+        let open = names.get(&name).and_then(|id| subs.get(id));
         if let (Some(s), Some(_)) = (open, durable) {
             if s.principal != principal {
                 return Err(durable::not_owner(principal, &name));
@@ -375,6 +393,10 @@ impl Router {
         if sub.is_durable() {
             self.restore_dead_letters(&sub)?;
         }
+        if sub.is_durable() {
+            names.insert(sub.name.clone(), id);
+        }
+        drop(names);
         subs.insert(id, sub.clone());
         drop(subs);
         match &self.log {
@@ -404,11 +426,20 @@ impl Router {
     /// Close a subscription. A durable one keeps its cursor (the consumer is offline
     /// and will be owed every event when it returns) unless `forget` is set.
     pub fn unsubscribe(&self, id: u64, forget: bool) -> Result<bool> {
-        let removed = self
-            .subs
-            .write()
-            .map_err(|_| poisoned("subscriptions"))?
-            .remove(&id);
+        let removed = {
+            let mut subs = self.subs.write().map_err(|_| poisoned("subscriptions"))?;
+            let removed = subs.remove(&id);
+            if let Some(s) = removed.as_ref().filter(|s| s.is_durable()) {
+                let mut names = self
+                    .durable_names
+                    .lock()
+                    .map_err(|_| poisoned("subscriptions"))?;
+                if names.get(&s.name) == Some(&id) {
+                    names.remove(&s.name);
+                }
+            }
+            removed
+        };
         if let Some(s) = &removed {
             s.close();
             self.invalidate_routes();
@@ -620,6 +651,32 @@ impl Router {
                 })?;
                 Ok(0)
             }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// [`Router::validate_data`] over opened events of one type, event `i` being
+    /// `buffer[offsets[i]..offsets[i + 1]]`: the schema is looked up once and large
+    /// batches are spread over the validation pool. The error of each invalid event
+    /// (carrying its index), `None` for a valid one.
+    pub fn validate_data_batch(
+        &self,
+        event_type: &str,
+        buffer: &[u8],
+        offsets: &[usize],
+    ) -> Result<Vec<Option<Error>>> {
+        match self.schemas.validator(event_type, None) {
+            Ok(v) => {
+                let offs: Vec<u64> = offsets.iter().map(|&o| o as u64).collect();
+                v.validate_buffer(buffer, &offs, true)
+            }
+            Err(Error::SchemaNotFound { .. }) if self.allow_schemaless => Ok(offsets
+                .windows(2)
+                .map(|w| {
+                    let data = buffer.get(w[0]..w[1]).unwrap_or_default();
+                    self.validate_data(event_type, data).err()
+                })
+                .collect()),
             Err(e) => Err(e),
         }
     }

@@ -340,7 +340,7 @@ impl Router {
         (deadline, interrupt): (Option<Instant>, Option<Interrupt<'_>>),
     ) -> Result<()> {
         for (s, &n) in subs.iter().zip(need) {
-            if n == 0 || s.is_closed() {
+            if n == 0 || s.is_unbounded() || s.is_closed() {
                 continue;
             }
             let mut st = s.lock()?;
@@ -411,7 +411,9 @@ impl Router {
         let _guard = self.enqueue.lock().map_err(|_| poisoned("router"))?;
         let mut guards = Vec::with_capacity(subs.len());
         for (s, &n) in subs.iter().zip(need) {
-            if n == 0 || s.is_closed() {
+            // An unbounded durable backlog always has room: it is counted as its
+            // events are handed over (`push`), under the one lock that takes.
+            if n == 0 || s.is_unbounded() || s.is_closed() {
                 guards.push(None);
                 continue;
             }
@@ -535,7 +537,8 @@ impl Router {
             }
             _ => 0,
         };
-        let mut woken = self.push(targets, start, &need, &items, floor, &mut reservation)?;
+        let pushed = self.push(targets, start, &need, &items, floor, &mut reservation)?;
+        let mut woken = Vec::new();
         if let (Some(range), Some(t)) = (&range, &ticket) {
             if self
                 .inflight
@@ -550,7 +553,11 @@ impl Router {
             woken.extend(self.release_waiting()?);
         }
         let mut spinner = false;
-        for s in woken {
+        for s in pushed
+            .into_iter()
+            .map(|k| &targets.subs[k])
+            .chain(woken.iter())
+        {
             spinner |= s.has_spinner();
             s.notify_events();
         }
@@ -596,8 +603,8 @@ impl Router {
     }
 
     /// Hand `items` (events `start..` of the batch `targets` describes) to their queues.
-    /// Returns the subscriptions to wake: those that received events. Durable ones
-    /// that wanted none of these are not touched (see `follow`).
+    /// Returns the subscriptions to wake, by index in `targets`: those that received
+    /// events. Durable ones that wanted none of these are not touched (see `follow`).
     fn push(
         &self,
         targets: &Targets,
@@ -606,7 +613,7 @@ impl Router {
         items: &[Item],
         floor: u64,
         reservation: &mut Reservation<'_>,
-    ) -> Result<Vec<Arc<Subscription>>> {
+    ) -> Result<Vec<usize>> {
         let subs = &targets.subs[..];
         let range = items
             .first()
@@ -614,33 +621,51 @@ impl Router {
             .map(|first| first..first + items.len() as u64);
         let mut woken = Vec::with_capacity(subs.len());
         let mut waiting = Vec::new();
-        let mut per_sub: Vec<Vec<&Item>> = need.iter().map(|&n| Vec::with_capacity(n)).collect();
+        // Each subscription's share, in one buffer: subscription `k`'s is
+        // `flat[at[k]..at[k + 1]]`, in batch order (one allocation for thousands).
+        let mut at = Vec::with_capacity(need.len() + 1);
+        at.push(0usize);
+        for &n in need {
+            at.push(at[at.len() - 1] + n);
+        }
+        let mut fill = at.clone();
+        // Every place is written below (`need` counts exactly these events' targets).
+        let mut flat: Vec<&Item> = match items.first() {
+            Some(first) => vec![first; at[need.len()]],
+            None => Vec::new(),
+        };
         for (j, item) in items.iter().enumerate() {
             for &i in targets.of(start + j) {
-                per_sub[i as usize].push(item);
+                flat[fill[i as usize]] = item;
+                fill[i as usize] += 1;
             }
         }
-        for (k, ((s, mine), &n)) in subs.iter().zip(per_sub).zip(need).enumerate() {
+        for (k, (s, &n)) in subs.iter().zip(need).enumerate() {
             if n == 0 {
                 continue;
             }
+            let mine = &flat[at[k]..at[k + 1]];
             let mut st = s.lock()?;
-            if st.durable.is_some() {
+            if let Some(d) = st.durable.as_mut() {
+                if s.is_unbounded() {
+                    // Not reserved (see `reserve`): owed from now on, being stored.
+                    d.owed += n as u64;
+                }
                 if let Some(range) = &range {
-                    let pushed = follow::push_durable(&mut st, &mine, range.clone(), floor);
+                    let pushed = follow::push_durable(&mut st, mine, range.clone(), floor);
                     if pushed.wait {
                         waiting.push(Arc::clone(s));
                     }
                 }
             } else {
-                for item in mine {
-                    st.queue.push(item.clone());
+                for &item in mine {
+                    st.queue.push(Arc::clone(item));
                 }
             }
             // The promised room is now filled by the events themselves.
             reservation.commit(k, &mut st);
             drop(st);
-            woken.push(Arc::clone(s));
+            woken.push(k);
         }
         self.wait_for_earlier(waiting)?;
         Ok(woken)

@@ -122,7 +122,9 @@ impl Router {
                 let mut e = e;
                 if e.sealed {
                     if let Some(keys) = &self.keys {
-                        e.data = keys.open(&e.data, &aad_of(&e))?;
+                        e.data = keys.open(&e.data, &aad_of(&e)).inspect_err(|err| {
+                            self.count_open_failures(std::iter::once(Some(err)));
+                        })?;
                         e.sealed = false;
                     }
                 }

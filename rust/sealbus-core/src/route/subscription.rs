@@ -6,7 +6,7 @@
 //! it has read. Its in-memory queue is only a window onto the log.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
@@ -127,12 +127,18 @@ pub struct Subscription {
     /// The selectors and event loops watching this subscription, told with every
     /// `has_events`.
     bells: Mutex<Vec<Arc<dyn Watcher>>>,
-    /// Serialises cursor saves (taken before the state lock, never inside it).
-    pub(crate) save_lock: Mutex<()>,
     closed: AtomicBool,
     /// Whether it has a cursor in the durable log (fixed at subscribe): asked on
     /// every publish and ack, so not behind the lock.
     durable: bool,
+    /// A durable subscription without `max_backlog`: nothing a producer does can fill
+    /// it (its backlog is on disk), so a publish neither waits for it nor reserves
+    /// room in it, and locks it once, to hand it its events.
+    unbounded: bool,
+    /// Watchers in `bells` (kept under its lock): a notification with none skips the
+    /// lock. A watcher counts itself before it looks at the state, so a producer
+    /// that changed the state before reading 0 here is seen by that look.
+    watched: AtomicUsize,
 }
 
 impl Subscription {
@@ -146,6 +152,7 @@ impl Subscription {
         durable: Option<Durable>,
     ) -> Self {
         let is_durable = durable.is_some();
+        let unbounded = durable.as_ref().is_some_and(|d| d.max_backlog.is_none());
         Subscription {
             id,
             name,
@@ -162,9 +169,10 @@ impl Subscription {
             has_room: Signal::default(),
             wakes: AtomicU64::new(0),
             bells: Mutex::new(Vec::new()),
-            save_lock: Mutex::new(()),
             closed: AtomicBool::new(false),
             durable: is_durable,
+            unbounded,
+            watched: AtomicUsize::new(0),
         }
     }
 
@@ -173,6 +181,9 @@ impl Subscription {
     pub(crate) fn notify_events(&self) {
         self.wakes.fetch_add(1, Ordering::Release);
         self.has_events.notify_all();
+        if self.watched.load(Ordering::SeqCst) == 0 {
+            return;
+        }
         if let Ok(bells) = self.bells.lock() {
             for b in bells.iter() {
                 b.news();
@@ -188,6 +199,7 @@ impl Subscription {
     pub(crate) fn watch(&self, watcher: Arc<dyn Watcher>) {
         if let Ok(mut bells) = self.bells.lock() {
             bells.push(watcher);
+            self.watched.store(bells.len(), Ordering::SeqCst);
         }
     }
 
@@ -195,6 +207,7 @@ impl Subscription {
     pub(crate) fn unwatch(&self, watcher: &dyn Watcher) {
         if let Ok(mut bells) = self.bells.lock() {
             bells.retain(|b| !std::ptr::addr_eq(Arc::as_ptr(b), watcher));
+            self.watched.store(bells.len(), Ordering::SeqCst);
         }
     }
 
@@ -218,6 +231,11 @@ impl Subscription {
 
     pub fn is_durable(&self) -> bool {
         self.durable
+    }
+
+    /// A durable subscription whose backlog no bound limits (see `unbounded`).
+    pub(crate) fn is_unbounded(&self) -> bool {
+        self.unbounded
     }
 
     pub(crate) fn close(&self) {

@@ -1,17 +1,20 @@
-//! End-to-end payload sealing with a caller-supplied data key.
+//! End-to-end payload sealing (docs/FORMAT.md, mode 02).
 //!
-//! The producer draws a fresh 256-bit data key per event or batch, wraps it for each
-//! allowed consumer (X25519 + HKDF-SHA256 + AES-GCM, done in Python with
-//! `cryptography`: see `sealbus.e2e` and docs/FORMAT.md), and hands the data key and
-//! the wrapped copies here; the payloads are sealed into end-to-end frames whose key
-//! id names the data key. The router never holds the data key.
+//! The producer draws a fresh 256-bit data key per batch, wraps it for each allowed
+//! consumer ([`wrap`](crate::seal::wrap)), and seals the payloads into end-to-end
+//! frames whose key id names the data key; the router never holds the data key. A
+//! consumer opens a batch with its own X25519 key: each distinct data key is unwrapped
+//! once, then every payload is opened in one [`BatchJob`].
+
+use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
 use crate::seal::aad::AadFields;
-use crate::seal::aead::{spans, AeadKey, KEY_LEN};
+use crate::seal::aead::{self, spans, AeadKey, BatchJob, Cipher, KEY_LEN};
 use crate::seal::frame::{self, FrameWriter, Mode, Recipient};
-use crate::seal::keyring::{open_frames, seal_frames};
-use crate::seal::nonce::{NonceSeq, COUNTER_SPACE};
+use crate::seal::frames::{OpenFrames, SealFrames};
+use crate::seal::nonce::{random_fill, NonceSeq, COUNTER_SPACE};
+use crate::seal::wrap::{self, RecipientKey};
 
 fn data_key(k: &[u8]) -> Result<AeadKey> {
     if k.len() != KEY_LEN {
@@ -23,9 +26,49 @@ fn data_key(k: &[u8]) -> Result<AeadKey> {
     AeadKey::new(k)
 }
 
-/// Seal a batch under `data_key` into end-to-end frames carrying `recipients`.
-/// Nonces: a random 64-bit prefix per call and a counter, so even a data key reused
-/// by mistake does not repeat a nonce (barring a 64-bit collision).
+fn count_check(what: &str, got: usize, n: usize) -> Result<()> {
+    if got == n {
+        Ok(())
+    } else {
+        Err(Error::InvalidArgument {
+            name: "aads".into(),
+            reason: format!("{got} attribute sets for {n} {what}"),
+        })
+    }
+}
+
+/// The job sealing `payloads` under `key` into frames carrying `recipients`.
+/// Nonces: a random 64-bit prefix per call and a counter from 0, so even a data key
+/// reused by mistake does not repeat a nonce (barring a 64-bit collision).
+fn seal_under<'a>(
+    key: &AeadKey,
+    data_key_id: &str,
+    recipients: &[Recipient<'_>],
+    aads: &'a [AadFields<'a>],
+    payloads: Vec<&'a [u8]>,
+) -> Result<SealFrames<'a>> {
+    count_check("payloads", aads.len(), payloads.len())?;
+    let writer = FrameWriter::new(Mode::EndToEnd, data_key_id, recipients)?;
+    let mut seq = NonceSeq::new(0, COUNTER_SPACE)?;
+    let n = u64::try_from(payloads.len()).map_err(|_| Error::Seal {
+        reason: "batch too large".into(),
+    })?;
+    let first = seq.take(n).ok_or_else(|| Error::Seal {
+        reason: "batch larger than 2^32".into(),
+    })?;
+    Ok(SealFrames::new(
+        key.cipher()?,
+        data_key_id,
+        writer,
+        seq.prefix(),
+        first,
+        aads,
+        payloads,
+    ))
+}
+
+/// Seal a batch under `data_key_bytes` (drawn and wrapped by the caller) into
+/// end-to-end frames carrying `recipients`.
 pub fn seal_batch(
     data_key_bytes: &[u8],
     data_key_id: &str,
@@ -35,33 +78,88 @@ pub fn seal_batch(
     offsets: &[usize],
 ) -> Result<(Vec<u8>, Vec<usize>)> {
     let key = data_key(data_key_bytes)?;
-    let writer = FrameWriter::new(Mode::EndToEnd, data_key_id, recipients)?;
     let sp = spans("offsets", offsets, input.len())?;
-    if sp.len() != aads.len() {
+    let payloads = sp.into_iter().map(|r| &input[r]).collect();
+    seal_under(&key, data_key_id, recipients, aads, payloads)?.run_to_vec()
+}
+
+/// Plan sealing a batch of one event type for `recipients` (`(id, X25519 public
+/// key)`): draws a fresh data key and its id (`dk-` + 24 hex digits), wraps the key
+/// for each recipient, and returns the job writing the frames.
+pub fn seal_job_for<'a>(
+    recipients: &[(&str, &[u8])],
+    event_type: &str,
+    aads: &'a [AadFields<'a>],
+    input: &'a [u8],
+    offsets: &[usize],
+) -> Result<SealFrames<'a>> {
+    if recipients.is_empty() {
         return Err(Error::InvalidArgument {
-            name: "aads".into(),
-            reason: format!("{} attribute sets for {} payloads", aads.len(), sp.len()),
+            name: "recipients".into(),
+            reason: "an end-to-end seal needs at least one recipient".into(),
         });
     }
-    let mut seq = NonceSeq::new(0, COUNTER_SPACE)?;
-    let n = u64::try_from(sp.len()).map_err(|_| Error::Seal {
-        reason: "batch too large".into(),
-    })?;
-    let first = seq.take(n).ok_or_else(|| Error::Seal {
-        reason: "batch larger than 2^32".into(),
-    })?;
-    seal_frames(
-        &key,
-        data_key_id,
-        &writer,
-        seq.prefix(),
-        first,
+    if let Some(i) = aads.iter().position(|a| a.event_type != event_type) {
+        return Err(Error::InvalidArgument {
+            name: "event_type".into(),
+            reason: format!("item {i} is not a {event_type}: one batch seals one type"),
+        });
+    }
+    let sp = spans("offsets", offsets, input.len())?;
+    let payloads = sp.into_iter().map(|r| &input[r]).collect();
+    let mut key_bytes = Zeroizing::new([0u8; KEY_LEN]);
+    random_fill(&mut key_bytes[..])?;
+    let mut id_bytes = [0u8; 12];
+    random_fill(&mut id_bytes)?;
+    let data_key_id: String = std::iter::once("dk-".to_owned())
+        .chain(id_bytes.iter().map(|b| format!("{b:02x}")))
+        .collect();
+    let context = wrap::wrap_context(&data_key_id, event_type)?;
+    let wraps = recipients
+        .iter()
+        .map(|(id, public)| wrap::wrap_data_key(&key_bytes[..], id, public, &context))
+        .collect::<Result<Vec<_>>>()?;
+    let entries: Vec<Recipient<'_>> = recipients
+        .iter()
+        .zip(&wraps)
+        .map(|((id, _), w)| Recipient {
+            id,
+            ephemeral_public: &w.ephemeral_public,
+            wrapped_key: &w.wrapped_key,
+        })
+        .collect();
+    seal_under(
+        &AeadKey::new(&key_bytes[..])?,
+        &data_key_id,
+        &entries,
         aads,
-        &sp.into_iter().map(|r| &input[r]).collect::<Vec<_>>(),
+        payloads,
     )
 }
 
-/// Open end-to-end frames that were all sealed under `data_key_id`.
+/// Decode end-to-end frames, refusing any other mode.
+fn decode_all<'a>(
+    frames: &'a [u8],
+    offsets: &[usize],
+    n_aads: usize,
+) -> Result<Vec<frame::Frame<'a>>> {
+    let sp = spans("offsets", offsets, frames.len())?;
+    count_check("frames", n_aads, sp.len())?;
+    let mut decoded = Vec::with_capacity(sp.len());
+    for (i, r) in sp.iter().enumerate() {
+        let f = frame::decode(&frames[r.clone()]).map_err(|e| aead::with_index(e, i))?;
+        if f.mode != Mode::EndToEnd {
+            return Err(Error::Frame {
+                offset: 3,
+                reason: format!("item {i}: an at-rest frame; open it with the key ring"),
+            });
+        }
+        decoded.push(f);
+    }
+    Ok(decoded)
+}
+
+/// Open end-to-end frames that were all sealed under `data_key_id` (already unwrapped).
 pub fn open_batch(
     data_key_bytes: &[u8],
     data_key_id: &str,
@@ -70,33 +168,156 @@ pub fn open_batch(
     offsets: &[usize],
 ) -> Result<(Vec<u8>, Vec<usize>)> {
     let key = data_key(data_key_bytes)?;
-    let sp = spans("offsets", offsets, frames.len())?;
-    if sp.len() != aads.len() {
-        return Err(Error::InvalidArgument {
-            name: "aads".into(),
-            reason: format!("{} attribute sets for {} frames", aads.len(), sp.len()),
+    let decoded = decode_all(frames, offsets, aads.len())?;
+    if let Some((i, f)) = decoded
+        .iter()
+        .enumerate()
+        .find(|(_, f)| f.key_id != data_key_id)
+    {
+        return Err(Error::Integrity {
+            reason: format!(
+                "item {i}: sealed under data key {}, not {data_key_id}",
+                f.key_id
+            ),
         });
     }
-    let mut decoded = Vec::with_capacity(sp.len());
-    for (i, r) in sp.iter().enumerate() {
-        let f =
-            frame::decode(&frames[r.clone()]).map_err(|e| crate::seal::aead::with_index(e, i))?;
-        if f.mode != Mode::EndToEnd {
-            return Err(Error::Frame {
-                offset: 3,
-                reason: format!("item {i}: an at-rest frame; open it with the key ring"),
-            });
+    let which = vec![0; decoded.len()];
+    OpenFrames::new(decoded, which, vec![key.cipher()?], aads).run_to_vec()
+}
+
+/// Plan opening end-to-end frames addressed to `recipient_id` with its key pair:
+/// each distinct data key is unwrapped once (`KeyNotFound` when a frame carries no
+/// entry for this recipient, `Integrity` when the entry does not open), and the job
+/// opens every payload.
+pub fn open_job_for<'a>(
+    key: &RecipientKey,
+    recipient_id: &str,
+    aads: &'a [AadFields<'a>],
+    frames: &'a [u8],
+    offsets: &[usize],
+) -> Result<OpenFrames<'a>> {
+    let decoded = decode_all(frames, offsets, aads.len())?;
+    let mut ids: Vec<&str> = Vec::new();
+    let mut ciphers: Vec<Cipher> = Vec::new();
+    let mut which = Vec::with_capacity(decoded.len());
+    for (i, f) in decoded.iter().enumerate() {
+        if let Some(p) = ids.iter().position(|id| *id == f.key_id) {
+            which.push(p);
+            continue;
         }
-        if f.key_id != data_key_id {
-            return Err(Error::Integrity {
-                reason: format!(
-                    "item {i}: sealed under data key {}, not {data_key_id}",
+        let entry = f
+            .recipients
+            .iter()
+            .find(|r| r.id == recipient_id)
+            .ok_or_else(|| Error::KeyNotFound {
+                key_id: format!(
+                    "{} (item {i}: no data key wrapped for recipient {recipient_id:?})",
                     f.key_id
                 ),
-            });
-        }
-        decoded.push(f);
+            })?;
+        // The wrap is bound to the type of the first event under this key; the
+        // payloads' AAD binds each event's own type.
+        let context = wrap::wrap_context(f.key_id, aads[i].event_type)?;
+        let dk = wrap::unwrap_data_key(
+            key,
+            recipient_id,
+            entry.ephemeral_public,
+            entry.wrapped_key,
+            &context,
+        )
+        .map_err(|e| aead::with_index(e, i))?;
+        ciphers.push(data_key(&dk)?.cipher()?);
+        ids.push(f.key_id);
+        which.push(ids.len() - 1);
     }
-    let cipher = key.cipher()?;
-    open_frames(&decoded, &vec![0; decoded.len()], &[&cipher], aads)
+    Ok(OpenFrames::new(decoded, which, ciphers, aads))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn ev(id: &str) -> AadFields<'_> {
+        AadFields {
+            event_id: id,
+            event_type: "orders.placed",
+            source: "checkout",
+            schema_version: 0,
+        }
+    }
+
+    #[test]
+    fn sealed_for_recipients_opens_for_each_and_no_one_else() {
+        let shipping = RecipientKey::generate().unwrap();
+        let analytics = RecipientKey::generate().unwrap();
+        let intruder = RecipientKey::generate().unwrap();
+        let (sp, ap) = (shipping.public_bytes(), analytics.public_bytes());
+        let rcpts = [("shipping", &sp[..]), ("analytics", &ap[..])];
+        let aads = [ev("e1"), ev("e2"), ev("e3")];
+        let input = b"abcdefghijklmnopqrstuvwxyz".repeat(50);
+        let offsets = [0, 1, 700, input.len()];
+        let (frames, fo) = seal_job_for(&rcpts, "orders.placed", &aads, &input, &offsets)
+            .unwrap()
+            .run_to_vec()
+            .unwrap();
+        for (k, rid) in [(&shipping, "shipping"), (&analytics, "analytics")] {
+            let (pt, po) = open_job_for(k, rid, &aads, &frames, &fo)
+                .unwrap()
+                .run_to_vec()
+                .unwrap();
+            assert_eq!((pt.as_slice(), po.as_slice()), (&input[..], &offsets[..]));
+        }
+        assert!(matches!(
+            open_job_for(&intruder, "intruder", &aads, &frames, &fo),
+            Err(Error::KeyNotFound { .. })
+        ));
+        assert!(matches!(
+            open_job_for(&intruder, "shipping", &aads, &frames, &fo),
+            Err(Error::Integrity { .. })
+        ));
+        // Another event's attributes: the payload's tag fails, naming the item.
+        let moved = [ev("e1"), ev("e3"), ev("e2")];
+        let err = open_job_for(&shipping, "shipping", &moved, &frames, &fo)
+            .unwrap()
+            .run_to_vec()
+            .unwrap_err();
+        assert!(err.to_string().contains("item 1"), "{err}");
+    }
+
+    #[test]
+    fn a_batch_of_two_data_keys_unwraps_each() {
+        let k = RecipientKey::generate().unwrap();
+        let kp = k.public_bytes();
+        let rcpts = [("r", &kp[..])];
+        let aads = [ev("a"), ev("b")];
+        let (f1, o1) = seal_job_for(&rcpts, "orders.placed", &aads[..1], b"one", &[0, 3])
+            .unwrap()
+            .run_to_vec()
+            .unwrap();
+        let (f2, _) = seal_job_for(&rcpts, "orders.placed", &aads[1..], b"two!", &[0, 4])
+            .unwrap()
+            .run_to_vec()
+            .unwrap();
+        assert_ne!(f1[5..32], f2[5..32], "fresh data key id per batch");
+        let frames = [f1.clone(), f2.clone()].concat();
+        let offsets = [0, o1[1], frames.len()];
+        let job = open_job_for(&k, "r", &aads, &frames, &offsets).unwrap();
+        assert_eq!(job.run_to_vec().unwrap().0, b"onetwo!");
+    }
+
+    #[test]
+    fn one_type_per_batch_and_at_least_one_recipient() {
+        let k = RecipientKey::generate().unwrap();
+        let kp = k.public_bytes();
+        let aads = [ev("a")];
+        assert!(matches!(
+            seal_job_for(&[], "orders.placed", &aads, b"x", &[0, 1]),
+            Err(Error::InvalidArgument { .. })
+        ));
+        assert!(matches!(
+            seal_job_for(&[("r", &kp[..])], "orders.cancelled", &aads, b"x", &[0, 1]),
+            Err(Error::InvalidArgument { .. })
+        ));
+    }
 }

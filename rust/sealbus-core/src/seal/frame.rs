@@ -267,31 +267,30 @@ impl FrameWriter {
         self.head.len() + NONCE_LEN + self.recipients.len() + 4 + payload_len + TAG_LEN
     }
 
-    /// Write everything but the ciphertext's encryption into `slot` (exactly
-    /// `frame_len(payload.len())` bytes): header, nonce, recipients, length, then the
-    /// plaintext where the ciphertext goes. Returns where the ciphertext starts.
-    pub fn write(&self, slot: &mut [u8], nonce: &[u8; NONCE_LEN], payload: &[u8]) -> Result<usize> {
-        let len = u32::try_from(payload.len()).map_err(|_| Error::InvalidArgument {
-            name: "payload".into(),
-            reason: format!("{} bytes is over the 4 GiB a frame holds", payload.len()),
+    /// Write the frame's cleartext part into the front of `slot` (a whole frame's
+    /// slot, `frame_len(payload_len)` bytes): header, nonce, recipients, payload
+    /// length. Returns where `ciphertext || tag` starts; the caller seals the payload
+    /// straight into the rest.
+    pub fn write_header(&self, slot: &mut [u8], nonce: &[u8; NONCE_LEN]) -> Result<usize> {
+        let fixed = self.frame_len(0);
+        let payload_len = slot.len().checked_sub(fixed).ok_or_else(|| Error::Seal {
+            reason: "frame slot has the wrong size".into(),
         })?;
-        if slot.len() != self.frame_len(payload.len()) {
-            return Err(Error::Seal {
-                reason: "frame slot has the wrong size".into(),
-            });
-        }
+        let len = u32::try_from(payload_len).map_err(|_| Error::InvalidArgument {
+            name: "payload".into(),
+            reason: format!("{payload_len} bytes is over the 4 GiB a frame holds"),
+        })?;
         let mut p = 0;
         for part in [
             &self.head[..],
             &nonce[..],
             &self.recipients[..],
             &len.to_be_bytes()[..],
-            payload,
         ] {
             slot[p..p + part.len()].copy_from_slice(part);
             p += part.len();
         }
-        Ok(p - payload.len())
+        Ok(p)
     }
 }
 
@@ -315,8 +314,8 @@ mod tests {
         };
         let w = FrameWriter::new(mode, "k-01", &recips).unwrap();
         let mut slot = vec![0u8; w.frame_len(5)];
-        let at = w.write(&mut slot, &[1; 12], b"hello").unwrap();
-        assert_eq!(&slot[at..at + 5], b"hello");
+        let at = w.write_header(&mut slot, &[1; 12]).unwrap();
+        slot[at..at + 5].copy_from_slice(b"hello");
         slot
     }
 

@@ -16,14 +16,14 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use ring::aead::LessSafeKey;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
-use crate::seal::aad::{encode_aad, AadFields};
-use crate::seal::aead::{self, par_chunks, spans, AeadKey, KEY_LEN};
-use crate::seal::frame::{self, FrameWriter, Mode, VERSION};
+use crate::seal::aad::AadFields;
+use crate::seal::aead::{self, spans, AeadKey, BatchJob, Cipher, KEY_LEN};
+use crate::seal::frame::{self, FrameWriter, Mode};
+use crate::seal::frames::{OpenFrames, SealFrames};
 use crate::seal::keyfile::{self, file_error, hex_encode, hex_key, KeyDoc, KeyRecord};
 use crate::seal::nonce::{random_fill, NonceSeq, DEFAULT_MAX_SEALS, DEFAULT_RESERVE_CHUNK};
 
@@ -425,7 +425,7 @@ impl KeyRing {
                 "environment variable {var} must hold 64 hex digits or a key-ring JSON document"
             ),
         })?;
-        let mut h = ring::digest::Context::new(&ring::digest::SHA256);
+        let mut h = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
         h.update(b"sealbus/key-id/v1");
         h.update(&key[..]);
         let id = format!("env-{}", &hex_encode(&h.finish().as_ref()[..8]).as_str());
@@ -551,6 +551,20 @@ impl KeyRing {
         aads: &[AadFields<'_>],
         payloads: &[&[u8]],
     ) -> Result<(Vec<u8>, Vec<usize>)> {
+        if payloads.is_empty() && aads.is_empty() {
+            return Ok((Vec::new(), vec![0]));
+        }
+        self.seal_job(aads, payloads.to_vec())?.run_to_vec()
+    }
+
+    /// Plan sealing `payloads` into frames: claims their nonce counters (reserving
+    /// them in the key file first when it is due) and returns the job that writes
+    /// the frames into a buffer of the caller's (see [`BatchJob`]).
+    pub fn seal_job<'a>(
+        &self,
+        aads: &'a [AadFields<'a>],
+        payloads: Vec<&'a [u8]>,
+    ) -> Result<SealFrames<'a>> {
         if payloads.len() != aads.len() {
             return Err(Error::InvalidArgument {
                 name: "aads".into(),
@@ -561,22 +575,20 @@ impl KeyRing {
                 ),
             });
         }
-        if payloads.is_empty() {
-            return Ok((Vec::new(), vec![0]));
-        }
         let n = u64::try_from(payloads.len()).map_err(|_| Error::Seal {
             reason: "batch too large".into(),
         })?;
         let (key_id, key, prefix, first) = self.lock().claim(n)?;
-        seal_frames(
-            &key,
+        let writer = FrameWriter::new(Mode::AtRest, &key_id, &[])?;
+        Ok(SealFrames::new(
+            key.cipher()?,
             &key_id,
-            &FrameWriter::new(Mode::AtRest, &key_id, &[])?,
+            writer,
             prefix,
             first,
             aads,
             payloads,
-        )
+        ))
     }
 
     /// Open one at-rest frame, checking it belongs to the event described by `aad`.
@@ -593,6 +605,17 @@ impl KeyRing {
         frames: &[u8],
         offsets: &[usize],
     ) -> Result<(Vec<u8>, Vec<usize>)> {
+        self.open_job(aads, frames, offsets)?.run_to_vec()
+    }
+
+    /// Plan opening frames: decodes them and looks up their keys, and returns the
+    /// job that decrypts the payloads into a buffer of the caller's.
+    pub fn open_job<'a>(
+        &self,
+        aads: &'a [AadFields<'a>],
+        frames: &'a [u8],
+        offsets: &[usize],
+    ) -> Result<OpenFrames<'a>> {
         let sp = spans("offsets", offsets, frames.len())?;
         if sp.len() != aads.len() {
             return Err(Error::InvalidArgument {
@@ -614,26 +637,23 @@ impl KeyRing {
             decoded.push(f);
         }
         // One cipher per distinct key in the batch.
-        let mut ciphers: Vec<(&str, LessSafeKey)> = Vec::new();
+        let mut ids: Vec<&str> = Vec::new();
+        let mut ciphers: Vec<Cipher> = Vec::new();
         let mut which = Vec::with_capacity(decoded.len());
         {
             let ring = self.lock();
             for f in &decoded {
-                let idx = if let Some(p) = ciphers.iter().position(|(id, _)| *id == f.key_id) {
+                let idx = if let Some(p) = ids.iter().position(|id| *id == f.key_id) {
                     p
                 } else {
-                    ciphers.push((f.key_id, ring.opening_key(f.key_id)?.cipher()?));
-                    ciphers.len() - 1
+                    ciphers.push(ring.opening_key(f.key_id)?.cipher()?);
+                    ids.push(f.key_id);
+                    ids.len() - 1
                 };
                 which.push(idx);
             }
         }
-        open_frames(
-            &decoded,
-            &which,
-            &ciphers.iter().map(|(_, c)| c).collect::<Vec<_>>(),
-            aads,
-        )
+        Ok(OpenFrames::new(decoded, which, ciphers, aads))
     }
 }
 
@@ -645,78 +665,6 @@ fn check_opts(o: RingOptions) -> Result<RingOptions> {
         });
     }
     Ok(o)
-}
-
-/// Write one frame per item into a single buffer, sealing in parallel for big batches.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn seal_frames(
-    key: &AeadKey,
-    key_id: &str,
-    writer: &FrameWriter,
-    prefix: [u8; 8],
-    first_counter: u64,
-    aads: &[AadFields<'_>],
-    payloads: &[&[u8]],
-) -> Result<(Vec<u8>, Vec<usize>)> {
-    let mode = writer.mode();
-    let mut out_offsets = Vec::with_capacity(payloads.len() + 1);
-    out_offsets.push(0usize);
-    let mut total = 0usize;
-    for p in payloads {
-        total += writer.frame_len(p.len());
-        out_offsets.push(total);
-    }
-    let mut out = vec![0u8; total];
-    let cipher = key.cipher()?;
-    par_chunks(&mut out, &out_offsets, |first, offs, slice| {
-        let base = offs[0];
-        let mut aad = Vec::with_capacity(128);
-        for (j, w) in offs.windows(2).enumerate() {
-            let i = first + j;
-            let slot = &mut slice[w[0] - base..w[1] - base];
-            let counter = first_counter + i as u64;
-            let nonce = crate::seal::nonce::make_nonce(&prefix, counter);
-            let at = writer.write(slot, &nonce, payloads[i])?;
-            aad.clear();
-            encode_aad(&mut aad, VERSION, mode as u8, key_id, &aads[i])?;
-            aead::seal_in_place(&cipher, &nonce, &aad, &mut slot[at..])?;
-        }
-        Ok(())
-    })?;
-    Ok((out, out_offsets))
-}
-
-/// Open decoded frames (`which[i]` picks the cipher of item `i`) into one buffer.
-pub(crate) fn open_frames(
-    decoded: &[frame::Frame<'_>],
-    which: &[usize],
-    ciphers: &[&LessSafeKey],
-    aads: &[AadFields<'_>],
-) -> Result<(Vec<u8>, Vec<usize>)> {
-    let mut work_offsets = Vec::with_capacity(decoded.len() + 1);
-    work_offsets.push(0usize);
-    let mut total = 0;
-    for f in decoded {
-        total += f.sealed.len();
-        work_offsets.push(total);
-    }
-    let mut work = vec![0u8; total];
-    par_chunks(&mut work, &work_offsets, |first, offs, slice| {
-        let base = offs[0];
-        let mut aad = Vec::with_capacity(128);
-        for (j, w) in offs.windows(2).enumerate() {
-            let i = first + j;
-            let f = &decoded[i];
-            let slot = &mut slice[w[0] - base..w[1] - base];
-            slot.copy_from_slice(f.sealed);
-            aad.clear();
-            encode_aad(&mut aad, f.version, f.mode as u8, f.key_id, &aads[i])?;
-            aead::open_in_place(ciphers[which[i]], f.nonce, &aad, slot)
-                .map_err(|e| aead::with_index(e, i))?;
-        }
-        Ok(())
-    })?;
-    Ok(aead::compact(work, &work_offsets))
 }
 
 #[cfg(test)]

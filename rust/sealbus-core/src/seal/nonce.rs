@@ -13,7 +13,7 @@
 //!   SP 800-38D allows and the 32-bit counter holds); the ring then retires it and
 //!   rotates to a fresh key automatically.
 
-use ring::rand::{SecureRandom, SystemRandom};
+use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 
 use crate::error::{Error, Result};
 use crate::seal::aead::NONCE_LEN;

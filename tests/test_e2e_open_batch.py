@@ -1,0 +1,183 @@
+"""End-to-end batches opened in one call: several data keys in one batch (each
+unwrapped once), frames built with ``cryptography`` alone, and a consumer's
+``poll_batch`` on an end-to-end type (opened, validated, one error per bad event)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import seal_format as fmt
+import sealbus
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from sealbus._sealbus import RecipientKey, new_event_ids
+from sealbus.aead import pack, unpack
+from sealbus.e2e import ConsumerKeyPair, open_e2e, seal_e2e
+from sealbus.endtoend import OpenedBatch
+
+EV = {"event_type": "orders.placed", "source": "checkout", "schema_version": 0}
+
+
+def _reference_frame(consumer: ConsumerKeyPair, rid: str, dk: bytes, dk_id: str, eid: str, data: bytes) -> bytes:
+    """A frame built by the format's reference (``cryptography`` only)."""
+    nonce = os.urandom(12)
+    rec = fmt.wrap(dk, rid, consumer.public_key, fmt.wrap_context(dk_id, EV["event_type"]))  # type: ignore[arg-type]
+    aad = fmt.aad(fmt.END_TO_END, dk_id, eid, **EV)  # type: ignore[arg-type]
+    return fmt.build(fmt.END_TO_END, dk_id, nonce, AESGCM(dk).encrypt(nonce, data, aad), [rec])
+
+
+def test_one_call_opens_frames_under_several_data_keys() -> None:
+    me = ConsumerKeyPair.generate()
+    dks = {f"dk-{i}": os.urandom(32) for i in range(3)}
+    plan = [("dk-0", b"a"), ("dk-1", b"bb"), ("dk-0", b""), ("dk-2", os.urandom(3000)), ("dk-1", b"{}")]
+    ids = [f"e{i}" for i in range(len(plan))]
+    frames = [_reference_frame(me, "me", dks[k], k, eid, d) for (k, d), eid in zip(plan, ids, strict=True)]
+    buf, offs = pack(frames)
+    out, o = open_e2e(buf, offs, keypair=me, recipient_id="me", event_ids=ids, **EV)  # type: ignore[arg-type]
+    assert unpack(out, o) == [d for _, d in plan]
+    # Swapping two events' ids breaks their AAD: the whole call fails, naming an item.
+    with pytest.raises(sealbus.IntegrityError, match="item 1"):
+        open_e2e(buf, offs, keypair=me, recipient_id="me", event_ids=["e0", "e2", "e1", "e3", "e4"], **EV)  # type: ignore[arg-type]
+
+
+def test_rust_key_matches_cryptography_key() -> None:
+    me = ConsumerKeyPair.generate()
+    assert me.recipient_key.public_bytes == me.public_bytes
+    assert RecipientKey(me.private_bytes()).public_bytes == me.public_bytes
+    assert me.private_bytes().hex() not in repr(me.recipient_key)
+    with pytest.raises(sealbus.InvalidArgument):
+        RecipientKey(b"short")
+
+
+def test_large_batch_across_threads_matches_the_reference() -> None:
+    me = ConsumerKeyPair.generate()
+    payloads = [os.urandom(16384) for _ in range(80)]  # over the threading threshold
+    ids = [f"e{i}" for i in range(len(payloads))]
+    buf, offs = pack(payloads)
+    frames, foffs = seal_e2e(buf, offs, recipients={"me": me.public_key}, event_ids=ids, **EV)  # type: ignore[arg-type]
+    items = unpack(frames, foffs)
+    for i in (0, 41, 79):
+        f = fmt.parse(items[i])
+        dk = fmt.unwrap(
+            me._private, "me", f.recipients[0][1], f.recipients[0][2], fmt.wrap_context(f.key_id, EV["event_type"])
+        )
+        assert AESGCM(dk).decrypt(f.nonce, f.sealed, fmt.aad(fmt.END_TO_END, f.key_id, ids[i], **EV)) == payloads[i]  # type: ignore[arg-type]
+    nonces = {fmt.parse(x).nonce for x in items}
+    assert len(nonces) == len(items), "a nonce repeated under one data key"
+    out, _o = open_e2e(frames, foffs, keypair=me, recipient_id="me", event_ids=ids, **EV)  # type: ignore[arg-type]
+    assert bytes(out) == buf
+
+
+def _shop(tmp_path: Path) -> tuple[sealbus.Router, sealbus.Principal, sealbus.Subscription, ConsumerKeyPair]:
+    router = sealbus.Router(tmp_path / "log")
+    router.schemas.register(
+        "payments.captured",
+        {"type": "object", "required": ["amount"], "properties": {"amount": {"type": "number", "minimum": 0}}},
+    )
+    keys = ConsumerKeyPair.generate()
+    checkout = router.principal("checkout")
+    billing = router.principal("billing", public_key=keys.public_bytes)
+    router.policy.require_end_to_end("payments.*")
+    router.policy.allow_publish(checkout, "payments.*")
+    router.policy.allow_subscribe(billing, "payments.*")
+    sub = router.subscribe(billing, "payments.*", keypair=keys)
+    return router, checkout, sub, keys
+
+
+def _forge(router: sealbus.Router, who: sealbus.Principal, data: bytes, sealed_as: str | None = None) -> None:
+    """Publish a frame sealed by a compromised producer (bad data, or sealed for
+    another event id)."""
+    ids = new_event_ids(1)
+    frames, offs = seal_e2e(
+        data,
+        [0, len(data)],
+        recipients=dict(router._core.recipients("payments.captured")),
+        event_ids=[sealed_as or ids[0]],
+        event_type="payments.captured",
+        source=who.name,
+        schema_version=0,
+    )
+    router._core.publish(
+        who.name, who._token, "payments.captured", bytes(frames), [int(o) for o in offs], "e2e", ids=ids
+    )
+
+
+def test_poll_batch_opens_every_event_in_one_call(tmp_path: Path) -> None:
+    router, checkout, sub, _ = _shop(tmp_path)
+    router.producer(checkout).publish_many("payments.captured", [{"amount": a} for a in range(5)])
+    router.producer(checkout).publish_many("payments.captured", [{"amount": 10}])
+    batch = sub.poll_batch(100, 1.0)
+    assert isinstance(batch, OpenedBatch) and len(batch) == 6
+    assert batch.errors == [None] * 6
+    texts = [bytes(batch.buffer[batch.offsets[i] : batch.offsets[i + 1]]) for i in range(6)]
+    assert texts == [b'{"amount":%d}' % a for a in (0, 1, 2, 3, 4, 10)]
+    assert [batch[i].data["amount"] for i in range(6)] == [0, 1, 2, 3, 4, 10]
+    assert batch.ack() == 6
+    router.close()
+
+
+def test_poll_batch_reports_each_bad_event_and_opens_the_others(tmp_path: Path) -> None:
+    router, checkout, sub, _ = _shop(tmp_path)
+    router.producer(checkout).publish_many("payments.captured", [{"amount": 1}])
+    _forge(router, checkout, b'{"amount":-5}')  # opens, fails its schema
+    _forge(router, checkout, b'{"amount":7}', sealed_as="someone-else")  # fails its tag
+    router.producer(checkout).publish_many("payments.captured", [{"amount": 2}])
+    batch = sub.poll_batch(100, 1.0)
+    assert isinstance(batch, OpenedBatch) and len(batch) == 4
+    assert batch.errors[0] is None and batch.errors[3] is None
+    assert isinstance(batch.errors[1], sealbus.ValidationError)
+    assert isinstance(batch.errors[2], sealbus.IntegrityError)
+    assert batch[0].data == {"amount": 1} and batch[3].data == {"amount": 2}
+    with pytest.raises(sealbus.IntegrityError):
+        _ = batch[2].data
+    assert b"7" not in bytes(batch.buffer[batch.offsets[2] : batch.offsets[3]])
+    assert batch.nack() == 4
+    router.close()
+
+
+def test_poll_batch_of_at_rest_events_is_the_plain_batch(tmp_path: Path) -> None:
+    router = sealbus.Router(tmp_path / "log", allow_schemaless=True)
+    keys = ConsumerKeyPair.generate()
+    shop = router.principal("shop")
+    reader = router.principal("reader", public_key=keys.public_bytes)
+    router.policy.allow_publish(shop, "orders.*")
+    router.policy.allow_subscribe(reader, "orders.*")
+    sub = router.subscribe(reader, "orders.*", keypair=keys)
+    router.producer(shop).publish_many("orders.placed", [{"n": 1}, {"n": 2}])
+    batch = sub.poll_batch(10, 1.0)
+    assert not isinstance(batch, OpenedBatch)
+    assert bytes(batch.buffer) == b'{"n":1}{"n":2}'
+    router.close()
+
+
+def test_poll_batch_of_one_publish_validates_every_event_and_empties_the_bad_one(tmp_path: Path) -> None:
+    """A batch that opens as a whole (one type, every event sealed) is validated in
+    one pass: an event that fails its schema still gets its own error, and its data
+    leaves the buffer while its neighbours keep theirs."""
+    router, checkout, sub, _ = _shop(tmp_path)
+    ids = new_event_ids(3)
+    docs = [b'{"amount":1}', b'{"amount":-5}', b'{"amount":2}']
+    buf, offs = pack(docs)
+    frames, foffs = seal_e2e(
+        buf,
+        offs,
+        recipients=dict(router._core.recipients("payments.captured")),
+        event_ids=ids,
+        event_type="payments.captured",
+        source=checkout.name,
+        schema_version=0,
+    )
+    router._core.publish(
+        checkout.name, checkout._token, "payments.captured", bytes(frames), [int(o) for o in foffs], "e2e", ids=ids
+    )
+    batch = sub.poll_batch(100, 1.0)
+    assert isinstance(batch, OpenedBatch) and len(batch) == 3
+    assert batch.errors[0] is None and batch.errors[2] is None
+    assert isinstance(batch.errors[1], sealbus.ValidationError)
+    assert unpack(batch.buffer, batch.offsets) == [b'{"amount":1}', b"", b'{"amount":2}']
+    with pytest.raises(sealbus.ValidationError):
+        _ = batch[1].data
+    assert batch[2].data == {"amount": 2}
+    assert batch.ack() == 3
+    router.close()

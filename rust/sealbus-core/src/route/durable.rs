@@ -93,7 +93,10 @@ impl Router {
             early: BTreeMap::new(),
             early_items: 0,
             following: false,
-            read_until: u64::MAX,
+            // Not set up until `subscribe` has moved the routing generation on: it
+            // does not follow before then (`since_generation`), and whatever a batch
+            // asks of it meanwhile raises this and stays.
+            read_until: 0,
             since_generation: u64::MAX,
             waiting: false,
         })

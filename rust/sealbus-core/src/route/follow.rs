@@ -199,7 +199,8 @@ impl Router {
         let Some(d) = st.durable.as_mut() else {
             return false;
         };
-        if !d.following && d.read_offset >= d.read_until {
+        // `since_generation` is set once `subscribe` knows where the log ended.
+        if !d.following && d.since_generation != u64::MAX && d.read_offset >= d.read_until {
             d.following = true;
         }
         if !d.following {

@@ -407,10 +407,14 @@ impl Router {
                 let (since, stored) = self
                     .inflight
                     .new_generation(&self.generation, || log.next_offset());
+                #[cfg(test)]
+                tests::after_new_generation(self);
                 let mut st = sub.lock()?;
                 if let Some(d) = st.durable.as_mut() {
                     d.since_generation = since;
-                    d.read_until = stored;
+                    // Raised, not set: a batch pushed to it or routed without it since
+                    // it joined the table may have asked it to read back further.
+                    d.read_until = d.read_until.max(stored);
                 }
                 self.try_follow(&mut st);
             }

@@ -55,7 +55,8 @@ pub struct Durable {
     /// wanted and could not hold, and of every batch stored before it subscribed.
     pub read_until: u64,
     /// The routing generation that first included it: a batch routed under an older
-    /// one never reached it, and must be read back.
+    /// one never reached it, and must be read back. `u64::MAX` until `subscribe`
+    /// has set it up: it does not follow before.
     pub since_generation: u64,
     /// Registered with the router to be caught up when an earlier append finishes.
     pub waiting: bool,

@@ -21,6 +21,27 @@ use crate::envelope::{Attributes, DataKind, Event};
 use crate::error::{Action, Result};
 use crate::log::{CursorStore, Log, LogOptions};
 
+thread_local! {
+    /// Run by `subscribe` on its own thread once a new durable subscription is in
+    /// the routing table and the generation has moved on, before the subscription
+    /// learns where the log ended: a test publishes there to force that order.
+    static AFTER_NEW_GENERATION: std::cell::RefCell<Option<Box<dyn FnOnce(&Router)>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Called by `subscribe` (see [`AFTER_NEW_GENERATION`]).
+pub(super) fn after_new_generation(router: &Router) {
+    if let Some(f) = AFTER_NEW_GENERATION.with(|h| h.borrow_mut().take()) {
+        f(router);
+    }
+}
+
+/// Run `f` inside the next durable subscribe on this thread (see
+/// [`AFTER_NEW_GENERATION`]).
+pub(super) fn during_next_subscribe(f: impl FnOnce(&Router) + 'static) {
+    AFTER_NEW_GENERATION.with(|h| *h.borrow_mut() = Some(Box::new(f)));
+}
+
 /// The principal every test publishes as.
 pub(super) const WRITER: &str = "writer";
 

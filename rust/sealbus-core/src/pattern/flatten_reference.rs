@@ -491,6 +491,12 @@ impl Scanner<'_> {
                 return Err(self.err("bad number"));
             }
         }
+        // serde_json refuses a number that overflows an f64; so do we, at its start.
+        let text = std::str::from_utf8(&self.b[start..self.i]).unwrap_or("");
+        if !text.parse::<f64>().is_ok_and(f64::is_finite) {
+            self.i = start;
+            return Err(self.err("bad number"));
+        }
         Ok((start, self.i))
     }
 

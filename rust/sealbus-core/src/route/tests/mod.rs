@@ -21,11 +21,14 @@ use crate::envelope::{Attributes, DataKind, Event};
 use crate::error::{Action, Result};
 use crate::log::{CursorStore, Log, LogOptions};
 
+/// A step a test runs inside `subscribe`.
+type Hook = Box<dyn FnOnce(&Router)>;
+
 thread_local! {
     /// Run by `subscribe` on its own thread once a new durable subscription is in
     /// the routing table and the generation has moved on, before the subscription
     /// learns where the log ended: a test publishes there to force that order.
-    static AFTER_NEW_GENERATION: std::cell::RefCell<Option<Box<dyn FnOnce(&Router)>>> =
+    static AFTER_NEW_GENERATION: std::cell::RefCell<Option<Hook>> =
         const { std::cell::RefCell::new(None) };
 }
 

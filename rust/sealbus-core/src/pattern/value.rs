@@ -76,7 +76,22 @@ impl Decimal {
         if i != text.len() {
             return None;
         }
-        Some(Self::normalise(neg, digits, exp))
+        let d = Self::normalise(neg, digits, exp);
+        // A number too small for an f64 is 0 to serde_json and to EventBridge (which
+        // reads numbers as doubles), so it is 0 here too.
+        let magnitude = d
+            .exp
+            .saturating_add(i64::try_from(d.digits.len()).unwrap_or(i64::MAX));
+        if !d.digits.is_empty()
+            && magnitude < -300
+            && std::str::from_utf8(text)
+                .ok()
+                .and_then(|t| t.parse::<f64>().ok())
+                == Some(0.0)
+        {
+            return Some(Self::normalise(false, Vec::new(), 0));
+        }
+        Some(d)
     }
 
     fn normalise(neg: bool, mut digits: Vec<u8>, mut exp: i64) -> Decimal {
@@ -438,6 +453,10 @@ mod tests {
         assert_eq!(key("-5e9"), Some(-10_000_000_000_000_000));
         assert_eq!(key("1e300"), None);
         assert_eq!(key("1e-300"), Some(1));
+        // Below the smallest f64 a number is 0, as serde_json and EventBridge read it.
+        assert_eq!(key("1.772067020094074e-1123"), Some(0));
+        assert_eq!(key("-1e-400"), Some(0));
+        assert_eq!(key("1e-320"), Some(1));
     }
 
     #[test]

@@ -64,12 +64,7 @@ impl Serialize for Value<'_, '_> {
             };
         }
         if let Ok(l) = o.cast_exact::<PyList>() {
-            let depth = self.nested::<S::Error>()?;
-            let mut q = s.serialize_seq(Some(l.len()))?;
-            for v in l.iter() {
-                q.serialize_element(&Value { obj: &v, depth })?;
-            }
-            return q.end();
+            return self.array(s, l.len(), l.iter());
         }
         if let Ok(b) = o.cast_exact::<PyBool>() {
             return s.serialize_bool(b.is_true());
@@ -78,18 +73,28 @@ impl Serialize for Value<'_, '_> {
             return s.serialize_unit();
         }
         if let Ok(t) = o.cast_exact::<PyTuple>() {
-            let depth = self.nested::<S::Error>()?;
-            let mut q = s.serialize_seq(Some(t.len()))?;
-            for v in t.iter() {
-                q.serialize_element(&Value { obj: &v, depth })?;
-            }
-            return q.end();
+            return self.array(s, t.len(), t.iter());
         }
         Err(other())
     }
 }
 
-impl Value<'_, '_> {
+impl<'py> Value<'_, 'py> {
+    /// A list or a tuple, as a JSON array.
+    fn array<S: Serializer>(
+        &self,
+        s: S,
+        len: usize,
+        items: impl Iterator<Item = Bound<'py, PyAny>>,
+    ) -> Result<S::Ok, S::Error> {
+        let depth = self.nested::<S::Error>()?;
+        let mut q = s.serialize_seq(Some(len))?;
+        for v in items {
+            q.serialize_element(&Value { obj: &v, depth })?;
+        }
+        q.end()
+    }
+
     fn nested<E: serde::ser::Error>(&self) -> Result<usize, E> {
         if self.depth >= MAX_DEPTH {
             Err(other())
@@ -124,20 +129,15 @@ fn encode_json_batch<'py>(
 ) -> Option<(Bound<'py, PyBytes>, Vec<usize>)> {
     let mut out = Vec::new();
     let mut offsets = vec![0];
+    let mut add = |item: Bound<'py, PyAny>| {
+        let ok = encode_into(&item, &mut out);
+        offsets.push(out.len());
+        ok
+    };
     let all = if let Ok(l) = items.cast_exact::<PyList>() {
-        offsets.reserve(l.len());
-        l.iter().all(|v| {
-            let ok = encode_into(&v, &mut out);
-            offsets.push(out.len());
-            ok
-        })
+        l.iter().all(&mut add)
     } else if let Ok(t) = items.cast_exact::<PyTuple>() {
-        offsets.reserve(t.len());
-        t.iter().all(|v| {
-            let ok = encode_into(&v, &mut out);
-            offsets.push(out.len());
-            ok
-        })
+        t.iter().all(&mut add)
     } else {
         false
     };

@@ -3,6 +3,7 @@ consumer's own X25519 key pair. The router never held the plaintext."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable
 from typing import Any
@@ -65,6 +66,36 @@ class OpenedMessage:
 Validator = Callable[[str, bytes], int]
 
 
+def producer_readings(source: str) -> list[str]:
+    """The names an end-to-end frame's AAD may give its producer, for an event whose
+    source is ``source`` here: the producer as named on the router it published to
+    (docs/FORMAT.md). An event imported from another router has the source
+    ``<router>/<principal>`` and is bound to ``<principal>``; a local principal's
+    name may hold a ``/`` too, so that reading comes second."""
+    head, slash, origin = source.partition("/")
+    return [origin, source] if slash and head else [source]
+
+
+def _open_as_sent(frame: bytes, e: Event, keypair: ConsumerKeyPair, me: str) -> tuple[bytes, memoryview]:
+    def open_as(source: str) -> tuple[bytes, memoryview]:
+        return open_e2e(
+            frame,
+            [0, len(frame)],
+            keypair=keypair,
+            recipient_id=me,
+            event_ids=[e.id],
+            event_type=e.type,
+            source=source,
+            schema_version=0,
+        )
+
+    *first, last = producer_readings(e.source)
+    for source in first:
+        with contextlib.suppress(IntegrityError):
+            return open_as(source)
+    return open_as(last)
+
+
 def _open_frame(
     frame: bytes, e: Event, keypair: ConsumerKeyPair | None, me: str, validate: Validator | None
 ) -> tuple[bytes, Any] | SealbusError:
@@ -76,16 +107,7 @@ def _open_frame(
             key_id="(none)",
         )
     try:
-        plain, offs = open_e2e(
-            frame,
-            [0, len(frame)],
-            keypair=keypair,
-            recipient_id=me,
-            event_ids=[e.id],
-            event_type=e.type,
-            source=e.source,
-            schema_version=0,
-        )
+        plain, offs = _open_as_sent(frame, e, keypair, me)
         data = bytes(plain[offs[0] : offs[1]])
         if validate is not None:
             # The router could not see this data: it is validated here, before the

@@ -19,6 +19,12 @@ is acknowledged to JetStream only once its events are durable in the local log, 
 an event id seen before is not stored again (a redelivery after a crash between the
 two).
 
+An end-to-end event crosses with the frame its producer sealed as its data, inside
+the transit seal: the bridges never hold a key that opens it. Imported, it is stored as
+``<router name>/<principal>`` like any remote event, and its consumers open it bound to
+``<principal>``, the producer as its own router named it, which only that router's
+signature can vouch for (docs/FORMAT.md, *Across routers*).
+
 The bridge runs its own asyncio loop on one thread; a local publish never waits on it.
 """
 
@@ -37,7 +43,8 @@ from typing import Any
 
 from sealbus import tracing
 from sealbus._args import blob, count, names, path, seconds, text, wrong_type
-from sealbus._sealbus import publish_runs
+from sealbus._sealbus import DeliveryBatch, publish_runs
+from sealbus.endtoend import E2E_CONTENT_TYPE, Batch, OpenedBatch
 from sealbus.errors import (
     Backpressure,
     Closed,
@@ -98,6 +105,12 @@ class _LocalRun:
         self.offsets.extend(o + base for o in offsets[start + 1 : end + 1])
         self.ids.extend(cols.ids[start:end])
         self.times.extend(cols.times[start:end])
+
+
+def _delivered(batch: Batch) -> DeliveryBatch:
+    """The batch as the router delivered it: the export takes end-to-end events with
+    their frames (it holds no key pair to open them, and must not)."""
+    return batch._batch if isinstance(batch, OpenedBatch) else batch
 
 
 def _join(threads: Iterable[threading.Thread]) -> None:
@@ -442,7 +455,7 @@ class Bridge:
                     generation = self._export_generation
                 try:
                     # Woken on the loop by the log's commit, no thread in between.
-                    polled = await self._export_sub.poll_batch_async(_POLL, 0.05)
+                    polled = _delivered(await self._export_sub.poll_batch_async(_POLL, 0.05))
                 except Closed:
                     return
                 batch, messages = None, []
@@ -508,7 +521,8 @@ class Bridge:
 
     def _export_messages(self, batch: Any) -> list[tuple[str, bytes, dict[str, str]]]:
         """Runs of events of one type, cut at a size, each sealed and signed. An event
-        the router cannot open (its key destroyed) or sealed end to end is left out."""
+        sealed end to end goes out with its frame as its data, as its producer sealed
+        it; one the router cannot open (its key destroyed) is left out."""
         buffer, offsets, index, types, versions = batch.cloudevents()
         all_ids = batch.ids
         ids = [all_ids[j] for j in index]
@@ -840,13 +854,17 @@ class Bridge:
         for run in runs:
             router, event_type, version, source, kind, subject, traceparent, dataschema, contenttype = run.key
             who = self._remote_principal(router, source)
+            # An end-to-end frame goes in as its producer sealed it: the local router
+            # routes it on its attributes, and its consumers open it bound to
+            # ``source``, the producer as its own router named it (docs/FORMAT.md).
+            sealed = contenttype == E2E_CONTENT_TYPE and kind == "binary"
             attrs = {
                 k: v
                 for k, v in (
                     ("subject", subject),
                     ("traceparent", traceparent),
                     ("dataschema", dataschema),
-                    ("datacontenttype", contenttype),
+                    ("datacontenttype", None if sealed else contenttype),
                 )
                 if v is not None
             }
@@ -856,7 +874,7 @@ class Bridge:
                     who._token,
                     event_type,
                     version,
-                    "binary" if kind == "binary" else "json",
+                    "e2e" if sealed else "binary" if kind == "binary" else "json",
                     attrs or None,
                     b"".join(run.chunks),
                     run.offsets,

@@ -28,9 +28,10 @@ pub(crate) type CloudEvents = (
 pub(crate) type Delivered = (Item, u32, Option<(bool, String)>);
 
 /// The CloudEvents JSON format of every event of a delivered batch whose data could
-/// be opened (`data` holds the opened data at `offsets`). An event whose key was
-/// destroyed, or that is sealed end to end (its data is not the router's to read),
-/// has no JSON form here and is left out.
+/// be opened (`data` holds the opened data at `offsets`). An event sealed end to end
+/// keeps its frame as its data (`data_base64`: the router cannot read it, and the
+/// consumers on the other side open it); an event whose key was destroyed has no
+/// JSON form here and is left out.
 pub(crate) fn batch_cloudevents(
     py: Python<'_>,
     opened: &[Delivered],
@@ -46,7 +47,7 @@ pub(crate) fn batch_cloudevents(
         let mut versions = Vec::with_capacity(opened.len());
         bounds.push(0);
         for (j, (item, _, unopened)) in opened.iter().enumerate() {
-            if unopened.is_some() || end_to_end.contains(&j) {
+            if unopened.is_some() && !end_to_end.contains(&j) {
                 continue;
             }
             let plain = &data[offsets[j]..offsets[j + 1]];
@@ -193,7 +194,8 @@ pub fn cloudevent_runs(
     Ok((runs, PyBytes::new(py, &data).unbind(), bounds, times))
 }
 
-/// One run an importer hands over: `(principal, token, type, schema version, kind,
+/// One run an importer hands over: `(principal, token, type, schema version, kind
+/// ("json", "binary" or "e2e": end-to-end frames),
 /// attributes, data buffer, offsets, event ids, event times)`.
 type RunIn<'py> = (
     String,
@@ -226,7 +228,7 @@ fn prepare_run(router: &Router, run: &RunOut) -> Prepared {
                 kind: run.kind,
                 data,
                 id: Some(id),
-                end_to_end: false,
+                end_to_end: run.end_to_end,
             })
             .collect()
     };
@@ -301,6 +303,8 @@ struct RunOut {
     event_type: String,
     version: Option<u32>,
     kind: DataKind,
+    /// The data are end-to-end frames, kept as their producer sealed them.
+    end_to_end: bool,
     attrs: sealbus_core::envelope::Attributes,
     parts: Vec<Vec<u8>>,
     ids: Vec<String>,
@@ -330,15 +334,6 @@ pub fn publish_runs(
     let mut outs = Vec::with_capacity(runs.len());
     for (principal, token, event_type, version, kind, attrs, buffer, offsets, ids, times) in runs {
         let (kind, end_to_end) = data_kind(&kind)?;
-        if end_to_end {
-            return Err(to_pyerr(
-                py,
-                Error::InvalidArgument {
-                    name: "kind".into(),
-                    reason: "end-to-end events are published one run at a time".into(),
-                },
-            ));
-        }
         let parts = split_buffer(buffer.as_bytes(), &offsets).map_err(|e| to_pyerr(py, e))?;
         if parts.len() != ids.len() || parts.len() != times.len() {
             return Err(to_pyerr(
@@ -360,6 +355,7 @@ pub fn publish_runs(
             event_type,
             version,
             kind,
+            end_to_end,
             attrs: attributes(py, attrs.as_ref())?,
             parts,
             ids,

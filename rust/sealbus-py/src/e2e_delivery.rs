@@ -19,14 +19,34 @@ use crate::gil::detached;
 use crate::lent::LentBytes;
 
 /// The attributes an end-to-end payload is bound to: the producer seals with schema
-/// version 0 (the router cannot see the data to validate it).
+/// version 0 (the router cannot see the data to validate it), and names itself as
+/// the router it published to knows it (docs/FORMAT.md). An event imported from
+/// another router has the source `<router>/<principal>` here, and is bound to
+/// `<principal>`: that reading comes first.
 fn aad_of(e: &Event) -> AadFields<'_> {
+    let source = origin_of(&e.source).unwrap_or(&e.source);
     AadFields {
         event_id: &e.id,
         event_type: &e.event_type,
-        source: &e.source,
+        source,
         schema_version: 0,
     }
+}
+
+/// `<principal>` of a source `<router>/<principal>` (a router's name is not empty).
+fn origin_of(source: &str) -> Option<&str> {
+    source
+        .split_once('/')
+        .filter(|(router, _)| !router.is_empty())
+        .map(|(_, principal)| principal)
+}
+
+/// The other reading of a source with a `/`: a local principal whose name holds one.
+fn local_aad_of(e: &Event) -> Option<AadFields<'_>> {
+    origin_of(&e.source).is_some().then(|| AadFields {
+        source: &e.source,
+        ..aad_of(e)
+    })
 }
 
 /// The batch's data with its end-to-end events opened: `n + 1` offsets, and an error
@@ -43,10 +63,16 @@ fn open_one(
     e: &Event,
     frame: &[u8],
 ) -> sealbus_core::Result<Vec<u8>> {
-    let aad = [aad_of(e)];
-    Ok(e2e::open_job_for(key, rid, &aad, frame, &[0, frame.len()])?
-        .run_to_vec()?
-        .0)
+    let open = |aad: AadFields<'_>| -> sealbus_core::Result<Vec<u8>> {
+        let aad = [aad];
+        Ok(e2e::open_job_for(key, rid, &aad, frame, &[0, frame.len()])?
+            .run_to_vec()?
+            .0)
+    };
+    match (open(aad_of(e)), local_aad_of(e)) {
+        (Err(Error::Integrity { .. }), Some(local)) => open(local),
+        (first, _) => first,
+    }
 }
 
 /// Open the sealed events (`sealed[i]`) of a batch whose data is `data` + `offsets`.

@@ -185,6 +185,48 @@ pub fn open_batch(
     OpenFrames::new(decoded, which, vec![key.cipher()?], aads).run_to_vec()
 }
 
+/// Whether a frame's recipient entry `entry` may be `recipient_id`'s as a consumer
+/// on another router than the producer's: `<router>/<recipient_id>`, where a router's
+/// name holds no `/` (how a router names the principals of the routers it is joined
+/// to, docs/FORMAT.md).
+fn remote_entry_of(entry: &str, recipient_id: &str) -> bool {
+    entry
+        .strip_suffix(recipient_id)
+        .and_then(|head| head.strip_suffix('/'))
+        .is_some_and(|router| !router.is_empty() && !router.contains('/'))
+}
+
+/// The data key wrapped for `recipient_id`: its own entry, else an entry for it as
+/// named on the producer's router (`<router>/<recipient_id>`). The unwrap binds the
+/// entry's id and needs the recipient's private key, so trying another router's
+/// entry of the same name cannot open a key wrapped for someone else.
+fn unwrap_for(
+    key: &RecipientKey,
+    recipient_id: &str,
+    recipients: &[Recipient<'_>],
+    context: &[u8],
+) -> Result<Zeroizing<Vec<u8>>> {
+    let unwrap = |r: &Recipient<'_>| {
+        wrap::unwrap_data_key(key, r.id, r.ephemeral_public, r.wrapped_key, context)
+    };
+    if let Some(own) = recipients.iter().find(|r| r.id == recipient_id) {
+        return unwrap(own);
+    }
+    let mut failed = None;
+    for r in recipients
+        .iter()
+        .filter(|r| remote_entry_of(r.id, recipient_id))
+    {
+        match unwrap(r) {
+            Ok(dk) => return Ok(dk),
+            Err(e) => failed = Some(e),
+        }
+    }
+    Err(failed.unwrap_or_else(|| Error::KeyNotFound {
+        key_id: String::new(),
+    }))
+}
+
 /// Plan opening end-to-end frames addressed to `recipient_id` with its key pair:
 /// each distinct data key is unwrapped once (`KeyNotFound` when a frame carries no
 /// entry for this recipient, `Integrity` when the entry does not open), and the job
@@ -205,27 +247,18 @@ pub fn open_job_for<'a>(
             which.push(p);
             continue;
         }
-        let entry = f
-            .recipients
-            .iter()
-            .find(|r| r.id == recipient_id)
-            .ok_or_else(|| Error::KeyNotFound {
+        // The wrap is bound to the type of the first event under this key; the
+        // payloads' AAD binds each event's own type.
+        let context = wrap::wrap_context(f.key_id, aads[i].event_type)?;
+        let dk = unwrap_for(key, recipient_id, &f.recipients, &context).map_err(|e| match e {
+            Error::KeyNotFound { .. } => Error::KeyNotFound {
                 key_id: format!(
                     "{} (item {i}: no data key wrapped for recipient {recipient_id:?})",
                     f.key_id
                 ),
-            })?;
-        // The wrap is bound to the type of the first event under this key; the
-        // payloads' AAD binds each event's own type.
-        let context = wrap::wrap_context(f.key_id, aads[i].event_type)?;
-        let dk = wrap::unwrap_data_key(
-            key,
-            recipient_id,
-            entry.ephemeral_public,
-            entry.wrapped_key,
-            &context,
-        )
-        .map_err(|e| aead::with_index(e, i))?;
+            },
+            e => aead::with_index(e, i),
+        })?;
         ciphers.push(data_key(&dk)?.cipher()?);
         ids.push(f.key_id);
         which.push(ids.len() - 1);
@@ -283,6 +316,42 @@ mod tests {
             .run_to_vec()
             .unwrap_err();
         assert!(err.to_string().contains("item 1"), "{err}");
+    }
+
+    #[test]
+    fn a_consumer_on_another_router_opens_its_entry_named_there() {
+        let shipping = RecipientKey::generate().unwrap();
+        let other = RecipientKey::generate().unwrap();
+        let (sp, op) = (shipping.public_bytes(), other.public_bytes());
+        // The producer's router lists the consumers of two other routers, both
+        // called "shipping" where they are.
+        let rcpts = [("shop-c/shipping", &op[..]), ("shop-b/shipping", &sp[..])];
+        let aads = [ev("e1")];
+        let (frames, fo) = seal_job_for(&rcpts, "orders.placed", &aads, b"{}", &[0, 2])
+            .unwrap()
+            .run_to_vec()
+            .unwrap();
+        for (k, rid) in [(&shipping, "shipping"), (&other, "shipping")] {
+            let job = open_job_for(k, rid, &aads, &frames, &fo).unwrap();
+            assert_eq!(job.run_to_vec().unwrap().0, b"{}");
+        }
+        // Only a `<router>/` prefix (no '/' in a router's name) stands for a router.
+        for rid in ["hipping", "b/shipping", "ipping"] {
+            assert!(matches!(
+                open_job_for(&shipping, rid, &aads, &frames, &fo),
+                Err(Error::KeyNotFound { .. })
+            ));
+        }
+        // The same name with a key pair the producer's router never listed.
+        let intruder = RecipientKey::generate().unwrap();
+        assert!(matches!(
+            open_job_for(&intruder, "shipping", &aads, &frames, &fo),
+            Err(Error::Integrity { .. })
+        ));
+        assert!(remote_entry_of("shop-b/shipping", "shipping"));
+        assert!(!remote_entry_of("/shipping", "shipping"));
+        assert!(!remote_entry_of("a/b/shipping", "shipping"));
+        assert!(!remote_entry_of("shop-bshipping", "shipping"));
     }
 
     #[test]

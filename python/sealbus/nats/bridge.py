@@ -252,7 +252,11 @@ class Bridge:
         self._export_idle_generation = -1
         self._closed = False
         self._export_sub: Any = None
-        self._own = router.principal(f"sealbus.bridge/{name}") if self.exports or self.imports else None
+        self._own = None
+        if self.exports or self.imports:
+            # A bridge opened again on the same router (after close()) acts as before.
+            own = f"sealbus.bridge/{name}"
+            self._own = router._principals.get(own) or router.principal(own)
         if self._own is not None and self.exports:
             router.policy.allow_subscribe(self._own, self.exports)
             # The outbox: a durable consumer of the router's own log. Its cursor moves
@@ -374,15 +378,29 @@ class Bridge:
             self._count("reconnects")
 
         opts["reconnected_cb"] = reconnected
+        assert self._stop is not None
+        stopped = asyncio.ensure_future(self._stop.wait())
         delay = 0.1
-        while True:
-            try:
-                return await nats.connect(**opts)
-            except Exception:
-                if self._stop is not None and self._stop.is_set():
-                    raise
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 2.0)
+        try:
+            while True:
+                # nats-py keeps trying a server that refuses us (a wrong NKey, say)
+                # within one connect(): close() must not wait on it.
+                attempt = asyncio.ensure_future(nats.connect(**opts))
+                await asyncio.wait({attempt, stopped}, return_when=asyncio.FIRST_COMPLETED)
+                if not attempt.done():
+                    attempt.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await attempt
+                    raise BridgeError("bridge error: closed before NATS was reached", reason="closed")
+                try:
+                    return attempt.result()
+                except Exception:
+                    if self._stop.is_set():
+                        raise
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 2.0)
+        finally:
+            stopped.cancel()
 
     async def _ensure_stream(self, js: Any) -> None:
         from nats.js.api import StreamConfig

@@ -1,7 +1,7 @@
 //! Binding for `sealbus_core::seal`: `AesGcm` (the raw primitive, `cryptography`-shaped),
 //! `KeyRing` (at-rest sealing) and the end-to-end sealing and opening used by
-//! `sealbus.e2e`. A batch input that is an immutable `bytes` is read in place; any
-//! other buffer is copied out first. A batch is planned (output layout, nonces, keys)
+//! `sealbus.e2e`. A batch input that is an immutable `bytes` (or a contiguous
+//! `memoryview` of one) is read in place; any other buffer is copied out first. A batch is planned (output layout, nonces, keys)
 //! with the GIL released, its result `bytes` is allocated once, and the crypto writes
 //! straight into it with the GIL released again. Batches come back as that `bytes`
 //! plus a `memoryview` of `n + 1` u64 offsets (zero-copy into numpy with
@@ -50,11 +50,15 @@ fn bytes_of(obj: &Bound<'_, PyAny>, name: &str) -> PyResult<Vec<u8>> {
     buf.to_vec(py)
 }
 
-/// A batch input: an immutable `bytes` read in place (nothing can change it while we
-/// hold a reference, so the GIL may be released over it), or a copy of any other
-/// buffer (a `bytearray` or writable view could be resized under us).
+/// A batch input: an immutable `bytes`, or a contiguous `memoryview` of one, read in
+/// place (nothing can change a `bytes` while we hold a reference, so the GIL may be
+/// released over it), or a copy of any other buffer (a `bytearray` or writable view
+/// could be changed or resized under us).
 enum Input<'py> {
     Borrowed(Bound<'py, PyBytes>),
+    /// The view's export (which keeps the view from being released) and the `bytes`
+    /// it views (which keeps the memory alive and unchanged).
+    View(PyBuffer<u8>, Bound<'py, PyAny>),
     Owned(Vec<u8>),
 }
 
@@ -63,12 +67,29 @@ impl<'py> Input<'py> {
         if let Ok(b) = obj.cast::<PyBytes>() {
             return Ok(Input::Borrowed(b.clone()));
         }
+        if obj.is_instance_of::<PyMemoryView>() {
+            if let Ok(base) = obj.getattr("obj") {
+                if base.is_instance_of::<PyBytes>() {
+                    if let Ok(view) = PyBuffer::<u8>::get(obj) {
+                        if view.is_c_contiguous() {
+                            return Ok(Input::View(view, base));
+                        }
+                    }
+                }
+            }
+        }
         bytes_of(obj, name).map(Input::Owned)
     }
 
     fn as_slice(&self) -> &[u8] {
         match self {
             Input::Borrowed(b) => b.as_bytes(),
+            // SAFETY: a C-contiguous export of `len_bytes()` bytes inside a `bytes`
+            // object (immutable), which `_base` keeps alive; the export, held as long
+            // as `self`, keeps the view from being released. Nothing can write it.
+            Input::View(view, _base) => unsafe {
+                std::slice::from_raw_parts(view.buf_ptr().cast::<u8>(), view.len_bytes())
+            },
             Input::Owned(v) => v,
         }
     }

@@ -31,14 +31,18 @@ EV = {"event_type": "orders.placed", "source": "checkout", "schema_version": 1}
 AAD = b"sealbus/aad/v1 + ~50 bytes of attrs.."
 
 
-def median_seconds(fn: Callable[[], object], repeats: int) -> float:
-    fn()  # warm up
-    times = []
+def median_seconds(fns: list[Callable[[], object]], repeats: int) -> list[float]:
+    """Median time of each of `fns`, timed in interleaved rounds (one call of each per
+    round), so that load from other processes falls on all of them alike."""
+    for fn in fns:
+        fn()  # warm up
+    times: list[list[float]] = [[] for _ in fns]
     for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+        for fn, ts in zip(fns, times, strict=True):
+            t = time.perf_counter()
+            fn()
+            ts.append(time.perf_counter() - t)
+    return [statistics.median(ts) for ts in times]
 
 
 def measure(ring: sealbus.KeyRing, aes: AesGcm, ref: AESGCM, size: int, n: int, reps: int, ossl: float | None) -> str:
@@ -56,11 +60,16 @@ def measure(ring: sealbus.KeyRing, aes: AesGcm, ref: AESGCM, size: int, n: int, 
             enc(nonce, payload, AAD)
 
     out = bytearray(len(frames))
-    t_seal = median_seconds(lambda: ring.seal_batch(buf, offs, event_ids=ids, **EV), reps)
-    t_into = median_seconds(lambda: ring.seal_batch_into(out, buf, offs, event_ids=ids, **EV), reps)
-    t_open = median_seconds(lambda: ring.open_batch(frames, foffs, event_ids=ids, **EV), reps)
-    t_aes = median_seconds(lambda: aes.encrypt_batch(nonces, buf, offs, aads=AAD), reps)
-    t_loop = median_seconds(loop, reps)
+    t_seal, t_into, t_open, t_aes, t_loop = median_seconds(
+        [
+            lambda: ring.seal_batch(buf, offs, event_ids=ids, **EV),
+            lambda: ring.seal_batch_into(out, buf, offs, event_ids=ids, **EV),
+            lambda: ring.open_batch(frames, foffs, event_ids=ids, **EV),
+            lambda: aes.encrypt_batch(nonces, buf, offs, aads=AAD),
+            loop,
+        ],
+        reps,
+    )
     mb = size * n / 1e6
     vs_ossl = f"{mb / t_seal / ossl:>8.2f}x" if ossl else f"{'-':>9}"
     return (

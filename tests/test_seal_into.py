@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -149,3 +150,37 @@ def test_large_batch_split_across_threads_into_a_reused_buffer() -> None:
         assert ring.open_batch(frames, foffs, event_ids=ids, **EV)[0] == buf  # type: ignore[arg-type]
         nonces.update(fmt.parse(f).nonce for f in unpack(frames, foffs))
     assert len(nonces) == 2 * n
+
+
+def test_out_cannot_be_resized_while_a_call_writes_it() -> None:
+    # The export held for the call pins the bytearray: another thread's resize fails
+    # with BufferError instead of moving the memory under the cipher.
+    ring = sealbus.KeyRing.generate()
+    size, n = 65536, 64
+    buf = os.urandom(size * n)
+    offs = list(range(0, size * n + 1, size))
+    ids = [f"e{i}" for i in range(n)]
+    out = bytearray(size * n + 101 * n)
+    refused: list[str] = []
+    stop = threading.Event()
+
+    def resize() -> None:
+        while not stop.is_set():
+            try:
+                out.extend(b"x")
+                del out[-1:]
+            except BufferError as e:
+                refused.append(str(e))
+
+    t = threading.Thread(target=resize)
+    t.start()
+    try:
+        for _ in range(2000):
+            foffs = ring.seal_batch_into(out, buf, offs, event_ids=ids, **EV)  # type: ignore[arg-type]
+            if refused:
+                break
+    finally:
+        stop.set()
+        t.join()
+    assert refused, "no resize was attempted during a call"
+    assert ring.open_batch(bytes(out[: foffs[-1]]), foffs, event_ids=ids, **EV)[0] == buf  # type: ignore[arg-type]

@@ -52,6 +52,16 @@ def test_keyring_seal(benchmark: Any, size: int, n: int) -> None:
 
 
 @pytest.mark.parametrize(("size", "n"), _cases())
+def test_keyring_seal_into_reused_buffer(benchmark: Any, size: int, n: int) -> None:
+    ring = sealbus.KeyRing.generate()
+    buf, offs, ids = _workload(size, n)
+    out = bytearray(len(buf) + 101 * n)  # one buffer, kept across the timed calls
+    benchmark.extra_info.update(bytes=size * n, items=n)
+    foffs = benchmark(ring.seal_batch_into, out, buf, offs, event_ids=ids, **EV)
+    assert ring.open_batch(bytes(out[: foffs[-1]]), foffs, event_ids=ids, **EV)[0] == buf
+
+
+@pytest.mark.parametrize(("size", "n"), _cases())
 def test_keyring_open(benchmark: Any, size: int, n: int) -> None:
     ring = sealbus.KeyRing.generate()
     buf, offs, ids = _workload(size, n)

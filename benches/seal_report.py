@@ -2,10 +2,14 @@
 
     python benches/seal_report.py [--repeats 7] [--full]
 
-For each payload size and batch size: KeyRing.seal_batch, KeyRing.open_batch and
-AesGcm.encrypt_batch against a loop over `cryptography`'s AESGCM.encrypt measured in
-the same run, and `openssl speed -evp aes-256-gcm -bytes SIZE` (one core) at each
-size, measured in the same run right before that size's rows.
+For each payload size and batch size: KeyRing.seal_batch (a fresh `bytes` per call),
+KeyRing.seal_batch_into (into one `bytearray` kept across the calls, as a caller who
+reuses its buffer does), KeyRing.open_batch and AesGcm.encrypt_batch against a loop
+over `cryptography`'s AESGCM.encrypt measured in the same run, and `openssl speed -evp
+aes-256-gcm -bytes SIZE` (one core) at each size, measured in the same run right
+before that size's rows. The last two columns compare CPU time (every thread of the
+process) per call instead of wall time: loop / seal and loop / into, above 1 when
+sealbus spends less of the machine than the loop on the same payloads.
 """
 
 from __future__ import annotations
@@ -29,14 +33,22 @@ EV = {"event_type": "orders.placed", "source": "checkout", "schema_version": 1}
 AAD = b"sealbus/aad/v1 + ~50 bytes of attrs.."
 
 
-def median_seconds(fn: Callable[[], object], repeats: int) -> float:
-    fn()  # warm up
-    times = []
+def median_seconds(fns: list[Callable[[], object]], repeats: int) -> tuple[list[float], list[float]]:
+    """Median wall time and median CPU time (all of this process's threads) of each of
+    `fns`, timed in interleaved rounds (one call of each per round), so that load
+    from other processes falls on all of them alike. The CPU time is what a call
+    costs the machine whatever else runs on it."""
+    for fn in fns:
+        fn()  # warm up
+    walls: list[list[float]] = [[] for _ in fns]
+    cpus: list[list[float]] = [[] for _ in fns]
     for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+        for fn, wall, cpu in zip(fns, walls, cpus, strict=True):
+            c, t = time.process_time(), time.perf_counter()
+            fn()
+            wall.append(time.perf_counter() - t)
+            cpu.append(time.process_time() - c)
+    return [statistics.median(w) for w in walls], [statistics.median(c) for c in cpus]
 
 
 def measure(ring: sealbus.KeyRing, aes: AesGcm, ref: AESGCM, size: int, n: int, reps: int, ossl: float | None) -> str:
@@ -53,15 +65,23 @@ def measure(ring: sealbus.KeyRing, aes: AesGcm, ref: AESGCM, size: int, n: int, 
         for nonce in nlist:
             enc(nonce, payload, AAD)
 
-    t_seal = median_seconds(lambda: ring.seal_batch(buf, offs, event_ids=ids, **EV), reps)
-    t_open = median_seconds(lambda: ring.open_batch(frames, foffs, event_ids=ids, **EV), reps)
-    t_aes = median_seconds(lambda: aes.encrypt_batch(nonces, buf, offs, aads=AAD), reps)
-    t_loop = median_seconds(loop, reps)
+    out = bytearray(len(frames))
+    (t_seal, t_into, t_open, t_aes, t_loop), (c_seal, c_into, _, _, c_loop) = median_seconds(
+        [
+            lambda: ring.seal_batch(buf, offs, event_ids=ids, **EV),
+            lambda: ring.seal_batch_into(out, buf, offs, event_ids=ids, **EV),
+            lambda: ring.open_batch(frames, foffs, event_ids=ids, **EV),
+            lambda: aes.encrypt_batch(nonces, buf, offs, aads=AAD),
+            loop,
+        ],
+        reps,
+    )
     mb = size * n / 1e6
     vs_ossl = f"{mb / t_seal / ossl:>8.2f}x" if ossl else f"{'-':>9}"
     return (
-        f"{size:>6} {n:>6} | {mb / t_seal:>10.0f} {mb / t_open:>10.0f} {mb / t_aes:>11.0f} "
-        f"{mb / t_loop:>11.0f} {ossl or 0:>8.0f} | {t_loop / t_seal:>8.2f}x {t_loop / t_open:>8.2f}x {vs_ossl}"
+        f"{size:>6} {n:>6} | {mb / t_seal:>10.0f} {mb / t_into:>10.0f} {mb / t_open:>10.0f} {mb / t_aes:>11.0f} "
+        f"{mb / t_loop:>11.0f} {ossl or 0:>8.0f} | {t_loop / t_seal:>8.2f}x {t_loop / t_into:>8.2f}x "
+        f"{t_loop / t_open:>8.2f}x {vs_ossl} | {c_loop / c_seal:>8.2f}x {c_loop / c_into:>8.2f}x"
     )
 
 
@@ -76,8 +96,9 @@ def main() -> None:
     aes = AesGcm(AesGcm.generate_key())
     ref = AESGCM(AESGCM.generate_key(bit_length=256))
     print(
-        f"{'size':>6} {'batch':>6} | {'seal MB/s':>10} {'open MB/s':>10} {'AesGcm MB/s':>11} "
-        f"{'crypto loop':>11} {'openssl':>8} | {'seal/loop':>9} {'open/loop':>9} {'seal/ossl':>9}"
+        f"{'size':>6} {'batch':>6} | {'seal MB/s':>10} {'into MB/s':>10} {'open MB/s':>10} {'AesGcm MB/s':>11} "
+        f"{'crypto loop':>11} {'openssl':>8} | {'seal/loop':>9} {'into/loop':>9} {'open/loop':>9} {'seal/ossl':>9} | "
+        f"{'cpu s/l':>9} {'cpu i/l':>9}"
     )
     for size in (int(x) for x in a.sizes.split(",")):
         rate = openssl_rate(size, 3)

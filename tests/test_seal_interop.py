@@ -52,6 +52,23 @@ def test_keyring_frames_open_with_cryptography(tmp_path: Path) -> None:
         assert AESGCM(keys[f.key_id]).decrypt(f.nonce, f.sealed, aad) == p
 
 
+def test_memoryview_inputs_seal_what_they_show(tmp_path: Path) -> None:
+    # A contiguous view of a `bytes` is read in place, any other view is copied: both
+    # seal exactly the bytes the view shows.
+    path = tmp_path / "keys.json"
+    ring = sealbus.KeyRing.create(path)
+    keys = _ring_keys(path)
+    whole = os.urandom(9000)
+    for view in (memoryview(whole)[1000:5000], memoryview(whole)[::2], memoryview(bytearray(whole))[7:]):
+        shown = bytes(view)
+        offs = [0, 10, len(shown)]
+        frames, foffs = ring.seal_batch(view, offs, event_ids=["a", "b"], **EV)  # type: ignore[arg-type]
+        for eid, (lo, hi), frame in zip("ab", [(0, 10), (10, len(shown))], unpack(frames, foffs), strict=True):
+            f = fmt.parse(frame)
+            aad = fmt.aad(fmt.AT_REST, f.key_id, eid, **EV)  # type: ignore[arg-type]
+            assert AESGCM(keys[f.key_id]).decrypt(f.nonce, f.sealed, aad) == shown[lo:hi]
+
+
 def test_cryptography_frames_open_with_keyring(tmp_path: Path) -> None:
     key = os.urandom(32)
     doc = {

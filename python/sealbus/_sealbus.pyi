@@ -309,6 +309,7 @@ def test_event_pattern(pattern: _Json, event: _Json) -> bool: ...
 
 _Buffer = bytes | bytearray | memoryview
 _Offsets = Sequence[int] | memoryview | Any  # lists, memoryviews, numpy int arrays
+_WritableBuffer = bytearray | memoryview | Any  # any writable buffer: mmap, numpy uint8
 
 @final
 class AesGcm:
@@ -325,6 +326,15 @@ class AesGcm:
         aads: _Buffer | Sequence[_Buffer] | None = None,
         aad_offsets: _Offsets | None = None,
     ) -> tuple[bytes, memoryview]: ...
+    def encrypt_batch_into(
+        self,
+        out: _WritableBuffer,
+        nonces: _Buffer,
+        buffer: _Buffer,
+        offsets: _Offsets,
+        aads: _Buffer | Sequence[_Buffer] | None = None,
+        aad_offsets: _Offsets | None = None,
+    ) -> memoryview: ...
     def decrypt_batch(
         self,
         nonces: _Buffer,
@@ -391,6 +401,17 @@ class KeyRing:
         source: str | Sequence[str],
         schema_version: int | Sequence[int],
     ) -> tuple[bytes, memoryview]: ...
+    def seal_batch_into(
+        self,
+        out: _WritableBuffer,
+        buffer: _Buffer,
+        offsets: _Offsets,
+        *,
+        event_ids: Sequence[str],
+        event_type: str | Sequence[str],
+        source: str | Sequence[str],
+        schema_version: int | Sequence[int],
+    ) -> memoryview: ...
     def open_batch(
         self,
         frames: _Buffer,

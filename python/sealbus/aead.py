@@ -14,6 +14,14 @@ Item ``i`` of a buffer is ``buf[offs[i]:offs[i + 1]]`` (``n + 1`` offsets). Offs
 may be a list of ints or any buffer of 32/64-bit ints (numpy arrays, ``array``);
 results come back as ``(bytes, memoryview)`` where the memoryview holds ``n + 1``
 unsigned 64-bit offsets (``numpy.asarray`` wraps it without copying).
+
+Each batch result is a fresh ``bytes``. A caller sealing large batches over and over
+can keep one writable buffer (``bytearray``, ``mmap``, numpy ``uint8``) and seal into
+it instead: ``encrypt_batch_into(out, nonces, buf, offs, ...)`` writes the items to the
+front of ``out`` and returns only the offsets. The buffer must be large enough
+(``len(buf) + 16 * n`` bytes) and left alone by other threads until the call returns;
+a fresh result of tens of MiB costs a kernel page clearing per call that a reused
+buffer does not (docs/SEALING.md).
 """
 
 from __future__ import annotations

@@ -14,6 +14,8 @@ generated::
     frames, offs = ring.seal_batch(buf, offsets, event_ids=ids,
                                    event_type="orders.placed", source="checkout",
                                    schema_version=1)
+    out = bytearray(len(buf) + 101 * len(ids))     # frames add <= 101 B each; reuse `out`
+    foffs = ring.seal_batch_into(out, buf, offsets, event_ids=ids, ...)  # frames: out[:foffs[-1]]
     ring.rotate(); ring.retire(old_id); ring.destroy(old_id)
 
 Each seal is bound to its event (id, type, source, schema version, key id): a frame

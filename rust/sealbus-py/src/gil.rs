@@ -2,7 +2,9 @@
 //! are copied out of Python objects by the caller *before* this is called, the GIL is
 //! released while the core runs, a call that may wait long looks for signals while it
 //! waits (so Ctrl-C raises `KeyboardInterrupt`), and a core error is converted on the
-//! way back. Never hold a borrowed Python buffer across the release.
+//! way back. Never hold a borrowed Python buffer across the release: the only Python
+//! memory touched without the GIL is an immutable `bytes` we hold a reference to, and
+//! a caller's output buffer pinned by a buffer export for the call (`pinned.rs`).
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};

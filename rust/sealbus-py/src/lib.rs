@@ -23,6 +23,7 @@ mod lent;
 mod log;
 mod outbuf;
 mod pattern;
+mod pinned;
 mod router;
 mod schema;
 mod seal;

@@ -1,7 +1,7 @@
 //! Binding for `sealbus_core::seal`: `AesGcm` (the raw primitive, `cryptography`-shaped),
 //! `KeyRing` (at-rest sealing) and the end-to-end sealing and opening used by
-//! `sealbus.e2e`. A batch input that is an immutable `bytes` is read in place; any
-//! other buffer is copied out first. A batch is planned (output layout, nonces, keys)
+//! `sealbus.e2e`. A batch input that is an immutable `bytes` (or a contiguous
+//! `memoryview` of one) is read in place; any other buffer is copied out first. A batch is planned (output layout, nonces, keys)
 //! with the GIL released, its result `bytes` is allocated once, and the crypto writes
 //! straight into it with the GIL released again. Batches come back as that `bytes`
 //! plus a `memoryview` of `n + 1` u64 offsets (zero-copy into numpy with
@@ -22,6 +22,7 @@ use sealbus_core::Error;
 use crate::args::{Arg, FsPath};
 use crate::error::to_pyerr;
 use crate::gil::{attached, detached};
+use crate::pinned::PinnedOut;
 
 fn invalid(py: Python<'_>, name: &str, reason: impl Into<String>) -> PyErr {
     to_pyerr(
@@ -49,11 +50,15 @@ fn bytes_of(obj: &Bound<'_, PyAny>, name: &str) -> PyResult<Vec<u8>> {
     buf.to_vec(py)
 }
 
-/// A batch input: an immutable `bytes` read in place (nothing can change it while we
-/// hold a reference, so the GIL may be released over it), or a copy of any other
-/// buffer (a `bytearray` or writable view could be resized under us).
+/// A batch input: an immutable `bytes`, or a contiguous `memoryview` of one, read in
+/// place (nothing can change a `bytes` while we hold a reference, so the GIL may be
+/// released over it), or a copy of any other buffer (a `bytearray` or writable view
+/// could be changed or resized under us).
 enum Input<'py> {
     Borrowed(Bound<'py, PyBytes>),
+    /// The view's export (which keeps the view from being released) and the `bytes`
+    /// it views (which keeps the memory alive and unchanged).
+    View(PyBuffer<u8>, Bound<'py, PyAny>),
     Owned(Vec<u8>),
 }
 
@@ -62,12 +67,29 @@ impl<'py> Input<'py> {
         if let Ok(b) = obj.cast::<PyBytes>() {
             return Ok(Input::Borrowed(b.clone()));
         }
+        if obj.is_instance_of::<PyMemoryView>() {
+            if let Ok(base) = obj.getattr("obj") {
+                if base.is_instance_of::<PyBytes>() {
+                    if let Ok(view) = PyBuffer::<u8>::get(obj) {
+                        if view.is_c_contiguous() {
+                            return Ok(Input::View(view, base));
+                        }
+                    }
+                }
+            }
+        }
         bytes_of(obj, name).map(Input::Owned)
     }
 
     fn as_slice(&self) -> &[u8] {
         match self {
             Input::Borrowed(b) => b.as_bytes(),
+            // SAFETY: a C-contiguous export of `len_bytes()` bytes inside a `bytes`
+            // object (immutable), which `_base` keeps alive; the export, held as long
+            // as `self`, keeps the view from being released. Nothing can write it.
+            Input::View(view, _base) => unsafe {
+                std::slice::from_raw_parts(view.buf_ptr().cast::<u8>(), view.len_bytes())
+            },
             Input::Owned(v) => v,
         }
     }
@@ -137,12 +159,27 @@ fn offsets_out<'py>(
     data: Bound<'py, PyBytes>,
     offsets: &[usize],
 ) -> PyResult<Bound<'py, PyTuple>> {
+    PyTuple::new(py, [data.into_any(), offsets_view(py, offsets)?])
+}
+
+/// A `memoryview` of `offsets` as u64.
+fn offsets_view<'py>(py: Python<'py>, offsets: &[usize]) -> PyResult<Bound<'py, PyAny>> {
     let mut raw = Vec::with_capacity(offsets.len() * 8);
     for &o in offsets {
         raw.extend_from_slice(&(o as u64).to_ne_bytes());
     }
-    let offs = PyMemoryView::from(PyBytes::new(py, &raw).as_any())?.call_method1("cast", ("Q",))?;
-    PyTuple::new(py, [data.into_any(), offs])
+    PyMemoryView::from(PyBytes::new(py, &raw).as_any())?.call_method1("cast", ("Q",))
+}
+
+/// Run a planned batch into the first `out_len()` bytes of a caller's buffer;
+/// returns the memoryview of u64 offsets.
+fn run_job_into<'py, J: BatchJob>(
+    py: Python<'py>,
+    job: &J,
+    out: &PinnedOut,
+) -> PyResult<Bound<'py, PyAny>> {
+    out.fill(py, job.out_len(), |buf| job.run(buf))?;
+    offsets_view(py, job.out_offsets())
 }
 
 /// Owned AAD columns; scalars broadcast over the batch.
@@ -374,6 +411,33 @@ impl PyAesGcm {
         let (n, b) = (n.as_slice(), b.as_slice());
         let job = detached(py, || EncryptJob::new(&self.key, n, b, &o, a.as_batch()))?;
         run_job(py, &job)
+    }
+
+    /// `encrypt_batch` into the front of `out`, a writable buffer the caller may
+    /// reuse from call to call (at least `len(buffer) + 16 * n` bytes). Returns the
+    /// `n + 1` offsets of the items in `out`; the rest of `out` is left as it was.
+    #[pyo3(signature = (out, nonces, buffer, offsets, aads = None, aad_offsets = None))]
+    #[allow(clippy::too_many_arguments)] // the arguments of encrypt_batch, plus `out`
+    fn encrypt_batch_into<'py>(
+        &self,
+        py: Python<'py>,
+        out: &Bound<'py, PyAny>,
+        nonces: &Bound<'py, PyAny>,
+        buffer: &Bound<'py, PyAny>,
+        offsets: &Bound<'py, PyAny>,
+        aads: Option<&Bound<'py, PyAny>>,
+        aad_offsets: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let target = PinnedOut::of(out, "out")?;
+        let (n, b, o) = (
+            Input::of(nonces, "nonces")?,
+            Input::of(buffer, "buffer")?,
+            offsets_of(offsets, "offsets")?,
+        );
+        let a = OwnedAad::from_py(aads, aad_offsets)?;
+        let (n, b) = (n.as_slice(), b.as_slice());
+        let job = detached(py, || EncryptJob::new(&self.key, n, b, &o, a.as_batch()))?;
+        run_job_into(py, &job, &target)
     }
 
     /// Decrypt a batch laid out as `encrypt_batch` returns it. One bad item fails the
@@ -664,6 +728,38 @@ impl PyKeyRing {
                 .seal_job(&fields, sp.into_iter().map(|r| &b[r]).collect())
         })?;
         run_job(py, &job)
+    }
+
+    /// `seal_batch` into the front of `out`, a writable buffer the caller may reuse
+    /// from call to call. Returns the `n + 1` offsets of the frames in `out`. A batch
+    /// whose frames do not fit is refused before any nonce is used.
+    #[pyo3(signature = (out, buffer, offsets, *, event_ids, event_type, source, schema_version))]
+    #[allow(clippy::too_many_arguments)] // keyword arguments of the Python API
+    fn seal_batch_into<'py>(
+        &self,
+        py: Python<'py>,
+        out: &Bound<'py, PyAny>,
+        buffer: &Bound<'py, PyAny>,
+        offsets: &Bound<'py, PyAny>,
+        event_ids: &Bound<'py, PyAny>,
+        event_type: &Bound<'py, PyAny>,
+        source: &Bound<'py, PyAny>,
+        schema_version: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let target = PinnedOut::of(out, "out")?;
+        let (b, o) = (
+            Input::of(buffer, "buffer")?,
+            offsets_of(offsets, "offsets")?,
+        );
+        let cols = AadColumns::new(event_ids, event_type, source, schema_version)?;
+        let fields = attached(py, cols.fields())?;
+        let (b, room) = (b.as_slice(), target.len());
+        let job = detached(py, || {
+            let sp = aead::spans("offsets", &o, b.len())?;
+            self.ring
+                .seal_job_within(&fields, sp.into_iter().map(|r| &b[r]).collect(), room)
+        })?;
+        run_job_into(py, &job, &target)
     }
 
     /// Open frames laid out as `seal_batch` returns them. Returns `(payloads, offsets)`.

@@ -238,7 +238,14 @@ impl Ring {
 
     /// Claim `n` nonce counters on the active key, rotating first if its budget is
     /// short and reserving (persisting) a new high-water mark if needed.
-    fn claim(&mut self, n: u64) -> Result<(String, Arc<AeadKey>, [u8; 8], u64)> {
+    /// Claim `n` nonce counters of the active key (rotating first when its budget is
+    /// spent). `fits` sees the id of the key that would seal and may refuse the batch
+    /// before any counter is claimed or reserved.
+    fn claim(
+        &mut self,
+        n: u64,
+        fits: impl FnOnce(&str) -> Result<()>,
+    ) -> Result<(String, Arc<AeadKey>, [u8; 8], u64)> {
         if n > self.opts.max_seals_per_key {
             return Err(Error::Seal {
                 reason: format!(
@@ -250,6 +257,7 @@ impl Ring {
         if lock(&self.keys[self.active].seq).remaining() < n {
             self.commit(Ring::rotate)?;
         }
+        fits(&self.keys[self.active].id)?;
         let chunk = self.opts.reserve_chunk.max(1);
         let e = &self.keys[self.active];
         let next = lock(&e.seq).next();
@@ -565,6 +573,18 @@ impl KeyRing {
         aads: &'a [AadFields<'a>],
         payloads: Vec<&'a [u8]>,
     ) -> Result<SealFrames<'a>> {
+        self.seal_job_within(aads, payloads, usize::MAX)
+    }
+
+    /// [`KeyRing::seal_job`] for an output of at most `room` bytes (a buffer the
+    /// caller reuses): a batch whose frames would not fit is refused with
+    /// `InvalidArgument` before any nonce counter is claimed.
+    pub fn seal_job_within<'a>(
+        &self,
+        aads: &'a [AadFields<'a>],
+        payloads: Vec<&'a [u8]>,
+        room: usize,
+    ) -> Result<SealFrames<'a>> {
         if payloads.len() != aads.len() {
             return Err(Error::InvalidArgument {
                 name: "aads".into(),
@@ -578,7 +598,28 @@ impl KeyRing {
         let n = u64::try_from(payloads.len()).map_err(|_| Error::Seal {
             reason: "batch too large".into(),
         })?;
-        let (key_id, key, prefix, first) = self.lock().claim(n)?;
+        let fits = |key_id: &str| {
+            let per_frame = FrameWriter::new(Mode::AtRest, key_id, &[])?.frame_len(0);
+            let need = payloads
+                .iter()
+                .fold(per_frame.checked_mul(payloads.len()), |acc, p| {
+                    acc.and_then(|a| a.checked_add(p.len()))
+                });
+            match need {
+                Some(need) if need <= room => Ok(()),
+                need => Err(Error::InvalidArgument {
+                    name: "out".into(),
+                    reason: format!(
+                        "{room} bytes is too small: the batch's frames take {}",
+                        need.map_or_else(
+                            || "more than memory holds".into(),
+                            |b| format!("{b} bytes")
+                        )
+                    ),
+                }),
+            }
+        };
+        let (key_id, key, prefix, first) = self.lock().claim(n, fits)?;
         let writer = FrameWriter::new(Mode::AtRest, &key_id, &[])?;
         Ok(SealFrames::new(
             key.cipher()?,
@@ -719,6 +760,36 @@ mod tests {
         assert!(!crate::seal::shows_key(&format!("{ring:?}"), &bytes));
         let err = ring.open(&f, &ev("e2")).unwrap_err();
         assert!(!crate::seal::shows_key(&format!("{err} {err:?}"), &bytes));
+    }
+
+    #[test]
+    fn a_batch_that_does_not_fit_its_room_claims_no_counter() {
+        let counter = |f: &[u8]| u32::from_be_bytes(nonce_of(f).1[8..12].try_into().unwrap());
+        let ring = KeyRing::generate().unwrap();
+        let first = ring.seal(b"a", &ev("e0")).unwrap();
+        let aads = [ev("e1"), ev("e2")];
+        let payloads: Vec<&[u8]> = vec![b"xyz", b"pq"];
+        let need = 2 * (first.len() - 1) + 5;
+        let err = ring
+            .seal_job_within(&aads, payloads.clone(), need - 1)
+            .err()
+            .unwrap();
+        assert!(
+            matches!(&err, Error::InvalidArgument { name, reason }
+                if name == "out" && reason.contains(&need.to_string())),
+            "{err}"
+        );
+        let next = ring.seal(b"b", &ev("e3")).unwrap();
+        assert_eq!(
+            counter(&next),
+            counter(&first) + 1,
+            "no counter was used up"
+        );
+        let job = ring.seal_job_within(&aads, payloads, need).unwrap();
+        assert_eq!(job.out_len(), need);
+        let (out, offs) = job.run_to_vec().unwrap();
+        assert_eq!(counter(&out[offs[0]..offs[1]]), counter(&next) + 1);
+        assert_eq!(ring.open(&out[offs[1]..offs[2]], &ev("e2")).unwrap(), b"pq");
     }
 
     #[test]

@@ -76,6 +76,12 @@ _SEAL_ON_LOOP = 16
 # A delivery of at most this many bytes is opened on the loop when it can be in order.
 _OPEN_ON_LOOP = 16 * 1024
 _SEEN_IDS = 1_000_000
+# Events per local commit of the import, and message bytes per delivery to the opening
+# stage: batches of a few megabytes reuse the allocator's memory, where a backlog taken
+# whole (``fetch_batch`` messages of up to 256 events each) made every commit fault in
+# fresh pages for its buffers.
+_COMMIT_EVENTS = 2048
+_DELIVERY_BYTES = 2 * 1024 * 1024
 _LOCAL_BLOCK_TIMEOUT = 1.0
 
 
@@ -695,10 +701,12 @@ class Bridge:
         try:
             while not self._stop.is_set():
                 msgs = [await inbox.get()]
-                while len(msgs) < self._fetch and not inbox.empty():
+                size = len(msgs[0].data)
+                while len(msgs) < self._fetch and size < _DELIVERY_BYTES and not inbox.empty():
                     msgs.append(inbox.get_nowait())
+                    size += len(msgs[-1].data)
                 with self._opening_lock:
-                    inline = self._opening == 0 and sum(len(m.data) for m in msgs) <= _OPEN_ON_LOOP
+                    inline = self._opening == 0 and size <= _OPEN_ON_LOOP
                     if not inline:
                         self._opening += 1
                 if inline:
@@ -755,14 +763,16 @@ class Bridge:
         settled: asyncio.Queue[tuple[list[Any], list[bool | None]]],
     ) -> None:
         """Publish opened deliveries into the local router, all those waiting as one
-        commit (up to ``fetch_batch`` messages), and hand their verdicts to the loop."""
+        commit (up to ``fetch_batch`` messages and about ``_COMMIT_EVENTS`` events), and
+        hand their verdicts to the loop."""
         done = False
         while not done:
             first = to_commit.get()
             if first is None:
                 return
             msgs, opened = list(first[0]), list(first[1])
-            while len(msgs) < self._fetch:
+            events = sum(len(o.ids) for o in opened if o is not None)
+            while len(msgs) < self._fetch and events < _COMMIT_EVENTS:
                 try:
                     more = to_commit.get_nowait()
                 except queue.Empty:
@@ -772,6 +782,7 @@ class Bridge:
                     break
                 msgs.extend(more[0])
                 opened.extend(more[1])
+                events += sum(len(o.ids) for o in more[1] if o is not None)
             try:
                 verdicts = self._import_opened(opened)
             except Exception:

@@ -9,6 +9,12 @@ The baseline, in the same run and against the same nats-server: nats-py publishi
 same payloads with 200 coroutines, each ``await js.publish`` one message at a time
 (how an asyncio service would send them to JetStream without sealbus).
 
+CPU: the seconds (user + system) that the exporting process spends from its first
+publish until JetStream holds its last export, the importing process from its start
+until its consumer holds the last event, and the nats-server over the whole run, per
+event: on a shared machine, where events/s say more about the neighbours than about
+the bridge, this is the figure that compares two versions of it.
+
 Latency: one event at a time at ``rate`` events/s; each carries its send time (in its
 ``notes`` field), and the consumer in the other process records now minus that (both
 processes read the same ``CLOCK_REALTIME``). Half a second of events at the same
@@ -50,6 +56,7 @@ class BridgeResult:
     p50_us: float = float("nan")
     p99_us: float = float("nan")
     latency_events: int = 0
+    cpu_us_per_event: dict[str, float] = field(default_factory=dict)
     exporter_stats: dict[str, int] = field(default_factory=dict)
     importer_stats: dict[str, int] = field(default_factory=dict)
 
@@ -59,6 +66,22 @@ class BridgeResult:
 
 
 # ---- the two processes --------------------------------------------------------------
+
+
+def _cpu() -> float:
+    """CPU seconds (user + system) of this process so far, every thread."""
+    t = os.times()
+    return t.user + t.system
+
+
+def _server_cpu(pid: int) -> float:
+    """CPU seconds of the nats-server so far (Linux; NaN elsewhere)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _router(log: str) -> Any:
@@ -91,6 +114,7 @@ def _exporter(url: str, tmp: str, mode: str, events: int, rate: float) -> None:
     print("ready", flush=True)
     sys.stdin.readline()
     p = router.producer(checkout)
+    print(f"cpu0 {_cpu()}", flush=True)
     print(f"start {time.time_ns()}", flush=True)
     if mode == "throughput":
         sent, i = 0, 0
@@ -123,6 +147,7 @@ def _exporter(url: str, tmp: str, mode: str, events: int, rate: float) -> None:
             body = json.dumps(ev, separators=(",", ":")).encode()
             p.publish_raw(_TYPE, body, [0, len(body)])
     bridge.flush(300)
+    print(f"cpu1 {_cpu()}", flush=True)
     print("stats " + json.dumps(bridge.stats()), flush=True)
     bridge.close()
     router.close()
@@ -144,6 +169,7 @@ def _importer(url: str, tmp: str, mode: str, events: int, rate: float) -> None:
 
     trust = {"shop-a": Identity.load_or_create(os.path.join(tmp, "shop-a.identity")).public_bytes}
     bridge = _bridge(router, url, "shop-b", tmp, imports=[_TYPE], trust=trust, fetch_batch=256)
+    print(f"cpu0 {_cpu()}", flush=True)
     print("ready", flush=True)
     got = 0
     lat: list[int] = []
@@ -163,6 +189,7 @@ def _importer(url: str, tmp: str, mode: str, events: int, rate: float) -> None:
                 m.ack()
                 got += 1
     print(f"done {time.time_ns()}", flush=True)
+    print(f"cpu1 {_cpu()}", flush=True)
     if lat:
         lat.sort()
         q = {"p50": lat[len(lat) // 2], "p99": lat[min(len(lat) - 1, int(len(lat) * 0.99))]}
@@ -279,7 +306,15 @@ def run(
     payloads = [p for b in pool for p in b.payloads()]
     with nats_baseline.NatsServer() as server:
         say("bridge throughput")
+        server_cpu = _server_cpu(server.pid)
         out_a, out_b = _one(server.url, "throughput", events, rate)
+        server_cpu = _server_cpu(server.pid) - server_cpu
+        per = 1e6 / events
+        res.cpu_us_per_event = {
+            "exporter": (float(out_a["cpu1"]) - float(out_a["cpu0"])) * per,
+            "importer": (float(out_b["cpu1"]) - float(out_b["cpu0"])) * per,
+            "nats-server": server_cpu * per,
+        }
         t0, t1 = int(out_a["start"]), int(out_b["done"])
         res.events_per_s = events / ((t1 - t0) / 1e9)
         res.exporter_stats = json.loads(out_a["stats"])
@@ -315,9 +350,16 @@ def main(argv: list[str] | None = None) -> None:
             f"bridge {r.events_per_s:,.0f} ev/s, nats-py (200 coroutines) {r.nats_py_events_per_s:,.0f} ev/s, "
             f"{r.ratio:.2f}x; latency at {r.latency_rate:,.0f}/s p50 {r.p50_us:,.0f} µs p99 {r.p99_us:,.0f} µs"
         )
+    for r in runs:
+        cpu = r.cpu_us_per_event
+        print(
+            f"CPU per bridged event: exporter {cpu['exporter']:.1f} µs, importer {cpu['importer']:.1f} µs, "
+            f"nats-server {cpu['nats-server']:.1f} µs, total {sum(cpu.values()):.1f} µs"
+        )
     print(
         f"median of {len(runs)}: bridge {med(r.events_per_s for r in runs):,.0f} ev/s, "
-        f"{med(r.ratio for r in runs):.2f}x nats-py; p99 {med(r.p99_us for r in runs):,.0f} µs"
+        f"{med(r.ratio for r in runs):.2f}x nats-py; p99 {med(r.p99_us for r in runs):,.0f} µs; "
+        f"CPU {med(sum(r.cpu_us_per_event.values()) for r in runs):.1f} µs per event"
     )
 
 

@@ -37,7 +37,7 @@ import queue
 import ssl
 import threading
 import time
-from collections import Counter, OrderedDict
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -76,6 +76,12 @@ _SEAL_ON_LOOP = 16
 # A delivery of at most this many bytes is opened on the loop when it can be in order.
 _OPEN_ON_LOOP = 16 * 1024
 _SEEN_IDS = 1_000_000
+# Events per local commit of the import, and message bytes per delivery to the opening
+# stage: batches of a few megabytes reuse the allocator's memory, where a backlog taken
+# whole (``fetch_batch`` messages of up to 256 events each) made every commit fault in
+# fresh pages for its buffers.
+_COMMIT_EVENTS = 2048
+_DELIVERY_BYTES = 2 * 1024 * 1024
 _LOCAL_BLOCK_TIMEOUT = 1.0
 
 
@@ -119,20 +125,36 @@ def _join(threads: Iterable[threading.Thread]) -> None:
 
 
 class _Seen:
-    """Event ids imported lately, oldest first out: a redelivered JetStream message is
-    recognised by its events' ids. Filled at start from the local log's recent imports."""
+    """Event ids imported lately: a redelivered JetStream message is recognised by its
+    events' ids. Two generations of sets, the older dropped whole once the newer holds
+    ``capacity`` ids, so that checking and recording a run of ids are single C calls
+    (``isdisjoint``, ``update``) rather than a Python step per event; at least the
+    last ``capacity`` ids are remembered. Filled at start from the local log's recent
+    imports."""
 
     def __init__(self, capacity: int) -> None:
-        self._ids: OrderedDict[str, None] = OrderedDict()
-        self._capacity = capacity
+        self._new: set[str] = set()
+        self._old: set[str] = set()
+        self._generation = max(1, capacity)
 
     def __contains__(self, event_id: str) -> bool:
-        return event_id in self._ids
+        return event_id in self._new or event_id in self._old
+
+    def any_of(self, event_ids: Sequence[str]) -> bool:
+        """Whether any of ``event_ids`` was seen."""
+        return not (self._new.isdisjoint(event_ids) and self._old.isdisjoint(event_ids))
 
     def add(self, event_id: str) -> None:
-        self._ids[event_id] = None
-        if len(self._ids) > self._capacity:
-            self._ids.popitem(last=False)
+        self._new.add(event_id)
+        self._turn()
+
+    def add_all(self, event_ids: Iterable[str]) -> None:
+        self._new.update(event_ids)
+        self._turn()
+
+    def _turn(self) -> None:
+        if len(self._new) >= self._generation:
+            self._old, self._new = self._new, set()
 
 
 class Bridge:
@@ -543,7 +565,8 @@ class Bridge:
         it; one the router cannot open (its key destroyed) is left out."""
         buffer, offsets, index, types, versions = batch.cloudevents()
         all_ids = batch.ids
-        ids = [all_ids[j] for j in index]
+        # ``index`` lists the exportable events in order: all of them, usually.
+        ids = all_ids if len(index) == len(all_ids) else [all_ids[j] for j in index]
         self._count("export_skipped", len(all_ids) - len(ids))
         t = tracing.tracer()
         if t is not None and index:
@@ -678,10 +701,12 @@ class Bridge:
         try:
             while not self._stop.is_set():
                 msgs = [await inbox.get()]
-                while len(msgs) < self._fetch and not inbox.empty():
+                size = len(msgs[0].data)
+                while len(msgs) < self._fetch and size < _DELIVERY_BYTES and not inbox.empty():
                     msgs.append(inbox.get_nowait())
+                    size += len(msgs[-1].data)
                 with self._opening_lock:
-                    inline = self._opening == 0 and sum(len(m.data) for m in msgs) <= _OPEN_ON_LOOP
+                    inline = self._opening == 0 and size <= _OPEN_ON_LOOP
                     if not inline:
                         self._opening += 1
                 if inline:
@@ -738,14 +763,16 @@ class Bridge:
         settled: asyncio.Queue[tuple[list[Any], list[bool | None]]],
     ) -> None:
         """Publish opened deliveries into the local router, all those waiting as one
-        commit (up to ``fetch_batch`` messages), and hand their verdicts to the loop."""
+        commit (up to ``fetch_batch`` messages and about ``_COMMIT_EVENTS`` events), and
+        hand their verdicts to the loop."""
         done = False
         while not done:
             first = to_commit.get()
             if first is None:
                 return
             msgs, opened = list(first[0]), list(first[1])
-            while len(msgs) < self._fetch:
+            events = sum(len(o.ids) for o in opened if o is not None)
+            while len(msgs) < self._fetch and events < _COMMIT_EVENTS:
                 try:
                     more = to_commit.get_nowait()
                 except queue.Empty:
@@ -755,6 +782,7 @@ class Bridge:
                     break
                 msgs.extend(more[0])
                 opened.extend(more[1])
+                events += sum(len(o.ids) for o in more[1] if o is not None)
             try:
                 verdicts = self._import_opened(opened)
             except Exception:
@@ -787,11 +815,11 @@ class Bridge:
                     runs.append(_LocalRun(key))
                 run = runs[-1]
                 run.owners.add(n)
-                fresh = [i for i in range(start, end) if ids[i] not in seen]
-                self._count("duplicates", end - start - len(fresh))
-                if len(fresh) == end - start:
+                if not seen.any_of(ids[start:end]):
                     run.add(cols, start, end)
                 else:
+                    fresh = [i for i in range(start, end) if ids[i] not in seen]
+                    self._count("duplicates", end - start - len(fresh))
                     for i in fresh:
                         run.add(cols, i, i + 1)
                 start = end
@@ -822,8 +850,7 @@ class Bridge:
         """The local router refused ``runs[at:]``: their messages are not acknowledged,
         JetStream sends them again, and what was stored of them before the refusal is
         recognised by its ids."""
-        for receipt in getattr(exc, "receipts", None) or ():
-            self._seen.add(receipt.id)
+        self._seen.add_all(receipt.id for receipt in getattr(exc, "receipts", None) or ())
         for run in runs[at:]:
             for n in run.owners:
                 verdicts[n] = None
@@ -920,9 +947,8 @@ class Bridge:
             self._count("refused_schema", len(refused))
             for _i, exc in each:
                 self._refused_import(principal, event_type, exc, 1)
-            imported = [event_id for i, event_id in enumerate(run.ids) if i not in refused]
-            for event_id in imported:
-                self._seen.add(event_id)
+            imported = [event_id for i, event_id in enumerate(run.ids) if i not in refused] if refused else run.ids
+            self._seen.add_all(imported)
             self._count("imported", len(imported))
             if imported:
                 self._witness("import", principal=principal, type=event_type, ids=imported, count=len(imported))

@@ -27,9 +27,11 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import operator
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import accumulate, islice
 
 from sealbus._sealbus import Event, cloudevent_runs
 from sealbus.errors import FrameError, SealbusError
@@ -112,6 +114,15 @@ def encode(
     )
 
 
+def _version_columns(versions: Sequence[int | None], n: int) -> tuple[list[int], bytes]:
+    """The schema versions as the seal binds them (0: none) and as the wire carries
+    them (version + 1, 0: none). A message's events mostly share one version."""
+    first = versions[0] if n else None
+    if versions.count(first) == n:
+        return [first or 0] * n, struct.pack(">I", 0 if first is None else first + 1) * n
+    return [v or 0 for v in versions], struct.pack(f">{n}I", *(0 if v is None else v + 1 for v in versions))
+
+
 def encode_columns(
     router: str,
     event_type: str,
@@ -125,20 +136,25 @@ def encode_columns(
     """:func:`encode` for events given as columns: their CloudEvents JSON one after
     the other in ``cloudevents`` (``len(ids) + 1`` boundaries from 0), ids and schema
     versions."""
+    n = len(ids)
+    seal_versions, wire_versions = _version_columns(versions, n)
     frames, frame_offs = transit.seal_batch(
         cloudevents,
-        list(offsets),
-        event_ids=list(ids),
+        offsets if isinstance(offsets, list) else list(offsets),
+        event_ids=ids if isinstance(ids, list) else list(ids),
         event_type=event_type,
         source=router,
-        schema_version=[v or 0 for v in versions],
+        schema_version=seal_versions,
     )
-    fo = [int(x) for x in frame_offs]
-    n = len(ids)
+    # Columns built by C loops (join, map) rather than a Python step per event.
+    fo = frame_offs.tolist()
     r, t = router.encode(), event_type.encode()
-    eids = [i.encode("ascii") for i in ids]
-    if any(len(e) > 255 for e in eids):
+    if n and max(map(len, ids)) > 255:
         raise WireError("wire error: an event id is longer than 255 bytes", reason="id", offset=0)
+    try:
+        id_blob = "".join(ids).encode("ascii")
+    except UnicodeEncodeError:
+        raise WireError("wire error: an event id is not ASCII", reason="id", offset=0) from None
     head = [
         MAGIC,
         struct.pack(">H", len(r)),
@@ -146,10 +162,10 @@ def encode_columns(
         struct.pack(">H", len(t)),
         t,
         struct.pack(">I", n),
-        struct.pack(f">{n}I", *(0 if v is None else v + 1 for v in versions)),
-        struct.pack(f">{n}I", *(fo[i + 1] - fo[i] for i in range(n))),
-        bytes(len(e) for e in eids),
-        b"".join(eids),
+        wire_versions,
+        struct.pack(f">{n}I", *map(operator.sub, islice(fo, 1, None), fo)),
+        bytes(map(len, ids)),
+        id_blob,
     ]
     body = b"".join(head) + bytes(frames)
     sig = identity.sign(_signed_bytes(subject_of(event_type), body))
@@ -169,6 +185,14 @@ class _Reader:
         if n < 0 or self.at + n > len(self.b):
             raise WireError(f"wire error: message truncated at byte {self.at}", reason="truncated", offset=self.at)
         out = bytes(self.b[self.at : self.at + n])
+        self.at += n
+        return out
+
+    def view(self, n: int) -> memoryview:
+        """The next ``n`` bytes, not copied."""
+        if n < 0 or self.at + n > len(self.b):
+            raise WireError(f"wire error: message truncated at byte {self.at}", reason="truncated", offset=self.at)
+        out = self.b[self.at : self.at + n]
         self.at += n
         return out
 
@@ -236,22 +260,24 @@ def _open(
         id_text = id_blob.decode("ascii")
     except UnicodeDecodeError:
         raise WireError("wire error: an event id is not ASCII", reason="id", offset=r.at) from None
-    ids: list[str] = []
-    at = 0
-    for length in id_lengths:
-        ids.append(id_text[at : at + length])
-        at += length
-    versions: list[int | None] = [None if v == 0 else v - 1 for v in raw_versions]
-    offsets = [0]
-    for length in lengths:
-        offsets.append(offsets[-1] + length)
-    frames = r.take(offsets[-1])
+    # Columns cut by C loops (accumulate, map) rather than a Python step per event.
+    id_bounds = list(accumulate(id_lengths, initial=0))
+    ids: list[str] = list(map(id_text.__getitem__, map(slice, id_bounds, islice(id_bounds, 1, None))))
+    first = raw_versions[0]
+    if raw_versions.count(first) == n:
+        versions: list[int | None] = [None if first == 0 else first - 1] * n
+        seal_versions = [max(first - 1, 0)] * n
+    else:
+        versions = [None if v == 0 else v - 1 for v in raw_versions]
+        seal_versions = [v or 0 for v in versions]
+    offsets = list(accumulate(lengths, initial=0))
+    frames = r.view(offsets[-1])
     if r.at != len(r.b):
         raise WireError("wire error: bytes after the last frame", reason="trailing bytes", offset=r.at)
     plain, poffs = transit.open_batch(
-        frames, offsets, event_ids=ids, event_type=event_type, source=router, schema_version=[v or 0 for v in versions]
+        frames, offsets, event_ids=ids, event_type=event_type, source=router, schema_version=seal_versions
     )
-    return router, event_type, ids, versions, bytes(plain), [int(x) for x in poffs]
+    return router, event_type, ids, versions, plain if isinstance(plain, bytes) else bytes(plain), poffs.tolist()
 
 
 def decode(

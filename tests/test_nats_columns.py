@@ -1,0 +1,75 @@
+"""The bridge's column paths against simple reference models: the wire codec with
+mixed id lengths and schema versions, and the importer's memory of seen event ids."""
+
+from __future__ import annotations
+
+import json
+from collections import deque
+
+import pytest
+import sealbus
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sealbus.nats import Identity, WireError
+from sealbus.nats.bridge import _Seen
+from sealbus.nats.wire import Outgoing, decode, decode_runs, encode, encode_columns
+
+_RING, _IDENT = sealbus.KeyRing.generate(), Identity.generate()
+_TRUST = {"shop-a": _IDENT.public_bytes}
+
+
+def _item(event_id: str, version: int | None, n: int) -> Outgoing:
+    ev = {"specversion": "1.0", "id": event_id, "source": "checkout", "type": "orders.placed", "data": {"n": n}}
+    return Outgoing(event_id, version, json.dumps(ev).encode())
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-", min_size=1, max_size=40),
+            st.sampled_from([None, 0, 1, 7]),
+        ),
+        min_size=1,
+        max_size=20,
+        unique_by=lambda t: t[0],
+    )
+)
+def test_ids_and_versions_cross_the_wire_as_they_were(specs: list[tuple[str, int | None]]) -> None:
+    items = [_item(event_id, version, n) for n, (event_id, version) in enumerate(specs)]
+    body, headers = encode("shop-a", "orders.placed", items, _RING, _IDENT)
+    signed = decode("sealbus.orders.placed", body, headers, _TRUST, _RING)
+    assert [ev.id for ev in signed.events] == [i.id for i in items]
+    assert signed.schema_versions == [i.schema_version for i in items]
+    assert [ev.data for ev in signed.events] == [{"n": n} for n in range(len(items))]
+    cols = decode_runs("sealbus.orders.placed", body, headers, _TRUST, _RING)
+    assert cols.ids == [i.id for i in items]
+
+
+@pytest.mark.parametrize(("event_id", "reason"), [("x" * 256, "longer than 255"), ("caf\u00e9", "not ASCII")])
+def test_an_id_the_wire_cannot_carry_is_refused_before_sealing(event_id: str, reason: str) -> None:
+    blob = json.dumps({"specversion": "1.0", "id": event_id, "source": "s", "type": "orders.placed"}).encode()
+    with pytest.raises(WireError, match=reason):
+        encode_columns("shop-a", "orders.placed", blob, [0, len(blob)], [event_id], [None], _RING, _IDENT)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.integers(1, 6),
+    st.lists(st.lists(st.integers(0, 30), max_size=5), max_size=30),
+)
+def test_seen_remembers_at_least_the_last_capacity_ids(capacity: int, runs: list[list[int]]) -> None:
+    """Against a model that keeps exactly the last ``capacity`` ids: whatever the model
+    holds, the memory holds too, and it holds nothing never added."""
+    seen, last, ever = _Seen(capacity), deque[str](maxlen=capacity), set[str]()
+    for run in runs:
+        ids = [f"e{i}" for i in run]
+        assert seen.any_of(ids) == any(i in seen for i in ids)
+        if len(ids) == 1:
+            seen.add(ids[0])
+        else:
+            seen.add_all(ids)
+        last.extend(ids)
+        ever.update(ids)
+        assert all(i in seen for i in last)
+        assert all(f"e{i}" not in seen for i in range(31) if f"e{i}" not in ever)

@@ -99,6 +99,9 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// Up to this many recipients, a frame's ids are checked for repeats pairwise.
+const SMALL_RECIPIENTS: usize = 8;
+
 /// Decode a frame. Checks structure only; authenticity is checked when it is opened.
 pub fn decode(bytes: &[u8]) -> Result<Frame<'_>> {
     let mut r = Reader { buf: bytes, pos: 0 };
@@ -134,6 +137,10 @@ pub fn decode(bytes: &[u8]) -> Result<Frame<'_>> {
         if count == 0 {
             return Err(fail(count_at, "end-to-end frame with no recipients".into()));
         }
+        // Frames are decoded once per delivered event: the usual handful of
+        // recipients is checked for repeats pairwise (no hashing, no allocation
+        // beyond the list itself); only a long list gets a set.
+        recipients.reserve_exact(usize::from(count).min(SMALL_RECIPIENTS));
         let mut seen = HashSet::new();
         for _ in 0..count {
             let at = r.pos;
@@ -142,7 +149,12 @@ pub fn decode(bytes: &[u8]) -> Result<Frame<'_>> {
                 .ok()
                 .filter(|s| !s.is_empty())
                 .ok_or_else(|| fail(at, "recipient id must be 1..=255 bytes of UTF-8".into()))?;
-            if !seen.insert(id) {
+            let repeated = if usize::from(count) <= SMALL_RECIPIENTS {
+                recipients.iter().any(|r: &Recipient<'_>| r.id == id)
+            } else {
+                !seen.insert(id)
+            };
+            if repeated {
                 return Err(fail(at, "recipient id appears twice".into()));
             }
             let ephemeral_public = r.take(EPHEMERAL_LEN, "ephemeral public key")?;
@@ -347,6 +359,43 @@ mod tests {
             let mut longer = f.clone();
             longer.push(0);
             assert!(matches!(decode(&longer), Err(Error::Frame { .. })));
+        }
+    }
+
+    /// An end-to-end frame for recipients `r00`, `r01`, ... (`n` of them) whose last
+    /// id is then overwritten with `r00`: the offset of that repeat, and the frame.
+    fn repeated_recipient(n: usize) -> (usize, Vec<u8>) {
+        let (eph, wk) = ([7u8; 32], [8u8; 48]);
+        let ids: Vec<String> = (0..n).map(|i| format!("r{i:02}")).collect();
+        let recips: Vec<Recipient<'_>> = ids
+            .iter()
+            .map(|id| Recipient {
+                id,
+                ephemeral_public: &eph,
+                wrapped_key: &wk,
+            })
+            .collect();
+        let w = FrameWriter::new(Mode::EndToEnd, "dk-1", &recips).unwrap();
+        let mut f = vec![0u8; w.frame_len(3)];
+        w.write_header(&mut f, &[1; 12]).unwrap();
+        assert_eq!(decode(&f).unwrap().recipients.len(), n);
+        let last = ids[n - 1].as_bytes();
+        let at = f.windows(3).position(|x| x == last).unwrap();
+        f[at..at + 3].copy_from_slice(b"r00");
+        (at - 1, f)
+    }
+
+    #[test]
+    fn a_repeated_recipient_is_refused_in_short_and_long_lists() {
+        for n in [2, SMALL_RECIPIENTS, SMALL_RECIPIENTS + 1, 40] {
+            let (at, f) = repeated_recipient(n);
+            match decode(&f) {
+                Err(Error::Frame { offset, reason }) => {
+                    assert_eq!(offset, at, "{n} recipients");
+                    assert!(reason.contains("twice"), "{reason}");
+                }
+                other => panic!("{n} recipients: {other:?}"),
+            }
         }
     }
 

@@ -1,11 +1,14 @@
 //! A polled batch's end-to-end events, opened for the consumer in one core call
-//! (`Router::open_end_to_end`: each data key unwrapped once, every payload opened and
-//! validated straight into one buffer) with the GIL released, and handed to Python.
+//! (`Router::open_end_to_end_ahead`: each data key unwrapped once, every payload opened
+//! and validated straight into one buffer, the next batch opened ahead) with the GIL
+//! released, and handed to Python.
+
+use std::sync::Arc;
 
 use pyo3::prelude::*;
 use pyo3::types::{PyList, PyTuple};
 use sealbus_core::envelope::Event;
-use sealbus_core::route::Router;
+use sealbus_core::route::{Router, Subscription};
 use sealbus_core::seal::wrap::RecipientKey;
 
 use crate::error::to_pyerr;
@@ -18,9 +21,10 @@ use crate::lent::LentBytes;
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn open_delivered<'py>(
     py: Python<'py>,
-    router: &Router,
+    router: &Arc<Router>,
+    sub: &Arc<Subscription>,
     validate: bool,
-    key: &RecipientKey,
+    key: &Arc<RecipientKey>,
     recipient_id: &str,
     events: &[&Event],
     sealed: &[bool],
@@ -31,7 +35,16 @@ pub(crate) fn open_delivered<'py>(
         return Ok(None);
     }
     let opened = detached(py, || {
-        Ok(router.open_end_to_end(key, recipient_id, events, sealed, data, offsets, validate))
+        Ok(router.open_end_to_end_ahead(
+            sub,
+            key,
+            recipient_id,
+            events,
+            sealed,
+            data,
+            offsets,
+            validate,
+        ))
     })?;
     let errs = PyList::empty(py);
     for e in opened.errors {

@@ -704,6 +704,7 @@ impl PyDeliveryBatch {
         crate::e2e_delivery::open_delivered(
             py,
             &self.handle.router,
+            &self.handle.sub,
             validate,
             &key.key,
             recipient_id,

@@ -12,9 +12,20 @@
 //! to end keep their data. When the batch does not open as a whole, events are
 //! opened one by one so that one tampered event does not hide the others; each gets
 //! its own error. An event that fails its schema keeps no data in the buffer.
+//!
+//! Read-ahead ([`Router::open_end_to_end_ahead`]): while the consumer handles one
+//! batch, a pool thread opens and validates the events that are ready next, on the
+//! other core. Nothing is taken from the queue for it: the events stay ready, with
+//! their order, deadlines and attempts as they were. The next call uses that work
+//! only if the events it took are exactly those (the same events, in the same order),
+//! for the same recipient, key and schema version; otherwise it opens them itself as
+//! before. So what a consumer receives, and every refusal, is what it would have
+//! received without it. At most one batch is held ahead per subscription.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Condvar, Mutex};
 
+use super::deliver::is_end_to_end;
+use super::subscription::{Item, Subscription};
 use super::Router;
 use crate::envelope::Event;
 use crate::error::{Error, Result};
@@ -23,10 +34,15 @@ use crate::seal::aead::par_chunks_costed;
 use crate::seal::wrap::RecipientKey;
 use crate::seal::{e2e, AadFields, BatchJob};
 
+/// Fewer ready events than this are not opened ahead: handing them to another thread
+/// costs about what opening them does.
+const READ_AHEAD_MIN_EVENTS: usize = 128;
+
 /// The single-core cost of opening and validating one event of a few hundred bytes,
 /// in nanoseconds (measured on the order workload: ~0.1 µs to open, ~0.35 µs to
 /// validate), and per byte beyond that; it decides whether a batch is split.
 const NANOS_PER_EVENT: usize = 450;
+const OPEN_NANOS_PER_EVENT: usize = 150;
 const BYTES_PER_NANO: usize = 2;
 
 /// A batch's data with its end-to-end events opened: `n + 1` offsets into `out`, and
@@ -56,7 +72,213 @@ fn no_errors(n: usize) -> Vec<Option<Error>> {
     errors
 }
 
+/// A subscription's next end-to-end batch, opened ahead of its poll.
+#[derive(Default)]
+pub(crate) struct ReadAhead {
+    slot: Mutex<Ahead>,
+    done: Condvar,
+}
+
+impl std::fmt::Debug for ReadAhead {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the data: it is plaintext.
+        let state = match self.slot.lock().as_deref() {
+            Ok(Ahead::Idle) => "idle",
+            Ok(Ahead::Running) => "running",
+            Ok(Ahead::Ready(_)) => "ready",
+            Err(_) => "poisoned",
+        };
+        write!(f, "ReadAhead({state})")
+    }
+}
+
+#[derive(Default)]
+enum Ahead {
+    #[default]
+    Idle,
+    Running,
+    Ready(Box<Prepared>),
+}
+
+/// Events opened ahead, and what they were opened with.
+struct Prepared {
+    items: Vec<Item>,
+    recipient_id: String,
+    public: [u8; crate::seal::wrap::X25519_LEN],
+    validate: bool,
+    /// The schema version they were validated against (when `validate`).
+    schema: Option<Arc<CompiledSchema>>,
+    opened: OpenedEndToEnd,
+}
+
+impl ReadAhead {
+    /// What was opened ahead, waiting for a run in progress to finish.
+    fn take(&self) -> Option<Box<Prepared>> {
+        let mut slot = self.slot.lock().ok()?;
+        while matches!(*slot, Ahead::Running) {
+            slot = self.done.wait(slot).ok()?;
+        }
+        match std::mem::take(&mut *slot) {
+            Ahead::Ready(p) => Some(p),
+            _ => None,
+        }
+    }
+
+    fn finish(&self, result: Option<Box<Prepared>>) {
+        if let Ok(mut slot) = self.slot.lock() {
+            *slot = result.map_or(Ahead::Idle, Ahead::Ready);
+        }
+        self.done.notify_all();
+    }
+}
+
+/// Marks the read-ahead finished (with nothing) if its job ends without saying so.
+struct Finish<'a>(&'a ReadAhead, Option<Box<Prepared>>);
+
+impl Drop for Finish<'_> {
+    fn drop(&mut self) {
+        self.0.finish(self.1.take());
+    }
+}
+
+/// The same schema (version) as when the read-ahead validated, or none both times.
+fn same_schema(a: Option<&Arc<CompiledSchema>>, b: Option<&Arc<CompiledSchema>>) -> bool {
+    match (a, b) {
+        (None, None) => true,
+        (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+        _ => false,
+    }
+}
+
 impl Router {
+    /// [`Router::open_end_to_end`] for a batch `sub` just delivered, using what was
+    /// opened ahead when it is exactly these events (see the module's notes), then
+    /// opening the events ready next ahead on the pool, when there are enough of them.
+    #[allow(clippy::too_many_arguments)]
+    pub fn open_end_to_end_ahead(
+        self: &Arc<Self>,
+        sub: &Arc<Subscription>,
+        key: &Arc<RecipientKey>,
+        recipient_id: &str,
+        events: &[&Event],
+        sealed: &[bool],
+        data: &[u8],
+        offsets: &[usize],
+        validate: bool,
+    ) -> OpenedEndToEnd {
+        let ahead = sub.read_ahead.take();
+        let fits = |p: &Prepared| {
+            p.recipient_id == recipient_id
+                && p.public == key.public_bytes()
+                && p.validate == validate
+                && p.items.len() == events.len()
+                && sealed.iter().all(|&s| s)
+                && p.items
+                    .iter()
+                    .zip(events)
+                    .all(|(item, e)| std::ptr::eq(&**item, *e))
+                && (!validate
+                    || same_schema(p.schema.as_ref(), self.latest_schema(events).as_ref()))
+        };
+        let opened = match ahead {
+            Some(p) if fits(&p) => p.opened,
+            _ => self.open_end_to_end(key, recipient_id, events, sealed, data, offsets, validate),
+        };
+        self.read_ahead(sub, key, recipient_id, validate, events.len());
+        opened
+    }
+
+    /// The latest schema of the (first) event's type, if it has one.
+    fn latest_schema(&self, events: &[&Event]) -> Option<Arc<CompiledSchema>> {
+        let first = events.first()?;
+        self.schemas.validator(&first.event_type, None).ok()
+    }
+
+    /// Start opening the next `max` ready events of `sub` on the pool, if they are
+    /// enough, all end to end (their data the frame) and of one type.
+    fn read_ahead(
+        self: &Arc<Self>,
+        sub: &Arc<Subscription>,
+        key: &Arc<RecipientKey>,
+        recipient_id: &str,
+        validate: bool,
+        max: usize,
+    ) {
+        let Ok(st) = sub.lock() else { return };
+        let items: Vec<Item> = st.queue.peek_ready(max).cloned().collect();
+        drop(st);
+        let Some(first) = items.first() else { return };
+        let usable = items.len() >= READ_AHEAD_MIN_EVENTS
+            && items
+                .iter()
+                .all(|e| is_end_to_end(e) && !e.sealed && e.event_type == first.event_type);
+        if !usable {
+            return;
+        }
+        match sub.read_ahead.slot.lock() {
+            Ok(mut slot) if matches!(*slot, Ahead::Idle) => *slot = Ahead::Running,
+            _ => return,
+        }
+        let (router, sub, key) = (Arc::clone(self), Arc::clone(sub), Arc::clone(key));
+        let recipient_id = recipient_id.to_owned();
+        rayon::spawn(move || {
+            let mut finish = Finish(&sub.read_ahead, None);
+            // A panic must not take the process down from a pool thread: the slot
+            // then says "nothing ahead" and the next poll opens its events itself.
+            let prepared = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                router.open_ahead(items, &key, recipient_id, validate)
+            }));
+            finish.1 = prepared.ok().flatten();
+        });
+    }
+
+    /// Open and validate `items` as [`Router::open_end_to_end`] would.
+    fn open_ahead(
+        &self,
+        items: Vec<Item>,
+        key: &RecipientKey,
+        recipient_id: String,
+        validate: bool,
+    ) -> Option<Box<Prepared>> {
+        let events: Vec<&Event> = items.iter().map(|e| &**e).collect();
+        let mut data = Vec::with_capacity(events.iter().map(|e| e.data.len()).sum());
+        let mut offsets = Vec::with_capacity(events.len() + 1);
+        offsets.push(0);
+        for e in &events {
+            data.extend_from_slice(&e.data);
+            offsets.push(data.len());
+        }
+        let sealed = vec![true; events.len()];
+        let schema = if validate {
+            self.latest_schema(&events)
+        } else {
+            None
+        };
+        let opened = self.open_end_to_end(
+            key,
+            &recipient_id,
+            &events,
+            &sealed,
+            &data,
+            &offsets,
+            validate,
+        );
+        // A schema registered meanwhile: what was validated may not be what the
+        // consumer would see now.
+        if validate && !same_schema(schema.as_ref(), self.latest_schema(&events).as_ref()) {
+            return None;
+        }
+        drop(events);
+        Some(Box::new(Prepared {
+            items,
+            recipient_id,
+            public: key.public_bytes(),
+            validate,
+            schema,
+            opened,
+        }))
+    }
+
     /// Open the end-to-end events (`sealed[i]`) of a delivered batch whose data is
     /// `data` + `offsets` (`events[i]`'s slot), for `recipient_id` with its `key`, and
     /// when `validate`, check each opened event against its type's latest schema as
@@ -186,7 +408,7 @@ fn open_and_validate(
     let per_event = if schema.is_some() {
         NANOS_PER_EVENT
     } else {
-        150
+        OPEN_NANOS_PER_EVENT
     };
     let micros = (n * per_event + out.len() / BYTES_PER_NANO) / 1000;
     let opened = par_chunks_costed(&mut out, &out_offsets, micros, |first, offs, slice| {

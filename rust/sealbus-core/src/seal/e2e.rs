@@ -147,7 +147,7 @@ fn decode_all<'a>(
     count_check("frames", n_aads, sp.len())?;
     let mut decoded = Vec::with_capacity(sp.len());
     for (i, r) in sp.iter().enumerate() {
-        let f = frame::decode(&frames[r.clone()]).map_err(|e| aead::with_index(e, i))?;
+        let f = frame::decode_payload(&frames[r.clone()]).map_err(|e| aead::with_index(e, i))?;
         if f.mode != Mode::EndToEnd {
             return Err(Error::Frame {
                 offset: 3,
@@ -197,6 +197,7 @@ pub fn open_job_for<'a>(
     offsets: &[usize],
 ) -> Result<OpenFrames<'a>> {
     let decoded = decode_all(frames, offsets, aads.len())?;
+    let sp = spans("offsets", offsets, frames.len())?;
     let mut ids: Vec<&str> = Vec::new();
     let mut ciphers: Vec<Cipher> = Vec::new();
     let mut which = Vec::with_capacity(decoded.len());
@@ -205,6 +206,8 @@ pub fn open_job_for<'a>(
             which.push(p);
             continue;
         }
+        // The first frame under this data key: its recipients, read once.
+        let f = frame::decode(&frames[sp[i].clone()]).map_err(|e| aead::with_index(e, i))?;
         let entry = f
             .recipients
             .iter()

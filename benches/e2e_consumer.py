@@ -32,6 +32,7 @@ import sealbus
 from orders import SCHEMA, make_events
 from sealbus.e2e import ConsumerKeyPair
 
+
 def payloads(n: int) -> list[bytes]:
     """``n`` distinct valid events of the shared workload, as compact JSON."""
     events, invalid = make_events(n + n // 9 + 10)

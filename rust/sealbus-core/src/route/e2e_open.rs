@@ -176,7 +176,7 @@ impl Router {
                 && p.items
                     .iter()
                     .zip(events)
-                    .all(|(item, e)| std::ptr::eq(&**item, *e))
+                    .all(|(item, e)| std::ptr::eq(Arc::as_ptr(item), *e))
                 && (!validate
                     || same_schema(p.schema.as_ref(), self.latest_schema(events).as_ref()))
         };

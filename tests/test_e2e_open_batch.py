@@ -4,6 +4,7 @@ unwrapped once), frames built with ``cryptography`` alone, and a consumer's
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -180,4 +181,95 @@ def test_poll_batch_of_one_publish_validates_every_event_and_empties_the_bad_one
         _ = batch[1].data
     assert batch[2].data == {"amount": 2}
     assert batch.ack() == 3
+    router.close()
+
+
+# ---- the next batch opened ahead ------------------------------------------------------
+#
+# While a consumer handles one end-to-end batch, the events ready next are opened and
+# validated ahead on a pool thread; the next poll uses that work only if it took
+# exactly those events. These tests change the queue or the schema in between and
+# check that every event still carries its own data, and refusals their own errors.
+
+AHEAD = 200  # events per batch: above the read-ahead's minimum
+
+
+def _publish_amounts(router: sealbus.Router, who: sealbus.Principal, amounts: range) -> None:
+    router.producer(who).publish_many("payments.captured", [{"amount": a} for a in amounts])
+
+
+def _amounts(batch: object) -> dict[str, int]:
+    """Each event's amount by id, from the batch's opened buffer."""
+    assert isinstance(batch, OpenedBatch)
+    assert batch.errors == [None] * len(batch)
+    texts = unpack(batch.buffer, batch.offsets)
+    return {eid: json.loads(t)["amount"] for eid, t in zip(batch.ids, texts, strict=True)}
+
+
+def test_batches_opened_ahead_are_the_events_taken(tmp_path: Path) -> None:
+    router, checkout, sub, _ = _shop(tmp_path)
+    _publish_amounts(router, checkout, range(5 * AHEAD))
+    seen: list[int] = []
+    while len(seen) < 5 * AHEAD:
+        batch = sub.poll_batch(AHEAD, 1.0)
+        seen += _amounts(batch).values()
+        # Opening ahead takes nothing: what is not polled is still ready.
+        stats = sub.stats()
+        assert (stats["in_flight"], stats["ready"]) == (len(batch), 5 * AHEAD - len(seen))
+        batch.ack()
+    assert seen == list(range(5 * AHEAD))
+    router.close()
+
+
+def test_a_nack_after_reading_ahead_redelivers_the_same_events_with_their_data(tmp_path: Path) -> None:
+    router, checkout, sub, _ = _shop(tmp_path)
+    _publish_amounts(router, checkout, range(3 * AHEAD))
+    first = sub.poll_batch(AHEAD, 1.0)
+    by_id = _amounts(first)
+    assert first.nack() == AHEAD  # back to the front, ahead of what was opened ahead
+    again = sub.poll_batch(AHEAD, 1.0)
+    assert _amounts(again) == by_id
+    again.ack()
+    rest = sub.poll_batch(2 * AHEAD, 1.0)
+    assert sorted(_amounts(rest).values()) == list(range(AHEAD, 3 * AHEAD))
+    router.close()
+
+
+def test_a_schema_registered_after_reading_ahead_is_the_one_applied(tmp_path: Path) -> None:
+    router, checkout, sub, _ = _shop(tmp_path)
+    _publish_amounts(router, checkout, range(2 * AHEAD))
+    first = sub.poll_batch(AHEAD, 1.0)  # the next AHEAD events are opened ahead under v1
+    # Handling this batch gives the read-ahead time to finish first (when it has not,
+    # it sees the new version itself: the outcome must be the same either way).
+    assert sorted(_amounts(first).values()) == list(range(AHEAD))
+    first.ack()
+    router.schemas.register(
+        "payments.captured",
+        {"type": "object", "required": ["amount"], "properties": {"amount": {"type": "number", "maximum": 250}}},
+        compatibility="none",
+    )
+    batch = sub.poll_batch(AHEAD, 1.0)
+    assert isinstance(batch, OpenedBatch) and len(batch) == AHEAD
+    refused = [i for i, e in enumerate(batch.errors) if e is not None]
+    assert refused == list(range(251 - AHEAD, AHEAD))  # amounts 251..399
+    assert all(isinstance(batch.errors[i], sealbus.ValidationError) for i in refused)
+    assert all(batch.offsets[i] == batch.offsets[i + 1] for i in refused)
+    router.close()
+
+
+def test_a_forged_event_among_those_read_ahead_gets_its_own_error(tmp_path: Path) -> None:
+    router, checkout, sub, _ = _shop(tmp_path)
+    _publish_amounts(router, checkout, range(AHEAD))
+    _publish_amounts(router, checkout, range(AHEAD, 2 * AHEAD - 2))
+    _forge(router, checkout, b'{"amount":-5}')  # opens, fails its schema
+    _forge(router, checkout, b'{"amount":7}', sealed_as="someone-else")  # fails its tag
+    sub.poll_batch(AHEAD, 1.0).ack()
+    batch = sub.poll_batch(AHEAD, 1.0)
+    assert isinstance(batch, OpenedBatch) and len(batch) == AHEAD
+    assert batch.errors[: AHEAD - 2] == [None] * (AHEAD - 2)
+    assert isinstance(batch.errors[-2], sealbus.ValidationError)
+    assert isinstance(batch.errors[-1], sealbus.IntegrityError)
+    texts = unpack(batch.buffer, batch.offsets)
+    assert [json.loads(t)["amount"] for t in texts[:-2]] == list(range(AHEAD, 2 * AHEAD - 2))
+    assert texts[-2:] == [b"", b""]
     router.close()

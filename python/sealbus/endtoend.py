@@ -142,7 +142,9 @@ class OpenedBatch:
         self, batch: DeliveryBatch, buffer: memoryview, offsets: list[int], errors: list[SealbusError | None]
     ) -> None:
         self._batch = batch
-        self._sealed = frozenset(batch.end_to_end)
+        # Which events were sealed end to end, looked up on first indexing: a
+        # consumer reading `buffer` and `offsets` never pays for it.
+        self._sealed: frozenset[int] | None = None
         self.buffer = buffer
         self.offsets = offsets
         self.errors = errors
@@ -171,6 +173,8 @@ class OpenedBatch:
         it could not be opened) for an end-to-end event, else the batch's message.
         Typed as Message: an OpenedMessage offers the same attributes."""
         j = i + len(self) if i < 0 else i
+        if self._sealed is None:
+            self._sealed = frozenset(self._batch.end_to_end)
         if j not in self._sealed:
             return self._batch[i]
         msg = self._batch[j]
@@ -195,7 +199,7 @@ class OpenedBatch:
         return self._batch.nack()
 
     def __repr__(self) -> str:
-        return f"OpenedBatch({len(self)} events, {len(self._sealed)} sealed end to end)"
+        return f"OpenedBatch({len(self)} events, {len(self._batch.end_to_end)} sealed end to end)"
 
 
 #: What a batch poll returns: the batch itself, or it with its end-to-end events opened.
@@ -233,10 +237,9 @@ def open_batch(
     With ``validate`` (the router's schema check) each opened event is validated in
     the same call, against its type's latest schema, before the application sees it:
     the router could not see this data."""
-    if not batch.end_to_end:
-        return batch
     if keypair is None:
-        return _without_key_pair(batch)
+        return _without_key_pair(batch) if batch.end_to_end else batch
+    # `None` when the batch holds no end-to-end event (checked in the same call).
     opened = batch.open_end_to_end(keypair.recipient_key, me, validate is not None)
     if opened is None:
         return batch

@@ -703,7 +703,9 @@ impl PyDeliveryBatch {
         }
         crate::e2e_delivery::open_delivered(
             py,
-            validate.then_some(&*self.handle.router),
+            &self.handle.router,
+            &self.handle.sub,
+            validate,
             &key.key,
             recipient_id,
             &events,

@@ -230,6 +230,12 @@ impl<T: Clone> Queue<T> {
         n
     }
 
+    /// The first `max` ready events, left where they are (what `take` would hand out
+    /// next, unless deadlines pass or events are refused in between).
+    pub fn peek_ready(&self, max: usize) -> impl Iterator<Item = &T> {
+        self.ready.iter().take(max).map(|e| &e.item)
+    }
+
     /// Hand out up to `max` ready events.
     pub fn take(&mut self, max: usize, now: u64) -> Vec<Delivery<T>> {
         self.expire(now);

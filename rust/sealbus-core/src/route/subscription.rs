@@ -139,6 +139,8 @@ pub struct Subscription {
     /// lock. A watcher counts itself before it looks at the state, so a producer
     /// that changed the state before reading 0 here is seen by that look.
     watched: AtomicUsize,
+    /// Its next end-to-end batch, opened ahead (see `route::e2e_open`).
+    pub(crate) read_ahead: super::e2e_open::ReadAhead,
 }
 
 impl Subscription {
@@ -173,6 +175,7 @@ impl Subscription {
             durable: is_durable,
             unbounded,
             watched: AtomicUsize::new(0),
+            read_ahead: super::e2e_open::ReadAhead::default(),
         }
     }
 

@@ -293,13 +293,33 @@ pub(crate) fn par_chunks<F>(out: &mut [u8], out_offsets: &[usize], f: F) -> Resu
 where
     F: Fn(usize, &[usize], &mut [u8]) -> Result<()> + Sync,
 {
+    let n = out_offsets.len().saturating_sub(1);
+    par_chunks_costed(
+        out,
+        out_offsets,
+        n / ITEMS_PER_MICRO + out.len() / BYTES_PER_MICRO,
+        f,
+    )
+}
+
+/// [`par_chunks`] for work whose cost per item is not the cipher's alone (opening
+/// and then validating, say): `micros`, the caller's estimate of the whole batch on
+/// one core, decides whether it is split.
+pub(crate) fn par_chunks_costed<F>(
+    out: &mut [u8],
+    out_offsets: &[usize],
+    micros: usize,
+    f: F,
+) -> Result<()>
+where
+    F: Fn(usize, &[usize], &mut [u8]) -> Result<()> + Sync,
+{
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Mutex;
 
     type Chunk<'o, 'a> = Mutex<Option<(usize, &'a [usize], &'o mut [u8])>>;
 
     let n = out_offsets.len().saturating_sub(1);
-    let micros = n / ITEMS_PER_MICRO + out.len() / BYTES_PER_MICRO;
     let threads = if micros >= PARALLEL_MIN_MICROS && !SERIAL.with(std::cell::Cell::get) {
         max_threads().min(n.max(1))
     } else {

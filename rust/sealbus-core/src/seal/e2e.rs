@@ -147,7 +147,7 @@ fn decode_all<'a>(
     count_check("frames", n_aads, sp.len())?;
     let mut decoded = Vec::with_capacity(sp.len());
     for (i, r) in sp.iter().enumerate() {
-        let f = frame::decode(&frames[r.clone()]).map_err(|e| aead::with_index(e, i))?;
+        let f = frame::decode_payload(&frames[r.clone()]).map_err(|e| aead::with_index(e, i))?;
         if f.mode != Mode::EndToEnd {
             return Err(Error::Frame {
                 offset: 3,
@@ -239,6 +239,7 @@ pub fn open_job_for<'a>(
     offsets: &[usize],
 ) -> Result<OpenFrames<'a>> {
     let decoded = decode_all(frames, offsets, aads.len())?;
+    let sp = spans("offsets", offsets, frames.len())?;
     let mut ids: Vec<&str> = Vec::new();
     let mut ciphers: Vec<Cipher> = Vec::new();
     let mut which = Vec::with_capacity(decoded.len());
@@ -247,6 +248,8 @@ pub fn open_job_for<'a>(
             which.push(p);
             continue;
         }
+        // The first frame under this data key: its recipients, read once.
+        let f = frame::decode(&frames[sp[i].clone()]).map_err(|e| aead::with_index(e, i))?;
         // The wrap is bound to the type of the first event under this key; the
         // payloads' AAD binds each event's own type.
         let context = wrap::wrap_context(f.key_id, aads[i].event_type)?;

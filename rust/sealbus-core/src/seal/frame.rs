@@ -99,8 +99,21 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// Up to this many recipients, a frame's ids are checked for repeats pairwise.
+const SMALL_RECIPIENTS: usize = 8;
+
 /// Decode a frame. Checks structure only; authenticity is checked when it is opened.
 pub fn decode(bytes: &[u8]) -> Result<Frame<'_>> {
+    decode_with(bytes, true)
+}
+
+/// [`decode`], with every check, but `recipients` left empty: for opening a batch,
+/// whose recipients are read once per data key rather than once per event.
+pub fn decode_payload(bytes: &[u8]) -> Result<Frame<'_>> {
+    decode_with(bytes, false)
+}
+
+fn decode_with(bytes: &[u8], keep_recipients: bool) -> Result<Frame<'_>> {
     let mut r = Reader { buf: bytes, pos: 0 };
     if r.take(2, "magic")? != MAGIC {
         return Err(fail(0, "not a sealbus frame (magic is not \"SB\")".into()));
@@ -134,24 +147,39 @@ pub fn decode(bytes: &[u8]) -> Result<Frame<'_>> {
         if count == 0 {
             return Err(fail(count_at, "end-to-end frame with no recipients".into()));
         }
+        // Frames are decoded once per delivered event: the usual handful of
+        // recipient ids is checked for repeats pairwise, on the stack (no hashing,
+        // no allocation); only a long list gets a set.
+        let small = usize::from(count) <= SMALL_RECIPIENTS;
+        let mut first_ids = [""; SMALL_RECIPIENTS];
         let mut seen = HashSet::new();
-        for _ in 0..count {
+        for k in 0..usize::from(count) {
             let at = r.pos;
             let len = usize::from(r.u8("recipient id length")?);
             let id = std::str::from_utf8(r.take(len, "recipient id")?)
                 .ok()
                 .filter(|s| !s.is_empty())
                 .ok_or_else(|| fail(at, "recipient id must be 1..=255 bytes of UTF-8".into()))?;
-            if !seen.insert(id) {
+            let repeated = if small {
+                first_ids.get(..k).is_some_and(|ids| ids.contains(&id))
+            } else {
+                !seen.insert(id)
+            };
+            if repeated {
                 return Err(fail(at, "recipient id appears twice".into()));
+            }
+            if let Some(slot) = first_ids.get_mut(k) {
+                *slot = id;
             }
             let ephemeral_public = r.take(EPHEMERAL_LEN, "ephemeral public key")?;
             let wrapped_key = r.take(WRAPPED_KEY_LEN, "wrapped data key")?;
-            recipients.push(Recipient {
-                id,
-                ephemeral_public,
-                wrapped_key,
-            });
+            if keep_recipients {
+                recipients.push(Recipient {
+                    id,
+                    ephemeral_public,
+                    wrapped_key,
+                });
+            }
         }
     }
     let len_at = r.pos;
@@ -350,6 +378,64 @@ mod tests {
         }
     }
 
+    /// An end-to-end frame for recipients `r00`, `r01`, ... (`n` of them) whose last
+    /// id is then overwritten with `r00`: the offset of that repeat, and the frame.
+    fn repeated_recipient(n: usize) -> (usize, Vec<u8>) {
+        let (eph, wk) = ([7u8; 32], [8u8; 48]);
+        let ids: Vec<String> = (0..n).map(|i| format!("r{i:02}")).collect();
+        let recips: Vec<Recipient<'_>> = ids
+            .iter()
+            .map(|id| Recipient {
+                id,
+                ephemeral_public: &eph,
+                wrapped_key: &wk,
+            })
+            .collect();
+        let w = FrameWriter::new(Mode::EndToEnd, "dk-1", &recips).unwrap();
+        let mut f = vec![0u8; w.frame_len(3)];
+        w.write_header(&mut f, &[1; 12]).unwrap();
+        assert_eq!(decode(&f).unwrap().recipients.len(), n);
+        let last = ids[n - 1].as_bytes();
+        let at = f.windows(3).position(|x| x == last).unwrap();
+        f[at..at + 3].copy_from_slice(b"r00");
+        (at - 1, f)
+    }
+
+    #[test]
+    fn a_repeated_recipient_is_refused_in_short_and_long_lists() {
+        for n in [2, SMALL_RECIPIENTS, SMALL_RECIPIENTS + 1, 40] {
+            let (at, f) = repeated_recipient(n);
+            for d in [decode(&f), decode_payload(&f)] {
+                match d {
+                    Err(Error::Frame { offset, reason }) => {
+                        assert_eq!(offset, at, "{n} recipients");
+                        assert!(reason.contains("twice"), "{reason}");
+                    }
+                    other => panic!("{n} recipients: {other:?}"),
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_payload_decoder_is_the_decoder_without_recipients() {
+        let f = sample(Mode::EndToEnd);
+        let full = decode(&f).unwrap();
+        assert_eq!(
+            decode_payload(&f).unwrap(),
+            Frame {
+                recipients: Vec::new(),
+                ..full
+            }
+        );
+        for cut in 0..f.len() {
+            assert_eq!(
+                format!("{:?}", decode(&f[..cut])),
+                format!("{:?}", decode_payload(&f[..cut]))
+            );
+        }
+    }
+
     proptest! {
         #[test]
         fn decoder_never_panics_on_random_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
@@ -361,7 +447,11 @@ mod tests {
             let mut f = sample(if e2e { Mode::EndToEnd } else { Mode::AtRest });
             let i = pos % f.len();
             f[i] = val;
-            let _ = decode(&f);
+            let full = decode(&f);
+            // The payload decoder refuses exactly what the decoder refuses.
+            let payload = decode_payload(&f);
+            prop_assert_eq!(full.is_ok(), payload.is_ok());
+            prop_assert_eq!(full.err().map(|e| e.to_string()), payload.err().map(|e| e.to_string()));
         }
     }
 }

@@ -109,6 +109,31 @@ impl<'a> OpenFrames<'a> {
     }
 }
 
+impl OpenFrames<'_> {
+    /// Open items `first..` into `slice`, their slots, laid out by `offs` (a window
+    /// of [`BatchJob::out_offsets`] from item `first`), as [`BatchJob::run`] does for
+    /// each chunk; for callers that do more with a chunk while it is in cache.
+    pub(crate) fn open_chunk(&self, first: usize, offs: &[usize], slice: &mut [u8]) -> Result<()> {
+        let base = offs.first().copied().unwrap_or(0);
+        let mut aad = Vec::with_capacity(128);
+        for (j, w) in offs.windows(2).enumerate() {
+            let i = first + j;
+            let f = &self.decoded[i];
+            aad.clear();
+            encode_aad(&mut aad, f.version, f.mode as u8, f.key_id, &self.aads[i])?;
+            aead::open_into(
+                &self.ciphers[self.which[i]],
+                f.nonce,
+                &aad,
+                f.sealed,
+                &mut slice[w[0] - base..w[1] - base],
+            )
+            .map_err(|e| aead::with_index(e, i))?;
+        }
+        Ok(())
+    }
+}
+
 impl BatchJob for OpenFrames<'_> {
     fn out_offsets(&self) -> &[usize] {
         &self.out_offsets
@@ -117,23 +142,7 @@ impl BatchJob for OpenFrames<'_> {
     fn run(&self, out: &mut [u8]) -> Result<()> {
         check_out(out, &self.out_offsets)?;
         par_chunks(out, &self.out_offsets, |first, offs, slice| {
-            let base = offs[0];
-            let mut aad = Vec::with_capacity(128);
-            for (j, w) in offs.windows(2).enumerate() {
-                let i = first + j;
-                let f = &self.decoded[i];
-                aad.clear();
-                encode_aad(&mut aad, f.version, f.mode as u8, f.key_id, &self.aads[i])?;
-                aead::open_into(
-                    &self.ciphers[self.which[i]],
-                    f.nonce,
-                    &aad,
-                    f.sealed,
-                    &mut slice[w[0] - base..w[1] - base],
-                )
-                .map_err(|e| aead::with_index(e, i))?;
-            }
-            Ok(())
+            self.open_chunk(first, offs, slice)
         })
     }
 }

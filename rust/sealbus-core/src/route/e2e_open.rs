@@ -1,0 +1,567 @@
+//! The consumer side of end-to-end sealing: a polled batch's end-to-end events opened
+//! with the consumer's key pair in one call, and validated against their type's
+//! schema (the router could not see the plaintext, so a compromised producer's event
+//! must be stopped here, before the application sees it).
+//!
+//! Each distinct data key is unwrapped once; every payload is opened straight into
+//! one buffer. In the common batch (every event sealed end to end, one type, as one
+//! publish delivers it) opening and validating are one pass over chunks of the batch,
+//! split across cores when it is large: each chunk is validated right after it is
+//! decrypted, while its plaintext is still in cache, and the schema's fast path keeps
+//! its per-thread scratch (no allocation per event). Events that are not sealed end
+//! to end keep their data. When the batch does not open as a whole, events are
+//! opened one by one so that one tampered event does not hide the others; each gets
+//! its own error. An event that fails its schema keeps no data in the buffer.
+//!
+//! Read-ahead ([`Router::open_end_to_end_ahead`]): while the consumer handles one
+//! batch, a pool thread opens and validates the events that are ready next, on the
+//! other core. Nothing is taken from the queue for it: the events stay ready, with
+//! their order, deadlines and attempts as they were. The next call uses that work
+//! only if the events it took are exactly those (the same events, in the same order),
+//! for the same recipient, key and schema version; otherwise it opens them itself as
+//! before. So what a consumer receives, and every refusal, is what it would have
+//! received without it. At most one batch is held ahead per subscription.
+
+use std::sync::{Arc, Condvar, Mutex};
+
+use super::deliver::is_end_to_end;
+use super::subscription::{Item, Subscription};
+use super::Router;
+use crate::envelope::Event;
+use crate::error::{Error, Result};
+use crate::schema::CompiledSchema;
+use crate::seal::aead::par_chunks_costed;
+use crate::seal::wrap::RecipientKey;
+use crate::seal::{e2e, AadFields, BatchJob};
+
+/// Fewer ready events than this are not opened ahead: handing them to another thread
+/// costs about what opening them does.
+const READ_AHEAD_MIN_EVENTS: usize = 128;
+
+/// The single-core cost of opening and validating one event of a few hundred bytes,
+/// in nanoseconds (measured on the order workload: ~0.1 µs to open, ~0.35 µs to
+/// validate), and per byte beyond that; it decides whether a batch is split.
+const NANOS_PER_EVENT: usize = 450;
+const OPEN_NANOS_PER_EVENT: usize = 150;
+const BYTES_PER_NANO: usize = 2;
+
+/// A batch's data with its end-to-end events opened: `n + 1` offsets into `out`, and
+/// for each event the error that kept it from being opened or from passing its
+/// schema (its slot is then empty). Only end-to-end events can carry an error.
+#[derive(Debug)]
+pub struct OpenedEndToEnd {
+    pub out: Vec<u8>,
+    pub offsets: Vec<usize>,
+    pub errors: Vec<Option<Error>>,
+}
+
+/// The attributes an end-to-end payload is bound to: the producer seals with schema
+/// version 0 (the router cannot see the data to validate it), and names itself as
+/// the router it published to knows it (docs/FORMAT.md). An event imported from
+/// another router has the source `<router>/<principal>` here, and is bound to
+/// `<principal>`: that reading comes first.
+fn aad_of(e: &Event) -> AadFields<'_> {
+    let source = origin_of(&e.source).unwrap_or(&e.source);
+    AadFields {
+        event_id: &e.id,
+        event_type: &e.event_type,
+        source,
+        schema_version: 0,
+    }
+}
+
+/// `<principal>` of a source `<router>/<principal>` (a router's name is not empty).
+fn origin_of(source: &str) -> Option<&str> {
+    source
+        .split_once('/')
+        .filter(|(router, _)| !router.is_empty())
+        .map(|(_, principal)| principal)
+}
+
+/// The other reading of a source with a `/`: a local principal whose name holds one.
+fn local_aad_of(e: &Event) -> Option<AadFields<'_>> {
+    origin_of(&e.source).is_some().then(|| AadFields {
+        source: &e.source,
+        ..aad_of(e)
+    })
+}
+
+fn no_errors(n: usize) -> Vec<Option<Error>> {
+    let mut errors = Vec::with_capacity(n);
+    errors.resize_with(n, || None);
+    errors
+}
+
+/// A subscription's next end-to-end batch, opened ahead of its poll.
+#[derive(Default)]
+pub(crate) struct ReadAhead {
+    slot: Mutex<Ahead>,
+    done: Condvar,
+}
+
+impl std::fmt::Debug for ReadAhead {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the data: it is plaintext.
+        let state = match self.slot.lock().as_deref() {
+            Ok(Ahead::Idle) => "idle",
+            Ok(Ahead::Running) => "running",
+            Ok(Ahead::Ready(_)) => "ready",
+            Err(_) => "poisoned",
+        };
+        write!(f, "ReadAhead({state})")
+    }
+}
+
+#[derive(Default)]
+enum Ahead {
+    #[default]
+    Idle,
+    Running,
+    Ready(Box<Prepared>),
+}
+
+/// Events opened ahead, and what they were opened with.
+struct Prepared {
+    items: Vec<Item>,
+    recipient_id: String,
+    public: [u8; crate::seal::wrap::X25519_LEN],
+    validate: bool,
+    /// The schema version they were validated against (when `validate`).
+    schema: Option<Arc<CompiledSchema>>,
+    opened: OpenedEndToEnd,
+}
+
+impl ReadAhead {
+    /// What was opened ahead, waiting for a run in progress to finish.
+    fn take(&self) -> Option<Box<Prepared>> {
+        let mut slot = self.slot.lock().ok()?;
+        while matches!(*slot, Ahead::Running) {
+            slot = self.done.wait(slot).ok()?;
+        }
+        match std::mem::take(&mut *slot) {
+            Ahead::Ready(p) => Some(p),
+            _ => None,
+        }
+    }
+
+    fn finish(&self, result: Option<Box<Prepared>>) {
+        if let Ok(mut slot) = self.slot.lock() {
+            *slot = result.map_or(Ahead::Idle, Ahead::Ready);
+        }
+        self.done.notify_all();
+    }
+}
+
+/// Marks the read-ahead finished (with nothing) if its job ends without saying so.
+struct Finish<'a>(&'a ReadAhead, Option<Box<Prepared>>);
+
+impl Drop for Finish<'_> {
+    fn drop(&mut self) {
+        self.0.finish(self.1.take());
+    }
+}
+
+/// The same schema (version) as when the read-ahead validated, or none both times.
+fn same_schema(a: Option<&Arc<CompiledSchema>>, b: Option<&Arc<CompiledSchema>>) -> bool {
+    match (a, b) {
+        (None, None) => true,
+        (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+        _ => false,
+    }
+}
+
+impl Router {
+    /// [`Router::open_end_to_end`] for a batch `sub` just delivered, using what was
+    /// opened ahead when it is exactly these events (see the module's notes), then
+    /// opening the events ready next ahead on the pool, when there are enough of them.
+    #[allow(clippy::too_many_arguments)]
+    pub fn open_end_to_end_ahead(
+        self: &Arc<Self>,
+        sub: &Arc<Subscription>,
+        key: &Arc<RecipientKey>,
+        recipient_id: &str,
+        events: &[&Event],
+        sealed: &[bool],
+        data: &[u8],
+        offsets: &[usize],
+        validate: bool,
+    ) -> OpenedEndToEnd {
+        let ahead = sub.read_ahead.take();
+        let fits = |p: &Prepared| {
+            p.recipient_id == recipient_id
+                && p.public == key.public_bytes()
+                && p.validate == validate
+                && p.items.len() == events.len()
+                && sealed.iter().all(|&s| s)
+                && p.items
+                    .iter()
+                    .zip(events)
+                    .all(|(item, e)| std::ptr::eq(Arc::as_ptr(item), *e))
+                && (!validate
+                    || same_schema(p.schema.as_ref(), self.latest_schema(events).as_ref()))
+        };
+        let opened = match ahead {
+            Some(p) if fits(&p) => p.opened,
+            _ => self.open_end_to_end(key, recipient_id, events, sealed, data, offsets, validate),
+        };
+        self.read_ahead(sub, key, recipient_id, validate, events.len());
+        opened
+    }
+
+    /// The latest schema of the (first) event's type, if it has one.
+    fn latest_schema(&self, events: &[&Event]) -> Option<Arc<CompiledSchema>> {
+        let first = events.first()?;
+        self.schemas.validator(&first.event_type, None).ok()
+    }
+
+    /// Start opening the next `max` ready events of `sub` on the pool, if they are
+    /// enough, all end to end (their data the frame) and of one type.
+    fn read_ahead(
+        self: &Arc<Self>,
+        sub: &Arc<Subscription>,
+        key: &Arc<RecipientKey>,
+        recipient_id: &str,
+        validate: bool,
+        max: usize,
+    ) {
+        let Ok(st) = sub.lock() else { return };
+        let items: Vec<Item> = st.queue.peek_ready(max).cloned().collect();
+        drop(st);
+        let Some(first) = items.first() else { return };
+        let usable = items.len() >= READ_AHEAD_MIN_EVENTS
+            && items
+                .iter()
+                .all(|e| is_end_to_end(e) && !e.sealed && e.event_type == first.event_type);
+        if !usable {
+            return;
+        }
+        match sub.read_ahead.slot.lock() {
+            Ok(mut slot) if matches!(*slot, Ahead::Idle) => *slot = Ahead::Running,
+            _ => return,
+        }
+        let (router, sub, key) = (Arc::clone(self), Arc::clone(sub), Arc::clone(key));
+        let recipient_id = recipient_id.to_owned();
+        rayon::spawn(move || {
+            let mut finish = Finish(&sub.read_ahead, None);
+            // A panic must not take the process down from a pool thread: the slot
+            // then says "nothing ahead" and the next poll opens its events itself.
+            let prepared = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                router.open_ahead(items, &key, recipient_id, validate)
+            }));
+            finish.1 = prepared.ok().flatten();
+        });
+    }
+
+    /// Open and validate `items` as [`Router::open_end_to_end`] would.
+    fn open_ahead(
+        &self,
+        items: Vec<Item>,
+        key: &RecipientKey,
+        recipient_id: String,
+        validate: bool,
+    ) -> Option<Box<Prepared>> {
+        let events: Vec<&Event> = items.iter().map(|e| &**e).collect();
+        let mut data = Vec::with_capacity(events.iter().map(|e| e.data.len()).sum());
+        let mut offsets = Vec::with_capacity(events.len() + 1);
+        offsets.push(0);
+        for e in &events {
+            data.extend_from_slice(&e.data);
+            offsets.push(data.len());
+        }
+        let sealed = vec![true; events.len()];
+        let schema = if validate {
+            self.latest_schema(&events)
+        } else {
+            None
+        };
+        let opened = self.open_end_to_end(
+            key,
+            &recipient_id,
+            &events,
+            &sealed,
+            &data,
+            &offsets,
+            validate,
+        );
+        // A schema registered meanwhile: what was validated may not be what the
+        // consumer would see now.
+        if validate && !same_schema(schema.as_ref(), self.latest_schema(&events).as_ref()) {
+            return None;
+        }
+        drop(events);
+        Some(Box::new(Prepared {
+            items,
+            recipient_id,
+            public: key.public_bytes(),
+            validate,
+            schema,
+            opened,
+        }))
+    }
+
+    /// Open the end-to-end events (`sealed[i]`) of a delivered batch whose data is
+    /// `data` + `offsets` (`events[i]`'s slot), for `recipient_id` with its `key`, and
+    /// when `validate`, check each opened event against its type's latest schema as
+    /// [`Router::validate_data`] does. Blocks on CPU work: call with the GIL released.
+    #[allow(clippy::too_many_arguments)]
+    pub fn open_end_to_end(
+        &self,
+        key: &RecipientKey,
+        recipient_id: &str,
+        events: &[&Event],
+        sealed: &[bool],
+        data: &[u8],
+        offsets: &[usize],
+        validate: bool,
+    ) -> OpenedEndToEnd {
+        let n = events.len();
+        let one_type = events.first().is_some_and(|first| {
+            events
+                .iter()
+                .zip(sealed)
+                .all(|(e, &s)| s && e.event_type == first.event_type)
+        });
+        if one_type && offsets.len() == n + 1 {
+            let schema = if validate {
+                match self.schemas.validator(&events[0].event_type, None) {
+                    Ok(v) => Some(Some(v)),
+                    // A schemaless type, or none registered: the general route
+                    // reports it event by event, as before.
+                    Err(_) => None,
+                }
+            } else {
+                Some(None)
+            };
+            if let Some(schema) = schema {
+                if let Some(opened) =
+                    open_and_validate(key, recipient_id, events, data, offsets, schema.as_deref())
+                {
+                    return opened;
+                }
+            }
+        }
+        let mut o = open_all(key, recipient_id, events, sealed, data, offsets);
+        if validate {
+            self.validate_opened(events, sealed, &mut o);
+        }
+        o
+    }
+
+    /// Validate each opened event's data against its type's schema; a failure becomes
+    /// that event's error and its data leaves the buffer.
+    fn validate_opened(&self, events: &[&Event], sealed: &[bool], o: &mut OpenedEndToEnd) {
+        // Every event sealed, opened, of one type (one publish): the schema is looked
+        // up once, errors carry the event's index.
+        let uniform = events.first().is_some_and(|first| {
+            events
+                .iter()
+                .zip(sealed)
+                .zip(&o.errors)
+                .all(|((e, &s), err)| s && err.is_none() && e.event_type == first.event_type)
+        });
+        let batch = if uniform {
+            self.validate_data_batch(&events[0].event_type, &o.out, &o.offsets)
+                .ok()
+        } else {
+            None
+        };
+        let found: Vec<Option<Error>> = batch.unwrap_or_else(|| {
+            events
+                .iter()
+                .enumerate()
+                .map(|(i, e)| {
+                    if sealed[i] && o.errors[i].is_none() {
+                        let data = &o.out[o.offsets[i]..o.offsets[i + 1]];
+                        self.validate_data(&e.event_type, data).err()
+                    } else {
+                        None
+                    }
+                })
+                .collect()
+        });
+        let mut failed = false;
+        for (i, err) in found.into_iter().enumerate() {
+            if err.is_some() {
+                o.errors[i] = err;
+                failed = true;
+            }
+        }
+        if failed {
+            drop_failed(o, sealed);
+        }
+    }
+}
+
+/// Empty the slots of the sealed events that carry an error (compacting the buffer).
+fn drop_failed(o: &mut OpenedEndToEnd, sealed: &[bool]) {
+    let mut out = Vec::with_capacity(o.out.len());
+    let mut offsets = Vec::with_capacity(o.offsets.len());
+    offsets.push(0);
+    for (i, err) in o.errors.iter().enumerate() {
+        if !(sealed[i] && err.is_some()) {
+            out.extend_from_slice(&o.out[o.offsets[i]..o.offsets[i + 1]]);
+        }
+        offsets.push(out.len());
+    }
+    o.out = out;
+    o.offsets = offsets;
+}
+
+/// The common batch, every event sealed end to end and of one type: opened and
+/// (with `schema`) validated in one pass over chunks. `None` when some frame does not
+/// open (a tampered event, no entry for this recipient): the caller then opens event
+/// by event, so each bad one gets its own error.
+fn open_and_validate(
+    key: &RecipientKey,
+    rid: &str,
+    events: &[&Event],
+    data: &[u8],
+    offsets: &[usize],
+    schema: Option<&CompiledSchema>,
+) -> Option<OpenedEndToEnd> {
+    let n = events.len();
+    let aads: Vec<AadFields<'_>> = events.iter().map(|e| aad_of(e)).collect();
+    let job = e2e::open_job_for(key, rid, &aads, data, offsets).ok()?;
+    let out_offsets = job.out_offsets().to_vec();
+    let mut out = vec![0u8; job.out_len()];
+    let refused: Mutex<Vec<(usize, Error)>> = Mutex::new(Vec::new());
+    let per_event = if schema.is_some() {
+        NANOS_PER_EVENT
+    } else {
+        OPEN_NANOS_PER_EVENT
+    };
+    let micros = (n * per_event + out.len() / BYTES_PER_NANO) / 1000;
+    let opened = par_chunks_costed(&mut out, &out_offsets, micros, |first, offs, slice| {
+        job.open_chunk(first, offs, slice)?;
+        let Some(schema) = schema else {
+            return Ok(());
+        };
+        let base = offs.first().copied().unwrap_or(0);
+        for (j, w) in offs.windows(2).enumerate() {
+            let text = slice.get(w[0] - base..w[1] - base).unwrap_or_default();
+            // Errors carry the event's index in the batch, as a batch validation's do.
+            if let Err(e) = schema.validate_json(text, first + j) {
+                if let Ok(mut r) = refused.lock() {
+                    r.push((first + j, e));
+                }
+            }
+        }
+        Ok(())
+    });
+    opened.ok()?;
+    let mut o = OpenedEndToEnd {
+        out,
+        offsets: out_offsets,
+        errors: no_errors(n),
+    };
+    let refused = refused.into_inner().unwrap_or_default();
+    if !refused.is_empty() {
+        for (i, e) in refused {
+            o.errors[i] = Some(e);
+        }
+        drop_failed(&mut o, &vec![true; n]);
+    }
+    Some(o)
+}
+
+fn open_one(key: &RecipientKey, rid: &str, e: &Event, frame: &[u8]) -> Result<Vec<u8>> {
+    let open = |aad: AadFields<'_>| -> Result<Vec<u8>> {
+        let aad = [aad];
+        Ok(e2e::open_job_for(key, rid, &aad, frame, &[0, frame.len()])?
+            .run_to_vec()?
+            .0)
+    };
+    match (open(aad_of(e)), local_aad_of(e)) {
+        (Err(Error::Integrity { .. }), Some(local)) => open(local),
+        (first, _) => first,
+    }
+}
+
+/// Open the sealed events (`sealed[i]`) of a batch whose data is `data` + `offsets`.
+/// When every event is sealed, the frames are opened in place, as one job, straight
+/// into the result; in a mixed batch the frames are gathered first.
+fn open_all(
+    key: &RecipientKey,
+    rid: &str,
+    events: &[&Event],
+    sealed: &[bool],
+    data: &[u8],
+    offsets: &[usize],
+) -> OpenedEndToEnd {
+    let n = events.len();
+    let item = |i: usize| data.get(offsets[i]..offsets[i + 1]).unwrap_or_default();
+    let idx: Vec<usize> = (0..n).filter(|&i| sealed[i]).collect();
+    let aads: Vec<AadFields<'_>> = idx.iter().map(|&i| aad_of(events[i])).collect();
+    let gathered;
+    let (frames, frame_offsets): (&[u8], Vec<usize>) = if idx.len() == n {
+        (data, offsets.to_vec())
+    } else {
+        let mut g = Vec::with_capacity(idx.iter().map(|&i| item(i).len()).sum());
+        let mut o = Vec::with_capacity(idx.len() + 1);
+        o.push(0);
+        for &i in &idx {
+            g.extend_from_slice(item(i));
+            o.push(g.len());
+        }
+        gathered = g;
+        (&gathered, o)
+    };
+    let whole = e2e::open_job_for(key, rid, &aads, frames, &frame_offsets).and_then(|job| {
+        let mut out = vec![0u8; job.out_len()];
+        job.run(&mut out)?;
+        Ok((out, job.out_offsets().to_vec()))
+    });
+    if let Ok((plain, plain_offsets)) = whole {
+        if idx.len() == n {
+            return OpenedEndToEnd {
+                out: plain,
+                offsets: plain_offsets,
+                errors: no_errors(n),
+            };
+        }
+        // Mixed: interleave the opened plaintexts with the other events' data.
+        let mut out = Vec::with_capacity(plain.len() + data.len() - frames.len());
+        let mut o = Vec::with_capacity(n + 1);
+        o.push(0);
+        let mut k = 0;
+        for (i, &s) in sealed.iter().enumerate() {
+            if s {
+                out.extend_from_slice(&plain[plain_offsets[k]..plain_offsets[k + 1]]);
+                k += 1;
+            } else {
+                out.extend_from_slice(item(i));
+            }
+            o.push(out.len());
+        }
+        return OpenedEndToEnd {
+            out,
+            offsets: o,
+            errors: no_errors(n),
+        };
+    }
+    // Something does not open: event by event, so each bad one gets its own error.
+    let mut out = Vec::with_capacity(data.len());
+    let mut o = Vec::with_capacity(n + 1);
+    o.push(0);
+    let mut errors = Vec::with_capacity(n);
+    for (i, e) in events.iter().enumerate() {
+        if sealed[i] {
+            match open_one(key, rid, e, item(i)) {
+                Ok(p) => {
+                    out.extend_from_slice(&p);
+                    errors.push(None);
+                }
+                Err(err) => errors.push(Some(err)),
+            }
+        } else {
+            out.extend_from_slice(item(i));
+            errors.push(None);
+        }
+        o.push(out.len());
+    }
+    OpenedEndToEnd {
+        out,
+        offsets: o,
+        errors,
+    }
+}

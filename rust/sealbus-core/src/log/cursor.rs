@@ -550,8 +550,11 @@ mod tests {
                         next = from + len;
                     }
                     2 => {
-                        c.ack(at);
-                        model.insert(at);
+                        // Mostly in order, as a consumer acks; now and then anywhere.
+                        let first = (0..next).find(|o| !model.contains(o));
+                        let o = first.filter(|_| picks[0] || picks[1]).unwrap_or(at);
+                        c.ack(o);
+                        model.insert(o);
                     }
                     _ => {
                         c.settle_unwanted(at, at + len / 3);

@@ -482,7 +482,7 @@ impl PyCursorStore {
                     reason,
                 })
                 .collect(),
-            span: Default::default(),
+            ..Cursor::default()
         };
         // The decoder checks every invariant (ordered, disjoint ranges above committed).
         if let Err((_, reason)) = Cursor::decode(&c.encode()) {

@@ -482,6 +482,7 @@ impl PyCursorStore {
                     reason,
                 })
                 .collect(),
+            ..Cursor::default()
         };
         // The decoder checks every invariant (ordered, disjoint ranges above committed).
         if let Err((_, reason)) = Cursor::decode(&c.encode()) {

@@ -2,6 +2,15 @@
 //! the settled offsets beyond it as compact ranges, delivery counts of offsets in
 //! flight, and the consumer's dead-letter entries, and their encoding. Where they are
 //! stored: [`super::cursor_store`].
+//!
+//! A consumer that follows the log settles, with every batch, all of it but the few
+//! offsets it is handed. Those ranges are not written out one gap at a time: the
+//! cursor keeps one [`Span`] past its explicit ranges, "everything of `start..end`
+//! but the offsets held", extended in O(1) per batch and O(1) per offset handed,
+//! and written out in full only when the cursor is encoded (or, rarely, when
+//! something settles out of order beyond the span's start).
+
+use std::collections::VecDeque;
 
 use super::deliveries::Deliveries;
 
@@ -21,8 +30,24 @@ pub struct DeadLetter {
     pub reason: String,
 }
 
+/// Offsets `start..end` past the explicit ranges, all settled but those in `held`
+/// (handed to the consumer and not settled yet; sorted). Empty when `start == end`,
+/// and then `held` is empty too.
+#[derive(Debug, Clone, Default)]
+pub struct Span {
+    start: u64,
+    end: u64,
+    held: VecDeque<u64>,
+}
+
+impl Span {
+    fn is_active(&self) -> bool {
+        self.start < self.end
+    }
+}
+
 /// Where one consumer stands.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 pub struct Cursor {
     /// The principal that created the consumer, and alone may resume it. `None` in
     /// a cursor file written before owners were recorded (the router adopts it for
@@ -31,13 +56,30 @@ pub struct Cursor {
     /// Every offset below this is settled (acked or dead-lettered).
     pub committed: u64,
     /// Settled offsets at or beyond `committed`: sorted, disjoint, non-adjacent
-    /// half-open ranges `[start, end)`, each starting above `committed`.
+    /// half-open ranges `[start, end)`, each starting above `committed`. With
+    /// `span`, only those below it: [`Cursor::ranges`] lists them all.
     pub acked: Vec<(u64, u64)>,
     /// Delivery attempts of offsets not yet settled.
     pub deliveries: Deliveries,
     /// Dead-lettered messages, not yet drained.
     pub dead_letters: Vec<DeadLetter>,
+    /// Settled offsets past `acked`, kept as one span (see the module docs); empty
+    /// in a cursor just decoded.
+    pub span: Span,
 }
+
+impl PartialEq for Cursor {
+    /// Equal when they settle the same offsets, however they keep them.
+    fn eq(&self, other: &Self) -> bool {
+        self.owner == other.owner
+            && self.committed == other.committed
+            && self.ranges() == other.ranges()
+            && self.deliveries == other.deliveries
+            && self.dead_letters == other.dead_letters
+    }
+}
+
+impl Eq for Cursor {}
 
 impl Cursor {
     /// A cursor for a consumer that starts reading at `offset`.
@@ -52,6 +94,9 @@ impl Cursor {
         if offset < self.committed {
             return true;
         }
+        if self.span.is_active() && offset >= self.span.start {
+            return offset < self.span.end && self.span.held.binary_search(&offset).is_err();
+        }
         // The ranges are sorted and disjoint: the only candidate is the last one
         // starting at or before `offset` (a consumer far behind holds thousands).
         let i = self.acked.partition_point(|&(s, _)| s <= offset);
@@ -62,6 +107,80 @@ impl Cursor {
     /// want, which it was never handed (so none of them has a delivery count). The
     /// common case, a range just past everything settled, is an O(1) extension.
     pub fn settle_unwanted(&mut self, start: u64, end: u64) {
+        self.settle_except(start, end, std::iter::empty());
+    }
+
+    /// Settle every offset of `start..end` but those of `handed` (sorted, within the
+    /// range): what a following consumer does with each batch, handed its share of
+    /// it. Past everything settled (the follower's path), O(1) plus O(1) per offset
+    /// handed, kept in the span; elsewhere, written out as explicit ranges.
+    pub fn settle_except(&mut self, start: u64, end: u64, handed: impl IntoIterator<Item = u64>) {
+        if start >= end {
+            return;
+        }
+        let extends = if self.span.is_active() {
+            start == self.span.end
+        } else {
+            start >= self.explicit_end()
+        };
+        if extends {
+            if !self.span.is_active() {
+                self.span.start = start;
+            }
+            self.span.held.extend(handed);
+            self.span.end = end;
+            self.normalize();
+            return;
+        }
+        self.write_out();
+        let mut at = start;
+        for o in handed {
+            self.settle_explicit(at, o);
+            at = o + 1;
+        }
+        self.settle_explicit(at, end);
+    }
+
+    /// Where the explicit ranges end (the span starts at or past it).
+    fn explicit_end(&self) -> u64 {
+        self.acked.last().map_or(self.committed, |r| r.1)
+    }
+
+    /// Write the span out as explicit ranges (something settles beyond its start
+    /// out of order: rare, a consumer reading back or acking ahead).
+    fn write_out(&mut self) {
+        if !self.span.is_active() {
+            return;
+        }
+        let Span { start, end, held } = std::mem::take(&mut self.span);
+        let mut at = start;
+        for &o in &held {
+            self.settle_explicit(at, o);
+            at = o + 1;
+        }
+        self.settle_explicit(at, end);
+        let mut held = held;
+        held.clear();
+        self.span.held = held; // keep its room for the next span
+    }
+
+    /// Move `committed` into the span when nothing explicit is left before it: up
+    /// to its first held offset.
+    fn normalize(&mut self) {
+        if !self.span.is_active() || !self.acked.is_empty() || self.committed < self.span.start {
+            return;
+        }
+        let to = self.span.held.front().copied().unwrap_or(self.span.end);
+        self.committed = to;
+        self.span.start = to;
+        if to == self.span.end {
+            self.span.held.clear();
+        }
+        self.deliveries.remove_below(to);
+    }
+
+    /// `settle_unwanted` on the explicit ranges, which lie below the span.
+    fn settle_explicit(&mut self, start: u64, end: u64) {
         let start = start.max(self.committed);
         if start >= end {
             return;
@@ -83,6 +202,7 @@ impl Cursor {
             None => {
                 self.committed = end;
                 self.deliveries.remove_below(end);
+                self.normalize();
                 return;
             }
             Some(_) => {}
@@ -101,6 +221,19 @@ impl Cursor {
 
     /// Mark `offset` settled. Returns false if it already was.
     pub fn ack(&mut self, offset: u64) -> bool {
+        if self.span.is_active() && offset >= self.span.start {
+            if offset < self.span.end {
+                // In the span: settled unless held, and then settled now.
+                let Ok(i) = self.span.held.binary_search(&offset) else {
+                    return false;
+                };
+                self.span.held.remove(i);
+                self.deliveries.remove(offset);
+                self.normalize();
+                return true;
+            }
+            self.write_out();
+        }
         if self.is_settled(offset) {
             return false;
         }
@@ -163,12 +296,40 @@ impl Cursor {
         // scanning every pending delivery (a retain per ack was O(n) per ack, O(n^2)
         // per acked batch).
         self.deliveries.remove_below(self.committed);
+        self.normalize();
+    }
+
+    /// Every settled range at or beyond `committed`, explicit or in the span:
+    /// sorted, disjoint, non-adjacent, each starting above `committed` (what
+    /// `encode` writes).
+    pub fn ranges(&self) -> Vec<(u64, u64)> {
+        let mut out = self.acked.clone();
+        if !self.span.is_active() {
+            return out;
+        }
+        let mut add = |s: u64, e: u64| {
+            if s >= e {
+                return;
+            }
+            match out.last_mut() {
+                Some(last) if last.1 == s => last.1 = e,
+                _ => out.push((s, e)),
+            }
+        };
+        let mut at = self.span.start;
+        for &o in &self.span.held {
+            add(at, o);
+            at = o + 1;
+        }
+        add(at, self.span.end);
+        out
     }
 
     /// Encode (see docs/FORMAT-LOG.md, "Cursor files"): version 2 with the owner,
     /// version 1 for a cursor without one.
     pub fn encode(&self) -> Vec<u8> {
-        let mut b = Vec::with_capacity(64 + self.acked.len() * 16 + self.deliveries.len() * 12);
+        let room = self.acked.len() + self.span.held.len() + 1;
+        let mut b = Vec::with_capacity(64 + room * 16 + self.deliveries.len() * 12);
         match &self.owner {
             Some(owner) => {
                 b.extend_from_slice(MAGIC_OWNED);
@@ -181,8 +342,9 @@ impl Cursor {
         }
         b.extend_from_slice(&self.committed.to_le_bytes());
         let n = |x: usize| u32::try_from(x).unwrap_or(u32::MAX).to_le_bytes();
-        b.extend_from_slice(&n(self.acked.len()));
-        for &(s, e) in &self.acked {
+        let ranges = self.ranges();
+        b.extend_from_slice(&n(ranges.len()));
+        for &(s, e) in &ranges {
             b.extend_from_slice(&s.to_le_bytes());
             b.extend_from_slice(&e.to_le_bytes());
         }
@@ -350,6 +512,73 @@ mod tests {
                     proptest::prop_assert!(w[0].1 < w[1].0);
                 }
                 proptest::prop_assert!(c.acked.iter().all(|&(s, e)| s > c.committed && s < e));
+            }
+        }
+    }
+
+    proptest::proptest! {
+        /// A follower's batches (settled but for the offsets handed), mixed with
+        /// acks, ranges settled anywhere and deliveries, agree with a set of settled
+        /// offsets, and encode to the same cursor as written out (in the span or not).
+        #[test]
+        fn settle_except_agrees_with_a_set(
+            start in 0u64..4,
+            ops in proptest::collection::vec(
+                (0u8..4, 0u64..80, 1u64..12, proptest::collection::vec(proptest::bool::ANY, 12)),
+                0..60,
+            ),
+        ) {
+            let mut c = Cursor::starting_at(start);
+            let mut model: std::collections::BTreeSet<u64> = (0..start).collect();
+            let mut next = start;
+            for (kind, at, len, picks) in ops {
+                match kind {
+                    0 | 1 => {
+                        // The next batch of a follower, or one further on.
+                        let from = if kind == 0 { next } else { next + at % 5 };
+                        let handed: Vec<u64> = (from..from + len)
+                            .zip(&picks)
+                            .filter(|(_, &p)| p)
+                            .map(|(o, _)| o)
+                            .collect();
+                        c.settle_except(from, from + len, handed.iter().copied());
+                        model.extend((from..from + len).filter(|o| !handed.contains(o)));
+                        // (A consumer is handed only what it has not settled.)
+                        for &o in handed.iter().filter(|o| !model.contains(o)) {
+                            c.record_delivery(o);
+                        }
+                        next = from + len;
+                    }
+                    2 => {
+                        // Mostly in order, as a consumer acks; now and then anywhere.
+                        let first = (0..next).find(|o| !model.contains(o));
+                        let o = first.filter(|_| picks[0] || picks[1]).unwrap_or(at);
+                        c.ack(o);
+                        model.insert(o);
+                    }
+                    _ => {
+                        c.settle_unwanted(at, at + len / 3);
+                        model.extend(at..at + len / 3);
+                    }
+                }
+                let committed = (0..u64::MAX).find(|o| !model.contains(o)).unwrap_or(0);
+                proptest::prop_assert_eq!(c.committed, committed);
+                for o in 0..100 {
+                    proptest::prop_assert_eq!(c.is_settled(o), model.contains(&o), "offset {}", o);
+                    if o < c.committed {
+                        proptest::prop_assert_eq!(c.deliveries.get(o), None, "offset {}", o);
+                    }
+                }
+                let ranges = c.ranges();
+                for w in ranges.windows(2) {
+                    proptest::prop_assert!(w[0].1 < w[1].0);
+                }
+                proptest::prop_assert!(ranges.iter().all(|&(s, e)| s > c.committed && s < e));
+                let back = Cursor::decode(&c.encode()).unwrap();
+                proptest::prop_assert_eq!(&back, &c);
+                for o in 0..100 {
+                    proptest::prop_assert_eq!(back.is_settled(o), model.contains(&o));
+                }
             }
         }
     }

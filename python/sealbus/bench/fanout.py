@@ -38,6 +38,8 @@ TENANTS = 100
 #: The consumers drain after every this many batches (outside the timed publishes).
 DRAIN_EVERY = 16
 SUBSCRIPTIONS = (1, 100, 1_000, 10_000)
+#: The fewest subscriptions whose idle RSS the table shows (the target's count).
+IDLE_RSS_FROM = 10_000
 #: Each event's data: tenant, sequence number and padding to ~270 bytes stored.
 PAD = "p" * 150
 _SEQ = re.compile(rb'"seq":(\d+)')
@@ -231,9 +233,12 @@ def print_table(runs: Sequence[FanoutFigures], out: TextIO) -> None:
         rate = median([r.events_per_s for r in ok])
         cpu = median([r.cpu_s_per_mevent for r in ok])
         idle = median([r.idle_bytes_per_subscription for r in ok])
+        # Below 10,000 subscriptions the RSS they add is smaller than what the
+        # allocator returns or keeps from the run before: the figure would be noise.
+        shown = f"{idle:>16,.0f}" if n >= IDLE_RSS_FROM else f"{'-':>16}"
         reopen = median([r.reopen_s for r in ok])
         print(
-            f"{n:>10,} {rate:>12,.0f} {ratio_to_one(runs, n):>6.2f}x {cpu:>12,.2f} {idle:>16,.0f} {reopen:>9,.2f}",
+            f"{n:>10,} {rate:>12,.0f} {ratio_to_one(runs, n):>6.2f}x {cpu:>12,.2f} {shown} {reopen:>9,.2f}",
             file=out,
         )
     for r in runs:

@@ -21,7 +21,7 @@ import pytest
 import sealbus
 from orders import SCHEMA, valid_event
 from sealbus.nats import Bridge, Identity
-from test_nats_bridge import SERVER, _accepts, drain, importer, wait_for
+from test_nats_bridge import SERVER, _accepts, cross_over, drain, importer, wait_for
 
 pytestmark = [
     pytest.mark.nats,
@@ -134,36 +134,7 @@ def test_events_cross_a_server_in_operator_mode_with_a_creds_file(tmp_path: Path
     conf, creds = operator_mode(tmp_path)
     with nats_server(tmp_path, conf) as url:
         refuses_anonymous(url)
-        transit = sealbus.KeyRing.generate()
-        ra, rb = sealbus.Router(tmp_path / "a"), importer(tmp_path)
-        ra.schemas.register("orders.placed", SCHEMA)
-        checkout = ra.principal("checkout")
-        ra.policy.allow_publish(checkout, "orders.*")
-        rb.policy.allow_publish("shop-a/checkout", "orders.*")
-        shipping = rb.principal("shipping")
-        rb.policy.allow_subscribe(shipping, "orders.*")
-        sub = rb.subscribe(shipping, "orders.placed")
-        ia = Identity.generate()
-        with (
-            Bridge(ra, url, name="shop-a", identity=ia, transit_keys=transit, exports=["orders.*"], creds=creds),
-            Bridge(
-                rb,
-                url,
-                name="shop-b",
-                identity=Identity.generate(),
-                transit_keys=transit,
-                imports=["orders.*"],
-                trust={"shop-a": ia.public_bytes},
-                creds=creds,
-            ) as bb,
-        ):
-            rng = random.Random(9)
-            receipts = ra.producer(checkout).publish_many("orders.placed", [valid_event(rng) for _ in range(30)])
-            got = drain(sub, 30, timeout=60)
-            assert wait_for(lambda: bb.stats()["imported"] == 30), bb.stats()
-        assert [m.id for m in got] == receipts.ids
-        ra.close()
-        rb.close()
+        cross_over(tmp_path, url, 30, seed=9, creds=creds)
 
 
 def test_events_cross_a_server_that_admits_only_an_nkey_user(tmp_path: Path) -> None:

@@ -162,6 +162,43 @@ def wait_for(cond: Any, timeout: float = 60.0) -> bool:
     return bool(cond())
 
 
+def cross_over(tmp_path: Path, url: str, count: int, *, seed: int, **connect: Any) -> None:
+    """``count`` events from a router's exporter (shop-a) to another's importer
+    (shop-b), both bridges connecting to ``url`` with ``connect`` (TLS, credentials):
+    every event arrives, once, in publish order."""
+    transit = sealbus.KeyRing.generate()
+    ra, rb = sealbus.Router(tmp_path / "a"), importer(tmp_path)
+    ra.schemas.register("orders.placed", SCHEMA)
+    checkout = ra.principal("checkout")
+    ra.policy.allow_publish(checkout, "orders.*")
+    rb.policy.allow_publish("shop-a/checkout", "orders.*")
+    shipping = rb.principal("shipping")
+    rb.policy.allow_subscribe(shipping, "orders.*")
+    sub = rb.subscribe(shipping, "orders.placed")
+    ia = Identity.generate()
+    with (
+        Bridge(ra, url, name="shop-a", identity=ia, transit_keys=transit, exports=["orders.*"], **connect),
+        Bridge(
+            rb,
+            url,
+            name="shop-b",
+            identity=Identity.generate(),
+            transit_keys=transit,
+            imports=["orders.*"],
+            trust={"shop-a": ia.public_bytes},
+            **connect,
+        ) as bb,
+    ):
+        rng = random.Random(seed)
+        receipts = ra.producer(checkout).publish_many("orders.placed", [valid_event(rng) for _ in range(count)])
+        got = drain(sub, count, timeout=60)
+        # Counted once the local publish returns, which may be after delivery.
+        assert wait_for(lambda: bb.stats()["imported"] == count), bb.stats()
+    assert [m.id for m in got] == receipts.ids
+    ra.close()
+    rb.close()
+
+
 def test_events_cross_with_policy_and_schema_checked_at_the_importer(tmp_path: Path, server: Server) -> None:
     # The importer's own schema is stricter than the exporter's: one source of four is
     # not accepted here, whatever the exporter let through.
@@ -512,37 +549,7 @@ def test_events_cross_a_tls_server_with_a_private_ca(tmp_path: Path) -> None:
     try:
         url = f"tls://127.0.0.1:{port}"
         assert wait_for(lambda: _accepts(port), 20)
-        transit = sealbus.KeyRing.generate()
-        ra, rb = sealbus.Router(tmp_path / "a"), importer(tmp_path)
-        ra.schemas.register("orders.placed", SCHEMA)
-        checkout = ra.principal("checkout")
-        ra.policy.allow_publish(checkout, "orders.*")
-        rb.policy.allow_publish("shop-a/checkout", "orders.*")
-        shipping = rb.principal("shipping")
-        rb.policy.allow_subscribe(shipping, "orders.*")
-        sub = rb.subscribe(shipping, "orders.placed")
-        ia = Identity.generate()
-        with (
-            Bridge(ra, url, name="shop-a", identity=ia, transit_keys=transit, exports=["orders.*"], tls_ca=ca),
-            Bridge(
-                rb,
-                url,
-                name="shop-b",
-                identity=Identity.generate(),
-                transit_keys=transit,
-                imports=["orders.*"],
-                trust={"shop-a": ia.public_bytes},
-                tls_ca=ca,
-            ) as bb,
-        ):
-            rng = random.Random(3)
-            receipts = ra.producer(checkout).publish_many("orders.placed", [valid_event(rng) for _ in range(50)])
-            got = drain(sub, 50, timeout=60)
-            # Counted once the local publish returns, which may be after delivery.
-            assert wait_for(lambda: bb.stats()["imported"] == 50), bb.stats()
-        assert [m.id for m in got] == receipts.ids
-        ra.close()
-        rb.close()
+        cross_over(tmp_path, url, 50, seed=3, tls_ca=ca)
     finally:
         proc.terminate()
         proc.wait(10)

@@ -429,6 +429,9 @@ impl CursorStore {
         check_name(consumer)?;
         let mut j = self.lock()?;
         if !j.live.contains_key(consumer) {
+            // A failed save may have left this consumer's record past the end:
+            // cut it before answering "no cursor", or a power cut could bring it back.
+            self.clean_tail(&mut j)?;
             return Ok(false);
         }
         let mut buf = Vec::new();
@@ -470,6 +473,22 @@ impl CursorStore {
             }
         }
         Ok(min)
+    }
+
+    /// Cut, durably, what a failed append left past the end of the journal.
+    fn clean_tail(&self, j: &mut Journal) -> Result<()> {
+        if !j.tail_unclean {
+            return Ok(());
+        }
+        let s = self.storage.as_ref();
+        let Some(file) = &j.file else {
+            return Ok(());
+        };
+        file.truncate(j.end)
+            .map_err(io_err(s, "truncate", JOURNAL))?;
+        file.fsync().map_err(io_err(s, "fsync", JOURNAL))?;
+        j.tail_unclean = false;
+        Ok(())
     }
 
     /// Write `records` at the end of the journal and fsync it. On an error nothing

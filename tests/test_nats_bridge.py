@@ -301,6 +301,71 @@ def test_a_redelivered_or_repeated_message_is_stored_once(tmp_path: Path, server
     rb.close()
 
 
+def test_an_event_id_is_recognised_per_producer_not_across_routers(tmp_path: Path, server: Server) -> None:
+    # CloudEvents makes an id unique within its source only: a second trusted router
+    # that sends ids already imported from shop-a neither shadows shop-a's events nor
+    # is shadowed by them, while a repeat of shop-a's own message is still dropped.
+    peer = Peer(tmp_path, server.url, batches=1, size=10)
+    peer.wait()
+    transit = peer.transit_ring()
+    shop_c = Identity.generate()
+    rb = importer(tmp_path)
+    rb.policy.allow_publish("shop-a/checkout", "orders.*")
+    rb.policy.allow_publish("shop-c/checkout", "orders.*")
+    shipping = rb.principal("shipping")
+    rb.policy.allow_subscribe(shipping, "orders.*")
+    sub = rb.subscribe(shipping, "orders.placed")
+    rng = random.Random(11)
+    same_ids = [
+        Outgoing(
+            event_id,
+            None,
+            json.dumps(
+                {
+                    "specversion": "1.0",
+                    "id": event_id,
+                    "source": "checkout",
+                    "type": "orders.placed",
+                    "data": valid_event(rng),
+                }
+            ).encode(),
+        )
+        for event_id in peer.acked
+    ]
+    body, headers = encode("shop-c", "orders.placed", same_ids, transit, shop_c)
+
+    async def inject() -> None:
+        import nats
+
+        nc = await nats.connect(server.url)
+        js = nc.jetstream()
+        await js.publish("sealbus.orders.placed", body, headers=headers)
+        raw = await js.get_msg("SEALBUS", 1)  # shop-a's message, again, past JetStream's window
+        again = dict(raw.headers or {})
+        again["Nats-Msg-Id"] = "again"
+        await js.publish(raw.subject, raw.data, headers=again)
+        await nc.close()
+
+    asyncio.run(inject())
+    with Bridge(
+        rb,
+        server.url,
+        name="shop-b",
+        identity=Identity.generate(),
+        transit_keys=transit,
+        imports=["orders.*"],
+        trust={"shop-a": peer.identity.public_bytes, "shop-c": shop_c.public_bytes},
+    ) as bb:
+        got = drain(sub, 20)
+        # Counted once the local publish returns, which may be after delivery.
+        assert wait_for(lambda: (bb.stats()["duplicates"], bb.stats()["imported"]) == (10, 20)), json.dumps(bb.stats())
+    assert [(m.event.source, m.id) for m in got] == [("shop-a/checkout", i) for i in peer.acked] + [
+        ("shop-c/checkout", i) for i in peer.acked
+    ]
+    assert rb.counters()["published"] == 20
+    rb.close()
+
+
 def test_forged_and_tampered_messages_are_refused_and_counted(tmp_path: Path, server: Server) -> None:
     peer = Peer(tmp_path, server.url, batches=1, size=10)
     peer.wait()

@@ -56,20 +56,22 @@ def test_an_id_the_wire_cannot_carry_is_refused_before_sealing(event_id: str, re
 @settings(max_examples=200, deadline=None)
 @given(
     st.integers(1, 6),
-    st.lists(st.lists(st.integers(0, 30), max_size=5), max_size=30),
+    st.lists(st.tuples(st.sampled_from(["a/p", "a/q", "b/p"]), st.lists(st.integers(0, 30), max_size=5)), max_size=30),
 )
-def test_seen_remembers_at_least_the_last_capacity_ids(capacity: int, runs: list[list[int]]) -> None:
-    """Against a model that keeps exactly the last ``capacity`` ids: whatever the model
-    holds, the memory holds too, and it holds nothing never added."""
-    seen, last, ever = _Seen(capacity), deque[str](maxlen=capacity), set[str]()
-    for run in runs:
+def test_seen_remembers_at_least_the_last_capacity_ids(capacity: int, runs: list[tuple[str, list[int]]]) -> None:
+    """Against a model that keeps exactly the last ``capacity`` (producer, id) pairs:
+    whatever the model holds, the memory holds too, and it holds nothing never added;
+    an id seen from one producer is not seen from another."""
+    seen, last, ever = _Seen(capacity), deque[tuple[str, str]](maxlen=capacity), set[tuple[str, str]]()
+    for producer, run in runs:
         ids = [f"e{i}" for i in run]
-        assert seen.any_of(ids) == any(i in seen for i in ids)
+        assert seen.any_of(producer, ids) == any((producer, i) in seen for i in ids)
         if len(ids) == 1:
-            seen.add(ids[0])
+            seen.add(producer, ids[0])
         else:
-            seen.add_all(ids)
-        last.extend(ids)
-        ever.update(ids)
-        assert all(i in seen for i in last)
-        assert all(f"e{i}" not in seen for i in range(31) if f"e{i}" not in ever)
+            seen.add_all(producer, ids)
+        last.extend((producer, i) for i in ids)
+        ever.update((producer, i) for i in ids)
+        assert all(pair in seen for pair in last)
+        everyone = [(p, f"e{i}") for p in ("a/p", "a/q", "b/p") for i in range(31)]
+        assert all(pair not in seen for pair in everyone if pair not in ever)

@@ -39,6 +39,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
+from itertools import repeat
 from typing import Any
 
 from sealbus import tracing
@@ -125,31 +126,37 @@ def _join(threads: Iterable[threading.Thread]) -> None:
 
 
 class _Seen:
-    """Event ids imported lately: a redelivered JetStream message is recognised by its
-    events' ids. Two generations of sets, the older dropped whole once the newer holds
-    ``capacity`` ids, so that checking and recording a run of ids are single C calls
-    (``isdisjoint``, ``update``) rather than a Python step per event; at least the
-    last ``capacity`` ids are remembered. Filled at start from the local log's recent
-    imports."""
+    """Events imported lately, as (producer, id) pairs: a redelivered JetStream message
+    is recognised by its events. The producer is the local name of the remote one
+    (``<router>/<principal>``): CloudEvents makes an id unique only within its source,
+    so an event of one producer never shadows another's that carries the same id.
+    Two generations of sets, the older dropped whole once the newer holds
+    ``capacity`` pairs, so that checking and recording a run of ids are single C calls
+    (``isdisjoint``, ``update`` over a ``zip``) rather than a Python step per event;
+    at least the last ``capacity`` pairs are remembered. Filled at start from the
+    local log's recent imports."""
 
     def __init__(self, capacity: int) -> None:
-        self._new: set[str] = set()
-        self._old: set[str] = set()
+        self._new: set[tuple[str, str]] = set()
+        self._old: set[tuple[str, str]] = set()
         self._generation = max(1, capacity)
 
-    def __contains__(self, event_id: str) -> bool:
-        return event_id in self._new or event_id in self._old
+    def __contains__(self, key: tuple[str, str]) -> bool:
+        return key in self._new or key in self._old
 
-    def any_of(self, event_ids: Sequence[str]) -> bool:
-        """Whether any of ``event_ids`` was seen."""
-        return not (self._new.isdisjoint(event_ids) and self._old.isdisjoint(event_ids))
+    def any_of(self, producer: str, event_ids: Sequence[str]) -> bool:
+        """Whether any of ``event_ids`` of ``producer`` was seen."""
+        return not (
+            self._new.isdisjoint(zip(repeat(producer), event_ids))
+            and self._old.isdisjoint(zip(repeat(producer), event_ids))
+        )
 
-    def add(self, event_id: str) -> None:
-        self._new.add(event_id)
+    def add(self, producer: str, event_id: str) -> None:
+        self._new.add((producer, event_id))
         self._turn()
 
-    def add_all(self, event_ids: Iterable[str]) -> None:
-        self._new.update(event_ids)
+    def add_all(self, producer: str, event_ids: Iterable[str]) -> None:
+        self._new.update(zip(repeat(producer), event_ids))
         self._turn()
 
     def _turn(self) -> None:
@@ -638,7 +645,7 @@ class Bridge:
         with contextlib.suppress(SealbusError):
             for ev in self.router.replay(self._own, self.imports, since=since):
                 if "/" in ev.source:
-                    self._seen.add(ev.id)
+                    self._seen.add(ev.source, ev.id)
 
     async def _import_loop(self, js: Any) -> None:
         """A durable push consumer delivering to a fixed subject: messages arrive as
@@ -791,6 +798,28 @@ class Bridge:
             with contextlib.suppress(RuntimeError):  # the loop has closed
                 loop.call_soon_threadsafe(settled.put_nowait, (msgs, verdicts))
 
+    def _fresh(
+        self, producer: str, ids: list[str], start: int, end: int, taking: set[tuple[str, str]]
+    ) -> list[int] | None:
+        """Which of events ``start..end`` (of ``producer``) to import: None for all of
+        them, else the indices of those neither imported before nor already taken into
+        this commit (``taking``, which records them), so that a message repeated within
+        one delivery is stored once too."""
+        chunk = ids[start:end]
+        if not self._seen.any_of(producer, chunk) and taking.isdisjoint(zip(repeat(producer), chunk)):
+            before = len(taking)
+            taking.update(zip(repeat(producer), chunk))
+            if len(taking) - before == end - start:
+                return None
+            taking.difference_update(zip(repeat(producer), chunk))  # an id twice in one message
+        fresh = []
+        for i in range(start, end):
+            pair = (producer, ids[i])
+            if pair not in self._seen and pair not in taking:
+                taking.add(pair)
+                fresh.append(i)
+        return fresh
+
     def _import_opened(self, opened: Sequence[Runs | None]) -> list[bool | None]:
         """Import opened messages (None: refused when opened): True to acknowledge one, False to drop it for
         good (a refusal that a redelivery cannot change), None to have it redelivered
@@ -801,11 +830,11 @@ class Bridge:
         into the local router as one batch (one group commit), across messages."""
         verdicts: list[bool | None] = []
         runs: list[_LocalRun] = []
+        taking: set[tuple[str, str]] = set()
         for n, cols in enumerate(opened):
             verdicts.append(cols is not None)
             if cols is None:
                 continue
-            seen = self._seen
             ids = cols.ids
             start = 0
             for end, *attrs, version in cols.runs:
@@ -815,10 +844,11 @@ class Bridge:
                     runs.append(_LocalRun(key))
                 run = runs[-1]
                 run.owners.add(n)
-                if not seen.any_of(ids[start:end]):
+                producer = f"{cols.router}/{attrs[0]}"  # attrs[0]: the remote source
+                fresh = self._fresh(producer, ids, start, end, taking)
+                if fresh is None:
                     run.add(cols, start, end)
                 else:
-                    fresh = [i for i in range(start, end) if ids[i] not in seen]
                     self._count("duplicates", end - start - len(fresh))
                     for i in fresh:
                         run.add(cols, i, i + 1)
@@ -850,7 +880,11 @@ class Bridge:
         """The local router refused ``runs[at:]``: their messages are not acknowledged,
         JetStream sends them again, and what was stored of them before the refusal is
         recognised by its ids."""
-        self._seen.add_all(receipt.id for receipt in getattr(exc, "receipts", None) or ())
+        stored = {receipt.id for receipt in getattr(exc, "receipts", None) or ()}
+        if stored:
+            for run in runs[at:]:
+                router, source = run.key[0], run.key[3]
+                self._seen.add_all(f"{router}/{source}", [i for i in run.ids if i in stored])
         for run in runs[at:]:
             for n in run.owners:
                 verdicts[n] = None
@@ -948,7 +982,7 @@ class Bridge:
             for _i, exc in each:
                 self._refused_import(principal, event_type, exc, 1)
             imported = [event_id for i, event_id in enumerate(run.ids) if i not in refused] if refused else run.ids
-            self._seen.add_all(imported)
+            self._seen.add_all(principal, imported)
             self._count("imported", len(imported))
             if imported:
                 self._witness("import", principal=principal, type=event_type, ids=imported, count=len(imported))

@@ -517,6 +517,8 @@ impl Router {
             .log
             .as_ref()
             .map(|log| self.inflight.enter(log.next_offset()));
+        #[cfg(test)]
+        super::tests::before_append(self);
         let frames = self.seal(&mut events)?;
         self.append(&mut events, attrs, frames.as_ref())?;
         if self.log.is_some() {

@@ -337,6 +337,56 @@ fn publish_on(router: &crate::route::Router, token: &[u8; 32], ns: &[u64]) {
         .expect("publish");
 }
 
+/// A consumer that comes back between a batch's routing and its append: the batch
+/// was routed without it, and lands past where the log ended when it subscribed, so
+/// no push brings it and the lazy catch-up would settle it as not wanted. The
+/// publish finds the routing generation moved on and has the consumer read it back.
+#[test]
+fn a_batch_routed_before_a_consumer_came_back_is_read_back() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let b = bench(dir.path());
+    let sub = resume(&b);
+    b.publish("t.a", &[1]).expect("publish");
+    let first = b.poll(&sub, 8);
+    assert_eq!(ns(&first), [1]);
+    assert_eq!(b.router.ack(&sub, &[first[0].tag]).expect("ack"), 1);
+    assert!(b.router.unsubscribe(sub.id, false).expect("close"));
+
+    // Everything stored is acknowledged: the consumer follows as soon as it is back.
+    let token = b.token("c");
+    let back = std::rc::Rc::new(std::cell::RefCell::new(None));
+    let slot = back.clone();
+    super::during_next_append(move |router| {
+        let sub = router
+            .subscribe(
+                "c",
+                &token,
+                Some(NAME.to_owned()),
+                vec!["t.a".to_owned()],
+                None,
+                config(),
+                Some((Start::Earliest, None)),
+            )
+            .expect("resume");
+        *slot.borrow_mut() = Some(sub);
+    });
+    b.publish("t.a", &[2, 3]).expect("publish");
+    let sub = back
+        .borrow_mut()
+        .take()
+        .expect("resumed inside the publish");
+    b.publish("t.a", &[4]).expect("publish");
+    let mut got = Vec::new();
+    loop {
+        let d = b.poll(&sub, 8);
+        if d.is_empty() {
+            break;
+        }
+        got.extend(ns(&d));
+    }
+    assert_eq!(got, [2, 3, 4]);
+}
+
 /// A consumer that comes back while a producer publishes: a batch stored after the
 /// subscribe moved the routing generation on, but before the subscription learnt
 /// where the log ended, reaches it (here it does not fit the window, so it is read

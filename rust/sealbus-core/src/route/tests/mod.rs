@@ -32,6 +32,27 @@ thread_local! {
         const { std::cell::RefCell::new(None) };
 }
 
+thread_local! {
+    /// Run by a publish on its own thread once its batch is routed and its in-flight
+    /// ticket taken, before it is appended: a test subscribes there, so that the
+    /// batch lands after the new subscription learnt where the log ended.
+    static BEFORE_APPEND: std::cell::RefCell<Option<Hook>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Called by a publish (see [`BEFORE_APPEND`]).
+pub(super) fn before_append(router: &Router) {
+    if let Some(f) = BEFORE_APPEND.with(|h| h.borrow_mut().take()) {
+        f(router);
+    }
+}
+
+/// Run `f` inside the next publish on this thread, between routing and appending
+/// (see [`BEFORE_APPEND`]).
+pub(super) fn during_next_append(f: impl FnOnce(&Router) + 'static) {
+    BEFORE_APPEND.with(|h| *h.borrow_mut() = Some(Box::new(f)));
+}
+
 /// Called by `subscribe` (see [`AFTER_NEW_GENERATION`]).
 pub(super) fn after_new_generation(router: &Router) {
     if let Some(f) = AFTER_NEW_GENERATION.with(|h| h.borrow_mut().take()) {

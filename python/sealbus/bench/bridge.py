@@ -45,6 +45,8 @@ from sealbus.bench.workload import SCHEMA, encode_pool
 __all__ = ["BridgeResult", "run"]
 
 _TYPE = "orders.placed"
+# Set in the peers' environment by ``run(stages=True)``: record each event's stages.
+_STAGES_ENV = "SEALBUS_BENCH_STAGES"
 
 
 @dataclass
@@ -59,6 +61,8 @@ class BridgeResult:
     cpu_us_per_event: dict[str, float] = field(default_factory=dict)
     exporter_stats: dict[str, int] = field(default_factory=dict)
     importer_stats: dict[str, int] = field(default_factory=dict)
+    #: Where the latency went, stage by stage (``run(stages=True)``), as text.
+    stages: str = ""
 
     @property
     def ratio(self) -> float:
@@ -105,7 +109,19 @@ def _bridge(router: Any, url: str, name: str, tmp: str, **kw: Any) -> Any:
     ).start()
 
 
+def _stages(role: str) -> Any:
+    """The stage recorder of ``--stages`` (see :mod:`sealbus.bench.bridge_stages`), or None."""
+    if not os.environ.get(_STAGES_ENV):
+        return None
+    from sealbus.bench import bridge_stages
+
+    rec = bridge_stages.Recorder()
+    (bridge_stages.install_exporter if role == "exporter" else bridge_stages.install_importer)(rec)
+    return rec
+
+
 def _exporter(url: str, tmp: str, mode: str, events: int, rate: float) -> None:
+    rec = _stages("exporter")
     router = _router(os.path.join(tmp, "a"))
     checkout = router.principal("checkout")
     router.policy.allow_publish(checkout, _TYPE)
@@ -143,10 +159,16 @@ def _exporter(url: str, tmp: str, mode: str, events: int, rate: float) -> None:
             ev = events_[i % len(events_)]
             # The send time travels in the data (schema-valid), so that events share
             # their attributes as a service's events of one kind would.
-            ev["notes"] = f"{'w' if i < warm else 't'}{time.time_ns()}"
+            sent_ns = time.time_ns()
+            ev["notes"] = f"{'w' if i < warm else 't'}{sent_ns}"
             body = json.dumps(ev, separators=(",", ":")).encode()
-            p.publish_raw(_TYPE, body, [0, len(body)])
+            receipts = p.publish_raw(_TYPE, body, [0, len(body)])
+            if rec is not None:
+                rec.event(receipts.ids[0], "stored")
+                rec.event(receipts.ids[0], "send", sent_ns)
     bridge.flush(300)
+    if rec is not None:
+        rec.dump(os.path.join(tmp, "stages-exporter.json"))
     print(f"cpu1 {_cpu()}", flush=True)
     print("stats " + json.dumps(bridge.stats()), flush=True)
     bridge.close()
@@ -160,6 +182,7 @@ def _warm_up(rate: float) -> int:
 
 
 def _importer(url: str, tmp: str, mode: str, events: int, rate: float) -> None:
+    rec = _stages("importer")
     router = _router(os.path.join(tmp, "b"))
     router.policy.allow_publish("shop-a/checkout", _TYPE)
     shipping = router.principal("shipping")
@@ -186,10 +209,14 @@ def _importer(url: str, tmp: str, mode: str, events: int, rate: float) -> None:
                 note = m.data["notes"]
                 if note[0] == "t":
                     lat.append(now - int(note[1:]))
+                    if rec is not None:
+                        rec.event(m.event.id, "consumed", now)
                 m.ack()
                 got += 1
     print(f"done {time.time_ns()}", flush=True)
     print(f"cpu1 {_cpu()}", flush=True)
+    if rec is not None:
+        rec.dump(os.path.join(tmp, "stages-importer.json"))
     if lat:
         lat.sort()
         q = {"p50": lat[len(lat) // 2], "p99": lat[min(len(lat) - 1, int(len(lat) * 0.99))]}
@@ -208,12 +235,13 @@ def _importer(url: str, tmp: str, mode: str, events: int, rate: float) -> None:
 
 
 class _Proc:
-    def __init__(self, args: list[str]) -> None:
+    def __init__(self, args: list[str], env: dict[str, str] | None = None) -> None:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "sealbus.bench.bridge", *args],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
+            env=env,
         )
         self.lines: dict[str, str] = {}
         self._ready = threading.Event()
@@ -246,7 +274,11 @@ class _Proc:
         return self.lines
 
 
-def _one(url: str, mode: str, events: int, rate: float) -> tuple[dict[str, str], dict[str, str]]:
+def _one(
+    url: str, mode: str, events: int, rate: float, stages: bool = False
+) -> tuple[dict[str, str], dict[str, str], str]:
+    """One run of ``mode``: the exporter's and importer's output, and the stage
+    report when ``stages`` (latency mode)."""
     import sealbus
 
     with tempfile.TemporaryDirectory(prefix="sealbus-bench-bridge-") as tmp:
@@ -256,13 +288,29 @@ def _one(url: str, mode: str, events: int, rate: float) -> tuple[dict[str, str],
         from sealbus.nats import Identity
 
         Identity.load_or_create(os.path.join(tmp, "shop-a.identity"))
-        importer = _Proc(["importer", url, tmp, mode, str(events), str(rate)])
+        env = {**os.environ, _STAGES_ENV: "1"} if stages else None
+        importer = _Proc(["importer", url, tmp, mode, str(events), str(rate)], env)
         importer.ready()
-        exporter = _Proc(["exporter", url, tmp, mode, str(events), str(rate)])
+        exporter = _Proc(["exporter", url, tmp, mode, str(events), str(rate)], env)
         exporter.ready()
         exporter.go()
         timeout = 600 if mode == "throughput" else events / rate + 120
-        return exporter.wait(timeout), importer.wait(timeout)
+        try:
+            out_a, out_b = exporter.wait(timeout), importer.wait(timeout)
+        finally:
+            # A peer that failed or ran out of time leaves the other waiting for it.
+            for peer in (exporter, importer):
+                if peer.proc.poll() is None:
+                    peer.proc.kill()
+                    peer.proc.wait()
+        report = ""
+        if stages and mode != "throughput":
+            from sealbus.bench import bridge_stages
+
+            report = bridge_stages.report(
+                os.path.join(tmp, "stages-exporter.json"), os.path.join(tmp, "stages-importer.json")
+            )
+        return out_a, out_b, report
 
 
 async def _nats_py(url: str, payloads: list[bytes], events: int, coroutines: int) -> float:
@@ -296,37 +344,55 @@ def run(
     seconds: float = 10.0,
     nats_events: int = 50_000,
     coroutines: int = 200,
+    latency_only: bool = False,
+    stages: bool = False,
     progress: Callable[[str], None] | None = None,
 ) -> BridgeResult:
     """One run of each: bridge throughput, nats-py with ``coroutines`` coroutines on the
-    same server, and bridge latency at ``rate`` for ``seconds``."""
+    same server, and bridge latency at ``rate`` for ``seconds`` (only that with
+    ``latency_only``; with ``stages``, timed stage by stage, see
+    :mod:`sealbus.bench.bridge_stages`)."""
     say = progress or (lambda _msg: None)
     res = BridgeResult(events=events, latency_rate=rate)
     pool = encode_pool(8192, 1024)
     payloads = [p for b in pool for p in b.payloads()]
     with nats_baseline.NatsServer() as server:
-        say("bridge throughput")
-        server_cpu = _server_cpu(server.pid)
-        out_a, out_b = _one(server.url, "throughput", events, rate)
-        server_cpu = _server_cpu(server.pid) - server_cpu
-        per = 1e6 / events
-        res.cpu_us_per_event = {
-            "exporter": (float(out_a["cpu1"]) - float(out_a["cpu0"])) * per,
-            "importer": (float(out_b["cpu1"]) - float(out_b["cpu0"])) * per,
-            "nats-server": server_cpu * per,
-        }
-        t0, t1 = int(out_a["start"]), int(out_b["done"])
-        res.events_per_s = events / ((t1 - t0) / 1e9)
-        res.exporter_stats = json.loads(out_a["stats"])
-        res.importer_stats = json.loads(out_b["stats"])
-        say("nats-py, 200 coroutines")
-        res.nats_py_events_per_s = asyncio.run(_nats_py(server.url, payloads, nats_events, coroutines))
+        if not latency_only:
+            _throughput(res, server, events, payloads, nats_events, coroutines, say)
         say("bridge latency")
         n = max(1, int(rate * seconds))
-        _, lat_b = _one(server.url, "latency", n, rate)
+        _, lat_b, res.stages = _one(server.url, "latency", n, rate, stages)
         q = json.loads(lat_b["latency"])
         res.p50_us, res.p99_us, res.latency_events = q["p50"] / 1e3, q["p99"] / 1e3, n
     return res
+
+
+def _throughput(
+    res: BridgeResult,
+    server: nats_baseline.NatsServer,
+    events: int,
+    payloads: list[bytes],
+    nats_events: int,
+    coroutines: int,
+    say: Callable[[str], None],
+) -> None:
+    """The bridge's events/s and CPU per event, and nats-py's events/s beside it."""
+    say("bridge throughput")
+    server_cpu = _server_cpu(server.pid)
+    out_a, out_b, _ = _one(server.url, "throughput", events, 0.0)
+    server_cpu = _server_cpu(server.pid) - server_cpu
+    per = 1e6 / events
+    res.cpu_us_per_event = {
+        "exporter": (float(out_a["cpu1"]) - float(out_a["cpu0"])) * per,
+        "importer": (float(out_b["cpu1"]) - float(out_b["cpu0"])) * per,
+        "nats-server": server_cpu * per,
+    }
+    t0, t1 = int(out_a["start"]), int(out_b["done"])
+    res.events_per_s = events / ((t1 - t0) / 1e9)
+    res.exporter_stats = json.loads(out_a["stats"])
+    res.importer_stats = json.loads(out_b["stats"])
+    say("nats-py, 200 coroutines")
+    res.nats_py_events_per_s = asyncio.run(_nats_py(server.url, payloads, nats_events, coroutines))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -342,9 +408,23 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--rate", type=float, default=1_000.0)
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--stages", action="store_true", help="time each stage of the latency path")
+    ap.add_argument("--latency-only", action="store_true", help="only the latency runs")
     args = ap.parse_args(argv)
-    runs = [run(args.events, rate=args.rate, seconds=args.seconds) for _ in range(args.repeat)]
+    runs = [
+        run(args.events, rate=args.rate, seconds=args.seconds, latency_only=args.latency_only, stages=args.stages)
+        for _ in range(args.repeat)
+    ]
     med = statistics.median
+    for r in runs:
+        if r.stages:
+            print(r.stages)
+    if args.latency_only:
+        for r in runs:
+            print(f"latency at {r.latency_rate:,.0f}/s p50 {r.p50_us:,.0f} µs p99 {r.p99_us:,.0f} µs")
+        p50, p99 = med(r.p50_us for r in runs), med(r.p99_us for r in runs)
+        print(f"median of {len(runs)}: p50 {p50:,.0f} µs p99 {p99:,.0f} µs")
+        return
     for r in runs:
         print(
             f"bridge {r.events_per_s:,.0f} ev/s, nats-py (200 coroutines) {r.nats_py_events_per_s:,.0f} ev/s, "
@@ -358,7 +438,8 @@ def main(argv: list[str] | None = None) -> None:
         )
     print(
         f"median of {len(runs)}: bridge {med(r.events_per_s for r in runs):,.0f} ev/s, "
-        f"{med(r.ratio for r in runs):.2f}x nats-py; p99 {med(r.p99_us for r in runs):,.0f} µs; "
+        f"{med(r.ratio for r in runs):.2f}x nats-py; "
+        f"p50 {med(r.p50_us for r in runs):,.0f} µs p99 {med(r.p99_us for r in runs):,.0f} µs; "
         f"CPU {med(sum(r.cpu_us_per_event.values()) for r in runs):.1f} µs per event"
     )
 

@@ -42,3 +42,5 @@ def test_latency_stages_account_for_every_counted_event() -> None:
     for stage in bridge_stages.ORDER[1:]:
         assert any(f"-> {stage} " in line for line in lines), stage
     assert 0 < result.p50_us <= result.p99_us
+    assert 0 < result.fsync_p50_us <= result.fsync_p99_us
+    assert result.sent_rate > 0

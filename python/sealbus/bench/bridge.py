@@ -55,6 +55,13 @@ class BridgeResult:
     events_per_s: float = float("nan")
     nats_py_events_per_s: float = float("nan")
     latency_rate: float = float("nan")
+    #: The rate the latency mode's producer kept (below ``latency_rate`` when each of
+    #: its publishes, one fsync each, takes longer than the interval).
+    sent_rate: float = float("nan")
+    #: fdatasync of a small append on the logs' file system just before the latency
+    #: run (µs): the path holds two, one in each router's log.
+    fsync_p50_us: float = float("nan")
+    fsync_p99_us: float = float("nan")
     p50_us: float = float("nan")
     p99_us: float = float("nan")
     latency_events: int = 0
@@ -150,6 +157,7 @@ def _exporter(url: str, tmp: str, mode: str, events: int, rate: float) -> None:
         interval = 1.0 / rate
         due = time.monotonic()
         warm = _warm_up(rate)
+        first = 0
         for i in range(warm + events):
             due += interval
             # One sleep to the due time: waking every half millisecond to look
@@ -160,12 +168,18 @@ def _exporter(url: str, tmp: str, mode: str, events: int, rate: float) -> None:
             # The send time travels in the data (schema-valid), so that events share
             # their attributes as a service's events of one kind would.
             sent_ns = time.time_ns()
+            if i == warm:
+                first = sent_ns
             ev["notes"] = f"{'w' if i < warm else 't'}{sent_ns}"
             body = json.dumps(ev, separators=(",", ":")).encode()
             receipts = p.publish_raw(_TYPE, body, [0, len(body)])
             if rec is not None:
                 rec.event(receipts.ids[0], "stored")
                 rec.event(receipts.ids[0], "send", sent_ns)
+        # The rate the counted events went out at: below ``rate`` when each publish
+        # waits longer than the interval (a slow fsync), and then the latency was
+        # measured at that rate.
+        print(f"sent_rate {(events - 1) / max(1, time.time_ns() - first) * 1e9 if events > 1 else rate}", flush=True)
     bridge.flush(300)
     if rec is not None:
         rec.dump(os.path.join(tmp, "stages-exporter.json"))
@@ -359,12 +373,35 @@ def run(
     with nats_baseline.NatsServer() as server:
         if not latency_only:
             _throughput(res, server, events, payloads, nats_events, coroutines, say)
+        say("fdatasync probe")
+        res.fsync_p50_us, res.fsync_p99_us = _fsync_probe()
         say("bridge latency")
         n = max(1, int(rate * seconds))
-        _, lat_b, res.stages = _one(server.url, "latency", n, rate, stages)
+        lat_a, lat_b, res.stages = _one(server.url, "latency", n, rate, stages)
+        res.sent_rate = float(lat_a["sent_rate"])
         q = json.loads(lat_b["latency"])
         res.p50_us, res.p99_us, res.latency_events = q["p50"] / 1e3, q["p99"] / 1e3, n
     return res
+
+
+def _fsync_probe(count: int = 200, every: float = 0.005) -> tuple[float, float]:
+    """p50 and p99 (µs) of an fdatasync after a 600-byte append, where the bench's
+    logs go (the system's temporary directory): the floor under the latency, which
+    waits for two of them. On a shared machine it moves with the neighbours' I/O."""
+    took: list[int] = []
+    with tempfile.TemporaryDirectory(prefix="sealbus-bench-fsync-") as tmp:
+        fd = os.open(os.path.join(tmp, "probe"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            for _ in range(count):
+                os.write(fd, b"\0" * 600)
+                t = time.perf_counter_ns()
+                os.fdatasync(fd)
+                took.append(time.perf_counter_ns() - t)
+                time.sleep(every)
+        finally:
+            os.close(fd)
+    took.sort()
+    return took[len(took) // 2] / 1e3, took[min(len(took) - 1, int(len(took) * 0.99))] / 1e3
 
 
 def _throughput(
@@ -421,14 +458,20 @@ def main(argv: list[str] | None = None) -> None:
             print(r.stages)
     if args.latency_only:
         for r in runs:
-            print(f"latency at {r.latency_rate:,.0f}/s p50 {r.p50_us:,.0f} µs p99 {r.p99_us:,.0f} µs")
+            print(
+                f"latency at {r.latency_rate:,.0f}/s (sent at {r.sent_rate:,.0f}/s) "
+                f"p50 {r.p50_us:,.0f} µs p99 {r.p99_us:,.0f} µs; "
+                f"fdatasync p50 {r.fsync_p50_us:,.0f} µs p99 {r.fsync_p99_us:,.0f} µs"
+            )
         p50, p99 = med(r.p50_us for r in runs), med(r.p99_us for r in runs)
         print(f"median of {len(runs)}: p50 {p50:,.0f} µs p99 {p99:,.0f} µs")
         return
     for r in runs:
         print(
             f"bridge {r.events_per_s:,.0f} ev/s, nats-py (200 coroutines) {r.nats_py_events_per_s:,.0f} ev/s, "
-            f"{r.ratio:.2f}x; latency at {r.latency_rate:,.0f}/s p50 {r.p50_us:,.0f} µs p99 {r.p99_us:,.0f} µs"
+            f"{r.ratio:.2f}x; latency at {r.latency_rate:,.0f}/s (sent at {r.sent_rate:,.0f}/s) "
+            f"p50 {r.p50_us:,.0f} µs p99 {r.p99_us:,.0f} µs; "
+            f"fdatasync p50 {r.fsync_p50_us:,.0f} µs p99 {r.fsync_p99_us:,.0f} µs"
         )
     for r in runs:
         cpu = r.cpu_us_per_event

@@ -68,6 +68,8 @@ class BridgeResult:
     cpu_us_per_event: dict[str, float] = field(default_factory=dict)
     exporter_stats: dict[str, int] = field(default_factory=dict)
     importer_stats: dict[str, int] = field(default_factory=dict)
+    #: p50 and p99 (µs) per 10 s of the latency run, in order: a drift shows here.
+    windows: list[tuple[float, float]] = field(default_factory=list)
     #: Where the latency went, stage by stage (``run(stages=True)``), as text.
     stages: str = ""
 
@@ -189,6 +191,11 @@ def _exporter(url: str, tmp: str, mode: str, events: int, rate: float) -> None:
     router.close()
 
 
+def _quantile(xs: list[int], p: float) -> int:
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(len(xs) * p))]
+
+
 def _warm_up(rate: float) -> int:
     """Events sent first in the latency mode and not counted: half a second's worth,
     which takes the path through its first calls (NATS reply inboxes, principals)."""
@@ -210,6 +217,9 @@ def _importer(url: str, tmp: str, mode: str, events: int, rate: float) -> None:
     print("ready", flush=True)
     got = 0
     lat: list[int] = []
+    # Per 10 s of send time: the latencies of that window (does the path drift?).
+    windows: dict[int, list[int]] = {}
+    sent0 = 0
     if mode != "throughput":
         events += _warm_up(rate)
     while got < events:
@@ -222,7 +232,10 @@ def _importer(url: str, tmp: str, mode: str, events: int, rate: float) -> None:
                 now = time.time_ns()
                 note = m.data["notes"]
                 if note[0] == "t":
-                    lat.append(now - int(note[1:]))
+                    sent = int(note[1:])
+                    sent0 = sent0 or sent
+                    lat.append(now - sent)
+                    windows.setdefault((sent - sent0) // 10_000_000_000, []).append(now - sent)
                     if rec is not None:
                         rec.event(m.event.id, "consumed", now)
                 m.ack()
@@ -233,7 +246,11 @@ def _importer(url: str, tmp: str, mode: str, events: int, rate: float) -> None:
         rec.dump(os.path.join(tmp, "stages-importer.json"))
     if lat:
         lat.sort()
-        q = {"p50": lat[len(lat) // 2], "p99": lat[min(len(lat) - 1, int(len(lat) * 0.99))]}
+        q = {
+            "p50": lat[len(lat) // 2],
+            "p99": lat[min(len(lat) - 1, int(len(lat) * 0.99))],
+            "windows": [[_quantile(w, 0.5), _quantile(w, 0.99)] for _k, w in sorted(windows.items())],
+        }
         print("latency " + json.dumps(q), flush=True)
     # The importer counts a run once its commit returns, which may be just after the
     # consumer above was handed the events: wait for the count to catch up.
@@ -381,6 +398,7 @@ def run(
         res.sent_rate = float(lat_a["sent_rate"])
         q = json.loads(lat_b["latency"])
         res.p50_us, res.p99_us, res.latency_events = q["p50"] / 1e3, q["p99"] / 1e3, n
+        res.windows = [(a / 1e3, b / 1e3) for a, b in q["windows"]]
     return res
 
 
@@ -463,6 +481,8 @@ def main(argv: list[str] | None = None) -> None:
                 f"p50 {r.p50_us:,.0f} µs p99 {r.p99_us:,.0f} µs; "
                 f"fdatasync p50 {r.fsync_p50_us:,.0f} µs p99 {r.fsync_p99_us:,.0f} µs"
             )
+            if len(r.windows) > 1:
+                print("  per 10 s, p50/p99 µs: " + ", ".join(f"{a:,.0f}/{b:,.0f}" for a, b in r.windows))
         p50, p99 = med(r.p50_us for r in runs), med(r.p99_us for r in runs)
         print(f"median of {len(runs)}: p50 {p50:,.0f} µs p99 {p99:,.0f} µs")
         return

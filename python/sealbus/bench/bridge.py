@@ -19,8 +19,13 @@ Latency: one event at a time at ``rate`` events/s; each carries its send time (i
 ``notes`` field), and the consumer in the other process records now minus that (both
 processes read the same ``CLOCK_REALTIME``). Half a second of events at the same
 rate goes first and is not counted: it takes the path through its first calls.
+The path waits for two fdatasyncs (one in each router's log), so the bench measures
+fdatasync where the logs go just before, and prints it beside the latency, with the
+rate the producer kept and the latency per 10 s of the run. ``--stages`` times each
+stage of the path (:mod:`sealbus.bench.bridge_stages`).
 
-    python -m sealbus.bench.bridge [--events N] [--rate R] [--seconds S]
+    python -m sealbus.bench.bridge [--events N] [--rate R] [--seconds S] [--repeat K]
+                                   [--latency-only] [--stages]
 """
 
 from __future__ import annotations

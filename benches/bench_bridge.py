@@ -11,7 +11,7 @@ import os
 from typing import Any
 
 import pytest
-from sealbus.bench import bridge, nats_baseline
+from sealbus.bench import bridge, bridge_stages, nats_baseline
 
 pytestmark = pytest.mark.skipif(
     nats_baseline.find_nats_server() is None and not os.environ.get("CI"),
@@ -30,3 +30,17 @@ def test_bridge_throughput_and_latency(benchmark: Any) -> None:
     assert result.latency_events == 500
     assert 0 < result.p50_us <= result.p99_us
     assert result.events_per_s > 0 and result.nats_py_events_per_s > 0
+
+
+def test_latency_stages_account_for_every_counted_event() -> None:
+    # The stage recorder wraps the bridge's own methods: a renamed or reshaped one
+    # would leave events without a stage, and this count short.
+    result = bridge.run(rate=500.0, seconds=1.0, latency_only=True, stages=True)
+    assert result.latency_events == 500
+    lines = result.stages.splitlines()
+    assert lines[0].startswith("stages of 500 events")
+    for stage in bridge_stages.ORDER[1:]:
+        assert any(f"-> {stage} " in line for line in lines), stage
+    assert 0 < result.p50_us <= result.p99_us
+    assert 0 < result.fsync_p50_us <= result.fsync_p99_us
+    assert result.sent_rate > 0

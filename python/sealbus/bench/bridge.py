@@ -19,8 +19,13 @@ Latency: one event at a time at ``rate`` events/s; each carries its send time (i
 ``notes`` field), and the consumer in the other process records now minus that (both
 processes read the same ``CLOCK_REALTIME``). Half a second of events at the same
 rate goes first and is not counted: it takes the path through its first calls.
+The path waits for two fdatasyncs (one in each router's log), so the bench measures
+fdatasync where the logs go just before, and prints it beside the latency, with the
+rate the producer kept and the latency per 10 s of the run. ``--stages`` times each
+stage of the path (:mod:`sealbus.bench.bridge_stages`).
 
-    python -m sealbus.bench.bridge [--events N] [--rate R] [--seconds S]
+    python -m sealbus.bench.bridge [--events N] [--rate R] [--seconds S] [--repeat K]
+                                   [--latency-only] [--stages]
 """
 
 from __future__ import annotations
@@ -45,6 +50,8 @@ from sealbus.bench.workload import SCHEMA, encode_pool
 __all__ = ["BridgeResult", "run"]
 
 _TYPE = "orders.placed"
+# Set in the peers' environment by ``run(stages=True)``: record each event's stages.
+_STAGES_ENV = "SEALBUS_BENCH_STAGES"
 
 
 @dataclass
@@ -53,12 +60,23 @@ class BridgeResult:
     events_per_s: float = float("nan")
     nats_py_events_per_s: float = float("nan")
     latency_rate: float = float("nan")
+    #: The rate the latency mode's producer kept (below ``latency_rate`` when each of
+    #: its publishes, one fsync each, takes longer than the interval).
+    sent_rate: float = float("nan")
+    #: fdatasync of a small append on the logs' file system just before the latency
+    #: run (µs): the path holds two, one in each router's log.
+    fsync_p50_us: float = float("nan")
+    fsync_p99_us: float = float("nan")
     p50_us: float = float("nan")
     p99_us: float = float("nan")
     latency_events: int = 0
     cpu_us_per_event: dict[str, float] = field(default_factory=dict)
     exporter_stats: dict[str, int] = field(default_factory=dict)
     importer_stats: dict[str, int] = field(default_factory=dict)
+    #: p50 and p99 (µs) per 10 s of the latency run, in order: a drift shows here.
+    windows: list[tuple[float, float]] = field(default_factory=list)
+    #: Where the latency went, stage by stage (``run(stages=True)``), as text.
+    stages: str = ""
 
     @property
     def ratio(self) -> float:
@@ -105,7 +123,19 @@ def _bridge(router: Any, url: str, name: str, tmp: str, **kw: Any) -> Any:
     ).start()
 
 
+def _stages(role: str) -> Any:
+    """The stage recorder of ``--stages`` (see :mod:`sealbus.bench.bridge_stages`), or None."""
+    if not os.environ.get(_STAGES_ENV):
+        return None
+    from sealbus.bench import bridge_stages
+
+    rec = bridge_stages.Recorder()
+    (bridge_stages.install_exporter if role == "exporter" else bridge_stages.install_importer)(rec)
+    return rec
+
+
 def _exporter(url: str, tmp: str, mode: str, events: int, rate: float) -> None:
+    rec = _stages("exporter")
     router = _router(os.path.join(tmp, "a"))
     checkout = router.principal("checkout")
     router.policy.allow_publish(checkout, _TYPE)
@@ -134,6 +164,7 @@ def _exporter(url: str, tmp: str, mode: str, events: int, rate: float) -> None:
         interval = 1.0 / rate
         due = time.monotonic()
         warm = _warm_up(rate)
+        first = 0
         for i in range(warm + events):
             due += interval
             # One sleep to the due time: waking every half millisecond to look
@@ -143,14 +174,31 @@ def _exporter(url: str, tmp: str, mode: str, events: int, rate: float) -> None:
             ev = events_[i % len(events_)]
             # The send time travels in the data (schema-valid), so that events share
             # their attributes as a service's events of one kind would.
-            ev["notes"] = f"{'w' if i < warm else 't'}{time.time_ns()}"
+            sent_ns = time.time_ns()
+            if i == warm:
+                first = sent_ns
+            ev["notes"] = f"{'w' if i < warm else 't'}{sent_ns}"
             body = json.dumps(ev, separators=(",", ":")).encode()
-            p.publish_raw(_TYPE, body, [0, len(body)])
+            receipts = p.publish_raw(_TYPE, body, [0, len(body)])
+            if rec is not None:
+                rec.event(receipts.ids[0], "stored")
+                rec.event(receipts.ids[0], "send", sent_ns)
+        # The rate the counted events went out at: below ``rate`` when each publish
+        # waits longer than the interval (a slow fsync), and then the latency was
+        # measured at that rate.
+        print(f"sent_rate {(events - 1) / max(1, time.time_ns() - first) * 1e9 if events > 1 else rate}", flush=True)
     bridge.flush(300)
+    if rec is not None:
+        rec.dump(os.path.join(tmp, "stages-exporter.json"))
     print(f"cpu1 {_cpu()}", flush=True)
     print("stats " + json.dumps(bridge.stats()), flush=True)
     bridge.close()
     router.close()
+
+
+def _quantile(xs: list[int], p: float) -> int:
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(len(xs) * p))]
 
 
 def _warm_up(rate: float) -> int:
@@ -160,6 +208,7 @@ def _warm_up(rate: float) -> int:
 
 
 def _importer(url: str, tmp: str, mode: str, events: int, rate: float) -> None:
+    rec = _stages("importer")
     router = _router(os.path.join(tmp, "b"))
     router.policy.allow_publish("shop-a/checkout", _TYPE)
     shipping = router.principal("shipping")
@@ -173,6 +222,9 @@ def _importer(url: str, tmp: str, mode: str, events: int, rate: float) -> None:
     print("ready", flush=True)
     got = 0
     lat: list[int] = []
+    # Per 10 s of send time: the latencies of that window (does the path drift?).
+    windows: dict[int, list[int]] = {}
+    sent0 = 0
     if mode != "throughput":
         events += _warm_up(rate)
     while got < events:
@@ -185,14 +237,25 @@ def _importer(url: str, tmp: str, mode: str, events: int, rate: float) -> None:
                 now = time.time_ns()
                 note = m.data["notes"]
                 if note[0] == "t":
-                    lat.append(now - int(note[1:]))
+                    sent = int(note[1:])
+                    sent0 = sent0 or sent
+                    lat.append(now - sent)
+                    windows.setdefault((sent - sent0) // 10_000_000_000, []).append(now - sent)
+                    if rec is not None:
+                        rec.event(m.event.id, "consumed", now)
                 m.ack()
                 got += 1
     print(f"done {time.time_ns()}", flush=True)
     print(f"cpu1 {_cpu()}", flush=True)
+    if rec is not None:
+        rec.dump(os.path.join(tmp, "stages-importer.json"))
     if lat:
         lat.sort()
-        q = {"p50": lat[len(lat) // 2], "p99": lat[min(len(lat) - 1, int(len(lat) * 0.99))]}
+        q = {
+            "p50": lat[len(lat) // 2],
+            "p99": lat[min(len(lat) - 1, int(len(lat) * 0.99))],
+            "windows": [[_quantile(w, 0.5), _quantile(w, 0.99)] for _k, w in sorted(windows.items())],
+        }
         print("latency " + json.dumps(q), flush=True)
     # The importer counts a run once its commit returns, which may be just after the
     # consumer above was handed the events: wait for the count to catch up.
@@ -208,12 +271,13 @@ def _importer(url: str, tmp: str, mode: str, events: int, rate: float) -> None:
 
 
 class _Proc:
-    def __init__(self, args: list[str]) -> None:
+    def __init__(self, args: list[str], env: dict[str, str] | None = None) -> None:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "sealbus.bench.bridge", *args],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
+            env=env,
         )
         self.lines: dict[str, str] = {}
         self._ready = threading.Event()
@@ -246,7 +310,11 @@ class _Proc:
         return self.lines
 
 
-def _one(url: str, mode: str, events: int, rate: float) -> tuple[dict[str, str], dict[str, str]]:
+def _one(
+    url: str, mode: str, events: int, rate: float, stages: bool = False
+) -> tuple[dict[str, str], dict[str, str], str]:
+    """One run of ``mode``: the exporter's and importer's output, and the stage
+    report when ``stages`` (latency mode)."""
     import sealbus
 
     with tempfile.TemporaryDirectory(prefix="sealbus-bench-bridge-") as tmp:
@@ -256,13 +324,29 @@ def _one(url: str, mode: str, events: int, rate: float) -> tuple[dict[str, str],
         from sealbus.nats import Identity
 
         Identity.load_or_create(os.path.join(tmp, "shop-a.identity"))
-        importer = _Proc(["importer", url, tmp, mode, str(events), str(rate)])
+        env = {**os.environ, _STAGES_ENV: "1"} if stages else None
+        importer = _Proc(["importer", url, tmp, mode, str(events), str(rate)], env)
         importer.ready()
-        exporter = _Proc(["exporter", url, tmp, mode, str(events), str(rate)])
+        exporter = _Proc(["exporter", url, tmp, mode, str(events), str(rate)], env)
         exporter.ready()
         exporter.go()
         timeout = 600 if mode == "throughput" else events / rate + 120
-        return exporter.wait(timeout), importer.wait(timeout)
+        try:
+            out_a, out_b = exporter.wait(timeout), importer.wait(timeout)
+        finally:
+            # A peer that failed or ran out of time leaves the other waiting for it.
+            for peer in (exporter, importer):
+                if peer.proc.poll() is None:
+                    peer.proc.kill()
+                    peer.proc.wait()
+        report = ""
+        if stages and mode != "throughput":
+            from sealbus.bench import bridge_stages
+
+            report = bridge_stages.report(
+                os.path.join(tmp, "stages-exporter.json"), os.path.join(tmp, "stages-importer.json")
+            )
+        return out_a, out_b, report
 
 
 async def _nats_py(url: str, payloads: list[bytes], events: int, coroutines: int) -> float:
@@ -296,37 +380,79 @@ def run(
     seconds: float = 10.0,
     nats_events: int = 50_000,
     coroutines: int = 200,
+    latency_only: bool = False,
+    stages: bool = False,
     progress: Callable[[str], None] | None = None,
 ) -> BridgeResult:
     """One run of each: bridge throughput, nats-py with ``coroutines`` coroutines on the
-    same server, and bridge latency at ``rate`` for ``seconds``."""
+    same server, and bridge latency at ``rate`` for ``seconds`` (only that with
+    ``latency_only``; with ``stages``, timed stage by stage, see
+    :mod:`sealbus.bench.bridge_stages`)."""
     say = progress or (lambda _msg: None)
     res = BridgeResult(events=events, latency_rate=rate)
     pool = encode_pool(8192, 1024)
     payloads = [p for b in pool for p in b.payloads()]
     with nats_baseline.NatsServer() as server:
-        say("bridge throughput")
-        server_cpu = _server_cpu(server.pid)
-        out_a, out_b = _one(server.url, "throughput", events, rate)
-        server_cpu = _server_cpu(server.pid) - server_cpu
-        per = 1e6 / events
-        res.cpu_us_per_event = {
-            "exporter": (float(out_a["cpu1"]) - float(out_a["cpu0"])) * per,
-            "importer": (float(out_b["cpu1"]) - float(out_b["cpu0"])) * per,
-            "nats-server": server_cpu * per,
-        }
-        t0, t1 = int(out_a["start"]), int(out_b["done"])
-        res.events_per_s = events / ((t1 - t0) / 1e9)
-        res.exporter_stats = json.loads(out_a["stats"])
-        res.importer_stats = json.loads(out_b["stats"])
-        say("nats-py, 200 coroutines")
-        res.nats_py_events_per_s = asyncio.run(_nats_py(server.url, payloads, nats_events, coroutines))
+        if not latency_only:
+            _throughput(res, server, events, payloads, nats_events, coroutines, say)
+        say("fdatasync probe")
+        res.fsync_p50_us, res.fsync_p99_us = _fsync_probe()
         say("bridge latency")
         n = max(1, int(rate * seconds))
-        _, lat_b = _one(server.url, "latency", n, rate)
+        lat_a, lat_b, res.stages = _one(server.url, "latency", n, rate, stages)
+        res.sent_rate = float(lat_a["sent_rate"])
         q = json.loads(lat_b["latency"])
         res.p50_us, res.p99_us, res.latency_events = q["p50"] / 1e3, q["p99"] / 1e3, n
+        res.windows = [(a / 1e3, b / 1e3) for a, b in q["windows"]]
     return res
+
+
+def _fsync_probe(count: int = 200, every: float = 0.005) -> tuple[float, float]:
+    """p50 and p99 (µs) of an fdatasync after a 600-byte append, where the bench's
+    logs go (the system's temporary directory): the floor under the latency, which
+    waits for two of them. On a shared machine it moves with the neighbours' I/O."""
+    took: list[int] = []
+    with tempfile.TemporaryDirectory(prefix="sealbus-bench-fsync-") as tmp:
+        fd = os.open(os.path.join(tmp, "probe"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            for _ in range(count):
+                os.write(fd, b"\0" * 600)
+                t = time.perf_counter_ns()
+                os.fdatasync(fd)
+                took.append(time.perf_counter_ns() - t)
+                time.sleep(every)
+        finally:
+            os.close(fd)
+    took.sort()
+    return took[len(took) // 2] / 1e3, took[min(len(took) - 1, int(len(took) * 0.99))] / 1e3
+
+
+def _throughput(
+    res: BridgeResult,
+    server: nats_baseline.NatsServer,
+    events: int,
+    payloads: list[bytes],
+    nats_events: int,
+    coroutines: int,
+    say: Callable[[str], None],
+) -> None:
+    """The bridge's events/s and CPU per event, and nats-py's events/s beside it."""
+    say("bridge throughput")
+    server_cpu = _server_cpu(server.pid)
+    out_a, out_b, _ = _one(server.url, "throughput", events, 0.0)
+    server_cpu = _server_cpu(server.pid) - server_cpu
+    per = 1e6 / events
+    res.cpu_us_per_event = {
+        "exporter": (float(out_a["cpu1"]) - float(out_a["cpu0"])) * per,
+        "importer": (float(out_b["cpu1"]) - float(out_b["cpu0"])) * per,
+        "nats-server": server_cpu * per,
+    }
+    t0, t1 = int(out_a["start"]), int(out_b["done"])
+    res.events_per_s = events / ((t1 - t0) / 1e9)
+    res.exporter_stats = json.loads(out_a["stats"])
+    res.importer_stats = json.loads(out_b["stats"])
+    say("nats-py, 200 coroutines")
+    res.nats_py_events_per_s = asyncio.run(_nats_py(server.url, payloads, nats_events, coroutines))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -342,13 +468,35 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--rate", type=float, default=1_000.0)
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--stages", action="store_true", help="time each stage of the latency path")
+    ap.add_argument("--latency-only", action="store_true", help="only the latency runs")
     args = ap.parse_args(argv)
-    runs = [run(args.events, rate=args.rate, seconds=args.seconds) for _ in range(args.repeat)]
+    runs = [
+        run(args.events, rate=args.rate, seconds=args.seconds, latency_only=args.latency_only, stages=args.stages)
+        for _ in range(args.repeat)
+    ]
     med = statistics.median
+    for r in runs:
+        if r.stages:
+            print(r.stages)
+    if args.latency_only:
+        for r in runs:
+            print(
+                f"latency at {r.latency_rate:,.0f}/s (sent at {r.sent_rate:,.0f}/s) "
+                f"p50 {r.p50_us:,.0f} µs p99 {r.p99_us:,.0f} µs; "
+                f"fdatasync p50 {r.fsync_p50_us:,.0f} µs p99 {r.fsync_p99_us:,.0f} µs"
+            )
+            if len(r.windows) > 1:
+                print("  per 10 s, p50/p99 µs: " + ", ".join(f"{a:,.0f}/{b:,.0f}" for a, b in r.windows))
+        p50, p99 = med(r.p50_us for r in runs), med(r.p99_us for r in runs)
+        print(f"median of {len(runs)}: p50 {p50:,.0f} µs p99 {p99:,.0f} µs")
+        return
     for r in runs:
         print(
             f"bridge {r.events_per_s:,.0f} ev/s, nats-py (200 coroutines) {r.nats_py_events_per_s:,.0f} ev/s, "
-            f"{r.ratio:.2f}x; latency at {r.latency_rate:,.0f}/s p50 {r.p50_us:,.0f} µs p99 {r.p99_us:,.0f} µs"
+            f"{r.ratio:.2f}x; latency at {r.latency_rate:,.0f}/s (sent at {r.sent_rate:,.0f}/s) "
+            f"p50 {r.p50_us:,.0f} µs p99 {r.p99_us:,.0f} µs; "
+            f"fdatasync p50 {r.fsync_p50_us:,.0f} µs p99 {r.fsync_p99_us:,.0f} µs"
         )
     for r in runs:
         cpu = r.cpu_us_per_event
@@ -358,7 +506,8 @@ def main(argv: list[str] | None = None) -> None:
         )
     print(
         f"median of {len(runs)}: bridge {med(r.events_per_s for r in runs):,.0f} ev/s, "
-        f"{med(r.ratio for r in runs):.2f}x nats-py; p99 {med(r.p99_us for r in runs):,.0f} µs; "
+        f"{med(r.ratio for r in runs):.2f}x nats-py; "
+        f"p50 {med(r.p50_us for r in runs):,.0f} µs p99 {med(r.p99_us for r in runs):,.0f} µs; "
         f"CPU {med(sum(r.cpu_us_per_event.values()) for r in runs):.1f} µs per event"
     )
 

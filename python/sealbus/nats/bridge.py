@@ -120,6 +120,12 @@ def _delivered(batch: Batch) -> DeliveryBatch:
     return batch._batch if isinstance(batch, OpenedBatch) else batch
 
 
+def _ack_all(batches: Iterable[Any]) -> None:
+    """Acknowledge polls of the export log, in order."""
+    for batch in batches:
+        batch.ack()
+
+
 def _join(threads: Iterable[threading.Thread]) -> None:
     for t in threads:
         t.join(30)
@@ -490,10 +496,13 @@ class Bridge:
         loop = asyncio.get_running_loop()
         assert self._stop is not None
         room = asyncio.Semaphore(self._max_in_flight)
-        # Each entry: a poll's batch and its messages' publishes; at most a few polls
-        # wait to be acknowledged, so the log's window bounds the memory.
+        # Each entry: a poll's batch and its messages' publishes. Every entry holds at
+        # least one publish, so ``max_in_flight`` bounds the entries as it bounds the
+        # publishes, and the log's window bounds the events they hold. A bound in polls
+        # would stall the export at a low rate, a poll of one event at a time, each
+        # time JetStream's acknowledgements of a few of them are late.
         sent: asyncio.Queue[tuple[Any, list[tuple[str, bytes, dict[str, str]]], list[asyncio.Task[Any]]] | None]
-        sent = asyncio.Queue(maxsize=2)
+        sent = asyncio.Queue(maxsize=self._max_in_flight)
         acker = asyncio.create_task(self._export_acks(js, sent, room))
         outstanding = False
         try:
@@ -543,28 +552,40 @@ class Bridge:
         sent: asyncio.Queue[Any],
         room: asyncio.Semaphore,
     ) -> None:
+        """Acknowledge the log once JetStream holds every message of a poll, in order:
+        the polls waiting by then (one event each, at a low rate) in one call off the
+        loop, so that the acknowledgements keep up with the polls however many there
+        are."""
         loop = asyncio.get_running_loop()
         while True:
-            entry = await sent.get()
+            entries = [await sent.get()]
+            while not sent.empty():
+                entries.append(sent.get_nowait())
             try:
-                if entry is None:
+                stored: list[tuple[Any, int]] = []
+                for entry in entries:
+                    if entry is None:
+                        continue
+                    batch, messages, publishes = entry
+                    results = await asyncio.gather(*publishes, return_exceptions=True)
+                    for _ in publishes:
+                        room.release()
+                    failed = [m for m, r in zip(messages, results, strict=True) if isinstance(r, BaseException)]
+                    if failed:
+                        self._count("export_retries", len(failed))
+                        await self._publish_all(js, failed)
+                    stored.append((batch, len(messages)))
+                if not stored:
                     continue
-                batch, messages, publishes = entry
-                results = await asyncio.gather(*publishes, return_exceptions=True)
-                for _ in publishes:
-                    room.release()
-                failed = [m for m, r in zip(messages, results, strict=True) if isinstance(r, BaseException)]
-                if failed:
-                    self._count("export_retries", len(failed))
-                    await self._publish_all(js, failed)
                 try:
-                    await loop.run_in_executor(None, batch.ack)
+                    await loop.run_in_executor(None, _ack_all, [batch for batch, _ in stored])
                 except SealbusError:
                     return  # the router is closing: what was not acked comes again
-                self._count("exported", len(batch))
-                self._count("export_messages", len(messages))
+                self._count("exported", sum(len(batch) for batch, _ in stored))
+                self._count("export_messages", sum(n for _, n in stored))
             finally:
-                sent.task_done()
+                for _ in entries:
+                    sent.task_done()
 
     def _export_messages(self, batch: Any) -> list[tuple[str, bytes, dict[str, str]]]:
         """Runs of events of one type, cut at a size, each sealed and signed. An event

@@ -112,34 +112,12 @@ fn type_name(obj: &Bound<'_, PyAny>) -> String {
 /// sequence of ints.
 fn offsets_of(obj: &Bound<'_, PyAny>, name: &str) -> PyResult<Vec<usize>> {
     let py = obj.py();
-    let neg = || invalid(py, name, "offsets must be non-negative");
-    if let Ok(b) = PyBuffer::<u64>::get(obj) {
-        return b
-            .to_vec(py)?
-            .into_iter()
-            .map(|v| usize::try_from(v).map_err(|_| neg()))
-            .collect();
-    }
-    if let Ok(b) = PyBuffer::<i64>::get(obj) {
-        return b
-            .to_vec(py)?
-            .into_iter()
-            .map(|v| usize::try_from(v).map_err(|_| neg()))
-            .collect();
-    }
-    if let Ok(b) = PyBuffer::<u32>::get(obj) {
-        return b
-            .to_vec(py)?
-            .into_iter()
-            .map(|v| usize::try_from(v).map_err(|_| neg()))
-            .collect();
-    }
-    if let Ok(b) = PyBuffer::<i32>::get(obj) {
-        return b
-            .to_vec(py)?
-            .into_iter()
-            .map(|v| usize::try_from(v).map_err(|_| neg()))
-            .collect();
+    // A list or tuple has no buffer: skip the four buffer requests, each of which
+    // would raise and clear a TypeError (~1 µs together, on every small batch).
+    if !(obj.is_instance_of::<PyList>() || obj.is_instance_of::<PyTuple>()) {
+        if let Some(offsets) = offsets_from_buffer(obj, name) {
+            return offsets;
+        }
     }
     obj.extract::<Vec<usize>>().map_err(|_| {
         invalid(
@@ -151,6 +129,36 @@ fn offsets_of(obj: &Bound<'_, PyAny>, name: &str) -> PyResult<Vec<usize>> {
             ),
         )
     })
+}
+
+/// Offsets from a buffer of u64, i64, u32 or i32; None if `obj` is none of those.
+fn offsets_from_buffer(obj: &Bound<'_, PyAny>, name: &str) -> Option<PyResult<Vec<usize>>> {
+    fn convert<T>(py: Python<'_>, b: &PyBuffer<T>, name: &str) -> PyResult<Vec<usize>>
+    where
+        T: Copy + pyo3::buffer::Element,
+        usize: TryFrom<T>,
+    {
+        b.to_vec(py)?
+            .into_iter()
+            .map(|v| {
+                usize::try_from(v).map_err(|_| invalid(py, name, "offsets must be non-negative"))
+            })
+            .collect()
+    }
+    let py = obj.py();
+    if let Ok(b) = PyBuffer::<u64>::get(obj) {
+        return Some(convert(py, &b, name));
+    }
+    if let Ok(b) = PyBuffer::<i64>::get(obj) {
+        return Some(convert(py, &b, name));
+    }
+    if let Ok(b) = PyBuffer::<u32>::get(obj) {
+        return Some(convert(py, &b, name));
+    }
+    if let Ok(b) = PyBuffer::<i32>::get(obj) {
+        return Some(convert(py, &b, name));
+    }
+    None
 }
 
 /// `(data, memoryview of u64 offsets)`.
@@ -184,7 +192,7 @@ fn run_job_into<'py, J: BatchJob>(
 
 /// Owned AAD columns; scalars broadcast over the batch.
 struct AadColumns {
-    ids: Vec<String>,
+    ids: IdColumn,
     types: Column<String>,
     sources: Column<String>,
     versions: Column<u32>,
@@ -210,6 +218,62 @@ impl<T> Column<T> {
             }),
             _ => Ok(()),
         }
+    }
+}
+
+/// Event ids copied into one string (one allocation per batch, not one per id).
+struct IdColumn {
+    text: String,
+    /// `n + 1` boundaries of the ids in `text`.
+    ends: Vec<usize>,
+}
+
+impl IdColumn {
+    fn of(obj: &Bound<'_, PyAny>) -> PyResult<Self> {
+        let bad = || invalid(obj.py(), "event_ids", "expected a sequence of str");
+        let mut col = IdColumn {
+            text: String::new(),
+            ends: vec![0],
+        };
+        if let Ok(s) = obj.cast::<PyString>() {
+            col.push(s.to_str()?);
+            return Ok(col);
+        }
+        if let Ok(list) = obj.cast::<PyList>() {
+            col.reserve(list.len());
+            for item in list.iter() {
+                col.push(item.cast::<PyString>().map_err(|_| bad())?.to_str()?);
+            }
+        } else if let Ok(tuple) = obj.cast::<PyTuple>() {
+            col.reserve(tuple.len());
+            for item in tuple.iter() {
+                col.push(item.cast::<PyString>().map_err(|_| bad())?.to_str()?);
+            }
+        } else {
+            // Any other sequence, read as pyo3 reads a `Vec<String>`.
+            for id in obj.extract::<Vec<String>>().map_err(|_| bad())? {
+                col.push(&id);
+            }
+        }
+        Ok(col)
+    }
+
+    fn reserve(&mut self, n: usize) {
+        self.ends.reserve(n);
+        self.text.reserve(n * 16);
+    }
+
+    fn push(&mut self, id: &str) {
+        self.text.push_str(id);
+        self.ends.push(self.text.len());
+    }
+
+    fn len(&self) -> usize {
+        self.ends.len() - 1
+    }
+
+    fn get(&self, i: usize) -> &str {
+        &self.text[self.ends[i]..self.ends[i + 1]]
     }
 }
 
@@ -242,13 +306,7 @@ impl AadColumns {
         source: &Bound<'_, PyAny>,
         schema_version: &Bound<'_, PyAny>,
     ) -> PyResult<Self> {
-        let ids = if let Ok(s) = event_ids.cast::<PyString>() {
-            vec![s.to_str()?.to_owned()]
-        } else {
-            event_ids
-                .extract::<Vec<String>>()
-                .map_err(|_| invalid(event_ids.py(), "event_ids", "expected a sequence of str"))?
-        };
+        let ids = IdColumn::of(event_ids)?;
         Ok(Self {
             ids,
             types: str_column(event_type, "event_type")?,
@@ -264,7 +322,7 @@ impl AadColumns {
         self.versions.check(n, "schema_version")?;
         Ok((0..n)
             .map(|i| AadFields {
-                event_id: &self.ids[i],
+                event_id: self.ids.get(i),
                 event_type: self.types.get(i),
                 source: self.sources.get(i),
                 schema_version: *self.versions.get(i),

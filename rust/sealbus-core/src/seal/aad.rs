@@ -62,24 +62,55 @@ pub fn encode_aad(
     key_id: &str,
     f: &AadFields<'_>,
 ) -> Result<()> {
-    out.reserve(
-        AAD_DOMAIN.len()
-            + 2
-            + 20
-            + key_id.len()
-            + f.event_id.len()
-            + f.event_type.len()
-            + f.source.len(),
-    );
+    out.reserve(AAD_DOMAIN.len() + 2 + 20 + key_id.len() + event_len(f));
+    put_frame_part(out, version, mode, key_id)?;
+    put_event_part(out, f)
+}
+
+/// The part of the AAD every frame of a batch shares: domain, version, mode, key id.
+fn put_frame_part(out: &mut Vec<u8>, version: u8, mode: u8, key_id: &str) -> Result<()> {
     out.extend_from_slice(AAD_DOMAIN);
     out.push(version);
     out.push(mode);
-    put_lp(out, "key_id", key_id.as_bytes())?;
+    put_lp(out, "key_id", key_id.as_bytes())
+}
+
+/// The part that is the event's own: id, type, source, schema version.
+fn put_event_part(out: &mut Vec<u8>, f: &AadFields<'_>) -> Result<()> {
     put_lp(out, "event_id", f.event_id.as_bytes())?;
     put_lp(out, "event_type", f.event_type.as_bytes())?;
     put_lp(out, "source", f.source.as_bytes())?;
     out.extend_from_slice(&f.schema_version.to_be_bytes());
     Ok(())
+}
+
+fn event_len(f: &AadFields<'_>) -> usize {
+    16 + f.event_id.len() + f.event_type.len() + f.source.len()
+}
+
+/// The AADs of a batch of frames under one key, one at a time: the shared part is
+/// encoded once, and each event's part is written after it in place of the last.
+/// Gives exactly the bytes of [`encode_aad`].
+pub(crate) struct AadWriter {
+    buf: Vec<u8>,
+    shared: usize,
+}
+
+impl AadWriter {
+    pub(crate) fn new(version: u8, mode: u8, key_id: &str) -> Result<Self> {
+        let mut buf = Vec::with_capacity(AAD_DOMAIN.len() + 2 + 4 + key_id.len() + 112);
+        put_frame_part(&mut buf, version, mode, key_id)?;
+        let shared = buf.len();
+        Ok(Self { buf, shared })
+    }
+
+    /// The AAD of event `f` (valid until the next call).
+    pub(crate) fn encode(&mut self, f: &AadFields<'_>) -> Result<&[u8]> {
+        self.buf.truncate(self.shared);
+        self.buf.reserve(event_len(f));
+        put_event_part(&mut self.buf, f)?;
+        Ok(&self.buf)
+    }
 }
 
 /// Encode a batch of AADs into one buffer plus `n + 1` offsets.
@@ -128,5 +159,22 @@ mod tests {
         let mut other = Vec::new();
         encode_aad(&mut other, 1, 1, "k", &g).unwrap();
         assert_ne!(out, other);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn writer_gives_the_bytes_of_encode_aad(
+            key_id in ".{0,20}",
+            events in proptest::collection::vec((".{0,24}", ".{0,12}", ".{0,12}", proptest::num::u32::ANY), 1..8),
+            mode in 0u8..3,
+        ) {
+            let mut w = AadWriter::new(1, mode, &key_id).unwrap();
+            for (id, ty, src, v) in &events {
+                let f = AadFields { event_id: id, event_type: ty, source: src, schema_version: *v };
+                let mut want = Vec::new();
+                encode_aad(&mut want, 1, mode, &key_id, &f).unwrap();
+                proptest::prop_assert_eq!(w.encode(&f).unwrap(), &want[..]);
+            }
+        }
     }
 }

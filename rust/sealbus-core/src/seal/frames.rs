@@ -4,7 +4,7 @@
 //! the batch is large.
 
 use crate::error::Result;
-use crate::seal::aad::{encode_aad, AadFields};
+use crate::seal::aad::{encode_aad, AadFields, AadWriter};
 use crate::seal::aead::{self, check_out, layout, par_chunks, BatchJob, Cipher, TAG_LEN};
 use crate::seal::frame::{Frame, FrameWriter, VERSION};
 use crate::seal::nonce::{make_nonce, PREFIX_LEN};
@@ -57,18 +57,16 @@ impl BatchJob for SealFrames<'_> {
         let mode = self.writer.mode() as u8;
         par_chunks(out, &self.out_offsets, |first, offs, slice| {
             let base = offs[0];
-            let mut aad = Vec::with_capacity(128);
+            let mut aads = AadWriter::new(VERSION, mode, &self.key_id)?;
             for (j, w) in offs.windows(2).enumerate() {
                 let i = first + j;
                 let slot = &mut slice[w[0] - base..w[1] - base];
                 let nonce = make_nonce(&self.prefix, self.first_counter + i as u64);
                 let at = self.writer.write_header(slot, &nonce)?;
-                aad.clear();
-                encode_aad(&mut aad, VERSION, mode, &self.key_id, &self.aads[i])?;
                 aead::seal_into(
                     &self.cipher,
                     &nonce,
-                    &aad,
+                    aads.encode(&self.aads[i])?,
                     self.payloads[i],
                     &mut slot[at..],
                 )?;

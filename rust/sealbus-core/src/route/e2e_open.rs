@@ -92,11 +92,18 @@ fn no_errors(n: usize) -> Vec<Option<Error>> {
     errors
 }
 
+/// Plaintext buffers a subscription keeps for its read-ahead, at most: one the
+/// consumer is reading while the next is being filled.
+const SPARE_BUFFERS: usize = 2;
+
 /// A subscription's next end-to-end batch, opened ahead of its poll.
 #[derive(Default)]
 pub(crate) struct ReadAhead {
     slot: Mutex<Ahead>,
     done: Condvar,
+    /// Plaintext buffers of batches the consumer is done with, for the next
+    /// read-ahead to fill (see [`Subscription::give_back_plaintext`]).
+    spare: Mutex<Vec<Vec<u8>>>,
 }
 
 impl std::fmt::Debug for ReadAhead {
@@ -131,7 +138,35 @@ struct Prepared {
     opened: OpenedEndToEnd,
 }
 
+impl Subscription {
+    /// Hand back the plaintext buffer of an opened end-to-end batch the consumer no
+    /// longer reads: the next read-ahead fills it (each byte written again before
+    /// it is read) instead of new memory, whose pages the kernel would clear first,
+    /// on every batch.
+    pub fn give_back_plaintext(&self, buf: Vec<u8>) {
+        if buf.capacity() == 0 {
+            return;
+        }
+        if let Ok(mut spare) = self.read_ahead.spare.lock() {
+            if spare.len() < SPARE_BUFFERS {
+                spare.push(buf);
+            }
+        }
+    }
+}
+
 impl ReadAhead {
+    /// A buffer for at least `len` bytes: a spare one when one is large enough (its
+    /// old contents are the caller's to overwrite: it is cleared before it is
+    /// filled).
+    fn buffer(&self, len: usize) -> Vec<u8> {
+        let spare = self.spare.lock().ok().and_then(|mut s| s.pop());
+        match spare {
+            Some(buf) if buf.capacity() >= len => buf,
+            _ => Vec::with_capacity(len),
+        }
+    }
+
     /// What was opened ahead, waiting for a run in progress to finish.
     fn take(&self) -> Option<Box<Prepared>> {
         let mut slot = self.slot.lock().ok()?;
@@ -245,12 +280,12 @@ impl Router {
             Ok(mut slot) if matches!(*slot, Ahead::Idle) => *slot = Ahead::Running,
             _ => return,
         }
-        // The plaintext's buffer is allocated here, on the consumer's thread, which
-        // frees it with the batch: a block the allocator gets back on the thread that
-        // made it is reused at once, where one made on a pool thread and freed here
-        // came back as fresh pages the kernel had to clear, on every batch. The
-        // frames' length bounds the plaintext's.
-        let out = Vec::with_capacity(items.iter().map(|e| e.data.len()).sum());
+        // The plaintext's buffer: one the consumer gave back when it can be (fresh
+        // memory costs the kernel clearing its pages, on every batch). The frames'
+        // length bounds the plaintext's.
+        let out = sub
+            .read_ahead
+            .buffer(items.iter().map(|e| e.data.len()).sum());
         let (router, sub, key) = (Arc::clone(self), Arc::clone(sub), Arc::clone(key));
         let recipient_id = recipient_id.to_owned();
         rayon::spawn(move || {
@@ -609,5 +644,40 @@ fn open_all(
         out,
         offsets: o,
         errors,
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::super::tests::{queue, Bench};
+    use crate::error::Action;
+    use crate::route::OnFull;
+
+    #[test]
+    fn buffers_given_back_are_filled_again_and_at_most_two_are_kept() {
+        let mut b = Bench::memory();
+        b.principal("c");
+        b.router.allow("c", Action::Subscribe, "t.*").unwrap();
+        let sub = b
+            .subscribe("c", &["t.a"], None, queue(8, OnFull::Reject))
+            .unwrap();
+        let ahead = &sub.read_ahead;
+        let fresh = ahead.buffer(100);
+        assert!(fresh.is_empty() && fresh.capacity() >= 100);
+        let given: Vec<Vec<u8>> = (0..3).map(|_| Vec::with_capacity(4096)).collect();
+        let at: Vec<*const u8> = given.iter().map(Vec::as_ptr).collect();
+        for buf in given {
+            sub.give_back_plaintext(buf);
+        }
+        sub.give_back_plaintext(Vec::new());
+        assert_eq!(ahead.spare.lock().unwrap().len(), 2);
+        // Large enough: a buffer given back, not new memory.
+        let again = ahead.buffer(4000);
+        assert!(at[..2].contains(&again.as_ptr()));
+        // Too small for the batch: new memory, and the spare is let go.
+        let bigger = ahead.buffer(8192);
+        assert!(bigger.capacity() >= 8192);
+        assert!(ahead.spare.lock().unwrap().is_empty());
     }
 }

@@ -90,6 +90,29 @@ def test_the_raw_batch_refuses_to_call_a_frame_data() -> None:
     assert raw[0].event.data_bytes == b""
 
 
+def test_in_a_mixed_raw_batch_only_the_end_to_end_events_refuse_their_data() -> None:
+    router, checkout, billing, _keys = shop()
+    sub = router.subscribe(billing, ["orders.*", "payments.*"])
+    prod = router.producer(checkout)
+    prod.publish("orders.placed", {"n": 1})
+    prod.publish("payments.captured", {"amount": 3})
+    prod.publish("orders.placed", {"n": 2})
+    prod.publish("payments.captured", {"amount": 4})
+    raw = sub._core.poll_batch(10, 1.0)
+    assert len(raw) == 4 and raw.end_to_end == [1, 3]
+    assert [raw[i].data for i in (0, 2)] == [{"n": 1}, {"n": 2}]
+    # The frames stay in the events (the consumer's key pair opens them from there):
+    # the buffer holds the other events' data only.
+    offs = raw.offsets
+    assert [bytes(raw.buffer[offs[i] : offs[i + 1]]) for i in range(4)][1::2] == [b"", b""]
+    assert bytes(raw.buffer) == b'{"n":1}{"n":2}'
+    for i in (1, 3, -1):
+        msg = raw[i]
+        with pytest.raises(sealbus.IntegrityError, match=f"event {msg.event.id} is sealed end to end"):
+            _ = msg.data
+        assert msg.event.data_bytes == b""
+
+
 def test_selector_poll_batch_opens_like_the_subscription() -> None:
     router, checkout, billing, keys = shop()
     payments = router.subscribe(billing, "payments.*", keypair=keys)

@@ -273,3 +273,53 @@ def test_a_forged_event_among_those_read_ahead_gets_its_own_error(tmp_path: Path
     assert [json.loads(t)["amount"] for t in texts[:-2]] == list(range(AHEAD, 2 * AHEAD - 2))
     assert texts[-2:] == [b"", b""]
     router.close()
+
+
+def test_a_durable_consumer_opens_events_read_back_from_the_log(tmp_path: Path) -> None:
+    """Events read back from the log come sealed at rest too: their frame is what that
+    seal opens to, not the event's data. Batches mix both kinds across the window."""
+    router = sealbus.Router(tmp_path / "log")
+    router.schemas.register("payments.captured", {"type": "object", "required": ["amount"]})
+    keys = ConsumerKeyPair.generate()
+    checkout = router.principal("checkout")
+    billing = router.principal("billing", public_key=keys.public_bytes)
+    router.policy.require_end_to_end("payments.*")
+    router.policy.allow_publish(checkout, "payments.*")
+    router.policy.allow_subscribe(billing, "payments.*")
+    sub = router.subscribe(billing, "payments.*", name="ledger", durable=True, max_pending=8, keypair=keys)
+    _publish_amounts(router, checkout, range(3 * AHEAD))
+    sub.close()
+    _publish_amounts(router, checkout, range(3 * AHEAD, 4 * AHEAD))
+    sub = router.subscribe(billing, "payments.*", name="ledger", durable=True, max_pending=8, keypair=keys)
+    seen: list[int] = []
+    while len(seen) < 4 * AHEAD:
+        batch = sub.poll_batch(AHEAD, 1.0)
+        assert len(batch) > 0
+        assert isinstance(batch, OpenedBatch) and not any(batch.errors)
+        seen += _amounts(batch).values()
+        assert [batch[i].data["amount"] for i in range(len(batch))] == seen[len(seen) - len(batch) :]
+        batch.ack()
+    assert seen == list(range(4 * AHEAD))
+    router.close()
+
+
+def test_events_sealed_at_rest_in_memory_open_from_what_that_seal_holds() -> None:
+    """A router without a log seals its queues' data at rest: an end-to-end event's
+    frame is then what the at-rest seal opens to, not the event's data."""
+    router = sealbus.Router(keys=sealbus.KeyRing.generate())
+    router.schemas.register("payments.captured", {"type": "object", "required": ["amount"]})
+    keys = ConsumerKeyPair.generate()
+    checkout = router.principal("checkout")
+    billing = router.principal("billing", public_key=keys.public_bytes)
+    router.policy.require_end_to_end("payments.*")
+    router.policy.allow_publish(checkout, "payments.*")
+    router.policy.allow_subscribe(billing, "payments.*")
+    sub = router.subscribe(billing, "payments.*", keypair=keys)
+    _publish_amounts(router, checkout, range(2 * AHEAD))
+    seen: list[int] = []
+    while len(seen) < 2 * AHEAD:
+        batch = sub.poll_batch(AHEAD, 1.0)
+        assert isinstance(batch, OpenedBatch) and not any(batch.errors)
+        seen += _amounts(batch).values()
+        batch.ack()
+    assert seen == list(range(2 * AHEAD))

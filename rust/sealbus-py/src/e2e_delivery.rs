@@ -53,7 +53,7 @@ pub(crate) fn open_delivered<'py>(
             Some(e) => errs.append(to_pyerr(py, e).into_value(py))?,
         }
     }
-    let lent = Py::new(py, LentBytes::new(opened.out))?;
+    let lent = Py::new(py, LentBytes::recycled(opened.out, Arc::clone(sub)))?;
     PyTuple::new(
         py,
         [

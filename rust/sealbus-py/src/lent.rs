@@ -3,29 +3,50 @@
 //! A polled batch's data is built with the GIL released, in the extension's own
 //! allocator, and handed out as a `memoryview` of this object (see `DeliveryBatch.buffer`): no second copy into a
 //! `bytes` under the GIL, and none of the page faults that a fresh `bytes` of a few
-//! hundred KiB costs (glibc maps and trims such blocks on every poll).
+//! hundred KiB costs (glibc maps and trims such blocks on every poll). The opened
+//! plaintext of an end-to-end batch goes back to its subscription when Python drops
+//! it, for the next read-ahead to fill.
 
 use std::ffi::{c_int, c_void};
+use std::sync::Arc;
 
 use pyo3::ffi;
 use pyo3::prelude::*;
+use sealbus_core::route::Subscription;
 
 /// Immutable bytes: a frozen class whose data is never written or moved after it is
 /// made, so a pointer lent to a view stays valid while the view holds the object.
 #[pyclass(frozen, module = "sealbus._sealbus", name = "LentBytes")]
 pub struct LentBytes {
-    data: Box<[u8]>,
+    data: Vec<u8>,
+    /// Where the buffer goes once Python is done with it (no view can be left then:
+    /// each holds a reference to this object), to be filled again.
+    home: Option<Arc<Subscription>>,
 }
 
 impl LentBytes {
     pub(crate) fn new(data: Vec<u8>) -> Self {
+        LentBytes { data, home: None }
+    }
+
+    /// Opened end-to-end plaintext, handed back to `sub`'s read-ahead when dropped.
+    pub(crate) fn recycled(data: Vec<u8>, sub: Arc<Subscription>) -> Self {
         LentBytes {
-            data: data.into_boxed_slice(),
+            data,
+            home: Some(sub),
         }
     }
 
     pub(crate) fn as_slice(&self) -> &[u8] {
         &self.data
+    }
+}
+
+impl Drop for LentBytes {
+    fn drop(&mut self) {
+        if let Some(sub) = self.home.take() {
+            sub.give_back_plaintext(std::mem::take(&mut self.data));
+        }
     }
 }
 

@@ -563,25 +563,14 @@ impl OpenedParts {
         let b = self.batch;
         let data = Py::new(py, LentBytes::new(b.buffer))?;
         let tags: Vec<u64> = b.deliveries.iter().map(|d| d.tag).collect();
-        let mut opened: Vec<(Item, u32, Unopened)> = b
+        // An end-to-end event's reason is written when it is indexed (`__getitem__`),
+        // not here: a consumer reading the buffer never pays for it.
+        let opened: Vec<(Item, u32, Unopened)> = b
             .deliveries
             .into_iter()
             .zip(b.errors)
             .map(|(d, e)| (d.item, d.attempt, e.map(unopened_reason)))
             .collect();
-        // Indexed alone, an end-to-end event refuses its data: the frame is not it.
-        for &j in &b.end_to_end {
-            if let Some((item, _, unopened)) = opened.get_mut(j) {
-                *unopened = Some((
-                    false,
-                    format!(
-                        "event {} is sealed end to end; sealbus.Subscription.poll_batch opens it \
-                         with the consumer's key pair",
-                        item.id
-                    ),
-                ));
-            }
-        }
         Ok(PyDeliveryBatch {
             handle,
             tags,
@@ -639,8 +628,10 @@ impl PyDeliveryBatch {
     fn received_ns(&self) -> u64 {
         self.received_ns
     }
-    /// Indices of the events whose slot in `buffer` is an end-to-end frame, which
-    /// only the consumer's key pair opens (`sealbus.Subscription.poll_batch` does).
+    /// Indices of the events whose data is an end-to-end frame, which only the
+    /// consumer's key pair opens (`sealbus.Subscription.poll_batch` does, from the
+    /// events themselves): their slot in `buffer` is empty, unless the event was read
+    /// back sealed at rest (the slot then holds the frame that seal opened to).
     #[getter]
     fn end_to_end(&self) -> Vec<usize> {
         self.end_to_end.clone()
@@ -659,6 +650,19 @@ impl PyDeliveryBatch {
                 len: self.tags.len(),
             })?;
         let (item, attempt, unopened) = &self.opened[j];
+        // Indexed alone, an end-to-end event refuses its data: the frame is not it.
+        let unopened = if self.end_to_end.binary_search(&j).is_ok() {
+            Some((
+                false,
+                format!(
+                    "event {} is sealed end to end; sealbus.Subscription.poll_batch opens it \
+                     with the consumer's key pair",
+                    item.id
+                ),
+            ))
+        } else {
+            unopened.clone()
+        };
         // Only an indexed event gets its own copy, with the opened data.
         // A window item whose key was destroyed holds plaintext: never hand it out.
         let inner = if item.sealed || unopened.is_some() {
@@ -676,7 +680,7 @@ impl PyDeliveryBatch {
         let ev = PyEvent {
             inner,
             data: OnceLock::new(),
-            unopened: unopened.clone(),
+            unopened,
         };
         Ok(PyMessage {
             handle: self.handle.clone(),

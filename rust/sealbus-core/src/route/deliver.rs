@@ -38,8 +38,10 @@ pub struct OpenedBatch {
     pub buffer: Vec<u8>,
     pub offsets: Vec<usize>,
     pub errors: Vec<Option<Error>>,
-    /// Deliveries whose data in `buffer` is an end-to-end frame: the router cannot
-    /// open it, only the consumer's key pair can. Never hand it out as the data.
+    /// Deliveries whose data is an end-to-end frame: the router cannot open it, only
+    /// the consumer's key pair can. Their slot in `buffer` is empty (the frame stays
+    /// in the item, see [`end_to_end_frame`]), unless the item was sealed at rest:
+    /// then the slot holds the frame it opened to. Never hand it out as the data.
     pub end_to_end: Vec<usize>,
 }
 
@@ -71,6 +73,24 @@ impl OpenedBatch {
 /// consumers; the router routes on its attributes only).
 pub fn is_end_to_end(e: &Event) -> bool {
     e.datacontenttype.as_deref() == Some(crate::envelope::E2E_CONTENT_TYPE)
+}
+
+/// The end-to-end frame of a delivered item whose slot in an [`OpenedBatch`]'s
+/// buffer is `slot`: the item's own data, unless it was sealed at rest (its slot
+/// then holds what that seal opened to).
+pub fn end_to_end_frame<'a>(item: &'a Event, slot: &'a [u8]) -> &'a [u8] {
+    if item.sealed {
+        slot
+    } else {
+        &item.data
+    }
+}
+
+/// Whether a delivered item's data goes into the batch's buffer: not an end-to-end
+/// frame held in the clear in memory, which only the consumer's key pair opens
+/// (from the item itself): copying it would be work for nothing.
+fn copied(e: &Event) -> bool {
+    e.sealed || !is_end_to_end(e)
 }
 
 /// Whether the plaintext of a window item may still be delivered: not once the key
@@ -131,13 +151,20 @@ impl Router {
         }
         if deliveries.iter().all(|d| !d.item.sealed) {
             // Plaintext only: check the keys, copy the data once.
-            let mut buffer = Vec::with_capacity(deliveries.iter().map(|d| d.item.data.len()).sum());
+            let mut buffer = Vec::with_capacity(
+                deliveries
+                    .iter()
+                    .filter(|d| copied(&d.item))
+                    .map(|d| d.item.data.len())
+                    .sum(),
+            );
             let mut offsets = Vec::with_capacity(n + 1);
             offsets.push(0);
             let mut keys_seen = KeyCheck::default();
             for (d, err) in deliveries.iter().zip(errors.iter_mut()) {
                 match keys_seen.check(self, &d.item) {
-                    Ok(()) => buffer.extend_from_slice(&d.item.data),
+                    Ok(()) if copied(&d.item) => buffer.extend_from_slice(&d.item.data),
+                    Ok(()) => {}
                     Err(e) => *err = Some(e),
                 }
                 offsets.push(buffer.len());
@@ -147,7 +174,13 @@ impl Router {
         }
         // Mixed, unsealed or a failed batch: item by item, so one shredded event does
         // not hide the others.
-        let mut buffer = Vec::with_capacity(deliveries.iter().map(|d| d.item.data.len()).sum());
+        let mut buffer = Vec::with_capacity(
+            deliveries
+                .iter()
+                .filter(|d| copied(&d.item))
+                .map(|d| d.item.data.len())
+                .sum(),
+        );
         let mut offsets = Vec::with_capacity(n + 1);
         offsets.push(0);
         let mut keys_seen = KeyCheck::default();
@@ -158,7 +191,8 @@ impl Router {
                     Err(e) => *err = Some(e),
                 },
                 _ => match keys_seen.check(self, &d.item) {
-                    Ok(()) => buffer.extend_from_slice(&d.item.data),
+                    Ok(()) if copied(&d.item) => buffer.extend_from_slice(&d.item.data),
+                    Ok(()) => {}
                     Err(e) => *err = Some(e),
                 },
             }

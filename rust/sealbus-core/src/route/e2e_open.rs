@@ -24,7 +24,7 @@
 
 use std::sync::{Arc, Condvar, Mutex};
 
-use super::deliver::is_end_to_end;
+use super::deliver::{end_to_end_frame, is_end_to_end};
 use super::subscription::{Item, Subscription};
 use super::Router;
 use crate::envelope::Event;
@@ -92,11 +92,18 @@ fn no_errors(n: usize) -> Vec<Option<Error>> {
     errors
 }
 
+/// Plaintext buffers a subscription keeps for its read-ahead, at most: one the
+/// consumer is reading while the next is being filled.
+const SPARE_BUFFERS: usize = 2;
+
 /// A subscription's next end-to-end batch, opened ahead of its poll.
 #[derive(Default)]
 pub(crate) struct ReadAhead {
     slot: Mutex<Ahead>,
     done: Condvar,
+    /// Plaintext buffers of batches the consumer is done with, for the next
+    /// read-ahead to fill (see [`Subscription::give_back_plaintext`]).
+    spare: Mutex<Vec<Vec<u8>>>,
 }
 
 impl std::fmt::Debug for ReadAhead {
@@ -131,7 +138,35 @@ struct Prepared {
     opened: OpenedEndToEnd,
 }
 
+impl Subscription {
+    /// Hand back the plaintext buffer of an opened end-to-end batch the consumer no
+    /// longer reads: the next read-ahead fills it (each byte written again before
+    /// it is read) instead of new memory, whose pages the kernel would clear first,
+    /// on every batch.
+    pub fn give_back_plaintext(&self, buf: Vec<u8>) {
+        if buf.capacity() == 0 {
+            return;
+        }
+        if let Ok(mut spare) = self.read_ahead.spare.lock() {
+            if spare.len() < SPARE_BUFFERS {
+                spare.push(buf);
+            }
+        }
+    }
+}
+
 impl ReadAhead {
+    /// A buffer for at least `len` bytes: a spare one when one is large enough (its
+    /// old contents are the caller's to overwrite: it is cleared before it is
+    /// filled).
+    fn buffer(&self, len: usize) -> Vec<u8> {
+        let spare = self.spare.lock().ok().and_then(|mut s| s.pop());
+        match spare {
+            Some(buf) if buf.capacity() >= len => buf,
+            _ => Vec::with_capacity(len),
+        }
+    }
+
     /// What was opened ahead, waiting for a run in progress to finish.
     fn take(&self) -> Option<Box<Prepared>> {
         let mut slot = self.slot.lock().ok()?;
@@ -200,11 +235,14 @@ impl Router {
                 && (!validate
                     || same_schema(p.schema.as_ref(), self.latest_schema(events).as_ref()))
         };
-        let opened = match ahead {
-            Some(p) if fits(&p) => p.opened,
-            _ => self.open_end_to_end(key, recipient_id, events, sealed, data, offsets, validate),
+        let (opened, spent) = match ahead {
+            Some(p) if fits(&p) => (p.opened, p.items),
+            _ => (
+                self.open_end_to_end(key, recipient_id, events, sealed, data, offsets, validate),
+                Vec::new(),
+            ),
         };
-        self.read_ahead(sub, key, recipient_id, validate, events.len());
+        self.read_ahead(sub, key, recipient_id, validate, events.len(), spent);
         opened
     }
 
@@ -215,7 +253,9 @@ impl Router {
     }
 
     /// Start opening the next `max` ready events of `sub` on the pool, if they are
-    /// enough, all end to end (their data the frame) and of one type.
+    /// enough, all end to end (their data the frame) and of one type. `spent`, the
+    /// references the last read-ahead held, are let go of there too, off the
+    /// consumer's thread.
     fn read_ahead(
         self: &Arc<Self>,
         sub: &Arc<Subscription>,
@@ -223,6 +263,7 @@ impl Router {
         recipient_id: &str,
         validate: bool,
         max: usize,
+        spent: Vec<Item>,
     ) {
         let Ok(st) = sub.lock() else { return };
         let items: Vec<Item> = st.queue.peek_ready(max).cloned().collect();
@@ -239,50 +280,51 @@ impl Router {
             Ok(mut slot) if matches!(*slot, Ahead::Idle) => *slot = Ahead::Running,
             _ => return,
         }
+        // The plaintext's buffer: one the consumer gave back when it can be (fresh
+        // memory costs the kernel clearing its pages, on every batch). The frames'
+        // length bounds the plaintext's.
+        let out = sub
+            .read_ahead
+            .buffer(items.iter().map(|e| e.data.len()).sum());
         let (router, sub, key) = (Arc::clone(self), Arc::clone(sub), Arc::clone(key));
         let recipient_id = recipient_id.to_owned();
         rayon::spawn(move || {
+            drop(spent);
             let mut finish = Finish(&sub.read_ahead, None);
             // A panic must not take the process down from a pool thread: the slot
             // then says "nothing ahead" and the next poll opens its events itself.
             let prepared = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                router.open_ahead(items, &key, recipient_id, validate)
+                router.open_ahead(items, &key, recipient_id, validate, out)
             }));
             finish.1 = prepared.ok().flatten();
         });
     }
 
-    /// Open and validate `items` as [`Router::open_end_to_end`] would.
+    /// Open and validate `items` as [`Router::open_end_to_end`] would, each frame
+    /// read where the event holds it (nothing gathered first), into `out`.
     fn open_ahead(
         &self,
         items: Vec<Item>,
         key: &RecipientKey,
         recipient_id: String,
         validate: bool,
+        out: Vec<u8>,
     ) -> Option<Box<Prepared>> {
         let events: Vec<&Event> = items.iter().map(|e| &**e).collect();
-        let mut data = Vec::with_capacity(events.iter().map(|e| e.data.len()).sum());
-        let mut offsets = Vec::with_capacity(events.len() + 1);
-        offsets.push(0);
-        for e in &events {
-            data.extend_from_slice(&e.data);
-            offsets.push(data.len());
-        }
         let sealed = vec![true; events.len()];
         let schema = if validate {
             self.latest_schema(&events)
         } else {
             None
         };
-        let opened = self.open_end_to_end(
-            key,
-            &recipient_id,
-            &events,
-            &sealed,
-            &data,
-            &offsets,
-            validate,
-        );
+        let frames: Vec<&[u8]> = events.iter().map(|e| e.data.as_slice()).collect();
+        let opened = self
+            .open_uniform(key, &recipient_id, &events, &sealed, &frames, validate, out)
+            // A refusal or a type without a schema: the general route, as a poll
+            // would take it.
+            .unwrap_or_else(|| {
+                self.open_general(key, &recipient_id, &events, &sealed, &frames, validate)
+            });
         // A schema registered meanwhile: what was validated may not be what the
         // consumer would see now.
         if validate && !same_schema(schema.as_ref(), self.latest_schema(&events).as_ref()) {
@@ -314,33 +356,82 @@ impl Router {
         offsets: &[usize],
         validate: bool,
     ) -> OpenedEndToEnd {
-        let n = events.len();
-        let one_type = events.first().is_some_and(|first| {
-            events
+        // Event i's frame (or, not sealed end to end, its data as delivered).
+        let frames: Vec<&[u8]> = events
+            .iter()
+            .enumerate()
+            .map(|(i, e)| {
+                let slot = offsets
+                    .get(i..=i + 1)
+                    .and_then(|w| data.get(w[0]..w[1]))
+                    .unwrap_or_default();
+                if sealed.get(i).copied().unwrap_or(false) {
+                    end_to_end_frame(e, slot)
+                } else {
+                    slot
+                }
+            })
+            .collect();
+        self.open_uniform(
+            key,
+            recipient_id,
+            events,
+            sealed,
+            &frames,
+            validate,
+            Vec::new(),
+        )
+        .unwrap_or_else(|| self.open_general(key, recipient_id, events, sealed, &frames, validate))
+    }
+
+    /// The common batch (every event sealed end to end, one type, `frames[i]` the
+    /// frame of `events[i]`) opened and validated in one pass, into `out` (its
+    /// allocation reused); `None` when it is not such a batch, its type has no schema
+    /// to validate with, or some frame does not open (the general route then reports
+    /// each refusal).
+    #[allow(clippy::too_many_arguments)]
+    fn open_uniform(
+        &self,
+        key: &RecipientKey,
+        recipient_id: &str,
+        events: &[&Event],
+        sealed: &[bool],
+        frames: &[&[u8]],
+        validate: bool,
+        out: Vec<u8>,
+    ) -> Option<OpenedEndToEnd> {
+        let first = events.first()?;
+        let one_type = sealed.len() == events.len()
+            && frames.len() == events.len()
+            && events
                 .iter()
                 .zip(sealed)
-                .all(|(e, &s)| s && e.event_type == first.event_type)
-        });
-        if one_type && offsets.len() == n + 1 {
-            let schema = if validate {
-                match self.schemas.validator(&events[0].event_type, None) {
-                    Ok(v) => Some(Some(v)),
-                    // A schemaless type, or none registered: the general route
-                    // reports it event by event, as before.
-                    Err(_) => None,
-                }
-            } else {
-                Some(None)
-            };
-            if let Some(schema) = schema {
-                if let Some(opened) =
-                    open_and_validate(key, recipient_id, events, data, offsets, schema.as_deref())
-                {
-                    return opened;
-                }
-            }
+                .all(|(e, &s)| s && e.event_type == first.event_type);
+        if !one_type {
+            return None;
         }
-        let mut o = open_all(key, recipient_id, events, sealed, data, offsets);
+        let schema = if validate {
+            // A schemaless type, or none registered: the general route reports it
+            // event by event, as before.
+            Some(self.schemas.validator(&first.event_type, None).ok()?)
+        } else {
+            None
+        };
+        open_and_validate(key, recipient_id, events, frames, schema.as_deref(), out)
+    }
+
+    /// [`Router::open_end_to_end`] event by event where it must be: a mixed batch, a
+    /// refusal, a type without a schema.
+    fn open_general(
+        &self,
+        key: &RecipientKey,
+        recipient_id: &str,
+        events: &[&Event],
+        sealed: &[bool],
+        frames: &[&[u8]],
+        validate: bool,
+    ) -> OpenedEndToEnd {
+        let mut o = open_all(key, recipient_id, events, sealed, frames);
         if validate {
             self.validate_opened(events, sealed, &mut o);
         }
@@ -407,23 +498,25 @@ fn drop_failed(o: &mut OpenedEndToEnd, sealed: &[bool]) {
     o.offsets = offsets;
 }
 
-/// The common batch, every event sealed end to end and of one type: opened and
-/// (with `schema`) validated in one pass over chunks. `None` when some frame does not
-/// open (a tampered event, no entry for this recipient): the caller then opens event
-/// by event, so each bad one gets its own error.
+/// The common batch, every event sealed end to end and of one type (`frames[i]`
+/// the frame of `events[i]`): opened and (with `schema`) validated in one pass over
+/// chunks, into `out` (cleared; its allocation reused when it is large enough). `None` when some frame does not open (a tampered event, no entry for this
+/// recipient): the caller then opens event by event, so each bad one gets its own
+/// error.
 fn open_and_validate(
     key: &RecipientKey,
     rid: &str,
     events: &[&Event],
-    data: &[u8],
-    offsets: &[usize],
+    frames: &[&[u8]],
     schema: Option<&CompiledSchema>,
+    mut out: Vec<u8>,
 ) -> Option<OpenedEndToEnd> {
     let n = events.len();
     let aads: Vec<AadFields<'_>> = events.iter().map(|e| aad_of(e)).collect();
-    let job = e2e::open_job_for(key, rid, &aads, data, offsets).ok()?;
+    let job = e2e::open_each_job_for(key, rid, &aads, frames).ok()?;
     let out_offsets = job.out_offsets().to_vec();
-    let mut out = vec![0u8; job.out_len()];
+    out.clear();
+    out.resize(job.out_len(), 0);
     let refused: Mutex<Vec<(usize, Error)>> = Mutex::new(Vec::new());
     let per_event = if schema.is_some() {
         NANOS_PER_EVENT
@@ -477,36 +570,23 @@ fn open_one(key: &RecipientKey, rid: &str, e: &Event, frame: &[u8]) -> Result<Ve
     }
 }
 
-/// Open the sealed events (`sealed[i]`) of a batch whose data is `data` + `offsets`.
-/// When every event is sealed, the frames are opened in place, as one job, straight
-/// into the result; in a mixed batch the frames are gathered first.
+/// Open the sealed events (`sealed[i]`) of a batch, `frames[i]` being event i's
+/// frame (its data as delivered when it is not sealed end to end). The frames are
+/// opened as one job, straight into the result; in a mixed batch the opened
+/// plaintexts are then interleaved with the other events' data.
 fn open_all(
     key: &RecipientKey,
     rid: &str,
     events: &[&Event],
     sealed: &[bool],
-    data: &[u8],
-    offsets: &[usize],
+    frames: &[&[u8]],
 ) -> OpenedEndToEnd {
     let n = events.len();
-    let item = |i: usize| data.get(offsets[i]..offsets[i + 1]).unwrap_or_default();
+    let item = |i: usize| frames.get(i).copied().unwrap_or_default();
     let idx: Vec<usize> = (0..n).filter(|&i| sealed[i]).collect();
     let aads: Vec<AadFields<'_>> = idx.iter().map(|&i| aad_of(events[i])).collect();
-    let gathered;
-    let (frames, frame_offsets): (&[u8], Vec<usize>) = if idx.len() == n {
-        (data, offsets.to_vec())
-    } else {
-        let mut g = Vec::with_capacity(idx.iter().map(|&i| item(i).len()).sum());
-        let mut o = Vec::with_capacity(idx.len() + 1);
-        o.push(0);
-        for &i in &idx {
-            g.extend_from_slice(item(i));
-            o.push(g.len());
-        }
-        gathered = g;
-        (&gathered, o)
-    };
-    let whole = e2e::open_job_for(key, rid, &aads, frames, &frame_offsets).and_then(|job| {
+    let to_open: Vec<&[u8]> = idx.iter().map(|&i| item(i)).collect();
+    let whole = e2e::open_each_job_for(key, rid, &aads, &to_open).and_then(|job| {
         let mut out = vec![0u8; job.out_len()];
         job.run(&mut out)?;
         Ok((out, job.out_offsets().to_vec()))
@@ -520,7 +600,8 @@ fn open_all(
             };
         }
         // Mixed: interleave the opened plaintexts with the other events' data.
-        let mut out = Vec::with_capacity(plain.len() + data.len() - frames.len());
+        let others: usize = (0..n).filter(|&i| !sealed[i]).map(|i| item(i).len()).sum();
+        let mut out = Vec::with_capacity(plain.len() + others);
         let mut o = Vec::with_capacity(n + 1);
         o.push(0);
         let mut k = 0;
@@ -540,7 +621,7 @@ fn open_all(
         };
     }
     // Something does not open: event by event, so each bad one gets its own error.
-    let mut out = Vec::with_capacity(data.len());
+    let mut out = Vec::with_capacity(frames.iter().map(|f| f.len()).sum());
     let mut o = Vec::with_capacity(n + 1);
     o.push(0);
     let mut errors = Vec::with_capacity(n);
@@ -563,5 +644,40 @@ fn open_all(
         out,
         offsets: o,
         errors,
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::super::tests::{queue, Bench};
+    use crate::error::Action;
+    use crate::route::OnFull;
+
+    #[test]
+    fn buffers_given_back_are_filled_again_and_at_most_two_are_kept() {
+        let mut b = Bench::memory();
+        b.principal("c");
+        b.router.allow("c", Action::Subscribe, "t.*").unwrap();
+        let sub = b
+            .subscribe("c", &["t.a"], None, queue(8, OnFull::Reject))
+            .unwrap();
+        let ahead = &sub.read_ahead;
+        let fresh = ahead.buffer(100);
+        assert!(fresh.is_empty() && fresh.capacity() >= 100);
+        let given: Vec<Vec<u8>> = (0..3).map(|_| Vec::with_capacity(4096)).collect();
+        let at: Vec<*const u8> = given.iter().map(Vec::as_ptr).collect();
+        for buf in given {
+            sub.give_back_plaintext(buf);
+        }
+        sub.give_back_plaintext(Vec::new());
+        assert_eq!(ahead.spare.lock().unwrap().len(), 2);
+        // Large enough: a buffer given back, not new memory.
+        let again = ahead.buffer(4000);
+        assert!(at[..2].contains(&again.as_ptr()));
+        // Too small for the batch: new memory, and the spare is let go.
+        let bigger = ahead.buffer(8192);
+        assert!(bigger.capacity() >= 8192);
+        assert!(ahead.spare.lock().unwrap().is_empty());
     }
 }

@@ -571,8 +571,21 @@ impl Router {
         };
         let stamp = envelope::now();
         // What every event of the batch shares, made once.
-        let shared = envelope::Stamp::new(principal, event_type, attrs, &stamp);
         let e2e = self.policy.requires_end_to_end(event_type);
+        // An end-to-end event's content type says its data is a frame: stamped in
+        // the shared attributes too, so its events share them as the others do (no
+        // allocation per attribute per event, to make here and to free on delivery).
+        let e2e_attrs;
+        let shared_attrs = if e2e {
+            e2e_attrs = Attributes {
+                datacontenttype: Some(envelope::E2E_CONTENT_TYPE.to_owned()),
+                ..attrs.clone()
+            };
+            &e2e_attrs
+        } else {
+            attrs
+        };
+        let shared = envelope::Stamp::new(principal, event_type, shared_attrs, &stamp);
         let mut out = Vec::with_capacity(items.len());
         for (index, item) in items.into_iter().enumerate() {
             if e2e != item.end_to_end {
@@ -589,7 +602,7 @@ impl Router {
                 });
             }
             if e2e {
-                out.push(self.prepare_sealed(principal, event_type, attrs, item, index, &stamp)?);
+                out.push(self.prepare_sealed(&shared, item, index)?);
                 continue;
             }
             let fail = |reason: String| Error::Validation {
@@ -687,12 +700,9 @@ impl Router {
     /// shape and routes on the cleartext attributes; consumers validate after opening.
     fn prepare_sealed(
         &self,
-        principal: &str,
-        event_type: &str,
-        attrs: &Attributes,
+        shared: &envelope::Stamp,
         item: Outgoing,
         index: usize,
-        stamp: &(u64, String),
     ) -> Result<Event> {
         let bad = |reason: String| Error::InvalidEvent {
             field: format!("data[{index}]"),
@@ -717,18 +727,7 @@ impl Router {
         let id = item
             .id
             .ok_or_else(|| bad("an end-to-end event carries the id its seal is bound to".into()))?;
-        let attrs = Attributes {
-            datacontenttype: Some(envelope::E2E_CONTENT_TYPE.to_owned()),
-            ..attrs.clone()
-        };
-        let mut e = Event::stamp(
-            principal,
-            event_type,
-            &attrs,
-            DataKind::Binary,
-            item.data,
-            stamp.clone(),
-        );
+        let mut e = Event::stamp_shared(shared, DataKind::Binary, item.data);
         e.id = id;
         Ok(e)
     }

@@ -144,10 +144,16 @@ fn decode_all<'a>(
     n_aads: usize,
 ) -> Result<Vec<frame::Frame<'a>>> {
     let sp = spans("offsets", offsets, frames.len())?;
-    count_check("frames", n_aads, sp.len())?;
-    let mut decoded = Vec::with_capacity(sp.len());
-    for (i, r) in sp.iter().enumerate() {
-        let f = frame::decode_payload(&frames[r.clone()]).map_err(|e| aead::with_index(e, i))?;
+    let items: Vec<&[u8]> = sp.into_iter().map(|r| &frames[r]).collect();
+    decode_each(&items, n_aads)
+}
+
+/// [`decode_all`] for frames that each sit in their own buffer.
+fn decode_each<'a>(frames: &[&'a [u8]], n_aads: usize) -> Result<Vec<frame::Frame<'a>>> {
+    count_check("frames", n_aads, frames.len())?;
+    let mut decoded = Vec::with_capacity(frames.len());
+    for (i, &item) in frames.iter().enumerate() {
+        let f = frame::decode_payload(item).map_err(|e| aead::with_index(e, i))?;
         if f.mode != Mode::EndToEnd {
             return Err(Error::Frame {
                 offset: 3,
@@ -238,8 +244,20 @@ pub fn open_job_for<'a>(
     frames: &'a [u8],
     offsets: &[usize],
 ) -> Result<OpenFrames<'a>> {
-    let decoded = decode_all(frames, offsets, aads.len())?;
     let sp = spans("offsets", offsets, frames.len())?;
+    let items: Vec<&[u8]> = sp.into_iter().map(|r| &frames[r]).collect();
+    open_each_job_for(key, recipient_id, aads, &items)
+}
+
+/// [`open_job_for`] for frames that each sit in their own buffer (events as a
+/// router holds them): nothing is gathered first.
+pub fn open_each_job_for<'a>(
+    key: &RecipientKey,
+    recipient_id: &str,
+    aads: &'a [AadFields<'a>],
+    frames: &[&'a [u8]],
+) -> Result<OpenFrames<'a>> {
+    let decoded = decode_each(frames, aads.len())?;
     let mut ids: Vec<&str> = Vec::new();
     let mut ciphers: Vec<Cipher> = Vec::new();
     let mut which = Vec::with_capacity(decoded.len());
@@ -249,7 +267,7 @@ pub fn open_job_for<'a>(
             continue;
         }
         // The first frame under this data key: its recipients, read once.
-        let f = frame::decode(&frames[sp[i].clone()]).map_err(|e| aead::with_index(e, i))?;
+        let f = frame::decode(frames[i]).map_err(|e| aead::with_index(e, i))?;
         // The wrap is bound to the type of the first event under this key; the
         // payloads' AAD binds each event's own type.
         let context = wrap::wrap_context(f.key_id, aads[i].event_type)?;
@@ -355,6 +373,45 @@ mod tests {
         assert!(!remote_entry_of("/shipping", "shipping"));
         assert!(!remote_entry_of("a/b/shipping", "shipping"));
         assert!(!remote_entry_of("shop-bshipping", "shipping"));
+    }
+
+    #[test]
+    fn frames_in_their_own_buffers_open_as_the_same_frames_laid_end_to_end() {
+        let k = RecipientKey::generate().unwrap();
+        let kp = k.public_bytes();
+        let rcpts = [("r", &kp[..])];
+        let aads = [ev("a"), ev("b"), ev("c")];
+        let input = b"{}[1,2]\"three\"";
+        let (frames, fo) = seal_job_for(&rcpts, "orders.placed", &aads, input, &[0, 2, 7, 14])
+            .unwrap()
+            .run_to_vec()
+            .unwrap();
+        let apart: Vec<Vec<u8>> = fo.windows(2).map(|w| frames[w[0]..w[1]].to_vec()).collect();
+        let each: Vec<&[u8]> = apart.iter().map(Vec::as_slice).collect();
+        let laid = open_job_for(&k, "r", &aads, &frames, &fo)
+            .unwrap()
+            .run_to_vec();
+        let own = open_each_job_for(&k, "r", &aads, &each)
+            .unwrap()
+            .run_to_vec();
+        assert_eq!(own.unwrap(), laid.unwrap());
+        // The same refusals: a frame out of place fails its tag, naming the item.
+        let swapped = [each[0], each[2], each[1]];
+        let err = open_each_job_for(&k, "r", &aads, &swapped)
+            .unwrap()
+            .run_to_vec()
+            .unwrap_err();
+        assert!(err.to_string().contains("item 1"), "{err}");
+        assert!(matches!(
+            open_each_job_for(&k, "r", &aads[..2], &each),
+            Err(Error::InvalidArgument { .. })
+        ));
+        let mut cut = apart[1].clone();
+        cut.truncate(10);
+        assert!(matches!(
+            open_each_job_for(&k, "r", &aads, &[each[0], &cut, each[2]]),
+            Err(Error::Frame { .. })
+        ));
     }
 
     #[test]

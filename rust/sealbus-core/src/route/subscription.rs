@@ -60,6 +60,13 @@ pub struct Durable {
     pub since_generation: u64,
     /// Registered with the router to be caught up when an earlier append finishes.
     pub waiting: bool,
+    /// Where a subscription that nothing bounds (no `max_backlog`) takes its shares
+    /// of the recent batches (see `route::tail`), and its id there; `None`: its
+    /// producers push them (`follow::push_durable`).
+    pub tail: Option<(Arc<super::tail::Tail>, u64)>,
+    /// Every held batch that starts below this and has a share for it has been
+    /// taken or read past (and counted as taken).
+    pub tail_seen: u64,
 }
 
 impl Durable {
@@ -192,6 +199,20 @@ impl Subscription {
                 b.news();
             }
         }
+    }
+
+    /// [`Subscription::notify_events`] for news that is not under this
+    /// subscription's lock: its share of a held batch (see `route::tail`). Call after
+    /// a `SeqCst` fence that follows the news. A sleeper counts itself, then looks at
+    /// the held batches once more before it sleeps (`Signal::wait_timeout_unless`),
+    /// so it either saw the news or is counted here; its lock, taken once, is held
+    /// until it sleeps, so the notification cannot come too early.
+    pub(crate) fn notify_held_news(&self) -> Result<()> {
+        if self.has_events.has_sleepers() {
+            drop(self.lock()?);
+        }
+        self.notify_events();
+        Ok(())
     }
 
     /// Is a consumer busy-polling for this subscription right now?

@@ -332,7 +332,7 @@ impl Router {
     }
 
     /// A subscription is gone: its shares of the held batches are not waited for.
-    pub(super) fn forget_shares(&self, sub: &Subscription) -> Result<()> {
+    pub(super) fn forget_shares(sub: &Subscription) -> Result<()> {
         let mut st = sub.lock()?;
         if let Some(d) = st.durable.as_mut() {
             if let Some((tail, id)) = &d.tail {

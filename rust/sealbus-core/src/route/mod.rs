@@ -385,14 +385,8 @@ impl Router {
         let durable = match durable {
             Some((start, max_backlog)) => {
                 Self::check_durable_policy(cfg.on_full, max_backlog)?;
-                Some(self.open_durable(
-                    id,
-                    principal,
-                    &name,
-                    start,
-                    max_backlog,
-                    pattern.as_ref(),
-                )?)
+                let p = pattern.as_ref();
+                Some(self.open_durable(id, principal, &name, start, max_backlog, p)?)
             }
             None => None,
         };
@@ -459,7 +453,7 @@ impl Router {
             s.close();
             self.invalidate_routes();
             self.flush_cursor(s)?;
-            self.forget_shares(s)?;
+            Self::forget_shares(s)?;
             if forget && s.is_durable() && !self.log.as_ref().is_some_and(|l| l.is_closed()) {
                 if let Some(c) = &self.cursors {
                     c.remove(&s.name)?;

@@ -188,7 +188,7 @@ fn thousands_of_consumers_some_behind_some_offline_get_exactly_theirs() {
     const N: usize = 2_000;
     let dir = tempfile::tempdir().expect("tempdir");
     let b = bench(dir.path(), 1 << 16);
-    let windows = |i: usize| if i % 7 == 0 { 2 } else { 64 };
+    let windows = |i: usize| if i.is_multiple_of(7) { 2 } else { 64 };
     let subs: Vec<_> = (0..N).map(|i| open(&b, i, windows(i))).collect();
     let mut got: Vec<Vec<u64>> = vec![Vec::new(); N];
     let mut next = 0;
@@ -299,7 +299,7 @@ fn a_sleeping_consumer_is_woken_by_its_share_of_a_held_batch() {
         let (router, sub) = (Arc::clone(&router), Arc::clone(&sub));
         std::thread::spawn(move || {
             router
-                .poll(&sub, 8, Some(std::time::Duration::from_secs(60)))
+                .poll(&sub, 8, Some(std::time::Duration::from_mins(1)))
                 .expect("poll")
         })
     };

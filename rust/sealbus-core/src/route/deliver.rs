@@ -234,6 +234,7 @@ impl Router {
         max: usize,
     ) -> Result<Vec<Delivery<Item>>> {
         self.refill(sub, st)?;
+        sub.count_matched(st);
         let now = self.clock.now();
         let dead_before = st.queue.stats().dead_lettered;
         let before = st.queue.len();
@@ -304,6 +305,7 @@ impl Router {
     /// Acknowledge deliveries by tag; returns how many were still outstanding.
     pub fn ack(&self, sub: &Subscription, tags: &[u64]) -> Result<usize> {
         let mut st = sub.lock()?;
+        sub.count_matched(&mut st);
         let mut n = 0;
         for &t in tags {
             if let Some(item) = st.queue.ack(t) {
@@ -337,6 +339,7 @@ impl Router {
     /// Refuse deliveries: redelivered, or dead-lettered after `max_deliveries`.
     pub fn nack(&self, sub: &Subscription, tags: &[u64]) -> Result<usize> {
         let mut st = sub.lock()?;
+        sub.count_matched(&mut st);
         let before = st.queue.len();
         let dead_before = st.queue.stats().dead_lettered;
         let n = tags.iter().filter(|&&t| st.queue.nack(t)).count();

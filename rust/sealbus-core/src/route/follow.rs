@@ -137,9 +137,6 @@ fn take_shares(st: &mut SubState, floor: u64) -> bool {
             }
             return joined;
         }
-        if let Some(d) = st.durable.as_mut() {
-            d.owed += n as u64;
-        }
         joined |= n > 0;
     }
     if let Some(d) = st.durable.as_mut() {

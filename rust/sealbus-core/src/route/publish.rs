@@ -658,6 +658,7 @@ impl Router {
             }
             let picks = &flat[at[k]..at[k + 1]];
             if let (Some(_), true, Some(_)) = (&self.tail, s.is_unbounded(), &range) {
+                s.add_matched(n as u64);
                 shares.push((s.id, picks));
                 held.push(k);
                 continue;

@@ -245,12 +245,16 @@ fn a_full_tail_drops_its_oldest_batch_and_the_laggard_reads_it_back() {
     let tail = b.router.tail.as_ref().expect("a tail");
     let (batches, events, _) = tail.held();
     assert!(events <= 8, "{events} events held in {batches} batches");
+    // Owed from the publish on, taken or not (what the lag alert reads).
+    let owed = |s: &Subscription| s.stats().expect("stats").durable.expect("durable").2;
+    assert_eq!(owed(&slow), 10);
     let read_back = b
         .router
         .counters
         .read_back
         .load(std::sync::atomic::Ordering::Relaxed);
     got.1.extend(take(&b, &slow, 64));
+    assert_eq!((owed(&fast), owed(&slow)), (0, 0));
     let want: Vec<u64> = (0..30).filter(|n| n % 3 == 0).collect();
     assert_eq!((&got.0, &got.1), (&want, &want));
     assert!(

@@ -5,8 +5,13 @@ when the extension is loaded. mimalloc 2 returned freed memory to the OS after 1
 by default; the publish path frees and re-allocates batch buffers of a few hundred KiB
 every few milliseconds, so each batch faulted fresh (huge) pages in and zeroed them
 again: ~10% of the CPU of a durable run. mimalloc 3 (the one built now) waits 1 s by
-default; the delay is pinned here so that a change of default does not bring the
-faults back. Keeping freed memory for a second costs at most a few batches of RSS.
+default. That is still too short for consumers that drain in bursts: with 10,000
+durable consumers each taking its share of the last batches every second or two, the
+memory the burst freed (events, the routed batches) was returned before the next
+publishes and faulted back in zeroed, ~15-25% of their CPU (perf: `clear_page_erms`
+under `mi_page_free_list_extend`); with 10 s it is reused (fanout bench: 12 -> 8.5 s
+of CPU per million events). The cost is RSS: memory a burst freed stays resident
+for up to 10 s, never more than the burst's own peak.
 The variable is set only for the load and then removed again, so the process
 environment (and its children) is left as it was; a value the user set
 (``MIMALLOC_PURGE_DELAY``) wins.
@@ -21,7 +26,7 @@ from types import ModuleType
 _OPTION = "MIMALLOC_PURGE_DELAY"
 #: How long freed memory stays resident before mimalloc returns it (unless the user
 #: set the variable).
-PURGE_DELAY_MS = 1000
+PURGE_DELAY_MS = 10_000
 
 
 def _load_extension() -> ModuleType:

@@ -832,7 +832,7 @@ impl PySubscription {
             in_flight: inflight,
             dead_letters: dead,
             durable,
-        } = attached(py, self.handle.sub.stats())?;
+        } = attached(py, self.handle.router.stats_of(&self.handle.sub))?;
         let d = PyDict::new(py);
         d.set_item("ready", ready)?;
         d.set_item("in_flight", inflight)?;

@@ -220,6 +220,9 @@ impl Router {
                     what: format!("subscription {}", sub.name),
                 });
             }
+            // Read before looking: news that lands after the look bumps it (held
+            // batches are put in place before their subscriptions are rung).
+            let seen = sub.wakes.load(Ordering::Acquire);
             let out = self.take_ready(sub, &mut st, max)?;
             if !out.is_empty() || max == 0 {
                 return Ok(out);
@@ -231,7 +234,6 @@ impl Router {
                 // Once per poll: watch the wake counter without the lock, then look
                 // again (news, closed, or time up) before sleeping.
                 spun = true;
-                let seen = sub.wakes.load(Ordering::Acquire);
                 drop(st);
                 let until = started + busy_poll.min(remaining).min(MAX_SPIN);
                 let _counted = Spinning::on(sub);
@@ -243,11 +245,17 @@ impl Router {
             }
             // Wake for the next ack deadline too, so expired events are redelivered.
             let wait = self.until_redelivery(&st, remaining);
+            // News in a held batch is looked for once more after counting as a
+            // sleeper (see `Subscription::notify_held_news`).
             st = sub
                 .has_events
-                .wait_timeout(st, wait)
-                .map_err(|_| poisoned("queue"))?
-                .0;
+                .wait_timeout_unless(st, wait, |st| {
+                    sub.is_closed()
+                        || self
+                            .refill(sub, st)
+                            .map_or(true, |()| st.queue.ready_len() > 0)
+                })
+                .map_err(|_| poisoned("queue"))?;
         }
     }
 
@@ -260,6 +268,7 @@ impl Router {
         max: usize,
     ) -> Result<Vec<Delivery<Item>>> {
         self.refill(sub, st)?;
+        sub.count_matched(st);
         let now = self.clock.now();
         let dead_before = st.queue.stats().dead_lettered;
         let before = st.queue.len();
@@ -330,6 +339,7 @@ impl Router {
     /// Acknowledge deliveries by tag; returns how many were still outstanding.
     pub fn ack(&self, sub: &Subscription, tags: &[u64]) -> Result<usize> {
         let mut st = sub.lock()?;
+        sub.count_matched(&mut st);
         let mut n = 0;
         for &t in tags {
             if let Some(item) = st.queue.ack(t) {
@@ -363,6 +373,7 @@ impl Router {
     /// Refuse deliveries: redelivered, or dead-lettered after `max_deliveries`.
     pub fn nack(&self, sub: &Subscription, tags: &[u64]) -> Result<usize> {
         let mut st = sub.lock()?;
+        sub.count_matched(&mut st);
         let before = st.queue.len();
         let dead_before = st.queue.stats().dead_lettered;
         let n = tags.iter().filter(|&&t| st.queue.nack(t)).count();

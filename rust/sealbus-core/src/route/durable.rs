@@ -44,6 +44,7 @@ impl Router {
     /// `PolicyDenied` before its cursor is touched, so its backlog stays its own.
     pub(super) fn open_durable(
         &self,
+        id: u64,
         principal: &str,
         name: &str,
         start: Start,
@@ -99,6 +100,12 @@ impl Router {
             read_until: 0,
             since_generation: u64::MAX,
             waiting: false,
+            tail: self
+                .tail
+                .as_ref()
+                .filter(|_| max_backlog.is_none())
+                .map(|t| (Arc::clone(t), id)),
+            tail_seen: 0,
         })
     }
 
@@ -269,7 +276,16 @@ impl Router {
         let mut saved = Vec::new();
         for sub in subs {
             let mut st = sub.lock()?;
-            let joined = self.try_follow(&mut st);
+            // A subscription that takes its shares from the held batches (see
+            // `tail`) does so here only when its moved cursor is due to be saved:
+            // the periodic save must not do the work each publish left to the
+            // consumer, thousands of subscriptions at a time.
+            let follow = moved
+                || st
+                    .durable
+                    .as_ref()
+                    .is_some_and(|d| d.tail.is_none() || d.last_save.elapsed() >= MOVED_SAVE_EVERY);
+            let joined = follow && self.try_follow(&mut st);
             let bytes = st
                 .durable
                 .as_mut()
@@ -303,6 +319,28 @@ impl Router {
                 }
             }
         })
+    }
+
+    /// A subscription's figures; a durable one takes its shares of the held batches
+    /// first (see `tail`), so they count what has been published to it.
+    pub fn stats_of(&self, sub: &Subscription) -> Result<super::SubStats> {
+        let joined = self.try_follow(&mut *sub.lock()?);
+        if joined {
+            sub.notify_events();
+        }
+        sub.stats()
+    }
+
+    /// A subscription is gone: its shares of the held batches are not waited for.
+    pub(super) fn forget_shares(sub: &Subscription) -> Result<()> {
+        let mut st = sub.lock()?;
+        if let Some(d) = st.durable.as_mut() {
+            if let Some((tail, id)) = &d.tail {
+                let from = std::mem::replace(&mut d.tail_seen, u64::MAX);
+                tail.forget(*id, from);
+            }
+        }
+        Ok(())
     }
 
     /// Save every changed cursor, in one group.
@@ -349,14 +387,20 @@ impl Router {
             return Ok(None);
         };
         self.flush_changed()?;
-        // Online consumers count by their cursor in memory (caught up by the flush);
-        // the files of the others.
+        // Online consumers count by their cursor in memory, caught up first; the
+        // files of the others.
         let mut min: Option<u64> = None;
         let mut online = std::collections::HashSet::new();
         for s in self.subscriptions() {
-            if let Some(d) = &s.lock()?.durable {
+            let mut st = s.lock()?;
+            let joined = self.try_follow(&mut st);
+            if let Some(d) = &st.durable {
                 online.insert(d.name.clone());
                 min = Some(min.map_or(d.cursor.committed, |m| m.min(d.cursor.committed)));
+            }
+            drop(st);
+            if joined {
+                s.notify_events();
             }
         }
         for name in cursors.consumers()? {

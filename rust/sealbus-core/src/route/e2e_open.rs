@@ -265,7 +265,8 @@ impl Router {
         max: usize,
         spent: Vec<Item>,
     ) {
-        let Ok(st) = sub.lock() else { return };
+        let Ok(mut st) = sub.lock() else { return };
+        self.try_follow(&mut st);
         let items: Vec<Item> = st.queue.peek_ready(max).cloned().collect();
         drop(st);
         let Some(first) = items.first() else { return };

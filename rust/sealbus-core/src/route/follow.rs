@@ -1,7 +1,8 @@
 //! Durable consumers that follow the log instead of reading it back.
 //!
 //! A durable subscription that keeps up receives its events from the producers'
-//! pushes, in memory. A batch it wants none of does not touch it at all: a publish
+//! pushes, in memory; one without `max_backlog` takes them itself from the batches
+//! the router holds for it (see `tail`), in log order, when it is next touched. A batch it wants none of does not touch it at all: a publish
 //! works only for the subscriptions its events match (found through the compiled
 //! index), whatever the number of the others. Such a subscription learns that the
 //! offsets in between were not its own from the log position: its `read_offset`
@@ -22,6 +23,7 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use super::subscription::{Durable, Early, Item, SubState, Subscription};
+use super::tail::Tail;
 use super::{poisoned, Router};
 use crate::error::Result;
 
@@ -55,6 +57,9 @@ fn settle_to(d: &mut Durable, to: u64) {
 /// finished its push): the batches waiting in `early` below it join the window in
 /// log order, and the offsets between them settle. Returns whether any event joined.
 pub(super) fn catch_up(st: &mut SubState, floor: u64) -> bool {
+    if st.durable.as_ref().is_some_and(|d| d.tail.is_some()) {
+        return take_shares(st, floor);
+    }
     let window = st.queue.config().max_pending;
     let mut joined = false;
     loop {
@@ -93,6 +98,51 @@ pub(super) fn catch_up(st: &mut SubState, floor: u64) -> bool {
         }
         joined |= n > 0;
     }
+}
+
+/// `catch_up` for a subscription that takes its shares from the router's held
+/// batches (see `tail`): every batch below `floor` has been put there by its
+/// producer, so its shares there, in log order, are all it wants below `floor`.
+/// Each share is counted as taken once (`tail_seen`), whether it joins the window,
+/// was read back already, or is left to be read back.
+fn take_shares(st: &mut SubState, floor: u64) -> bool {
+    let window = st.queue.config().max_pending;
+    let Some(d) = st.durable.as_mut() else {
+        return false;
+    };
+    let Some((tail, id)) = d.tail.clone().filter(|_| d.following) else {
+        return false;
+    };
+    let mut joined = false;
+    for b in tail.shares_for(id, d.tail_seen, floor) {
+        let Some(d) = st.durable.as_mut() else {
+            return joined;
+        };
+        d.tail_seen = d.tail_seen.max(b.range.end);
+        Tail::taken(&b);
+        if b.range.end <= d.read_offset {
+            continue; // read back from the log already
+        }
+        if b.range.start < d.read_offset {
+            // Partly read back: the rest comes from the log too.
+            fall_behind(d, b.range.end);
+            return joined;
+        }
+        settle_to(d, b.range.start);
+        let mine = b.share(id);
+        let n = mine.len();
+        if !join_window(st, mine, b.range.clone(), window) {
+            if let Some(d) = st.durable.as_mut() {
+                fall_behind(d, b.range.end);
+            }
+            return joined;
+        }
+        joined |= n > 0;
+    }
+    if let Some(d) = st.durable.as_mut() {
+        settle_to(d, floor);
+    }
+    joined
 }
 
 /// Put one batch's share into the window and move the read offset past the batch,

@@ -24,6 +24,7 @@ mod select;
 mod signal;
 pub mod stored;
 mod subscription;
+mod tail;
 #[cfg(test)]
 mod tests;
 mod wake;
@@ -183,6 +184,9 @@ pub struct Router {
     /// Durable subscriptions holding a batch that waits for an earlier append to
     /// finish (see `follow`).
     waiting: Mutex<Vec<Arc<Subscription>>>,
+    /// The recent batches unbounded durable subscriptions take their shares from
+    /// (see `tail`); only with a log.
+    tail: Option<Arc<tail::Tail>>,
     /// Open durable subscriptions by name (changed only under `subs`' write lock):
     /// a subscribe finds a clash without a pass over every subscription.
     durable_names: Mutex<HashMap<String, u64>>,
@@ -222,6 +226,7 @@ impl Router {
             Some((l, c)) => (Some(l), Some(c)),
             None => (None, None),
         };
+        let tail = log.as_ref().map(|_| Arc::default());
         Router {
             policy: Policy::new(),
             schemas: SchemaRegistry::new(),
@@ -241,6 +246,7 @@ impl Router {
             inflight: inflight::InFlight::default(),
             enqueuing: std::sync::atomic::AtomicUsize::new(0),
             waiting: Mutex::new(Vec::new()),
+            tail,
             durable_names: Mutex::new(HashMap::new()),
             acks_saved: Mutex::new(std::time::Instant::now()),
         }
@@ -379,7 +385,8 @@ impl Router {
         let durable = match durable {
             Some((start, max_backlog)) => {
                 Self::check_durable_policy(cfg.on_full, max_backlog)?;
-                Some(self.open_durable(principal, &name, start, max_backlog, pattern.as_ref())?)
+                let p = pattern.as_ref();
+                Some(self.open_durable(id, principal, &name, start, max_backlog, p)?)
             }
             None => None,
         };
@@ -446,6 +453,7 @@ impl Router {
             s.close();
             self.invalidate_routes();
             self.flush_cursor(s)?;
+            Self::forget_shares(s)?;
             if forget && s.is_durable() && !self.log.as_ref().is_some_and(|l| l.is_closed()) {
                 if let Some(c) = &self.cursors {
                     c.remove(&s.name)?;

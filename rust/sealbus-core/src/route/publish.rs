@@ -13,6 +13,7 @@ use super::queue::OnFull;
 use super::signal::{Interrupt, INTERRUPT_SLICE};
 use super::stored;
 use super::subscription::{Item, SubState, Subscription};
+use super::tail::Batch;
 use super::{poisoned, Receipt, Refused, Router, TypeRoute};
 use crate::envelope::{DataKind, Event};
 use crate::error::{Error, Result};
@@ -539,7 +540,7 @@ impl Router {
             }
             _ => 0,
         };
-        let pushed = self.push(targets, start, &need, &items, floor, &mut reservation)?;
+        let (pushed, held) = self.push(targets, start, &need, &items, floor, &mut reservation)?;
         let mut woken = Vec::new();
         if let (Some(range), Some(t)) = (&range, &ticket) {
             if self
@@ -562,6 +563,15 @@ impl Router {
         {
             spinner |= s.has_spinner();
             s.notify_events();
+        }
+        if !held.is_empty() {
+            // Pairs with the fence of a consumer between counting itself as a sleeper
+            // or watcher and its last look at the held batches (`Tail::shares_for`).
+            std::sync::atomic::fence(Ordering::SeqCst);
+        }
+        for s in held.into_iter().map(|k| &targets.subs[k]) {
+            spinner |= s.has_spinner();
+            s.notify_held_news()?;
         }
         if spinner {
             head_start();
@@ -606,7 +616,8 @@ impl Router {
 
     /// Hand `items` (events `start..` of the batch `targets` describes) to their queues.
     /// Returns the subscriptions to wake, by index in `targets`: those that received
-    /// events. Durable ones that wanted none of these are not touched (see `follow`).
+    /// events, then those whose share waits in the held batch (see `tail`). Durable
+    /// ones that wanted none of these are not touched (see `follow`).
     fn push(
         &self,
         targets: &Targets,
@@ -615,13 +626,14 @@ impl Router {
         items: &[Item],
         floor: u64,
         reservation: &mut Reservation<'_>,
-    ) -> Result<Vec<usize>> {
+    ) -> Result<(Vec<usize>, Vec<usize>)> {
         let subs = &targets.subs[..];
         let range = items
             .first()
             .and_then(|i| i.offset)
             .map(|first| first..first + items.len() as u64);
-        let mut woken = Vec::with_capacity(subs.len());
+        let mut woken = Vec::new();
+        let mut held = Vec::new();
         let mut waiting = Vec::new();
         // Each subscription's share, in one buffer: subscription `k`'s is
         // `flat[at[k]..at[k + 1]]`, in batch order (one allocation for thousands).
@@ -632,21 +644,28 @@ impl Router {
         }
         let mut fill = at.clone();
         // Every place is written below (`need` counts exactly these events' targets).
-        let mut flat: Vec<&Item> = match items.first() {
-            Some(first) => vec![first; at[need.len()]],
-            None => Vec::new(),
-        };
-        for (j, item) in items.iter().enumerate() {
+        let mut flat: Vec<u32> = vec![0; at[need.len()]];
+        for j in 0..items.len() {
             for &i in targets.of(start + j) {
-                flat[fill[i as usize]] = item;
+                flat[fill[i as usize]] = u32::try_from(j).unwrap_or(u32::MAX);
                 fill[i as usize] += 1;
             }
         }
+        // Durable subscriptions that nothing bounds take their shares from the held
+        // batch when next touched (see `tail`): not visited here, only rung.
+        let mut shares: Vec<(u64, &[u32])> = Vec::new();
         for (k, (s, &n)) in subs.iter().zip(need).enumerate() {
             if n == 0 {
                 continue;
             }
-            let mine = &flat[at[k]..at[k + 1]];
+            let picks = &flat[at[k]..at[k + 1]];
+            if let (Some(_), true, Some(_)) = (&self.tail, s.is_unbounded(), &range) {
+                s.add_matched(n as u64);
+                shares.push((s.id, picks));
+                held.push(k);
+                continue;
+            }
+            let mine: Vec<&Item> = picks.iter().map(|&j| &items[j as usize]).collect();
             let mut st = s.lock()?;
             if let Some(d) = st.durable.as_mut() {
                 if s.is_unbounded() {
@@ -654,13 +673,13 @@ impl Router {
                     d.owed += n as u64;
                 }
                 if let Some(range) = &range {
-                    let pushed = follow::push_durable(&mut st, mine, range.clone(), floor);
+                    let pushed = follow::push_durable(&mut st, &mine, range.clone(), floor);
                     if pushed.wait {
                         waiting.push(Arc::clone(s));
                     }
                 }
             } else {
-                for &item in mine {
+                for &item in &mine {
                     st.queue.push(Arc::clone(item));
                 }
             }
@@ -669,8 +688,17 @@ impl Router {
             drop(st);
             woken.push(k);
         }
+        if let (Some(tail), Some(range), false) = (&self.tail, &range, shares.is_empty()) {
+            if tail.insert(Batch::new(
+                range.clone(),
+                items.to_vec(),
+                shares.into_iter(),
+            ))? {
+                self.make_tail_room(tail)?;
+            }
+        }
         self.wait_for_earlier(waiting)?;
-        Ok(woken)
+        Ok((woken, held))
     }
 }
 

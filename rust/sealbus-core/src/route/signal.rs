@@ -64,6 +64,36 @@ impl Signal {
         woken
     }
 
+    /// Like `wait_timeout`, for news a notifier may make outside the mutex (see
+    /// `Subscription::notify_held_news`): counted as a sleeper first, the waiter asks
+    /// `news` once more, and returns at once if it says there is some. A notifier
+    /// fences between its news and its look at the count, so it either sees this
+    /// sleeper or its news is seen here.
+    pub(crate) fn wait_timeout_unless<'a, T>(
+        &self,
+        mut guard: MutexGuard<'a, T>,
+        dur: Duration,
+        news: impl FnOnce(&mut T) -> bool,
+    ) -> LockResult<MutexGuard<'a, T>> {
+        self.sleepers.fetch_add(1, Ordering::SeqCst);
+        std::sync::atomic::fence(Ordering::SeqCst);
+        if news(&mut guard) {
+            self.sleepers.fetch_sub(1, Ordering::SeqCst);
+            return Ok(guard);
+        }
+        let woken = self.cv.wait_timeout(guard, dur);
+        self.sleepers.fetch_sub(1, Ordering::SeqCst);
+        match woken {
+            Ok((g, _)) => Ok(g),
+            Err(e) => Err(std::sync::PoisonError::new(e.into_inner().0)),
+        }
+    }
+
+    /// Whether anyone sleeps on it now.
+    pub(crate) fn has_sleepers(&self) -> bool {
+        self.sleepers.load(Ordering::SeqCst) > 0
+    }
+
     pub(crate) fn notify_all(&self) {
         if self.sleepers.load(Ordering::SeqCst) > 0 {
             self.cv.notify_all();

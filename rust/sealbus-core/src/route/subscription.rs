@@ -60,6 +60,13 @@ pub struct Durable {
     pub since_generation: u64,
     /// Registered with the router to be caught up when an earlier append finishes.
     pub waiting: bool,
+    /// Where a subscription that nothing bounds (no `max_backlog`) takes its shares
+    /// of the recent batches (see `route::tail`), and its id there; `None`: its
+    /// producers push them (`follow::push_durable`).
+    pub tail: Option<(Arc<super::tail::Tail>, u64)>,
+    /// Every held batch that starts below this and has a share for it has been
+    /// taken or read past (and counted as taken).
+    pub tail_seen: u64,
 }
 
 impl Durable {
@@ -121,6 +128,10 @@ pub struct Subscription {
     /// Bumped with every `has_events` notification, so a busy-polling consumer can
     /// watch for news without the lock.
     pub(crate) wakes: AtomicU64,
+    /// Events publishes left for it in held batches (see `route::tail`) and not yet
+    /// counted in its backlog (`Durable::owed`): counted without its lock, folded in
+    /// under it before the backlog is read or lowered (`count_matched`).
+    matched: AtomicU64,
     /// Consumers busy-polling for this subscription right now (its own polls, and
     /// selectors watching it): a producer that wakes one gives it a head start.
     spinners: AtomicU32,
@@ -170,6 +181,7 @@ impl Subscription {
             spinners: AtomicU32::new(0),
             has_room: Signal::default(),
             wakes: AtomicU64::new(0),
+            matched: AtomicU64::new(0),
             bells: Mutex::new(Vec::new()),
             closed: AtomicBool::new(false),
             durable: is_durable,
@@ -191,6 +203,33 @@ impl Subscription {
             for b in bells.iter() {
                 b.news();
             }
+        }
+    }
+
+    /// [`Subscription::notify_events`] for news that is not under this
+    /// subscription's lock: its share of a held batch (see `route::tail`). Call after
+    /// a `SeqCst` fence that follows the news. A sleeper counts itself, then looks at
+    /// the held batches once more before it sleeps (`Signal::wait_timeout_unless`),
+    /// so it either saw the news or is counted here; its lock, taken once, is held
+    /// until it sleeps, so the notification cannot come too early.
+    pub(crate) fn notify_held_news(&self) -> Result<()> {
+        if self.has_events.has_sleepers() {
+            drop(self.lock()?);
+        }
+        self.notify_events();
+        Ok(())
+    }
+
+    /// A publish left `n` events for it in a held batch: owed from now on. Called
+    /// before the batch is held, so no ack of them comes before they are counted.
+    pub(crate) fn add_matched(&self, n: u64) {
+        self.matched.fetch_add(n, Ordering::Release);
+    }
+
+    /// Fold what publishes left in held batches into the backlog (under its lock).
+    pub(crate) fn count_matched(&self, st: &mut SubState) {
+        if let Some(d) = st.durable.as_mut() {
+            d.owed += self.matched.swap(0, Ordering::Acquire);
         }
     }
 
@@ -257,7 +296,8 @@ impl Subscription {
     /// Counters, then ready, in flight, dead letters, and for durable subscriptions
     /// (committed offset, read offset, owed, lost).
     pub fn stats(&self) -> Result<SubStats> {
-        let s = self.lock()?;
+        let mut s = self.lock()?;
+        self.count_matched(&mut s);
         let d = s
             .durable
             .as_ref()

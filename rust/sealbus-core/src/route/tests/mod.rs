@@ -10,6 +10,7 @@ mod deliver;
 mod durable;
 mod replay;
 mod routing;
+mod tail;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -335,13 +335,16 @@ impl CursorStore {
                 .map_err(io_err(s, "fsync directory", JOURNAL))?;
             journal.file = Some(file);
             journal.end = MAGIC.len() as u64;
-        } else if len > journal.end {
-            // A torn write: cut it, so the next record follows the last whole one.
-            if let Some(f) = &journal.file {
+        } else if let Some(f) = &journal.file {
+            // A torn write is cut, so the next record follows the last whole one; and
+            // what this open read (perhaps from the page cache of a process that died
+            // before its fsync) is made durable, so a power cut cannot move a cursor
+            // back behind what the router has served from it.
+            if len > journal.end {
                 f.truncate(journal.end)
                     .map_err(io_err(s, "truncate", JOURNAL))?;
-                f.fsync().map_err(io_err(s, "fsync", JOURNAL))?;
             }
+            f.fsync().map_err(io_err(s, "fsync", JOURNAL))?;
         }
         let store = CursorStore {
             storage,

@@ -385,7 +385,7 @@ impl ForgetfulStorage {
 
     /// Cut the power: forget every unsynced byte and name. `torn(n)` says how many of
     /// a file's `n` unsynced bytes past its durable length survive anyway (`|_| 0`:
-    /// none).
+    /// none); those that do are on the disk from then on.
     pub fn power_cut(&self, torn: &mut dyn FnMut(usize) -> usize) {
         let mut st = guard(&self.state);
         st.epoch += 1;
@@ -397,6 +397,8 @@ impl ForgetfulStorage {
                 let extra = torn(b.data.len() - keep.len()).min(b.data.len() - keep.len());
                 keep.extend_from_slice(&b.data[b.durable.len()..b.durable.len() + extra]);
             }
+            // What survived the cut is on the disk now: a later cut cannot take it.
+            b.durable.clone_from(&keep);
             b.data = keep;
         }
     }

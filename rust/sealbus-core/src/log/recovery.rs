@@ -292,6 +292,15 @@ pub(crate) fn recover(storage: &dyn Storage, opts: &LogOptions) -> Result<Recove
         if entries.len() != kept {
             report.index_entries_rebuilt += (entries.len() - kept) as u64;
         }
+        if is_last && writable && durable {
+            // After a process crash the tail may sit in the page cache only: what the
+            // reopened log serves (and consumers acknowledge) must outlive a power cut,
+            // or later appends would reuse offsets that cursors have already passed.
+            file.fsync().map_err(io_err(storage, "fsync", &name))?;
+            storage
+                .fsync_dir()
+                .map_err(io_err(storage, "fsync directory", &name))?;
+        }
         if writable {
             if let Some(f) = &index_file {
                 // Rewrite the index past its last good entry (it is not fsynced: derived data).

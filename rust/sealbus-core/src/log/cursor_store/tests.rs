@@ -318,9 +318,32 @@ fn a_cut_loses_what_was_not_fsynced() {
     let file = Storage::open(&fs, JOURNAL, false).unwrap();
     file.write_at(file.len().unwrap(), &rec).unwrap();
     drop(store);
-    let reopened = CursorStore::with_storage(Arc::new(Arc::clone(&fs))).unwrap();
-    assert_eq!(reopened.load("a").unwrap().map(|c| c.committed), Some(2));
+    assert!(
+        fs.contents(JOURNAL).is_some_and(|j| j.ends_with(&rec)),
+        "a process would read it"
+    );
     fs.power_cut(&mut |_| 0);
     let cut = CursorStore::with_storage(Arc::new(Arc::clone(&fs))).unwrap();
     assert_eq!(cut.load("a").unwrap().map(|c| c.committed), Some(1));
+}
+
+/// What an open read is made durable: a process that died before its fsync left a
+/// save in the page cache; the next open serves it, and a power cut after that open
+/// keeps it.
+#[test]
+fn an_open_makes_what_it_read_durable() {
+    let fs = ForgetfulStorage::new();
+    let store = CursorStore::with_storage(Arc::new(Arc::clone(&fs))).unwrap();
+    store.save("a", &cursor(1, "p")).unwrap();
+    let mut rec = Vec::new();
+    write_record(&mut rec, PUT, "a", &cursor(2, "p").encode());
+    let file = Storage::open(&fs, JOURNAL, false).unwrap();
+    file.write_at(file.len().unwrap(), &rec).unwrap();
+    drop(store);
+    let reopened = CursorStore::with_storage(Arc::new(Arc::clone(&fs))).unwrap();
+    assert_eq!(reopened.load("a").unwrap().map(|c| c.committed), Some(2));
+    drop(reopened);
+    fs.power_cut(&mut |_| 0);
+    let cut = CursorStore::with_storage(Arc::new(Arc::clone(&fs))).unwrap();
+    assert_eq!(cut.load("a").unwrap().map(|c| c.committed), Some(2));
 }

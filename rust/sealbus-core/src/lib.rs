@@ -8,6 +8,7 @@
 //! - [`route`]: subscriptions, bounded queues, delivery, backpressure.
 //! - [`seal`]: AES-256-GCM batch sealing, key ring, sealed frames.
 //! - [`log`]: the durable segment log.
+//! - [`identity`]: a router's Ed25519 key pair, signing and checking signatures.
 //! - [`audit`]: the hash-chained audit trail with signed Merkle checkpoints.
 //! - [`alert`]: rules over the router's own decisions that raise alerts.
 
@@ -15,6 +16,7 @@ pub mod alert;
 pub mod audit;
 pub mod envelope;
 pub mod error;
+pub mod identity;
 pub mod log;
 // Compiled for the crate's own tests too, so its proptests run in the normal suite.
 #[cfg(any(test, feature = "oracle"))]

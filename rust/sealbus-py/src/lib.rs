@@ -17,6 +17,7 @@ mod bridge;
 mod e2e_delivery;
 mod error;
 mod gil;
+mod identity;
 mod jsonenc;
 mod keyfile;
 mod lent;
@@ -34,6 +35,7 @@ fn _sealbus(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     pattern::register(m)?;
     audit::register(m)?;
+    identity::register(m)?;
     alert::register(m)?;
     schema::register(m)?;
     seal::register(m)?;

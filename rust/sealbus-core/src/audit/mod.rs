@@ -23,10 +23,10 @@ use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair, UnparsedPublicKey, ED25519};
 use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
+use crate::identity::{self, Signer};
 use merkle::Hash;
 
 const FILE: &str = "trail.jsonl";
@@ -79,9 +79,11 @@ impl Checkpoint {
 
     /// Whether the signature is the public key's over size and root.
     pub fn signature_ok(&self) -> bool {
-        UnparsedPublicKey::new(&ED25519, &self.public_key)
-            .verify(&Self::message(self.size, &self.root), &self.signature)
-            .is_ok()
+        identity::verify(
+            &self.public_key,
+            &self.signature,
+            &Self::message(self.size, &self.root),
+        )
     }
 
     /// The exported form: one JSON object.
@@ -126,7 +128,7 @@ pub struct Trail {
     seq: u64,
     prev: Hash,
     leaves: Vec<Hash>,
-    signer: Ed25519KeyPair,
+    signer: Signer,
     checkpoint_every: u64,
     pending: Vec<u8>,
 }
@@ -142,11 +144,7 @@ impl Trail {
     /// key of the 32-byte `seed`. An existing trail is verified first and refused if
     /// it does not verify; a torn last line (a crash mid-write) is cut off.
     pub fn open(dir: &Path, seed: &[u8], checkpoint_every: u64) -> Result<Trail> {
-        let signer =
-            Ed25519KeyPair::from_seed_unchecked(seed).map_err(|_| Error::InvalidArgument {
-                name: "seed".into(),
-                reason: "an Ed25519 seed is 32 bytes".into(),
-            })?;
+        let signer = Signer::from_seed(seed)?;
         fs::create_dir_all(dir).map_err(io("create", dir))?;
         fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(io("chmod", dir))?;
         let path = dir.join(FILE);
@@ -245,11 +243,7 @@ impl Trail {
     pub fn checkpoint(&mut self, time_ns: u64) -> Result<Checkpoint> {
         let size = self.seq;
         let root = merkle::root(&self.leaves);
-        let signature = self
-            .signer
-            .sign(&Checkpoint::message(size, &root))
-            .as_ref()
-            .to_vec();
+        let signature = self.signer.sign(&Checkpoint::message(size, &root)).to_vec();
         let cp = Checkpoint {
             size,
             root,

@@ -111,11 +111,10 @@ fn rollback_is_caught_against_an_exported_checkpoint() {
     let v = verify(dir.path(), Some(&exported)).expect("verify");
     assert_eq!(v.first_bad.as_ref().map(|b| b.0), Some(5), "{v:?}");
     // A forged checkpoint (another key's signature) is refused.
-    let other = Ed25519KeyPair::from_seed_unchecked(&[9u8; 32]).expect("key");
+    let other = crate::identity::Signer::from_seed(&[9u8; 32]).expect("key");
     let mut forged = exported.clone();
     forged.signature = other
         .sign(&Checkpoint::message(forged.size, &forged.root))
-        .as_ref()
         .to_vec();
     assert!(!forged.signature_ok());
 }

@@ -93,6 +93,15 @@ fn copied(e: &Event) -> bool {
     e.sealed || !is_end_to_end(e)
 }
 
+/// The bytes of the deliveries' data that a batch's buffer holds.
+fn copied_len(deliveries: &[Delivery<Item>]) -> usize {
+    deliveries
+        .iter()
+        .filter(|d| copied(&d.item))
+        .map(|d| d.item.data.len())
+        .sum()
+}
+
 /// Whether the plaintext of a window item may still be delivered: not once the key
 /// its stored frame is sealed under is destroyed. One ring lookup per key per batch
 /// while keys are fine; a refusal (rare) is looked up again for its own error.
@@ -151,13 +160,7 @@ impl Router {
         }
         if deliveries.iter().all(|d| !d.item.sealed) {
             // Plaintext only: check the keys, copy the data once.
-            let mut buffer = Vec::with_capacity(
-                deliveries
-                    .iter()
-                    .filter(|d| copied(&d.item))
-                    .map(|d| d.item.data.len())
-                    .sum(),
-            );
+            let mut buffer = Vec::with_capacity(copied_len(&deliveries));
             let mut offsets = Vec::with_capacity(n + 1);
             offsets.push(0);
             let mut keys_seen = KeyCheck::default();
@@ -174,13 +177,7 @@ impl Router {
         }
         // Mixed, unsealed or a failed batch: item by item, so one shredded event does
         // not hide the others.
-        let mut buffer = Vec::with_capacity(
-            deliveries
-                .iter()
-                .filter(|d| copied(&d.item))
-                .map(|d| d.item.data.len())
-                .sum(),
-        );
+        let mut buffer = Vec::with_capacity(copied_len(&deliveries));
         let mut offsets = Vec::with_capacity(n + 1);
         offsets.push(0);
         let mut keys_seen = KeyCheck::default();

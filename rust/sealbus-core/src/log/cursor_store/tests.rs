@@ -305,19 +305,24 @@ proptest! {
     }
 }
 
-/// The control: a store that did not fsync its journal would lose saves at a cut,
-/// and the property above would see it.
-#[test]
-fn a_cut_loses_what_was_not_fsynced() {
+/// A journal where cursor "a" was saved at 1, then written at 2 without its fsync
+/// (what a process that died before its fsync leaves); and that record.
+fn saved_then_written_unsynced() -> (Arc<ForgetfulStorage>, Vec<u8>) {
     let fs = ForgetfulStorage::new();
     let store = CursorStore::with_storage(Arc::new(Arc::clone(&fs))).unwrap();
     store.save("a", &cursor(1, "p")).unwrap();
-    // What a save without its fsync would leave: written, not durable.
     let mut rec = Vec::new();
     write_record(&mut rec, PUT, "a", &cursor(2, "p").encode());
     let file = Storage::open(&fs, JOURNAL, false).unwrap();
     file.write_at(file.len().unwrap(), &rec).unwrap();
-    drop(store);
+    (fs, rec)
+}
+
+/// The control: a store that did not fsync its journal would lose saves at a cut,
+/// and the property above would see it.
+#[test]
+fn a_cut_loses_what_was_not_fsynced() {
+    let (fs, rec) = saved_then_written_unsynced();
     assert!(
         fs.contents(JOURNAL).is_some_and(|j| j.ends_with(&rec)),
         "a process would read it"
@@ -332,14 +337,7 @@ fn a_cut_loses_what_was_not_fsynced() {
 /// keeps it.
 #[test]
 fn an_open_makes_what_it_read_durable() {
-    let fs = ForgetfulStorage::new();
-    let store = CursorStore::with_storage(Arc::new(Arc::clone(&fs))).unwrap();
-    store.save("a", &cursor(1, "p")).unwrap();
-    let mut rec = Vec::new();
-    write_record(&mut rec, PUT, "a", &cursor(2, "p").encode());
-    let file = Storage::open(&fs, JOURNAL, false).unwrap();
-    file.write_at(file.len().unwrap(), &rec).unwrap();
-    drop(store);
+    let (fs, _) = saved_then_written_unsynced();
     let reopened = CursorStore::with_storage(Arc::new(Arc::clone(&fs))).unwrap();
     assert_eq!(reopened.load("a").unwrap().map(|c| c.committed), Some(2));
     drop(reopened);

@@ -70,18 +70,25 @@ def test_large_batch_across_threads_matches_the_reference() -> None:
     assert bytes(out) == buf
 
 
-def _shop(tmp_path: Path) -> tuple[sealbus.Router, sealbus.Principal, sealbus.Subscription, ConsumerKeyPair]:
-    router = sealbus.Router(tmp_path / "log")
-    router.schemas.register(
-        "payments.captured",
-        {"type": "object", "required": ["amount"], "properties": {"amount": {"type": "number", "minimum": 0}}},
-    )
+def _parties(
+    router: sealbus.Router, schema: dict[str, object]
+) -> tuple[sealbus.Principal, sealbus.Principal, ConsumerKeyPair]:
+    """``payments.captured`` under ``schema``, end to end from checkout to billing."""
+    router.schemas.register("payments.captured", schema)
     keys = ConsumerKeyPair.generate()
     checkout = router.principal("checkout")
     billing = router.principal("billing", public_key=keys.public_bytes)
     router.policy.require_end_to_end("payments.*")
     router.policy.allow_publish(checkout, "payments.*")
     router.policy.allow_subscribe(billing, "payments.*")
+    return checkout, billing, keys
+
+
+def _shop(tmp_path: Path) -> tuple[sealbus.Router, sealbus.Principal, sealbus.Subscription, ConsumerKeyPair]:
+    router = sealbus.Router(tmp_path / "log")
+    checkout, billing, keys = _parties(
+        router, {"type": "object", "required": ["amount"], "properties": {"amount": {"type": "number", "minimum": 0}}}
+    )
     sub = router.subscribe(billing, "payments.*", keypair=keys)
     return router, checkout, sub, keys
 
@@ -279,13 +286,7 @@ def test_a_durable_consumer_opens_events_read_back_from_the_log(tmp_path: Path) 
     """Events read back from the log come sealed at rest too: their frame is what that
     seal opens to, not the event's data. Batches mix both kinds across the window."""
     router = sealbus.Router(tmp_path / "log")
-    router.schemas.register("payments.captured", {"type": "object", "required": ["amount"]})
-    keys = ConsumerKeyPair.generate()
-    checkout = router.principal("checkout")
-    billing = router.principal("billing", public_key=keys.public_bytes)
-    router.policy.require_end_to_end("payments.*")
-    router.policy.allow_publish(checkout, "payments.*")
-    router.policy.allow_subscribe(billing, "payments.*")
+    checkout, billing, keys = _parties(router, {"type": "object", "required": ["amount"]})
     sub = router.subscribe(billing, "payments.*", name="ledger", durable=True, max_pending=8, keypair=keys)
     _publish_amounts(router, checkout, range(3 * AHEAD))
     sub.close()
@@ -307,13 +308,7 @@ def test_events_sealed_at_rest_in_memory_open_from_what_that_seal_holds() -> Non
     """A router without a log seals its queues' data at rest: an end-to-end event's
     frame is then what the at-rest seal opens to, not the event's data."""
     router = sealbus.Router(keys=sealbus.KeyRing.generate())
-    router.schemas.register("payments.captured", {"type": "object", "required": ["amount"]})
-    keys = ConsumerKeyPair.generate()
-    checkout = router.principal("checkout")
-    billing = router.principal("billing", public_key=keys.public_bytes)
-    router.policy.require_end_to_end("payments.*")
-    router.policy.allow_publish(checkout, "payments.*")
-    router.policy.allow_subscribe(billing, "payments.*")
+    checkout, billing, keys = _parties(router, {"type": "object", "required": ["amount"]})
     sub = router.subscribe(billing, "payments.*", keypair=keys)
     _publish_amounts(router, checkout, range(2 * AHEAD))
     seen: list[int] = []

@@ -193,9 +193,9 @@ def test_poll_batch_of_one_publish_validates_every_event_and_empties_the_bad_one
 
 # ---- the next batch opened ahead ------------------------------------------------------
 #
-# While a consumer handles one end-to-end batch, the events ready next are opened and
-# validated ahead on a pool thread; the next poll uses that work only if it took
-# exactly those events. These tests change the queue or the schema in between and
+# While a consumer handles one end-to-end batch, the events ready next (up to two
+# batches) are opened and validated ahead on pool threads; a poll uses that work only
+# if it took exactly those events. These tests change the queue or the schema in between and
 # check that every event still carries its own data, and refusals their own errors.
 
 AHEAD = 200  # events per batch: above the read-ahead's minimum
@@ -225,6 +225,23 @@ def test_batches_opened_ahead_are_the_events_taken(tmp_path: Path) -> None:
         assert (stats["in_flight"], stats["ready"]) == (len(batch), 5 * AHEAD - len(seen))
         batch.ack()
     assert seen == list(range(5 * AHEAD))
+    router.close()
+
+
+def test_polls_of_changing_sizes_get_their_own_events_whatever_was_opened_ahead(tmp_path: Path) -> None:
+    # Up to two batches are opened ahead, each the size of the last poll: a poll of
+    # another size takes events that neither holds exactly.
+    router, checkout, sub, _ = _shop(tmp_path)
+    sizes = [AHEAD, AHEAD, AHEAD // 2 + 1, 2 * AHEAD, AHEAD, AHEAD - 1, AHEAD]
+    _publish_amounts(router, checkout, range(sum(sizes)))
+    seen: list[int] = []
+    for size in sizes:
+        batch = sub.poll_batch(size, 1.0)
+        amounts = list(_amounts(batch).values())
+        assert amounts == list(range(len(seen), len(seen) + size))
+        seen += amounts
+        batch.ack()
+    assert sub.stats()["ready"] == 0
     router.close()
 
 

@@ -14,14 +14,22 @@
 //! its own error. An event that fails its schema keeps no data in the buffer.
 //!
 //! Read-ahead ([`Router::open_end_to_end_ahead`]): while the consumer handles one
-//! batch, a pool thread opens and validates the events that are ready next, on the
-//! other core. Nothing is taken from the queue for it: the events stay ready, with
-//! their order, deadlines and attempts as they were. The next call uses that work
-//! only if the events it took are exactly those (the same events, in the same order),
-//! for the same recipient, key and schema version; otherwise it opens them itself as
-//! before. So what a consumer receives, and every refusal, is what it would have
-//! received without it. At most one batch is held ahead per subscription.
+//! batch, pool threads open and validate the events that are ready next. Nothing is
+//! taken from the queue for it: the events stay ready, with their order, deadlines
+//! and attempts as they were. A poll uses that work only if the events it took are
+//! exactly those (the same events, in the same order), for the same recipient, key
+//! and schema version; otherwise it opens them itself as before and drops what was
+//! opened ahead. So what a consumer receives, and every refusal, is what it would
+//! have received without it.
+//!
+//! Up to [`DEPTH`] batches are opened ahead, each on one thread: the next batch and
+//! the one after it. Opening (AES-GCM and the schema) costs more per event than a
+//! Python consumer's loop over the plaintext, so with one batch ahead the consumer
+//! waited for it while a core stood idle; two keep both cores busy. Each batch is
+//! opened on one thread, not split, because the consumer's own thread is running
+//! beside them: splitting only made three threads share two cores.
 
+use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex};
 
 use super::deliver::{end_to_end_frame, is_end_to_end};
@@ -30,7 +38,7 @@ use super::Router;
 use crate::envelope::Event;
 use crate::error::{Error, Result};
 use crate::schema::CompiledSchema;
-use crate::seal::aead::par_chunks_costed;
+use crate::seal::aead::{par_chunks_costed, serially};
 use crate::seal::wrap::RecipientKey;
 use crate::seal::{e2e, AadFields, BatchJob};
 
@@ -92,39 +100,64 @@ fn no_errors(n: usize) -> Vec<Option<Error>> {
     errors
 }
 
-/// Plaintext buffers a subscription keeps for its read-ahead, at most: one the
-/// consumer is reading while the next is being filled.
-const SPARE_BUFFERS: usize = 2;
+/// Batches a subscription opens ahead at most, and read-ahead jobs it has running
+/// at most (a job whose batch was dropped still counts until it ends).
+const DEPTH: usize = 2;
 
-/// A subscription's next end-to-end batch, opened ahead of its poll.
+/// Plaintext buffers a subscription keeps for its read-ahead, at most: the ones the
+/// consumer is done with, for the batches being filled meanwhile.
+const SPARE_BUFFERS: usize = DEPTH;
+
+/// A subscription's next end-to-end batches, opened ahead of its polls.
 #[derive(Default)]
 pub(crate) struct ReadAhead {
-    slot: Mutex<Ahead>,
+    lanes: Mutex<Lanes>,
     done: Condvar,
     /// Plaintext buffers of batches the consumer is done with, for the next
     /// read-ahead to fill (see [`Subscription::give_back_plaintext`]).
     spare: Mutex<Vec<Vec<u8>>>,
 }
 
+/// The batches opened ahead, in the queue's order: each holds the `len` ready
+/// events that follow those of the one before it.
+#[derive(Default)]
+struct Lanes {
+    ahead: VecDeque<Lane>,
+    /// Jobs still running, those whose lane was dropped included.
+    running: usize,
+    next_id: u64,
+}
+
+struct Lane {
+    id: u64,
+    len: usize,
+    state: Ahead,
+}
+
+enum Ahead {
+    Running,
+    Ready(Box<Prepared>),
+    /// The job ended with nothing to use (a schema registered meanwhile, a panic).
+    Empty,
+}
+
 impl std::fmt::Debug for ReadAhead {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Never the data: it is plaintext.
-        let state = match self.slot.lock().as_deref() {
-            Ok(Ahead::Idle) => "idle",
-            Ok(Ahead::Running) => "running",
-            Ok(Ahead::Ready(_)) => "ready",
-            Err(_) => "poisoned",
+        let Ok(lanes) = self.lanes.lock() else {
+            return write!(f, "ReadAhead(poisoned)");
         };
-        write!(f, "ReadAhead({state})")
+        let states: Vec<&str> = lanes
+            .ahead
+            .iter()
+            .map(|l| match l.state {
+                Ahead::Running => "running",
+                Ahead::Ready(_) => "ready",
+                Ahead::Empty => "empty",
+            })
+            .collect();
+        write!(f, "ReadAhead({states:?}, running={})", lanes.running)
     }
-}
-
-#[derive(Default)]
-enum Ahead {
-    #[default]
-    Idle,
-    Running,
-    Ready(Box<Prepared>),
 }
 
 /// Events opened ahead, and what they were opened with.
@@ -167,32 +200,79 @@ impl ReadAhead {
         }
     }
 
-    /// What was opened ahead, waiting for a run in progress to finish.
+    /// The first batch opened ahead, waiting for its job to finish; the batches
+    /// after it stay.
     fn take(&self) -> Option<Box<Prepared>> {
-        let mut slot = self.slot.lock().ok()?;
-        while matches!(*slot, Ahead::Running) {
-            slot = self.done.wait(slot).ok()?;
+        let mut lanes = self.lanes.lock().ok()?;
+        while matches!(lanes.ahead.front()?.state, Ahead::Running) {
+            lanes = self.done.wait(lanes).ok()?;
         }
-        match std::mem::take(&mut *slot) {
+        match lanes.ahead.pop_front()?.state {
             Ahead::Ready(p) => Some(p),
-            _ => None,
+            Ahead::Running | Ahead::Empty => None,
         }
     }
 
-    fn finish(&self, result: Option<Box<Prepared>>) {
-        if let Ok(mut slot) = self.slot.lock() {
-            *slot = result.map_or(Ahead::Idle, Ahead::Ready);
+    /// Drop every batch opened ahead (the consumer took other events than the first
+    /// one holds, so the others no longer line up either). Jobs still running finish
+    /// into nothing.
+    fn clear(&self) -> Vec<Lane> {
+        self.lanes
+            .lock()
+            .map(|mut l| l.ahead.drain(..).collect())
+            .unwrap_or_default()
+    }
+
+    /// Ready events already covered by the batches ahead, if another may be started:
+    /// fewer than [`DEPTH`] batches ahead and jobs running.
+    fn room(&self) -> Option<(usize, u64)> {
+        let lanes = self.lanes.lock().ok()?;
+        (lanes.ahead.len() < DEPTH && lanes.running < DEPTH)
+            .then(|| (lanes.ahead.iter().map(|l| l.len).sum(), lanes.next_id))
+    }
+
+    /// Start a batch of `len` events after those covered, unless the lanes changed
+    /// since [`ReadAhead::room`] said `(covered, id)`.
+    fn start(&self, covered: usize, id: u64, len: usize) -> bool {
+        let Ok(mut lanes) = self.lanes.lock() else {
+            return false;
+        };
+        let now: usize = lanes.ahead.iter().map(|l| l.len).sum();
+        if now != covered || lanes.next_id != id {
+            return false;
+        }
+        lanes.next_id += 1;
+        lanes.running += 1;
+        lanes.ahead.push_back(Lane {
+            id,
+            len,
+            state: Ahead::Running,
+        });
+        true
+    }
+
+    fn finish(&self, id: u64, result: Option<Box<Prepared>>) {
+        // A lane dropped meanwhile: its result goes with this guard's scope, not
+        // under the lock.
+        let mut unused = None;
+        if let Ok(mut lanes) = self.lanes.lock() {
+            lanes.running = lanes.running.saturating_sub(1);
+            match lanes.ahead.iter_mut().find(|l| l.id == id) {
+                Some(lane) => lane.state = result.map_or(Ahead::Empty, Ahead::Ready),
+                None => unused = result,
+            }
         }
         self.done.notify_all();
+        drop(unused);
     }
 }
 
-/// Marks the read-ahead finished (with nothing) if its job ends without saying so.
-struct Finish<'a>(&'a ReadAhead, Option<Box<Prepared>>);
+/// Marks a read-ahead job finished (with nothing) if it ends without saying so.
+struct Finish<'a>(&'a ReadAhead, u64, Option<Box<Prepared>>);
 
 impl Drop for Finish<'_> {
     fn drop(&mut self) {
-        self.0.finish(self.1.take());
+        self.0.finish(self.1, self.2.take());
     }
 }
 
@@ -237,10 +317,20 @@ impl Router {
         };
         let (opened, spent) = match ahead {
             Some(p) if fits(&p) => (p.opened, p.items),
-            _ => (
-                self.open_end_to_end(key, recipient_id, events, sealed, data, offsets, validate),
-                Vec::new(),
-            ),
+            missed => {
+                let dropped = (missed, sub.read_ahead.clear());
+                let opened = self.open_end_to_end(
+                    key,
+                    recipient_id,
+                    events,
+                    sealed,
+                    data,
+                    offsets,
+                    validate,
+                );
+                drop(dropped);
+                (opened, Vec::new())
+            }
         };
         self.read_ahead(sub, key, recipient_id, validate, events.len(), spent);
         opened
@@ -252,10 +342,12 @@ impl Router {
         self.schemas.validator(&first.event_type, None).ok()
     }
 
-    /// Start opening the next `max` ready events of `sub` on the pool, if they are
-    /// enough, all end to end (their data the frame) and of one type. `spent`, the
-    /// references the last read-ahead held, are let go of there too, off the
-    /// consumer's thread.
+    /// Start opening the next batches of `max` ready events of `sub` on the pool
+    /// (up to [`DEPTH`] ahead), each if it is large enough, all end to end (their
+    /// data the frame) and of one type. `spent`, the references the last batch
+    /// opened ahead held, are let go of there too, off the consumer's thread. The
+    /// events are picked here, not on the pool: by the time a pool thread runs, the
+    /// consumer may have taken more from the queue, and the batch would not line up.
     fn read_ahead(
         self: &Arc<Self>,
         sub: &Arc<Subscription>,
@@ -265,40 +357,45 @@ impl Router {
         max: usize,
         spent: Vec<Item>,
     ) {
-        let Ok(mut st) = sub.lock() else { return };
-        self.try_follow(&mut st);
-        let items: Vec<Item> = st.queue.peek_ready(max).cloned().collect();
-        drop(st);
-        let Some(first) = items.first() else { return };
-        let usable = items.len() >= READ_AHEAD_MIN_EVENTS
-            && items
-                .iter()
-                .all(|e| is_end_to_end(e) && !e.sealed && e.event_type == first.event_type);
-        if !usable {
-            return;
+        let mut spent = Some(spent);
+        while let Some((covered, id)) = sub.read_ahead.room() {
+            let Ok(mut st) = sub.lock() else { return };
+            self.try_follow(&mut st);
+            let items: Vec<Item> = st
+                .queue
+                .peek_ready(covered + max)
+                .skip(covered)
+                .cloned()
+                .collect();
+            drop(st);
+            let Some(first) = items.first() else { return };
+            let usable = items.len() >= READ_AHEAD_MIN_EVENTS
+                && items
+                    .iter()
+                    .all(|e| is_end_to_end(e) && !e.sealed && e.event_type == first.event_type);
+            if !usable || !sub.read_ahead.start(covered, id, items.len()) {
+                return;
+            }
+            // The plaintext's buffer: one the consumer gave back when it can be
+            // (fresh memory costs the kernel clearing its pages, on every batch).
+            // The frames' length bounds the plaintext's.
+            let out = sub
+                .read_ahead
+                .buffer(items.iter().map(|e| e.data.len()).sum());
+            let (router, sub, key) = (Arc::clone(self), Arc::clone(sub), Arc::clone(key));
+            let recipient_id = recipient_id.to_owned();
+            let spent = spent.take();
+            rayon::spawn(move || {
+                drop(spent);
+                let mut finish = Finish(&sub.read_ahead, id, None);
+                // A panic must not take the process down from a pool thread: the
+                // lane then says "nothing ahead" and the poll opens its events itself.
+                let prepared = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    serially(|| router.open_ahead(items, &key, recipient_id, validate, out))
+                }));
+                finish.2 = prepared.ok().flatten();
+            });
         }
-        match sub.read_ahead.slot.lock() {
-            Ok(mut slot) if matches!(*slot, Ahead::Idle) => *slot = Ahead::Running,
-            _ => return,
-        }
-        // The plaintext's buffer: one the consumer gave back when it can be (fresh
-        // memory costs the kernel clearing its pages, on every batch). The frames'
-        // length bounds the plaintext's.
-        let out = sub
-            .read_ahead
-            .buffer(items.iter().map(|e| e.data.len()).sum());
-        let (router, sub, key) = (Arc::clone(self), Arc::clone(sub), Arc::clone(key));
-        let recipient_id = recipient_id.to_owned();
-        rayon::spawn(move || {
-            drop(spent);
-            let mut finish = Finish(&sub.read_ahead, None);
-            // A panic must not take the process down from a pool thread: the slot
-            // then says "nothing ahead" and the next poll opens its events itself.
-            let prepared = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                router.open_ahead(items, &key, recipient_id, validate, out)
-            }));
-            finish.1 = prepared.ok().flatten();
-        });
     }
 
     /// Open and validate `items` as [`Router::open_end_to_end`] would, each frame
@@ -652,8 +749,84 @@ fn open_all(
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::super::tests::{queue, Bench};
+    use super::{OpenedEndToEnd, Prepared, ReadAhead};
     use crate::error::Action;
     use crate::route::OnFull;
+
+    fn prepared(n: usize) -> Box<Prepared> {
+        Box::new(Prepared {
+            items: Vec::new(),
+            recipient_id: format!("r{n}"),
+            public: [0; crate::seal::wrap::X25519_LEN],
+            validate: false,
+            schema: None,
+            opened: OpenedEndToEnd {
+                out: Vec::new(),
+                offsets: vec![0],
+                errors: Vec::new(),
+            },
+        })
+    }
+
+    #[test]
+    fn batches_ahead_line_up_in_order_and_at_most_two_run() {
+        let ahead = ReadAhead::default();
+        assert!(ahead.take().is_none(), "nothing ahead: nothing to wait for");
+        let (covered, first) = ahead.room().unwrap();
+        assert_eq!(covered, 0);
+        assert!(ahead.start(covered, first, 100));
+        // The next batch starts where the first one's events end.
+        let (covered, second) = ahead.room().unwrap();
+        assert_eq!(covered, 100);
+        // Lanes that changed since `room` was asked are not started on.
+        assert!(!ahead.start(0, second, 100));
+        assert!(ahead.start(covered, second, 100));
+        assert!(ahead.room().is_none(), "two ahead at most");
+        // The second finishing first does not jump the queue.
+        ahead.finish(second, Some(prepared(2)));
+        ahead.finish(first, Some(prepared(1)));
+        assert_eq!(ahead.take().unwrap().recipient_id, "r1");
+        assert_eq!(ahead.room().map(|(c, _)| c), Some(100));
+        assert_eq!(ahead.take().unwrap().recipient_id, "r2");
+        assert!(ahead.take().is_none());
+    }
+
+    #[test]
+    fn a_dropped_batch_still_running_finishes_into_nothing_and_holds_its_place() {
+        let ahead = ReadAhead::default();
+        let (_, a) = ahead.room().unwrap();
+        assert!(ahead.start(0, a, 100));
+        let (_, b) = ahead.room().unwrap();
+        assert!(ahead.start(100, b, 100));
+        assert_eq!(ahead.clear().len(), 2);
+        // Both jobs still run: no third may start beside them.
+        assert!(ahead.room().is_none());
+        ahead.finish(a, Some(prepared(1)));
+        let (covered, c) = ahead.room().unwrap();
+        assert_eq!(covered, 0, "what was dropped covers nothing");
+        assert!(ahead.start(covered, c, 50));
+        // The late job's result is not taken for the new batch.
+        ahead.finish(b, Some(prepared(2)));
+        ahead.finish(c, None);
+        assert!(ahead.take().is_none(), "the new batch ended empty");
+        assert_eq!(ahead.lanes.lock().unwrap().running, 0);
+    }
+
+    #[test]
+    fn a_poll_waits_for_the_first_batch_ahead_to_finish() {
+        let ahead = std::sync::Arc::new(ReadAhead::default());
+        let (_, id) = ahead.room().unwrap();
+        assert!(ahead.start(0, id, 10));
+        let job = {
+            let ahead = std::sync::Arc::clone(&ahead);
+            std::thread::spawn(move || {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+                ahead.finish(id, Some(prepared(7)));
+            })
+        };
+        assert_eq!(ahead.take().unwrap().recipient_id, "r7");
+        job.join().unwrap();
+    }
 
     #[test]
     fn buffers_given_back_are_filled_again_and_at_most_two_are_kept() {

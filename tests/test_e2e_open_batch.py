@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
 import seal_format as fmt
 import sealbus
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sealbus._sealbus import RecipientKey, new_event_ids
 from sealbus.aead import pack, unpack
 from sealbus.e2e import ConsumerKeyPair, open_e2e, seal_e2e
@@ -335,3 +338,63 @@ def test_events_sealed_at_rest_in_memory_open_from_what_that_seal_holds() -> Non
         seen += _amounts(batch).values()
         batch.ack()
     assert seen == list(range(2 * AHEAD))
+
+
+# A consumer's polls, acks and nacks in any order, against a model: what is opened
+# ahead must never change which events a poll gets, nor the data each one carries.
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    steps=st.lists(
+        # Sizes that repeat, so that batches opened ahead line up with later polls.
+        st.tuples(st.sampled_from([AHEAD, AHEAD, 150, 2 * AHEAD, 7]), st.sampled_from(["ack", "nack", "hold"])),
+        min_size=1,
+        max_size=12,
+    )
+)
+def test_polls_acks_and_nacks_in_any_order_match_the_model(steps: list[tuple[int, str]]) -> None:
+    total = 4 * AHEAD
+    with tempfile.TemporaryDirectory() as d:
+        router, checkout, sub, _ = _shop(Path(d))
+        # Two publishes: two data keys among the events ahead.
+        n_of: dict[str, int] = {}
+        for part in (range(total // 2), range(total // 2, total)):
+            receipts = router.producer(checkout).publish_many("payments.captured", [{"amount": a} for a in part])
+            n_of.update(zip(receipts.ids, part, strict=True))
+        # The model: the ready events in order; a nack puts a batch back in front.
+        ready = list(range(total))
+        held: list[tuple[OpenedBatch, list[int]]] = []
+        acked: list[int] = []
+
+        def poll(size: int) -> tuple[OpenedBatch, list[int]]:
+            batch = sub.poll_batch(size, 1.0)
+            assert isinstance(batch, OpenedBatch)
+            got = list(_amounts(batch).values())
+            # Each event carries its own data, and the batch is the front of the queue.
+            assert got == [n_of[i] for i in batch.ids]
+            assert got == ready[: len(got)]
+            del ready[: len(got)]
+            return batch, got
+
+        for size, then in steps:
+            if not ready:
+                break
+            batch, got = poll(size)
+            if then == "ack":
+                assert batch.ack() == len(got)
+                acked += got
+            elif then == "nack":
+                assert batch.nack() == len(got)
+                ready[:0] = got
+            else:
+                held.append((batch, got))
+        for batch, got in held:
+            batch.ack()
+            acked += got
+        while ready:
+            batch, got = poll(AHEAD)
+            batch.ack()
+            acked += got
+        assert sorted(acked) == list(range(total))
+        router.close()

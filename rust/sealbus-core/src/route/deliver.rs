@@ -373,7 +373,7 @@ impl Router {
         sub.count_matched(&mut st);
         let before = st.queue.len();
         let dead_before = st.queue.stats().dead_lettered;
-        let n = tags.iter().filter(|&&t| st.queue.nack(t)).count();
+        let n = st.queue.nack_all(tags);
         Self::settle_buried(&mut st, dead_before);
         let freed = st.queue.len() < before;
         drop(st);

@@ -280,6 +280,17 @@ impl<T: Clone> Queue<T> {
         }
     }
 
+    /// Refuse many deliveries at once (in any order): they go back to the front in
+    /// the order they were delivered, as expired ones do. Returns how many were
+    /// outstanding.
+    pub fn nack_all(&mut self, tags: &[u64]) -> usize {
+        // Tags grow with delivery: the latest goes to the front first.
+        let mut latest_first = tags.to_vec();
+        latest_first.sort_unstable_by(|a, b| b.cmp(a));
+        latest_first.dedup();
+        latest_first.into_iter().filter(|&t| self.nack(t)).count()
+    }
+
     pub fn dead_letters(&self) -> impl Iterator<Item = &DeadLetter<T>> {
         self.dead.iter()
     }
@@ -376,6 +387,20 @@ mod tests {
         assert!(q.nack(d[0].tag));
         let items: Vec<u32> = q.take(10, 0).into_iter().map(|d| d.item).collect();
         assert_eq!(items, vec![1, 2]);
+    }
+
+    #[test]
+    fn a_nacked_batch_comes_back_in_the_order_it_was_delivered() {
+        let mut q = q(10, OnFull::Block);
+        for i in 0..5 {
+            q.push(i);
+        }
+        let d = q.take(3, 0);
+        let tags: Vec<u64> = d.iter().map(|d| d.tag).collect();
+        // Whatever order the tags are given in, and a repeated one counted once.
+        assert_eq!(q.nack_all(&[tags[1], tags[0], tags[2], tags[1]]), 3);
+        let items: Vec<u32> = q.take(10, 0).into_iter().map(|d| d.item).collect();
+        assert_eq!(items, vec![0, 1, 2, 3, 4]);
     }
 
     #[test]

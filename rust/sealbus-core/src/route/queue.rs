@@ -98,6 +98,8 @@ pub struct DeadLetter<T> {
 struct Entry<T> {
     item: T,
     attempts: u32,
+    /// Its place in the queue, from when it was queued (see [`Queue::retry_all`]).
+    seq: u64,
 }
 
 #[derive(Debug)]
@@ -116,6 +118,7 @@ pub struct Queue<T> {
     inflight: SeqMap<InFlight<T>>,
     dead: VecDeque<DeadLetter<T>>,
     next_tag: u64,
+    next_seq: u64,
     stats: QueueStats,
 }
 
@@ -127,6 +130,7 @@ impl<T: Clone> Queue<T> {
             inflight: SeqMap::default(),
             dead: VecDeque::new(),
             next_tag: 1,
+            next_seq: 0,
             stats: QueueStats::default(),
         }
     }
@@ -181,7 +185,13 @@ impl<T: Clone> Queue<T> {
                 return false;
             }
         }
-        self.ready.push_back(Entry { item, attempts });
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.ready.push_back(Entry {
+            item,
+            attempts,
+            seq,
+        });
         self.stats.enqueued += 1;
         true
     }
@@ -199,11 +209,42 @@ impl<T: Clone> Queue<T> {
         });
     }
 
-    /// Return an entry for another try, or dead-letter it when its tries are spent.
-    fn retry(&mut self, entry: Entry<T>, reason: &'static str) {
-        if entry.attempts >= self.cfg.max_deliveries {
-            self.bury(entry, reason);
-        } else {
+    /// Return entries for another try, or dead-letter those whose tries are spent,
+    /// in queue order. They go back to where they were queued: the ready entries
+    /// are always in queue order (a fresh entry was queued after every entry that
+    /// was ever delivered before it), so the returned ones are merged in by their
+    /// place, and messages nacked or expired, one by one or many at once, in any
+    /// order, come back in the order they were queued, ahead of everything queued
+    /// after them. Only the ready entries older than the newest returned are
+    /// touched.
+    fn retry_all(&mut self, mut entries: Vec<Entry<T>>, reason: &'static str) {
+        entries.sort_unstable_by_key(|e| e.seq);
+        let mut back = Vec::with_capacity(entries.len());
+        for entry in entries {
+            if entry.attempts >= self.cfg.max_deliveries {
+                self.bury(entry, reason);
+            } else {
+                back.push(entry);
+            }
+        }
+        let Some(newest) = back.last().map(|e| e.seq) else {
+            return;
+        };
+        let older = self.ready.partition_point(|e| e.seq < newest);
+        let mut older = self.ready.drain(..older).peekable();
+        let mut back = back.into_iter().peekable();
+        let mut merged = Vec::new();
+        while let (Some(a), Some(b)) = (older.peek(), back.peek()) {
+            let next = if a.seq < b.seq {
+                older.next()
+            } else {
+                back.next()
+            };
+            merged.extend(next);
+        }
+        merged.extend(older);
+        merged.extend(back);
+        for entry in merged.into_iter().rev() {
             self.ready.push_front(entry);
         }
     }
@@ -223,10 +264,7 @@ impl<T: Clone> Queue<T> {
         }
         let n = expired.len();
         self.stats.expired += n as u64;
-        // Re-queue in original order at the front.
-        for e in expired.into_iter().rev() {
-            self.retry(e, "ack timeout");
-        }
+        self.retry_all(expired, "ack timeout");
         n
     }
 
@@ -270,25 +308,25 @@ impl<T: Clone> Queue<T> {
 
     /// Refuse a delivery: it goes back to the front for redelivery, or to the DLQ.
     pub fn nack(&mut self, tag: u64) -> bool {
-        match self.inflight.remove(tag) {
-            Some(f) => {
-                self.stats.nacked += 1;
-                self.retry(f.entry, "nacked");
-                true
-            }
-            None => false,
-        }
+        self.nack_all(&[tag]) == 1
     }
 
     /// Refuse many deliveries at once (in any order): they go back to the front in
     /// the order they were delivered, as expired ones do. Returns how many were
     /// outstanding.
     pub fn nack_all(&mut self, tags: &[u64]) -> usize {
-        // Tags grow with delivery: the latest goes to the front first.
-        let mut latest_first = tags.to_vec();
-        latest_first.sort_unstable_by(|a, b| b.cmp(a));
-        latest_first.dedup();
-        latest_first.into_iter().filter(|&t| self.nack(t)).count()
+        let mut tags = tags.to_vec();
+        tags.sort_unstable();
+        tags.dedup();
+        let entries: Vec<Entry<T>> = tags
+            .into_iter()
+            .filter_map(|t| self.inflight.remove(t))
+            .map(|f| f.entry)
+            .collect();
+        let n = entries.len();
+        self.stats.nacked += n as u64;
+        self.retry_all(entries, "nacked");
+        n
     }
 
     pub fn dead_letters(&self) -> impl Iterator<Item = &DeadLetter<T>> {
@@ -303,7 +341,14 @@ impl<T: Clone> Queue<T> {
 
     /// Put an item straight into the dead-letter queue (restored after a restart).
     pub fn push_dead(&mut self, item: T, attempts: u32, reason: &'static str) {
-        self.bury(Entry { item, attempts }, reason);
+        self.bury(
+            Entry {
+                item,
+                attempts,
+                seq: 0,
+            },
+            reason,
+        );
         self.stats.dead_lettered -= 1;
     }
 
@@ -401,6 +446,50 @@ mod tests {
         assert_eq!(q.nack_all(&[tags[1], tags[0], tags[2], tags[1]]), 3);
         let items: Vec<u32> = q.take(10, 0).into_iter().map(|d| d.item).collect();
         assert_eq!(items, vec![0, 1, 2, 3, 4]);
+    }
+
+    #[test]
+    fn messages_nacked_one_by_one_or_expired_come_back_in_queue_order() {
+        let mut q = q(20, OnFull::Block);
+        for i in 0..8 {
+            q.push(i);
+        }
+        let first = q.take(3, 0); // 0, 1, 2 (expire at ack_timeout)
+        let later = q.take(3, 1); // 3, 4, 5
+        assert!(q.nack(later[0].tag)); // 3
+        assert!(q.nack(first[2].tag)); // 2
+        assert!(q.nack(later[2].tag)); // 5
+        assert!(q.ack(later[1].tag).is_some()); // 4
+                                                // 0 and 1 expire: they were delivered first, so they come back first.
+        let items: Vec<u32> = q
+            .take(10, 10_000_000_000)
+            .into_iter()
+            .map(|d| d.item)
+            .collect();
+        assert_eq!(items, vec![0, 1, 2, 3, 5, 6, 7]);
+    }
+
+    #[test]
+    fn a_message_nacked_again_keeps_its_place_in_the_queue() {
+        let mut q = Queue::new(QueueConfig {
+            max_deliveries: 10,
+            ..q(20, OnFull::Block).cfg
+        });
+        for i in 0..6 {
+            q.push(i);
+        }
+        let all: Vec<u64> = q.take(4, 0).iter().map(|d| d.tag).collect();
+        assert_eq!(q.nack_all(&all), 4);
+        // 0 and 1 again, nacked again: still ahead of 2 and 3.
+        let again: Vec<u64> = q.take(2, 0).iter().map(|d| d.tag).collect();
+        assert_eq!(q.nack_all(&again), 2);
+        // Two batches nacked in the reverse of their order come back in order too.
+        let a: Vec<u64> = q.take(2, 0).iter().map(|d| d.tag).collect();
+        let b: Vec<u64> = q.take(2, 0).iter().map(|d| d.tag).collect();
+        q.nack_all(&b);
+        q.nack_all(&a);
+        let items: Vec<u32> = q.take(10, 0).into_iter().map(|d| d.item).collect();
+        assert_eq!(items, vec![0, 1, 2, 3, 4, 5]);
     }
 
     #[test]

@@ -11,6 +11,7 @@ use proptest::prelude::*;
 
 use super::{ns, queue, Bench};
 use crate::error::{Action, Error};
+use crate::route::QueueConfig;
 use crate::route::{Clock, OnFull, Router, RouterConfig, Subscription};
 
 const CAP: usize = 4;
@@ -184,7 +185,12 @@ fn a_blocked_publish_completes_when_the_consumer_makes_room() {
             None,
             vec!["t.a".into()],
             None,
-            queue(2, OnFull::Block),
+            // Backpressure, not expiry: a delivery must not time out while
+            // the consumer is slow to ack it on a busy machine.
+            QueueConfig {
+                ack_timeout_ns: 3_600_000_000_000,
+                ..queue(2, OnFull::Block)
+            },
             None,
         )
         .expect("subscribe");

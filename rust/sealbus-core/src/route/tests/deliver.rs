@@ -20,6 +20,7 @@ const TIMEOUT: u64 = 1_000;
 /// in flight by tag, dead letters with their reason.
 #[derive(Debug, Default)]
 struct Model {
+    /// (n, attempts): always in the order published, which is the queue's order
     ready: VecDeque<(u64, u32)>,
     /// tag -> (n, attempts, deadline)
     inflight: BTreeMap<u64, (u64, u32, u64)>,
@@ -32,17 +33,21 @@ struct Model {
 }
 
 impl Model {
-    /// Back to the front of the ready events for another try, or a dead letter.
-    fn retry(&mut self, (n, attempts): (u64, u32), reason: &'static str) {
-        if attempts >= TRIES {
-            self.dead.push((n, attempts, reason));
-        } else {
-            self.ready.push_front((n, attempts));
+    /// Back among the ready events, in its place in the order published, for
+    /// another try; or a dead letter. Several at once are settled in that order.
+    fn retry(&mut self, mut returned: Vec<(u64, u32)>, reason: &'static str) {
+        returned.sort_unstable();
+        for (n, attempts) in returned {
+            if attempts >= TRIES {
+                self.dead.push((n, attempts, reason));
+            } else {
+                let at = self.ready.iter().take_while(|&&(m, _)| m < n).count();
+                self.ready.insert(at, (n, attempts));
+            }
         }
     }
 
-    /// Deliveries past their deadline go back to the front in their order (the
-    /// last first), or die.
+    /// Deliveries past their deadline go back, or die.
     fn expire(&mut self, now: u64) {
         let due: Vec<u64> = self
             .inflight
@@ -50,11 +55,13 @@ impl Model {
             .filter(|(_, &(_, _, d))| d <= now)
             .map(|(&t, _)| t)
             .collect();
-        for t in due.into_iter().rev() {
+        let mut returned = Vec::new();
+        for t in due {
             let (n, a, _) = self.inflight.remove(&t).expect("due");
             self.expired += 1;
-            self.retry((n, a), "ack timeout");
+            returned.push((n, a));
         }
+        self.retry(returned, "ack timeout");
     }
 
     fn take(&mut self, max: usize, now: u64) -> Vec<(u64, u64, u32)> {
@@ -160,13 +167,15 @@ proptest! {
                 Op::Nack(picks) => {
                     let tags: Vec<u64> = picks.iter().map(|i| handed[i.index(handed.len())]).collect();
                     let mut want = 0;
+                    let mut returned = Vec::new();
                     for t in &tags {
                         if let Some((n, a, _)) = m.inflight.remove(t) {
                             want += 1;
                             m.nacked += 1;
-                            m.retry((n, a), "nacked");
+                            returned.push((n, a));
                         }
                     }
+                    m.retry(returned, "nacked");
                     prop_assert_eq!(b.router.nack(&sub, &tags).expect("nack"), want);
                 }
                 Op::Advance(by) => b.advance(by),

@@ -37,15 +37,18 @@ class Model:
         return len(self.ready) + len(self.inflight)
 
     def retry(self, e: Entry, reason: str) -> None:
+        """Back to its place among the ready events (always in the order published,
+        which is the queue's order), or a dead letter."""
         if e.attempts >= self.max_deliveries:
             self.dead.append((e.n, e.attempts, reason))
         else:
-            self.ready.appendleft(e)
+            at = sum(1 for r in self.ready if r.n < e.n)
+            self.ready.insert(at, e)
 
     def expire(self) -> None:
         expired = [tag for tag, (_, deadline) in sorted(self.inflight.items()) if deadline <= self.now]
         entries = [self.inflight.pop(tag)[0] for tag in expired]
-        for e in reversed(entries):
+        for e in sorted(entries, key=lambda e: e.n):
             self.retry(e, "ack timeout")
 
     def publish(self, ns: list[int]) -> bool:

@@ -350,7 +350,9 @@ def test_events_sealed_at_rest_in_memory_open_from_what_that_seal_holds() -> Non
         # Sizes that repeat, so that batches opened ahead line up with later polls.
         st.tuples(st.sampled_from([AHEAD, AHEAD, 150, 2 * AHEAD, 7]), st.sampled_from(["ack", "nack", "hold"])),
         min_size=1,
-        max_size=12,
+        # At most four nacks: a fifth delivery is the last a subscription allows by
+        # default, which this model does not follow (dead letters are tested apart).
+        max_size=4,
     )
 )
 def test_polls_acks_and_nacks_in_any_order_match_the_model(steps: list[tuple[int, str]]) -> None:

@@ -29,6 +29,8 @@ def test_bridge_throughput_and_latency(benchmark: Any) -> None:
     assert result.importer_stats["refused_signature"] == 0
     assert result.latency_events == 500
     assert 0 < result.p50_us <= result.p99_us
+    # The bare NATS hop ran beside it, at the same rate, on the same server.
+    assert 0 < result.hop_p50_us <= result.hop_p99_us
     assert result.events_per_s > 0 and result.nats_py_events_per_s > 0
 
 

@@ -24,6 +24,12 @@ fdatasync where the logs go just before, and prints it beside the latency, with 
 rate the producer kept and the latency per 10 s of the run. ``--stages`` times each
 stage of the path (:mod:`sealbus.bench.bridge_stages`).
 
+The floor under that latency, in the same run and on the same server: the bare NATS
+hop, nats-py in one process publishing the same payloads at the same rate to a
+JetStream stream, and nats-py in another taking them from a durable push consumer
+with explicit acks (the consumer the bridge's import uses), with no sealbus on
+either side. The bridge's path holds this hop, two fdatasyncs and its own work.
+
     python -m sealbus.bench.bridge [--events N] [--rate R] [--seconds S] [--repeat K]
                                    [--latency-only] [--stages]
 """
@@ -32,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import statistics
@@ -69,6 +76,9 @@ class BridgeResult:
     fsync_p99_us: float = float("nan")
     p50_us: float = float("nan")
     p99_us: float = float("nan")
+    #: The bare NATS hop at the same rate, same run (see the module's notes), µs.
+    hop_p50_us: float = float("nan")
+    hop_p99_us: float = float("nan")
     latency_events: int = 0
     cpu_us_per_event: dict[str, float] = field(default_factory=dict)
     exporter_stats: dict[str, int] = field(default_factory=dict)
@@ -267,6 +277,123 @@ def _importer(url: str, tmp: str, mode: str, events: int, rate: float) -> None:
     router.close()
 
 
+# ---- the bare NATS hop --------------------------------------------------------------
+
+_HOP_STREAM = "SEALBUS_BENCH_HOP"
+_HOP_SUBJECT = "benchhop.orders"
+
+
+async def _hop_sub_async(url: str, events: int) -> list[int]:
+    import nats
+    from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+
+    nc = await nats.connect(url)
+    js = nc.jetstream()
+    inbox: asyncio.Queue[Any] = asyncio.Queue()
+
+    async def arrived(msg: Any) -> None:
+        inbox.put_nowait(msg)
+
+    deliver = "_benchhop.deliver"
+    await nc.subscribe(deliver, cb=arrived)
+    config = ConsumerConfig(
+        durable_name="benchhop",
+        deliver_subject=deliver,
+        deliver_policy=DeliverPolicy.ALL,
+        ack_policy=AckPolicy.EXPLICIT,
+        max_ack_pending=1024,
+        ack_wait=60.0,
+    )
+    await js.add_consumer(_HOP_STREAM, config)
+    print("ready", flush=True)
+    lat: list[int] = []
+    got = 0
+    while got < events:
+        msg = await inbox.get()
+        now = time.time_ns()
+        kind, sent = msg.data[:1], int.from_bytes(msg.data[1:9], "little")
+        if kind == b"t":
+            lat.append(now - sent)
+        await msg.ack()
+        got += 1
+    await nc.close()
+    return lat
+
+
+def _hop_sub(url: str, events: int, rate: float) -> None:
+    """The receiving end of the bare hop: one latency per counted message."""
+    lat = asyncio.run(_hop_sub_async(url, events + _warm_up(rate)))
+    lat.sort()
+    print("latency " + json.dumps({"p50": _quantile(lat, 0.5), "p99": _quantile(lat, 0.99)}), flush=True)
+
+
+async def _hop_pub_async(url: str, events: int, rate: float) -> None:
+    import nats
+
+    payloads = [p for b in encode_pool(1024, 1024) for p in b.payloads()]
+    nc = await nats.connect(url)
+    js = nc.jetstream()
+    warm = _warm_up(rate)
+    interval = 1.0 / rate
+    due = time.monotonic()
+    in_flight: set[asyncio.Future[Any]] = set()
+    for i in range(warm + events):
+        due += interval
+        if (left := due - time.monotonic()) > 0:
+            await asyncio.sleep(left)
+        # The send time goes first, as the bridge's events carry theirs in their data.
+        head = (b"w" if i < warm else b"t") + time.time_ns().to_bytes(8, "little")
+        ack = asyncio.ensure_future(js.publish(_HOP_SUBJECT, head + payloads[i % len(payloads)]))
+        in_flight.add(ack)
+        ack.add_done_callback(in_flight.discard)
+    await asyncio.gather(*in_flight)
+    await nc.close()
+
+
+def _hop_pub(url: str, events: int, rate: float) -> None:
+    """The sending end of the bare hop: waits for "go", then publishes at ``rate``."""
+    print("ready", flush=True)
+    sys.stdin.readline()
+    asyncio.run(_hop_pub_async(url, events, rate))
+
+
+async def _hop_stream(url: str, create: bool) -> None:
+    import nats
+    from nats.js.api import StreamConfig
+
+    nc = await nats.connect(url)
+    js = nc.jetstream()
+    with contextlib.suppress(Exception):
+        await js.delete_stream(_HOP_STREAM)
+    if create:
+        await js.add_stream(StreamConfig(name=_HOP_STREAM, subjects=[_HOP_SUBJECT]))
+    await nc.close()
+
+
+def _hop(url: str, events: int, rate: float) -> tuple[float, float]:
+    """p50 and p99 (µs) of the bare NATS hop: ``events`` at ``rate``, each end in its
+    own process, as the bridge's peers are."""
+    asyncio.run(_hop_stream(url, create=True))
+    try:
+        sub = _Proc(["hop-sub", url, str(events), str(rate)])
+        sub.ready()
+        pub = _Proc(["hop-pub", url, str(events), str(rate)])
+        pub.ready()
+        pub.go()
+        timeout = events / rate + 120
+        try:
+            pub.wait(timeout)
+            q = json.loads(sub.wait(timeout)["latency"])
+        finally:
+            for peer in (pub, sub):
+                if peer.proc.poll() is None:
+                    peer.proc.kill()
+                    peer.proc.wait()
+    finally:
+        asyncio.run(_hop_stream(url, create=False))
+    return q["p50"] / 1e3, q["p99"] / 1e3
+
+
 # ---- orchestration ------------------------------------------------------------------
 
 
@@ -404,6 +531,8 @@ def run(
         q = json.loads(lat_b["latency"])
         res.p50_us, res.p99_us, res.latency_events = q["p50"] / 1e3, q["p99"] / 1e3, n
         res.windows = [(a / 1e3, b / 1e3) for a, b in q["windows"]]
+        say("the bare NATS hop")
+        res.hop_p50_us, res.hop_p99_us = _hop(server.url, n, rate)
     return res
 
 
@@ -463,6 +592,9 @@ def main(argv: list[str] | None = None) -> None:
     if argv and argv[0] == "importer":
         _importer(argv[1], argv[2], argv[3], int(argv[4]), float(argv[5]))
         return
+    if argv and argv[0] in ("hop-pub", "hop-sub"):
+        (_hop_pub if argv[0] == "hop-pub" else _hop_sub)(argv[1], int(argv[2]), float(argv[3]))
+        return
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--events", type=int, default=100_000)
     ap.add_argument("--rate", type=float, default=1_000.0)
@@ -484,19 +616,25 @@ def main(argv: list[str] | None = None) -> None:
             print(
                 f"latency at {r.latency_rate:,.0f}/s (sent at {r.sent_rate:,.0f}/s) "
                 f"p50 {r.p50_us:,.0f} µs p99 {r.p99_us:,.0f} µs; "
-                f"fdatasync p50 {r.fsync_p50_us:,.0f} µs p99 {r.fsync_p99_us:,.0f} µs"
+                f"fdatasync p50 {r.fsync_p50_us:,.0f} µs p99 {r.fsync_p99_us:,.0f} µs; "
+                f"bare NATS hop p50 {r.hop_p50_us:,.0f} µs p99 {r.hop_p99_us:,.0f} µs"
             )
             if len(r.windows) > 1:
                 print("  per 10 s, p50/p99 µs: " + ", ".join(f"{a:,.0f}/{b:,.0f}" for a, b in r.windows))
         p50, p99 = med(r.p50_us for r in runs), med(r.p99_us for r in runs)
-        print(f"median of {len(runs)}: p50 {p50:,.0f} µs p99 {p99:,.0f} µs")
+        h50, h99 = med(r.hop_p50_us for r in runs), med(r.hop_p99_us for r in runs)
+        print(
+            f"median of {len(runs)}: p50 {p50:,.0f} µs p99 {p99:,.0f} µs; "
+            f"bare NATS hop p50 {h50:,.0f} µs p99 {h99:,.0f} µs"
+        )
         return
     for r in runs:
         print(
             f"bridge {r.events_per_s:,.0f} ev/s, nats-py (200 coroutines) {r.nats_py_events_per_s:,.0f} ev/s, "
             f"{r.ratio:.2f}x; latency at {r.latency_rate:,.0f}/s (sent at {r.sent_rate:,.0f}/s) "
             f"p50 {r.p50_us:,.0f} µs p99 {r.p99_us:,.0f} µs; "
-            f"fdatasync p50 {r.fsync_p50_us:,.0f} µs p99 {r.fsync_p99_us:,.0f} µs"
+            f"fdatasync p50 {r.fsync_p50_us:,.0f} µs p99 {r.fsync_p99_us:,.0f} µs; "
+            f"bare NATS hop p50 {r.hop_p50_us:,.0f} µs p99 {r.hop_p99_us:,.0f} µs"
         )
     for r in runs:
         cpu = r.cpu_us_per_event
@@ -507,7 +645,8 @@ def main(argv: list[str] | None = None) -> None:
     print(
         f"median of {len(runs)}: bridge {med(r.events_per_s for r in runs):,.0f} ev/s, "
         f"{med(r.ratio for r in runs):.2f}x nats-py; "
-        f"p50 {med(r.p50_us for r in runs):,.0f} µs p99 {med(r.p99_us for r in runs):,.0f} µs; "
+        f"p50 {med(r.p50_us for r in runs):,.0f} µs p99 {med(r.p99_us for r in runs):,.0f} µs "
+        f"(bare NATS hop p99 {med(r.hop_p99_us for r in runs):,.0f} µs); "
         f"CPU {med(sum(r.cpu_us_per_event.values()) for r in runs):.1f} µs per event"
     )
 

@@ -598,7 +598,7 @@ fn drop_failed(o: &mut OpenedEndToEnd, sealed: &[bool]) {
 
 /// The common batch, every event sealed end to end and of one type (`frames[i]`
 /// the frame of `events[i]`): opened and (with `schema`) validated in one pass over
-/// chunks, into `out` (cleared; its allocation reused when it is large enough). `None` when some frame does not open (a tampered event, no entry for this
+/// chunks, into `out` (its allocation reused when it is large enough). `None` when some frame does not open (a tampered event, no entry for this
 /// recipient): the caller then opens event by event, so each bad one gets its own
 /// error.
 fn open_and_validate(
@@ -613,7 +613,11 @@ fn open_and_validate(
     let aads: Vec<AadFields<'_>> = events.iter().map(|e| aad_of(e)).collect();
     let job = e2e::open_each_job_for(key, rid, &aads, frames).ok()?;
     let out_offsets = job.out_offsets().to_vec();
-    out.clear();
+    // A reused buffer keeps its bytes up to its length rather than zeroing them
+    // again: the slots cover it from 0 to `out_len`, and the cipher writes every
+    // byte of each before anything reads it (a batch that does not open is dropped
+    // with its buffer). Only growth is zeroed.
+    out.truncate(job.out_len());
     out.resize(job.out_len(), 0);
     let refused: Mutex<Vec<(usize, Error)>> = Mutex::new(Vec::new());
     let per_event = if schema.is_some() {

@@ -190,8 +190,8 @@ impl Subscription {
 
 impl ReadAhead {
     /// A buffer for at least `len` bytes: a spare one when one is large enough (its
-    /// old contents are the caller's to overwrite: it is cleared before it is
-    /// filled).
+    /// old contents are the caller's to overwrite: every byte of the result is
+    /// written before it is read).
     fn buffer(&self, len: usize) -> Vec<u8> {
         let spare = self.spare.lock().ok().and_then(|mut s| s.pop());
         match spare {
@@ -598,9 +598,9 @@ fn drop_failed(o: &mut OpenedEndToEnd, sealed: &[bool]) {
 
 /// The common batch, every event sealed end to end and of one type (`frames[i]`
 /// the frame of `events[i]`): opened and (with `schema`) validated in one pass over
-/// chunks, into `out` (its allocation reused when it is large enough). `None` when some frame does not open (a tampered event, no entry for this
-/// recipient): the caller then opens event by event, so each bad one gets its own
-/// error.
+/// chunks, into `out` (its allocation reused when it is large enough). `None` when
+/// some frame does not open (a tampered event, no entry for this recipient): the
+/// caller then opens event by event, so each bad one gets its own error.
 fn open_and_validate(
     key: &RecipientKey,
     rid: &str,

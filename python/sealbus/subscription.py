@@ -108,9 +108,9 @@ class Subscription:
         Events sealed end to end are opened and validated as :meth:`poll` opens them
         (an :class:`~sealbus.endtoend.OpenedBatch` then holds their plaintext); their
         ciphertext is never handed out as data. While the caller handles that batch,
-        the end-to-end events ready next (up to two batches of this size) are opened
-        ahead on pool threads; nothing is taken from the queue for it, and a later
-        call uses that work only if it takes exactly those events."""
+        the end-to-end events ready next (up to four batches of this size, and 8 MiB
+        of frames) are opened ahead on pool threads; nothing is taken from the queue
+        for it, and a later call uses that work only if it takes exactly those events."""
         return self._finish_batch(self._core.poll_batch(max_messages, timeout))
 
     def _finish_batch(self, batch: DeliveryBatch) -> Batch:

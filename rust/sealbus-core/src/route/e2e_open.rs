@@ -22,12 +22,15 @@
 //! opened ahead. So what a consumer receives, and every refusal, is what it would
 //! have received without it.
 //!
-//! Up to [`DEPTH`] batches are opened ahead, each on one thread: the next batch and
-//! the one after it. Opening (AES-GCM and the schema) costs more per event than a
-//! Python consumer's loop over the plaintext, so with one batch ahead the consumer
-//! waited for it while a core stood idle; two keep both cores busy. Each batch is
-//! opened on one thread, not split, because the consumer's own thread is running
-//! beside them: splitting only made three threads share two cores.
+//! Up to [`DEPTH`] batches are opened ahead, each on one thread, and no more than
+//! [`READ_AHEAD_BYTES`] of frames (one batch, however large). Opening (AES-GCM and
+//! the schema) costs more per event than a Python consumer's loop over the
+//! plaintext, so with one batch ahead the consumer waited for it while a core stood
+//! idle. With two, the pool still idled whenever both were done while the consumer
+//! was slow for a moment; batches queued behind them keep it working through such
+//! moments. Each batch is opened on one thread, not split, because the consumer's
+//! own thread is running beside them: splitting only made three threads share two
+//! cores.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex};
@@ -102,11 +105,17 @@ fn no_errors(n: usize) -> Vec<Option<Error>> {
 
 /// Batches a subscription opens ahead at most, and read-ahead jobs it has running
 /// at most (a job whose batch was dropped still counts until it ends).
-const DEPTH: usize = 2;
+const DEPTH: usize = 4;
+
+/// Bytes of frames a subscription's batches ahead may hold together, beyond which no
+/// other is started (the first always is): the plaintext opened ahead is memory the
+/// consumer has not asked for yet. Four batches of 1,024 events of ~600 B fit.
+const READ_AHEAD_BYTES: usize = 8 << 20;
 
 /// Plaintext buffers a subscription keeps for its read-ahead, at most: the ones the
-/// consumer is done with, for the batches being filled meanwhile.
-const SPARE_BUFFERS: usize = DEPTH;
+/// consumer is done with, for the batches being filled meanwhile (a poll gives one
+/// back as the next read-ahead takes one).
+const SPARE_BUFFERS: usize = 2;
 
 /// A subscription's next end-to-end batches, opened ahead of its polls.
 #[derive(Default)]
@@ -131,6 +140,8 @@ struct Lanes {
 struct Lane {
     id: u64,
     len: usize,
+    /// Bytes of frames it opens.
+    bytes: usize,
     state: Ahead,
 }
 
@@ -224,16 +235,20 @@ impl ReadAhead {
     }
 
     /// Ready events already covered by the batches ahead, if another may be started:
-    /// fewer than [`DEPTH`] batches ahead and jobs running.
+    /// fewer than [`DEPTH`] batches ahead and jobs running, and fewer than
+    /// [`READ_AHEAD_BYTES`] ahead (or none).
     fn room(&self) -> Option<(usize, u64)> {
         let lanes = self.lanes.lock().ok()?;
-        (lanes.ahead.len() < DEPTH && lanes.running < DEPTH)
+        let bytes: usize = lanes.ahead.iter().map(|l| l.bytes).sum();
+        (lanes.ahead.len() < DEPTH
+            && lanes.running < DEPTH
+            && (lanes.ahead.is_empty() || bytes < READ_AHEAD_BYTES))
             .then(|| (lanes.ahead.iter().map(|l| l.len).sum(), lanes.next_id))
     }
 
-    /// Start a batch of `len` events after those covered, unless the lanes changed
-    /// since [`ReadAhead::room`] said `(covered, id)`.
-    fn start(&self, covered: usize, id: u64, len: usize) -> bool {
+    /// Start a batch of `len` events (`bytes` of frames) after those covered, unless
+    /// the lanes changed since [`ReadAhead::room`] said `(covered, id)`.
+    fn start(&self, covered: usize, id: u64, len: usize, bytes: usize) -> bool {
         let Ok(mut lanes) = self.lanes.lock() else {
             return false;
         };
@@ -246,6 +261,7 @@ impl ReadAhead {
         lanes.ahead.push_back(Lane {
             id,
             len,
+            bytes,
             state: Ahead::Running,
         });
         true
@@ -373,15 +389,14 @@ impl Router {
                 && items
                     .iter()
                     .all(|e| is_end_to_end(e) && !e.sealed && e.event_type == first.event_type);
-            if !usable || !sub.read_ahead.start(covered, id, items.len()) {
+            let bytes = items.iter().map(|e| e.data.len()).sum();
+            if !usable || !sub.read_ahead.start(covered, id, items.len(), bytes) {
                 return;
             }
             // The plaintext's buffer: one the consumer gave back when it can be
             // (fresh memory costs the kernel clearing its pages, on every batch).
             // The frames' length bounds the plaintext's.
-            let out = sub
-                .read_ahead
-                .buffer(items.iter().map(|e| e.data.len()).sum());
+            let out = sub.read_ahead.buffer(bytes);
             let (router, sub, key) = (Arc::clone(self), Arc::clone(sub), Arc::clone(key));
             let recipient_id = recipient_id.to_owned();
             let spent = spent.take();
@@ -753,7 +768,7 @@ fn open_all(
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::super::tests::{queue, Bench};
-    use super::{OpenedEndToEnd, Prepared, ReadAhead};
+    use super::{OpenedEndToEnd, Prepared, ReadAhead, DEPTH, READ_AHEAD_BYTES};
     use crate::error::Action;
     use crate::route::OnFull;
 
@@ -773,44 +788,85 @@ mod tests {
     }
 
     #[test]
-    fn batches_ahead_line_up_in_order_and_at_most_two_run() {
+    fn batches_ahead_line_up_in_order_and_at_most_depth_run() {
         let ahead = ReadAhead::default();
         assert!(ahead.take().is_none(), "nothing ahead: nothing to wait for");
         let (covered, first) = ahead.room().unwrap();
         assert_eq!(covered, 0);
-        assert!(ahead.start(covered, first, 100));
+        assert!(ahead.start(covered, first, 100, 1000));
         // The next batch starts where the first one's events end.
         let (covered, second) = ahead.room().unwrap();
         assert_eq!(covered, 100);
         // Lanes that changed since `room` was asked are not started on.
-        assert!(!ahead.start(0, second, 100));
-        assert!(ahead.start(covered, second, 100));
-        assert!(ahead.room().is_none(), "two ahead at most");
-        // The second finishing first does not jump the queue.
-        ahead.finish(second, Some(prepared(2)));
-        ahead.finish(first, Some(prepared(1)));
-        assert_eq!(ahead.take().unwrap().recipient_id, "r1");
-        assert_eq!(ahead.room().map(|(c, _)| c), Some(100));
-        assert_eq!(ahead.take().unwrap().recipient_id, "r2");
+        assert!(!ahead.start(0, second, 100, 1000));
+        assert!(ahead.start(covered, second, 100, 1000));
+        let mut ids = vec![first, second];
+        while ids.len() < DEPTH {
+            let (covered, id) = ahead.room().unwrap();
+            assert_eq!(covered, 100 * ids.len());
+            assert!(ahead.start(covered, id, 100, 1000));
+            ids.push(id);
+        }
+        assert!(ahead.room().is_none(), "{DEPTH} ahead at most");
+        // Later batches finishing first do not jump the queue.
+        for (n, &id) in ids.iter().enumerate().rev() {
+            ahead.finish(id, Some(prepared(n)));
+        }
+        assert_eq!(ahead.take().unwrap().recipient_id, "r0");
+        assert_eq!(
+            ahead.room().map(|(c, _)| c),
+            Some(100 * (DEPTH - 1)),
+            "one taken: room for one more after the others"
+        );
+        for n in 1..DEPTH {
+            assert_eq!(ahead.take().unwrap().recipient_id, format!("r{n}"));
+        }
         assert!(ahead.take().is_none());
+    }
+
+    #[test]
+    fn batches_ahead_stop_at_their_byte_budget_but_one_always_starts() {
+        let ahead = ReadAhead::default();
+        // One batch larger than the budget still starts: a poll needs it whole.
+        let (covered, big) = ahead.room().unwrap();
+        assert!(ahead.start(covered, big, 10, READ_AHEAD_BYTES + 1));
+        assert!(ahead.room().is_none(), "over the budget: no second batch");
+        ahead.finish(big, Some(prepared(0)));
+        assert_eq!(ahead.take().unwrap().recipient_id, "r0");
+        // Small batches: as many as fit under the budget, up to DEPTH.
+        let half = READ_AHEAD_BYTES / 2;
+        let (covered, a) = ahead.room().unwrap();
+        assert!(ahead.start(covered, a, 10, half));
+        let (covered, b) = ahead.room().unwrap();
+        assert!(ahead.start(covered, b, 10, half));
+        assert!(ahead.room().is_none(), "the budget is spent");
+        ahead.finish(a, Some(prepared(1)));
+        ahead.take().unwrap();
+        assert!(ahead.room().is_some(), "a batch taken gives its bytes back");
+        ahead.finish(b, None);
     }
 
     #[test]
     fn a_dropped_batch_still_running_finishes_into_nothing_and_holds_its_place() {
         let ahead = ReadAhead::default();
-        let (_, a) = ahead.room().unwrap();
-        assert!(ahead.start(0, a, 100));
-        let (_, b) = ahead.room().unwrap();
-        assert!(ahead.start(100, b, 100));
-        assert_eq!(ahead.clear().len(), 2);
-        // Both jobs still run: no third may start beside them.
+        let mut ids = Vec::new();
+        for n in 0..DEPTH {
+            let (covered, id) = ahead.room().unwrap();
+            assert!(ahead.start(covered, id, 100, 1000));
+            assert_eq!(covered, 100 * n);
+            ids.push(id);
+        }
+        assert_eq!(ahead.clear().len(), DEPTH);
+        // Their jobs still run: no other may start beside them.
         assert!(ahead.room().is_none());
-        ahead.finish(a, Some(prepared(1)));
+        ahead.finish(ids[0], Some(prepared(1)));
         let (covered, c) = ahead.room().unwrap();
         assert_eq!(covered, 0, "what was dropped covers nothing");
-        assert!(ahead.start(covered, c, 50));
-        // The late job's result is not taken for the new batch.
-        ahead.finish(b, Some(prepared(2)));
+        assert!(ahead.start(covered, c, 50, 500));
+        // The late jobs' results are not taken for the new batch.
+        for &id in &ids[1..] {
+            ahead.finish(id, Some(prepared(2)));
+        }
         ahead.finish(c, None);
         assert!(ahead.take().is_none(), "the new batch ended empty");
         assert_eq!(ahead.lanes.lock().unwrap().running, 0);
@@ -820,7 +876,7 @@ mod tests {
     fn a_poll_waits_for_the_first_batch_ahead_to_finish() {
         let ahead = std::sync::Arc::new(ReadAhead::default());
         let (_, id) = ahead.room().unwrap();
-        assert!(ahead.start(0, id, 10));
+        assert!(ahead.start(0, id, 10, 100));
         let job = {
             let ahead = std::sync::Arc::clone(&ahead);
             std::thread::spawn(move || {

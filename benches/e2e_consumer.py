@@ -1,7 +1,7 @@
 """A consumer's events/s through ``poll_batch`` on an end-to-end type against the same
 consumer on an at-rest type, same router, same run (see docs/SEALING.md).
 
-    python benches/e2e_consumer.py [--events 20480] [--batch 1024] [--repeats 5]
+    python benches/e2e_consumer.py [--events 20480] [--batch 1024] [--repeats 21]
 
 One router with a durable log (sealed at rest) and two types with the same schema,
 the shared OrderPlaced workload's (``orders.py``: draft 2020-12 with formats and
@@ -13,10 +13,11 @@ both: ``poll_batch`` until every event is in, checking the batch's per-event err
 when it has them, reading each event's bytes, one ``ack`` per batch. End to end,
 that is unwrapping each data key, opening every payload and validating it against its
 schema, all in ``poll_batch`` (the next batch opened ahead while this one is read).
-Medians over ``--repeats``; the two types alternate. Wall time is the figure; the
-process's CPU time over the same drains is printed beside it (µs per event, all
-threads), because on a shared machine a drain's wall time mostly measures how long
-other jobs held the cores.
+Medians over ``--repeats`` (21: a drain takes 10 to 50 ms, and a median of a few
+hangs on the one a neighbour interrupted); the two types alternate. Wall time is the
+figure; the process's CPU time over the same drains is printed beside it (µs per
+event, all threads), because on a shared machine a drain's wall time mostly measures
+how long other jobs held the cores.
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--events", type=int, default=20_480)
     ap.add_argument("--batch", type=int, default=1024)
-    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--repeats", type=int, default=21)
     a = ap.parse_args()
     keys = ConsumerKeyPair.generate()
     docs = payloads(a.batch)

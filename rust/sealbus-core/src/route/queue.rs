@@ -231,19 +231,9 @@ impl<T: Clone> Queue<T> {
             return;
         };
         let older = self.ready.partition_point(|e| e.seq < newest);
-        let mut older = self.ready.drain(..older).peekable();
-        let mut back = back.into_iter().peekable();
-        let mut merged = Vec::new();
-        while let (Some(a), Some(b)) = (older.peek(), back.peek()) {
-            let next = if a.seq < b.seq {
-                older.next()
-            } else {
-                back.next()
-            };
-            merged.extend(next);
-        }
-        merged.extend(older);
-        merged.extend(back);
+        let mut merged: Vec<Entry<T>> = self.ready.drain(..older).chain(back).collect();
+        // Two runs already in order: the stable sort finds them and merges in one pass.
+        merged.sort_by_key(|e| e.seq);
         for entry in merged.into_iter().rev() {
             self.ready.push_front(entry);
         }
@@ -460,7 +450,8 @@ mod tests {
         assert!(q.nack(first[2].tag)); // 2
         assert!(q.nack(later[2].tag)); // 5
         assert!(q.ack(later[1].tag).is_some()); // 4
-                                                // 0 and 1 expire: they were delivered first, so they come back first.
+
+        // 0 and 1 expire: they were delivered first, so they come back first.
         let items: Vec<u32> = q
             .take(10, 10_000_000_000)
             .into_iter()

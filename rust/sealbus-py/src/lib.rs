@@ -25,6 +25,7 @@ mod log;
 mod outbuf;
 mod pattern;
 mod pinned;
+mod pool;
 mod router;
 mod schema;
 mod seal;
@@ -32,6 +33,7 @@ mod select;
 
 #[pymodule]
 fn _sealbus(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    pool::init();
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     pattern::register(m)?;
     audit::register(m)?;

@@ -1,5 +1,6 @@
-"""The core's worker pool: named threads, a little below the host's priority, and
-never a change to the process's own threads (see rust/sealbus-py/src/pool.rs)."""
+"""The core's worker pool: built on first use, named threads, a little below the
+host's priority, and never a change to the process's own threads (see
+rust/sealbus-core/src/pool.rs and rust/sealbus-py/src/pool.rs)."""
 
 from __future__ import annotations
 
@@ -75,3 +76,33 @@ def test_pool_nice_can_be_set_or_switched_off() -> None:
     assert set(pool(threads)) == {0}
     _, threads = probe(0, {"SEALBUS_POOL_NICE": "lots"})
     assert set(pool(threads)) == {5}
+
+
+# Imports sealbus, looks at its threads, then forks: the child must be able to use
+# the pool (it would hang on a pool built before the fork, whose threads it lacks).
+FORK = textwrap.dedent(
+    """
+    import os, sys
+    import sealbus
+    from sealbus.aead import AesGcm
+
+    def pool_threads():
+        names = [open(f"/proc/self/task/{t}/comm").read().strip() for t in os.listdir("/proc/self/task")]
+        return [n for n in names if n.startswith("sealbus-pool-")]
+
+    assert pool_threads() == [], pool_threads()
+    pid = os.fork()
+    if pid == 0:
+        key = AesGcm(AesGcm.generate_key())
+        n, size = 256, 16384
+        sealed, _ = key.encrypt_batch(os.urandom(12 * n), bytes(n * size), list(range(0, n * size + 1, size)))
+        os._exit(0 if len(sealed) == n * (size + 16) and pool_threads() else 1)
+    _, status = os.waitpid(pid, 0)
+    sys.exit(os.waitstatus_to_exitcode(status))
+    """
+)
+
+
+def test_the_pool_is_built_on_first_use_so_a_fork_after_import_can_use_it() -> None:
+    out = subprocess.run([sys.executable, "-c", FORK], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr

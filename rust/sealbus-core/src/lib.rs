@@ -11,6 +11,7 @@
 //! - [`identity`]: a router's Ed25519 key pair, signing and checking signatures.
 //! - [`audit`]: the hash-chained audit trail with signed Merkle checkpoints.
 //! - [`alert`]: rules over the router's own decisions that raise alerts.
+//! - [`pool`]: the worker pool parallel work runs on, built on first use.
 
 pub mod alert;
 pub mod audit;
@@ -23,6 +24,7 @@ pub mod log;
 pub mod oracle;
 pub mod pattern;
 pub mod policy;
+pub mod pool;
 pub mod route;
 pub mod schema;
 pub mod seal;

@@ -1,10 +1,11 @@
-//! The core's worker pool (rayon's global pool), set up once when the module loads:
-//! its threads are named and run at a slightly lower priority than the host's own.
+//! The core's worker pool (`sealbus_core::pool`) runs a little below the host's
+//! priority: set up when the module loads, applied to each pool thread as it starts
+//! (the pool itself is built on first use).
 //!
-//! Why the priority: the pool works on behalf of a caller that is itself running or
-//! about to run: a large batch sealed on the caller's thread and the pool together,
-//! or the end-to-end events a consumer will poll next, opened ahead. When there are
-//! fewer cores than runnable threads, the kernel shares time equally, so the thread
+//! Why: the pool works on behalf of a caller that is itself running or about to run:
+//! a large batch sealed on the caller's thread and the pool together, or the
+//! end-to-end events a consumer will poll next, opened ahead. When there are fewer
+//! cores than runnable threads, the kernel shares time equally, so the thread
 //! everything waits for (the consumer, the producer) gets only part of a core while
 //! the pool works ahead of it. At `nice` +[`POOL_NICE`] the pool fills the cores the
 //! host leaves idle and yields to its threads otherwise; on an idle core it runs at
@@ -14,29 +15,19 @@
 //! lane, a schema lookup), and CFS never starves a thread at +5, so a host thread
 //! waiting on one of them waits a time slice at most.
 //!
-//! `SEALBUS_POOL_NICE` overrides the increment (0 keeps the host's priority); the
-//! thread count is rayon's (`RAYON_NUM_THREADS`, else one per core).
-
-use std::sync::Once;
+//! `SEALBUS_POOL_NICE` overrides the step (0 keeps the host's priority); the thread
+//! count is rayon's (`RAYON_NUM_THREADS`, else one per core).
 
 /// How much lower than the host's threads the pool runs, in `nice` steps.
 pub(crate) const POOL_NICE: i32 = 5;
 
-/// Build the global pool with named threads at the lowered priority. Idempotent;
-/// a pool some other code of this library built first is kept as it is.
+/// Register the priority hook (read `SEALBUS_POOL_NICE` now). Starts no thread.
 pub(crate) fn init() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        let nice = std::env::var("SEALBUS_POOL_NICE")
-            .ok()
-            .and_then(|v| v.trim().parse::<i32>().ok())
-            .map_or(POOL_NICE, |n| n.clamp(0, 19));
-        // An error means the pool exists already: it works as it is.
-        let _ = rayon::ThreadPoolBuilder::new()
-            .thread_name(|i| format!("sealbus-pool-{i}"))
-            .start_handler(move |_| lower_priority(nice))
-            .build_global();
-    });
+    let nice = std::env::var("SEALBUS_POOL_NICE")
+        .ok()
+        .and_then(|v| v.trim().parse::<i32>().ok())
+        .map_or(POOL_NICE, |n| n.clamp(0, 19));
+    sealbus_core::pool::on_thread_start(move |_| lower_priority(nice));
 }
 
 /// Lower the calling thread's priority by `nice` steps from where it started (a

@@ -400,6 +400,7 @@ impl Router {
             let (router, sub, key) = (Arc::clone(self), Arc::clone(sub), Arc::clone(key));
             let recipient_id = recipient_id.to_owned();
             let spent = spent.take();
+            crate::pool::ensure();
             rayon::spawn(move || {
                 drop(spent);
                 let mut finish = Finish(&sub.read_ahead, id, None);

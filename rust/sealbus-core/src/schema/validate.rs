@@ -291,6 +291,7 @@ impl CompiledSchema {
     ) -> Result<Vec<bool>> {
         let spans = spans(buffer, offsets)?;
         if parallel && spans.len() >= PARALLEL_MIN_EVENTS {
+            crate::pool::ensure();
             Ok(spans
                 .par_iter()
                 .map_init(Work::default, |work, &(a, b)| {
@@ -319,6 +320,7 @@ impl CompiledSchema {
             self.validate_in(work, &buffer[a..b], i).err()
         };
         if parallel && spans.len() >= PARALLEL_MIN_EVENTS {
+            crate::pool::ensure();
             Ok(spans
                 .par_iter()
                 .enumerate()

@@ -368,6 +368,7 @@ where
         }
     };
     let work = &work;
+    crate::pool::ensure();
     rayon::in_place_scope(|s| {
         for _ in 1..threads {
             s.spawn(move |_| work());

@@ -34,3 +34,20 @@ pub(crate) fn ensure() {
             .build_global();
     });
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_pool_thread_is_named_for_sealbus() {
+        super::ensure();
+        let names = rayon::broadcast(|_| std::thread::current().name().map(str::to_owned));
+        assert!(!names.is_empty());
+        for name in names {
+            assert!(
+                name.as_deref()
+                    .is_some_and(|n| n.starts_with("sealbus-pool-")),
+                "{name:?}"
+            );
+        }
+    }
+}

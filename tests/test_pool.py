@@ -126,3 +126,39 @@ FORK = textwrap.dedent(
 def test_the_pool_is_built_on_first_use_so_a_fork_after_import_can_use_it() -> None:
     out = subprocess.run([sys.executable, "-c", FORK], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
+
+
+# Uses the pool, then forks: the child has none of the pool's threads (fork copies
+# only the calling thread), so its parallel work must run on its own thread rather
+# than wait for workers that do not exist. Sealed batches and a schema check of a
+# large batch, each checked against the parent's result.
+FORK_AFTER_USE = textwrap.dedent(
+    """
+    import os, sys, json
+    import sealbus
+    from sealbus.aead import AesGcm
+
+    key = AesGcm(AesGcm.generate_key())
+    n, size = 256, 16384
+    nonces, data = os.urandom(12 * n), os.urandom(n * size)
+    offsets = list(range(0, n * size + 1, size))
+    sealed, _ = key.encrypt_batch(nonces, data, offsets)  # builds the pool here
+    router = sealbus.Router()
+    router.schemas.register("t.a", {"type": "object", "required": ["i"]})
+    shop = router.principal("shop")
+    router.policy.allow_publish(shop, ["t.a"])
+    batch = [{"i": i} for i in range(4096)]
+    pid = os.fork()
+    if pid == 0:
+        ok = key.encrypt_batch(nonces, data, offsets)[0] == sealed
+        ok = ok and len(router.producer(shop).publish_many("t.a", batch)) == len(batch)
+        os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    sys.exit(os.waitstatus_to_exitcode(status))
+    """
+)
+
+
+def test_a_child_forked_after_the_pool_was_built_does_its_parallel_work_itself() -> None:
+    out = subprocess.run([sys.executable, "-c", FORK_AFTER_USE], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr

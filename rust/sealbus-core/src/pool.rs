@@ -5,8 +5,12 @@
 //!
 //! Built on first use, never before: a process that forks before it needs the pool
 //! (a pre-forking server that imports sealbus in its parent) must not leave its
-//! children a pool whose threads they do not have.
+//! children a pool whose threads they do not have. A child forked after the pool was
+//! built has none of its threads either (fork copies only the calling thread), and
+//! work handed to them would wait forever: there [`ensure`] says no, and the callers
+//! do the work on their own thread.
 
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Once, OnceLock};
 
 type StartHook = Box<dyn Fn(usize) + Send + Sync>;
@@ -19,10 +23,16 @@ pub fn on_thread_start(hook: impl Fn(usize) + Send + Sync + 'static) -> bool {
     START.set(Box::new(hook)).is_ok()
 }
 
-/// Build the pool if it is not built yet. Call before handing work to rayon.
-pub(crate) fn ensure() {
+/// The process that built the pool (0: not built yet).
+static BUILT_BY: AtomicU32 = AtomicU32::new(0);
+
+/// Build the pool if it is not built yet, and say whether this process has it: false
+/// in a child forked after it was built. Call before handing work to rayon, and do
+/// the work on the calling thread when it says no.
+pub(crate) fn ensure() -> bool {
     static BUILT: Once = Once::new();
     BUILT.call_once(|| {
+        BUILT_BY.store(std::process::id(), Ordering::Relaxed);
         // An error means someone built rayon's global pool first: it serves as it is.
         let _ = rayon::ThreadPoolBuilder::new()
             .thread_name(|i| format!("sealbus-pool-{i}"))
@@ -33,13 +43,14 @@ pub(crate) fn ensure() {
             })
             .build_global();
     });
+    BUILT_BY.load(Ordering::Relaxed) == std::process::id()
 }
 
 #[cfg(test)]
 mod tests {
     #[test]
     fn every_pool_thread_is_named_for_sealbus() {
-        super::ensure();
+        assert!(super::ensure(), "the process that built the pool has it");
         let names = rayon::broadcast(|_| std::thread::current().name().map(str::to_owned));
         assert!(!names.is_empty());
         for name in names {

@@ -373,6 +373,11 @@ impl Router {
         max: usize,
         spent: Vec<Item>,
     ) {
+        // No pool in this process (a child forked after it was built): each poll
+        // opens its own events.
+        if !crate::pool::ensure() {
+            return;
+        }
         let mut spent = Some(spent);
         while let Some((covered, id)) = sub.read_ahead.room() {
             let Ok(mut st) = sub.lock() else { return };
@@ -400,7 +405,6 @@ impl Router {
             let (router, sub, key) = (Arc::clone(self), Arc::clone(sub), Arc::clone(key));
             let recipient_id = recipient_id.to_owned();
             let spent = spent.take();
-            crate::pool::ensure();
             rayon::spawn(move || {
                 drop(spent);
                 let mut finish = Finish(&sub.read_ahead, id, None);

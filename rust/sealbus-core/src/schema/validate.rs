@@ -290,8 +290,7 @@ impl CompiledSchema {
         parallel: bool,
     ) -> Result<Vec<bool>> {
         let spans = spans(buffer, offsets)?;
-        if parallel && spans.len() >= PARALLEL_MIN_EVENTS {
-            crate::pool::ensure();
+        if parallel && spans.len() >= PARALLEL_MIN_EVENTS && crate::pool::ensure() {
             Ok(spans
                 .par_iter()
                 .map_init(Work::default, |work, &(a, b)| {
@@ -319,8 +318,7 @@ impl CompiledSchema {
         let one = |work: &mut Work<'s>, i: usize, &(a, b): &(usize, usize)| -> Option<Error> {
             self.validate_in(work, &buffer[a..b], i).err()
         };
-        if parallel && spans.len() >= PARALLEL_MIN_EVENTS {
-            crate::pool::ensure();
+        if parallel && spans.len() >= PARALLEL_MIN_EVENTS && crate::pool::ensure() {
             Ok(spans
                 .par_iter()
                 .enumerate()

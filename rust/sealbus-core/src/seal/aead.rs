@@ -325,7 +325,8 @@ where
     } else {
         1
     };
-    if threads <= 1 {
+    // No pool in this process (a child forked after it was built): all here.
+    if threads <= 1 || !crate::pool::ensure() {
         return f(0, out_offsets, out);
     }
     // Item boundaries every ~CHUNK_BYTES, and at least two chunks per thread.
@@ -368,7 +369,6 @@ where
         }
     };
     let work = &work;
-    crate::pool::ensure();
     rayon::in_place_scope(|s| {
         for _ in 1..threads {
             s.spawn(move |_| work());

@@ -130,11 +130,11 @@ def test_the_pool_is_built_on_first_use_so_a_fork_after_import_can_use_it() -> N
 
 # Uses the pool, then forks: the child has none of the pool's threads (fork copies
 # only the calling thread), so its parallel work must run on its own thread rather
-# than wait for workers that do not exist. Sealed batches and a schema check of a
-# large batch, each checked against the parent's result.
+# than wait for workers that do not exist: a large seal (checked against the
+# parent's) and a large validated publish.
 FORK_AFTER_USE = textwrap.dedent(
     """
-    import os, sys, json
+    import os, sys
     import sealbus
     from sealbus.aead import AesGcm
 

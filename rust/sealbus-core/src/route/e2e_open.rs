@@ -373,11 +373,6 @@ impl Router {
         max: usize,
         spent: Vec<Item>,
     ) {
-        // No pool in this process (a child forked after it was built): each poll
-        // opens its own events.
-        if !crate::pool::ensure() {
-            return;
-        }
         let mut spent = Some(spent);
         while let Some((covered, id)) = sub.read_ahead.room() {
             let Ok(mut st) = sub.lock() else { return };
@@ -395,7 +390,12 @@ impl Router {
                     .iter()
                     .all(|e| is_end_to_end(e) && !e.sealed && e.event_type == first.event_type);
             let bytes = items.iter().map(|e| e.data.len()).sum();
-            if !usable || !sub.read_ahead.start(covered, id, items.len(), bytes) {
+            // No pool in this process (a child forked after it was built): each poll
+            // opens its own events. Asked only when a batch would go ahead.
+            if !usable
+                || !crate::pool::ensure()
+                || !sub.read_ahead.start(covered, id, items.len(), bytes)
+            {
                 return;
             }
             // The plaintext's buffer: one the consumer gave back when it can be

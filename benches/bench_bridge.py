@@ -32,6 +32,10 @@ def test_bridge_throughput_and_latency(benchmark: Any) -> None:
     # The bare NATS hop ran beside it, at the same rate, on the same server.
     assert 0 < result.hop_p50_us <= result.hop_p99_us
     assert result.events_per_s > 0 and result.nats_py_events_per_s > 0
+    # CPU per event of each process, batched and one at a time, and the hop's.
+    for cpu in (result.cpu_us_per_event, result.latency_cpu_us_per_event, result.hop_cpu_us_per_event):
+        assert set(cpu) == {"exporter", "importer", "nats-server"}
+        assert all(v > 0 for v in cpu.values()), cpu
 
 
 def test_latency_stages_account_for_every_counted_event() -> None:

@@ -81,6 +81,12 @@ class BridgeResult:
     hop_p99_us: float = float("nan")
     latency_events: int = 0
     cpu_us_per_event: dict[str, float] = field(default_factory=dict)
+    #: The same in the latency run, one event at a time (warm-up included): what each
+    #: event costs the machine when nothing is batched, which a noisy machine's
+    #: latency does not show.
+    latency_cpu_us_per_event: dict[str, float] = field(default_factory=dict)
+    #: The bare NATS hop's, same rate, same run (publisher, subscriber, server).
+    hop_cpu_us_per_event: dict[str, float] = field(default_factory=dict)
     exporter_stats: dict[str, int] = field(default_factory=dict)
     importer_stats: dict[str, int] = field(default_factory=dict)
     #: p50 and p99 (µs) per 10 s of the latency run, in order: a drift shows here.
@@ -306,6 +312,7 @@ async def _hop_sub_async(url: str, events: int) -> list[int]:
     )
     await js.add_consumer(_HOP_STREAM, config)
     print("ready", flush=True)
+    print(f"cpu0 {_cpu()}", flush=True)
     lat: list[int] = []
     got = 0
     while got < events:
@@ -316,6 +323,7 @@ async def _hop_sub_async(url: str, events: int) -> list[int]:
             lat.append(now - sent)
         await msg.ack()
         got += 1
+    print(f"cpu1 {_cpu()}", flush=True)
     await nc.close()
     return lat
 
@@ -354,7 +362,9 @@ def _hop_pub(url: str, events: int, rate: float) -> None:
     """The sending end of the bare hop: waits for "go", then publishes at ``rate``."""
     print("ready", flush=True)
     sys.stdin.readline()
+    print(f"cpu0 {_cpu()}", flush=True)
     asyncio.run(_hop_pub_async(url, events, rate))
+    print(f"cpu1 {_cpu()}", flush=True)
 
 
 async def _hop_stream(url: str, create: bool) -> None:
@@ -370,10 +380,12 @@ async def _hop_stream(url: str, create: bool) -> None:
     await nc.close()
 
 
-def _hop(url: str, events: int, rate: float) -> tuple[float, float]:
+def _hop(url: str, events: int, rate: float, server_pid: int) -> tuple[float, float, dict[str, float]]:
     """p50 and p99 (µs) of the bare NATS hop: ``events`` at ``rate``, each end in its
-    own process, as the bridge's peers are."""
+    own process, as the bridge's peers are; and its CPU per event, as the latency
+    run's (publisher, subscriber, nats-server)."""
     asyncio.run(_hop_stream(url, create=True))
+    server_cpu = _server_cpu(server_pid)
     try:
         sub = _Proc(["hop-sub", url, str(events), str(rate)])
         sub.ready()
@@ -382,8 +394,9 @@ def _hop(url: str, events: int, rate: float) -> tuple[float, float]:
         pub.go()
         timeout = events / rate + 120
         try:
-            pub.wait(timeout)
-            q = json.loads(sub.wait(timeout)["latency"])
+            out_pub = pub.wait(timeout)
+            out_sub = sub.wait(timeout)
+            q = json.loads(out_sub["latency"])
         finally:
             for peer in (pub, sub):
                 if peer.proc.poll() is None:
@@ -391,7 +404,13 @@ def _hop(url: str, events: int, rate: float) -> tuple[float, float]:
                     peer.proc.wait()
     finally:
         asyncio.run(_hop_stream(url, create=False))
-    return q["p50"] / 1e3, q["p99"] / 1e3
+    per = 1e6 / (events + _warm_up(rate))
+    cpu = {
+        "exporter": (float(out_pub["cpu1"]) - float(out_pub["cpu0"])) * per,
+        "importer": (float(out_sub["cpu1"]) - float(out_sub["cpu0"])) * per,
+        "nats-server": (_server_cpu(server_pid) - server_cpu) * per,
+    }
+    return q["p50"] / 1e3, q["p99"] / 1e3, cpu
 
 
 # ---- orchestration ------------------------------------------------------------------
@@ -526,13 +545,20 @@ def run(
         res.fsync_p50_us, res.fsync_p99_us = _fsync_probe()
         say("bridge latency")
         n = max(1, int(rate * seconds))
+        server_cpu = _server_cpu(server.pid)
         lat_a, lat_b, res.stages = _one(server.url, "latency", n, rate, stages)
+        per = 1e6 / (n + _warm_up(rate))
+        res.latency_cpu_us_per_event = {
+            "exporter": (float(lat_a["cpu1"]) - float(lat_a["cpu0"])) * per,
+            "importer": (float(lat_b["cpu1"]) - float(lat_b["cpu0"])) * per,
+            "nats-server": (_server_cpu(server.pid) - server_cpu) * per,
+        }
         res.sent_rate = float(lat_a["sent_rate"])
         q = json.loads(lat_b["latency"])
         res.p50_us, res.p99_us, res.latency_events = q["p50"] / 1e3, q["p99"] / 1e3, n
         res.windows = [(a / 1e3, b / 1e3) for a, b in q["windows"]]
         say("the bare NATS hop")
-        res.hop_p50_us, res.hop_p99_us = _hop(server.url, n, rate)
+        res.hop_p50_us, res.hop_p99_us, res.hop_cpu_us_per_event = _hop(server.url, n, rate, server.pid)
     return res
 
 
@@ -584,6 +610,17 @@ def _throughput(
     res.nats_py_events_per_s = asyncio.run(_nats_py(server.url, payloads, nats_events, coroutines))
 
 
+def _cpu_line(cpu: dict[str, float], what: str = "CPU per event") -> str:
+    """CPU per event by process; for the bare hop, the publisher stands where the
+    exporting process does and the subscriber where the importing one does."""
+    if not cpu:
+        return f"{what}: not measured"
+    return (
+        f"{what}: exporter {cpu['exporter']:.1f} µs, importer {cpu['importer']:.1f} µs, "
+        f"nats-server {cpu['nats-server']:.1f} µs, total {sum(cpu.values()):.1f} µs"
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "exporter":
@@ -621,6 +658,8 @@ def main(argv: list[str] | None = None) -> None:
             )
             if len(r.windows) > 1:
                 print("  per 10 s, p50/p99 µs: " + ", ".join(f"{a:,.0f}/{b:,.0f}" for a, b in r.windows))
+            print("  " + _cpu_line(r.latency_cpu_us_per_event))
+            print("  " + _cpu_line(r.hop_cpu_us_per_event, "bare NATS hop, CPU per event"))
         p50, p99 = med(r.p50_us for r in runs), med(r.p99_us for r in runs)
         h50, h99 = med(r.hop_p50_us for r in runs), med(r.hop_p99_us for r in runs)
         print(
@@ -637,11 +676,9 @@ def main(argv: list[str] | None = None) -> None:
             f"bare NATS hop p50 {r.hop_p50_us:,.0f} µs p99 {r.hop_p99_us:,.0f} µs"
         )
     for r in runs:
-        cpu = r.cpu_us_per_event
-        print(
-            f"CPU per bridged event: exporter {cpu['exporter']:.1f} µs, importer {cpu['importer']:.1f} µs, "
-            f"nats-server {cpu['nats-server']:.1f} µs, total {sum(cpu.values()):.1f} µs"
-        )
+        print(_cpu_line(r.cpu_us_per_event, "CPU per bridged event"))
+        print(_cpu_line(r.latency_cpu_us_per_event, "CPU per event at the latency rate"))
+        print(_cpu_line(r.hop_cpu_us_per_event, "bare NATS hop, CPU per event at that rate"))
     print(
         f"median of {len(runs)}: bridge {med(r.events_per_s for r in runs):,.0f} ev/s, "
         f"{med(r.ratio for r in runs):.2f}x nats-py; "

@@ -23,6 +23,7 @@ from sealbus.codec import encode_batch, encode_one
 from sealbus.e2e import ConsumerKeyPair, seal_e2e
 from sealbus.errors import (
     Backpressure,
+    Closed,
     InvalidArgument,
     InvalidEvent,
     PolicyDenied,
@@ -319,7 +320,11 @@ class Producer:
 
     def _record_refused(self, audit: AuditTrail, event_type: str, exc: SealbusError, count: int) -> None:
         # The rule and where, never the data: a validation error's message may quote
-        # a value, so only its class and JSON pointer are kept.
+        # a value, so only its class and JSON pointer are kept. A closed router (or one
+        # that belongs to another process) has no trail to write to: its own error is
+        # the one to raise.
+        if isinstance(exc, Closed):
+            return
         audit.record(
             "refused",
             principal=self._who.name,
@@ -561,6 +566,8 @@ class Router:
         if path is not None:
             path = path_arg(path, "path")
         ring, self.key_source = _key_ring(path, seal, keys)
+        # A router belongs to the process that opened it (see ``close``).
+        self._pid = os.getpid()
         self._core = RouterCore(
             allow_schemaless=allow_schemaless,
             clock=clock,
@@ -615,7 +622,15 @@ class Router:
         return self._core.durable
 
     def close(self) -> None:
-        """Save consumer cursors and close the log. Reopen with ``Router(path)``."""
+        """Save consumer cursors and close the log. Reopen with ``Router(path)``.
+
+        A router belongs to the process that opened it: in a child forked after it was
+        opened, every call that would use it raises :class:`~sealbus.Closed` (the
+        child would write the parent's log beside the parent), and ``close`` releases
+        nothing and touches nothing, since all it holds is the parent's. Open a router
+        in the child instead."""
+        if os.getpid() != self._pid:
+            return
         aio.close_publishers(self)
         if self.alerts is not None:
             self.alerts.close()

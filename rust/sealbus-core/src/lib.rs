@@ -25,6 +25,7 @@ pub mod oracle;
 pub mod pattern;
 pub mod policy;
 pub mod pool;
+pub mod process;
 pub mod route;
 pub mod schema;
 pub mod seal;

@@ -17,6 +17,7 @@ use serde_json::{Map, Value};
 
 use super::{Checkpoint, Trail};
 use crate::error::{Error, Result};
+use crate::process::Process;
 
 /// Entries queued beyond this wake the writer's thread early, bounding the queue.
 const WAKE_AT: usize = 4096;
@@ -110,6 +111,9 @@ impl Shared {
 pub struct Writer {
     shared: Arc<Shared>,
     thread: Mutex<Option<JoinHandle<()>>>,
+    /// The process whose thread writes the trail: in a forked child the file is
+    /// still the parent's and the thread is not there (`process.rs`).
+    process: Process,
 }
 
 impl std::fmt::Debug for Writer {
@@ -143,12 +147,14 @@ impl Writer {
         Ok(Writer {
             shared,
             thread: Mutex::new(Some(thread)),
+            process: Process::current(),
         })
     }
 
     /// Queue one entry; it is written and synced within the writer's interval.
     /// Refused once the trail has failed or closed.
     pub fn record(&self, kind: &str, time_ns: u64, details: Map<String, Value>) -> Result<()> {
+        self.process.check("the audit trail")?;
         let mut q = self.shared.queue()?;
         if let Some(reason) = &q.failed {
             return Err(Error::LogFailed {
@@ -169,11 +175,13 @@ impl Writer {
 
     /// Write and fdatasync everything queued, now.
     pub fn flush(&self) -> Result<()> {
+        self.process.check("the audit trail")?;
         self.shared.flush()
     }
 
     /// Flush, then sign the Merkle root of the whole trail and record it.
     pub fn checkpoint(&self, time_ns: u64) -> Result<Checkpoint> {
+        self.process.check("the audit trail")?;
         let mut trail = self.shared.trail()?;
         let done = self
             .shared
@@ -204,6 +212,9 @@ impl Writer {
 
     /// Stop the writer's thread and write what is queued. Later records are refused.
     pub fn close(&self) -> Result<()> {
+        if !self.process.is_current() {
+            return Ok(()); // the parent's thread, the parent's file: nothing to release here
+        }
         self.shared.queue()?.closed = true;
         self.shared.wake.notify_all();
         let thread = self.thread.lock().map_err(|_| poisoned())?.take();

@@ -207,6 +207,7 @@ impl Router {
         max: usize,
         timeout: Option<Duration>,
     ) -> Result<Vec<Delivery<Item>>> {
+        self.process.check("the router")?;
         let started = std::time::Instant::now();
         let mut st = sub.lock()?;
         let busy_poll = Duration::from_nanos(st.queue.config().busy_poll_ns);
@@ -335,6 +336,7 @@ impl Router {
 
     /// Acknowledge deliveries by tag; returns how many were still outstanding.
     pub fn ack(&self, sub: &Subscription, tags: &[u64]) -> Result<usize> {
+        self.process.check("the router")?;
         let mut st = sub.lock()?;
         sub.count_matched(&mut st);
         let mut n = 0;
@@ -369,6 +371,7 @@ impl Router {
 
     /// Refuse deliveries: redelivered, or dead-lettered after `max_deliveries`.
     pub fn nack(&self, sub: &Subscription, tags: &[u64]) -> Result<usize> {
+        self.process.check("the router")?;
         let mut st = sub.lock()?;
         sub.count_matched(&mut st);
         let before = st.queue.len();

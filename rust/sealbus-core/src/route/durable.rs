@@ -267,6 +267,7 @@ impl Router {
         let Some(cursors) = &self.cursors else {
             return Ok(());
         };
+        self.process.check("the router")?;
         // A closed log has released its folder to the next writer: its cursors are
         // no longer this router's to write (an ack after close is redelivered).
         if self.log.as_ref().is_some_and(|l| l.is_closed()) {
@@ -383,6 +384,7 @@ impl Router {
     /// Delete whole segments per the retention policy, never past what a durable
     /// consumer (online or offline) still needs unless the policy says so.
     pub fn apply_retention(&self) -> Result<Option<crate::log::RetentionReport>> {
+        self.process.check("the router")?;
         let (Some(log), Some(cursors)) = (&self.log, &self.cursors) else {
             return Ok(None);
         };
@@ -414,8 +416,13 @@ impl Router {
         log.apply_retention(min).map(Some)
     }
 
-    /// Flush cursors and stop the log writer.
+    /// Flush cursors and stop the log writer. In a process other than the one that
+    /// opened the router (a forked child), nothing: what it would flush and close is
+    /// that process's (`process.rs`).
     pub fn close(&self) -> Result<()> {
+        if !self.process.is_current() {
+            return Ok(());
+        }
         self.flush()?;
         for s in self.subscriptions() {
             s.close();

@@ -51,6 +51,7 @@ use crate::error::{Action, Error, Result};
 use crate::log::{CursorStore, Log};
 use crate::pattern::{Pattern, PatternSet};
 use crate::policy::{self, Policy};
+use crate::process::Process;
 use crate::schema::SchemaRegistry;
 use crate::seal::KeyRing;
 
@@ -169,6 +170,8 @@ pub struct Router {
     log: Option<Arc<Log>>,
     cursors: Option<CursorStore>,
     clock: Clock,
+    /// The process that opened the router: no other may use it (`process.rs`).
+    process: Process,
     subs: RwLock<HashMap<u64, Arc<Subscription>>>,
     routes: RwLock<HashMap<String, Arc<TypeRoute>>>,
     /// Bumped by every subscribe, unsubscribe and policy change; stale routes rebuild.
@@ -238,6 +241,7 @@ impl Router {
             log,
             cursors,
             clock,
+            process: Process::current(),
             subs: RwLock::new(HashMap::new()),
             routes: RwLock::new(HashMap::new()),
             generation: AtomicU64::new(1),
@@ -329,6 +333,7 @@ impl Router {
         cfg: QueueConfig,
         durable: Option<(Start, Option<u64>)>,
     ) -> Result<Arc<Subscription>> {
+        self.process.check("the router")?;
         self.policy.authenticate(principal, token)?;
         if types.is_empty() {
             return Err(Error::InvalidArgument {
@@ -435,6 +440,7 @@ impl Router {
     /// Close a subscription. A durable one keeps its cursor (the consumer is offline
     /// and will be owed every event when it returns) unless `forget` is set.
     pub fn unsubscribe(&self, id: u64, forget: bool) -> Result<bool> {
+        self.process.check("the router")?;
         let removed = {
             let mut subs = self.subs.write().map_err(|_| poisoned("subscriptions"))?;
             let removed = subs.remove(&id);
@@ -552,6 +558,7 @@ impl Router {
         attrs: &Attributes,
         items: Vec<Outgoing>,
     ) -> Result<Vec<Event>> {
+        self.process.check("the router")?;
         self.policy.authenticate(principal, token)?;
         // The binding checks the sizes before it copies the batch out of Python; this
         // holds for every caller.

@@ -250,6 +250,9 @@ impl Router {
         interrupt: Option<Interrupt<'_>>,
     ) -> std::result::Result<Vec<Receipt>, Box<Refused>> {
         let refused = |error: Error, receipts: Vec<Receipt>| Box::new(Refused { error, receipts });
+        if let Err(e) = self.process.check("the router") {
+            return Err(refused(e, Vec::new()));
+        }
         let _counted = Enqueuing::enter(&self.enqueuing);
         let attrs = match &self.log {
             Some(_) => {

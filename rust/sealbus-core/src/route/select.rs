@@ -63,6 +63,7 @@ impl Router {
         max: usize,
         timeout: Option<Duration>,
     ) -> Result<Vec<Selected>> {
+        self.process.check("the router")?;
         let started = Instant::now();
         let mut spun = sel.busy_poll.is_zero() || self.clock.is_manual();
         loop {

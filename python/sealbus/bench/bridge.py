@@ -263,8 +263,6 @@ def _importer(url: str, tmp: str, mode: str, events: int, rate: float) -> None:
                 got += 1
     print(f"done {time.time_ns()}", flush=True)
     print(f"cpu1 {_cpu()}", flush=True)
-    if rec is not None:
-        rec.dump(os.path.join(tmp, "stages-importer.json"))
     if lat:
         lat.sort()
         q = {
@@ -280,6 +278,10 @@ def _importer(url: str, tmp: str, mode: str, events: int, rate: float) -> None:
         time.sleep(0.01)
     print("stats " + json.dumps(bridge.stats()), flush=True)
     bridge.close()
+    # Only now: the consumer may hold the last events before the commit that stored
+    # them has returned and stamped them "committed".
+    if rec is not None:
+        rec.dump(os.path.join(tmp, "stages-importer.json"))
     router.close()
 
 

@@ -406,12 +406,7 @@ def _hop(url: str, events: int, rate: float, server_pid: int) -> tuple[float, fl
                     peer.proc.wait()
     finally:
         asyncio.run(_hop_stream(url, create=False))
-    per = 1e6 / (events + _warm_up(rate))
-    cpu = {
-        "exporter": (float(out_pub["cpu1"]) - float(out_pub["cpu0"])) * per,
-        "importer": (float(out_sub["cpu1"]) - float(out_sub["cpu0"])) * per,
-        "nats-server": (_server_cpu(server_pid) - server_cpu) * per,
-    }
+    cpu = _cpu_per_event(out_pub, out_sub, _server_cpu(server_pid) - server_cpu, events + _warm_up(rate))
     return q["p50"] / 1e3, q["p99"] / 1e3, cpu
 
 
@@ -549,12 +544,9 @@ def run(
         n = max(1, int(rate * seconds))
         server_cpu = _server_cpu(server.pid)
         lat_a, lat_b, res.stages = _one(server.url, "latency", n, rate, stages)
-        per = 1e6 / (n + _warm_up(rate))
-        res.latency_cpu_us_per_event = {
-            "exporter": (float(lat_a["cpu1"]) - float(lat_a["cpu0"])) * per,
-            "importer": (float(lat_b["cpu1"]) - float(lat_b["cpu0"])) * per,
-            "nats-server": (_server_cpu(server.pid) - server_cpu) * per,
-        }
+        res.latency_cpu_us_per_event = _cpu_per_event(
+            lat_a, lat_b, _server_cpu(server.pid) - server_cpu, n + _warm_up(rate)
+        )
         res.sent_rate = float(lat_a["sent_rate"])
         q = json.loads(lat_b["latency"])
         res.p50_us, res.p99_us, res.latency_events = q["p50"] / 1e3, q["p99"] / 1e3, n
@@ -597,19 +589,24 @@ def _throughput(
     say("bridge throughput")
     server_cpu = _server_cpu(server.pid)
     out_a, out_b, _ = _one(server.url, "throughput", events, 0.0)
-    server_cpu = _server_cpu(server.pid) - server_cpu
-    per = 1e6 / events
-    res.cpu_us_per_event = {
-        "exporter": (float(out_a["cpu1"]) - float(out_a["cpu0"])) * per,
-        "importer": (float(out_b["cpu1"]) - float(out_b["cpu0"])) * per,
-        "nats-server": server_cpu * per,
-    }
+    res.cpu_us_per_event = _cpu_per_event(out_a, out_b, _server_cpu(server.pid) - server_cpu, events)
     t0, t1 = int(out_a["start"]), int(out_b["done"])
     res.events_per_s = events / ((t1 - t0) / 1e9)
     res.exporter_stats = json.loads(out_a["stats"])
     res.importer_stats = json.loads(out_b["stats"])
     say("nats-py, 200 coroutines")
     res.nats_py_events_per_s = asyncio.run(_nats_py(server.url, payloads, nats_events, coroutines))
+
+
+def _cpu_per_event(sender: dict[str, str], receiver: dict[str, str], server_s: float, events: int) -> dict[str, float]:
+    """µs of CPU per event of each process: the two peers from the ``cpu0``/``cpu1``
+    they printed, the nats-server from the seconds it spent meanwhile."""
+    per = 1e6 / events
+    return {
+        "exporter": (float(sender["cpu1"]) - float(sender["cpu0"])) * per,
+        "importer": (float(receiver["cpu1"]) - float(receiver["cpu0"])) * per,
+        "nats-server": server_s * per,
+    }
 
 
 def _cpu_line(cpu: dict[str, float], what: str = "CPU per event") -> str:

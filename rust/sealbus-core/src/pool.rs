@@ -10,8 +10,9 @@
 //! work handed to them would wait forever: there [`ensure`] says no, and the callers
 //! do the work on their own thread.
 
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Once, OnceLock};
+use std::sync::OnceLock;
+
+use crate::process::Process;
 
 type StartHook = Box<dyn Fn(usize) + Send + Sync>;
 
@@ -23,27 +24,26 @@ pub fn on_thread_start(hook: impl Fn(usize) + Send + Sync + 'static) -> bool {
     START.set(Box::new(hook)).is_ok()
 }
 
-/// The process that built the pool (0: not built yet).
-static BUILT_BY: AtomicU32 = AtomicU32::new(0);
-
 /// Build the pool if it is not built yet, and say whether this process has it: false
 /// in a child forked after it was built. Call before handing work to rayon, and do
 /// the work on the calling thread when it says no.
 pub(crate) fn ensure() -> bool {
-    static BUILT: Once = Once::new();
-    BUILT.call_once(|| {
-        BUILT_BY.store(std::process::id(), Ordering::Relaxed);
-        // An error means someone built rayon's global pool first: it serves as it is.
-        let _ = rayon::ThreadPoolBuilder::new()
-            .thread_name(|i| format!("sealbus-pool-{i}"))
-            .start_handler(|i| {
-                if let Some(hook) = START.get() {
-                    hook(i);
-                }
-            })
-            .build_global();
-    });
-    BUILT_BY.load(Ordering::Relaxed) == std::process::id()
+    // The process that built the pool.
+    static BUILT_BY: OnceLock<Process> = OnceLock::new();
+    BUILT_BY
+        .get_or_init(|| {
+            // An error means someone built rayon's global pool first: it serves as it is.
+            let _ = rayon::ThreadPoolBuilder::new()
+                .thread_name(|i| format!("sealbus-pool-{i}"))
+                .start_handler(|i| {
+                    if let Some(hook) = START.get() {
+                        hook(i);
+                    }
+                })
+                .build_global();
+            Process::current()
+        })
+        .is_current()
 }
 
 #[cfg(test)]

@@ -1,4 +1,4 @@
-//! Which process a router or an audit trail belongs to.
+//! Which process a router, an audit trail or the worker pool belongs to.
 //!
 //! `fork` copies the calling thread only. A child of a process that opened a router
 //! inherits its open files, its log lock (an `flock` is shared across `fork`) and the
@@ -7,7 +7,8 @@
 //! close would wait for threads that are not there. So a router and a trail record
 //! the process that opened them, and refuse work from any other with `Closed`, naming
 //! what to do instead; a close in another process releases nothing and touches
-//! nothing (what it would release is the parent's).
+//! nothing (what it would release is the parent's). The pool (`pool.rs`) records the
+//! process that built it, and its callers work on their own thread elsewhere.
 
 use crate::error::{Error, Result};
 

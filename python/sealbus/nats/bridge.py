@@ -58,6 +58,7 @@ from sealbus.errors import (
 )
 from sealbus.keys import KeyRing
 from sealbus.nats.identity import Identity
+from sealbus.nats.publisher import Publisher
 from sealbus.nats.wire import Runs, SignatureRefused, WireError, decode_runs, encode_columns, subject_of
 from sealbus.principal import Principal
 from sealbus.router import Router
@@ -468,7 +469,7 @@ class Bridge:
                     await asyncio.sleep(0.5)
             tasks = []
             if self._export_sub is not None:
-                tasks.append(asyncio.create_task(self._export_loop(js)))
+                tasks.append(asyncio.create_task(self._export_loop(nc)))
             if self.imports:
                 self._prime_seen()
                 tasks.append(asyncio.create_task(self._import_loop(js)))
@@ -486,7 +487,7 @@ class Bridge:
 
     # ---- export -----------------------------------------------------------------
 
-    async def _export_loop(self, js: Any) -> None:
+    async def _export_loop(self, nc: Any) -> None:
         """Three stages, so that none waits on another's latency: polling the log
         (woken on the loop by the log's commit) and sealing (a big poll off the loop),
         publishing (each message
@@ -495,15 +496,15 @@ class Bridge:
         the cursor's save may wait on the disk). Polls are acknowledged in order."""
         loop = asyncio.get_running_loop()
         assert self._stop is not None
-        room = asyncio.Semaphore(self._max_in_flight)
+        publisher = await Publisher(nc, self._max_in_flight, self._publish_timeout).start()
         # Each entry: a poll's batch and its messages' publishes. Every entry holds at
         # least one publish, so ``max_in_flight`` bounds the entries as it bounds the
         # publishes, and the log's window bounds the events they hold. A bound in polls
         # would stall the export at a low rate, a poll of one event at a time, each
         # time JetStream's acknowledgements of a few of them are late.
-        sent: asyncio.Queue[tuple[Any, list[tuple[str, bytes, dict[str, str]]], list[asyncio.Task[Any]]] | None]
+        sent: asyncio.Queue[tuple[Any, list[tuple[str, bytes, dict[str, str]]], list[asyncio.Future[int]]] | None]
         sent = asyncio.Queue(maxsize=self._max_in_flight)
-        acker = asyncio.create_task(self._export_acks(js, sent, room))
+        acker = asyncio.create_task(self._export_acks(publisher, sent))
         outstanding = False
         try:
             while not self._stop.is_set():
@@ -536,21 +537,19 @@ class Bridge:
                         self._idle.notify_all()
                     continue
                 outstanding = True
-                publishes = []
-                for subj, body, headers in messages:
-                    await room.acquire()
-                    publishes.append(asyncio.ensure_future(js.publish(subj, body, headers=headers)))
+                # Each waits while ``max_in_flight`` publishes await their acks.
+                publishes = [await publisher.publish(subj, body, headers) for subj, body, headers in messages]
                 await sent.put((batch, messages, publishes))
         finally:
             acker.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await acker
+            await publisher.close()
 
     async def _export_acks(
         self,
-        js: Any,
+        publisher: Publisher,
         sent: asyncio.Queue[Any],
-        room: asyncio.Semaphore,
     ) -> None:
         """Acknowledge the log once JetStream holds every message of a poll, in order:
         the polls waiting by then (one event each, at a low rate) in one call off the
@@ -568,12 +567,10 @@ class Bridge:
                         continue
                     batch, messages, publishes = entry
                     results = await asyncio.gather(*publishes, return_exceptions=True)
-                    for _ in publishes:
-                        room.release()
                     failed = [m for m, r in zip(messages, results, strict=True) if isinstance(r, BaseException)]
                     if failed:
                         self._count("export_retries", len(failed))
-                        await self._publish_all(js, failed)
+                        await self._publish_all(publisher, failed)
                     stored.append((batch, len(messages)))
                 if not stored:
                     continue
@@ -629,7 +626,7 @@ class Bridge:
             start = end
         return out
 
-    async def _publish_all(self, js: Any, messages: list[tuple[str, bytes, dict[str, str]]]) -> None:
+    async def _publish_all(self, publisher: Publisher, messages: list[tuple[str, bytes, dict[str, str]]]) -> None:
         """Publish in order with up to ``max_in_flight`` awaiting their acks; retry
         what failed, with backoff, until JetStream has every one. A retry of a stored
         message is dropped by JetStream (``Nats-Msg-Id``) or by the importer (event id)."""
@@ -640,10 +637,8 @@ class Bridge:
             failed: list[tuple[str, bytes, dict[str, str]]] = []
             for start in range(0, len(pending), self._max_in_flight):
                 window = pending[start : start + self._max_in_flight]
-                results = await asyncio.gather(
-                    *(js.publish(subj, body, headers=headers) for subj, body, headers in window),
-                    return_exceptions=True,
-                )
+                sends = [await publisher.publish(subj, body, headers) for subj, body, headers in window]
+                results = await asyncio.gather(*sends, return_exceptions=True)
                 failed.extend(m for m, r in zip(window, results, strict=True) if isinstance(r, BaseException))
             if not failed:
                 return

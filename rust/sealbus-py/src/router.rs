@@ -427,12 +427,14 @@ pub(crate) struct Handle {
 
 impl Handle {
     fn ack(&self, py: Python<'_>, tags: &[u64]) -> PyResult<usize> {
-        // A durable ack may save the cursor (write + fsync): never with the GIL held.
-        // An in-memory ack is a few µs: keeping the GIL avoids a handoff per ack.
-        if self.sub.is_durable() {
-            return detached(py, || self.router.ack(&self.sub, tags));
+        // The acknowledgement itself is a few µs in memory: keeping the GIL spares a
+        // hand-over per ack. A durable cursor's save (write + fsync, at most every
+        // `ACK_SAVE_EVERY`) waits on the disk: never with the GIL held.
+        let (n, save) = attached(py, self.router.ack_unsaved(&self.sub, tags))?;
+        if save {
+            detached(py, || self.router.save_acked())?;
         }
-        attached(py, self.router.ack(&self.sub, tags))
+        Ok(n)
     }
     fn nack(&self, py: Python<'_>, tags: &[u64]) -> PyResult<usize> {
         attached(py, self.router.nack(&self.sub, tags))

@@ -334,8 +334,22 @@ impl Router {
         }
     }
 
-    /// Acknowledge deliveries by tag; returns how many were still outstanding.
+    /// Acknowledge deliveries by tag; returns how many were still outstanding. A
+    /// durable subscription's cursors are saved at most every `ACK_SAVE_EVERY`.
     pub fn ack(&self, sub: &Subscription, tags: &[u64]) -> Result<usize> {
+        let (n, save) = self.ack_unsaved(sub, tags)?;
+        if save {
+            self.save_acked()?;
+        }
+        Ok(n)
+    }
+
+    /// [`Router::ack`] in two halves: the acknowledgements, in memory (no I/O, a few
+    /// µs), returning how many were outstanding and whether the cursors are due to
+    /// be saved; then [`Router::save_acked`], which writes and syncs them, for a
+    /// caller that waits on the disk differently from how it acks (the binding acks
+    /// with the GIL held and saves with it released).
+    pub fn ack_unsaved(&self, sub: &Subscription, tags: &[u64]) -> Result<(usize, bool)> {
         self.process.check("the router")?;
         let mut st = sub.lock()?;
         sub.count_matched(&mut st);
@@ -358,15 +372,18 @@ impl Router {
             .as_ref()
             .is_some_and(|d| d.dirty && d.last_save.elapsed() > super::durable::ACK_SAVE_EVERY);
         drop(st);
-        if save {
-            self.save_after_ack()?;
-        }
         if n > 0 {
             sub.has_room.notify_all();
             // A durable window has room again: a waiting poller may refill it.
             sub.notify_events();
         }
-        Ok(n)
+        Ok((n, save))
+    }
+
+    /// Save the cursors that acknowledgements changed, unless the router saved them
+    /// less than `ACK_SAVE_EVERY` ago (one write and one fsync for every consumer).
+    pub fn save_acked(&self) -> Result<()> {
+        self.save_after_ack()
     }
 
     /// Refuse deliveries: redelivered, or dead-lettered after `max_deliveries`.

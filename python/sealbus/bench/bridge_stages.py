@@ -85,18 +85,18 @@ def _mid(headers: dict[str, str] | None) -> str:
 
 
 def _wrap_publish(rec: Recorder) -> None:
-    from nats.js.client import JetStreamContext
+    from sealbus.nats.publisher import Publisher
 
-    original = JetStreamContext.publish
+    original = Publisher.publish
 
-    async def publish(self: Any, subject: str, payload: bytes = b"", *args: Any, **kw: Any) -> Any:
-        mid = _mid(kw.get("headers"))
+    async def publish(self: Any, subject: str, body: bytes, headers: dict[str, str] | None = None) -> Any:
+        mid = _mid(headers)
         rec.message(mid, "published")
-        ack = await original(self, subject, payload, *args, **kw)
-        rec.message(mid, "puback")
-        return ack
+        fut = await original(self, subject, body, headers)
+        fut.add_done_callback(lambda _: rec.message(mid, "puback"))
+        return fut
 
-    JetStreamContext.publish = publish  # type: ignore[method-assign]
+    Publisher.publish = publish  # type: ignore[method-assign]
 
 
 def install_exporter(rec: Recorder) -> None:

@@ -427,3 +427,30 @@ fn a_batch_published_while_a_consumer_comes_back_is_not_skipped() {
     let (committed, ..) = sub.stats().expect("stats").durable.expect("durable");
     assert_eq!(committed, 4);
 }
+
+/// `ack_unsaved` acknowledges in memory and says whether the cursors are due to be
+/// saved (at most once per `ACK_SAVE_EVERY`); `save_acked` writes what it acked.
+#[test]
+fn an_unsaved_ack_says_when_its_save_is_due_and_the_save_keeps_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let b = bench(dir.path());
+    let sub = resume(&b);
+    b.publish("t.a", &[1, 2, 3]).expect("publish");
+    let got = b.poll(&sub, 3);
+    assert_eq!(ns(&got), [1, 2, 3]);
+    std::thread::sleep(crate::route::durable::ACK_SAVE_EVERY * 2);
+    let (n, due) = b
+        .router
+        .ack_unsaved(&sub, &[got[0].tag, got[1].tag])
+        .expect("ack");
+    assert_eq!((n, due), (2, true));
+    b.router.save_acked().expect("save");
+    let (committed, ..) = sub.stats().expect("stats").durable.expect("durable");
+    assert_eq!(saved_committed(dir.path()), committed);
+    // Saved just now: the next ack is not due, and a tag acked twice counts once.
+    let (n, due) = b
+        .router
+        .ack_unsaved(&sub, &[got[2].tag, got[0].tag])
+        .expect("ack");
+    assert_eq!((n, due), (1, false));
+}

@@ -496,11 +496,12 @@ class Bridge:
         loop = asyncio.get_running_loop()
         assert self._stop is not None
         publisher = await Publisher(nc, self._max_in_flight, self._publish_timeout).start()
-        # Each entry: a poll's batch and its messages' publishes. Every entry holds at
-        # least one publish, so ``max_in_flight`` bounds the entries as it bounds the
-        # publishes, and the log's window bounds the events they hold. A bound in polls
-        # would stall the export at a low rate, a poll of one event at a time, each
-        # time JetStream's acknowledgements of a few of them are late.
+        # Each entry: a poll's batch and its messages' publishes. The queue holds at
+        # most ``max_in_flight`` entries (each with at least one publish), the
+        # publisher at most ``max_in_flight`` publishes awaiting their acks, and the
+        # log's window bounds the events they hold. A tighter bound in polls would
+        # stall the export at a low rate, a poll of one event at a time, each time
+        # JetStream's acknowledgements of a few of them are late.
         sent: asyncio.Queue[tuple[Any, list[tuple[str, bytes, dict[str, str]]], list[asyncio.Future[int]]] | None]
         sent = asyncio.Queue(maxsize=self._max_in_flight)
         acker = asyncio.create_task(self._export_acks(publisher, sent))

@@ -1,7 +1,7 @@
 """JetStream publishes with many in flight, answered through one reply subscription.
 
 nats-py's ``JetStreamContext.publish`` is a request: a task and a timer per message,
-which at one event per message cost more than the event's sealing and signing. Here a
+a visible share of the export's work when every event is a message of its own. Here a
 publish is a plain NATS publish whose reply subject carries a token; one subscription
 takes every ack, and one timer fails the publishes that were not acked in time (a
 reply lost to a reconnect never comes), oldest first. Only nats-py's public API is

@@ -380,12 +380,6 @@ impl Router {
         Ok((n, save))
     }
 
-    /// Save the cursors that acknowledgements changed, unless the router saved them
-    /// less than `ACK_SAVE_EVERY` ago (one write and one fsync for every consumer).
-    pub fn save_acked(&self) -> Result<()> {
-        self.save_after_ack()
-    }
-
     /// Refuse deliveries: redelivered, or dead-lettered after `max_deliveries`.
     pub fn nack(&self, sub: &Subscription, tags: &[u64]) -> Result<usize> {
         self.process.check("the router")?;

@@ -350,11 +350,11 @@ impl Router {
         self.save_cursors(subs.iter().map(|s| &**s), true)
     }
 
-    /// An ack left a cursor unsaved for a while: save every changed cursor, in one
-    /// group, at most once per [`ACK_SAVE_EVERY`] for the whole router (a save per
-    /// consumer would cost thousands of consumers one fsync each; the housekeeping
-    /// thread saves the rest).
-    pub(super) fn save_after_ack(&self) -> Result<()> {
+    /// An ack left a cursor unsaved for a while (`ack_unsaved` said so): save every
+    /// changed cursor, in one group, at most once per [`ACK_SAVE_EVERY`] for the
+    /// whole router (a save per consumer would cost thousands of consumers one fsync
+    /// each; the housekeeping thread saves the rest).
+    pub fn save_acked(&self) -> Result<()> {
         let due = {
             let mut at = self
                 .acks_saved

@@ -193,7 +193,7 @@ pub struct Router {
     /// Open durable subscriptions by name (changed only under `subs`' write lock):
     /// a subscribe finds a clash without a pass over every subscription.
     durable_names: Mutex<HashMap<String, u64>>,
-    /// When acks last saved the changed cursors (see `durable::save_after_ack`).
+    /// When acks last saved the changed cursors (see `durable::save_acked`).
     acks_saved: Mutex<std::time::Instant>,
 }
 

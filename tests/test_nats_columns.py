@@ -3,11 +3,15 @@ mixed id lengths and schema versions, and the importer's memory of seen event id
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
+import struct
 from collections import deque
 
 import pytest
 import sealbus
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sealbus.nats import Identity, WireError
@@ -75,3 +79,60 @@ def test_seen_remembers_at_least_the_last_capacity_ids(capacity: int, runs: list
         assert all(pair in seen for pair in last)
         everyone = [(p, f"e{i}") for p in ("a/p", "a/q", "b/p") for i in range(31)]
         assert all(pair not in seen for pair in everyone if pair not in ever)
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-", min_size=1, max_size=255),
+            st.sampled_from([None, 0, 1, 7]),
+        ),
+        min_size=1,
+        max_size=12,
+        unique_by=lambda t: t[0],
+    )
+)
+def test_the_body_is_laid_out_as_documented(specs: list[tuple[str, int | None]]) -> None:
+    """A reference reader of the documented layout, written with ``struct``, finds the
+    columns the encoder was given; each frame opens under the transit ring bound to
+    its event, and the signature covers the subject and the body's SHA-256."""
+    items = [_item(event_id, version, n) for n, (event_id, version) in enumerate(specs)]
+    body, headers = encode("shop-a", "orders.placed", items, _RING, _IDENT)
+    at = 0
+
+    def take(k: int) -> bytes:
+        nonlocal at
+        at += k
+        return body[at - k : at]
+
+    assert take(4) == b"SBX1"
+    assert take(struct.unpack(">H", take(2))[0]) == b"shop-a"
+    assert take(struct.unpack(">H", take(2))[0]) == b"orders.placed"
+    (n,) = struct.unpack(">I", take(4))
+    assert n == len(items)
+    wire_versions = struct.unpack(f">{n}I", take(4 * n))
+    assert list(wire_versions) == [0 if i.schema_version is None else i.schema_version + 1 for i in items]
+    lengths = struct.unpack(f">{n}I", take(4 * n))
+    id_lengths = take(n)
+    ids = []
+    for k in id_lengths:
+        ids.append(take(k).decode("ascii"))
+    assert ids == [i.id for i in items]
+    frames = []
+    for k in lengths:
+        frames.append(take(k))
+    assert at == len(body)
+    for frame, item in zip(frames, items, strict=True):
+        plain = _RING.open(
+            frame,
+            event_id=item.id,
+            event_type="orders.placed",
+            source="shop-a",
+            schema_version=item.schema_version or 0,
+        )
+        assert plain == item.cloudevent
+    signed = b"sealbus.bridge.v1\x00sha256\x00sealbus.orders.placed\x00" + hashlib.sha256(body).digest()
+    signature = base64.b64decode(headers["Sealbus-Signature"])
+    Ed25519PublicKey.from_public_bytes(_IDENT.public_bytes).verify(signature, signed)
+    assert headers["Nats-Msg-Id"] == f"shop-a.{items[0].id}.{n}"

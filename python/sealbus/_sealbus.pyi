@@ -686,5 +686,32 @@ def publish_runs(
     runs: list[tuple[str, bytes, str, int | None, str, dict[str, str] | None, bytes, list[int], list[str], list[str]]],
     block_timeout: float | None = None,
 ) -> list[tuple[SealbusError | None, list[tuple[int, SealbusError]]]]: ...
+
+# ---- bridge wire (rust/sealbus-py/src/wire.rs) -------------------------------------------
+
+def wire_encode(
+    router: str,
+    event_type: str,
+    cloudevents: bytes,
+    offsets: list[int],
+    ids: list[str],
+    versions: list[int | None],
+    transit: KeyRing,
+    signer: Signer,
+) -> tuple[bytes, str, str]: ...
+def wire_open(
+    subject: str, body: bytes, signature: str | None, trust: dict[str, bytes], transit: KeyRing
+) -> tuple[str, str, list[str], list[int | None], bytes, list[int]]: ...
+def wire_open_runs(
+    subject: str, body: bytes, signature: str | None, trust: dict[str, bytes], transit: KeyRing
+) -> tuple[
+    str,
+    str,
+    list[str],
+    list[tuple[int, str, str, str | None, str | None, str | None, str | None, int | None]],
+    bytes,
+    list[int],
+    list[str],
+]: ...
 def encode_json(data: object) -> bytes | None: ...
 def encode_json_batch(items: object) -> tuple[bytes, list[int]] | None: ...

@@ -139,6 +139,15 @@ class FrameError(IntegrityError, ValueError):
     """A sealed frame is malformed (``offset``, ``reason``)."""
 
 
+class WireError(FrameError):
+    """A bridge message is malformed (``reason``, ``offset``); nothing of it is imported."""
+
+
+class SignatureRefused(WireError):
+    """A bridge message is not signed by a router this one trusts (``router``,
+    ``reason``: ``"untrusted"`` or ``"bad signature"``)."""
+
+
 class LogError(SealbusError):
     """Base class of durable-log errors."""
 
@@ -189,6 +198,8 @@ __all__ = [
     "SchemaNotFound",
     "SealError",
     "SealbusError",
+    "SignatureRefused",
     "TooLarge",
     "ValidationError",
+    "WireError",
 ]

@@ -611,12 +611,11 @@ class Bridge:
                 and offsets[end + 1] <= limit
             ):
                 end += 1
-            base = offsets[start]
             body, headers = encode_columns(
                 self.name,
                 run_type,
-                buffer[base : offsets[end]],
-                [o - base for o in offsets[start : end + 1]],
+                buffer,
+                offsets[start : end + 1],
                 ids[start:end],
                 versions[start:end],
                 self.transit,

@@ -137,6 +137,23 @@ pub enum Error {
     #[error("malformed sealed frame at byte {offset}: {reason}")]
     Frame { offset: usize, reason: String },
 
+    // ---- bridge ------------------------------------------------------------------
+    /// A bridge message is malformed (`reason`: what, in a word; `offset`: the byte).
+    #[error("wire error: {detail}")]
+    Wire {
+        reason: &'static str,
+        offset: usize,
+        detail: String,
+    },
+    /// A bridge message is not signed by the router it names, or that router is not
+    /// trusted (`reason`: "untrusted" or "bad signature").
+    #[error("signature refused: {detail}")]
+    SignatureRefused {
+        router: String,
+        reason: &'static str,
+        detail: String,
+    },
+
     // ---- durable log -------------------------------------------------------------
     /// A record in the middle of the log is corrupt. Never skipped silently.
     #[error("log corrupted in segment {segment} at offset {offset}: {reason}")]

@@ -12,6 +12,7 @@
 //! - [`audit`]: the hash-chained audit trail with signed Merkle checkpoints.
 //! - [`alert`]: rules over the router's own decisions that raise alerts.
 //! - [`pool`]: the worker pool parallel work runs on, built on first use.
+//! - [`wire`]: the bridge's message between routers, sealed and signed.
 
 pub mod alert;
 pub mod audit;
@@ -30,5 +31,6 @@ pub mod route;
 pub mod schema;
 pub mod seal;
 pub mod seqmap;
+pub mod wire;
 
 pub use error::{Error, Result};

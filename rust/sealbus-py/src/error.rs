@@ -287,6 +287,18 @@ pub fn to_pyerr(py: Python<'_>, err: Error) -> PyErr {
             msg,
             &[("offset", n(offset as u64)), ("reason", s(&reason))],
         ),
+        Error::Wire { reason, offset, .. } => build(
+            py,
+            "WireError",
+            msg,
+            &[("offset", n(offset as u64)), ("reason", s(reason))],
+        ),
+        Error::SignatureRefused { router, reason, .. } => build(
+            py,
+            "SignatureRefused",
+            msg,
+            &[("router", s(&router)), ("reason", s(reason))],
+        ),
         Error::LogCorrupted {
             segment,
             offset,

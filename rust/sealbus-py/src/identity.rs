@@ -14,6 +14,13 @@ pub struct PySigner {
     signer: Signer,
 }
 
+impl PySigner {
+    /// The core signer, for other binding modules (the bridge's wire).
+    pub(crate) fn signer(&self) -> &Signer {
+        &self.signer
+    }
+}
+
 #[pymethods]
 impl PySigner {
     #[new]

@@ -30,6 +30,7 @@ mod router;
 mod schema;
 mod seal;
 mod select;
+mod wire;
 
 #[pymodule]
 fn _sealbus(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -48,5 +49,6 @@ fn _sealbus(m: &Bound<'_, PyModule>) -> PyResult<()> {
     aio::register(m)?;
     bridge::register(m)?;
     jsonenc::register(m)?;
+    wire::register(m)?;
     Ok(())
 }

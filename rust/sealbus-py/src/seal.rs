@@ -533,8 +533,7 @@ pub struct PyKeyRing {
 }
 
 impl PyKeyRing {
-    /// The shared core ring, for other binding modules (the router).
-    #[allow(dead_code)]
+    /// The shared core ring, for other binding modules (the bridge's wire).
     pub fn ring(&self) -> Arc<KeyRing> {
         self.ring.clone()
     }

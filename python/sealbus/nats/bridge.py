@@ -332,6 +332,14 @@ class Bridge:
             timeout = seconds(timeout, "timeout")
         if self._export_sub is None:
             return True
+        if getattr(self, "_rust_exporter", None) is not None:
+            deadline = time.monotonic() + (timeout if timeout is not None else 1e9)
+            while time.monotonic() < deadline:
+                st = self._export_sub.stats()
+                if st["ready"] == 0 and st["in_flight"] == 0 and st.get("backlog", 0) == 0:
+                    return True
+                time.sleep(0.01)
+            return False
         with self._idle:
             self._export_generation += 1
             wanted = self._export_generation
@@ -341,7 +349,12 @@ class Bridge:
         """Counts of exported and imported events and messages, duplicates, and
         refusals by reason (signature, malformed, integrity, policy, schema)."""
         with self._lock:
-            return dict(self._counters)
+            out = dict(self._counters)
+        ex = getattr(self, "_rust_exporter", None)
+        if ex is not None:
+            out["exported"] = ex.exported
+            out["export_messages"] = ex.messages
+        return out
 
     def close(self) -> None:
         """Stop the loops, drain the NATS connection and close the export consumer
@@ -455,6 +468,9 @@ class Bridge:
             )
 
     async def _main(self) -> None:
+        async def loop_run(f: Any) -> Any:
+            return await asyncio.get_running_loop().run_in_executor(None, f)
+
         self._stop = asyncio.Event()
         nc = await self._connect()
         try:
@@ -468,13 +484,29 @@ class Bridge:
                         return
                     await asyncio.sleep(0.5)
             tasks = []
-            if self._export_sub is not None:
+            exporter = None
+            if self._export_sub is not None and os.environ.get("SEALBUS_RUST_EXPORT"):
+                from sealbus._sealbus import Exporter
+
+                exporter = Exporter(
+                    self._export_sub._core,
+                    self.servers[0],
+                    self.name,
+                    self.transit,
+                    self.identity._signer,
+                    self._max_in_flight,
+                    self._publish_timeout,
+                )
+                self._rust_exporter = exporter
+            elif self._export_sub is not None:
                 tasks.append(asyncio.create_task(self._export_loop(nc)))
             if self.imports:
                 self._prime_seen()
                 tasks.append(asyncio.create_task(self._import_loop(js)))
             self._started.set()
             await self._stop.wait()
+            if exporter is not None:
+                await loop_run(exporter.close)
             for t in tasks:
                 t.cancel()
             for t in tasks:

@@ -16,6 +16,7 @@ mod audit;
 mod bridge;
 mod e2e_delivery;
 mod error;
+mod export;
 mod gil;
 mod identity;
 mod jsonenc;
@@ -50,5 +51,6 @@ fn _sealbus(m: &Bound<'_, PyModule>) -> PyResult<()> {
     bridge::register(m)?;
     jsonenc::register(m)?;
     wire::register(m)?;
+    export::register(m)?;
     Ok(())
 }

@@ -2,7 +2,7 @@
 
 import os
 from array import array
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from os import PathLike
 from pathlib import Path
 from types import TracebackType
@@ -713,5 +713,40 @@ def wire_open_runs(
     list[int],
     list[str],
 ]: ...
+
+# ---- bridge export (rust/sealbus-py/src/export.rs) ----------------------------------------
+
+@final
+class Exporter:
+    """The bridge's export on a thread of its own: polls ``sub``, seals, signs and
+    publishes to JetStream, and acknowledges the log once JetStream holds each poll."""
+
+    def __new__(
+        cls,
+        sub: SubscriptionCore,
+        servers: Sequence[str],
+        *,
+        router: str,
+        transit: KeyRing,
+        signer: Signer,
+        client_name: str,
+        tls_ca: str | PathLike[str] | None = None,
+        creds: str | PathLike[str] | None = None,
+        nkey_seed: str | PathLike[str] | None = None,
+        poll: int = 2048,
+        max_events: int = 256,
+        max_bytes: int = 524288,
+        max_in_flight: int = 64,
+        timeout: float = 5.0,
+        trace: Callable[[list[tuple[str | None, str, int]]], None] | None = None,
+        stamps: bool = False,
+    ) -> Exporter: ...
+    def flush(self, timeout: float | None = None) -> bool: ...
+    def close(self) -> str | None: ...
+    def stats(self) -> dict[str, int]: ...
+    @property
+    def error(self) -> str | None: ...
+    def take_stamps(self) -> list[tuple[str, list[str], int, int, int, int]]: ...
+
 def encode_json(data: object) -> bytes | None: ...
 def encode_json_batch(items: object) -> tuple[bytes, list[int]] | None: ...

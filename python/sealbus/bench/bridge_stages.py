@@ -1,9 +1,10 @@
 """Where a bridged event's latency goes: a time stamp per stage of its path, for the
 ``bridge`` bench's latency mode only (``--stages``).
 
-The product carries no probe: the bench's two processes wrap a few of the bridge's
-and nats-py's methods before they start, record ``CLOCK_REALTIME`` per event id at
-each stage, and write them out; the bench joins both processes' records and reports
+The importing process wraps a few of the bridge's and nats-py's methods before it
+starts; the export runs in the core, which records its stages per message only when
+the bench asks (``Exporter(stamps=True)``). Both record ``CLOCK_REALTIME`` per event id
+at each stage and write them out; the bench joins both processes' records and reports
 each stage's share as quantiles. Garbage collections are recorded too (start, end,
 generation) to tell a GC pause from a wait.
 
@@ -13,7 +14,7 @@ Stages, in path order (exporting process, then importing process):
 ``stored``      ``publish_raw`` returned: the event is durable in the exporting log
 ``polled``      the export consumer's poll handed it to the bridge
 ``sealed``      its message is sealed and signed
-``published``   ``js.publish`` called (the message goes to the socket)
+``published``   handed to the NATS client (it goes to the socket)
 ``puback``      JetStream's acknowledgement came back (off the delivery path)
 ``arrived``     the importer's push subscription received the message
 ``opened``      its signature checked and frame opened
@@ -84,43 +85,28 @@ def _mid(headers: dict[str, str] | None) -> str:
     return (headers or {}).get("Nats-Msg-Id", "")
 
 
-def _wrap_publish(rec: Recorder) -> None:
-    from sealbus.nats.publisher import Publisher
-
-    original = Publisher.publish
-
-    async def publish(self: Any, subject: str, body: bytes, headers: dict[str, str] | None = None) -> Any:
-        mid = _mid(headers)
-        rec.message(mid, "published")
-        fut = await original(self, subject, body, headers)
-        fut.add_done_callback(lambda _: rec.message(mid, "puback"))
-        return fut
-
-    Publisher.publish = publish  # type: ignore[method-assign]
-
-
 def install_exporter(rec: Recorder) -> None:
+    """The export runs in the core: it records its stamps itself when asked, and
+    they are read out as each ``flush`` returns."""
     from sealbus.nats import bridge
 
-    export_messages: Callable[..., Any] = bridge.Bridge._export_messages
+    bridge.Bridge._export_stamps = True
+    flush: Callable[..., bool] = bridge.Bridge.flush
 
-    def _export_messages(self: Any, batch: Any) -> Any:
-        t = time.time_ns()
-        out = export_messages(self, batch)
-        done = time.time_ns()
-        ids = list(batch.ids)
-        at = 0
-        for _subject, _body, headers in out:
-            n = int(_mid(headers).rsplit(".", 1)[1])
-            rec.mids[_mid(headers)] = tuple(ids[at : at + n])
-            for event_id in ids[at : at + n]:
-                rec.event(event_id, "polled", t)
-                rec.event(event_id, "sealed", done)
-            at += n
-        return out
+    def _flush(self: Any, timeout: float | None = None) -> bool:
+        done = flush(self, timeout)
+        exporter = self._exporter
+        for mid, ids, polled, sealed, published, puback in [] if exporter is None else exporter.take_stamps():
+            rec.mids[mid] = tuple(ids)
+            for event_id in ids:
+                rec.event(event_id, "polled", polled)
+                rec.event(event_id, "sealed", sealed)
+            rec.message(mid, "published", published)
+            if puback:
+                rec.message(mid, "puback", puback)
+        return done
 
-    bridge.Bridge._export_messages = _export_messages  # type: ignore[method-assign]
-    _wrap_publish(rec)
+    bridge.Bridge.flush = _flush  # type: ignore[method-assign]
 
 
 def _arrived(rec: Recorder, inner: Callable[[Any], Any]) -> Callable[[Any], Any]:

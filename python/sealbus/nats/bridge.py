@@ -6,7 +6,8 @@ exported, however long NATS is away), woken by the log's commit, seals each batc
 under the deployment's transit key ring, signs it with the router's Ed25519 identity,
 and publishes it to ``sealbus.<type>`` with many publishes in flight, while the next
 batch is read and sealed. The log's cursor moves only once JetStream has acknowledged
-the batch, in order.
+the batch, in order. All of this runs in the core, on a thread and a NATS connection
+of its own (the NATS maintainers' Rust client), with no Python step per event.
 
 Import is a JetStream durable push consumer. Each message's signature is checked
 against ``trust``, its frames are opened, and its events are published into the local
@@ -32,23 +33,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import queue
 import ssl
 import threading
 import time
-from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from itertools import repeat
 from typing import Any
 
 from sealbus import tracing
 from sealbus._args import blob, count, names, path, seconds, text, wrong_type
-from sealbus._sealbus import DeliveryBatch, publish_runs
-from sealbus.endtoend import E2E_CONTENT_TYPE, Batch, OpenedBatch
+from sealbus._sealbus import Exporter, publish_runs
+from sealbus.endtoend import E2E_CONTENT_TYPE
 from sealbus.errors import (
     Backpressure,
-    Closed,
     IntegrityError,
     InvalidArgument,
     KeyNotFound,
@@ -58,14 +58,14 @@ from sealbus.errors import (
 )
 from sealbus.keys import KeyRing
 from sealbus.nats.identity import Identity
-from sealbus.nats.publisher import Publisher
-from sealbus.nats.wire import Runs, SignatureRefused, WireError, decode_runs, encode_columns, subject_of
+from sealbus.nats.wire import Runs, SignatureRefused, WireError, decode_runs
 from sealbus.principal import Principal
 from sealbus.router import Router
 
 __all__ = ["Bridge", "BridgeError"]
 
 STREAM = "SEALBUS"
+_log = logging.getLogger("sealbus")
 _MAX_EVENTS_PER_MESSAGE = 256
 _MAX_BYTES_PER_MESSAGE = 512 * 1024
 _IN_FLIGHT = 64
@@ -73,8 +73,6 @@ _FETCH = 64
 # Events per poll of the export log: four polls in the pipeline fill its window.
 _POLL = 2048
 _EXPORT_WINDOW = 4 * _POLL
-# A poll of at most this many events is sealed on the loop, saving a thread's wake.
-_SEAL_ON_LOOP = 16
 # A delivery of at most this many bytes is opened on the loop when it can be in order.
 _OPEN_ON_LOOP = 16 * 1024
 _SEEN_IDS = 1_000_000
@@ -113,18 +111,6 @@ class _LocalRun:
         self.offsets.extend(o + base for o in offsets[start + 1 : end + 1])
         self.ids.extend(cols.ids[start:end])
         self.times.extend(cols.times[start:end])
-
-
-def _delivered(batch: Batch) -> DeliveryBatch:
-    """The batch as the router delivered it: the export takes end-to-end events with
-    their frames (it holds no key pair to open them, and must not)."""
-    return batch._batch if isinstance(batch, OpenedBatch) else batch
-
-
-def _ack_all(batches: Iterable[Any]) -> None:
-    """Acknowledge polls of the export log, in order."""
-    for batch in batches:
-        batch.ack()
 
 
 def _join(threads: Iterable[threading.Thread]) -> None:
@@ -195,6 +181,10 @@ class Bridge:
     ...             transit_keys="/etc/shop/transit.keys", exports=["orders.*"]) as b:  # doctest: +SKIP
     ...     b.flush(5.0)
     """
+
+    #: Whether the export records each message's stage times, for the bench's
+    #: ``--stages`` (:mod:`sealbus.bench.bridge_stages`).
+    _export_stamps = False
 
     def __init__(
         self,
@@ -283,9 +273,7 @@ class Bridge:
         self._stop: asyncio.Event | None = None
         self._started = threading.Event()
         self._start_error: BaseException | None = None
-        self._idle = threading.Condition()
-        self._export_generation = 0
-        self._export_idle_generation = -1
+        self._exporter: Exporter | None = None
         self._closed = False
         self._export_sub: Any = None
         self._own = None
@@ -332,28 +320,21 @@ class Bridge:
             timeout = seconds(timeout, "timeout")
         if self._export_sub is None:
             return True
-        if getattr(self, "_rust_exporter", None) is not None:
-            deadline = time.monotonic() + (timeout if timeout is not None else 1e9)
-            while time.monotonic() < deadline:
-                st = self._export_sub.stats()
-                if st["ready"] == 0 and st["in_flight"] == 0 and st.get("backlog", 0) == 0:
-                    return True
-                time.sleep(0.01)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        # Until the export has started (NATS not reached yet), nothing goes out.
+        if not self._started.wait(timeout) or self._exporter is None:
             return False
-        with self._idle:
-            self._export_generation += 1
-            wanted = self._export_generation
-            return self._idle.wait_for(lambda: self._export_idle_generation >= wanted, timeout)
+        left = None if deadline is None else max(0.0, deadline - time.monotonic())
+        return self._exporter.flush(left)
 
     def stats(self) -> dict[str, int]:
         """Counts of exported and imported events and messages, duplicates, and
         refusals by reason (signature, malformed, integrity, policy, schema)."""
         with self._lock:
             out = dict(self._counters)
-        ex = getattr(self, "_rust_exporter", None)
-        if ex is not None:
-            out["exported"] = ex.exported
-            out["export_messages"] = ex.messages
+        if self._exporter is not None:
+            for key, n in self._exporter.stats().items():
+                out[key] += n
         return out
 
     def close(self) -> None:
@@ -468,9 +449,6 @@ class Bridge:
             )
 
     async def _main(self) -> None:
-        async def loop_run(f: Any) -> Any:
-            return await asyncio.get_running_loop().run_in_executor(None, f)
-
         self._stop = asyncio.Event()
         nc = await self._connect()
         try:
@@ -484,29 +462,18 @@ class Bridge:
                         return
                     await asyncio.sleep(0.5)
             tasks = []
-            exporter = None
-            if self._export_sub is not None and os.environ.get("SEALBUS_RUST_EXPORT"):
-                from sealbus._sealbus import Exporter
-
-                exporter = Exporter(
-                    self._export_sub._core,
-                    self.servers[0],
-                    self.name,
-                    self.transit,
-                    self.identity._signer,
-                    self._max_in_flight,
-                    self._publish_timeout,
-                )
-                self._rust_exporter = exporter
-            elif self._export_sub is not None:
-                tasks.append(asyncio.create_task(self._export_loop(nc)))
+            if self._export_sub is not None:
+                self._exporter = self._start_export()
             if self.imports:
                 self._prime_seen()
                 tasks.append(asyncio.create_task(self._import_loop(js)))
             self._started.set()
             await self._stop.wait()
-            if exporter is not None:
-                await loop_run(exporter.close)
+            if self._exporter is not None:
+                # It waits for its thread with the GIL released.
+                failure = self._exporter.close()
+                if failure is not None:
+                    _log.warning("bridge %s: the export had stopped: %s", self.name, failure)
             for t in tasks:
                 t.cancel()
             for t in tasks:
@@ -519,166 +486,39 @@ class Bridge:
 
     # ---- export -----------------------------------------------------------------
 
-    async def _export_loop(self, nc: Any) -> None:
-        """Three stages, so that none waits on another's latency: polling the log
-        (woken on the loop by the log's commit) and sealing (a big poll off the loop),
-        publishing (each message handed to JetStream at once, up to
-        ``max_in_flight`` awaiting their acks), and acknowledging the log once every
-        message of a poll is stored. Polls are acknowledged in order."""
-        loop = asyncio.get_running_loop()
-        assert self._stop is not None
-        publisher = await Publisher(nc, self._max_in_flight, self._publish_timeout).start()
-        # Each entry: a poll's batch and its messages' publishes. The queue holds at
-        # most ``max_in_flight`` entries (each with at least one publish), the
-        # publisher at most ``max_in_flight`` publishes awaiting their acks, and the
-        # log's window bounds the events they hold. A tighter bound in polls would
-        # stall the export at a low rate, a poll of one event at a time, each time
-        # JetStream's acknowledgements of a few of them are late.
-        sent: asyncio.Queue[tuple[Any, list[tuple[str, bytes, dict[str, str]]], list[asyncio.Future[int]]] | None]
-        sent = asyncio.Queue(maxsize=self._max_in_flight)
-        acker = asyncio.create_task(self._export_acks(publisher, sent))
-        outstanding = False
-        try:
-            while not self._stop.is_set():
-                with self._idle:
-                    generation = self._export_generation
-                try:
-                    # Woken on the loop by the log's commit, no thread in between.
-                    polled = _delivered(await self._export_sub.poll_batch_async(_POLL, 0.05))
-                except Closed:
-                    return
-                batch, messages = None, []
-                if len(polled) > _SEAL_ON_LOOP:
-                    # Sealing a big poll off the loop lets JetStream's acks of the
-                    # previous one in meanwhile.
-                    batch, messages = polled, await loop.run_in_executor(None, self._export_messages, polled)
-                elif len(polled) > 0:
-                    batch, messages = polled, self._export_messages(polled)
-                if acker.done():
-                    return
-                if batch is None:
-                    if outstanding:
-                        # Wait for what went out, then look at the log again: a poll
-                        # may come back empty because the window is full of it.
-                        await sent.put(None)
-                        await sent.join()
-                        outstanding = False
-                        continue
-                    with self._idle:
-                        self._export_idle_generation = max(self._export_idle_generation, generation)
-                        self._idle.notify_all()
-                    continue
-                outstanding = True
-                # Each waits while ``max_in_flight`` publishes await their acks.
-                publishes = [await publisher.publish(subj, body, headers) for subj, body, headers in messages]
-                await sent.put((batch, messages, publishes))
-        finally:
-            acker.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await acker
-            await publisher.close()
+    def _start_export(self) -> Exporter:
+        """The export, on a thread of its own in the core (see :class:`Exporter`):
+        polling the log, sealing, signing, publishing and acknowledging the log run
+        there with no Python step per event, over a NATS connection of its own."""
+        assert self._export_sub is not None
+        hook = None
+        if tracing.tracer() is not None:
+            hook = self._export_hops
+        return Exporter(
+            self._export_sub._core,
+            self.servers,
+            router=self.name,
+            transit=self.transit,
+            signer=self.identity._signer,
+            client_name=f"sealbus-export-{self.name}",
+            tls_ca=self._tls_ca,
+            creds=self._creds,
+            nkey_seed=self._nkey_seed,
+            poll=_POLL,
+            max_events=_MAX_EVENTS_PER_MESSAGE,
+            max_bytes=_MAX_BYTES_PER_MESSAGE,
+            max_in_flight=self._max_in_flight,
+            timeout=self._publish_timeout,
+            trace=hook,
+            stamps=self._export_stamps,
+        )
 
-    async def _export_acks(
-        self,
-        publisher: Publisher,
-        sent: asyncio.Queue[Any],
-    ) -> None:
-        """Acknowledge the log once JetStream holds every message of a poll, in order:
-        the polls waiting by then (one event each, at a low rate) together, so that
-        the acknowledgements keep up with the polls however many there are."""
-        while True:
-            entries = [await sent.get()]
-            while not sent.empty():
-                entries.append(sent.get_nowait())
-            try:
-                stored: list[tuple[Any, int]] = []
-                for entry in entries:
-                    if entry is None:
-                        continue
-                    batch, messages, publishes = entry
-                    results = await asyncio.gather(*publishes, return_exceptions=True)
-                    failed = [m for m, r in zip(messages, results, strict=True) if isinstance(r, BaseException)]
-                    if failed:
-                        self._count("export_retries", len(failed))
-                        await self._publish_all(publisher, failed)
-                    stored.append((batch, len(messages)))
-                if not stored:
-                    continue
-                try:
-                    # On the loop: an ack is a few µs in memory, and the cursors' save
-                    # it triggers at most every 200 ms runs with the GIL released.
-                    _ack_all(batch for batch, _ in stored)
-                except SealbusError:
-                    return  # the router is closing: what was not acked comes again
-                self._count("exported", sum(len(batch) for batch, _ in stored))
-                self._count("export_messages", sum(n for _, n in stored))
-            finally:
-                for _ in entries:
-                    sent.task_done()
-
-    def _export_messages(self, batch: Any) -> list[tuple[str, bytes, dict[str, str]]]:
-        """Runs of events of one type, cut at a size, each sealed and signed. An event
-        sealed end to end goes out with its frame as its data, as its producer sealed
-        it; one the router cannot open (its key destroyed) is left out."""
-        buffer, offsets, index, types, versions = batch.cloudevents()
-        all_ids = batch.ids
-        # ``index`` lists the exportable events in order: all of them, usually.
-        ids = all_ids if len(index) == len(all_ids) else [all_ids[j] for j in index]
-        self._count("export_skipped", len(all_ids) - len(ids))
+    def _export_hops(self, rows: list[tuple[str | None, str, int]]) -> None:
+        """The tracing hook of the export: one span per trace and type exported."""
         t = tracing.tracer()
-        if t is not None and index:
-            hops = Counter((batch[j].event.traceparent, types[k]) for k, j in enumerate(index))
+        if t is not None:
+            hops = {(traceparent, event_type): n for traceparent, event_type, n in rows}
             tracing.hops(t, "bridge export", hops, {"sealbus.bridge": self.name}, receive=False)
-        out: list[tuple[str, bytes, dict[str, str]]] = []
-        start = 0
-        n = len(ids)
-        while start < n:
-            run_type = types[start]
-            end = start + 1
-            limit = offsets[start] + _MAX_BYTES_PER_MESSAGE
-            while (
-                end < n
-                and types[end] == run_type
-                and end - start < _MAX_EVENTS_PER_MESSAGE
-                and offsets[end + 1] <= limit
-            ):
-                end += 1
-            body, headers = encode_columns(
-                self.name,
-                run_type,
-                buffer,
-                offsets[start : end + 1],
-                ids[start:end],
-                versions[start:end],
-                self.transit,
-                self.identity,
-            )
-            out.append((subject_of(run_type), body, headers))
-            start = end
-        return out
-
-    async def _publish_all(self, publisher: Publisher, messages: list[tuple[str, bytes, dict[str, str]]]) -> None:
-        """Publish in order with up to ``max_in_flight`` awaiting their acks; retry
-        what failed, with backoff, until JetStream has every one. A retry of a stored
-        message is dropped by JetStream (``Nats-Msg-Id``) or by the importer (event id)."""
-        assert self._stop is not None
-        pending = list(messages)
-        delay = 0.05
-        while pending:
-            failed: list[tuple[str, bytes, dict[str, str]]] = []
-            for start in range(0, len(pending), self._max_in_flight):
-                window = pending[start : start + self._max_in_flight]
-                sends = [await publisher.publish(subj, body, headers) for subj, body, headers in window]
-                results = await asyncio.gather(*sends, return_exceptions=True)
-                failed.extend(m for m, r in zip(window, results, strict=True) if isinstance(r, BaseException))
-            if not failed:
-                return
-            self._count("export_retries", len(failed))
-            if self._stop.is_set():
-                raise asyncio.CancelledError
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 2.0)
-            pending = failed
 
     # ---- import -----------------------------------------------------------------
 

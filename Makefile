@@ -14,7 +14,7 @@ test-py:
 
 lint:
 	cargo fmt --all -- --check
-	cargo clippy -p sealbus-core -p sealbus-py --all-targets -- -D warnings
+	cargo clippy -p sealbus-core -p sealbus-nats -p sealbus-py --all-targets -- -D warnings
 	ruff check python tests benches
 	ruff format --check python tests benches
 	mypy

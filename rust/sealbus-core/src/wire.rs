@@ -29,6 +29,7 @@
 use aws_lc_rs::digest;
 use base64::Engine;
 
+use crate::envelope::Event;
 use crate::error::{Error, Result};
 use crate::identity::{self, Signer};
 use crate::seal::{AadFields, BatchJob, KeyRing};
@@ -70,6 +71,61 @@ pub struct Encoded {
     pub body: Vec<u8>,
     pub msg_id: String,
     pub signature: String,
+}
+
+/// The CloudEvents JSON of a batch's events, one after the other: what a message's
+/// frames seal. `json[bounds[k]..bounds[k + 1]]` is the k-th exportable event,
+/// `index[k]` its place in the batch, with its type and schema version.
+#[derive(Debug, Default)]
+pub struct CloudEvents {
+    pub json: Vec<u8>,
+    pub bounds: Vec<usize>,
+    pub index: Vec<usize>,
+    pub types: Vec<String>,
+    pub versions: Vec<Option<u32>>,
+}
+
+/// The CloudEvents JSON of every event of a delivered batch whose data could be
+/// opened (`opened`; its data is `data[offsets[j]..offsets[j + 1]]`). An event sealed
+/// end to end (`end_to_end`, ascending) keeps its frame as its data (`data_base64`:
+/// no router can read it, the consumers on the other side open it); an event whose
+/// data could not be opened (its key destroyed) has no JSON form and is left out.
+pub fn cloudevents<'a>(
+    events: impl ExactSizeIterator<Item = (&'a Event, bool)>,
+    data: &[u8],
+    offsets: &[usize],
+    end_to_end: &[usize],
+) -> CloudEvents {
+    let n = events.len();
+    let mut out = CloudEvents {
+        json: Vec::with_capacity(data.len() + 256 * n),
+        bounds: Vec::with_capacity(n + 1),
+        index: Vec::with_capacity(n),
+        types: Vec::with_capacity(n),
+        versions: Vec::with_capacity(n),
+    };
+    out.bounds.push(0);
+    for (j, (event, opened)) in events.enumerate() {
+        if !opened && end_to_end.binary_search(&j).is_err() {
+            continue;
+        }
+        if event.sealed {
+            // Sealed at rest: the JSON carries the opened data.
+            let mut e = event.clone();
+            e.sealed = false;
+            e.data = data[offsets[j]..offsets[j + 1]].to_vec();
+            e.write_attributes_json(&mut out.json);
+            e.finish_json(true, &mut out.json);
+        } else {
+            event.write_attributes_json(&mut out.json);
+            event.finish_json(true, &mut out.json);
+        }
+        out.bounds.push(out.json.len());
+        out.index.push(j);
+        out.types.push(event.event_type.to_string());
+        out.versions.push(event.schema_version);
+    }
+    out
 }
 
 /// The message carrying events `0..ids.len()` of `event_type`: their CloudEvents JSON
@@ -453,5 +509,57 @@ mod tests {
             let r = encode("r", "t", b"{}", &[0, 2], &[id], &[None], &ring, &signer);
             assert!(matches!(r, Err(Error::Wire { reason: "id", .. })), "{id}");
         }
+    }
+
+    #[test]
+    fn cloudevents_leave_out_what_could_not_be_opened_and_carry_opened_data() {
+        let event = |id: &str, data: &[u8], sealed: bool| {
+            let mut e = Event::from_json_bytes(
+                format!(
+                    r#"{{"specversion":"1.0","id":"{id}","source":"s","type":"t.x","data":0}}"#
+                )
+                .as_bytes(),
+            )
+            .expect("event");
+            e.data = data.to_vec();
+            e.sealed = sealed;
+            e.schema_version = Some(2);
+            e
+        };
+        // a: plain; b: sealed at rest, opened to `7`; c: its key destroyed; d: an
+        // end-to-end frame the router cannot open, which still goes out.
+        let (plain, at_rest, destroyed, e2e) = (
+            event("a", b"1", false),
+            event("b", b"frame", true),
+            event("c", b"frame", true),
+            event("d", b"e2e", false),
+        );
+        let e2e = Event {
+            data_kind: crate::envelope::DataKind::Binary,
+            ..e2e
+        };
+        let data = b"17";
+        let offsets = [0, 1, 2, 2, 2];
+        let opened = [true, true, false, false];
+        let out = cloudevents(
+            [&plain, &at_rest, &destroyed, &e2e].into_iter().zip(opened),
+            data,
+            &offsets,
+            &[3],
+        );
+        assert_eq!(out.index, vec![0, 1, 3]);
+        assert_eq!(out.types, vec!["t.x"; 3]);
+        assert_eq!(out.versions, vec![Some(2); 3]);
+        let json = |k: usize| {
+            let value: serde_json::Value =
+                serde_json::from_slice(&out.json[out.bounds[k]..out.bounds[k + 1]]).expect("json");
+            (value["id"].clone(), value["data"].clone())
+        };
+        assert_eq!(json(0), (serde_json::json!("a"), serde_json::json!(1)));
+        assert_eq!(json(1), (serde_json::json!("b"), serde_json::json!(7)));
+        assert_eq!(json(2), (serde_json::json!("d"), serde_json::Value::Null));
+        let last: serde_json::Value =
+            serde_json::from_slice(&out.json[out.bounds[2]..]).expect("json");
+        assert_eq!(last["data_base64"], serde_json::json!("ZTJl"));
     }
 }

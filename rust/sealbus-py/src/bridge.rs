@@ -7,6 +7,7 @@ use pyo3::types::{PyBytes, PyDict};
 use sealbus_core::envelope::{parse_time, DataKind, Event};
 use sealbus_core::error::Error;
 use sealbus_core::route::{Item, Outgoing, Router};
+use sealbus_core::wire;
 
 use crate::error::to_pyerr;
 use crate::gil::detached;
@@ -39,61 +40,23 @@ pub(crate) fn batch_cloudevents(
     offsets: &[usize],
     end_to_end: &[usize],
 ) -> CloudEvents {
-    let (buffer, bounds, index, types, versions) =
-        py.detach(|| cloudevents_of(opened, data, offsets, end_to_end));
+    let c = py.detach(|| {
+        wire::cloudevents(
+            opened
+                .iter()
+                .map(|(item, _, unopened)| (&**item, unopened.is_none())),
+            data,
+            offsets,
+            end_to_end,
+        )
+    });
     (
-        PyBytes::new(py, &buffer).unbind(),
-        bounds,
-        index,
-        types,
-        versions,
+        PyBytes::new(py, &c.json).unbind(),
+        c.bounds,
+        c.index,
+        c.types,
+        c.versions,
     )
-}
-
-/// The JSON, boundaries, indices, types and versions `batch_cloudevents` returns,
-/// the JSON still a `Vec`.
-pub(crate) type CloudEventsOf = (
-    Vec<u8>,
-    Vec<usize>,
-    Vec<usize>,
-    Vec<String>,
-    Vec<Option<u32>>,
-);
-
-pub(crate) fn cloudevents_of(
-    opened: &[Delivered],
-    data: &[u8],
-    offsets: &[usize],
-    end_to_end: &[usize],
-) -> CloudEventsOf {
-    let mut buffer = Vec::with_capacity(data.len() + 256 * opened.len());
-    let mut bounds = Vec::with_capacity(opened.len() + 1);
-    let mut index = Vec::with_capacity(opened.len());
-    let mut types = Vec::with_capacity(opened.len());
-    let mut versions = Vec::with_capacity(opened.len());
-    bounds.push(0);
-    for (j, (item, _, unopened)) in opened.iter().enumerate() {
-        if unopened.is_some() && !end_to_end.contains(&j) {
-            continue;
-        }
-        let plain = &data[offsets[j]..offsets[j + 1]];
-        if item.sealed {
-            // Sealed at rest: the JSON carries the opened data.
-            let mut e = Event::clone(item);
-            e.sealed = false;
-            e.data = plain.to_vec();
-            e.write_attributes_json(&mut buffer);
-            e.finish_json(true, &mut buffer);
-        } else {
-            item.write_attributes_json(&mut buffer);
-            item.finish_json(true, &mut buffer);
-        }
-        bounds.push(buffer.len());
-        index.push(j);
-        types.push(item.event_type.to_string());
-        versions.push(item.schema_version);
-    }
-    (buffer, bounds, index, types, versions)
 }
 
 /// One run of consecutive events that share every attribute a local publish takes

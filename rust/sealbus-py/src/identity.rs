@@ -1,6 +1,8 @@
 //! Binds `sealbus_core::identity`: a router's Ed25519 signer and the check of a
 //! signature, with the GIL released while aws-lc-rs works.
 
+use std::sync::Arc;
+
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 use sealbus_core::identity::{self, Signer};
@@ -11,13 +13,18 @@ use crate::gil::{attached, detached};
 /// start of its public half only.
 #[pyclass(frozen, module = "sealbus._sealbus", name = "Signer")]
 pub struct PySigner {
-    signer: Signer,
+    signer: Arc<Signer>,
 }
 
 impl PySigner {
     /// The core signer, for other binding modules (the bridge's wire).
     pub(crate) fn signer(&self) -> &Signer {
         &self.signer
+    }
+
+    /// The core signer, shared with a thread that outlives the call (the export).
+    pub(crate) fn shared(&self) -> Arc<Signer> {
+        self.signer.clone()
     }
 }
 
@@ -26,7 +33,7 @@ impl PySigner {
     #[new]
     fn new(py: Python<'_>, seed: &[u8]) -> PyResult<Self> {
         Ok(Self {
-            signer: attached(py, Signer::from_seed(seed))?,
+            signer: Arc::new(attached(py, Signer::from_seed(seed))?),
         })
     }
 

@@ -592,7 +592,7 @@ pub(crate) fn monotonic_ns() -> u64 {
     u64::try_from(t.tv_sec).unwrap_or(0) * 1_000_000_000 + u64::try_from(t.tv_nsec).unwrap_or(0)
 }
 
-pub(crate) fn unopened_reason(e: Error) -> (bool, String) {
+fn unopened_reason(e: Error) -> (bool, String) {
     match e {
         Error::KeyDestroyed { key_id } => (true, key_id),
         other => (false, other.to_string()),

@@ -657,3 +657,69 @@ def test_a_trace_crosses_two_routers_with_one_trace_id(tmp_path: Path, server: S
     assert msg.event.traceparent == trace
     ra.close()
     rb.close()
+
+
+def _exporter(ra: sealbus.Router, url: str, transit: sealbus.KeyRing) -> Bridge:
+    return Bridge(ra, url, name="shop-a", identity=Identity.generate(), transit_keys=transit, exports=["orders.*"])
+
+
+def _shop_a(tmp_path: Path) -> tuple[sealbus.Router, sealbus.Producer]:
+    ra = sealbus.Router(tmp_path / "a")
+    ra.schemas.register("orders.placed", SCHEMA)
+    checkout = ra.principal("checkout")
+    ra.policy.allow_publish(checkout, "orders.*")
+    return ra, ra.producer(checkout)
+
+
+def test_flush_waits_for_what_was_stored_before_it_not_for_a_producer_that_goes_on(
+    tmp_path: Path, server: Server
+) -> None:
+    ra, producer = _shop_a(tmp_path)
+    stop = threading.Event()
+
+    def produce() -> None:
+        rng = random.Random(12)
+        while not stop.is_set():
+            producer.publish_many("orders.placed", [valid_event(rng) for _ in range(50)])
+
+    with _exporter(ra, server.url, sealbus.KeyRing.generate()) as ba:
+        before = producer.publish_many("orders.placed", [valid_event(random.Random(11)) for _ in range(200)])
+        t = threading.Thread(target=produce)
+        t.start()
+        try:
+            # Returns while the producer keeps the log busy: it waits for the 200
+            # stored before the call, not for the log to run dry.
+            assert ba.flush(30)
+            assert ba.stats()["exported"] >= len(before)
+        finally:
+            stop.set()
+            t.join()
+        assert ba.flush(30)
+        stats = ba.stats()
+    assert stats["exported"] == ra.counters()["published"]
+    assert stats["export_messages"] >= 1 and stats["export_retries"] == 0
+    ra.close()
+
+
+def _export_threads() -> int:
+    return sum(p.read_text().startswith("sealbus-export") for p in Path("/proc/self/task").glob("*/comm"))
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads thread names from /proc")
+def test_close_stops_the_export_even_while_it_retries_a_server_that_is_gone(tmp_path: Path, server: Server) -> None:
+    ra, producer = _shop_a(tmp_path)
+    threads = _export_threads()
+    ba = _exporter(ra, server.url, sealbus.KeyRing.generate()).start()
+    producer.publish_many("orders.placed", [valid_event(random.Random(13)) for _ in range(20)])
+    assert ba.flush(30)
+    assert _export_threads() == threads + 1
+    server.kill9()
+    producer.publish_many("orders.placed", [valid_event(random.Random(14)) for _ in range(20)])
+    assert not ba.flush(1.0)
+    closing = threading.Thread(target=ba.close)
+    closing.start()
+    closing.join(20)
+    assert not closing.is_alive(), "close() waited on an export that cannot reach NATS"
+    assert _export_threads() == threads
+    assert ba.stats()["exported"] == 20
+    ra.close()

@@ -416,10 +416,15 @@ async fn export(
         let generation = shared.wanted();
         // Registered before the poll, so that a commit in between still wakes it.
         let watch = Watch::new(vec![job.sub.clone()], inbox.clone(), 1);
-        let polled = job
+        let polled = match job
             .router
             .poll(&job.sub, job.config.poll, Some(Duration::ZERO))
-            .map_err(|e| format!("exporter: poll: {e}"))?;
+        {
+            Ok(polled) => polled,
+            // The router or the subscription closed first: nothing more to export.
+            Err(sealbus_core::Error::Closed { .. }) => return Ok(()),
+            Err(e) => return Err(format!("exporter: poll: {e}")),
+        };
         if polled.is_empty() {
             // Empty with nothing awaiting JetStream: every event stored before
             // `generation` was asked for has gone out. (Empty with polls out may

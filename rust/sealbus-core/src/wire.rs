@@ -29,7 +29,9 @@
 use aws_lc_rs::digest;
 use base64::Engine;
 
-use crate::envelope::Event;
+use std::sync::Arc;
+
+use crate::envelope::{DataKind, Event};
 use crate::error::{Error, Result};
 use crate::identity::{self, Signer};
 use crate::seal::{AadFields, BatchJob, KeyRing};
@@ -126,6 +128,108 @@ pub fn cloudevents<'a>(
         out.versions.push(event.schema_version);
     }
     out
+}
+
+/// Consecutive events of an opened message that share every attribute a local
+/// publish takes once per call, and their schema version: the importer publishes a
+/// run as one batch. `end` is one past its last event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Run {
+    pub end: usize,
+    pub source: String,
+    pub kind: DataKind,
+    pub subject: Option<String>,
+    pub traceparent: Option<String>,
+    pub dataschema: Option<String>,
+    pub datacontenttype: Option<String>,
+    pub version: Option<u32>,
+}
+
+/// An opened message's events cut into [`Run`]s: their data one after the other
+/// (`data[bounds[i]..bounds[i + 1]]`) and each event's `time` as its producer
+/// stamped it.
+#[derive(Debug, Default)]
+pub struct Cut {
+    pub runs: Vec<Run>,
+    pub data: Vec<u8>,
+    pub bounds: Vec<usize>,
+    pub times: Vec<String>,
+}
+
+fn same_run(a: &Event, b: &Event) -> bool {
+    a.source == b.source
+        && a.data_kind == b.data_kind
+        && a.subject == b.subject
+        && a.traceparent == b.traceparent
+        && a.dataschema == b.dataschema
+        && a.datacontenttype == b.datacontenttype
+}
+
+/// Parse the `offsets.len() - 1` CloudEvents (JSON format) laid out in `buffer`, check
+/// that event `i` has id `ids[i]` and type `event_type`, and cut them into runs (the
+/// schema version of event `i` is `versions[i]`). An event that does not parse or does
+/// not match is refused as `InvalidEvent`, naming its index.
+pub fn runs<S: AsRef<str>>(
+    buffer: &[u8],
+    offsets: &[usize],
+    ids: &[S],
+    event_type: &str,
+    versions: &[Option<u32>],
+) -> Result<Cut> {
+    let n = offsets.len().saturating_sub(1);
+    let bad = |i: usize, reason: String| Error::InvalidEvent {
+        field: format!("event[{i}]"),
+        reason,
+    };
+    if ids.len() != n || versions.len() != n {
+        return Err(Error::InvalidArgument {
+            name: "ids".into(),
+            reason: "one id and one schema version per event".into(),
+        });
+    }
+    let text = |v: Option<&Arc<str>>| v.map(ToString::to_string);
+    let mut cut = Cut {
+        runs: Vec::new(),
+        data: Vec::with_capacity(buffer.len()),
+        bounds: Vec::with_capacity(n + 1),
+        times: Vec::with_capacity(n),
+    };
+    cut.bounds.push(0);
+    let mut prev: Option<Event> = None;
+    for i in 0..n {
+        let (from, to) = (offsets[i], offsets[i + 1]);
+        if from > to || to > buffer.len() {
+            return Err(bad(i, "out of the buffer".into()));
+        }
+        let e = Event::from_json_bytes(&buffer[from..to]).map_err(|e| bad(i, e.to_string()))?;
+        if e.id != ids[i].as_ref() || &*e.event_type != event_type {
+            return Err(bad(i, "does not match its header".into()));
+        }
+        cut.data.extend_from_slice(&e.data);
+        cut.bounds.push(cut.data.len());
+        cut.times.push(e.time.to_string());
+        let joins = prev.as_ref().is_some_and(|p| {
+            same_run(p, &e) && cut.runs.last().is_some_and(|r| r.version == versions[i])
+        });
+        match cut.runs.last_mut() {
+            Some(run) if joins => run.end = i + 1,
+            _ => cut.runs.push(Run {
+                end: i + 1,
+                source: e.source.to_string(),
+                kind: e.data_kind,
+                subject: text(e.subject.as_ref()),
+                traceparent: text(e.traceparent.as_ref()),
+                dataschema: text(e.dataschema.as_ref()),
+                datacontenttype: text(e.datacontenttype.as_ref()),
+                version: versions[i],
+            }),
+        }
+        prev = Some(Event {
+            data: Vec::new(),
+            ..e
+        });
+    }
+    Ok(cut)
 }
 
 /// The message carrying events `0..ids.len()` of `event_type`: their CloudEvents JSON
@@ -561,5 +665,55 @@ mod tests {
         let last: serde_json::Value =
             serde_json::from_slice(&out.json[out.bounds[2]..]).expect("json");
         assert_eq!(last["data_base64"], serde_json::json!("ZTJl"));
+    }
+
+    #[test]
+    fn runs_break_where_an_attribute_or_the_schema_version_changes() {
+        let json = |id: &str, source: &str| {
+            format!(
+                r#"{{"specversion":"1.0","id":"{id}","source":"{source}","type":"t.x","time":"2026-01-02T03:04:05Z","data":{{"n":1}}}}"#
+            )
+        };
+        let events = [
+            json("e1", "a"),
+            json("e2", "a"),
+            json("e3", "a"),
+            json("e4", "b"),
+        ];
+        let buffer = events.concat();
+        let mut offsets = vec![0];
+        for e in &events {
+            offsets.push(offsets.last().copied().unwrap_or(0) + e.len());
+        }
+        let ids = ["e1", "e2", "e3", "e4"];
+        let cut = runs(
+            buffer.as_bytes(),
+            &offsets,
+            &ids,
+            "t.x",
+            &[Some(1), Some(1), Some(2), Some(2)],
+        )
+        .expect("cut");
+        let ends: Vec<(usize, &str, Option<u32>)> = cut
+            .runs
+            .iter()
+            .map(|r| (r.end, r.source.as_str(), r.version))
+            .collect();
+        assert_eq!(
+            ends,
+            vec![(2, "a", Some(1)), (3, "a", Some(2)), (4, "b", Some(2))]
+        );
+        assert_eq!(cut.bounds.len(), 5);
+        assert_eq!(&cut.data[cut.bounds[0]..cut.bounds[1]], br#"{"n":1}"#);
+        assert!(cut.times.iter().all(|t| t == "2026-01-02T03:04:05Z"));
+        // An event that is not the one its header names is refused by its index.
+        let wrong = runs(
+            buffer.as_bytes(),
+            &offsets,
+            &["e1", "e2", "x", "e4"],
+            "t.x",
+            &[None; 4],
+        );
+        assert!(matches!(wrong, Err(Error::InvalidEvent { field, .. }) if field == "event[2]"));
     }
 }

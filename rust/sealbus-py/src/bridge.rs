@@ -73,21 +73,9 @@ pub(crate) type Run = (
     Option<u32>,
 );
 
-/// Runs, data, its boundaries and times, before the data becomes a `bytes`.
-pub(crate) type Cut = (Vec<Run>, Vec<u8>, Vec<usize>, Vec<String>);
-
 /// What `cloudevent_runs` returns: the runs, the events' data one after the other,
 /// its boundaries, and each event's time.
 type Parsed = (Vec<Run>, Py<PyBytes>, Vec<usize>, Vec<String>);
-
-fn same_run(a: &Event, b: &Event) -> bool {
-    a.source == b.source
-        && a.data_kind == b.data_kind
-        && a.subject == b.subject
-        && a.traceparent == b.traceparent
-        && a.dataschema == b.dataschema
-        && a.datacontenttype == b.datacontenttype
-}
 
 fn kind_name(k: DataKind) -> &'static str {
     match k {
@@ -97,8 +85,18 @@ fn kind_name(k: DataKind) -> &'static str {
     }
 }
 
-fn text(v: Option<&std::sync::Arc<str>>) -> Option<String> {
-    v.map(ToString::to_string)
+/// A run as Python takes it (see [`Run`]).
+pub(crate) fn run_tuple(r: wire::Run) -> Run {
+    (
+        r.end,
+        r.source,
+        kind_name(r.kind),
+        r.subject,
+        r.traceparent,
+        r.dataschema,
+        r.datacontenttype,
+        r.version,
+    )
 }
 
 /// Parse `len(offsets) - 1` CloudEvents (JSON format) laid out in `buffer`, check
@@ -118,75 +116,15 @@ pub fn cloudevent_runs(
     versions: Vec<Option<u32>>,
 ) -> PyResult<Parsed> {
     let event_type = event_type.to_owned();
-    let (runs, data, bounds, times) = detached(py, move || {
-        runs_of(buffer, &offsets, &ids, &event_type, &versions)
+    let cut = detached(py, move || {
+        wire::runs(buffer, &offsets, &ids, &event_type, &versions)
     })?;
-    Ok((runs, PyBytes::new(py, &data).unbind(), bounds, times))
-}
-
-/// The runs, data, boundaries and times of CloudEvents laid out in `buffer` (see
-/// `cloudevent_runs`).
-pub(crate) fn runs_of(
-    buffer: &[u8],
-    offsets: &[usize],
-    ids: &[String],
-    event_type: &str,
-    versions: &[Option<u32>],
-) -> sealbus_core::Result<Cut> {
-    let n = offsets.len().saturating_sub(1);
-    let bad = |i: usize, reason: String| Error::InvalidEvent {
-        field: format!("event[{i}]"),
-        reason,
-    };
-    if ids.len() != n || versions.len() != n {
-        return Err(Error::InvalidArgument {
-            name: "ids".into(),
-            reason: "one id and one schema version per event".into(),
-        });
-    }
-    let mut runs: Vec<Run> = Vec::new();
-    let mut data = Vec::with_capacity(buffer.len());
-    let mut bounds = Vec::with_capacity(n + 1);
-    bounds.push(0);
-    let mut times = Vec::with_capacity(n);
-    let mut prev: Option<Event> = None;
-    for i in 0..n {
-        let (a, b) = (offsets[i], offsets[i + 1]);
-        if a > b || b > buffer.len() {
-            return Err(bad(i, "out of the buffer".into()));
-        }
-        let e = Event::from_json_bytes(&buffer[a..b]).map_err(|e| bad(i, e.to_string()))?;
-        if e.id != ids[i] || &*e.event_type != event_type {
-            return Err(bad(i, "does not match its header".into()));
-        }
-        data.extend_from_slice(&e.data);
-        bounds.push(data.len());
-        times.push(e.time.to_string());
-        let joins = prev
-            .as_ref()
-            .is_some_and(|p| same_run(p, &e) && runs.last().is_some_and(|r| r.7 == versions[i]));
-        if joins {
-            if let Some(r) = runs.last_mut() {
-                r.0 = i + 1;
-            }
-        } else {
-            runs.push((
-                i + 1,
-                e.source.to_string(),
-                kind_name(e.data_kind),
-                text(e.subject.as_ref()),
-                text(e.traceparent.as_ref()),
-                text(e.dataschema.as_ref()),
-                text(e.datacontenttype.as_ref()),
-                versions[i],
-            ));
-        }
-        prev = Some(Event {
-            data: Vec::new(),
-            ..e
-        });
-    }
-    Ok((runs, data, bounds, times))
+    Ok((
+        cut.runs.into_iter().map(run_tuple).collect(),
+        PyBytes::new(py, &cut.data).unbind(),
+        cut.bounds,
+        cut.times,
+    ))
 }
 
 /// One run an importer hands over: `(principal, token, type, schema version, kind

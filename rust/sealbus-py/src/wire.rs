@@ -7,7 +7,7 @@ use pyo3::types::{PyBytes, PyDict};
 use sealbus_core::wire::{self, Opened};
 use sealbus_core::Error;
 
-use crate::bridge::{runs_of, Run};
+use crate::bridge::{run_tuple, Run};
 use crate::gil::{attached, detached};
 use crate::identity::PySigner;
 use crate::seal::PyKeyRing;
@@ -123,26 +123,25 @@ fn wire_open_runs(
     Vec<String>,
 )> {
     let (key, ring) = (trusted_key(py, body, trust)?, transit.ring());
-    let (o, (runs, data, bounds, times)) = detached(py, || {
-        let o: Opened = wire::open(subject, body, signature, key.as_deref(), &ring)?;
-        let cut =
-            runs_of(&o.plain, &o.offsets, &o.ids, &o.event_type, &o.versions).map_err(|e| {
-                Error::Wire {
+    let (o, cut) =
+        detached(py, || {
+            let o: Opened = wire::open(subject, body, signature, key.as_deref(), &ring)?;
+            let cut = wire::runs(&o.plain, &o.offsets, &o.ids, &o.event_type, &o.versions)
+                .map_err(|e| Error::Wire {
                     reason: "cloudevent",
                     offset: 0,
                     detail: format!("not CloudEvents of {} ({e})", o.event_type),
-                }
-            })?;
-        Ok((o, cut))
-    })?;
+                })?;
+            Ok((o, cut))
+        })?;
     Ok((
         o.router,
         o.event_type,
         o.ids,
-        runs,
-        PyBytes::new(py, &data).unbind(),
-        bounds,
-        times,
+        cut.runs.into_iter().map(run_tuple).collect(),
+        PyBytes::new(py, &cut.data).unbind(),
+        cut.bounds,
+        cut.times,
     ))
 }
 

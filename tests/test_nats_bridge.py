@@ -723,3 +723,14 @@ def test_close_stops_the_export_even_while_it_retries_a_server_that_is_gone(tmp_
     assert _export_threads() == threads
     assert ba.stats()["exported"] == 20
     ra.close()
+
+
+def test_flush_does_not_wait_on_an_export_whose_router_has_closed(tmp_path: Path, server: Server) -> None:
+    ra, producer = _shop_a(tmp_path)
+    with _exporter(ra, server.url, sealbus.KeyRing.generate()) as ba:
+        producer.publish_many("orders.placed", [valid_event(random.Random(15)) for _ in range(20)])
+        assert ba.flush(30)
+        ra.close()
+        # Nothing can go out any more: no timeout needed to learn it.
+        assert ba.flush(None) is False
+        assert ba.stats()["exported"] == 20

@@ -315,7 +315,8 @@ class Bridge:
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every event stored before the call has been exported and
-        acknowledged by JetStream. Returns False on timeout."""
+        acknowledged by JetStream. Returns False on timeout, and at once when nothing
+        more can go out (the router was closed)."""
         if timeout is not None:
             timeout = seconds(timeout, "timeout")
         if self._export_sub is None:

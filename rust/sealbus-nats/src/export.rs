@@ -109,8 +109,9 @@ struct Shared {
     reconnects: AtomicU64,
     /// Polls published and not yet acknowledged to the log.
     outstanding: AtomicUsize,
-    /// `flush`: generations asked for, and the newest one found idle.
-    idle: Mutex<(u64, u64)>,
+    /// `flush`: generations asked for, the newest one found idle, and whether the
+    /// thread has ended (nothing more will go out).
+    idle: Mutex<(u64, u64, bool)>,
     idle_changed: Condvar,
     error: Mutex<Option<String>>,
     stamps: Option<Mutex<Vec<Stamp>>>,
@@ -125,6 +126,13 @@ impl Shared {
 
     fn wanted(&self) -> u64 {
         self.idle.lock().map_or(0, |g| g.0)
+    }
+
+    fn ended(&self) {
+        if let Ok(mut g) = self.idle.lock() {
+            g.2 = true;
+            self.idle_changed.notify_all();
+        }
     }
 
     fn idle_at(&self, generation: u64) {
@@ -208,6 +216,7 @@ impl Exporter {
                 if let Err(e) = result {
                     shared.fail(e);
                 }
+                shared.ended();
             })?;
         Ok(Exporter {
             shared,
@@ -218,7 +227,8 @@ impl Exporter {
     }
 
     /// Wait, up to `timeout` (None: as long as it takes), until every event stored
-    /// before the call has been exported and JetStream has acknowledged it.
+    /// before the call has been exported and JetStream has acknowledged it. False
+    /// on timeout, or at once when the export has ended (closed, or its router).
     pub fn flush(&self, timeout: Option<Duration>) -> bool {
         let deadline = timeout.map(|t| Instant::now() + t);
         let Ok(mut g) = self.shared.idle.lock() else {
@@ -228,6 +238,9 @@ impl Exporter {
         let wanted = g.0;
         self.wake.notify_one();
         while g.1 < wanted {
+            if g.2 {
+                return false;
+            }
             let woken = match deadline {
                 None => self.shared.idle_changed.wait(g).map_err(|_| ()),
                 Some(d) => match d.checked_duration_since(Instant::now()) {

@@ -725,10 +725,14 @@ def test_close_stops_the_export_even_while_it_retries_a_server_that_is_gone(tmp_
     ra.close()
 
 
-def test_flush_does_not_wait_on_an_export_whose_router_has_closed(tmp_path: Path, server: Server) -> None:
+def test_flush_does_not_wait_on_an_export_not_started_or_whose_router_has_closed(
+    tmp_path: Path, server: Server
+) -> None:
     ra, producer = _shop_a(tmp_path)
-    with _exporter(ra, server.url, sealbus.KeyRing.generate()) as ba:
-        producer.publish_many("orders.placed", [valid_event(random.Random(15)) for _ in range(20)])
+    ba = _exporter(ra, server.url, sealbus.KeyRing.generate())
+    producer.publish_many("orders.placed", [valid_event(random.Random(15)) for _ in range(20)])
+    assert ba.flush(None) is False  # not started yet
+    with ba:
         assert ba.flush(30)
         ra.close()
         # Nothing can go out any more: no timeout needed to learn it.

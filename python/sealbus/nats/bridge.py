@@ -321,6 +321,8 @@ class Bridge:
             timeout = seconds(timeout, "timeout")
         if self._export_sub is None:
             return True
+        if self._thread is None:
+            return False  # not started: nothing goes out
         deadline = None if timeout is None else time.monotonic() + timeout
         # Until the export has started (NATS not reached yet), nothing goes out.
         if not self._started.wait(timeout) or self._exporter is None:

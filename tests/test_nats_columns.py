@@ -27,18 +27,22 @@ def _item(event_id: str, version: int | None, n: int) -> Outgoing:
     return Outgoing(event_id, version, json.dumps(ev).encode())
 
 
-@settings(max_examples=100, deadline=None)
-@given(
-    st.lists(
+def _specs(id_len: int, events: int) -> st.SearchStrategy[list[tuple[str, int | None]]]:
+    """Distinct event ids of up to ``id_len`` characters, each with a schema version
+    or none, for up to ``events`` events."""
+    return st.lists(
         st.tuples(
-            st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-", min_size=1, max_size=40),
+            st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-", min_size=1, max_size=id_len),
             st.sampled_from([None, 0, 1, 7]),
         ),
         min_size=1,
-        max_size=20,
+        max_size=events,
         unique_by=lambda t: t[0],
     )
-)
+
+
+@settings(max_examples=100, deadline=None)
+@given(_specs(40, 20))
 def test_ids_and_versions_cross_the_wire_as_they_were(specs: list[tuple[str, int | None]]) -> None:
     items = [_item(event_id, version, n) for n, (event_id, version) in enumerate(specs)]
     body, headers = encode("shop-a", "orders.placed", items, _RING, _IDENT)
@@ -82,17 +86,7 @@ def test_seen_remembers_at_least_the_last_capacity_ids(capacity: int, runs: list
 
 
 @settings(max_examples=50, deadline=None)
-@given(
-    st.lists(
-        st.tuples(
-            st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-", min_size=1, max_size=255),
-            st.sampled_from([None, 0, 1, 7]),
-        ),
-        min_size=1,
-        max_size=12,
-        unique_by=lambda t: t[0],
-    )
-)
+@given(_specs(255, 12))  # ids up to 255 bytes: the one-byte length column at its limit
 def test_the_body_is_laid_out_as_documented(specs: list[tuple[str, int | None]]) -> None:
     """A reference reader of the documented layout, written with ``struct``, finds the
     columns the encoder was given; each frame opens under the transit ring bound to

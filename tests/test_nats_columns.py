@@ -7,7 +7,6 @@ import base64
 import hashlib
 import json
 import struct
-from collections import deque
 
 import pytest
 import sealbus
@@ -15,7 +14,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sealbus.nats import Identity, WireError
-from sealbus.nats.bridge import _Seen
 from sealbus.nats.wire import Outgoing, decode, decode_runs, encode, encode_columns
 
 _RING, _IDENT = sealbus.KeyRing.generate(), Identity.generate()
@@ -59,30 +57,6 @@ def test_an_id_the_wire_cannot_carry_is_refused_before_sealing(event_id: str, re
     blob = json.dumps({"specversion": "1.0", "id": event_id, "source": "s", "type": "orders.placed"}).encode()
     with pytest.raises(WireError, match=reason):
         encode_columns("shop-a", "orders.placed", blob, [0, len(blob)], [event_id], [None], _RING, _IDENT)
-
-
-@settings(max_examples=200, deadline=None)
-@given(
-    st.integers(1, 6),
-    st.lists(st.tuples(st.sampled_from(["a/p", "a/q", "b/p"]), st.lists(st.integers(0, 30), max_size=5)), max_size=30),
-)
-def test_seen_remembers_at_least_the_last_capacity_ids(capacity: int, runs: list[tuple[str, list[int]]]) -> None:
-    """Against a model that keeps exactly the last ``capacity`` (producer, id) pairs:
-    whatever the model holds, the memory holds too, and it holds nothing never added;
-    an id seen from one producer is not seen from another."""
-    seen, last, ever = _Seen(capacity), deque[tuple[str, str]](maxlen=capacity), set[tuple[str, str]]()
-    for producer, run in runs:
-        ids = [f"e{i}" for i in run]
-        assert seen.any_of(producer, ids) == any((producer, i) in seen for i in ids)
-        if len(ids) == 1:
-            seen.add(producer, ids[0])
-        else:
-            seen.add_all(producer, ids)
-        last.extend((producer, i) for i in ids)
-        ever.update((producer, i) for i in ids)
-        assert all(pair in seen for pair in last)
-        everyone = [(p, f"e{i}") for p in ("a/p", "a/q", "b/p") for i in range(31)]
-        assert all(pair not in seen for pair in everyone if pair not in ever)
 
 
 @settings(max_examples=50, deadline=None)

@@ -674,19 +674,6 @@ class AlertDetectorCore:
     @staticmethod
     def kinds() -> list[str]: ...
 
-# ---- bridge (rust/sealbus-py/src/bridge.rs) -------------------------------------------
-
-def cloudevent_runs(
-    buffer: bytes, offsets: list[int], ids: list[str], event_type: str, versions: list[int | None]
-) -> tuple[
-    list[tuple[int, str, str, str | None, str | None, str | None, str | None, int | None]], bytes, list[int], list[str]
-]: ...
-def publish_runs(
-    core: RouterCore,
-    runs: list[tuple[str, bytes, str, int | None, str, dict[str, str] | None, bytes, list[int], list[str], list[str]]],
-    block_timeout: float | None = None,
-) -> list[tuple[SealbusError | None, list[tuple[int, SealbusError]]]]: ...
-
 # ---- bridge wire (rust/sealbus-py/src/wire.rs) -------------------------------------------
 
 def wire_encode(
@@ -742,6 +729,51 @@ class Exporter:
         stamps: bool = False,
     ) -> Exporter: ...
     def flush(self, timeout: float | None = None) -> bool: ...
+    def close(self) -> str | None: ...
+    def stats(self) -> dict[str, int]: ...
+    @property
+    def error(self) -> str | None: ...
+    def take_stamps(self) -> list[tuple[str, list[str], int, int, int, int]]: ...
+
+@final
+class Importer:
+    """The bridge's import on threads of its own: a JetStream durable push consumer
+    whose messages are checked, opened and published into ``core`` as their remote
+    principals, acknowledged once durable."""
+
+    def __new__(
+        cls,
+        core: RouterCore,
+        servers: Sequence[str],
+        *,
+        stream: str,
+        durable: str,
+        deliver: str,
+        filter_subjects: Sequence[str],
+        trust: Mapping[str, bytes],
+        transit: KeyRing,
+        principal: Callable[[str], bytes],
+        report: Callable[
+            [
+                list[tuple[str, str | None, str]],
+                list[tuple[str, str, str | None, list[str]]],
+                list[tuple[str, str, SealbusError, int]],
+            ],
+            None,
+        ]
+        | None = None,
+        client_name: str,
+        tls_ca: str | PathLike[str] | None = None,
+        creds: str | PathLike[str] | None = None,
+        nkey_seed: str | PathLike[str] | None = None,
+        fetch: int = 64,
+        delivery_bytes: int = 2097152,
+        commit_events: int = 2048,
+        block_timeout: float = 1.0,
+        seen: Sequence[tuple[str, str]] | None = None,
+        seen_capacity: int = 1000000,
+        stamps: bool = False,
+    ) -> Importer: ...
     def close(self) -> str | None: ...
     def stats(self) -> dict[str, int]: ...
     @property

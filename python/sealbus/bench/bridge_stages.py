@@ -1,12 +1,12 @@
 """Where a bridged event's latency goes: a time stamp per stage of its path, for the
 ``bridge`` bench's latency mode only (``--stages``).
 
-The importing process wraps a few of the bridge's and nats-py's methods before it
-starts; the export runs in the core, which records its stages per message only when
-the bench asks (``Exporter(stamps=True)``). Both record ``CLOCK_REALTIME`` per event id
-at each stage and write them out; the bench joins both processes' records and reports
-each stage's share as quantiles. Garbage collections are recorded too (start, end,
-generation) to tell a GC pause from a wait.
+The export and the import run in the core, which records their stages per message
+only when the bench asks (``Exporter(stamps=True)``, ``Importer(stamps=True)``). Both
+processes record ``CLOCK_REALTIME`` per event id at each stage and write them out; the
+bench joins both processes' records and reports each stage's share as quantiles.
+Garbage collections are recorded too (start, end, generation) to tell a GC pause from
+a wait.
 
 Stages, in path order (exporting process, then importing process):
 
@@ -16,7 +16,7 @@ Stages, in path order (exporting process, then importing process):
 ``sealed``      its message is sealed and signed
 ``published``   handed to the NATS client (it goes to the socket)
 ``puback``      JetStream's acknowledgement came back (off the delivery path)
-``arrived``     the importer's push subscription received the message
+``arrived``     the importer received the message
 ``opened``      its signature checked and frame opened
 ``commit0``     the local publish (policy, schema, log append) began
 ``committed``   the local publish returned: durable in the importing log
@@ -109,52 +109,26 @@ def install_exporter(rec: Recorder) -> None:
     bridge.Bridge.flush = _flush  # type: ignore[method-assign]
 
 
-def _arrived(rec: Recorder, inner: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    async def cb(msg: Any) -> None:
-        rec.message(_mid(msg.headers), "arrived")
-        await inner(msg)
-
-    return cb
-
-
 def install_importer(rec: Recorder) -> None:
-    from nats.aio.client import Client
-
+    """The import runs in the core too: its stamps are read out as the bridge
+    closes."""
     from sealbus.nats import bridge
 
-    subscribe: Callable[..., Any] = Client.subscribe
+    bridge.Bridge._import_stamps = True
+    close: Callable[..., None] = bridge.Bridge.close
 
-    async def _subscribe(self: Any, subject: str, *args: Any, cb: Any = None, **kw: Any) -> Any:
-        if cb is not None and subject.startswith("_sealbus.import."):
-            cb = _arrived(rec, cb)
-        return await subscribe(self, subject, *args, cb=cb, **kw)
+    def _close(self: Any) -> None:
+        close(self)
+        importer = self._importer
+        for mid, ids, arrived, opened, commit0, committed in [] if importer is None else importer.take_stamps():
+            rec.mids[mid] = tuple(ids)
+            rec.message(mid, "arrived", arrived)
+            rec.message(mid, "opened", opened)
+            for event_id in ids:
+                rec.event(event_id, "commit0", commit0)
+                rec.event(event_id, "committed", committed)
 
-    Client.subscribe = _subscribe  # type: ignore[method-assign]
-
-    open_: Callable[..., Any] = bridge.Bridge._open
-
-    def _open(self: Any, subject: str, body: bytes, headers: dict[str, str] | None) -> Any:
-        cols = open_(self, subject, body, headers)
-        if cols is not None:
-            rec.mids[_mid(headers)] = tuple(cols.ids)
-            rec.message(_mid(headers), "opened")
-        return cols
-
-    bridge.Bridge._open = _open  # type: ignore[method-assign]
-
-    publish_local: Callable[..., Any] = bridge.Bridge._publish_local
-
-    def _publish_local(self: Any, runs: Any, *args: Any) -> Any:
-        t = time.time_ns()
-        out = publish_local(self, runs, *args)
-        done = time.time_ns()
-        for run in runs:
-            for event_id in run.ids:
-                rec.event(event_id, "commit0", t)
-                rec.event(event_id, "committed", done)
-        return out
-
-    bridge.Bridge._publish_local = _publish_local  # type: ignore[method-assign]
+    bridge.Bridge.close = _close  # type: ignore[method-assign]
 
 
 def _q(xs: list[int], p: float) -> float:

@@ -9,19 +9,21 @@
 
 use std::collections::HashMap;
 use std::future::IntoFuture;
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use async_nats::jetstream;
-use async_nats::{HeaderMap, ServerAddr};
+use async_nats::HeaderMap;
 use sealbus_core::identity::Signer;
 use sealbus_core::route::{Delivery, Inbox, Item, Router, Subscription, Wake, Watch};
 use sealbus_core::seal::KeyRing;
 use sealbus_core::wire;
 use tokio::sync::{watch, Notify, OwnedSemaphorePermit, Semaphore};
+
+use crate::connect::{connect, Connection};
+use crate::{now_ns, stopped};
 
 /// A wait with nothing to wake it: the poll looks again this often (a commit wakes
 /// it sooner).
@@ -33,16 +35,8 @@ const RETRY_MOST: Duration = Duration::from_secs(2);
 /// What the export is and how it reaches NATS.
 #[derive(Debug, Clone)]
 pub struct ExportConfig {
-    /// NATS URLs (`nats://` or `tls://`), tried in turn.
-    pub servers: Vec<String>,
-    /// The connection's name, as the server lists it.
-    pub client_name: String,
-    /// A CA file to verify the server with (and TLS required).
-    pub tls_ca: Option<PathBuf>,
-    /// A NATS credentials file.
-    pub creds: Option<PathBuf>,
-    /// A file holding an `NKey` seed.
-    pub nkey_seed: Option<PathBuf>,
+    /// How to reach NATS.
+    pub connection: Connection,
     /// The exporting router's name across the deployment.
     pub router: String,
     /// Events taken from the log per poll.
@@ -106,7 +100,7 @@ struct Shared {
     messages: AtomicU64,
     retries: AtomicU64,
     skipped: AtomicU64,
-    reconnects: AtomicU64,
+    reconnects: Arc<AtomicU64>,
     /// Polls published and not yet acknowledged to the log.
     outstanding: AtomicUsize,
     /// `flush`: generations asked for, the newest one found idle, and whether the
@@ -310,64 +304,6 @@ impl Drop for Exporter {
     }
 }
 
-fn now_ns() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
-}
-
-/// Resolves once `stop` is set.
-async fn stopped(stop: &mut watch::Receiver<bool>) {
-    let _ = stop.wait_for(|s| *s).await;
-}
-
-async fn connect(c: &ExportConfig, shared: &Arc<Shared>) -> Result<async_nats::Client, String> {
-    let mut opts = match &c.creds {
-        Some(path) => async_nats::ConnectOptions::with_credentials_file(path)
-            .await
-            .map_err(|e| format!("exporter: creds file: {e}"))?,
-        None => async_nats::ConnectOptions::new(),
-    };
-    if let Some(path) = &c.nkey_seed {
-        let seed =
-            std::fs::read_to_string(path).map_err(|e| format!("exporter: nkey seed file: {e}"))?;
-        opts = opts.nkey(seed.trim().to_string());
-    }
-    if let Some(ca) = &c.tls_ca {
-        opts = opts.add_root_certificates(ca.clone()).require_tls(true);
-    }
-    let counter = shared.clone();
-    let first = Arc::new(AtomicBool::new(true));
-    opts = opts
-        .name(&c.client_name)
-        .retry_on_initial_connect()
-        .max_reconnects(None)
-        .connection_timeout(Duration::from_secs(2))
-        .reconnect_delay_callback(|attempts| {
-            let shift = u32::try_from(attempts.min(5)).unwrap_or(5);
-            (Duration::from_millis(100) * (1 << shift)).min(RETRY_MOST)
-        })
-        .event_callback(move |event| {
-            let (counter, first) = (counter.clone(), first.clone());
-            async move {
-                if matches!(event, async_nats::Event::Connected)
-                    && !first.swap(false, Ordering::AcqRel)
-                {
-                    counter.reconnects.fetch_add(1, Ordering::Relaxed);
-                }
-            }
-        });
-    let addrs = c
-        .servers
-        .iter()
-        .map(|s| s.parse::<ServerAddr>())
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("exporter: server address: {e}"))?;
-    opts.connect(addrs)
-        .await
-        .map_err(|e| format!("exporter: connect: {e}"))
-}
-
 /// A message as published: what a retry sends again.
 struct Message {
     subject: String,
@@ -391,7 +327,7 @@ enum Out {
 async fn run(job: Job) -> Result<(), String> {
     let mut stop = job.stop.clone();
     let client = tokio::select! {
-        c = connect(&job.config, &job.shared) => c?,
+        c = connect(&job.config.connection, "exporter", job.shared.reconnects.clone()) => c?,
         () = stopped(&mut stop) => return Ok(()),
     };
     let mut js = jetstream::new(client.clone());

@@ -1,8 +1,36 @@
 //! sealbus routers joined through NATS JetStream, on the NATS maintainers' Rust
 //! client: the bridge's export, an outbox read from the router's own log
-//! ([`export::Exporter`]). The binding (`sealbus.nats.Bridge`) starts it and holds
-//! the import, the connection options and the counters together.
+//! ([`export::Exporter`]), and its import, a JetStream durable consumer feeding the
+//! local router with every check of a local publish ([`import::Importer`]). Each runs
+//! on a thread of its own; the binding (`sealbus.nats.Bridge`) starts them and holds
+//! the stream, the audit trail and the alerts together.
 
+pub mod connect;
 pub mod export;
+pub mod import;
+mod local;
+pub mod seen;
 
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use tokio::sync::watch;
+
+pub use connect::Connection;
 pub use export::{ExportConfig, ExportStats, Exporter, Stamp, TraceHook};
+pub use import::{
+    ImportConfig, ImportStamp, ImportStats, Importer, PrincipalHook, Report, ReportHook,
+};
+pub use seen::Seen;
+
+/// Now, in ns since the epoch (`CLOCK_REALTIME`, as the bench's stamps compare across
+/// processes).
+pub(crate) fn now_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
+/// Resolves once `stop` is set.
+pub(crate) async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
+}

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
-use sealbus_nats::{ExportConfig, Exporter, TraceHook};
+use sealbus_nats::{Connection, ExportConfig, Exporter, TraceHook};
 
 use crate::identity::PySigner;
 use crate::router::PySubscription;
@@ -60,11 +60,13 @@ impl PyExporter {
             ));
         }
         let config = ExportConfig {
-            servers,
-            client_name,
-            tls_ca,
-            creds,
-            nkey_seed,
+            connection: Connection {
+                servers,
+                client_name,
+                tls_ca,
+                creds,
+                nkey_seed,
+            },
             router,
             poll,
             max_events,

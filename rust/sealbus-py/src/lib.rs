@@ -19,6 +19,7 @@ mod error;
 mod export;
 mod gil;
 mod identity;
+mod import;
 mod jsonenc;
 mod keyfile;
 mod lent;
@@ -48,9 +49,9 @@ fn _sealbus(m: &Bound<'_, PyModule>) -> PyResult<()> {
     router::register(m)?;
     select::register(m)?;
     aio::register(m)?;
-    bridge::register(m)?;
     jsonenc::register(m)?;
     wire::register(m)?;
     export::register(m)?;
+    import::register(m)?;
     Ok(())
 }

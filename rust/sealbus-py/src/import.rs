@@ -1,0 +1,203 @@
+//! Binds `sealbus_nats::Importer`: the bridge's import on threads of its own, with
+//! the GIL taken only by its hooks (a remote producer's first event, and each
+//! commit's report when the router keeps an audit trail, alerts or traces).
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use pyo3::exceptions::{PyRuntimeError, PyValueError};
+use pyo3::prelude::*;
+use sealbus_nats::import::MessageRefusal;
+use sealbus_nats::{Connection, ImportConfig, Importer, PrincipalHook, Report, ReportHook, Seen};
+
+use crate::error::to_pyerr;
+use crate::router::PyRouter;
+use crate::seal::PyKeyRing;
+
+/// One message's stamps as Python takes them: `(message id, event ids, arrived,
+/// opened, commit begun, committed)`, ns.
+type Stamp = (String, Vec<String>, u64, u64, u64, u64);
+
+#[pyclass(frozen, module = "sealbus._sealbus", name = "Importer")]
+pub struct PyImporter {
+    inner: Importer,
+}
+
+#[pymethods]
+impl PyImporter {
+    #[new]
+    #[pyo3(signature = (
+        core, servers, *, stream, durable, deliver, filter_subjects, trust, transit,
+        principal, report=None, client_name, tls_ca=None, creds=None, nkey_seed=None,
+        fetch=64, delivery_bytes=2_097_152, commit_events=2048, block_timeout=1.0,
+        seen=None, seen_capacity=1_000_000, stamps=false,
+    ))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        core: &PyRouter,
+        servers: Vec<String>,
+        stream: String,
+        durable: String,
+        deliver: String,
+        filter_subjects: Vec<String>,
+        trust: HashMap<String, Vec<u8>>,
+        transit: &PyKeyRing,
+        principal: Py<PyAny>,
+        report: Option<Py<PyAny>>,
+        client_name: String,
+        tls_ca: Option<PathBuf>,
+        creds: Option<PathBuf>,
+        nkey_seed: Option<PathBuf>,
+        fetch: usize,
+        delivery_bytes: usize,
+        commit_events: usize,
+        block_timeout: f64,
+        seen: Option<Vec<(String, String)>>,
+        seen_capacity: usize,
+        stamps: bool,
+    ) -> PyResult<Self> {
+        if servers.is_empty() || fetch == 0 || delivery_bytes == 0 || commit_events == 0 {
+            return Err(PyValueError::new_err(
+                "importer: servers, fetch, delivery_bytes and commit_events must not be empty or 0",
+            ));
+        }
+        if !(block_timeout.is_finite() && block_timeout >= 0.0) {
+            return Err(PyValueError::new_err(
+                "importer: block_timeout must be a number of seconds, 0 or more",
+            ));
+        }
+        let mut memory = Seen::new(seen_capacity);
+        for (producer, id) in seen.unwrap_or_default() {
+            memory.add(&producer, &id);
+        }
+        let config = ImportConfig {
+            connection: Connection {
+                servers,
+                client_name,
+                tls_ca,
+                creds,
+                nkey_seed,
+            },
+            stream,
+            durable,
+            deliver,
+            filter_subjects,
+            fetch,
+            delivery_bytes,
+            commit_events,
+            block_timeout: Duration::from_secs_f64(block_timeout),
+            stamps,
+        };
+        let inner = Importer::start(
+            core.router.clone(),
+            transit.ring(),
+            trust,
+            config,
+            principal_hook(principal),
+            report.map(report_hook),
+            memory,
+        )
+        .map_err(|e| PyRuntimeError::new_err(format!("importer: no thread: {e}")))?;
+        Ok(PyImporter { inner })
+    }
+
+    /// Stop the threads and wait for them (what was committed is acknowledged
+    /// first); returns why the import had stopped by itself, if it had.
+    fn close(&self, py: Python<'_>) -> Option<String> {
+        py.detach(|| self.inner.close())
+    }
+
+    /// Counts: events imported, messages opened, duplicates, refusals by reason,
+    /// reconnections to NATS.
+    fn stats(&self) -> HashMap<&'static str, u64> {
+        let s = self.inner.stats();
+        HashMap::from([
+            ("imported", s.imported),
+            ("import_messages", s.messages),
+            ("duplicates", s.duplicates),
+            ("refused_signature", s.refused_signature),
+            ("refused_malformed", s.refused_malformed),
+            ("refused_integrity", s.refused_integrity),
+            ("refused_policy", s.refused_policy),
+            ("refused_schema", s.refused_schema),
+            ("refused_other", s.refused_other),
+            ("reconnects", s.reconnects),
+        ])
+    }
+
+    /// Why the import stopped by itself, if it did.
+    #[getter]
+    fn error(&self) -> Option<String> {
+        self.inner.error()
+    }
+
+    /// The messages' stamps recorded since the last call (`stamps=True`).
+    fn take_stamps(&self) -> Vec<Stamp> {
+        self.inner
+            .take_stamps()
+            .into_iter()
+            .map(|s| (s.msg_id, s.ids, s.arrived, s.opened, s.commit0, s.committed))
+            .collect()
+    }
+}
+
+/// A remote producer's token: the Python callable, given the producer's local name,
+/// returns it as bytes.
+fn principal_hook(callable: Py<PyAny>) -> PrincipalHook {
+    Box::new(move |name| {
+        Python::attach(|py| {
+            callable
+                .call1(py, (name,))
+                .and_then(|t| t.extract::<Vec<u8>>(py))
+                .map_err(|e| e.to_string())
+        })
+    })
+}
+
+/// A message refused as it was opened, as Python takes it: `(reason, the router it
+/// claimed, subject)`, reason one of "signature", "malformed", "integrity" (a frame
+/// tampered under a valid signature) and "transit key" (sealed under a key this
+/// router does not hold).
+type RefusedMessage = (&'static str, Option<String>, String);
+
+/// The report hook: the Python callable, with the GIL taken for the call, given the
+/// refused messages, the imported runs `(principal, type, traceparent, ids)` and the
+/// local refusals `(principal, type, exception, count)`. A failing hook loses its
+/// report only (reported as unraisable).
+fn report_hook(callable: Py<PyAny>) -> ReportHook {
+    Box::new(move |report: Report| {
+        Python::attach(|py| {
+            let messages: Vec<RefusedMessage> = report
+                .refused_messages
+                .into_iter()
+                .map(|(refusal, subject)| match refusal {
+                    MessageRefusal::Signature { router } => ("signature", Some(router), subject),
+                    MessageRefusal::Malformed => ("malformed", None, subject),
+                    MessageRefusal::Integrity { tampered: true } => ("integrity", None, subject),
+                    MessageRefusal::Integrity { tampered: false } => ("transit key", None, subject),
+                })
+                .collect();
+            let imported: Vec<(String, String, Option<String>, Vec<String>)> = report
+                .imported
+                .into_iter()
+                .map(|i| (i.principal, i.event_type, i.traceparent, i.ids))
+                .collect();
+            let refused: Vec<(String, String, Py<PyAny>, u64)> = report
+                .refused
+                .into_iter()
+                .map(|r| {
+                    let exc = to_pyerr(py, r.error).into_value(py).into_any();
+                    (r.principal, r.event_type, exc, r.count)
+                })
+                .collect();
+            if let Err(e) = callable.call1(py, (messages, imported, refused)) {
+                e.write_unraisable(py, None);
+            }
+        });
+    })
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<PyImporter>()
+}

@@ -717,6 +717,8 @@ class Exporter:
         transit: KeyRing,
         signer: Signer,
         client_name: str,
+        stream: str,
+        replicas: int = 1,
         tls_ca: str | PathLike[str] | None = None,
         creds: str | PathLike[str] | None = None,
         nkey_seed: str | PathLike[str] | None = None,
@@ -728,6 +730,7 @@ class Exporter:
         trace: Callable[[list[tuple[str | None, str, int]]], None] | None = None,
         stamps: bool = False,
     ) -> Exporter: ...
+    def wait_ready(self, timeout: float) -> bool: ...
     def flush(self, timeout: float | None = None) -> bool: ...
     def close(self) -> str | None: ...
     def stats(self) -> dict[str, int]: ...
@@ -747,6 +750,7 @@ class Importer:
         servers: Sequence[str],
         *,
         stream: str,
+        replicas: int = 1,
         durable: str,
         deliver: str,
         filter_subjects: Sequence[str],
@@ -774,6 +778,7 @@ class Importer:
         seen_capacity: int = 1000000,
         stamps: bool = False,
     ) -> Importer: ...
+    def wait_ready(self, timeout: float) -> bool: ...
     def close(self) -> str | None: ...
     def stats(self) -> dict[str, int]: ...
     @property

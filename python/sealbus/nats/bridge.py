@@ -27,17 +27,15 @@ the transit seal: the bridges never hold a key that opens it. Imported, it is st
 ``<principal>``, the producer as its own router named it, which only that router's
 signature can vouch for (docs/FORMAT.md, *Across routers*).
 
-The bridge's own thread only creates the stream and waits for ``close()``; a local
-publish never waits on any of it.
+The export and the import each create the ``SEALBUS`` stream if no bridge has yet. A
+local publish never waits on either.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import os
-import ssl
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -70,6 +68,24 @@ _SEEN_IDS = 1_000_000
 _COMMIT_EVENTS = 2048
 _DELIVERY_BYTES = 2 * 1024 * 1024
 _LOCAL_BLOCK_TIMEOUT = 1.0
+
+
+_COUNTERS = (
+    "exported",
+    "export_messages",
+    "export_retries",
+    "export_skipped",
+    "imported",
+    "import_messages",
+    "duplicates",
+    "refused_signature",
+    "refused_malformed",
+    "refused_integrity",
+    "refused_policy",
+    "refused_schema",
+    "refused_other",
+    "reconnects",
+)
 
 
 class BridgeError(SealbusError):
@@ -164,31 +180,8 @@ class Bridge:
             raise BridgeError(
                 "bridge error: exports need a durable router (the log is the outbox)", reason="not durable"
             )
-        self._counters: dict[str, int] = dict.fromkeys(
-            (
-                "exported",
-                "export_messages",
-                "export_retries",
-                "export_skipped",
-                "imported",
-                "import_messages",
-                "duplicates",
-                "refused_signature",
-                "refused_malformed",
-                "refused_integrity",
-                "refused_policy",
-                "refused_schema",
-                "refused_other",
-                "reconnects",
-            ),
-            0,
-        )
         self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Event | None = None
-        self._started = threading.Event()
-        self._start_error: BaseException | None = None
+        self._started = False
         self._exporter: Exporter | None = None
         self._importer: Importer | None = None
         self._closed = False
@@ -217,41 +210,41 @@ class Bridge:
     # ---- life cycle -------------------------------------------------------------
 
     def start(self, timeout: float = 10.0) -> Bridge:
-        """Connect and start exporting and importing, on a thread of the bridge's own.
-        Waits up to ``timeout`` for the first connection; if NATS is not reachable by
-        then, the bridge keeps trying in the background (exports wait in the log)."""
+        """Start exporting and importing, each on threads and a NATS connection of its
+        own. Waits up to ``timeout`` for them to connect and bind to the stream
+        (creating it if no bridge has yet); if NATS is not reachable by then, they
+        keep trying in the background (exports wait in the log)."""
         timeout = seconds(timeout, "timeout")
-        if self._thread is not None:
-            return self
-        self._thread = threading.Thread(target=self._run, name=f"sealbus-bridge-{self.name}", daemon=True)
-        self._thread.start()
-        self._started.wait(timeout)
-        if self._start_error is not None:
-            raise BridgeError(f"bridge error: {self._start_error}", reason="start") from self._start_error
+        with self._lock:
+            if self._started or self._closed:
+                return self
+            self._started = True
+            if self._export_sub is not None:
+                self._exporter = self._start_export()
+            if self.imports:
+                self._importer = self._start_import()
+        deadline = time.monotonic() + timeout
+        for part in (self._exporter, self._importer):
+            if part is not None:
+                part.wait_ready(max(0.0, deadline - time.monotonic()))
         return self
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every event stored before the call has been exported and
         acknowledged by JetStream. Returns False on timeout, and at once when nothing
-        more can go out (the router was closed)."""
+        more can go out (the bridge is not started, or the router was closed)."""
         if timeout is not None:
             timeout = seconds(timeout, "timeout")
         if self._export_sub is None:
             return True
-        if self._thread is None:
+        if self._exporter is None:
             return False  # not started: nothing goes out
-        deadline = None if timeout is None else time.monotonic() + timeout
-        # Until the export has started (NATS not reached yet), nothing goes out.
-        if not self._started.wait(timeout) or self._exporter is None:
-            return False
-        left = None if deadline is None else max(0.0, deadline - time.monotonic())
-        return self._exporter.flush(left)
+        return self._exporter.flush(timeout)
 
     def stats(self) -> dict[str, int]:
         """Counts of exported and imported events and messages, duplicates, and
         refusals by reason (signature, malformed, integrity, policy, schema)."""
-        with self._lock:
-            out = dict(self._counters)
+        out = dict.fromkeys(_COUNTERS, 0)
         for part in (self._exporter, self._importer):
             if part is not None:
                 for key, n in part.stats().items():
@@ -259,17 +252,18 @@ class Bridge:
         return out
 
     def close(self) -> None:
-        """Stop the loops, drain the NATS connection and close the export consumer
-        (its cursor stays: the next bridge of this name resumes where this one was)."""
-        if self._closed:
-            return
-        self._closed = True
-        loop, stop = self._loop, self._stop
-        if loop is not None and stop is not None:
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(stop.set)
-        if self._thread is not None:
-            self._thread.join(30)
+        """Stop the import (what was committed is acknowledged first) and the export,
+        and close the export consumer (its cursor stays: the next bridge of this name
+        resumes where this one was)."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        # Each waits for its threads with the GIL released.
+        for part, what in ((self._importer, "import"), (self._exporter, "export")):
+            failure = None if part is None else part.close()
+            if failure is not None:
+                _log.warning("bridge %s: the %s had stopped: %s", self.name, what, failure)
         if self._export_sub is not None:
             with contextlib.suppress(SealbusError):
                 self._export_sub.close()
@@ -283,120 +277,11 @@ class Bridge:
     def __repr__(self) -> str:
         return f"Bridge({self.name!r}, exports={self.exports}, imports={self.imports}, trust={sorted(self.trust)})"
 
-    def _count(self, key: str, n: int = 1) -> None:
-        with self._lock:
-            self._counters[key] += n
-
     def _witness(self, entry: str, **details: Any) -> None:
         """Record an import or a refusal in the router's audit trail (never data)."""
         audit = self.router.audit
         if audit is not None:
             audit.record(entry, bridge=self.name, **details)
-
-    # ---- the bridge's thread ----------------------------------------------------
-
-    def _run(self) -> None:
-        loop = asyncio.new_event_loop()
-        self._loop = loop
-        try:
-            loop.run_until_complete(self._main())
-        except BaseException as exc:  # reported to start(), or lost with the thread
-            self._start_error = exc
-            self._started.set()
-        finally:
-            loop.close()
-
-    async def _connect(self) -> Any:
-        import nats
-
-        opts: dict[str, Any] = {
-            "servers": self.servers,
-            "name": f"sealbus-bridge-{self.name}",
-            "max_reconnect_attempts": -1,
-            "reconnect_time_wait": 0.5,
-            "allow_reconnect": True,
-            "connect_timeout": 2,
-        }
-        if self._tls_ca is not None:
-            ctx = ssl.create_default_context(cafile=self._tls_ca)
-            opts["tls"] = ctx
-        if self._creds is not None:
-            opts["user_credentials"] = self._creds
-        if self._nkey_seed is not None:
-            opts["nkeys_seed"] = self._nkey_seed
-
-        async def reconnected() -> None:
-            self._count("reconnects")
-
-        opts["reconnected_cb"] = reconnected
-        assert self._stop is not None
-        stopped = asyncio.ensure_future(self._stop.wait())
-        delay = 0.1
-        try:
-            while True:
-                # nats-py keeps trying a server that refuses us (a wrong NKey, say)
-                # within one connect(): close() must not wait on it.
-                attempt = asyncio.ensure_future(nats.connect(**opts))
-                await asyncio.wait({attempt, stopped}, return_when=asyncio.FIRST_COMPLETED)
-                if not attempt.done():
-                    attempt.cancel()
-                    with contextlib.suppress(asyncio.CancelledError, Exception):
-                        await attempt
-                    raise BridgeError("bridge error: closed before NATS was reached", reason="closed")
-                try:
-                    return attempt.result()
-                except Exception:
-                    if self._stop.is_set():
-                        raise
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, 2.0)
-        finally:
-            stopped.cancel()
-
-    async def _ensure_stream(self, js: Any) -> None:
-        from nats.js.api import StreamConfig
-        from nats.js.errors import NotFoundError
-
-        try:
-            await js.stream_info(STREAM)
-        except NotFoundError:
-            await js.add_stream(
-                StreamConfig(
-                    name=STREAM,
-                    subjects=["sealbus.>"],
-                    num_replicas=self._replicas,
-                    duplicate_window=120.0,
-                )
-            )
-
-    async def _main(self) -> None:
-        self._stop = asyncio.Event()
-        nc = await self._connect()
-        try:
-            js = nc.jetstream(timeout=self._publish_timeout)
-            while True:
-                try:
-                    await self._ensure_stream(js)
-                    break
-                except Exception:
-                    if self._stop.is_set():
-                        return
-                    await asyncio.sleep(0.5)
-            if self._export_sub is not None:
-                self._exporter = self._start_export()
-            if self.imports:
-                self._importer = self._start_import()
-            self._started.set()
-            await self._stop.wait()
-            # Each waits for its threads with the GIL released.
-            for part, what in ((self._importer, "import"), (self._exporter, "export")):
-                failure = None if part is None else part.close()
-                if failure is not None:
-                    _log.warning("bridge %s: the %s had stopped: %s", self.name, what, failure)
-        finally:
-            # Every message handled has been acked or published by now.
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(nc.close(), 5.0)
 
     # ---- export -----------------------------------------------------------------
 
@@ -415,6 +300,8 @@ class Bridge:
             transit=self.transit,
             signer=self.identity._signer,
             client_name=f"sealbus-export-{self.name}",
+            stream=STREAM,
+            replicas=self._replicas,
             tls_ca=self._tls_ca,
             creds=self._creds,
             nkey_seed=self._nkey_seed,
@@ -450,6 +337,7 @@ class Bridge:
             self.router._core,
             self.servers,
             stream=STREAM,
+            replicas=self._replicas,
             durable=f"sealbus-import-{self.name}",
             deliver=f"_sealbus.import.{self.name}",
             filter_subjects=[f"sealbus.{g[:-1]}>" if g.endswith("*") else f"sealbus.{g}" for g in self.imports],

@@ -23,7 +23,8 @@ use sealbus_core::wire;
 use tokio::sync::{watch, Notify, OwnedSemaphorePermit, Semaphore};
 
 use crate::connect::{connect, Connection};
-use crate::{now_ns, stopped};
+use crate::stream::{self, StreamSpec};
+use crate::{now_ns, stopped, Flag};
 
 /// A wait with nothing to wake it: the poll looks again this often (a commit wakes
 /// it sooner).
@@ -31,12 +32,16 @@ const IDLE: Duration = Duration::from_millis(50);
 /// Backoff of a publish that JetStream did not acknowledge: from, to.
 const RETRY_FIRST: Duration = Duration::from_millis(50);
 const RETRY_MOST: Duration = Duration::from_secs(2);
+/// Between attempts to bind to the stream.
+const STREAM_RETRY: Duration = Duration::from_millis(500);
 
 /// What the export is and how it reaches NATS.
 #[derive(Debug, Clone)]
 pub struct ExportConfig {
     /// How to reach NATS.
     pub connection: Connection,
+    /// The JetStream stream, created if no bridge has yet.
+    pub stream: StreamSpec,
     /// The exporting router's name across the deployment.
     pub router: String,
     /// Events taken from the log per poll.
@@ -101,6 +106,8 @@ struct Shared {
     retries: AtomicU64,
     skipped: AtomicU64,
     reconnects: Arc<AtomicU64>,
+    /// Connected, and the stream there.
+    ready: Flag,
     /// Polls published and not yet acknowledged to the log.
     outstanding: AtomicUsize,
     /// `flush`: generations asked for, the newest one found idle, and whether the
@@ -220,6 +227,11 @@ impl Exporter {
         })
     }
 
+    /// Whether the export is connected and bound to the stream, within `timeout`.
+    pub fn wait_ready(&self, timeout: Duration) -> bool {
+        self.shared.ready.wait(timeout)
+    }
+
     /// Wait, up to `timeout` (None: as long as it takes), until every event stored
     /// before the call has been exported and JetStream has acknowledged it. False
     /// on timeout, or at once when the export has ended (closed, or its router).
@@ -332,6 +344,20 @@ async fn run(job: Job) -> Result<(), String> {
     };
     let mut js = jetstream::new(client.clone());
     js.set_timeout(job.config.timeout);
+    loop {
+        let made = tokio::select! {
+            s = stream::ensure(&js, &job.config.stream) => s.is_ok(),
+            () = stopped(&mut stop) => return Ok(()),
+        };
+        if made {
+            break;
+        }
+        tokio::select! {
+            () = tokio::time::sleep(STREAM_RETRY) => {}
+            () = stopped(&mut stop) => return Ok(()),
+        }
+    }
+    job.shared.ready.set();
     let room = Arc::new(Semaphore::new(job.config.max_in_flight.max(1)));
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Out>();
     let acker = tokio::spawn(acknowledge(

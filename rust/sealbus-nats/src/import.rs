@@ -32,7 +32,8 @@ use tokio::sync::{mpsc, watch};
 use crate::connect::{connect, Connection};
 use crate::local::{prepare, times, LocalRun, Prepared, Refusal, RunKey};
 use crate::seen::Seen;
-use crate::{now_ns, stopped};
+use crate::stream::{self, StreamSpec};
+use crate::{now_ns, stopped, Flag};
 
 /// How long a message the local router had no room for waits before JetStream
 /// sends it again.
@@ -47,8 +48,9 @@ const ACK_DRAIN: Duration = Duration::from_secs(5);
 pub struct ImportConfig {
     /// How to reach NATS.
     pub connection: Connection,
-    /// The JetStream stream and the durable consumer's name on it.
-    pub stream: String,
+    /// The JetStream stream (created if no bridge has yet) and the durable
+    /// consumer's name on it.
+    pub stream: StreamSpec,
     pub durable: String,
     /// The subject JetStream pushes the consumer's messages to.
     pub deliver: String,
@@ -166,6 +168,8 @@ struct Shared {
     refused_schema: AtomicU64,
     refused_other: AtomicU64,
     reconnects: Arc<AtomicU64>,
+    /// Connected, and the consumer bound.
+    ready: Flag,
     error: Mutex<Option<String>>,
     stamps: Option<Mutex<Vec<ImportStamp>>>,
 }
@@ -317,6 +321,11 @@ impl Importer {
         })
     }
 
+    /// Whether the import is connected and its consumer bound, within `timeout`.
+    pub fn wait_ready(&self, timeout: Duration) -> bool {
+        self.shared.ready.wait(timeout)
+    }
+
     /// Stop both threads and wait for them; returns why the import had stopped by
     /// itself, if it had.
     pub fn close(&self) -> Option<String> {
@@ -425,13 +434,17 @@ impl Receiver {
         // Create or bind: the same config binds to the consumer a previous run made.
         loop {
             let made = tokio::select! {
-                s = js.get_stream(&c.stream) => match s {
-                    Ok(stream) => stream.create_consumer(consumer.clone()).await.is_ok(),
+                s = stream::ensure(&js, &c.stream) => match s {
+                    Ok(()) => match js.get_stream(&c.stream.name).await {
+                        Ok(stream) => stream.create_consumer(consumer.clone()).await.is_ok(),
+                        Err(_) => false,
+                    },
                     Err(_) => false,
                 },
                 () = stopped(stop) => return Ok(()),
             };
             if made {
+                self.shared.ready.set();
                 break;
             }
             tokio::select! {

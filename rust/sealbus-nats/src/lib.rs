@@ -10,8 +10,10 @@ pub mod export;
 pub mod import;
 mod local;
 pub mod seen;
+pub mod stream;
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::{Condvar, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::watch;
 
@@ -21,6 +23,7 @@ pub use import::{
     ImportConfig, ImportStamp, ImportStats, Importer, PrincipalHook, Report, ReportHook,
 };
 pub use seen::Seen;
+pub use stream::StreamSpec;
 
 /// Now, in ns since the epoch (`CLOCK_REALTIME`, as the bench's stamps compare across
 /// processes).
@@ -33,4 +36,39 @@ pub(crate) fn now_ns() -> u64 {
 /// Resolves once `stop` is set.
 pub(crate) async fn stopped(stop: &mut watch::Receiver<bool>) {
     let _ = stop.wait_for(|s| *s).await;
+}
+
+/// A flag one thread sets once and others wait for: the export or import is
+/// connected and bound to the stream.
+#[derive(Debug, Default)]
+pub(crate) struct Flag {
+    set: Mutex<bool>,
+    changed: Condvar,
+}
+
+impl Flag {
+    pub fn set(&self) {
+        if let Ok(mut g) = self.set.lock() {
+            *g = true;
+            self.changed.notify_all();
+        }
+    }
+
+    /// Whether it is set within `timeout`.
+    pub fn wait(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let Ok(mut g) = self.set.lock() else {
+            return false;
+        };
+        while !*g {
+            let Some(left) = deadline.checked_duration_since(Instant::now()) else {
+                return false;
+            };
+            match self.changed.wait_timeout(g, left) {
+                Ok((next, _)) => g = next,
+                Err(_) => return false,
+            }
+        }
+        true
+    }
 }

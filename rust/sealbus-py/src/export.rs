@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
-use sealbus_nats::{Connection, ExportConfig, Exporter, TraceHook};
+use sealbus_nats::{Connection, ExportConfig, Exporter, StreamSpec, TraceHook};
 
 use crate::identity::PySigner;
 use crate::router::PySubscription;
@@ -26,7 +26,7 @@ pub struct PyExporter {
 impl PyExporter {
     #[new]
     #[pyo3(signature = (
-        sub, servers, *, router, transit, signer, client_name, tls_ca=None, creds=None,
+        sub, servers, *, router, transit, signer, client_name, stream, replicas=1, tls_ca=None, creds=None,
         nkey_seed=None, poll=2048, max_events=256, max_bytes=524_288, max_in_flight=64,
         timeout=5.0, trace=None, stamps=false,
     ))]
@@ -38,6 +38,8 @@ impl PyExporter {
         transit: &PyKeyRing,
         signer: &PySigner,
         client_name: String,
+        stream: String,
+        replicas: usize,
         tls_ca: Option<PathBuf>,
         creds: Option<PathBuf>,
         nkey_seed: Option<PathBuf>,
@@ -67,6 +69,10 @@ impl PyExporter {
                 creds,
                 nkey_seed,
             },
+            stream: StreamSpec {
+                name: stream,
+                replicas: replicas.max(1),
+            },
             router,
             poll,
             max_events,
@@ -93,6 +99,12 @@ impl PyExporter {
     fn flush(&self, py: Python<'_>, timeout: Option<f64>) -> bool {
         let timeout = timeout.map(|t| Duration::from_secs_f64(t.max(0.0)));
         py.detach(|| self.inner.flush(timeout))
+    }
+
+    /// Whether it is connected and bound to the stream within `timeout` seconds.
+    fn wait_ready(&self, py: Python<'_>, timeout: f64) -> bool {
+        let timeout = Duration::from_secs_f64(timeout.max(0.0));
+        py.detach(|| self.inner.wait_ready(timeout))
     }
 
     /// Stop the thread and wait for it; returns why it had stopped by itself, if it

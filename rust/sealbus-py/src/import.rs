@@ -9,7 +9,9 @@ use std::time::Duration;
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use sealbus_nats::import::MessageRefusal;
-use sealbus_nats::{Connection, ImportConfig, Importer, PrincipalHook, Report, ReportHook, Seen};
+use sealbus_nats::{
+    Connection, ImportConfig, Importer, PrincipalHook, Report, ReportHook, Seen, StreamSpec,
+};
 
 use crate::error::to_pyerr;
 use crate::router::PyRouter;
@@ -28,7 +30,7 @@ pub struct PyImporter {
 impl PyImporter {
     #[new]
     #[pyo3(signature = (
-        core, servers, *, stream, durable, deliver, filter_subjects, trust, transit,
+        core, servers, *, stream, replicas=1, durable, deliver, filter_subjects, trust, transit,
         principal, report=None, client_name, tls_ca=None, creds=None, nkey_seed=None,
         fetch=64, delivery_bytes=2_097_152, commit_events=2048, block_timeout=1.0,
         seen=None, seen_capacity=1_000_000, stamps=false,
@@ -38,6 +40,7 @@ impl PyImporter {
         core: &PyRouter,
         servers: Vec<String>,
         stream: String,
+        replicas: usize,
         durable: String,
         deliver: String,
         filter_subjects: Vec<String>,
@@ -79,7 +82,10 @@ impl PyImporter {
                 creds,
                 nkey_seed,
             },
-            stream,
+            stream: StreamSpec {
+                name: stream,
+                replicas: replicas.max(1),
+            },
             durable,
             deliver,
             filter_subjects,
@@ -100,6 +106,12 @@ impl PyImporter {
         )
         .map_err(|e| PyRuntimeError::new_err(format!("importer: no thread: {e}")))?;
         Ok(PyImporter { inner })
+    }
+
+    /// Whether it is connected and bound to the stream within `timeout` seconds.
+    fn wait_ready(&self, py: Python<'_>, timeout: f64) -> bool {
+        let timeout = Duration::from_secs_f64(timeout.max(0.0));
+        py.detach(|| self.inner.wait_ready(timeout))
     }
 
     /// Stop the threads and wait for them (what was committed is acknowledged

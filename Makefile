@@ -7,7 +7,7 @@ dev:            ## build the extension into the active virtualenv
 test: test-rust test-py
 
 test-rust:
-	cargo test -p sealbus-core --release
+	cargo test -p sealbus-core -p sealbus-nats --release
 
 test-py:
 	python -m pytest

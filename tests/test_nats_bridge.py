@@ -738,3 +738,104 @@ def test_flush_does_not_wait_on_an_export_not_started_or_whose_router_has_closed
         # Nothing can go out any more: no timeout needed to learn it.
         assert ba.flush(None) is False
         assert ba.stats()["exported"] == 20
+
+
+def _threads(prefix: str) -> int:
+    return sum(p.read_text().startswith(prefix) for p in Path("/proc/self/task").glob("*/comm"))
+
+
+def _import_consumer(url: str) -> tuple[int, int, int]:
+    """The import consumer's (unacknowledged, undelivered, redelivered) counts, as
+    JetStream holds them."""
+
+    async def state() -> tuple[int, int, int]:
+        import nats
+
+        nc = await nats.connect(url)
+        info = await nc.jetstream().consumer_info("SEALBUS", "sealbus-import-shop-b")
+        await nc.close()
+        return info.num_ack_pending, info.num_pending, info.num_redelivered
+
+    return asyncio.run(state())
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads thread names from /proc")
+def test_the_import_acts_as_an_existing_remote_principal_and_close_acknowledges(tmp_path: Path, server: Server) -> None:
+    """The import runs on two threads of its own (receiving, committing), which close
+    ends once what was committed is acknowledged to JetStream: nothing is left
+    pending there. A remote principal the router made itself before the bridge is
+    the one the import acts as."""
+    transit = sealbus.KeyRing.generate()
+    ra, producer = _shop_a(tmp_path)
+    rb = importer(tmp_path)
+    made = rb.principal("shop-a/checkout")
+    rb.policy.allow_publish(made, "orders.*")
+    shipping = rb.principal("shipping")
+    rb.policy.allow_subscribe(shipping, "orders.*")
+    sub = rb.subscribe(shipping, "orders.placed")
+    imports = _threads("sealbus-import")
+    ia = Identity.generate()
+    with (
+        Bridge(ra, server.url, name="shop-a", identity=ia, transit_keys=transit, exports=["orders.*"]),
+        Bridge(
+            rb,
+            server.url,
+            name="shop-b",
+            identity=Identity.generate(),
+            transit_keys=transit,
+            imports=["orders.*"],
+            trust={"shop-a": ia.public_bytes},
+        ) as bb,
+    ):
+        assert _threads("sealbus-import") == imports + 2
+        receipts = producer.publish_many("orders.placed", [valid_event(random.Random(16)) for _ in range(300)])
+        got = drain(sub, 300)
+        assert wait_for(lambda: bb.stats()["imported"] == 300), bb.stats()
+    assert _threads("sealbus-import") == imports
+    assert [m.id for m in got] == receipts.ids
+    assert {m.event.source for m in got} == {"shop-a/checkout"}
+    assert _import_consumer(server.url) == (0, 0, 0)
+    ra.close()
+    rb.close()
+
+
+def test_a_bridge_that_cannot_reach_nats_starts_within_its_timeout_and_catches_up(
+    tmp_path: Path, server: Server
+) -> None:
+    """NATS away as the bridges start: start() returns after its timeout, the events
+    wait in the exporting log, and both halves connect, create the stream and bind
+    the consumer once the server is there."""
+    transit = sealbus.KeyRing.generate()
+    ra, producer = _shop_a(tmp_path)
+    rb = importer(tmp_path)
+    rb.policy.allow_publish("shop-a/checkout", "orders.*")
+    shipping = rb.principal("shipping")
+    rb.policy.allow_subscribe(shipping, "orders.*")
+    sub = rb.subscribe(shipping, "orders.placed")
+    server.kill9()
+    ia = Identity.generate()
+    t0 = time.monotonic()
+    with (
+        Bridge(ra, server.url, name="shop-a", identity=ia, transit_keys=transit, exports=["orders.*"]).start(
+            timeout=0.5
+        ) as ba,
+        Bridge(
+            rb,
+            server.url,
+            name="shop-b",
+            identity=Identity.generate(),
+            transit_keys=transit,
+            imports=["orders.*"],
+            trust={"shop-a": ia.public_bytes},
+        ).start(timeout=0.5) as bb,
+    ):
+        assert time.monotonic() - t0 < 5.0
+        receipts = producer.publish_many("orders.placed", [valid_event(random.Random(17)) for _ in range(40)])
+        assert not ba.flush(0.5)
+        server.start()
+        assert ba.flush(60)
+        got = drain(sub, 40)
+        assert wait_for(lambda: bb.stats()["imported"] == 40), bb.stats()
+    assert [m.id for m in got] == receipts.ids
+    ra.close()
+    rb.close()

@@ -855,3 +855,114 @@ fn events_in(batch: &[Arrived]) -> usize {
         .map(|a| a.opened.as_ref().map_or(0, |o| o.ids.len()))
         .sum()
 }
+
+#[cfg(test)]
+mod tests {
+    use sealbus_core::identity::Signer;
+
+    use super::*;
+
+    fn cloudevent(id: &str, time: &str) -> String {
+        format!(
+            r#"{{"specversion":"1.0","id":"{id}","source":"checkout","type":"orders.placed","time":"{time}","data":{{"n":1}}}}"#
+        )
+    }
+
+    /// A message of two events, as shop-a's export would publish it: body, signature.
+    fn message(ring: &KeyRing, signer: &Signer, second_time: &str) -> (Vec<u8>, String) {
+        let a = cloudevent("e-1", "2026-12-01T10:00:00Z");
+        let b = cloudevent("e-2", second_time);
+        let buf = [a.as_bytes(), b.as_bytes()].concat();
+        let enc = wire::encode(
+            "shop-a",
+            "orders.placed",
+            &buf,
+            &[0, a.len(), buf.len()],
+            &["e-1", "e-2"],
+            &[None, None],
+            ring,
+            signer,
+        )
+        .expect("encodes");
+        (enc.body, enc.signature)
+    }
+
+    fn signer() -> Signer {
+        Signer::from_seed(&[7u8; 32]).expect("seed")
+    }
+
+    fn trust(signer: &Signer) -> HashMap<String, Vec<u8>> {
+        HashMap::from([("shop-a".to_owned(), signer.public_key().to_vec())])
+    }
+
+    #[test]
+    fn a_trusted_message_opens_into_runs_with_its_producers_times() {
+        let (ring, signer) = (KeyRing::generate().expect("ring"), signer());
+        let (body, sig) = message(&ring, &signer, "2026-12-01T10:00:01Z");
+        let o = open(
+            "sealbus.orders.placed",
+            &body,
+            Some(&sig),
+            &trust(&signer),
+            &ring,
+        )
+        .map_err(|r| format!("{r:?}"))
+        .expect("opens");
+        assert_eq!((&*o.router, &*o.event_type), ("shop-a", "orders.placed"));
+        assert_eq!(o.ids, ["e-1", "e-2"]);
+        assert_eq!(o.cut.runs.len(), 1);
+        let key = RunKey::of(&o.router, &o.event_type, &o.cut.runs[0]);
+        assert_eq!(key.principal(), "shop-a/checkout");
+        assert_eq!(&*o.times[1].1, "2026-12-01T10:00:01Z");
+        assert!(o.times[0].0 < o.times[1].0);
+    }
+
+    #[test]
+    fn each_refusal_has_its_reason() {
+        let (ring, signer) = (KeyRing::generate().expect("ring"), signer());
+        let (body, sig) = message(&ring, &signer, "2026-12-01T10:00:01Z");
+        let subject = "sealbus.orders.placed";
+        let refused =
+            |body: &[u8],
+             sig: Option<&str>,
+             trust: &HashMap<String, Vec<u8>>,
+             ring: &KeyRing|
+             -> Option<MessageRefusal> { open(subject, body, sig, trust, ring).err() };
+        // Not trusted, or signed by another key: the router it claims is named.
+        let untrusted = Some(MessageRefusal::Signature {
+            router: "shop-a".into(),
+        });
+        assert_eq!(
+            refused(&body, Some(&sig), &HashMap::new(), &ring),
+            untrusted
+        );
+        let other = trust(&Signer::from_seed(&[8u8; 32]).expect("seed"));
+        assert_eq!(refused(&body, Some(&sig), &other, &ring), untrusted);
+        assert_eq!(refused(&body, None, &trust(&signer), &ring), untrusted);
+        // A byte changed anywhere breaks the signature over the body.
+        let mut tampered = body.clone();
+        let last = tampered.len() - 1;
+        tampered[last] ^= 1;
+        assert_eq!(
+            refused(&tampered, Some(&sig), &trust(&signer), &ring),
+            untrusted
+        );
+        // Not a bridge message at all.
+        assert_eq!(
+            refused(b"hello", Some(&sig), &trust(&signer), &ring),
+            Some(MessageRefusal::Malformed)
+        );
+        // Signed by a trusted router, sealed under a transit key this one lacks.
+        let elsewhere = KeyRing::generate().expect("ring");
+        assert_eq!(
+            refused(&body, Some(&sig), &trust(&signer), &elsewhere),
+            Some(MessageRefusal::Integrity { tampered: false })
+        );
+        // An event whose time does not parse: the message is malformed.
+        let (bad, bad_sig) = message(&ring, &signer, "yesterday");
+        assert_eq!(
+            refused(&bad, Some(&bad_sig), &trust(&signer), &ring),
+            Some(MessageRefusal::Malformed)
+        );
+    }
+}

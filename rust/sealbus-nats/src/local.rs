@@ -210,3 +210,52 @@ impl Refusal {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(kind: DataKind, contenttype: Option<&str>) -> RunKey {
+        RunKey {
+            router: Arc::from("shop-a"),
+            event_type: Arc::from("orders.placed"),
+            version: Some(2),
+            source: "checkout".into(),
+            kind,
+            subject: Some("o-1".into()),
+            traceparent: None,
+            dataschema: None,
+            datacontenttype: contenttype.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn an_end_to_end_frame_goes_in_as_sealed_without_its_content_type() {
+        let e2e = key(DataKind::Binary, Some(E2E_CONTENT_TYPE));
+        assert!(e2e.end_to_end());
+        assert_eq!(e2e.attributes().datacontenttype, None);
+        assert_eq!(e2e.attributes().subject.as_deref(), Some("o-1"));
+        // The same content type on JSON data is only a label.
+        let json = key(DataKind::Json, Some(E2E_CONTENT_TYPE));
+        assert!(!json.end_to_end());
+        assert_eq!(
+            json.attributes().datacontenttype.as_deref(),
+            Some(E2E_CONTENT_TYPE)
+        );
+        assert_eq!(json.principal(), "shop-a/checkout");
+    }
+
+    #[test]
+    fn refusals_are_counted_by_what_refused_them() {
+        let policy = Error::PolicyDenied {
+            principal: "shop-a/checkout".into(),
+            action: sealbus_core::error::Action::Publish,
+            event_type: "orders.placed".into(),
+        };
+        assert_eq!(Refusal::of(&policy), Refusal::Policy);
+        let closed = Error::Closed {
+            what: "the router".into(),
+        };
+        assert_eq!(Refusal::of(&closed), Refusal::Other);
+    }
+}

@@ -505,8 +505,10 @@ impl Receiver {
         }
         let stamp = match (arrived, &opened) {
             (Some(arrived), Ok(o)) => Some(ImportStamp {
+                // The parser keeps the standard name as such: a lookup by the same
+                // text as a custom name would miss it.
                 msg_id: headers
-                    .and_then(|h| h.get("Nats-Msg-Id"))
+                    .and_then(|h| h.get(async_nats::header::NATS_MESSAGE_ID))
                     .map(|v| v.as_str().to_owned())
                     .unwrap_or_default(),
                 ids: o.ids.clone(),

@@ -839,3 +839,46 @@ def test_a_bridge_that_cannot_reach_nats_starts_within_its_timeout_and_catches_u
     assert [m.id for m in got] == receipts.ids
     ra.close()
     rb.close()
+
+
+def test_a_producer_the_router_cannot_name_is_refused_for_good(tmp_path: Path, server: Server) -> None:
+    """A trusted router's event whose producer cannot be a local principal (a name of
+    more than 255 characters) is refused and counted, its message acknowledged: it
+    is not sent again and again, and its neighbours are stored."""
+    transit, ia = sealbus.KeyRing.generate(), Identity.generate()
+    rb = importer(tmp_path)
+    rb.policy.allow_publish("shop-a/checkout", "orders.*")
+    rng = random.Random(18)
+    ids = sealbus._sealbus.new_event_ids(2)
+    events = [
+        {"specversion": "1.0", "id": event_id, "source": source, "type": "orders.placed", "data": valid_event(rng)}
+        for event_id, source in zip(ids, ["x" * 300, "checkout"], strict=True)
+    ]
+    body, headers = encode(
+        "shop-a", "orders.placed", [Outgoing(e["id"], None, json.dumps(e).encode()) for e in events], transit, ia
+    )
+
+    async def inject() -> None:
+        import nats
+
+        nc = await nats.connect(server.url)
+        await nc.jetstream().publish("sealbus.orders.placed", body, headers=headers)
+        await nc.close()
+
+    with Bridge(
+        rb,
+        server.url,
+        name="shop-b",
+        identity=Identity.generate(),
+        transit_keys=transit,
+        imports=["orders.*"],
+        trust={"shop-a": ia.public_bytes},
+    ) as bb:
+        asyncio.run(inject())
+        assert wait_for(lambda: bb.stats()["imported"] == 1 and bb.stats()["refused_other"] == 1), bb.stats()
+        time.sleep(1.0)  # a nak would have it back within 0.5 s
+        stats = bb.stats()
+    assert (stats["imported"], stats["refused_other"], stats["import_messages"]) == (1, 1, 1)
+    assert _import_consumer(server.url) == (0, 0, 0)
+    assert rb.counters()["published"] == 1
+    rb.close()

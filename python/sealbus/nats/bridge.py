@@ -362,7 +362,8 @@ class Bridge:
 
     def _remote_token(self, name: str) -> bytes:
         """The token of the remote producer ``name`` (``<router>/<principal>``),
-        created on its first event."""
+        created on its first event. A name the router cannot give a principal raises,
+        and the importer refuses that producer's events for good."""
         router = self.router
         p = router._principals.get(name) or router.principal(name)
         return p._token

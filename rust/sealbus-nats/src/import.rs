@@ -150,7 +150,8 @@ impl Report {
 }
 
 /// The principal token of a remote producer, by its local name (`<router>/<name>`):
-/// asked once per producer, from the committing thread.
+/// asked once per producer, from the committing thread. An error (a name the router
+/// cannot give a principal) refuses that producer's events, for good.
 pub type PrincipalHook = Box<dyn Fn(&str) -> Result<Vec<u8>, String> + Send + Sync>;
 /// Called with each commit's [`Report`], on the committing thread, before its
 /// messages are acknowledged.
@@ -606,20 +607,17 @@ impl Committer {
     fn commit(&mut self, batch: &mut [Arrived]) -> Verdicts {
         let mut verdicts: Vec<Verdict> = Vec::with_capacity(batch.len());
         let mut report = Report::default();
-        let mut runs = self.runs(batch, &mut verdicts, &mut report);
-        // A producer the hook cannot name is not stored: its messages come again.
-        runs.retain(|run| {
-            let known = self.token(&run.principal).is_some();
-            if !known {
-                nak(std::slice::from_ref(run), &mut verdicts);
-            }
-            known
-        });
+        let runs = self.runs(batch, &mut verdicts, &mut report);
         let mut prepared: Vec<Prepared> = runs
             .iter()
-            .map(|run| match self.tokens.get(&run.principal) {
-                Some(token) => prepare(&self.router, token, run),
-                None => Prepared::default(),
+            .map(|run| match self.token(&run.principal) {
+                Ok(token) => prepare(&self.router, &token, run),
+                // A producer the router cannot name (too long a name, a control
+                // character): refused for good, as its publish would be.
+                Err(e) => Prepared {
+                    refused: Some(e),
+                    ..Prepared::default()
+                },
             })
             .collect();
         let commit0 = self.shared.stamps.as_ref().map(|_| now_ns());
@@ -685,7 +683,7 @@ impl Committer {
             }
             // Prepared again: the first attempt moved the events into the commit.
             let Some(token) = self.tokens.get(&run.principal) else {
-                return at;
+                continue;
             };
             let events = prepare(&self.router, token, run).events;
             if events.is_empty() {
@@ -764,21 +762,16 @@ impl Committer {
     }
 
     /// The principal token of a remote producer, asked of the hook once.
-    fn token(&mut self, principal: &str) -> Option<Vec<u8>> {
+    fn token(&mut self, principal: &str) -> Result<Vec<u8>, Error> {
         if let Some(t) = self.tokens.get(principal) {
-            return Some(t.clone());
+            return Ok(t.clone());
         }
-        match (self.principal)(principal) {
-            Ok(t) => {
-                self.tokens.insert(principal.to_owned(), t.clone());
-                Some(t)
-            }
-            Err(e) => {
-                self.shared
-                    .fail(format!("importer: principal {principal:?}: {e}"));
-                None
-            }
-        }
+        let t = (self.principal)(principal).map_err(|reason| Error::InvalidArgument {
+            name: "source".into(),
+            reason,
+        })?;
+        self.tokens.insert(principal.to_owned(), t.clone());
+        Ok(t)
     }
 
     /// Cut the batch's opened messages into local runs: consecutive events that

@@ -61,8 +61,8 @@ _FETCH = 64
 _POLL = 2048
 _EXPORT_WINDOW = 4 * _POLL
 _SEEN_IDS = 1_000_000
-# Events per local commit of the import, and message bytes per delivery to the opening
-# stage: batches of a few megabytes reuse the allocator's memory, where a backlog taken
+# Events per local commit of the import, and message bytes per delivery to its commit
+# thread: batches of a few megabytes reuse the allocator's memory, where a backlog taken
 # whole (``fetch_batch`` messages of up to 256 events each) made every commit fault in
 # fresh pages for its buffers.
 _COMMIT_EVENTS = 2048

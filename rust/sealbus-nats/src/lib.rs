@@ -8,7 +8,7 @@
 pub mod connect;
 pub mod export;
 pub mod import;
-mod local;
+pub mod local;
 pub mod seen;
 pub mod stream;
 

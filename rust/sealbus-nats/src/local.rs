@@ -12,7 +12,7 @@ use sealbus_core::wire;
 /// What makes consecutive imported events one local run: the remote router, the
 /// type, and the attributes a publish takes once per call.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct RunKey {
+pub struct RunKey {
     pub router: Arc<str>,
     pub event_type: Arc<str>,
     pub version: Option<u32>,
@@ -47,7 +47,7 @@ impl RunKey {
     /// An end-to-end frame goes in as its producer sealed it: the local router
     /// routes it on its attributes, and its consumers open it bound to `source`, the
     /// producer as its own router named it.
-    fn end_to_end(&self) -> bool {
+    pub fn end_to_end(&self) -> bool {
         self.kind == DataKind::Binary && self.datacontenttype.as_deref() == Some(E2E_CONTENT_TYPE)
     }
 
@@ -68,7 +68,7 @@ impl RunKey {
 /// A run bound for one local publish, with the messages (by index in the commit)
 /// whose events it holds.
 #[derive(Debug)]
-pub(crate) struct LocalRun {
+pub struct LocalRun {
     pub key: RunKey,
     pub principal: String,
     pub parts: Vec<Vec<u8>>,
@@ -79,9 +79,15 @@ pub(crate) struct LocalRun {
 }
 
 impl LocalRun {
+    /// An empty run of the remote producer `key` names (`<router>/<source>`).
     pub fn new(key: RunKey) -> LocalRun {
+        LocalRun::of(key.principal(), key)
+    }
+
+    /// An empty run of the local principal `principal`.
+    pub fn of(principal: String, key: RunKey) -> LocalRun {
         LocalRun {
-            principal: key.principal(),
+            principal,
             key,
             parts: Vec::new(),
             ids: Vec::new(),
@@ -99,7 +105,7 @@ impl LocalRun {
 
 /// The time an event's producer stamped, parsed once as its message is opened: an
 /// event whose time does not parse makes its message malformed.
-pub(crate) fn times(texts: Vec<String>) -> Result<Vec<(u64, Arc<str>)>, Error> {
+pub fn times(texts: Vec<String>) -> Result<Vec<(u64, Arc<str>)>, Error> {
     texts
         .into_iter()
         .map(|t| Ok((parse_time(&t)?, Arc::from(t))))
@@ -108,7 +114,7 @@ pub(crate) fn times(texts: Vec<String>) -> Result<Vec<(u64, Arc<str>)>, Error> {
 
 /// A run made ready for the router, or why it was refused as a whole.
 #[derive(Debug, Default)]
-pub(crate) struct Prepared {
+pub struct Prepared {
     pub events: Vec<Event>,
     /// The run's refusal (policy, an invalid attribute...).
     pub refused: Option<Error>,
@@ -118,7 +124,7 @@ pub(crate) struct Prepared {
 
 /// Check `run` as a publish of its principal (`token`) would be checked, and make
 /// its events; one event the schema refuses does not take its neighbours with it.
-pub(crate) fn prepare(router: &Router, token: &[u8], run: &LocalRun) -> Prepared {
+pub fn prepare(router: &Router, token: &[u8], run: &LocalRun) -> Prepared {
     let (kind, end_to_end) = match run.key.kind {
         DataKind::Binary => (DataKind::Binary, run.key.end_to_end()),
         // An event without data crosses as an empty JSON document would.

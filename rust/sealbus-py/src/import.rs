@@ -4,17 +4,22 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict};
+use sealbus_core::envelope::E2E_CONTENT_TYPE;
+use sealbus_core::error::Error;
 use sealbus_nats::import::MessageRefusal;
+use sealbus_nats::local::{self, LocalRun, RunKey};
 use sealbus_nats::{
     Connection, ImportConfig, Importer, PrincipalHook, Report, ReportHook, Seen, StreamSpec,
 };
 
 use crate::error::to_pyerr;
-use crate::router::PyRouter;
+use crate::router::{attributes, data_kind, refused_error, split_buffer, timeout_arg, PyRouter};
 use crate::seal::PyKeyRing;
 
 /// One message's stamps as Python takes them: `(message id, event ids, arrived,
@@ -210,6 +215,109 @@ fn report_hook(callable: Py<PyAny>) -> ReportHook {
     })
 }
 
+/// One run as `publish_runs` takes it: `(principal, token, type, schema version,
+/// kind ("json", "binary" or "e2e": end-to-end frames), attributes, data buffer,
+/// offsets, event ids, event times)`.
+type RunIn<'py> = (
+    String,
+    Bound<'py, PyBytes>,
+    String,
+    Option<u32>,
+    String,
+    Option<Bound<'py, PyDict>>,
+    Bound<'py, PyBytes>,
+    Vec<usize>,
+    Vec<String>,
+    Vec<String>,
+);
+
+/// What `publish_runs` says of each run: its refusal as a whole (or None), and the
+/// events the schema refused, as `(index in the run, error)`.
+type RunResult = (Option<Py<PyAny>>, Vec<(usize, Py<PyAny>)>);
+
+/// The import's local publish on its own: runs of events, each with its own
+/// principal, type, schema version and attributes, prepared as the importer prepares
+/// them ([`sealbus_nats::local::prepare`]) and stored as one commit (one fsync), in
+/// order. A run refused as a whole, or an event its schema refuses, is left out and
+/// reported; a refusal of the commit itself (backpressure, a closed router, the log)
+/// raises, as `publish` does, with the receipts of what was stored before it.
+#[pyfunction]
+#[pyo3(signature = (core, runs, block_timeout=None))]
+pub fn publish_runs(
+    py: Python<'_>,
+    core: &PyRouter,
+    runs: Vec<RunIn<'_>>,
+    block_timeout: Option<f64>,
+) -> PyResult<Vec<RunResult>> {
+    let block_timeout = timeout_arg(block_timeout)?;
+    let mut local = Vec::with_capacity(runs.len());
+    for (principal, token, event_type, version, kind, attrs, buffer, offsets, ids, times) in runs {
+        let (kind, end_to_end) = data_kind(&kind)?;
+        let parts = split_buffer(buffer.as_bytes(), &offsets).map_err(|e| to_pyerr(py, e))?;
+        if parts.len() != ids.len() || parts.len() != times.len() {
+            return Err(to_pyerr(
+                py,
+                Error::InvalidArgument {
+                    name: "ids".into(),
+                    reason: "one id and one time per event".into(),
+                },
+            ));
+        }
+        let a = attributes(py, attrs.as_ref())?;
+        let key = RunKey {
+            router: Arc::from(""),
+            event_type: Arc::from(event_type),
+            version,
+            source: principal.clone(),
+            kind,
+            subject: a.subject,
+            traceparent: a.traceparent,
+            dataschema: a.dataschema,
+            // How the importer marks an end-to-end frame: its content type.
+            datacontenttype: if end_to_end {
+                Some(E2E_CONTENT_TYPE.to_owned())
+            } else {
+                a.datacontenttype
+            },
+        };
+        let mut run = LocalRun::of(principal, key);
+        run.parts = parts;
+        run.ids = ids;
+        run.times = local::times(times).map_err(|e| to_pyerr(py, e))?;
+        local.push((token.as_bytes().to_vec(), run));
+    }
+    let router = core.router.clone();
+    let (results, committed) = py.detach(move || {
+        let mut all = Vec::new();
+        let mut results = Vec::with_capacity(local.len());
+        for (token, run) in &local {
+            let mut p = local::prepare(&router, token, run);
+            all.append(&mut p.events);
+            results.push((p.refused, p.schema_refused));
+        }
+        let committed = if all.is_empty() {
+            Ok(Vec::new())
+        } else {
+            router.enqueue(all, block_timeout)
+        };
+        (results, committed)
+    });
+    if let Err(refused) = committed {
+        return Err(refused_error(py, *refused)?);
+    }
+    let exception = |e| to_pyerr(py, e).into_value(py).into_any();
+    Ok(results
+        .into_iter()
+        .map(|(whole, each)| {
+            (
+                whole.map(exception),
+                each.into_iter().map(|(i, e)| (i, exception(e))).collect(),
+            )
+        })
+        .collect())
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    m.add_class::<PyImporter>()
+    m.add_class::<PyImporter>()?;
+    m.add_function(wrap_pyfunction!(publish_runs, m)?)
 }

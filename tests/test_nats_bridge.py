@@ -794,7 +794,8 @@ def test_the_import_acts_as_an_existing_remote_principal_and_close_acknowledges(
     assert _threads("sealbus-import") == imports
     assert [m.id for m in got] == receipts.ids
     assert {m.event.source for m in got} == {"shop-a/checkout"}
-    assert _import_consumer(server.url) == (0, 0, 0)
+    # JetStream takes an acknowledgement in on a queue of its own: a moment after.
+    assert wait_for(lambda: _import_consumer(server.url) == (0, 0, 0), 10), _import_consumer(server.url)
     ra.close()
     rb.close()
 
@@ -879,6 +880,7 @@ def test_a_producer_the_router_cannot_name_is_refused_for_good(tmp_path: Path, s
         time.sleep(1.0)  # a nak would have it back within 0.5 s
         stats = bb.stats()
     assert (stats["imported"], stats["refused_other"], stats["import_messages"]) == (1, 1, 1)
-    assert _import_consumer(server.url) == (0, 0, 0)
+    # JetStream takes an acknowledgement in on a queue of its own: a moment after.
+    assert wait_for(lambda: _import_consumer(server.url) == (0, 0, 0), 10), _import_consumer(server.url)
     assert rb.counters()["published"] == 1
     rb.close()

@@ -1,4 +1,4 @@
-"""Routers joined through NATS JetStream (``pip install 'sealbus[nats]'``).
+"""Routers joined through NATS JetStream (the NATS client is in the wheel, in the core).
 
 :class:`Bridge` exports a router's events to JetStream through its own log and
 imports other routers' events with the same checks as a local publish; each router

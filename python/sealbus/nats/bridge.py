@@ -243,7 +243,8 @@ class Bridge:
 
     def stats(self) -> dict[str, int]:
         """Counts of exported and imported events and messages, duplicates, and
-        refusals by reason (signature, malformed, integrity, policy, schema)."""
+        refusals by reason (signature, malformed, integrity, policy, schema, other),
+        and reconnections to NATS (of the export's and the import's connections)."""
         out = dict.fromkeys(_COUNTERS, 0)
         for part in (self._exporter, self._importer):
             if part is not None:

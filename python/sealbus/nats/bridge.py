@@ -284,6 +284,18 @@ class Bridge:
         if audit is not None:
             audit.record(entry, bridge=self.name, **details)
 
+    def _connection(self, half: str) -> dict[str, Any]:
+        """How the export or the import (``half``) reaches NATS and its stream: each
+        has a connection of its own, named for it."""
+        return {
+            "client_name": f"sealbus-{half}-{self.name}",
+            "stream": STREAM,
+            "replicas": self._replicas,
+            "tls_ca": self._tls_ca,
+            "creds": self._creds,
+            "nkey_seed": self._nkey_seed,
+        }
+
     # ---- export -----------------------------------------------------------------
 
     def _start_export(self) -> Exporter:
@@ -300,12 +312,7 @@ class Bridge:
             router=self.name,
             transit=self.transit,
             signer=self.identity._signer,
-            client_name=f"sealbus-export-{self.name}",
-            stream=STREAM,
-            replicas=self._replicas,
-            tls_ca=self._tls_ca,
-            creds=self._creds,
-            nkey_seed=self._nkey_seed,
+            **self._connection("export"),
             poll=_POLL,
             max_events=_MAX_EVENTS_PER_MESSAGE,
             max_bytes=_MAX_BYTES_PER_MESSAGE,
@@ -337,8 +344,7 @@ class Bridge:
         return Importer(
             self.router._core,
             self.servers,
-            stream=STREAM,
-            replicas=self._replicas,
+            **self._connection("import"),
             durable=f"sealbus-import-{self.name}",
             deliver=f"_sealbus.import.{self.name}",
             filter_subjects=[f"sealbus.{g[:-1]}>" if g.endswith("*") else f"sealbus.{g}" for g in self.imports],
@@ -346,10 +352,6 @@ class Bridge:
             transit=self.transit,
             principal=self._remote_token,
             report=report,
-            client_name=f"sealbus-import-{self.name}",
-            tls_ca=self._tls_ca,
-            creds=self._creds,
-            nkey_seed=self._nkey_seed,
             fetch=self._fetch,
             delivery_bytes=_DELIVERY_BYTES,
             commit_events=_COMMIT_EVENTS,

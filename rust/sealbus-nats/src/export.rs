@@ -24,7 +24,7 @@ use tokio::sync::{watch, Notify, OwnedSemaphorePermit, Semaphore};
 
 use crate::connect::{connect, Connection};
 use crate::stream::{self, StreamSpec};
-use crate::{now_ns, stopped, Flag};
+use crate::{now_ns, run_to_end, stopped, Failure, Flag, Stamps};
 
 /// A wait with nothing to wake it: the poll looks again this often (a commit wakes
 /// it sooner).
@@ -114,17 +114,11 @@ struct Shared {
     /// thread has ended (nothing more will go out).
     idle: Mutex<(u64, u64, bool)>,
     idle_changed: Condvar,
-    error: Mutex<Option<String>>,
-    stamps: Option<Mutex<Vec<Stamp>>>,
+    error: Failure,
+    stamps: Stamps<Stamp>,
 }
 
 impl Shared {
-    fn fail(&self, e: String) {
-        if let Ok(mut slot) = self.error.lock() {
-            slot.get_or_insert(e);
-        }
-    }
-
     fn wanted(&self) -> u64 {
         self.idle.lock().map_or(0, |g| g.0)
     }
@@ -189,7 +183,7 @@ impl Exporter {
         trace: Option<TraceHook>,
     ) -> std::io::Result<Exporter> {
         let shared = Arc::new(Shared {
-            stamps: config.stamps.then(|| Mutex::new(Vec::new())),
+            stamps: Stamps::new(config.stamps),
             ..Shared::default()
         });
         let wake = Arc::new(Notify::new());
@@ -209,13 +203,8 @@ impl Exporter {
             .name("sealbus-export".into())
             .spawn(move || {
                 let shared = job.shared.clone();
-                let result = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .map_err(|e| format!("exporter: no runtime: {e}"))
-                    .and_then(|rt| rt.block_on(run(job)));
-                if let Err(e) = result {
-                    shared.fail(e);
+                if let Err(e) = run_to_end("exporter", run(job)) {
+                    shared.error.set(e);
                 }
                 shared.ended();
             })?;
@@ -292,18 +281,12 @@ impl Exporter {
 
     /// Why the thread stopped by itself, if it did.
     pub fn error(&self) -> Option<String> {
-        self.shared.error.lock().ok().and_then(|e| e.clone())
+        self.shared.error.get()
     }
 
     /// The stamps recorded since the last call (`ExportConfig::stamps`).
     pub fn take_stamps(&self) -> Vec<Stamp> {
-        match &self.shared.stamps {
-            Some(m) => m
-                .lock()
-                .map(|mut v| std::mem::take(&mut *v))
-                .unwrap_or_default(),
-            None => Vec::new(),
-        }
+        self.shared.stamps.take()
     }
 }
 
@@ -452,7 +435,7 @@ fn seal(
     signer: &Signer,
     polled: Vec<Delivery<Item>>,
 ) -> Result<(Vec<u64>, Vec<Message>), String> {
-    let polled_at = job.shared.stamps.as_ref().map(|_| now_ns());
+    let polled_at = job.shared.stamps.now();
     let b = job.router.open_into_buffer(polled);
     let tags: Vec<u64> = b.deliveries.iter().map(|d| d.tag).collect();
     let c = wire::cloudevents(
@@ -591,11 +574,7 @@ async fn acknowledge(
                 shared
                     .exported
                     .fetch_add(tags.len() as u64, Ordering::AcqRel);
-                if let Some(stamps) = &shared.stamps {
-                    if let Ok(mut v) = stamps.lock() {
-                        v.append(&mut done);
-                    }
-                }
+                shared.stamps.append(&mut done);
                 shared.outstanding.fetch_sub(1, Ordering::AcqRel);
                 // A poll may have come back empty because the window was full of
                 // these events.

@@ -33,7 +33,7 @@ use crate::connect::{connect, Connection};
 use crate::local::{prepare, times, LocalRun, Prepared, Refusal, RunKey};
 use crate::seen::Seen;
 use crate::stream::{self, StreamSpec};
-use crate::{now_ns, stopped, Flag};
+use crate::{now_ns, run_to_end, stopped, Failure, Flag, Stamps};
 
 /// How long a message the local router had no room for waits before JetStream
 /// sends it again.
@@ -171,17 +171,11 @@ struct Shared {
     reconnects: Arc<AtomicU64>,
     /// Connected, and the consumer bound.
     ready: Flag,
-    error: Mutex<Option<String>>,
-    stamps: Option<Mutex<Vec<ImportStamp>>>,
+    error: Failure,
+    stamps: Stamps<ImportStamp>,
 }
 
 impl Shared {
-    fn fail(&self, e: String) {
-        if let Ok(mut slot) = self.error.lock() {
-            slot.get_or_insert(e);
-        }
-    }
-
     fn count(&self, refusal: &MessageRefusal) {
         let counter = match refusal {
             MessageRefusal::Signature { .. } => &self.refused_signature,
@@ -201,12 +195,15 @@ impl Shared {
     }
 }
 
-/// A message opened: its router, type, ids, and events cut into runs.
+/// A message opened: its router, type, ids, and events cut into runs, their data
+/// one buffer that the local runs take slices of.
 struct Opened {
     router: Arc<str>,
     event_type: Arc<str>,
     ids: Vec<String>,
-    cut: wire::Cut,
+    runs: Vec<wire::Run>,
+    data: bytes::Bytes,
+    bounds: Vec<usize>,
     times: Vec<(u64, Arc<str>)>,
 }
 
@@ -274,7 +271,7 @@ impl Importer {
         seen: Seen,
     ) -> std::io::Result<Importer> {
         let shared = Arc::new(Shared {
-            stamps: config.stamps.then(|| Mutex::new(Vec::new())),
+            stamps: Stamps::new(config.stamps),
             ..Shared::default()
         });
         let (stop_tx, stop_rx) = watch::channel(false);
@@ -305,13 +302,8 @@ impl Importer {
             .name("sealbus-import".into())
             .spawn(move || {
                 let shared = receiver.shared.clone();
-                let result = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .map_err(|e| format!("importer: no runtime: {e}"))
-                    .and_then(|rt| rt.block_on(receiver.run(to_commit, verdicts_rx)));
-                if let Err(e) = result {
-                    shared.fail(e);
+                if let Err(e) = run_to_end("importer", receiver.run(to_commit, verdicts_rx)) {
+                    shared.error.set(e);
                 }
                 let _ = commit_thread.join();
             })?;
@@ -357,18 +349,12 @@ impl Importer {
 
     /// Why the import stopped by itself, if it did.
     pub fn error(&self) -> Option<String> {
-        self.shared.error.lock().ok().and_then(|e| e.clone())
+        self.shared.error.get()
     }
 
     /// The stamps recorded since the last call (`ImportConfig::stamps`).
     pub fn take_stamps(&self) -> Vec<ImportStamp> {
-        match &self.shared.stamps {
-            Some(m) => m
-                .lock()
-                .map(|mut v| std::mem::take(&mut *v))
-                .unwrap_or_default(),
-            None => Vec::new(),
-        }
+        self.shared.stamps.take()
     }
 }
 
@@ -486,7 +472,7 @@ impl Receiver {
 
     /// Check a message's signature and open its frames; a refusal is counted.
     fn open(&self, m: async_nats::Message) -> Arrived {
-        let arrived = self.shared.stamps.as_ref().map(|_| now_ns());
+        let arrived = self.shared.stamps.now();
         let headers = m.headers.as_ref();
         let signature = headers
             .and_then(|h| h.get("Sealbus-Signature"))
@@ -549,12 +535,14 @@ fn open(
     let o = wire::open(subject, body, signature, public, transit).map_err(refusal)?;
     let cut = wire::runs(&o.plain, &o.offsets, &o.ids, &o.event_type, &o.versions)
         .map_err(|_| MessageRefusal::Malformed)?;
-    let times = times(cut.times.clone()).map_err(|_| MessageRefusal::Malformed)?;
+    let times = times(cut.times).map_err(|_| MessageRefusal::Malformed)?;
     Ok(Opened {
         router: Arc::from(o.router),
         event_type: Arc::from(o.event_type),
         ids: o.ids,
-        cut,
+        runs: cut.runs,
+        data: bytes::Bytes::from(cut.data),
+        bounds: cut.bounds,
         times,
     })
 }
@@ -620,7 +608,7 @@ impl Committer {
                 },
             })
             .collect();
-        let commit0 = self.shared.stamps.as_ref().map(|_| now_ns());
+        let commit0 = self.shared.stamps.now();
         let all: Vec<_> = prepared
             .iter_mut()
             .flat_map(|p| p.events.drain(..))
@@ -644,11 +632,11 @@ impl Committer {
             }
         }
         nak(&runs[done..], &mut verdicts);
-        let committed = self.shared.stamps.as_ref().map(|_| now_ns());
+        let committed = self.shared.stamps.now();
         for (run, p) in runs.iter().zip(prepared).take(done) {
             self.settle(run, p, &mut report);
         }
-        if let (Some(stamps), Some(t0), Some(t1)) = (&self.shared.stamps, commit0, committed) {
+        if let (Some(t0), Some(t1)) = (commit0, committed) {
             let mut done = batch
                 .iter_mut()
                 .filter_map(|a| a.stamp.take())
@@ -658,9 +646,7 @@ impl Committer {
                     s
                 })
                 .collect::<Vec<_>>();
-            if let Ok(mut v) = stamps.lock() {
-                v.append(&mut done);
-            }
+            self.shared.stamps.append(&mut done);
         }
         if let Some(hook) = &self.report {
             if !report.is_empty() {
@@ -800,7 +786,7 @@ impl Committer {
             };
             verdicts.push(Verdict::Ack);
             let mut start = 0;
-            for r in &o.cut.runs {
+            for r in &o.runs {
                 let key = RunKey::of(&o.router, &o.event_type, r);
                 let run = match runs.last_mut() {
                     Some(last) if last.key == key => last,
@@ -819,8 +805,7 @@ impl Committer {
                         duplicates += 1;
                         continue;
                     }
-                    run.parts
-                        .push(o.cut.data[o.cut.bounds[i]..o.cut.bounds[i + 1]].to_vec());
+                    run.parts.push(o.data.slice(o.bounds[i]..o.bounds[i + 1]));
                     run.ids.push(id.to_owned());
                     run.times.push(o.times[i].clone());
                 }
@@ -905,8 +890,8 @@ mod tests {
         .expect("opens");
         assert_eq!((&*o.router, &*o.event_type), ("shop-a", "orders.placed"));
         assert_eq!(o.ids, ["e-1", "e-2"]);
-        assert_eq!(o.cut.runs.len(), 1);
-        let key = RunKey::of(&o.router, &o.event_type, &o.cut.runs[0]);
+        assert_eq!(o.runs.len(), 1);
+        let key = RunKey::of(&o.router, &o.event_type, &o.runs[0]);
         assert_eq!(key.principal(), "shop-a/checkout");
         assert_eq!(&*o.times[1].1, "2026-12-01T10:00:01Z");
         assert!(o.times[0].0 < o.times[1].0);

@@ -72,3 +72,67 @@ impl Flag {
         true
     }
 }
+
+/// Why a bridge thread stopped by itself: the first reason given.
+#[derive(Debug, Default)]
+pub(crate) struct Failure(Mutex<Option<String>>);
+
+impl Failure {
+    pub fn set(&self, e: String) {
+        if let Ok(mut slot) = self.0.lock() {
+            slot.get_or_insert(e);
+        }
+    }
+
+    pub fn get(&self) -> Option<String> {
+        self.0.lock().ok().and_then(|e| e.clone())
+    }
+}
+
+/// A thread's per-message stage times, kept only when the bench asks for them.
+#[derive(Debug)]
+pub(crate) struct Stamps<T>(Option<Mutex<Vec<T>>>);
+
+impl<T> Default for Stamps<T> {
+    fn default() -> Stamps<T> {
+        Stamps(None)
+    }
+}
+
+impl<T> Stamps<T> {
+    pub fn new(on: bool) -> Stamps<T> {
+        Stamps(on.then(|| Mutex::new(Vec::new())))
+    }
+
+    /// Now, when stamps are kept.
+    pub fn now(&self) -> Option<u64> {
+        self.0.as_ref().map(|_| now_ns())
+    }
+
+    pub fn append(&self, done: &mut Vec<T>) {
+        if let Some(Ok(mut v)) = self.0.as_ref().map(Mutex::lock) {
+            v.append(done);
+        }
+    }
+
+    /// The stamps kept since the last call.
+    pub fn take(&self) -> Vec<T> {
+        self.0
+            .as_ref()
+            .and_then(|m| m.lock().ok().map(|mut v| std::mem::take(&mut *v)))
+            .unwrap_or_default()
+    }
+}
+
+/// Run `job` to its end on a single-threaded tokio runtime on this thread; `who`
+/// names the thread in the error when no runtime can be made.
+pub(crate) fn run_to_end(
+    who: &str,
+    job: impl std::future::Future<Output = Result<(), String>>,
+) -> Result<(), String> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("{who}: no runtime: {e}"))
+        .and_then(|rt| rt.block_on(job))
+}

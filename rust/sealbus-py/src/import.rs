@@ -281,7 +281,7 @@ pub fn publish_runs(
             },
         };
         let mut run = LocalRun::of(principal, key);
-        run.parts = parts;
+        run.parts = parts.into_iter().map(bytes::Bytes::from).collect();
         run.ids = ids;
         run.times = local::times(times).map_err(|e| to_pyerr(py, e))?;
         local.push((token.as_bytes().to_vec(), run));

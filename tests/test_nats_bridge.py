@@ -471,18 +471,10 @@ def test_a_stalled_consumer_slows_the_import_not_memory(tmp_path: Path, server: 
     ) as bb:
         peer.wait()
 
-        async def consumer_state() -> tuple[int, int]:
-            import nats
-
-            nc = await nats.connect(server.url)
-            info = await nc.jetstream().consumer_info("SEALBUS", "sealbus-import-shop-b")
-            await nc.close()
-            return info.num_ack_pending, info.num_pending
-
         # The consumer never polls: its queue fills, the import waits, and the rest of
         # the stream stays in JetStream rather than in this process.
         assert wait_for(lambda: sub.stats()["ready"] == 100)
-        ack_pending, pending = asyncio.run(consumer_state())
+        ack_pending, pending, _ = _import_consumer(server.url)
         assert ack_pending <= 8 * 4
         assert pending > 0
         assert bb.stats()["imported"] <= 100 + 8 * 256
@@ -740,6 +732,26 @@ def test_flush_does_not_wait_on_an_export_not_started_or_whose_router_has_closed
         assert ba.stats()["exported"] == 20
 
 
+def _shop_b(rb: sealbus.Router, url: str, transit: sealbus.KeyRing, trusted: Identity) -> Bridge:
+    """shop-b's bridge: it imports orders from shop-a, whose identity it trusts."""
+    return Bridge(
+        rb,
+        url,
+        name="shop-b",
+        identity=Identity.generate(),
+        transit_keys=transit,
+        imports=["orders.*"],
+        trust={"shop-a": trusted.public_bytes},
+    )
+
+
+def _shipping(rb: sealbus.Router) -> sealbus.Subscription:
+    """shop-b's consumer of the imported orders."""
+    shipping = rb.principal("shipping")
+    rb.policy.allow_subscribe(shipping, "orders.*")
+    return rb.subscribe(shipping, "orders.placed")
+
+
 def _threads(prefix: str) -> int:
     return sum(p.read_text().startswith(prefix) for p in Path("/proc/self/task").glob("*/comm"))
 
@@ -770,22 +782,12 @@ def test_the_import_acts_as_an_existing_remote_principal_and_close_acknowledges(
     rb = importer(tmp_path)
     made = rb.principal("shop-a/checkout")
     rb.policy.allow_publish(made, "orders.*")
-    shipping = rb.principal("shipping")
-    rb.policy.allow_subscribe(shipping, "orders.*")
-    sub = rb.subscribe(shipping, "orders.placed")
+    sub = _shipping(rb)
     imports = _threads("sealbus-import")
     ia = Identity.generate()
     with (
         Bridge(ra, server.url, name="shop-a", identity=ia, transit_keys=transit, exports=["orders.*"]),
-        Bridge(
-            rb,
-            server.url,
-            name="shop-b",
-            identity=Identity.generate(),
-            transit_keys=transit,
-            imports=["orders.*"],
-            trust={"shop-a": ia.public_bytes},
-        ) as bb,
+        _shop_b(rb, server.url, transit, ia) as bb,
     ):
         assert _threads("sealbus-import") == imports + 2
         receipts = producer.publish_many("orders.placed", [valid_event(random.Random(16)) for _ in range(300)])
@@ -810,9 +812,7 @@ def test_a_bridge_that_cannot_reach_nats_starts_within_its_timeout_and_catches_u
     ra, producer = _shop_a(tmp_path)
     rb = importer(tmp_path)
     rb.policy.allow_publish("shop-a/checkout", "orders.*")
-    shipping = rb.principal("shipping")
-    rb.policy.allow_subscribe(shipping, "orders.*")
-    sub = rb.subscribe(shipping, "orders.placed")
+    sub = _shipping(rb)
     server.kill9()
     ia = Identity.generate()
     t0 = time.monotonic()
@@ -820,15 +820,7 @@ def test_a_bridge_that_cannot_reach_nats_starts_within_its_timeout_and_catches_u
         Bridge(ra, server.url, name="shop-a", identity=ia, transit_keys=transit, exports=["orders.*"]).start(
             timeout=0.5
         ) as ba,
-        Bridge(
-            rb,
-            server.url,
-            name="shop-b",
-            identity=Identity.generate(),
-            transit_keys=transit,
-            imports=["orders.*"],
-            trust={"shop-a": ia.public_bytes},
-        ).start(timeout=0.5) as bb,
+        _shop_b(rb, server.url, transit, ia).start(timeout=0.5) as bb,
     ):
         assert time.monotonic() - t0 < 5.0
         receipts = producer.publish_many("orders.placed", [valid_event(random.Random(17)) for _ in range(40)])
@@ -866,15 +858,7 @@ def test_a_producer_the_router_cannot_name_is_refused_for_good(tmp_path: Path, s
         await nc.jetstream().publish("sealbus.orders.placed", body, headers=headers)
         await nc.close()
 
-    with Bridge(
-        rb,
-        server.url,
-        name="shop-b",
-        identity=Identity.generate(),
-        transit_keys=transit,
-        imports=["orders.*"],
-        trust={"shop-a": ia.public_bytes},
-    ) as bb:
+    with _shop_b(rb, server.url, transit, ia) as bb:
         asyncio.run(inject())
         assert wait_for(lambda: bb.stats()["imported"] == 1 and bb.stats()["refused_other"] == 1), bb.stats()
         time.sleep(1.0)  # a nak would have it back within 0.5 s
